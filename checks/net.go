@@ -1,0 +1,185 @@
+package checks
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// dial connects to spec.Target from spec.Source and, when conf is not nil,
+// completes a TLS handshake. Both steps are bounded by ctx. Handshake
+// failures come back as *tlsError so that classify can tell them apart.
+func dial(ctx context.Context, spec *Spec, conf *tls.Config) (net.Conn, error) {
+	d := net.Dialer{KeepAlive: -1}
+	if spec.Source.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: spec.Source.AsSlice(), Zone: spec.Source.Zone()}
+	}
+	conn, err := d.DialContext(ctx, "tcp", spec.Target.String())
+	if err != nil {
+		return nil, err
+	}
+	if conf == nil {
+		return conn, nil
+	}
+	tc := tls.Client(conn, conf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, &tlsError{err}
+	}
+	return tc, nil
+}
+
+// tlsError marks an error of the TLS handshake.
+type tlsError struct{ err error }
+
+func (e *tlsError) Error() string { return e.err.Error() }
+func (e *tlsError) Unwrap() error { return e.err }
+
+// classify turns the error of a failed probe into a short, stable reason.
+// Once ctx's deadline has passed every error is a "timeout": whatever broke
+// broke because time ran out.
+func classify(ctx context.Context, err error) string {
+	if err == nil {
+		return ""
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return "timeout"
+	}
+	var nerr net.Error
+	var terr *tlsError
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &nerr) && nerr.Timeout():
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
+		errors.Is(err, syscall.EHOSTDOWN), errors.Is(err, syscall.ENETDOWN):
+		return "unreachable"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED),
+		errors.Is(err, syscall.EPIPE):
+		return "reset"
+	case errors.As(err, &terr):
+		return tlsReason(terr.err)
+	case errors.As(err, &dnsErr):
+		return "dns"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "error: connection closed"
+	}
+	return "error: " + shortError(err)
+}
+
+// tlsReason describes a handshake failure as "tls: <short cause>".
+func tlsReason(err error) string {
+	var (
+		hostErr    x509.HostnameError
+		authErr    x509.UnknownAuthorityError
+		invalidErr x509.CertificateInvalidError
+		headerErr  tls.RecordHeaderError
+		opErr      *net.OpError
+	)
+	switch {
+	case errors.As(err, &authErr):
+		return "tls: certificate signed by unknown authority"
+	case errors.As(err, &hostErr):
+		return "tls: " + clip(strings.TrimPrefix(hostErr.Error(), "x509: "))
+	case errors.As(err, &invalidErr):
+		switch invalidErr.Reason {
+		case x509.Expired:
+			if invalidErr.Cert != nil && time.Now().Before(invalidErr.Cert.NotBefore) {
+				return "tls: certificate not yet valid"
+			}
+			return "tls: certificate expired"
+		case x509.NotAuthorizedToSign:
+			return "tls: certificate not authorized to sign other certificates"
+		case x509.IncompatibleUsage:
+			return "tls: certificate not valid for server authentication"
+		}
+		return "tls: invalid certificate"
+	case errors.As(err, &headerErr):
+		return "tls: server did not answer with TLS"
+	case errors.As(err, &opErr) && opErr.Op == "remote error":
+		return "tls: remote error: " + strings.TrimPrefix(opErr.Err.Error(), "tls: ")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "tls: connection closed during handshake"
+	}
+	msg := shortError(err)
+	msg = strings.TrimPrefix(msg, "tls: ")
+	msg = strings.TrimPrefix(msg, "failed to verify certificate: ")
+	msg = strings.TrimPrefix(msg, "x509: ")
+	return "tls: " + msg
+}
+
+// shortError strips the wrappers that repeat what the check already says
+// (the URL, "dial tcp a->b") and clips the rest.
+func shortError(err error) string {
+	for {
+		var uerr *url.Error
+		var oerr *net.OpError
+		switch {
+		case errors.As(err, &uerr) && uerr.Err != nil:
+			err = uerr.Err
+			continue
+		case errors.As(err, &oerr) && oerr.Err != nil:
+			err = oerr.Err
+			continue
+		}
+		break
+	}
+	return clip(err.Error())
+}
+
+// clip keeps reasons to one short line.
+func clip(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	const max = 120
+	if len(s) > max {
+		// Cut on a rune boundary.
+		cut := max
+		for cut > 0 && s[cut]&0xC0 == 0x80 {
+			cut--
+		}
+		s = s[:cut] + "..."
+	}
+	return s
+}
+
+// errReadCap means readMatch read limit bytes without a match.
+var errReadCap = errors.New("read limit reached")
+
+// readMatch reads from r until the data read so far matches re, r fails or
+// limit bytes have been read. It returns whether it matched, how many bytes
+// it read, and the error that stopped it (errReadCap at the limit). The
+// regular expression sees only the data received so far, so `$` matches
+// the end of what has arrived, not of the stream.
+func readMatch(r io.Reader, re *regexp.Regexp, limit int) (bool, int, error) {
+	buf := make([]byte, 0, min(limit, 1024))
+	for {
+		if len(buf) >= limit {
+			return false, len(buf), errReadCap
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), limit)])
+		buf = buf[:len(buf)+n]
+		if n > 0 && re.Match(buf) {
+			return true, len(buf), nil
+		}
+		if err != nil {
+			return false, len(buf), err
+		}
+	}
+}

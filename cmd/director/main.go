@@ -1,0 +1,236 @@
+// Command director keeps the kernel's IPVS table right: it reads a TOML
+// config of virtual services, health-checks every real server, and
+// programs the kernel through netlink.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/lvsdirector/director/api"
+	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/engine"
+	"github.com/lvsdirector/director/ipvs"
+	"github.com/lvsdirector/director/metrics"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+const usage = `director: a health-checking director for Linux IPVS
+
+Usage:
+  director run -config FILE [-dry-run] [-log-level LEVEL] [-log-format text|json]
+      Run as a service: check every real server and keep the kernel IPVS table right.
+      -dry-run uses an in-memory table instead of the kernel and logs each change.
+  director check -config FILE
+      Validate the config; print every problem with file, line and key. Exit 1 if invalid.
+  director version
+      Print the version.
+
+Signals (run): SIGHUP reloads the config; SIGTERM and SIGINT stop.
+`
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(args[1:], stderr)
+	case "check":
+		return checkCmd(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "director %s\n", buildInfo().Version)
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "director: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func buildInfo() metrics.Build {
+	b := metrics.Build{Version: version, Revision: "unknown"}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				b.Revision = s.Value
+			}
+		}
+		if b.Version == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			b.Version = info.Main.Version
+		}
+	}
+	return b
+}
+
+func checkCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "/etc/director/director.toml", "config file to validate")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	// Building the checks catches what only the probers know (a CA file
+	// that is not PEM, say), so check agrees with what run would accept.
+	if _, err := engine.New(cfg, engine.Options{Table: ipvs.NewMemory(), Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	fmt.Fprintf(stdout, "%s: OK\n", cfg.Summary())
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: want text or json", format)
+}
+
+func runCmd(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "/etc/director/director.toml", "config file")
+	dryRun := fs.Bool("dry-run", false, "use an in-memory IPVS table instead of the kernel; log each change")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	format := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, err := newLogger(stderr, *level, *format)
+	if err != nil {
+		fmt.Fprintln(stderr, "director:", err)
+		return 2
+	}
+
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config", "problem", w.String())
+	}
+
+	var table ipvs.Table
+	if *dryRun {
+		table = ipvs.NewMemory()
+	} else {
+		nl, err := ipvs.NewNetlink()
+		if err != nil {
+			fmt.Fprintf(stderr, "director: %v\n", err)
+			return 1
+		}
+		defer nl.Close()
+		table = nl
+	}
+
+	build := buildInfo()
+	m := metrics.New(build)
+	eng, err := engine.New(cfg, engine.Options{Table: table, Metrics: m, Logger: log, DryRun: *dryRun})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	m.Reload(true, time.Now())
+
+	ln, err := net.Listen("tcp", cfg.Director.Listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "director: %s: director.listen: %v\n", cfg.Path, err)
+		return 1
+	}
+	srv := api.Server(cfg.Director.Listen, api.Handler(eng, m.Handler()))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	engineErr := make(chan error, 1)
+	go func() { engineErr <- eng.Run(ctx) }()
+
+	log.Info("director started", "version", build.Version, "config", cfg.Path,
+		"listen", ln.Addr().String(), "dry_run", *dryRun, "virtual_servers", len(cfg.VirtualServers))
+
+	code := 0
+loop:
+	for {
+		select {
+		case <-hup:
+			reload(ctx, log, m, eng, *path)
+		case err := <-serveErr:
+			log.Error("HTTP listener failed", "listen", cfg.Director.Listen, "err", err)
+			code = 1
+			stop()
+		case err := <-engineErr:
+			if err != nil {
+				log.Error("director stopped", "err", err)
+				code = 1
+			}
+			break loop
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("HTTP listener did not close cleanly", "err", err)
+	}
+	log.Info("director stopped")
+	return code
+}
+
+// reload reads and validates the config again; a bad one is logged in full
+// and changes nothing.
+func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engine.Engine, path string) {
+	log.Info("SIGHUP: reloading config", "path", path)
+	cfg, err := config.Load(path)
+	if err == nil {
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = eng.Reload(rctx, cfg)
+		cancel()
+	}
+	if err != nil {
+		m.Reload(false, time.Now())
+		log.Error("config reload failed; still running the previous config", "path", path, "err", err)
+		return
+	}
+	m.Reload(true, time.Now())
+}

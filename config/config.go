@@ -1,0 +1,85 @@
+// Package config reads and validates the director's TOML configuration.
+// Load returns either a fully validated Config or every problem found,
+// each naming the file, line and key.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is a validated configuration with all defaults applied.
+type Config struct {
+	Path           string
+	Director       Director
+	VirtualServers []VirtualServer
+	// Warnings are non-fatal findings (for example a virtual server with
+	// no real servers), sorted by line. `director check` should print them.
+	Warnings []Problem
+}
+
+// Director holds the [director] table.
+type Director struct {
+	Listen         string        // default "127.0.0.1:9410"
+	ResyncInterval time.Duration // default 30s
+	OnFailure      string        // "quiesce" (default) | "remove"
+	OnShutdown     string        // "keep" (default) | "flush"
+}
+
+// VirtualServer is one [[virtual_server]] with defaults applied.
+type VirtualServer struct {
+	Name string
+	// Either Address (with Protocol) or FWMark (with Family) is set.
+	Address            netip.AddrPort
+	FWMark             uint32
+	Family             string // "ipv4" | "ipv6", derived from Address when not a fwmark service
+	Protocol           string // "tcp" (default) | "udp" | "sctp"; empty for fwmark
+	Scheduler          string // default "wlc"
+	Persistence        time.Duration
+	PersistenceNetmask uint8          // prefix length; default 32 (ipv4) / 128 (ipv6)
+	Forwarding         string         // "nat" (default) | "dr" | "tun"
+	OnFailure          string         // inherited from [director] unless set here
+	Fallback           netip.AddrPort // zero when none
+	Check              Check
+	RealServers        []RealServer
+	Line               int // line of the [[virtual_server]] header, for messages
+}
+
+// RealServer is one [[virtual_server.real_server]].
+type RealServer struct {
+	Address    netip.AddrPort // for fwmark services the port may be 0
+	Weight     uint32         // default 1
+	Forwarding string         // inherited from the virtual server unless set
+	Line       int
+}
+
+// Check is a check spec with [defaults.check] merged in. Port and Address
+// override the target (the real server's) when set.
+type Check struct {
+	Type     string // "http" | "https" | "tcp" | "icmp"; default "tcp"
+	Interval time.Duration
+	Timeout  time.Duration
+	Rise     int
+	Fall     int
+
+	Port    uint16     // 0: the real server's port
+	Address netip.Addr // zero: the real server's address
+	Source  netip.Addr // zero: let the kernel choose
+
+	Method        string // GET | HEAD
+	Path          string
+	Host          string
+	Headers       map[string]string
+	ExpectStatus  []string
+	ExpectBody    string
+	MaxBodyBytes  int64
+	TLSSkipVerify bool
+	CAFile        string
+	ServerName    string
+
+	Send   string
+	Expect string
+	TLS    bool
+
+	Privileged bool
+}

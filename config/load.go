@@ -1,0 +1,513 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Built-in defaults for [director] and [[virtual_server]].
+const (
+	DefaultListen         = "127.0.0.1:9410"
+	DefaultResyncInterval = 30 * time.Second
+	defaultOnFailure      = "quiesce"
+	defaultOnShutdown     = "keep"
+	defaultProtocol       = "tcp"
+	defaultScheduler      = "wlc"
+	defaultForwarding     = "nat"
+	defaultWeight         = 1
+)
+
+var (
+	onFailures  = []string{"quiesce", "remove"}
+	onShutdowns = []string{"keep", "flush"}
+	protocols   = []string{"tcp", "udp", "sctp"}
+	schedulers  = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"}
+	forwardings = []string{"nat", "dr", "tun"}
+	families    = []string{"ipv4", "ipv6"}
+
+	onFailureAliases = map[string]string{
+		"quiescent": `ldirectord's quiescent = yes is "quiesce"`, "inhibit": `keepalived's inhibit_on_failure is "quiesce"`,
+		"inhibit_on_failure": `keepalived's inhibit_on_failure is "quiesce"`,
+	}
+	forwardingAliases = map[string]string{
+		"gate": `ldirectord's gate is "dr"`, "masq": `ldirectord's masq is "nat"`, "ipip": `ldirectord's ipip is "tun"`,
+		"DR": `write it in lower case: "dr"`, "NAT": `write it in lower case: "nat"`, "TUN": `write it in lower case: "tun"`,
+		"direct": `direct routing is "dr"`, "masquerade": `masquerading is "nat"`, "tunnel": `tunnelling is "tun"`,
+	}
+)
+
+var (
+	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server"}}
+	secDirector = section{name: "[director]", keys: []string{"listen", "resync_interval", "on_failure", "on_shutdown"},
+		nested: nestedCheckKeys("[defaults.check]")}
+	secDefaults = section{name: "[defaults]", keys: []string{"check"}, nested: nestedCheckKeys("[defaults.check]")}
+	secVS       = section{name: "[[virtual_server]]", keys: []string{
+		"name", "address", "fwmark", "family", "protocol", "scheduler", "persistence",
+		"persistence_netmask", "forwarding", "on_failure", "fallback", "check", "real_server",
+	}, nested: merge(nestedCheckKeys("[virtual_server.check]"), map[string]string{"weight": "[[virtual_server.real_server]]"})}
+	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding"},
+		nested: nestedCheckKeys("[virtual_server.check]")}
+	secDefaultsCheck = section{name: "[defaults.check]", keys: checkKeys}
+	secVSCheck       = section{name: "[virtual_server.check]", keys: checkKeys}
+)
+
+func nestedCheckKeys(where string) map[string]string {
+	m := make(map[string]string, len(checkKeys))
+	for _, k := range checkKeys {
+		m[k] = where
+	}
+	return m
+}
+
+func merge(a, b map[string]string) map[string]string {
+	for k, v := range b {
+		a[k] = v
+	}
+	return a
+}
+
+// Load reads and validates the configuration file at path. On failure the
+// error is an *Errors listing every problem found.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, &Errors{Problems: []Problem{{File: path, Msg: err.Error()}}}
+	}
+	return Parse(path, data)
+}
+
+// Parse validates a configuration held in memory. name is used in messages
+// and as Config.Path; relative ca_file paths are taken from its directory.
+func Parse(name string, data []byte) (*Config, error) {
+	l := &loader{file: name, dir: filepath.Dir(name)}
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		p := Problem{File: name, Msg: err.Error()}
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			p.Line = pe.Position.Line
+			p.Msg = "syntax error: " + pe.Message
+		}
+		return nil, &Errors{Problems: []Problem{p}}
+	}
+	l.lines = indexLines(string(data))
+	cfg := l.config(raw)
+	if len(l.errs) > 0 {
+		return nil, &Errors{Problems: tidy(l.errs)}
+	}
+	cfg.Warnings = tidy(l.warns)
+	return cfg, nil
+}
+
+func (l *loader) config(raw map[string]any) *Config {
+	root := table{l: l, m: raw}
+	root.unknown(secTop)
+	cfg := &Config{Path: l.file, Director: Director{
+		Listen:         DefaultListen,
+		ResyncInterval: DefaultResyncInterval,
+		OnFailure:      defaultOnFailure,
+		OnShutdown:     defaultOnShutdown,
+	}}
+	if t, ok := root.sub("director"); ok {
+		l.director(t, &cfg.Director)
+	}
+	var defCheck rawCheck
+	if t, ok := root.sub("defaults"); ok {
+		t.unknown(secDefaults)
+		if ct, ok := t.sub("check"); ok {
+			defCheck = l.parseCheck(ct, secDefaultsCheck)
+		}
+	}
+	vsTables := root.tables("virtual_server", func(i int, m map[string]any) string {
+		if s, ok := m["name"].(string); ok && s != "" {
+			return s
+		}
+		return strconv.Itoa(i)
+	})
+	names := map[string]int{}
+	services := map[string]string{}
+	for _, t := range vsTables {
+		vs := l.virtualServer(t, cfg.Director, defCheck, names, services)
+		cfg.VirtualServers = append(cfg.VirtualServers, vs)
+	}
+	return cfg
+}
+
+func (l *loader) director(t table, d *Director) {
+	t.unknown(secDirector)
+	if s, n, ok := t.str("listen"); ok {
+		if msg := checkListen(s); msg != "" {
+			l.errorf(n, "%s", msg)
+		} else {
+			d.Listen = s
+		}
+	}
+	if v, _, ok := t.positive("resync_interval"); ok {
+		d.ResyncInterval = v
+	}
+	if v, _, ok := t.enum("on_failure", "on_failure action", onFailures, onFailureAliases); ok {
+		d.OnFailure = v
+	}
+	if v, _, ok := t.enum("on_shutdown", "on_shutdown action", onShutdowns, nil); ok {
+		d.OnShutdown = v
+	}
+}
+
+// checkListen returns why s is not a usable host:port, or "".
+func checkListen(s string) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Sprintf("%q must be host:port, such as \"127.0.0.1:9410\" or \"[::1]:9410\"", s)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Sprintf("%q: port must be a number 1-65535", s)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Sprintf("%q: %q is not a host name or address", s, host)
+	}
+	return ""
+}
+
+func familyOf(a netip.Addr) string {
+	if a.Is4() {
+		return "ipv4"
+	}
+	return "ipv6"
+}
+
+func familyName(f string) string {
+	if f == "ipv4" {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// parseTarget reads a real server or fallback address: "ip:port",
+// "[ipv6]:port", or an address alone (port 0).
+func parseTarget(s string) (netip.AddrPort, string) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		if ap.Addr().Zone() != "" {
+			return netip.AddrPort{}, fmt.Sprintf("%q: IPv6 zones are not supported", s)
+		}
+		return ap, ""
+	}
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Sprintf("%q is not an IP address with an optional port, such as \"10.0.0.11:8080\" or \"[2001:db8::11]:8080\"", s)
+	}
+	if a.Zone() != "" {
+		return netip.AddrPort{}, fmt.Sprintf("%q: IPv6 zones are not supported", s)
+	}
+	return netip.AddrPortFrom(a, 0), ""
+}
+
+func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map[string]int, services map[string]string) VirtualServer {
+	t.unknown(secVS)
+	vs := VirtualServer{
+		Line:       l.lineOf(t.n),
+		Scheduler:  defaultScheduler,
+		Forwarding: defaultForwarding,
+		OnFailure:  d.OnFailure,
+	}
+
+	// name
+	if s, n, ok := t.str("name"); ok {
+		switch {
+		case s == "":
+			l.errorf(n, "must not be empty")
+		case names[s] != 0:
+			l.errorf(n, "duplicate name %q; the virtual server on line %d already uses it", s, names[s])
+		default:
+			names[s] = vs.Line
+		}
+		vs.Name = s
+	} else if !t.has("name") {
+		l.errorf(t.n.child("name"), "missing; every virtual server needs a unique name")
+	}
+
+	// address or fwmark (and family, protocol)
+	addrOK := false
+	switch {
+	case t.has("address") && t.has("fwmark"):
+		l.errorf(t.n.child("fwmark"), "set either address or fwmark, not both")
+	case !t.has("address") && !t.has("fwmark"):
+		l.errorf(t.n.child("address"), "missing; set address (such as \"192.0.2.10:80\") or fwmark")
+	case t.has("fwmark"):
+		if v, _, ok := t.intRange("fwmark", 1, 1<<32-1, "firewall marks are 1-4294967295"); ok {
+			vs.FWMark = uint32(v)
+			addrOK = true
+		}
+		vs.Family = "ipv4"
+		if f, _, ok := t.enum("family", "family", families, map[string]string{
+			"inet": `write "ipv4"`, "inet6": `write "ipv6"`, "4": `write "ipv4"`, "6": `write "ipv6"`,
+		}); ok {
+			vs.Family = f
+		} else if t.has("family") {
+			vs.Family = ""
+		}
+		if t.has("protocol") {
+			l.errorf(t.n.child("protocol"), "is not used with fwmark; the firewall mark already selects the packets")
+		}
+	default:
+		if s, n, ok := t.str("address"); ok {
+			ap, err := netip.ParseAddrPort(s)
+			switch {
+			case err != nil:
+				if a, err := netip.ParseAddr(s); err == nil {
+					l.errorf(n, "%q has no port; write %q", s, netip.AddrPortFrom(a, 80).String())
+				} else {
+					l.errorf(n, "%q is not an IP address and port, such as \"192.0.2.10:80\" or \"[2001:db8::10]:80\"", s)
+				}
+			case ap.Port() == 0:
+				l.errorf(n, "%q: port 0 is not allowed; a virtual service needs a port", s)
+			case ap.Addr().Zone() != "":
+				l.errorf(n, "%q: IPv6 zones are not supported", s)
+			default:
+				vs.Address = ap
+				vs.Family = familyOf(ap.Addr())
+				addrOK = true
+			}
+		}
+		if t.has("family") {
+			l.errorf(t.n.child("family"), "is only used with fwmark; an address-based service takes its family from the address")
+		}
+		vs.Protocol = defaultProtocol
+		if p, _, ok := t.enum("protocol", "protocol", protocols, nil); ok {
+			vs.Protocol = p
+		}
+	}
+	if addrOK {
+		var svc string
+		n := t.n.child("address")
+		if vs.FWMark != 0 {
+			svc = fmt.Sprintf("fwmark %d (%s)", vs.FWMark, vs.Family)
+			n = t.n.child("fwmark")
+		} else {
+			svc = vs.Protocol + " " + vs.Address.String()
+		}
+		if prev, ok := services[svc]; ok {
+			l.errorf(n, "duplicate virtual service %s; %s", svc, prev)
+		} else {
+			services[svc] = fmt.Sprintf("%s on line %d already defines it", t.n.key, vs.Line)
+		}
+	}
+
+	if v, _, ok := t.enum("scheduler", "scheduler", schedulers, nil); ok {
+		vs.Scheduler = v
+	}
+	if v, n, ok := t.duration("persistence"); ok {
+		switch {
+		case v < 0:
+			l.errorf(n, "must not be negative")
+		case v%time.Second != 0:
+			l.errorf(n, "%s: IPVS persistence counts whole seconds; write something like \"300s\"", v)
+		case v > (1<<32-1)*time.Second:
+			l.errorf(n, "%s is too long for IPVS", v)
+		default:
+			vs.Persistence = v
+		}
+	}
+	switch vs.Family {
+	case "ipv4":
+		vs.PersistenceNetmask = 32
+	case "ipv6":
+		vs.PersistenceNetmask = 128
+	}
+	if v, n, ok := t.integer("persistence_netmask"); ok {
+		max := int64(128)
+		if vs.Family == "ipv4" {
+			max = 32
+		}
+		if v < 0 || v > max {
+			if vs.Family != "" {
+				l.errorf(n, "%d is out of range; %s prefix lengths are 0-%d", v, familyName(vs.Family), max)
+			} else {
+				l.errorf(n, "%d is out of range; prefix lengths are 0-32 (IPv4) or 0-128 (IPv6)", v)
+			}
+		} else {
+			vs.PersistenceNetmask = uint8(v)
+			if vs.Persistence == 0 && !t.has("persistence") {
+				l.warnf(n, "has no effect without persistence")
+			}
+		}
+	}
+	if v, _, ok := t.enum("forwarding", "forwarding method", forwardings, forwardingAliases); ok {
+		vs.Forwarding = v
+	}
+	if v, _, ok := t.enum("on_failure", "on_failure action", onFailures, onFailureAliases); ok {
+		vs.OnFailure = v
+	}
+
+	// check
+	var own rawCheck
+	if ct, ok := t.sub("check"); ok {
+		own = l.parseCheck(ct, secVSCheck)
+	}
+	vs.Check = l.mergeCheck(defCheck, own)
+	checkNode := t.n.child("check")
+	if own.Source.Set {
+		checkNode = own.Source.N
+	} else if defCheck.Source.Set {
+		checkNode = defCheck.Source.N
+	}
+
+	// real servers
+	seen := map[netip.AddrPort]int{}
+	rsTables := t.tables("real_server", func(i int, _ map[string]any) string { return strconv.Itoa(i) })
+	for _, rt := range rsTables {
+		rt.unknown(secRS)
+		rs := RealServer{Line: l.lineOf(rt.n), Weight: defaultWeight, Forwarding: vs.Forwarding}
+		if v, _, ok := rt.enum("forwarding", "forwarding method", forwardings, forwardingAliases); ok {
+			rs.Forwarding = v
+		}
+		if v, _, ok := rt.intRange("weight", 0, 65535, "IPVS weights are 0-65535"); ok {
+			rs.Weight = uint32(v)
+		}
+		s, n, ok := rt.str("address")
+		if !ok {
+			if !rt.has("address") {
+				l.errorf(n, "missing; every real server needs an address, such as \"10.0.0.11:8080\"")
+			}
+			vs.RealServers = append(vs.RealServers, rs)
+			continue
+		}
+		ap, msg := parseTarget(s)
+		if msg != "" {
+			l.errorf(n, "%s", msg)
+			vs.RealServers = append(vs.RealServers, rs)
+			continue
+		}
+		if ap, ok = l.checkTarget(&vs, addrOK, ap, rs.Forwarding, true, n, "real server"); ok {
+			rs.Address = ap
+			if line, dup := seen[ap]; dup {
+				l.errorf(n, "duplicate real server %s; also on line %d", ap, line)
+			} else {
+				seen[ap] = rs.Line
+			}
+			l.checkProbeTarget(vs.Check, ap, n, checkNode)
+		}
+		vs.RealServers = append(vs.RealServers, rs)
+	}
+
+	// fallback
+	if s, n, ok := t.str("fallback"); ok {
+		if ap, msg := parseTarget(s); msg != "" {
+			l.errorf(n, "%s", msg)
+		} else if ap, ok := l.checkTarget(&vs, addrOK, ap, vs.Forwarding, false, n, "fallback"); ok {
+			if line, dup := seen[ap]; dup {
+				l.errorf(n, "%s is also a real server (line %d); the fallback must be a different server", ap, line)
+			} else {
+				vs.Fallback = ap
+			}
+		}
+	}
+
+	if len(rsTables) == 0 && !t.has("real_server") {
+		if t.has("fallback") {
+			l.warnf(t.n, "has no real servers; only the fallback will serve it")
+		} else {
+			l.warnf(t.n, "has no real servers; the service will be created but has nowhere to send connections")
+		}
+	}
+	return vs
+}
+
+// checkTarget applies the family and port rules shared by real servers and
+// the fallback, filling in the virtual server's port where forwarding
+// cannot change it. tunMixes says whether tun forwarding may cross
+// families. It returns the address to use and whether it is valid.
+func (l *loader) checkTarget(vs *VirtualServer, vsOK bool, ap netip.AddrPort, fwd string, tunMixes bool, n node, what string) (netip.AddrPort, bool) {
+	if !vsOK || vs.Family == "" {
+		return ap, true // the virtual server's own error is already reported
+	}
+	if f := familyOf(ap.Addr()); f != vs.Family && !(tunMixes && fwd == "tun") {
+		hint := "; only forwarding = \"tun\" can mix families"
+		if !tunMixes {
+			hint = ""
+		}
+		l.errorf(n, "%s is %s but the virtual server is %s%s", ap.Addr(), familyName(f), familyName(vs.Family), hint)
+		return ap, false
+	}
+	if vs.FWMark != 0 {
+		return ap, true // any port, or 0 to keep the packet's port
+	}
+	switch fwd {
+	case "nat":
+		if ap.Port() == 0 {
+			l.errorf(n, "%s has no port; a %s behind nat forwarding needs one, such as \"%s\"", ap.Addr(), what, netip.AddrPortFrom(ap.Addr(), vs.Address.Port()))
+			return ap, false
+		}
+	default:
+		if ap.Port() == 0 {
+			return netip.AddrPortFrom(ap.Addr(), vs.Address.Port()), true
+		}
+		if ap.Port() != vs.Address.Port() {
+			l.errorf(n, "port %d differs from the virtual server's port %d; IPVS cannot change ports with %s forwarding (use port %d, or forwarding = \"nat\")", ap.Port(), vs.Address.Port(), fwd, vs.Address.Port())
+			return ap, false
+		}
+	}
+	return ap, true
+}
+
+// checkProbeTarget checks that the health check can reach this real server.
+func (l *loader) checkProbeTarget(c Check, rs netip.AddrPort, rsNode, srcNode node) {
+	if c.Type != "icmp" && c.Port == 0 && rs.Port() == 0 {
+		l.errorf(rsNode, "%s has no port for its %s check; give it a port or set the check's port", rs.Addr(), c.Type)
+	}
+	if !c.Source.IsValid() {
+		return
+	}
+	target := rs.Addr()
+	if c.Address.IsValid() {
+		target = c.Address
+	}
+	if familyOf(c.Source) != familyOf(target) {
+		l.errorf(srcNode, "%s is %s but the check target %s is %s", c.Source, familyName(familyOf(c.Source)), target, familyName(familyOf(target)))
+	}
+}
+
+// Summary describes c in one line, e.g.
+// "director.toml: 3 virtual servers, 12 real servers, 14 checks". Checks
+// counts distinct probes: real servers checked identically share one.
+func (c *Config) Summary() string {
+	rs := 0
+	probes := map[string]bool{}
+	for _, vs := range c.VirtualServers {
+		rs += len(vs.RealServers)
+		for _, r := range vs.RealServers {
+			target := r.Address
+			if vs.Check.Address.IsValid() {
+				target = netip.AddrPortFrom(vs.Check.Address, target.Port())
+			}
+			if vs.Check.Port != 0 {
+				target = netip.AddrPortFrom(target.Addr(), vs.Check.Port)
+			}
+			chk := vs.Check
+			chk.Address, chk.Port = netip.Addr{}, 0
+			probes[fmt.Sprintf("%s %+v", target, chk)] = true
+		}
+	}
+	return fmt.Sprintf("%s: %s, %s, %s", c.Path,
+		plural(len(c.VirtualServers), "virtual server"), plural(rs, "real server"), plural(len(probes), "check"))
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}

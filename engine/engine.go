@@ -1,0 +1,510 @@
+// Package engine ties the director together: it runs the checks the config
+// asks for, feeds their results to each real server's health state machine,
+// turns config and health into the desired IPVS table, and reconciles the
+// kernel to it on every change and every resync interval.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lvsdirector/director/checks"
+	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/health"
+	"github.com/lvsdirector/director/ipvs"
+	"github.com/lvsdirector/director/metrics"
+)
+
+// Options are the engine's collaborators.
+type Options struct {
+	Table   ipvs.Table
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+	// DryRun only changes how table changes are logged: the table is
+	// expected to be an in-memory one.
+	DryRun bool
+	// NewProber builds a prober from a spec; checks.New when nil.
+	NewProber func(checks.Spec) (checks.Prober, error)
+	// ReconcileTimeout bounds one reconcile run; 30s when zero.
+	ReconcileTimeout time.Duration
+}
+
+// server is one real server of one virtual server, with its health.
+type server struct {
+	id       serverID
+	checkKey string
+	check    checks.Spec
+	machine  *health.Machine
+	last     checks.Result
+	lastAt   time.Time // when the state last changed
+	// programmed is the weight the last reconcile left in the kernel; -1 absent.
+	programmed int64
+}
+
+// Engine is the running director. Create it with New and start it with Run.
+type Engine struct {
+	opts Options
+	log  *slog.Logger
+
+	reloads chan reloadRequest
+	results chan probeResult
+
+	// mu guards everything below. Only the Run goroutine writes; Status
+	// and Ready read from other goroutines.
+	mu        sync.Mutex
+	cfg       *config.Config
+	servers   map[serverID]*server
+	probes    map[string]*probeRunner
+	listeners map[string][]serverID // check key -> the servers it feeds
+	managed   map[ipvs.ServiceKey]bool
+	retired   map[ipvs.ServiceKey]bool
+	ready     bool
+	actual    []ipvs.ServiceState // the kernel table as last read
+}
+
+type reloadRequest struct {
+	cfg   *config.Config
+	reply chan error
+}
+
+// New validates that every check in cfg can be built and returns an engine
+// ready to Run. Nothing runs and nothing touches the table until Run.
+func New(cfg *config.Config, opts Options) (*Engine, error) {
+	if opts.NewProber == nil {
+		opts.NewProber = checks.New
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.ReconcileTimeout == 0 {
+		opts.ReconcileTimeout = 30 * time.Second
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New(metrics.Build{Version: "test"})
+	}
+	e := &Engine{
+		opts:      opts,
+		log:       opts.Logger,
+		reloads:   make(chan reloadRequest),
+		results:   make(chan probeResult),
+		servers:   map[serverID]*server{},
+		probes:    map[string]*probeRunner{},
+		listeners: map[string][]serverID{},
+		managed:   map[ipvs.ServiceKey]bool{},
+		retired:   map[ipvs.ServiceKey]bool{},
+	}
+	if _, err := e.buildProbers(cfg); err != nil {
+		return nil, err
+	}
+	e.cfg = cfg
+	return e, nil
+}
+
+// buildProbers builds a prober for every check in cfg that is not running
+// yet, so that a reload can be refused before anything changes.
+func (e *Engine) buildProbers(cfg *config.Config) (map[string]*probeRunner, error) {
+	fresh := map[string]*probeRunner{}
+	var errs []error
+	for i := range cfg.VirtualServers {
+		vs := &cfg.VirtualServers[i]
+		for j := range vs.RealServers {
+			spec := checkSpec(vs, &vs.RealServers[j])
+			key := spec.Key()
+			if e.probes[key] != nil || fresh[key] != nil {
+				continue
+			}
+			p, err := e.opts.NewProber(spec)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: virtual server %q, real server %s: check: %w",
+					cfg.Path, vs.Name, vs.RealServers[j].Address, err))
+				continue
+			}
+			fresh[key] = &probeRunner{spec: spec, prober: p}
+		}
+	}
+	return fresh, errors.Join(errs...)
+}
+
+// Ready reports whether the first reconcile has completed without errors.
+func (e *Engine) Ready() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ready
+}
+
+// Reload replaces the configuration. Checks whose spec is unchanged keep
+// their state and schedule. An error means nothing changed. It blocks until
+// the running engine has applied the change, or ctx ends.
+func (e *Engine) Reload(ctx context.Context, cfg *config.Config) error {
+	req := reloadRequest{cfg: cfg, reply: make(chan error, 1)}
+	select {
+	case e.reloads <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run adopts what the kernel holds, starts the checks and keeps the kernel
+// table right until ctx ends; then it stops the checks and, when the config
+// says on_shutdown = "flush", removes the services it manages.
+func (e *Engine) Run(ctx context.Context) error {
+	actual, err := e.readTable(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the IPVS table at start: %w", err)
+	}
+	probeCtx, stopProbes := context.WithCancel(ctx)
+	defer stopProbes()
+
+	e.mu.Lock()
+	e.actual = actual
+	fresh, err := e.buildProbers(e.cfg)
+	if err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	e.adoptConfig(e.cfg, fresh, probeCtx)
+	e.mu.Unlock()
+	defer e.stopAllProbes()
+
+	resync := time.NewTicker(e.cfg.Director.ResyncInterval)
+	defer resync.Stop()
+	retry := newBackoff(time.Second, e.cfg.Director.ResyncInterval)
+	defer retry.stop()
+
+	reconcile := func(trigger string) {
+		if e.reconcile(ctx, trigger) {
+			retry.reset()
+		} else {
+			retry.schedule()
+		}
+	}
+	reconcile("start")
+
+	for {
+		select {
+		case <-ctx.Done():
+			e.shutdown()
+			return nil
+		case r := <-e.results:
+			changed := e.observe(r)
+			// Drain results that are already waiting so that a burst of
+			// transitions costs one reconcile, not one each.
+			for drained := false; !drained; {
+				select {
+				case r := <-e.results:
+					changed = e.observe(r) || changed
+				default:
+					drained = true
+				}
+			}
+			if changed {
+				reconcile("transition")
+			}
+		case <-resync.C:
+			reconcile("resync")
+		case <-retry.C():
+			reconcile("retry")
+		case req := <-e.reloads:
+			err := e.applyReload(req.cfg, probeCtx)
+			req.reply <- err
+			if err == nil {
+				resync.Reset(req.cfg.Director.ResyncInterval)
+				retry.max = req.cfg.Director.ResyncInterval
+				reconcile("reload")
+			}
+		}
+	}
+}
+
+func (e *Engine) readTable(ctx context.Context) ([]ipvs.ServiceState, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.ReconcileTimeout)
+	defer cancel()
+	return e.opts.Table.Services(ctx)
+}
+
+// adoptConfig makes cfg the running config: servers that are new get a
+// state machine (adopting the kernel's view), servers that are gone are
+// forgotten, probes follow. Callers hold mu; fresh holds the probers for
+// checks not yet running.
+func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, probeCtx context.Context) {
+	kernel := indexTable(e.actual)
+	keep := map[serverID]bool{}
+	listeners := map[string][]serverID{}
+	for i := range cfg.VirtualServers {
+		vs := &cfg.VirtualServers[i]
+		key := serviceKey(vs)
+		e.managed[key] = true
+		delete(e.retired, key)
+		for j := range vs.RealServers {
+			rs := &vs.RealServers[j]
+			id := serverID{vs.Name, rs.Address}
+			spec := checkSpec(vs, rs)
+			ck := spec.Key()
+			keep[id] = true
+			listeners[ck] = append(listeners[ck], id)
+			s := e.servers[id]
+			if s != nil && s.checkKey == ck {
+				s.machine.SetThresholds(vs.Check.Rise, vs.Check.Fall)
+				continue
+			}
+			// A server whose check changed keeps its verdict until the new
+			// check overturns it. A new server starts from what the kernel
+			// shows, so a destination that is serving keeps serving.
+			initial := health.Unknown
+			programmed := int64(-1)
+			if s != nil {
+				initial, programmed = s.machine.State(), s.programmed
+			} else if d, ok := kernel[destKey{key, rs.Address}]; ok {
+				programmed = int64(d.Weight)
+				if d.Weight > 0 {
+					initial = health.Up
+				}
+			}
+			e.servers[id] = &server{
+				id: id, checkKey: ck, check: spec,
+				machine:    health.New(vs.Check.Rise, vs.Check.Fall, initial),
+				lastAt:     time.Now(),
+				programmed: programmed,
+			}
+			e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), initial == health.Up, programmed, rs.Weight)
+		}
+	}
+	for id := range e.servers {
+		if !keep[id] {
+			delete(e.servers, id)
+			e.opts.Metrics.ForgetRealServer(id.vs, id.rs.String())
+		}
+	}
+	for key := range e.managed {
+		if !slices.ContainsFunc(cfg.VirtualServers, func(vs config.VirtualServer) bool { return serviceKey(&vs) == key }) {
+			delete(e.managed, key)
+			e.retired[key] = true
+		}
+	}
+	for key, p := range e.probes {
+		if _, used := listeners[key]; !used {
+			p.stop()
+			delete(e.probes, key)
+		}
+	}
+	for key, p := range fresh {
+		e.probes[key] = p
+		p.start(probeCtx, e.results)
+	}
+	e.listeners = listeners
+	e.cfg = cfg
+}
+
+func (e *Engine) applyReload(cfg *config.Config, probeCtx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fresh, err := e.buildProbers(cfg)
+	if err != nil {
+		e.log.Error("config reload refused; the running config stays", "path", cfg.Path, "err", err)
+		return err
+	}
+	before := len(e.servers)
+	started := len(fresh)
+	oldListen := e.cfg.Director.Listen
+	e.adoptConfig(cfg, fresh, probeCtx)
+	e.log.Info("config reloaded", "path", cfg.Path,
+		"virtual_servers", len(cfg.VirtualServers), "real_servers", len(e.servers),
+		"real_servers_before", before, "checks", len(e.probes), "checks_started", started,
+		"services_retired", len(e.retired))
+	if cfg.Director.Listen != oldListen {
+		e.log.Warn("director.listen changed; it takes effect on restart", "listen", cfg.Director.Listen)
+	}
+	return nil
+}
+
+// observe feeds one check result to every server that uses the check and
+// reports whether any of them changed state.
+func (e *Engine) observe(r probeResult) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	changed := false
+	for _, id := range e.listeners[r.key] {
+		s := e.servers[id]
+		if s == nil {
+			continue
+		}
+		s.last = r.result
+		rs := id.rs.String()
+		e.opts.Metrics.Check(id.vs, rs, s.check.Type, r.result.OK, r.result.Duration)
+		t, moved := s.machine.Observe(r.result.OK, r.result.Reason)
+		if !moved {
+			continue
+		}
+		changed = true
+		s.lastAt = time.Now()
+		e.opts.Metrics.Transition(id.vs, rs, t.To.String())
+		level := slog.LevelInfo
+		if t.To == health.Down {
+			level = slog.LevelWarn
+		}
+		e.log.Log(context.Background(), level, "real server "+t.To.String(),
+			"virtual_server", id.vs, "real_server", rs, "from", t.From.String(),
+			"reason", t.Reason, "check", s.check.String(), "latency", r.result.Duration.Round(time.Microsecond))
+	}
+	return changed
+}
+
+// reconcile brings the kernel table to the desired state and reports
+// whether every operation succeeded.
+func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
+	start := time.Now()
+	e.mu.Lock()
+	cfg := e.cfg
+	desired := desiredTable(cfg, func(id serverID) health.State {
+		if s := e.servers[id]; s != nil {
+			return s.machine.State()
+		}
+		return health.Unknown
+	})
+	retired := slices.Collect(maps.Keys(e.retired))
+	e.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, e.opts.ReconcileTimeout)
+	defer cancel()
+	report, err := ipvs.Reconcile(ctx, e.opts.Table, desired, retired)
+	if err != nil {
+		e.opts.Metrics.Reconcile(trigger, err, time.Since(start))
+		e.log.Error("reading the IPVS table failed; will retry", "trigger", trigger, "err", err)
+		return false
+	}
+	failed := make(map[string]bool, len(report.Errors))
+	for _, err := range report.Errors {
+		var oe *ipvs.OpError
+		var stopped *ipvs.StoppedError
+		switch {
+		case errors.As(err, &oe):
+			failed[oe.Op.String()] = true
+		case errors.As(err, &stopped):
+			for _, op := range report.Ops[max(0, len(report.Ops)-stopped.Remaining):] {
+				failed[op.String()] = true
+			}
+		}
+		e.log.Error("ipvs operation failed; will retry", "trigger", trigger, "err", err)
+	}
+	for _, op := range report.Ops {
+		desc := op.String()
+		var opErr error
+		if failed[desc] {
+			opErr = errors.New("failed")
+		}
+		e.opts.Metrics.IPVSOp(op.Kind.String(), opErr)
+		if opErr == nil {
+			msg := "ipvs table changed"
+			if e.opts.DryRun {
+				msg = "dry-run: ipvs table changed (in memory only)"
+			}
+			e.log.Info(msg, "op", desc, "trigger", trigger)
+		}
+	}
+	ok := len(report.Errors) == 0
+	var runErr error
+	if !ok {
+		runErr = errors.New("operations failed")
+	}
+	e.opts.Metrics.Reconcile(trigger, runErr, time.Since(start))
+
+	after, readErr := e.readTable(ctx)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if readErr == nil {
+		e.actual = after
+	}
+	if ok {
+		e.ready = true
+		for _, k := range retired {
+			delete(e.retired, k)
+		}
+	}
+	e.recordProgrammed(cfg)
+	return ok
+}
+
+// recordProgrammed updates each server's programmed weight from the last
+// table read, and its metrics. Callers hold mu.
+func (e *Engine) recordProgrammed(cfg *config.Config) {
+	kernel := indexTable(e.actual)
+	for i := range cfg.VirtualServers {
+		vs := &cfg.VirtualServers[i]
+		key := serviceKey(vs)
+		for j := range vs.RealServers {
+			rs := &vs.RealServers[j]
+			s := e.servers[serverID{vs.Name, rs.Address}]
+			if s == nil {
+				continue
+			}
+			s.programmed = -1
+			if d, ok := kernel[destKey{key, rs.Address}]; ok {
+				s.programmed = int64(d.Weight)
+			}
+			e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), s.machine.State() == health.Up, s.programmed, rs.Weight)
+		}
+	}
+}
+
+func (e *Engine) stopAllProbes() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for key, p := range e.probes {
+		p.stop()
+		delete(e.probes, key)
+	}
+}
+
+// shutdown applies on_shutdown. The run context is over, so it gets its own deadline.
+func (e *Engine) shutdown() {
+	e.mu.Lock()
+	cfg := e.cfg
+	keys := slices.Collect(maps.Keys(e.managed))
+	keys = append(keys, slices.Collect(maps.Keys(e.retired))...)
+	e.mu.Unlock()
+	if cfg.Director.OnShutdown != "flush" {
+		e.log.Info("stopping; leaving the IPVS table as it is (on_shutdown = keep)")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.opts.ReconcileTimeout)
+	defer cancel()
+	report, err := ipvs.Reconcile(ctx, e.opts.Table, nil, keys)
+	if err != nil {
+		e.log.Error("on_shutdown = flush: reading the IPVS table failed; services left in place", "err", err)
+		return
+	}
+	for _, op := range report.Ops {
+		e.log.Info("on_shutdown = flush", "op", op.String())
+	}
+	for _, err := range report.Errors {
+		e.log.Error("on_shutdown = flush: operation failed", "err", err)
+	}
+}
+
+type destKey struct {
+	svc  ipvs.ServiceKey
+	addr netip.AddrPort
+}
+
+func indexTable(t []ipvs.ServiceState) map[destKey]ipvs.Destination {
+	idx := map[destKey]ipvs.Destination{}
+	for _, s := range t {
+		for _, d := range s.Destinations {
+			idx[destKey{s.Key, d.Address}] = d.Destination
+		}
+	}
+	return idx
+}

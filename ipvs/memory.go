@@ -1,0 +1,332 @@
+package ipvs
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"sync"
+)
+
+// Memory is an in-memory Table that behaves like the kernel's: the same
+// errors for duplicates, missing entries, unknown schedulers and invalid
+// requests, and services read back in their normalized form. It is used by
+// `director run -dry-run` and by tests, which can inject failures
+// (FailNext, SetFail), count mutating calls (Ops, History) and set
+// counters (SetCounters). The zero value is not usable: call NewMemory.
+type Memory struct {
+	mu       sync.Mutex
+	services map[ServiceKey]*memService
+	ops      int
+	history  []Op
+	failNext []injected
+	fail     func(Op) error
+}
+
+type memService struct {
+	svc      Service
+	counters Counters
+	dests    map[netip.AddrPort]*DestinationState
+}
+
+type injected struct {
+	kind OpKind
+	err  error
+}
+
+// NewMemory returns an empty in-memory table.
+func NewMemory() *Memory {
+	return &Memory{services: make(map[ServiceKey]*memService)}
+}
+
+// FailNext makes the next mutating call of the given kind fail with err
+// (which should usually wrap one of the sentinel errors) without changing
+// the table. Calls queue up: two FailNext calls fail the next two matching
+// calls. A kind of zero matches any mutating call.
+func (m *Memory) FailNext(kind OpKind, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.failNext = append(m.failNext, injected{kind, err})
+}
+
+// SetFail installs a hook called before every mutating call; a non-nil
+// error fails the call without changing the table. nil removes the hook.
+// The hook is called with the table locked: it must not call back into m.
+func (m *Memory) SetFail(f func(Op) error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fail = f
+}
+
+// Ops returns how many mutating calls were made (failed ones included).
+func (m *Memory) Ops() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ops
+}
+
+// History returns the mutating calls made so far, in order (failed ones
+// included). Delete operations carry only the key / address.
+func (m *Memory) History() []Op {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.history)
+}
+
+// ResetHistory clears the call counter and history.
+func (m *Memory) ResetHistory() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ops = 0
+	m.history = nil
+}
+
+// SetCounters sets the counters of a destination, or of the service
+// itself when addr is the zero AddrPort.
+func (m *Memory) SetCounters(k ServiceKey, addr netip.AddrPort, c Counters) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ms, ok := m.services[k.Normalize()]
+	if !ok {
+		return fmt.Errorf("set counters of %s: %w", k, ErrServiceNotFound)
+	}
+	if !addr.IsValid() {
+		ms.counters = c
+		return nil
+	}
+	d, ok := ms.dests[normAddrPort(addr)]
+	if !ok {
+		return fmt.Errorf("set counters of %s in %s: %w", addr, k, ErrDestinationNotFound)
+	}
+	d.Counters = c
+	return nil
+}
+
+// Services returns a deep copy of the table, services sorted by key and
+// destinations by address.
+func (m *Memory) Services(ctx context.Context) ([]ServiceState, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]ServiceState, 0, len(m.services))
+	for _, ms := range m.services {
+		st := ServiceState{Service: ms.svc, Counters: ms.counters, Destinations: make([]DestinationState, 0, len(ms.dests))}
+		for _, d := range ms.dests {
+			st.Destinations = append(st.Destinations, *d)
+		}
+		slices.SortFunc(st.Destinations, func(a, b DestinationState) int { return a.Address.Compare(b.Address) })
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b ServiceState) int { return a.Key.Compare(b.Key) })
+	return out, nil
+}
+
+// begin counts a mutating call and runs the injected failures. m.mu is held.
+func (m *Memory) begin(ctx context.Context, op Op) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.ops++
+	m.history = append(m.history, op)
+	for i, f := range m.failNext {
+		if f.kind == 0 || f.kind == op.Kind {
+			m.failNext = slices.Delete(m.failNext, i, i+1)
+			return f.err
+		}
+	}
+	if m.fail != nil {
+		return m.fail(op)
+	}
+	return nil
+}
+
+// CreateService adds a service (without destinations).
+func (m *Memory) CreateService(ctx context.Context, s Service) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.createService(ctx, s); err != nil {
+		return fmt.Errorf("create service %s: %w", s.Key, err)
+	}
+	return nil
+}
+
+func (m *Memory) createService(ctx context.Context, s Service) error {
+	if err := m.begin(ctx, Op{Kind: OpCreateService, Service: s}); err != nil {
+		return err
+	}
+	if err := validService(s); err != nil {
+		return err
+	}
+	s = s.Normalize()
+	if _, ok := m.services[s.Key]; ok {
+		return ErrServiceExists
+	}
+	m.services[s.Key] = &memService{svc: s, dests: make(map[netip.AddrPort]*DestinationState)}
+	return nil
+}
+
+// UpdateService replaces the settings of a service.
+func (m *Memory) UpdateService(ctx context.Context, s Service) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.updateService(ctx, s); err != nil {
+		return fmt.Errorf("update service %s: %w", s.Key, err)
+	}
+	return nil
+}
+
+func (m *Memory) updateService(ctx context.Context, s Service) error {
+	if err := m.begin(ctx, Op{Kind: OpUpdateService, Service: s}); err != nil {
+		return err
+	}
+	if err := validService(s); err != nil {
+		return err
+	}
+	s = s.Normalize()
+	ms, ok := m.services[s.Key]
+	if !ok {
+		return ErrServiceNotFound
+	}
+	ms.svc = s
+	return nil
+}
+
+// DeleteService removes a service and its destinations.
+func (m *Memory) DeleteService(ctx context.Context, k ServiceKey) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.begin(ctx, Op{Kind: OpDeleteService, Service: Service{Key: k}}); err != nil {
+		return fmt.Errorf("delete service %s: %w", k, err)
+	}
+	nk := k.Normalize()
+	if _, ok := m.services[nk]; !ok {
+		return fmt.Errorf("delete service %s: %w", k, ErrServiceNotFound)
+	}
+	delete(m.services, nk)
+	return nil
+}
+
+// CreateDestination adds a destination to a service.
+func (m *Memory) CreateDestination(ctx context.Context, k ServiceKey, d Destination) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.setDestination(ctx, OpCreateDestination, k, d); err != nil {
+		return fmt.Errorf("create destination %s in %s: %w", d.Address, k, err)
+	}
+	return nil
+}
+
+// UpdateDestination replaces the weight and forwarding of a destination.
+func (m *Memory) UpdateDestination(ctx context.Context, k ServiceKey, d Destination) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.setDestination(ctx, OpUpdateDestination, k, d); err != nil {
+		return fmt.Errorf("update destination %s in %s: %w", d.Address, k, err)
+	}
+	return nil
+}
+
+func (m *Memory) setDestination(ctx context.Context, kind OpKind, k ServiceKey, d Destination) error {
+	if err := m.begin(ctx, Op{Kind: kind, Service: Service{Key: k}, Destination: d}); err != nil {
+		return err
+	}
+	ms, ok := m.services[k.Normalize()]
+	if !ok {
+		return ErrServiceNotFound
+	}
+	if err := validDestination(ms.svc.Key, d); err != nil {
+		return err
+	}
+	d.Address = normAddrPort(d.Address)
+	cur, ok := ms.dests[d.Address]
+	switch {
+	case kind == OpCreateDestination && ok:
+		return ErrDestinationExists
+	case kind == OpUpdateDestination && !ok:
+		return ErrDestinationNotFound
+	case ok:
+		cur.Destination = d
+	default:
+		ms.dests[d.Address] = &DestinationState{Destination: d}
+	}
+	return nil
+}
+
+// DeleteDestination removes a destination from a service.
+func (m *Memory) DeleteDestination(ctx context.Context, k ServiceKey, addr netip.AddrPort) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	err := m.begin(ctx, Op{Kind: OpDeleteDestination, Service: Service{Key: k}, Destination: Destination{Address: addr}})
+	if err == nil {
+		ms, ok := m.services[k.Normalize()]
+		switch {
+		case !ok:
+			err = ErrServiceNotFound
+		case ms.dests[normAddrPort(addr)] == nil:
+			err = ErrDestinationNotFound
+		default:
+			delete(ms.dests, normAddrPort(addr))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("delete destination %s in %s: %w", addr, k, err)
+	}
+	return nil
+}
+
+func normAddrPort(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap().WithZone(""), a.Port())
+}
+
+// validService applies the checks the kernel makes on a service.
+func validService(s Service) error {
+	k := s.Key
+	if k.Family != IPv4 && k.Family != IPv6 && !(k.FWMark == 0 && k.Family == 0) {
+		return fmt.Errorf("%w: address family %s", ErrInvalid, k.Family)
+	}
+	if k.FWMark == 0 {
+		if !k.Address.Addr().IsValid() {
+			return fmt.Errorf("%w: no address and no firewall mark", ErrInvalid)
+		}
+		if k.Family != 0 && FamilyOf(k.Address.Addr()) != k.Family {
+			return fmt.Errorf("%w: address %s is not %s", ErrInvalid, k.Address.Addr(), k.Family)
+		}
+		switch k.Protocol {
+		case TCP, UDP, SCTP:
+		default:
+			return fmt.Errorf("%w: protocol %s", ErrInvalid, k.Protocol)
+		}
+	}
+	if s.Scheduler != "" && !KnownScheduler(s.Scheduler) {
+		return fmt.Errorf("%w %q", ErrUnknownScheduler, s.Scheduler)
+	}
+	if s.PersistenceNetmask > k.Normalize().Bits() {
+		return fmt.Errorf("%w: persistence netmask /%d", ErrInvalid, s.PersistenceNetmask)
+	}
+	if s.Persistence < 0 {
+		return fmt.Errorf("%w: negative persistence", ErrInvalid)
+	}
+	return nil
+}
+
+// validDestination applies the checks the kernel makes on a destination
+// of a service with key k (already normalized).
+func validDestination(k ServiceKey, d Destination) error {
+	a := d.Address.Addr().Unmap()
+	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || (a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255})) {
+		return fmt.Errorf("%w: destination address %s", ErrInvalid, d.Address.Addr())
+	}
+	if d.Forwarding > Local {
+		return fmt.Errorf("%w: %s", ErrInvalid, d.Forwarding)
+	}
+	if d.Weight > math.MaxInt32 {
+		return fmt.Errorf("%w: weight %d", ErrInvalid, d.Weight)
+	}
+	if FamilyOf(a) != k.Family && d.Forwarding != TUN {
+		return fmt.Errorf("%w: %s destination in %s service needs tun forwarding", ErrInvalid, FamilyOf(a), k.Family)
+	}
+	return nil
+}

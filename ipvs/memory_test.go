@@ -1,0 +1,178 @@
+package ipvs
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestMemoryBehavesLikeTheKernel(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory()
+	s := Service{Key: web, Scheduler: "rr"}
+	d := rs("10.0.0.1:80", 1)
+	check := func(name string, err, want error) {
+		t.Helper()
+		if !errors.Is(err, want) {
+			t.Errorf("%s: got %v, want %v", name, err, want)
+		}
+	}
+	check("create", m.CreateService(ctx, s), nil)
+	check("create again", m.CreateService(ctx, s), ErrServiceExists)
+	check("update missing", m.UpdateService(ctx, Service{Key: tls, Scheduler: "rr"}), ErrServiceNotFound)
+	check("delete missing", m.DeleteService(ctx, tls), ErrServiceNotFound)
+	check("unknown scheduler", m.CreateService(ctx, Service{Key: tls, Scheduler: "bogus"}), ErrUnknownScheduler)
+	check("unknown scheduler on update", m.UpdateService(ctx, Service{Key: web, Scheduler: "bogus"}), ErrUnknownScheduler)
+	check("netmask too long", m.CreateService(ctx, Service{Key: tls, PersistenceNetmask: 33}), ErrInvalid)
+	check("fwmark without family", m.CreateService(ctx, Service{Key: ServiceKey{FWMark: 1}}), ErrInvalid)
+	check("no protocol", m.CreateService(ctx, Service{Key: ServiceKey{Address: vip2}}), ErrInvalid)
+	check("dest create", m.CreateDestination(ctx, web, d), nil)
+	check("dest create again", m.CreateDestination(ctx, web, d), ErrDestinationExists)
+	check("dest in missing service", m.CreateDestination(ctx, tls, d), ErrServiceNotFound)
+	check("dest update missing", m.UpdateDestination(ctx, web, rs("10.0.0.2:80", 1)), ErrDestinationNotFound)
+	check("dest delete missing", m.DeleteDestination(ctx, web, netip.MustParseAddrPort("10.0.0.2:80")), ErrDestinationNotFound)
+	check("v6 dest in v4 service with nat", m.CreateDestination(ctx, web, rs("[2001:db8::1]:80", 1)), ErrInvalid)
+	check("v6 dest in v4 service with tun", m.CreateDestination(ctx, web, Destination{Address: netip.MustParseAddrPort("[2001:db8::1]:80"), Forwarding: TUN}), nil)
+	check("unspecified dest", m.CreateDestination(ctx, web, rs("0.0.0.0:80", 1)), ErrInvalid)
+	check("weight too big", m.CreateDestination(ctx, web, rs("10.0.0.9:80", 1<<31)), ErrInvalid)
+	check("dest update", m.UpdateDestination(ctx, web, Destination{Address: d.Address, Weight: 7, Forwarding: DR}), nil)
+	check("dest delete", m.DeleteDestination(ctx, web, netip.MustParseAddrPort("[2001:db8::1]:80")), nil)
+
+	got, err := m.Services(ctx)
+	if err != nil || len(got) != 1 || len(got[0].Destinations) != 1 || got[0].Destinations[0].Destination != (Destination{Address: d.Address, Weight: 7, Forwarding: DR}) {
+		t.Fatalf("services %+v, %v", got, err)
+	}
+	if got[0].PersistenceNetmask != 32 || got[0].Scheduler != "rr" {
+		t.Errorf("not normalized: %+v", got[0].Service)
+	}
+	check("delete", m.DeleteService(ctx, web), nil)
+	if got, _ := m.Services(ctx); len(got) != 0 {
+		t.Errorf("left: %+v", got)
+	}
+	for _, name := range Schedulers {
+		if err := m.CreateService(ctx, Service{Key: web, Scheduler: name}); err != nil {
+			t.Errorf("scheduler %s: %v", name, err)
+		}
+		m.DeleteService(ctx, web)
+	}
+}
+
+func TestMemoryServicesAreSortedDeepCopies(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory()
+	for _, k := range []ServiceKey{mark6, tls, web6, web, mark4} {
+		if err := m.CreateService(ctx, Service{Key: k, Persistence: 1500 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range []string{"10.0.0.3:80", "10.0.0.1:80", "10.0.0.2:80"} {
+		m.CreateDestination(ctx, web, rs(a, 1))
+	}
+	got, _ := m.Services(ctx)
+	want := []ServiceKey{web, tls, mark4, web6, mark6}
+	for i := range want {
+		if got[i].Key != want[i] {
+			t.Errorf("order %d: %s, want %s", i, got[i].Key, want[i])
+		}
+	}
+	if got[0].Persistence != 2*time.Second {
+		t.Errorf("persistence %s", got[0].Persistence)
+	}
+	ds := got[0].Destinations
+	if ds[0].Address.String() != "10.0.0.1:80" || ds[2].Address.String() != "10.0.0.3:80" {
+		t.Errorf("destinations not sorted: %+v", ds)
+	}
+	ds[0].Weight = 99
+	got[0].Scheduler = "x"
+	again, _ := m.Services(ctx)
+	if again[0].Destinations[0].Weight != 1 || again[0].Scheduler != "wlc" {
+		t.Error("Services returned shared memory")
+	}
+}
+
+func TestMemoryHooks(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory()
+	boom := errors.New("boom")
+	m.FailNext(OpCreateService, boom)
+	if err := m.CreateService(ctx, Service{Key: web}); !errors.Is(err, boom) {
+		t.Fatalf("got %v", err)
+	}
+	if got, _ := m.Services(ctx); len(got) != 0 {
+		t.Fatal("failed call changed the table")
+	}
+	if err := m.CreateService(ctx, Service{Key: web}); err != nil {
+		t.Fatal(err)
+	}
+	m.SetFail(func(op Op) error {
+		if op.Kind == OpCreateDestination && op.Destination.Weight == 13 {
+			return ErrInvalid
+		}
+		return nil
+	})
+	if err := m.CreateDestination(ctx, web, rs("10.0.0.1:80", 13)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("got %v", err)
+	}
+	if err := m.CreateDestination(ctx, web, rs("10.0.0.1:80", 12)); err != nil {
+		t.Fatal(err)
+	}
+	m.SetFail(nil)
+	if m.Ops() != 4 || len(m.History()) != 4 || m.History()[3].Destination.Weight != 12 {
+		t.Errorf("ops %d, history %+v", m.Ops(), m.History())
+	}
+	m.Services(ctx)
+	if m.Ops() != 4 {
+		t.Error("reads counted as operations")
+	}
+	m.ResetHistory()
+	if m.Ops() != 0 {
+		t.Error("not reset")
+	}
+
+	c := Counters{Connections: 5, ActiveConns: 2}
+	if err := m.SetCounters(web, netip.MustParseAddrPort("10.0.0.1:80"), c); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetCounters(web, netip.AddrPort{}, Counters{BytesIn: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetCounters(tls, netip.AddrPort{}, c); !errors.Is(err, ErrServiceNotFound) {
+		t.Errorf("got %v", err)
+	}
+	if err := m.SetCounters(web, netip.MustParseAddrPort("10.0.0.2:80"), c); !errors.Is(err, ErrDestinationNotFound) {
+		t.Errorf("got %v", err)
+	}
+	got, _ := m.Services(ctx)
+	if got[0].Counters.BytesIn != 9 || got[0].Destinations[0].Counters != c {
+		t.Errorf("counters: %+v", got[0])
+	}
+	// Counters survive an update of the destination, as in the kernel.
+	m.UpdateDestination(ctx, web, rs("10.0.0.1:80", 3))
+	if got, _ := m.Services(ctx); got[0].Destinations[0].Counters != c {
+		t.Errorf("counters lost on update")
+	}
+}
+
+func TestMemoryConcurrent(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			k := AddressKey(TCP, netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 80))
+			for j := range 50 {
+				m.CreateService(ctx, Service{Key: k})
+				m.CreateDestination(ctx, k, rs("10.0.0.1:80", uint32(j)))
+				m.Services(ctx)
+				m.DeleteService(ctx, k)
+			}
+		})
+	}
+	wg.Wait()
+	if m.Ops() != 8*50*3 {
+		t.Errorf("ops %d", m.Ops())
+	}
+}
