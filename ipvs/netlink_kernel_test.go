@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -372,5 +374,80 @@ func TestKernelPermission(t *testing.T) {
 	t.Logf("as uid 65534: %s", out)
 	if err != nil {
 		t.Errorf("unprivileged probe did not fail with ErrPermission: %v", err)
+	}
+}
+
+// inNS runs f on a thread in the table's network namespace.
+func (k kernelNetlink) inNS(f func() error) error {
+	ch := make(chan error)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if err := unix.Setns(int(k.ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- err
+			return
+		}
+		ch <- f()
+	}()
+	return <-ch
+}
+
+// TestKernelCounters sends a connection through a NAT service on the
+// loopback and reads the counters back.
+func TestKernelCounters(t *testing.T) {
+	n := kernelTable(t)
+	ctx := context.Background()
+	var ln net.Listener
+	if err := n.inNS(func() (err error) { ln, err = net.Listen("tcp4", "127.0.0.1:8080"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	key := AddressKey(TCP, netip.MustParseAddrPort("127.0.0.2:80"))
+	real := netip.MustParseAddrPort("127.0.0.1:8080")
+	if err := n.CreateService(ctx, Service{Key: key, Scheduler: "rr"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.CreateDestination(ctx, key, Destination{Address: real, Weight: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var conn net.Conn
+	if err := n.inNS(func() (err error) {
+		conn, err = net.DialTimeout("tcp4", key.Address.String(), 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatalf("dial through the service: %v", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte("ping\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "ping\n" {
+		t.Fatalf("echo through the service: %q %v", buf, err)
+	}
+	deadline := time.Now().Add(6 * time.Second) // byte counters refresh every 2 s
+	for {
+		s, _ := lookup(t, n, key)
+		if len(s.Destinations) != 1 {
+			t.Fatalf("destinations: %+v", s.Destinations)
+		}
+		d := s.Destinations[0]
+		if d.Counters.ActiveConns == 1 && d.Counters.Connections == 1 && d.Counters.PacketsIn > 0 && d.Counters.BytesIn > 0 && s.Counters.Connections == 1 {
+			t.Logf("service %+v\ndestination %s %+v", s.Counters, d.Forwarding, d.Counters)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("counters did not show the connection: service %+v, destination %+v", s.Counters, d.Counters)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
