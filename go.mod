@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/cloudflare/ipvs v0.12.0
+	github.com/fsnotify/fsnotify v1.10.1
 	github.com/prometheus-community/pro-bing v0.9.1
 	github.com/prometheus/client_golang v1.25.0
 	golang.org/x/sys v0.48.0

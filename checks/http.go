@@ -1,11 +1,12 @@
 package checks
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -18,7 +19,9 @@ import (
 // start of its body by a regular expression. Redirects are not followed.
 type httpProber struct {
 	spec     Spec
-	url      string
+	url      string   // for String and messages
+	reqURL   *url.URL // the request target
+	host     string   // the Host header
 	method   string
 	header   http.Header
 	statuses []StatusRange
@@ -54,6 +57,11 @@ func newHTTP(spec Spec) (*httpProber, error) {
 		return nil, fmt.Errorf("%s: path: %q is not a valid request path", spec, spec.Path)
 	}
 	p.url = u.String()
+	p.reqURL = u
+	p.host = hostport
+	if spec.Host != "" {
+		p.host = spec.Host
+	}
 
 	if spec.Host != "" && (strings.ContainsFunc(spec.Host, func(r rune) bool { return r <= ' ' || r == 0x7f }) ||
 		strings.ContainsAny(spec.Host, "/?#@")) {
@@ -111,38 +119,47 @@ func (p *httpProber) Probe(ctx context.Context) Result {
 }
 
 func (p *httpProber) probe(ctx context.Context) string {
-	// A Transport per probe: no connection, and no connection state, is
-	// ever shared between checks. Both dial functions ignore the address
-	// the Transport asks for: the target is fixed whatever the URL says.
-	tr := &http.Transport{
-		Proxy: nil, // never the environment's proxy
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dial(ctx, &p.spec, nil)
-		},
-		DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dial(ctx, &p.spec, p.tls)
-		},
-		DisableKeepAlives:      true,
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: 256 << 10,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{
-		Transport:     tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-
-	req, err := http.NewRequestWithContext(ctx, p.method, p.url, nil)
+	// One request on a connection of its own, without net/http's Transport:
+	// no connection pool, no per-request goroutines, no state shared between
+	// checks. The request is written and the response parsed by net/http's
+	// own Request.Write and ReadResponse, so framing (status line, headers,
+	// chunked or length-delimited bodies) is exactly net/http's.
+	conn, err := dial(ctx, &p.spec, p.tls)
 	if err != nil {
-		return "error: " + shortError(err)
+		return classify(ctx, err)
 	}
-	req.Header = p.header.Clone()
-	if p.spec.Host != "" {
-		req.Host = p.spec.Host
+	defer conn.Close()
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d)
 	}
-	req.Close = true
+	// A cancelled (not timed-out) context must end a blocked read too.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 
-	resp, err := client.Do(req)
+	req := &http.Request{
+		Method:     p.method,
+		URL:        p.reqURL,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     p.header,
+		Host:       p.host,
+		Close:      true,
+	}
+	bw := bufio.NewWriterSize(conn, 1024)
+	if err := req.Write(bw); err != nil {
+		return classify(ctx, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return classify(ctx, err)
+	}
+	br := bufio.NewReaderSize(io.LimitReader(conn, maxHeadBytes+p.maxBody), 4096)
+	resp, err := http.ReadResponse(br, req)
+	// Interim responses (100 Continue, 103 Early Hints) precede the real
+	// one; 101 would switch protocols and is judged as it is.
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp, err = http.ReadResponse(br, req)
+	}
 	if err != nil {
 		return classify(ctx, err)
 	}
@@ -157,7 +174,7 @@ func (p *httpProber) probe(ctx context.Context) string {
 	// The body up to the cap must arrive within the deadline; then the
 	// regular expression sees all of it at once.
 	body, err := io.ReadAll(io.LimitReader(resp.Body, p.maxBody))
-	if err != nil {
+	if err != nil && !(errors.Is(err, io.ErrUnexpectedEOF) && len(body) > 0) {
 		return classify(ctx, err)
 	}
 	if !p.body.Match(body) {
@@ -165,6 +182,10 @@ func (p *httpProber) probe(ctx context.Context) string {
 	}
 	return ""
 }
+
+// maxHeadBytes bounds what a check reads before the body: the status line,
+// headers, interim (1xx) responses and chunk framing.
+const maxHeadBytes = 256 << 10
 
 func statusOK(ranges []StatusRange, code int) bool {
 	for _, r := range ranges {

@@ -10,8 +10,14 @@ import (
 
 // Config is a validated configuration with all defaults applied.
 type Config struct {
-	Path           string
-	Director       Director
+	Path string
+	// SHA256 is the hex SHA-256 of the file's bytes, so operators can tell
+	// which config a director runs (metrics, status API).
+	SHA256   string
+	Director Director
+	// Notify is [director]'s notify_command, notify_url and
+	// notify_timeout: the default for every virtual server.
+	Notify         Notify
 	VirtualServers []VirtualServer
 	// Warnings are non-fatal findings (for example a virtual server with
 	// no real servers), sorted by line. `director check` should print them.
@@ -24,6 +30,12 @@ type Director struct {
 	ResyncInterval time.Duration // default 30s
 	OnFailure      string        // "quiesce" (default) | "remove"
 	OnShutdown     string        // "keep" (default) | "flush"
+	// DrainTimeout bounds how long a real server that left the config is
+	// kept at weight 0 waiting for its connections to end; default 5m, 0
+	// deletes at once.
+	DrainTimeout time.Duration
+	// WatchConfig reloads when the config file changes, as SIGHUP does.
+	WatchConfig bool
 }
 
 // VirtualServer is one [[virtual_server]] with defaults applied.
@@ -40,9 +52,13 @@ type VirtualServer struct {
 	Forwarding         string         // "nat" (default) | "dr" | "tun"
 	OnFailure          string         // inherited from [director] unless set here
 	Fallback           netip.AddrPort // zero when none
-	Check              Check
-	RealServers        []RealServer
-	Line               int // line of the [[virtual_server]] header, for messages
+	// DrainTimeout is [director] drain_timeout unless set here; UDP
+	// services default to 0 (delete at once), see README "Graceful drain".
+	DrainTimeout time.Duration
+	Notify       Notify // [director]'s, with this server's notify_command / notify_url
+	Check        Check
+	RealServers  []RealServer
+	Line         int // line of the [[virtual_server]] header, for messages
 }
 
 // RealServer is one [[virtual_server.real_server]].

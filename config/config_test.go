@@ -85,8 +85,9 @@ address = "192.0.2.10:80"
 		Path: file,
 		Director: Director{
 			Listen: "127.0.0.1:9410", ResyncInterval: 30 * time.Second,
-			OnFailure: "quiesce", OnShutdown: "keep",
+			OnFailure: "quiesce", OnShutdown: "keep", DrainTimeout: 5 * time.Minute,
 		},
+		Notify: Notify{Timeout: DefaultNotifyTimeout},
 		VirtualServers: []VirtualServer{{
 			Name:               "web",
 			Address:            netip.MustParseAddrPort("192.0.2.10:80"),
@@ -96,6 +97,8 @@ address = "192.0.2.10:80"
 			PersistenceNetmask: 32,
 			Forwarding:         "nat",
 			OnFailure:          "quiesce",
+			DrainTimeout:       5 * time.Minute,
+			Notify:             Notify{Timeout: DefaultNotifyTimeout},
 			Check:              defaultCheck(),
 			RealServers: []RealServer{{
 				Address: netip.MustParseAddrPort("10.0.0.11:8080"), Weight: 1, Forwarding: "nat", Line: 5,
@@ -104,6 +107,10 @@ address = "192.0.2.10:80"
 		}},
 		Warnings: []Problem{},
 	}
+	if len(cfg.SHA256) != 64 {
+		t.Errorf("SHA256 = %q, want 64 hex digits", cfg.SHA256)
+	}
+	want.SHA256 = cfg.SHA256
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
 	}
@@ -159,7 +166,7 @@ protocol = "tcp"
   [[virtual_server.real_server]]
   address = "10.0.0.21:8443"
 `)
-	d := Director{Listen: "[::1]:9999", ResyncInterval: time.Minute, OnFailure: "remove", OnShutdown: "flush"}
+	d := Director{Listen: "[::1]:9999", ResyncInterval: time.Minute, OnFailure: "remove", OnShutdown: "flush", DrainTimeout: 5 * time.Minute}
 	if cfg.Director != d {
 		t.Errorf("director = %+v, want %+v", cfg.Director, d)
 	}
@@ -323,7 +330,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top-level key", "[directr]\nlisten = \"x\"\n",
 			[]string{`director.toml:1: directr: unknown key; did you mean "director"?`}},
 		{"unknown key without suggestion", "[director]\nfoo = 1\n",
-			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, resync_interval, on_failure, on_shutdown`}},
+			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, resync_interval, on_failure, on_shutdown, drain_timeout, watch_config, notify_command, notify_url, notify_timeout`}},
 		{"unknown key belongs elsewhere", vs("interval = \"5s\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{`director.toml:4: virtual_server[web].interval: unknown key; interval belongs in [virtual_server.check]`}},
 		{"unknown real server key", vs("[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\nwieght = 5\n"),
@@ -636,4 +643,44 @@ func TestEditDistance(t *testing.T) {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
 	}
+}
+
+func TestDrainTimeoutAndWatch(t *testing.T) {
+	cfg := mustParse(t, `[director]
+drain_timeout = "90s"
+watch_config = true
+
+[[virtual_server]]
+name = "web"
+address = "192.0.2.10:80"
+
+[[virtual_server]]
+name = "dns"
+address = "192.0.2.10:53"
+protocol = "udp"
+
+[[virtual_server]]
+name = "dns-drained"
+address = "192.0.2.11:53"
+protocol = "udp"
+drain_timeout = "10s"
+
+[[virtual_server]]
+name = "quick"
+address = "192.0.2.12:80"
+drain_timeout = "0s"
+`)
+	if cfg.Director.DrainTimeout != 90*time.Second || !cfg.Director.WatchConfig {
+		t.Errorf("director = %+v, want drain_timeout 90s and watch_config", cfg.Director)
+	}
+	want := map[string]time.Duration{"web": 90 * time.Second, "dns": 0, "dns-drained": 10 * time.Second, "quick": 0}
+	for _, vs := range cfg.VirtualServers {
+		if vs.DrainTimeout != want[vs.Name] {
+			t.Errorf("%s: drain timeout %s, want %s", vs.Name, vs.DrainTimeout, want[vs.Name])
+		}
+	}
+	sameLines(t, problems(t, "[director]\ndrain_timeout = \"-1s\"\nwatch_config = \"yes\"\n"), []string{
+		`director.toml:2: director.drain_timeout: must not be negative; "0s" deletes a leaving real server at once`,
+		`director.toml:3: director.watch_config: must be true or false, not a string ("yes")`,
+	})
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,6 +21,7 @@ import (
 const (
 	DefaultListen         = "127.0.0.1:9410"
 	DefaultResyncInterval = 30 * time.Second
+	DefaultDrainTimeout   = 5 * time.Minute
 	defaultOnFailure      = "quiesce"
 	defaultOnShutdown     = "keep"
 	defaultProtocol       = "tcp"
@@ -48,12 +51,14 @@ var (
 
 var (
 	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server"}}
-	secDirector = section{name: "[director]", keys: []string{"listen", "resync_interval", "on_failure", "on_shutdown"},
+	secDirector = section{name: "[director]", keys: []string{"listen", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "watch_config",
+		"notify_command", "notify_url", "notify_timeout"},
 		nested: nestedCheckKeys("[defaults.check]")}
 	secDefaults = section{name: "[defaults]", keys: []string{"check"}, nested: nestedCheckKeys("[defaults.check]")}
 	secVS       = section{name: "[[virtual_server]]", keys: []string{
 		"name", "address", "fwmark", "family", "protocol", "scheduler", "persistence",
-		"persistence_netmask", "forwarding", "on_failure", "fallback", "check", "real_server",
+		"persistence_netmask", "forwarding", "on_failure", "drain_timeout", "fallback", "check", "real_server",
+		"notify_command", "notify_url",
 	}, nested: merge(nestedCheckKeys("[virtual_server.check]"), map[string]string{"weight": "[[virtual_server.real_server]]"})}
 	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding"},
 		nested: nestedCheckKeys("[virtual_server.check]")}
@@ -110,6 +115,8 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, &Errors{Problems: tidy(l.errs)}
 	}
 	cfg.Warnings = tidy(l.warns)
+	sum := sha256.Sum256(data)
+	cfg.SHA256 = hex.EncodeToString(sum[:])
 	return cfg, nil
 }
 
@@ -121,9 +128,13 @@ func (l *loader) config(raw map[string]any) *Config {
 		ResyncInterval: DefaultResyncInterval,
 		OnFailure:      defaultOnFailure,
 		OnShutdown:     defaultOnShutdown,
+		DrainTimeout:   DefaultDrainTimeout,
 	}}
+	cfg.Notify.Timeout = DefaultNotifyTimeout
 	if t, ok := root.sub("director"); ok {
 		l.director(t, &cfg.Director)
+		cfg.Notify = l.notify(t, cfg.Notify)
+		l.notifyTimeout(t, &cfg.Notify)
 	}
 	var defCheck rawCheck
 	if t, ok := root.sub("defaults"); ok {
@@ -142,6 +153,7 @@ func (l *loader) config(raw map[string]any) *Config {
 	services := map[string]string{}
 	for _, t := range vsTables {
 		vs := l.virtualServer(t, cfg.Director, defCheck, names, services)
+		vs.Notify = l.notify(t, cfg.Notify)
 		cfg.VirtualServers = append(cfg.VirtualServers, vs)
 	}
 	return cfg
@@ -165,6 +177,22 @@ func (l *loader) director(t table, d *Director) {
 	if v, _, ok := t.enum("on_shutdown", "on_shutdown action", onShutdowns, nil); ok {
 		d.OnShutdown = v
 	}
+	if v, ok := l.drainTimeout(t); ok {
+		d.DrainTimeout = v
+	}
+	if v, _, ok := t.boolean("watch_config"); ok {
+		d.WatchConfig = v
+	}
+}
+
+// drainTimeout reads drain_timeout: a duration of 0 or more.
+func (l *loader) drainTimeout(t table) (time.Duration, bool) {
+	v, n, ok := t.duration("drain_timeout")
+	if ok && v < 0 {
+		l.errorf(n, "must not be negative; \"0s\" deletes a leaving real server at once")
+		return 0, false
+	}
+	return v, ok
 }
 
 // checkListen returns why s is not a usable host:port, or "".
@@ -350,6 +378,16 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 	}
 	if v, _, ok := t.enum("on_failure", "on_failure action", onFailures, onFailureAliases); ok {
 		vs.OnFailure = v
+	}
+	// UDP has no connection end to wait for: IPVS keeps a UDP entry until
+	// its idle timeout (300s by default), so a busy UDP server would only
+	// ever leave by timeout. Delete at once unless this service asks.
+	vs.DrainTimeout = d.DrainTimeout
+	if vs.Protocol == "udp" {
+		vs.DrainTimeout = 0
+	}
+	if v, ok := l.drainTimeout(t); ok {
+		vs.DrainTimeout = v
 	}
 
 	// check

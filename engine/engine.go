@@ -34,6 +34,15 @@ type Options struct {
 	NewProber func(checks.Spec) (checks.Prober, error)
 	// ReconcileTimeout bounds one reconcile run; 30s when zero.
 	ReconcileTimeout time.Duration
+	// DrainPoll is how often draining servers' connection counts are
+	// read; 2s when zero.
+	DrainPoll time.Duration
+	// OnTransition, when set, is called for every state change, with the
+	// engine's lock held: it must return at once (queue, don't deliver).
+	OnTransition func(Event)
+	// HistoryLength is how many check results Status keeps per real
+	// server, and how many transitions in total; DefaultHistoryLength when zero.
+	HistoryLength int
 }
 
 // server is one real server of one virtual server, with its health.
@@ -46,6 +55,7 @@ type server struct {
 	lastAt   time.Time // when the state last changed
 	// programmed is the weight the last reconcile left in the kernel; -1 absent.
 	programmed int64
+	status     serverStatus // recent results, for Status (status.go)
 }
 
 // Engine is the running director. Create it with New and start it with Run.
@@ -67,6 +77,8 @@ type Engine struct {
 	retired   map[ipvs.ServiceKey]bool
 	ready     bool
 	actual    []ipvs.ServiceState // the kernel table as last read
+	events    []Event             // recent transitions, oldest first (status.go)
+	prod      production          // drains, error log, watchdog (production.go)
 }
 
 type reloadRequest struct {
@@ -86,6 +98,12 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if opts.ReconcileTimeout == 0 {
 		opts.ReconcileTimeout = 30 * time.Second
 	}
+	if opts.DrainPoll == 0 {
+		opts.DrainPoll = 2 * time.Second
+	}
+	if opts.HistoryLength <= 0 {
+		opts.HistoryLength = DefaultHistoryLength
+	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New(metrics.Build{Version: "test"})
 	}
@@ -99,6 +117,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		listeners: map[string][]serverID{},
 		managed:   map[ipvs.ServiceKey]bool{},
 		retired:   map[ipvs.ServiceKey]bool{},
+		prod:      newProduction(opts),
 	}
 	if _, err := e.buildProbers(cfg); err != nil {
 		return nil, err
@@ -176,6 +195,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	e.adoptConfig(e.cfg, fresh, probeCtx)
+	e.drainStrays(time.Now())
 	e.mu.Unlock()
 	defer e.stopAllProbes()
 
@@ -192,6 +212,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 	reconcile("start")
+	close(e.prod.started)
+	drainTick := time.NewTicker(e.opts.DrainPoll)
+	defer drainTick.Stop()
 
 	for {
 		select {
@@ -217,8 +240,14 @@ func (e *Engine) Run(ctx context.Context) error {
 			reconcile("resync")
 		case <-retry.C():
 			reconcile("retry")
+		case <-drainTick.C:
+			if e.pollDrains(ctx) {
+				reconcile("drain")
+			}
+		case reply := <-e.prod.pings:
+			close(reply)
 		case req := <-e.reloads:
-			err := e.applyReload(req.cfg, probeCtx)
+			err := e.applyReload(ctx, req.cfg, probeCtx)
 			req.reply <- err
 			if err == nil {
 				resync.Reset(req.cfg.Director.ResyncInterval)
@@ -279,7 +308,7 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 				lastAt:     time.Now(),
 				programmed: programmed,
 			}
-			e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), initial == health.Up, programmed, rs.Weight)
+			e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), initial.String(), programmed, rs.Weight)
 		}
 	}
 	for id := range e.servers {
@@ -302,32 +331,10 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 	}
 	for key, p := range fresh {
 		e.probes[key] = p
-		p.start(probeCtx, e.results)
+		p.start(probeCtx, e.results, e.opts.Metrics.Schedule)
 	}
 	e.listeners = listeners
 	e.cfg = cfg
-}
-
-func (e *Engine) applyReload(cfg *config.Config, probeCtx context.Context) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	fresh, err := e.buildProbers(cfg)
-	if err != nil {
-		e.log.Error("config reload refused; the running config stays", "path", cfg.Path, "err", err)
-		return err
-	}
-	before := len(e.servers)
-	started := len(fresh)
-	oldListen := e.cfg.Director.Listen
-	e.adoptConfig(cfg, fresh, probeCtx)
-	e.log.Info("config reloaded", "path", cfg.Path,
-		"virtual_servers", len(cfg.VirtualServers), "real_servers", len(e.servers),
-		"real_servers_before", before, "checks", len(e.probes), "checks_started", started,
-		"services_retired", len(e.retired))
-	if cfg.Director.Listen != oldListen {
-		e.log.Warn("director.listen changed; it takes effect on restart", "listen", cfg.Director.Listen)
-	}
-	return nil
 }
 
 // observe feeds one check result to every server that uses the check and
@@ -345,19 +352,22 @@ func (e *Engine) observe(r probeResult) bool {
 		rs := id.rs.String()
 		e.opts.Metrics.Check(id.vs, rs, s.check.Type, r.result.OK, r.result.Duration)
 		t, moved := s.machine.Observe(r.result.OK, r.result.Reason)
+		e.noteResult(s, r.result)
 		if !moved {
 			continue
 		}
 		changed = true
 		s.lastAt = time.Now()
 		e.opts.Metrics.Transition(id.vs, rs, t.To.String())
+		e.noteTransition(s, t)
 		level := slog.LevelInfo
 		if t.To == health.Down {
 			level = slog.LevelWarn
 		}
 		e.log.Log(context.Background(), level, "real server "+t.To.String(),
 			"virtual_server", id.vs, "real_server", rs, "from", t.From.String(),
-			"reason", t.Reason, "check", s.check.String(), "latency", r.result.Duration.Round(time.Microsecond))
+			"reason", t.Reason, "check", s.check.String(), "latency", r.result.Duration.Round(time.Microsecond),
+			"recent", s.status.summary())
 	}
 	return changed
 }
@@ -368,13 +378,7 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 	start := time.Now()
 	e.mu.Lock()
 	cfg := e.cfg
-	desired := desiredTable(cfg, func(id serverID) health.State {
-		if s := e.servers[id]; s != nil {
-			return s.machine.State()
-		}
-		return health.Unknown
-	})
-	retired := slices.Collect(maps.Keys(e.retired))
+	desired, retired := e.desiredLocked() // config, health and drains (drain.go)
 	e.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReconcileTimeout)
@@ -382,7 +386,7 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 	report, err := ipvs.Reconcile(ctx, e.opts.Table, desired, retired)
 	if err != nil {
 		e.opts.Metrics.Reconcile(trigger, err, time.Since(start))
-		e.log.Error("reading the IPVS table failed; will retry", "trigger", trigger, "err", err)
+		e.ipvsFailed(trigger, err) // logged once per cause (errlog.go)
 		return false
 	}
 	failed := make(map[string]bool, len(report.Errors))
@@ -397,7 +401,7 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 				failed[op.String()] = true
 			}
 		}
-		e.log.Error("ipvs operation failed; will retry", "trigger", trigger, "err", err)
+		e.ipvsFailed(trigger, err)
 	}
 	for _, op := range report.Ops {
 		desc := op.String()
@@ -406,6 +410,9 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 			opErr = errors.New("failed")
 		}
 		e.opts.Metrics.IPVSOp(op.Kind.String(), opErr)
+		if trigger == "resync" && opErr == nil {
+			e.opts.Metrics.DriftRepaired(op.Kind.String())
+		}
 		if opErr == nil {
 			msg := "ipvs table changed"
 			if e.opts.DryRun {
@@ -433,6 +440,7 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 			delete(e.retired, k)
 		}
 	}
+	e.ipvsSettledLocked(ok) // not ready while the last reconcile failed
 	e.recordProgrammed(cfg)
 	return ok
 }
@@ -454,7 +462,7 @@ func (e *Engine) recordProgrammed(cfg *config.Config) {
 			if d, ok := kernel[destKey{key, rs.Address}]; ok {
 				s.programmed = int64(d.Weight)
 			}
-			e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), s.machine.State() == health.Up, s.programmed, rs.Weight)
+			e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), s.machine.State().String(), s.programmed, rs.Weight)
 		}
 	}
 }

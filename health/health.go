@@ -15,6 +15,10 @@ const (
 	Up
 	// Down: failed fall checks in a row; quiesced or removed.
 	Down
+	// Draining: leaving (gone from the config): weight 0 until its
+	// connections end or its drain timeout passes, then deleted. The
+	// engine sets it; the machine never enters it.
+	Draining
 )
 
 func (s State) String() string {
@@ -25,12 +29,14 @@ func (s State) String() string {
 		return "up"
 	case Down:
 		return "down"
+	case Draining:
+		return "draining"
 	}
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
 
 // States lists every state, for metrics that export a one-hot state.
-var States = [...]State{Unknown, Up, Down}
+var States = [...]State{Unknown, Up, Down, Draining}
 
 // Transition is a change of state and the result that caused it.
 type Transition struct {
@@ -61,6 +67,9 @@ func New(rise, fall int, initial State) *Machine {
 func (m *Machine) SetThresholds(rise, fall int) {
 	m.rise, m.fall = max(rise, 1), max(fall, 1)
 }
+
+// Thresholds returns rise and fall.
+func (m *Machine) Thresholds() (rise, fall int) { return m.rise, m.fall }
 
 // State returns the current state.
 func (m *Machine) State() State { return m.state }

@@ -66,8 +66,8 @@ func (m *Memory) Ops() int {
 	return m.ops
 }
 
-// History returns the mutating calls made so far, in order (failed ones
-// included). Delete operations carry only the key / address.
+// History returns the most recent mutating calls (up to a few
+// thousand), in order (failed ones included). Delete operations carry only the key / address.
 func (m *Memory) History() []Op {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -124,12 +124,20 @@ func (m *Memory) Services(ctx context.Context) ([]ServiceState, error) {
 	return out, nil
 }
 
+// maxHistory bounds History: tests look at the last few calls, and an
+// unbounded list would grow for as long as a -dry-run director runs.
+const maxHistory = 4096
+
 // begin counts a mutating call and runs the injected failures. m.mu is held.
 func (m *Memory) begin(ctx context.Context, op Op) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	m.ops++
+	// A dry-run director runs for months: keep only the recent calls.
+	if len(m.history) == maxHistory {
+		m.history = slices.Delete(m.history, 0, maxHistory/2)
+	}
 	m.history = append(m.history, op)
 	for i, f := range m.failNext {
 		if f.kind == 0 || f.kind == op.Kind {

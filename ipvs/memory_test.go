@@ -176,3 +176,25 @@ func TestMemoryConcurrent(t *testing.T) {
 		t.Errorf("ops %d", m.Ops())
 	}
 }
+
+func TestMemoryHistoryIsBounded(t *testing.T) {
+	m := NewMemory()
+	ctx := context.Background()
+	k := AddressKey(TCP, netip.MustParseAddrPort("192.0.2.1:80"))
+	for i := range 3 * maxHistory {
+		if i%2 == 0 {
+			m.CreateService(ctx, Service{Key: k, Scheduler: "rr"})
+		} else {
+			m.DeleteService(ctx, k)
+		}
+	}
+	if n := len(m.History()); n > maxHistory {
+		t.Fatalf("history holds %d calls, want at most %d", n, maxHistory)
+	}
+	if m.Ops() != 3*maxHistory {
+		t.Fatalf("Ops = %d, want %d", m.Ops(), 3*maxHistory)
+	}
+	if last := m.History()[len(m.History())-1]; last.Kind != OpDeleteService {
+		t.Fatalf("last call in history is %v, want the most recent (delete service)", last.Kind)
+	}
+}

@@ -3,9 +3,14 @@
 package metrics
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"net/http"
 	"runtime"
+	"strings"
 	"time"
+
+	"github.com/lvsdirector/director/health"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -18,6 +23,8 @@ type Build struct{ Version, Revision string }
 // Metrics is the director's metric set.
 type Metrics struct {
 	Registry *prometheus.Registry
+	// Schedule is the check scheduler's punctuality.
+	Schedule *Schedule
 
 	up               *prometheus.GaugeVec
 	weight           *prometheus.GaugeVec
@@ -31,6 +38,16 @@ type Metrics struct {
 	reloads          *prometheus.CounterVec
 	reloadOK         prometheus.Gauge
 	reloadTimestamp  prometheus.Gauge
+
+	state         *prometheus.GaugeVec
+	failures      *prometheus.CounterVec
+	lastSuccess   *prometheus.GaugeVec
+	lastFailure   *prometheus.GaugeVec
+	consecutive   *prometheus.GaugeVec
+	flaps         *prometheus.CounterVec
+	drift         *prometheus.CounterVec
+	configHash    prometheus.Gauge
+	notifications *prometheus.CounterVec
 }
 
 var rsLabels = []string{"virtual_server", "real_server"}
@@ -55,10 +72,17 @@ func New(b Build) *Metrics {
 			Name: "director_checks_total",
 			Help: "Health checks completed, by result (success or failure).",
 		}, []string{"virtual_server", "real_server", "check", "result"}),
+		// Classic buckets from half a millisecond (a loopback TCP connect)
+		// to 10s (the longest sensible timeout), plus native-histogram
+		// settings for servers that ingest them: ~10% resolution, at most
+		// 100 buckets per series, reset at most hourly to keep that bound.
 		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "director_check_duration_seconds",
-			Help:    "Time a health check took, successful or not.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			Name:                            "director_check_duration_seconds",
+			Help:                            "Time a health check took, successful or not.",
+			Buckets:                         []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  100,
+			NativeHistogramMinResetDuration: time.Hour,
 		}, []string{"virtual_server", "real_server", "check"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "director_state_transitions_total",
@@ -89,6 +113,42 @@ func New(b Build) *Metrics {
 			Name: "director_config_last_reload_success_timestamp_seconds",
 			Help: "Unix time of the last successful configuration load or reload.",
 		}),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "director_real_server_state",
+			Help: "The real server's health state, one-hot: 1 for the current state, 0 for the others.",
+		}, []string{"virtual_server", "real_server", "state"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "director_check_failures_total",
+			Help: "Failed health checks by reason class (timeout, refused, unreachable, reset, dns, status, body, expect, tls, icmp, canceled, error).",
+		}, []string{"virtual_server", "real_server", "check", "reason"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "director_check_last_success_timestamp_seconds",
+			Help: "Unix time of the real server's last successful check (absent until one succeeds).",
+		}, rsLabels),
+		lastFailure: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "director_check_last_failure_timestamp_seconds",
+			Help: "Unix time of the real server's last failed check (absent until one fails).",
+		}, rsLabels),
+		consecutive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "director_real_server_consecutive_failures",
+			Help: "Failed checks in a row since the last success.",
+		}, rsLabels),
+		flaps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "director_real_server_flaps_total",
+			Help: "Changes between up and down (either way) after the first verdict.",
+		}, rsLabels),
+		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "director_reconcile_drift_repaired_total",
+			Help: "Kernel table operations a periodic resync needed because the table had drifted from the desired state, by kind.",
+		}, []string{"op"}),
+		configHash: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "director_config_hash",
+			Help: "First 48 bits of the SHA-256 of the running config file, as a number, so directors running different configs stand out.",
+		}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "director_notifications_total",
+			Help: "Transition notifications, by sink (command or webhook) and result (success, failure, dropped).",
+		}, []string{"sink", "result"}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "director_build_info",
@@ -99,10 +159,13 @@ func New(b Build) *Metrics {
 	m.Registry.MustRegister(
 		m.up, m.weight, m.configuredWeight, m.checks, m.checkDuration, m.transitions,
 		m.ipvsOps, m.reconciles, m.reconcileSeconds, m.reloads, m.reloadOK, m.reloadTimestamp,
+		m.state, m.failures, m.lastSuccess, m.lastFailure, m.consecutive, m.flaps, m.drift,
+		m.configHash, m.notifications,
 		buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	m.Schedule = newSchedule(m.Registry)
 	return m
 }
 
@@ -122,14 +185,13 @@ func (m *Metrics) Check(vs, rs, check string, ok bool, d time.Duration) {
 	m.checkDuration.WithLabelValues(vs, rs, check).Observe(d.Seconds())
 }
 
-// RealServer sets a real server's health and weights. weight < 0 means
-// the destination is not in the table.
-func (m *Metrics) RealServer(vs, rs string, up bool, weight int64, configured uint32) {
-	v := 0.0
-	if up {
-		v = 1
+// RealServer sets a real server's health state (health.State.String())
+// and weights. weight < 0 means the destination is not in the table.
+func (m *Metrics) RealServer(vs, rs, state string, weight int64, configured uint32) {
+	m.up.WithLabelValues(vs, rs).Set(b2f(state == health.Up.String()))
+	for _, st := range health.States {
+		m.state.WithLabelValues(vs, rs, st.String()).Set(b2f(st.String() == state))
 	}
-	m.up.WithLabelValues(vs, rs).Set(v)
 	m.weight.WithLabelValues(vs, rs).Set(float64(weight))
 	m.configuredWeight.WithLabelValues(vs, rs).Set(float64(configured))
 }
@@ -149,6 +211,12 @@ func (m *Metrics) ForgetRealServer(vs, rs string) {
 	m.checks.DeletePartialMatch(l)
 	m.checkDuration.DeletePartialMatch(l)
 	m.transitions.DeletePartialMatch(l)
+	m.state.DeletePartialMatch(l)
+	m.failures.DeletePartialMatch(l)
+	m.lastSuccess.DeletePartialMatch(l)
+	m.lastFailure.DeletePartialMatch(l)
+	m.consecutive.DeletePartialMatch(l)
+	m.flaps.DeletePartialMatch(l)
 }
 
 // IPVSOp counts one kernel operation.
@@ -180,4 +248,74 @@ func (m *Metrics) Reload(ok bool, at time.Time) {
 	m.reloads.WithLabelValues("success").Inc()
 	m.reloadOK.Set(1)
 	m.reloadTimestamp.Set(float64(at.Unix()))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// CheckOutcome records what a check result means beyond success/failure:
+// the failure reason class, the time of the last success or failure and
+// the failures in a row.
+func (m *Metrics) CheckOutcome(vs, rs, check string, ok bool, reason string, at time.Time, consecutiveFailures int) {
+	if ok {
+		m.lastSuccess.WithLabelValues(vs, rs).Set(float64(at.UnixMilli()) / 1e3)
+	} else {
+		m.failures.WithLabelValues(vs, rs, check, ReasonClass(reason)).Inc()
+		m.lastFailure.WithLabelValues(vs, rs).Set(float64(at.UnixMilli()) / 1e3)
+	}
+	m.consecutive.WithLabelValues(vs, rs).Set(float64(consecutiveFailures))
+}
+
+// reasonClasses are the failure reason classes, each with the prefix of
+// checks.Result.Reason that selects it. The reason itself can carry
+// details (a status code, a TLS cause) that would make the label unbounded.
+var reasonClasses = []struct{ prefix, class string }{
+	{"timeout", "timeout"}, {"refused", "refused"}, {"unreachable", "unreachable"},
+	{"reset", "reset"}, {"dns", "dns"}, {"canceled", "canceled"}, {"status", "status"},
+	{"body", "body"}, {"expect", "expect"}, {"tls", "tls"}, {"icmp", "icmp"},
+}
+
+// ReasonClass maps a check failure reason to a bounded label value:
+// "status 503" is "status", "tls: certificate expired" is "tls", and
+// anything unrecognised is "error".
+func ReasonClass(reason string) string {
+	for _, c := range reasonClasses {
+		if strings.HasPrefix(reason, c.prefix) {
+			return c.class
+		}
+	}
+	return "error"
+}
+
+// Flap counts a change between up and down.
+func (m *Metrics) Flap(vs, rs string) { m.flaps.WithLabelValues(vs, rs).Inc() }
+
+// DriftRepaired counts an operation a periodic resync applied.
+func (m *Metrics) DriftRepaired(op string) { m.drift.WithLabelValues(op).Inc() }
+
+// ConfigHash sets the running config's hash from its SHA-256 in hex.
+func (m *Metrics) ConfigHash(sha256Hex string) { m.configHash.Set(HashValue(sha256Hex)) }
+
+// HashValue is the number director_config_hash shows for a SHA-256 in hex:
+// its first 48 bits, which a float64 holds exactly.
+func HashValue(sha256Hex string) float64 {
+	if len(sha256Hex) < 12 {
+		return 0
+	}
+	raw, err := hex.DecodeString(sha256Hex[:12])
+	if err != nil {
+		return 0
+	}
+	var b [8]byte
+	copy(b[2:], raw)
+	return float64(binary.BigEndian.Uint64(b[:]))
+}
+
+// Notification counts one notification by sink and result.
+func (m *Metrics) Notification(sink, result string) {
+	m.notifications.WithLabelValues(sink, result).Inc()
 }

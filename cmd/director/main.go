@@ -36,6 +36,12 @@ Usage:
       -dry-run uses an in-memory table instead of the kernel and logs each change.
   director check -config FILE
       Validate the config; print every problem with file, line and key. Exit 1 if invalid.
+  director status [-addr URL] [-json] [-timeout D]
+      Show a running director's virtual and real servers with their health,
+      like ipvsadm -Ln (from its /api/v1/status; -addr defaults to http://127.0.0.1:9410).
+  director plan -config NEW [-current FILE] [-table kernel|empty]
+      Print the kernel operations NEW would cause against the running IPVS table,
+      one per line, to review before a reload. Exit 1 if NEW is invalid.
   director version
       Print the version.
 
@@ -56,6 +62,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return runCmd(args[1:], stderr)
 	case "check":
 		return checkCmd(args[1:], stdout, stderr)
+	case "plan":
+		return planCmd(args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "director %s\n", buildInfo().Version)
 		return 0
@@ -158,23 +168,29 @@ func runCmd(args []string, stderr io.Writer) int {
 		}
 		defer nl.Close()
 		table = nl
+		warnKernel(log, cfg)
 	}
 
 	build := buildInfo()
 	m := metrics.New(build)
-	eng, err := engine.New(cfg, engine.Options{Table: table, Metrics: m, Logger: log, DryRun: *dryRun})
+	var eng *engine.Engine
+	onTransition, stopNotify := startNotifier(log, m, cfg, func() *config.Config { return eng.Config() })
+	defer stopNotify()
+	eng, err = engine.New(cfg, engine.Options{Table: table, Metrics: m, Logger: log, DryRun: *dryRun, OnTransition: onTransition})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	m.Reload(true, time.Now())
+	m.ConfigHash(cfg.SHA256)
+	m.Registry.MustRegister(metrics.NewIPVSCollector(table, eng.ServiceNames, 5*time.Second, log))
 
 	ln, err := net.Listen("tcp", cfg.Director.Listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "director: %s: director.listen: %v\n", cfg.Path, err)
 		return 1
 	}
-	srv := api.Server(cfg.Director.Listen, api.Handler(eng, m.Handler()))
+	srv := api.Server(cfg.Director.Listen, api.Handler(eng, api.Options{Metrics: m.Handler(), Version: build.Version, Logger: log, Table: table}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -186,6 +202,8 @@ func runCmd(args []string, stderr io.Writer) int {
 	go func() { serveErr <- srv.Serve(ln) }()
 	engineErr := make(chan error, 1)
 	go func() { engineErr <- eng.Run(ctx) }()
+	life := startLifecycle(ctx, log, eng, cfg) // systemd notify and watchdog, watch_config
+	defer life.stop()
 
 	log.Info("director started", "version", build.Version, "config", cfg.Path,
 		"listen", ln.Addr().String(), "dry_run", *dryRun, "virtual_servers", len(cfg.VirtualServers))
@@ -195,7 +213,10 @@ loop:
 	for {
 		select {
 		case <-hup:
-			reload(ctx, log, m, eng, *path)
+			life.reload(func() { reload(ctx, log, m, eng, *path) })
+		case <-life.changed:
+			log.Info("config file changed; reloading", "path", *path)
+			life.reload(func() { reload(ctx, log, m, eng, *path) })
 		case err := <-serveErr:
 			log.Error("HTTP listener failed", "listen", cfg.Director.Listen, "err", err)
 			code = 1
@@ -233,4 +254,5 @@ func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engi
 		return
 	}
 	m.Reload(true, time.Now())
+	m.ConfigHash(cfg.SHA256)
 }

@@ -1,0 +1,94 @@
+package api
+
+import (
+	"fmt"
+	"html/template"
+	"time"
+)
+
+// maxPageEvents bounds the transitions the page lists; the JSON has them all.
+const maxPageEvents = 20
+
+// pageData is what the status page template sees.
+type pageData struct {
+	S         StatusV1
+	Events    []EventV1
+	Refresh   int // seconds
+	Up, Total int
+	Down      int
+}
+
+func newPageData(s StatusV1, refresh time.Duration) pageData {
+	d := pageData{S: s, Events: s.Events, Refresh: max(1, int(refresh/time.Second))}
+	if len(d.Events) > maxPageEvents {
+		d.Events = d.Events[:maxPageEvents]
+	}
+	for _, vs := range s.VirtualServers {
+		for _, rs := range vs.RealServers {
+			d.Total++
+			switch rs.State {
+			case "up":
+				d.Up++
+			case "down":
+				d.Down++
+			}
+		}
+	}
+	return d
+}
+
+var pageFuncs = template.FuncMap{
+	"ago": func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return humanDuration(time.Since(t)) + " ago"
+	},
+	"ms": func(seconds float64) string {
+		d := time.Duration(seconds * float64(time.Second))
+		if d < time.Millisecond {
+			return fmt.Sprintf("%dµs", d.Microseconds())
+		}
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	},
+	"weight": func(w *int64) string {
+		if w == nil {
+			return "absent"
+		}
+		return fmt.Sprint(*w)
+	},
+	"short": func(s string) string { return s[:min(len(s), 12)] },
+	"service": func(s ServiceV1) string {
+		if s.FWMark != 0 {
+			return fmt.Sprintf("FWM %d %s", s.FWMark, s.Family)
+		}
+		return fmt.Sprintf("%s %s", s.Protocol, s.Address)
+	},
+	"cardClass": func(vs VirtualServerV1) string {
+		switch {
+		case len(vs.RealServers) > 0 && vs.RealServersUp == 0:
+			return "all-down"
+		case vs.RealServersUp < len(vs.RealServers):
+			return "some-down"
+		}
+		return ""
+	},
+}
+
+// humanDuration renders d the way a person says it: "42s", "5m3s",
+// "2h14m", "3d4h". Precision drops as the duration grows.
+func humanDuration(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	s := int64(d / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%ds", s/60, s%60)
+	case s < 86400:
+		return fmt.Sprintf("%dh%dm", s/3600, s%3600/60)
+	}
+	return fmt.Sprintf("%dd%dh", s/86400, s%86400/3600)
+}

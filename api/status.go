@@ -1,0 +1,207 @@
+package api
+
+import (
+	"time"
+
+	"github.com/lvsdirector/director/engine"
+	"github.com/lvsdirector/director/ipvs"
+)
+
+// StatusVersion is the schema version of GET /api/v1/status. Fields are
+// only ever added within a version; a rename or removal is a new version
+// on a new path.
+const StatusVersion = "v1"
+
+// StatusV1 is the body of GET /api/v1/status. Times are RFC 3339 in UTC;
+// durations are seconds as numbers; absent times are null.
+type StatusV1 struct {
+	Version        string            `json:"version"` // always "v1"
+	GeneratedAt    time.Time         `json:"generated_at"`
+	Director       DirectorV1        `json:"director"`
+	VirtualServers []VirtualServerV1 `json:"virtual_servers"`
+	Events         []EventV1         `json:"events"` // recent transitions, newest first
+}
+
+// DirectorV1 describes the running director.
+type DirectorV1 struct {
+	Version      string `json:"version"`
+	Ready        bool   `json:"ready"` // the kernel table has been reconciled without errors
+	ConfigPath   string `json:"config_path"`
+	ConfigSHA256 string `json:"config_sha256"`
+	// KernelError is set when this request's read of the kernel table failed.
+	KernelError string `json:"kernel_error,omitempty"`
+}
+
+// ServiceV1 is a virtual service's kernel settings.
+type ServiceV1 struct {
+	Family             string `json:"family"`             // "ipv4" | "ipv6"
+	Protocol           string `json:"protocol,omitempty"` // "tcp" | "udp" | "sctp"; absent for fwmark
+	Address            string `json:"address,omitempty"`  // "ip:port"; absent for fwmark
+	FWMark             uint32 `json:"fwmark,omitempty"`
+	Scheduler          string `json:"scheduler"`
+	PersistenceSeconds uint64 `json:"persistence_seconds"` // 0: not persistent
+	PersistenceNetmask uint8  `json:"persistence_netmask"`
+}
+
+// CountersV1 are the kernel's counters as of the director's last table read.
+type CountersV1 struct {
+	Connections uint64 `json:"connections"`
+	PacketsIn   uint64 `json:"packets_in"`
+	PacketsOut  uint64 `json:"packets_out"`
+	BytesIn     uint64 `json:"bytes_in"`
+	BytesOut    uint64 `json:"bytes_out"`
+	// Destinations only.
+	ActiveConnections     uint32 `json:"active_connections"`
+	InactiveConnections   uint32 `json:"inactive_connections"`
+	PersistentConnections uint32 `json:"persistent_connections"`
+}
+
+// VirtualServerV1 is one configured virtual service.
+type VirtualServerV1 struct {
+	Name           string         `json:"name"`
+	Service        ServiceV1      `json:"service"`
+	Forwarding     string         `json:"forwarding"` // "nat" | "dr" | "tun"
+	OnFailure      string         `json:"on_failure"` // "quiesce" | "remove"
+	Check          string         `json:"check"`      // check type
+	Fallback       string         `json:"fallback,omitempty"`
+	FallbackActive bool           `json:"fallback_active"`
+	InKernel       bool           `json:"in_kernel"`
+	RealServersUp  int            `json:"real_servers_up"`
+	Counters       CountersV1     `json:"counters"`
+	RealServers    []RealServerV1 `json:"real_servers"`
+}
+
+// RealServerV1 is one real server of a virtual service.
+type RealServerV1 struct {
+	Address              string          `json:"address"`
+	Forwarding           string          `json:"forwarding"`
+	State                string          `json:"state"` // "unknown" | "up" | "down" (more may be added)
+	Since                time.Time       `json:"since"` // last state change
+	ConfiguredWeight     uint32          `json:"configured_weight"`
+	ProgrammedWeight     *int64          `json:"programmed_weight"` // null: not in the kernel table
+	Check                string          `json:"check"`             // the check, described
+	ConsecutiveFailures  int             `json:"consecutive_failures"`
+	ConsecutiveSuccesses int             `json:"consecutive_successes"`
+	LastCheck            *CheckResultV1  `json:"last_check"`
+	LastSuccess          *time.Time      `json:"last_success"`
+	LastFailure          *time.Time      `json:"last_failure"`
+	History              []CheckResultV1 `json:"history"` // newest first
+	Counters             CountersV1      `json:"counters"`
+}
+
+// CheckResultV1 is one completed check.
+type CheckResultV1 struct {
+	Time            time.Time `json:"time"`
+	OK              bool      `json:"ok"`
+	Reason          string    `json:"reason,omitempty"` // "timeout", "refused", "status 503", ...
+	DurationSeconds float64   `json:"duration_seconds"`
+}
+
+// EventV1 is one state change.
+type EventV1 struct {
+	Time          time.Time       `json:"time"`
+	VirtualServer string          `json:"virtual_server"`
+	RealServer    string          `json:"real_server"`
+	From          string          `json:"from"`
+	To            string          `json:"to"`
+	Reason        string          `json:"reason"`
+	Check         string          `json:"check"`
+	Recent        []CheckResultV1 `json:"recent"` // newest first
+}
+
+func statusV1(st engine.Status, version string) StatusV1 {
+	out := StatusV1{
+		Version:     StatusVersion,
+		GeneratedAt: st.Time.UTC(),
+		Director: DirectorV1{
+			Version: version, Ready: st.Ready, ConfigPath: st.ConfigPath, ConfigSHA256: st.ConfigSHA256,
+		},
+		VirtualServers: []VirtualServerV1{},
+		Events:         []EventV1{},
+	}
+	for _, vs := range st.VirtualServers {
+		v := VirtualServerV1{
+			Name: vs.Name, Service: serviceV1(vs.Service), Forwarding: vs.Forwarding,
+			OnFailure: vs.OnFailure, Check: vs.Check, FallbackActive: vs.FallbackActive,
+			InKernel: vs.InKernel, Counters: countersV1(vs.Counters), RealServers: []RealServerV1{},
+		}
+		if vs.Fallback.IsValid() {
+			v.Fallback = vs.Fallback.String()
+		}
+		for _, rs := range vs.RealServers {
+			r := RealServerV1{
+				Address: rs.Address.String(), Forwarding: rs.Forwarding, State: rs.State.String(),
+				Since: rs.Since.UTC(), ConfiguredWeight: rs.ConfiguredWeight, Check: rs.Check,
+				ConsecutiveFailures: rs.ConsecutiveFailures, ConsecutiveSuccesses: rs.ConsecutiveSuccesses,
+				LastSuccess: optTime(rs.LastSuccess), LastFailure: optTime(rs.LastFailure),
+				History: resultsV1(rs.History), Counters: countersV1(rs.Counters),
+			}
+			if rs.ProgrammedWeight >= 0 {
+				w := rs.ProgrammedWeight
+				r.ProgrammedWeight = &w
+			}
+			if rs.Last != nil {
+				c := resultV1(*rs.Last)
+				r.LastCheck = &c
+			}
+			if r.State == "up" {
+				v.RealServersUp++
+			}
+			v.RealServers = append(v.RealServers, r)
+		}
+		out.VirtualServers = append(out.VirtualServers, v)
+	}
+	for i := len(st.Events) - 1; i >= 0; i-- {
+		ev := st.Events[i]
+		out.Events = append(out.Events, EventV1{
+			Time: ev.Time.UTC(), VirtualServer: ev.VirtualServer, RealServer: ev.RealServer.String(),
+			From: ev.From.String(), To: ev.To.String(), Reason: ev.Reason, Check: ev.Check,
+			Recent: resultsV1(ev.Recent),
+		})
+	}
+	return out
+}
+
+func serviceV1(s ipvs.Service) ServiceV1 {
+	out := ServiceV1{
+		Family: s.Key.Family.String(), Scheduler: s.Scheduler,
+		PersistenceSeconds: uint64(s.Persistence / time.Second), PersistenceNetmask: s.PersistenceNetmask,
+	}
+	if s.Key.FWMark != 0 {
+		out.FWMark = s.Key.FWMark
+	} else {
+		out.Protocol = s.Key.Protocol.String()
+		out.Address = s.Key.Address.String()
+	}
+	return out
+}
+
+func countersV1(c ipvs.Counters) CountersV1 {
+	return CountersV1{
+		Connections: c.Connections, PacketsIn: c.PacketsIn, PacketsOut: c.PacketsOut,
+		BytesIn: c.BytesIn, BytesOut: c.BytesOut, ActiveConnections: c.ActiveConns,
+		InactiveConnections: c.InactiveConns, PersistentConnections: c.PersistentConns,
+	}
+}
+
+func resultV1(r engine.CheckResult) CheckResultV1 {
+	return CheckResultV1{Time: r.Time.UTC(), OK: r.OK, Reason: r.Reason, DurationSeconds: r.Duration.Seconds()}
+}
+
+// resultsV1 converts oldest-first results to newest first, the order a
+// reader scans.
+func resultsV1(rs []engine.CheckResult) []CheckResultV1 {
+	out := make([]CheckResultV1, 0, len(rs))
+	for i := len(rs) - 1; i >= 0; i-- {
+		out = append(out, resultV1(rs[i]))
+	}
+	return out
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

@@ -1,0 +1,128 @@
+// Package bench is the load harness: it starts many loopback backends, runs
+// the director (a real `director run -dry-run` process) or a minimal
+// reference checker against them, and reports what each did and what it
+// cost. Backends, director and reference checker run as separate processes
+// so that each one's CPU is measured on its own.
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// backendAddr is the i-th backend address: 127.1.0.1, 127.1.0.2, ... The
+// whole of 127.0.0.0/8 is local on Linux, so each backend gets its own
+// address and the checks cross a real TCP handshake each.
+func backendAddr(i, port int) netip.AddrPort {
+	n := i/254*256 + i%254 + 1 // skip .0 and .255 in the last octet
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, byte(1 + n>>16), byte(n >> 8), byte(n)}), uint16(port))
+}
+
+// Backends are N listeners that answer checks and count them.
+type Backends struct {
+	Kind  string // "http" or "tcp"
+	addrs []netip.AddrPort
+	lns   []net.Listener
+	count atomic.Uint64
+	wg    sync.WaitGroup
+
+	mu     sync.Mutex
+	killed int
+}
+
+var httpOK = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+
+// StartBackends listens on n loopback addresses. http backends read a
+// request head and answer 200 "ok"; tcp backends accept and close. Both
+// count every connection they accept.
+func StartBackends(kind string, n, port int) (*Backends, error) {
+	if kind != "http" && kind != "tcp" {
+		return nil, fmt.Errorf("backend kind %q: want http or tcp", kind)
+	}
+	b := &Backends{Kind: kind}
+	for i := range n {
+		a := backendAddr(i, port)
+		ln, err := net.Listen("tcp", a.String())
+		if err != nil {
+			b.Close()
+			return nil, fmt.Errorf("backend %d of %d on %s: %w (raise the open-files limit, ulimit -n, for large N)", i+1, n, a, err)
+		}
+		b.addrs = append(b.addrs, a)
+		b.lns = append(b.lns, ln)
+		b.wg.Go(func() { b.serve(ln) })
+	}
+	return b, nil
+}
+
+func (b *Backends) serve(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		b.count.Add(1)
+		if b.Kind == "tcp" {
+			c.Close()
+			continue
+		}
+		go answerHTTP(c)
+	}
+}
+
+func answerHTTP(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReaderSize(c, 1024)
+	var head []byte
+	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) && !bytes.HasSuffix(head, []byte("\n\n")) {
+		line, err := r.ReadSlice('\n')
+		if err != nil || len(head) > 8<<10 {
+			return
+		}
+		head = append(head, line...)
+	}
+	c.Write(httpOK)
+}
+
+// Addrs returns the backends' addresses.
+func (b *Backends) Addrs() []netip.AddrPort { return b.addrs }
+
+// Count is the number of connections accepted so far.
+func (b *Backends) Count() uint64 { return b.count.Load() }
+
+// Kill closes the listeners of the next k live backends at one instant, so
+// that their checks are refused from then on, and returns when that was.
+func (b *Backends) Kill(k int) (time.Time, []netip.AddrPort) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k = min(k, len(b.lns)-b.killed)
+	victims := b.lns[b.killed : b.killed+k]
+	at := time.Now()
+	for _, ln := range victims {
+		ln.Close()
+	}
+	addrs := b.addrs[b.killed : b.killed+k]
+	b.killed += k
+	return at, addrs
+}
+
+// Close stops every backend and waits for the accept loops.
+func (b *Backends) Close() {
+	for _, ln := range b.lns {
+		ln.Close()
+	}
+	b.wg.Wait()
+}
+
+// Wait blocks until ctx ends, then closes the backends.
+func (b *Backends) Wait(ctx context.Context) {
+	<-ctx.Done()
+	b.Close()
+}

@@ -1,0 +1,98 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lvsdirector/director/ipvs"
+)
+
+// TestHarnessSmoke runs the whole harness small and short, so that it
+// cannot rot: real backends, the real director binary, the floor checker
+// and a failure storm. It checks that what the report claims happened.
+func TestHarnessSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries and runs for ~15s")
+	}
+	dir := t.TempDir()
+	for _, b := range []struct{ out, pkg string }{
+		{"director", "../cmd/director"},
+		{"director-bench", "../cmd/director-bench"},
+	} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", b.pkg, err, out)
+		}
+	}
+	var progress bytes.Buffer
+	o := Options{
+		DirectorBin: filepath.Join(dir, "director"), SelfBin: filepath.Join(dir, "director-bench"),
+		WorkDir: dir, Kind: "http", N: 20, VirtualServers: 3,
+		Interval: 200 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 1, Fall: 2,
+		Window: 2 * time.Second, Floor: true, Storm: 5, Port: 18080, Progress: &progress,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatalf("harness: %v\n%s", err, progress.String())
+	}
+	var out bytes.Buffer
+	rep.Print(&out)
+	t.Log("\n" + out.String())
+
+	d := rep.Director
+	// 20 servers every 200ms is 100 checks/s. The backends must have seen
+	// them: allow for a noisy machine, not for checks that did not happen.
+	if d.PlannedPerSec != 100 {
+		t.Errorf("planned %v/s, want 100", d.PlannedPerSec)
+	}
+	if d.BackendPerSec < 70 || d.CompletedPerSec < 70 {
+		t.Errorf("director: backends saw %.1f/s, director completed %.1f/s; want about 100", d.BackendPerSec, d.CompletedPerSec)
+	}
+	if d.CPUSeconds <= 0 || d.PeakRSSBytes <= 0 || d.Goroutines <= 0 {
+		t.Errorf("director: implausible figures %+v", d)
+	}
+	if rep.Floor == nil || rep.Floor.BackendPerSec < 70 {
+		t.Errorf("floor: %+v", rep.Floor)
+	}
+	if rep.Storm == nil || rep.Storm.Detected != 5 {
+		t.Fatalf("storm: %+v, want all 5 killed backends detected", rep.Storm)
+	}
+	if rep.Storm.AllAppliedSeconds <= 0 || rep.Storm.LatencyMax <= 0 {
+		t.Errorf("storm: %+v", rep.Storm)
+	}
+	if !strings.Contains(out.String(), "director ÷ floor") {
+		t.Errorf("report lacks the director ÷ floor line")
+	}
+}
+
+func TestReconcileFigures(t *testing.T) {
+	s, err := RunReconcile(context.Background(), ipvs.NewMemory(), "in-memory", 2000, 20, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ProgramOps != 2000+20 {
+		t.Errorf("programming 2000 destinations over 20 services took %d operations, want 2020", s.ProgramOps)
+	}
+	if s.ChangeOps != 300 {
+		t.Errorf("300 weight changes took %d operations", s.ChangeOps)
+	}
+}
+
+func TestBackendAddrsAreDistinct(t *testing.T) {
+	seen := map[string]bool{}
+	for i := range 70000 {
+		a := backendAddr(i, 1)
+		b := a.Addr().As4()
+		if b[0] != 127 || b[3] == 0 || b[3] == 255 || seen[a.String()] {
+			t.Fatalf("backend %d: address %s is reused or not a plain loopback host", i, a)
+		}
+		seen[a.String()] = true
+	}
+}

@@ -1,0 +1,565 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Options describe one harness run.
+type Options struct {
+	DirectorBin    string // the director binary to measure
+	SelfBin        string // this harness's binary, re-run for the child processes
+	WorkDir        string // where the generated config goes
+	Kind           string // "http" or "tcp"
+	N              int    // real servers (one backend each)
+	VirtualServers int
+	Interval       time.Duration
+	Timeout        time.Duration
+	Rise, Fall     int
+	Window         time.Duration // measurement window per checker
+	Floor          bool          // also measure the reference checker
+	Storm          int           // backends to kill at once after the window (0: no storm)
+	Port           int           // backend port
+	Progress       io.Writer
+}
+
+// CheckerStats is one checker's figures over its measurement window.
+type CheckerStats struct {
+	Checker          string  `json:"checker"`
+	WindowSeconds    float64 `json:"window_seconds"`
+	PlannedPerSec    float64 `json:"planned_per_second"`
+	StartedPerSec    float64 `json:"started_per_second,omitempty"`
+	CompletedPerSec  float64 `json:"completed_per_second"`
+	BackendPerSec    float64 `json:"backend_seen_per_second"`
+	FailedPerSec     float64 `json:"failed_per_second"`
+	SkippedPerSec    float64 `json:"skipped_per_second"`
+	OnTimeShare      float64 `json:"on_time_share,omitempty"` // started within 100 ms of plan
+	LagP50           float64 `json:"lag_p50_le_seconds,omitempty"`
+	LagP99           float64 `json:"lag_p99_le_seconds,omitempty"`
+	LagMax           float64 `json:"lag_max_le_seconds,omitempty"`
+	CPUSeconds       float64 `json:"cpu_seconds"`
+	CPUPer1000Checks float64 `json:"cpu_seconds_per_1000_checks"`
+	CPUCores         float64 `json:"cpu_cores"`
+	PeakRSSBytes     int64   `json:"peak_rss_bytes"`
+	Goroutines       float64 `json:"goroutines,omitempty"`
+	GCPauseP50       float64 `json:"gc_pause_p50_seconds,omitempty"`
+	GCPauseMax       float64 `json:"gc_pause_max_seconds,omitempty"`
+}
+
+// StormStats is how the director handled K backends dying at once.
+type StormStats struct {
+	Killed            int     `json:"killed"`
+	Detected          int     `json:"detected"`
+	BoundSeconds      float64 `json:"bound_seconds"` // fall × interval + timeout + 100ms
+	LatencyP50        float64 `json:"detection_latency_p50_seconds"`
+	LatencyP99        float64 `json:"detection_latency_p99_seconds"`
+	LatencyMax        float64 `json:"detection_latency_max_seconds"`
+	OverheadP50       float64 `json:"overhead_p50_seconds"` // latency − fall × interval
+	OverheadP99       float64 `json:"overhead_p99_seconds"`
+	OverheadMax       float64 `json:"overhead_max_seconds"`
+	AllAppliedSeconds float64 `json:"all_applied_seconds"` // kill → last weight-0 table change
+	WithinBound       float64 `json:"within_bound_share"`
+}
+
+// Report is the outcome of a harness run.
+type Report struct {
+	Kind           string        `json:"kind"`
+	N              int           `json:"n"`
+	VirtualServers int           `json:"virtual_servers"`
+	Interval       string        `json:"interval"`
+	Timeout        string        `json:"timeout"`
+	Director       CheckerStats  `json:"director"`
+	Floor          *CheckerStats `json:"floor,omitempty"`
+	Ratio          float64       `json:"director_over_floor_cpu,omitempty"`
+	Storm          *StormStats   `json:"storm,omitempty"`
+}
+
+func (o *Options) logf(format string, a ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "bench: "+format+"\n", a...)
+	}
+}
+
+// Run runs the harness: backends, then the floor checker (if asked), then
+// the director, then the storm (if asked). Everything it starts it stops.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if o.N < 1 || o.VirtualServers < 1 || o.Interval <= 0 || o.Timeout <= 0 || o.Window <= 0 {
+		return nil, fmt.Errorf("bench: N, virtual servers, interval, timeout and window must be positive")
+	}
+	o.VirtualServers = min(o.VirtualServers, o.N)
+	rep := &Report{Kind: o.Kind, N: o.N, VirtualServers: o.VirtualServers,
+		Interval: o.Interval.String(), Timeout: o.Timeout.String()}
+
+	backends, err := startChild(ctx, o.SelfBin, "backends", "-kind", o.Kind, "-n", strconv.Itoa(o.N), "-port", strconv.Itoa(o.Port))
+	if err != nil {
+		return nil, err
+	}
+	defer backends.finish()
+	o.logf("%d %s backends up on 127.1.0.0/16:%d", o.N, o.Kind, o.Port)
+
+	if o.Floor {
+		fs, err := runFloor(ctx, o, backends)
+		if err != nil {
+			return nil, err
+		}
+		rep.Floor = fs
+	}
+	ds, storm, err := runDirector(ctx, o, backends)
+	if err != nil {
+		return nil, err
+	}
+	rep.Director = *ds
+	rep.Storm = storm
+	if rep.Floor != nil && rep.Floor.CPUPer1000Checks > 0 {
+		rep.Ratio = rep.Director.CPUPer1000Checks / rep.Floor.CPUPer1000Checks
+	}
+	return rep, nil
+}
+
+func backendCount(b *child) (uint64, error) {
+	s, err := b.ask("count")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// window measures a process over o.Window: CPU, backend-side checks.
+type window struct {
+	start, end   time.Time
+	cpu0, cpu1   time.Duration
+	seen0, seen1 uint64
+}
+
+func measure(ctx context.Context, o Options, pid int, backends *child, between func()) (*window, error) {
+	w := &window{}
+	var err error
+	if w.seen0, err = backendCount(backends); err != nil {
+		return nil, err
+	}
+	if w.cpu0, err = procCPU(pid); err != nil {
+		return nil, err
+	}
+	w.start = time.Now()
+	select {
+	case <-time.After(o.Window):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if w.cpu1, err = procCPU(pid); err != nil {
+		return nil, err
+	}
+	w.end = time.Now()
+	if w.seen1, err = backendCount(backends); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *window) fill(s *CheckerStats, o Options, completed float64) {
+	secs := w.end.Sub(w.start).Seconds()
+	s.WindowSeconds = secs
+	s.PlannedPerSec = float64(o.N) / o.Interval.Seconds()
+	s.BackendPerSec = float64(w.seen1-w.seen0) / secs
+	s.CompletedPerSec = completed / secs
+	s.CPUSeconds = (w.cpu1 - w.cpu0).Seconds()
+	s.CPUCores = s.CPUSeconds / secs
+	if completed > 0 {
+		s.CPUPer1000Checks = s.CPUSeconds / completed * 1000
+	}
+}
+
+func runFloor(ctx context.Context, o Options, backends *child) (*CheckerStats, error) {
+	f, err := startChild(ctx, o.SelfBin, "floor", "-kind", o.Kind, "-n", strconv.Itoa(o.N),
+		"-port", strconv.Itoa(o.Port), "-interval", o.Interval.String(), "-timeout", o.Timeout.String())
+	if err != nil {
+		return nil, err
+	}
+	o.logf("floor checker: warming up for one interval, then measuring for %s", o.Window)
+	time.Sleep(o.Interval + 500*time.Millisecond) // every target has had its first, jittered run
+	w, err := measure(ctx, o, f.cmd.Process.Pid, backends, nil)
+	if err != nil {
+		f.finish()
+		return nil, err
+	}
+	rss, _ := procPeakRSS(f.cmd.Process.Pid)
+	out, err := f.finish()
+	if err != nil {
+		return nil, fmt.Errorf("floor checker: %w", err)
+	}
+	var fs FloorStats
+	if err := json.Unmarshal([]byte(out), &fs); err != nil {
+		return nil, fmt.Errorf("floor checker output %q: %w", out, err)
+	}
+	s := &CheckerStats{Checker: "floor", PeakRSSBytes: rss}
+	// The floor keeps no counts per window; the backends' count is its
+	// completed checks (each connection accepted is one check).
+	w.fill(s, o, float64(w.seen1-w.seen0))
+	s.FailedPerSec = float64(fs.Failed) / max(w.end.Sub(w.start).Seconds(), 1) // whole run; it should be 0
+	return s, nil
+}
+
+// vsAddress is the i-th benchmark virtual service, in 198.18.0.0/15
+// (the range set aside for benchmarking).
+func vsAddress(i int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18 + byte(i>>16), byte(i >> 8), byte(i)}), 80)
+}
+
+func writeConfig(o Options, listen string) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[director]\nlisten = %q\nresync_interval = \"30s\"\non_failure = \"quiesce\"\n\n", listen)
+	fmt.Fprintf(&b, "[defaults.check]\ninterval = %q\ntimeout = %q\nrise = %d\nfall = %d\n\n",
+		o.Interval.String(), o.Timeout.String(), o.Rise, o.Fall)
+	for v := range o.VirtualServers {
+		fmt.Fprintf(&b, "[[virtual_server]]\nname = \"bench-%d\"\naddress = %q\nscheduler = \"wrr\"\n", v, vsAddress(v).String())
+		fmt.Fprintf(&b, "  [virtual_server.check]\n  type = %q\n", o.Kind)
+		for i := v; i < o.N; i += o.VirtualServers {
+			fmt.Fprintf(&b, "  [[virtual_server.real_server]]\n  address = %q\n  weight = 100\n", backendAddr(i, o.Port).String())
+		}
+		b.WriteString("\n")
+	}
+	path := filepath.Join(o.WorkDir, "bench-director.toml")
+	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// logEvent is one line of the director's JSON log, reduced to what the
+// storm measurement reads.
+type logEvent struct {
+	Time       time.Time `json:"time"`
+	Msg        string    `json:"msg"`
+	RealServer string    `json:"real_server"`
+	Op         string    `json:"op"`
+}
+
+// eventLog collects the director's log events as they arrive.
+type eventLog struct {
+	mu     sync.Mutex
+	events []logEvent
+}
+
+func (l *eventLog) read(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var e logEvent
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			l.mu.Lock()
+			l.events = append(l.events, e)
+			l.mu.Unlock()
+		}
+	}
+}
+
+func (l *eventLog) since(t time.Time) []logEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []logEvent
+	for _, e := range l.events {
+		if !e.Time.Before(t) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func runDirector(ctx context.Context, o Options, backends *child) (*CheckerStats, *StormStats, error) {
+	listen, err := freeAddr()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := writeConfig(o, listen)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.CommandContext(ctx, o.DirectorBin, "run", "-dry-run", "-config", cfg, "-log-format", "json")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("starting the director: %w", err)
+	}
+	var log eventLog
+	logDone := make(chan struct{})
+	go func() { log.read(stderr); close(logDone) }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-logDone
+		cmd.Wait()
+	}()
+	metricsURL := "http://" + listen + "/metrics"
+
+	// Wait until every real server is up: the director has checked them all.
+	o.logf("director: waiting until all %d real servers are up", o.N)
+	deadline := time.Now().Add(2*o.Interval*time.Duration(o.Rise+1) + 30*time.Second)
+	for {
+		fams, err := scrape(ctx, metricsURL)
+		if err == nil && sumOf(fams["director_real_server_up"]) == float64(o.N) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, nil, fmt.Errorf("director: not all %d real servers came up (last scrape error: %v)", o.N, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(o.Interval) // steady state
+	o.logf("director: measuring for %s", o.Window)
+
+	before, err := scrape(ctx, metricsURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	scraped0 := time.Now()
+	w, err := measure(ctx, o, cmd.Process.Pid, backends, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	after, err := scrape(ctx, metricsURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Counter rates over the span between the two scrapes, which brackets
+	// the CPU window; CPU per check is CPU over the window divided by the
+	// checks that rate makes in the window.
+	span := time.Since(scraped0).Seconds()
+	rate := func(name string) float64 { return (sumOf(after[name]) - sumOf(before[name])) / span }
+	s := &CheckerStats{Checker: "director"}
+	w.fill(s, o, rate("director_checks_total")*w.end.Sub(w.start).Seconds())
+	secs := span
+	s.StartedPerSec = rate("director_checks_started_total")
+	s.SkippedPerSec = rate("director_checks_skipped_total")
+	s.FailedPerSec = (sumWhere(after["director_checks_total"], "result", "failure") -
+		sumWhere(before["director_checks_total"], "result", "failure")) / secs
+	lag := histogramDelta(before["director_check_schedule_lag_seconds"], after["director_check_schedule_lag_seconds"])
+	s.LagP50, s.LagP99, s.LagMax = lag.quantile(0.5), lag.quantile(0.99), lag.quantile(1)
+	if total := lag.count + s.SkippedPerSec*secs; total > 0 {
+		s.OnTimeShare = lag.atMost(0.1) / total
+	}
+	s.Goroutines = sumOf(after["go_goroutines"])
+	s.GCPauseP50 = summaryQuantile(after["go_gc_duration_seconds"], 0.5)
+	s.GCPauseMax = summaryQuantile(after["go_gc_duration_seconds"], 1)
+	s.PeakRSSBytes, _ = procPeakRSS(cmd.Process.Pid)
+
+	if o.Storm <= 0 {
+		return s, nil, nil
+	}
+	storm, err := runStorm(ctx, o, backends, &log)
+	return s, storm, err
+}
+
+func runStorm(ctx context.Context, o Options, backends *child, log *eventLog) (*StormStats, error) {
+	k := min(o.Storm, o.N)
+	o.logf("storm: killing %d backends at once", k)
+	reply, err := backends.ask("kill " + strconv.Itoa(k))
+	if err != nil {
+		return nil, err
+	}
+	nanos, err := strconv.ParseInt(reply, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("storm: backends answered %q", reply)
+	}
+	killedAt := time.Unix(0, nanos)
+	fallTime := time.Duration(o.Fall) * o.Interval
+	bound := fallTime + o.Timeout + 100*time.Millisecond
+	deadline := time.Now().Add(bound + 30*time.Second)
+	var downs, applied []logEvent
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		downs, applied = downs[:0], applied[:0]
+		seen := map[string]bool{}
+		for _, e := range log.since(killedAt) {
+			switch {
+			case e.Msg == "real server down" && !seen[e.RealServer]:
+				seen[e.RealServer] = true
+				downs = append(downs, e)
+			case strings.Contains(e.Msg, "ipvs table changed") && strings.HasSuffix(e.Op, "-> 0"):
+				applied = append(applied, e)
+			}
+		}
+		if len(downs) >= k && len(applied) >= k {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st := &StormStats{Killed: k, Detected: len(downs), BoundSeconds: bound.Seconds()}
+	lat := make([]float64, 0, len(downs))
+	within := 0
+	for _, e := range downs {
+		d := e.Time.Sub(killedAt)
+		lat = append(lat, d.Seconds())
+		if d <= bound {
+			within++
+		}
+	}
+	sort.Float64s(lat)
+	if len(lat) > 0 {
+		st.LatencyP50, st.LatencyP99, st.LatencyMax = pct(lat, 0.5), pct(lat, 0.99), lat[len(lat)-1]
+		f := fallTime.Seconds()
+		st.OverheadP50, st.OverheadP99, st.OverheadMax = st.LatencyP50-f, st.LatencyP99-f, st.LatencyMax-f
+		st.WithinBound = float64(within) / float64(k)
+	}
+	for _, e := range applied {
+		st.AllAppliedSeconds = max(st.AllAppliedSeconds, e.Time.Sub(killedAt).Seconds())
+	}
+	return st, nil
+}
+
+func pct(sorted []float64, q float64) float64 {
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(resp.Body)
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Untyped != nil:
+		return m.Untyped.GetValue()
+	}
+	return 0
+}
+
+func sumOf(f *dto.MetricFamily) float64 {
+	if f == nil {
+		return 0
+	}
+	var s float64
+	for _, m := range f.Metric {
+		s += value(m)
+	}
+	return s
+}
+
+func sumWhere(f *dto.MetricFamily, label, want string) float64 {
+	if f == nil {
+		return 0
+	}
+	var s float64
+	for _, m := range f.Metric {
+		for _, l := range m.Label {
+			if l.GetName() == label && l.GetValue() == want {
+				s += value(m)
+			}
+		}
+	}
+	return s
+}
+
+func summaryQuantile(f *dto.MetricFamily, q float64) float64 {
+	if f == nil || len(f.Metric) == 0 || f.Metric[0].Summary == nil {
+		return 0
+	}
+	for _, qq := range f.Metric[0].Summary.Quantile {
+		if qq.GetQuantile() == q {
+			return qq.GetValue()
+		}
+	}
+	return 0
+}
+
+// hist is the difference of two scrapes of a histogram.
+type hist struct {
+	bounds []float64 // upper bounds, ascending; +Inf last
+	cum    []float64 // cumulative counts
+	count  float64
+}
+
+func histogramDelta(before, after *dto.MetricFamily) hist {
+	get := func(f *dto.MetricFamily) *dto.Histogram {
+		if f == nil || len(f.Metric) == 0 {
+			return nil
+		}
+		return f.Metric[0].Histogram
+	}
+	a, b := get(after), get(before)
+	var h hist
+	if a == nil {
+		return h
+	}
+	for i, bk := range a.Bucket {
+		c := float64(bk.GetCumulativeCount())
+		if b != nil && i < len(b.Bucket) {
+			c -= float64(b.Bucket[i].GetCumulativeCount())
+		}
+		h.bounds = append(h.bounds, bk.GetUpperBound())
+		h.cum = append(h.cum, c)
+	}
+	h.count = float64(a.GetSampleCount())
+	if b != nil {
+		h.count -= float64(b.GetSampleCount())
+	}
+	h.bounds = append(h.bounds, math.Inf(1))
+	h.cum = append(h.cum, h.count)
+	return h
+}
+
+// quantile is the upper bound of the bucket holding the q-quantile: the
+// true value is at most this.
+func (h hist) quantile(q float64) float64 {
+	if h.count == 0 {
+		return 0
+	}
+	for i, c := range h.cum {
+		if c >= q*h.count {
+			return h.bounds[i]
+		}
+	}
+	return math.Inf(1)
+}
+
+// atMost is how many observations were at most v (v must be a bucket bound).
+func (h hist) atMost(v float64) float64 {
+	for i, b := range h.bounds {
+		if b == v {
+			return h.cum[i]
+		}
+	}
+	return 0
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startDaemonEnv is startDaemon with extra environment.
+func startDaemonEnv(t *testing.T, env []string, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, cmd: exec.Command(binary, args...), seen: make(chan string, 1024)}
+	d.cmd.Env = append(os.Environ(), env...)
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			d.mu.Lock()
+			d.log.WriteString(sc.Text() + "\n")
+			d.mu.Unlock()
+			select {
+			case d.seen <- sc.Text():
+			default:
+			}
+		}
+		close(d.seen)
+	}()
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.cmd.Process.Kill()
+			d.cmd.Wait()
+		}
+	})
+	return d
+}
+
+// notifySocket listens like systemd's notify socket and returns a
+// function that waits for the next message.
+func notifySocket(t *testing.T) (string, func() string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return path, func() string {
+		t.Helper()
+		buf := make([]byte, 4096)
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no notify message: %v", err)
+		}
+		return string(buf[:n])
+	}
+}
+
+// TestWatchConfigAndSystemd runs the binary as systemd would (notify
+// socket, watchdog) with watch_config: edits are reloaded between
+// RELOADING=1 and READY=1; a deleted, half-written or invalid file
+// changes nothing; SIGTERM says STOPPING=1.
+func TestWatchConfigAndSystemd(t *testing.T) {
+	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go backend.Serve(ln)
+	defer backend.Close()
+
+	dir := t.TempDir()
+	tmpl := fmt.Sprintf(`[director]
+listen = "%s"
+watch_config = true
+
+[defaults.check]
+interval = "200ms"
+timeout = "100ms"
+
+[[virtual_server]]
+name = "web"
+address = "192.0.2.10:80"
+scheduler = "%%s"
+  [[virtual_server.real_server]]
+  address = "%s"
+  weight = 100
+`, freePort(t), ln.Addr())
+	cfg := writeConfig(t, dir, fmt.Sprintf(tmpl, "wrr"))
+	sock, next := notifySocket(t)
+	d := startDaemonEnv(t, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=400000"}, "run", "-dry-run", "-config", cfg)
+	listen := d.waitLog(`msg="director started".* listen=(\S+)`)[1]
+
+	// READY=1 once started; watchdog pings come in between.
+	msg := func(want string) string {
+		t.Helper()
+		for range 200 {
+			if m := next(); strings.HasPrefix(m, want) {
+				return m
+			}
+		}
+		t.Fatalf("no %q notify message", want)
+		return ""
+	}
+	msg("READY=1")
+	msg("WATCHDOG=1")
+
+	replace := func(text string) {
+		t.Helper()
+		tmp := filepath.Join(dir, ".director.toml.tmp")
+		if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// An editor replaces the file: reloaded as a diff.
+	replace(fmt.Sprintf(tmpl, "rr"))
+	d.waitLog(`op="edit service tcp 192.0.2.10:80 scheduler wrr -> rr"`)
+	if m := msg("RELOADING=1"); !strings.Contains(m, "MONOTONIC_USEC=") {
+		t.Errorf("RELOADING without MONOTONIC_USEC: %q", m)
+	}
+	msg("READY=1")
+
+	// The file disappears: nothing changes.
+	if err := os.Remove(cfg); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLog(`config file missing or unreadable; the running config stays`)
+
+	// Half-written: cut in the middle of a table.
+	full := fmt.Sprintf(tmpl, "lc")
+	if err := os.WriteFile(cfg, []byte(full[:strings.Index(full, "scheduler")+11]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLog(`config reload failed; still running the previous config`)
+	if code, _ := httpGet(t, "http://"+listen+"/readyz"); code != 200 {
+		t.Errorf("/readyz = %d after a refused reload, want 200", code)
+	}
+	if strings.Contains(d.logText(), "scheduler rr -> lc") {
+		t.Error("half-written config was applied")
+	}
+
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	msg("STOPPING=1")
+	if err := d.cmd.Wait(); err != nil {
+		t.Fatalf("director did not exit cleanly on SIGTERM: %v\n%s", err, d.logText())
+	}
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/engine"
+	"github.com/lvsdirector/director/metrics"
+	"github.com/lvsdirector/director/notify"
+)
+
+// startNotifier starts delivering transition events to the notify_command
+// and notify_url of the running config (current reads it, so a reload
+// applies to the next event). stop ends delivery and waits for it.
+func startNotifier(log *slog.Logger, m *metrics.Metrics, cfg *config.Config, current func() *config.Config) (hook func(engine.Event), stop func()) {
+	n := notify.New(notify.Options{
+		Targets: func(vs string) notify.Target {
+			c := current()
+			for i := range c.VirtualServers {
+				if c.VirtualServers[i].Name == vs {
+					nt := c.VirtualServers[i].Notify
+					return notify.Target{Command: nt.Command, URL: nt.URL}
+				}
+			}
+			return notify.Target{}
+		},
+		// notify_timeout is read at start; a reload does not change it.
+		Timeout:  cfg.Notify.Timeout,
+		Recorder: m,
+		Logger:   log,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Run(ctx)
+	}()
+	hook = func(ev engine.Event) { n.Notify(notifyEvent(ev)) }
+	return hook, func() { cancel(); <-done }
+}
+
+func notifyEvent(ev engine.Event) notify.Event {
+	out := notify.Event{
+		Time: ev.Time.UTC(), VirtualServer: ev.VirtualServer, RealServer: ev.RealServer.String(),
+		From: ev.From.String(), To: ev.To.String(), Reason: ev.Reason, Check: ev.Check,
+	}
+	for i := len(ev.Recent) - 1; i >= 0; i-- {
+		r := ev.Recent[i]
+		out.Recent = append(out.Recent, notify.Result{Time: r.Time.UTC(), OK: r.OK, Reason: r.Reason, DurationSeconds: r.Duration.Seconds()})
+	}
+	return out
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lvsdirector/director/api"
+)
+
+// statusCmd prints a running director's status like ipvsadm -Ln, with
+// health columns, from its /api/v1/status.
+func statusCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "http://"+defaultListen, "the director's listen address (director.listen), as a URL or host:port")
+	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
+	asJSON := fs.Bool("json", false, "print the raw /api/v1/status JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	base := strings.TrimSuffix(*addr, "/")
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	body, err := fetchStatus(ctx, base+"/api/v1/status")
+	if err != nil {
+		fmt.Fprintf(stderr, "director status: %v\n(is the director running, and is -addr its director.listen address?)\n", err)
+		return 1
+	}
+	if *asJSON {
+		stdout.Write(body)
+		return 0
+	}
+	var st api.StatusV1
+	if err := json.Unmarshal(body, &st); err != nil {
+		fmt.Fprintf(stderr, "director status: %s/api/v1/status: not a status document: %v\n", base, err)
+		return 1
+	}
+	if st.Version != api.StatusVersion {
+		fmt.Fprintf(stderr, "director status: the director speaks status %q, this client %q; output may be incomplete\n", st.Version, api.StatusVersion)
+	}
+	printStatus(stdout, st, time.Now())
+	return 0
+}
+
+// defaultListen mirrors config.DefaultListen without loading a config.
+const defaultListen = "127.0.0.1:9410"
+
+func fetchStatus(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%s: no answer within the timeout", url)
+		}
+		return nil, err
+	}
+	defer resp.Body.Close()
+	// A status is a few hundred bytes per real server; 16 MiB is far more
+	// than any config and keeps a wrong address from filling memory.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return body, nil
+}
+
+// forwardNames are ipvsadm -Ln's words for the forwarding methods.
+var forwardNames = map[string]string{"nat": "Masq", "dr": "Route", "tun": "Tunnel"}
+
+func printStatus(w io.Writer, st api.StatusV1, now time.Time) {
+	ready := "ready"
+	if !st.Director.Ready {
+		ready = "NOT READY (kernel table not reconciled yet)"
+	}
+	fmt.Fprintf(w, "director %s, %s, config %s (%.12s)\n", st.Director.Version, ready, st.Director.ConfigPath, st.Director.ConfigSHA256)
+	if st.Director.KernelError != "" {
+		fmt.Fprintf(w, "warning: %s\n", st.Director.KernelError)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "Prot LocalAddress:Port\tScheduler\tFlags\t\t\t\tName\t\t")
+	fmt.Fprintln(tw, "  -> RemoteAddress:Port\tForward\tWeight\tConfig\tState\tFor\tLast check\tActiveConn\tInActConn")
+	for _, vs := range st.VirtualServers {
+		svc := fmt.Sprintf("%s %s", strings.ToUpper(vs.Service.Protocol), vs.Service.Address)
+		if vs.Service.FWMark != 0 {
+			svc = fmt.Sprintf("FWM  %d %s", vs.Service.FWMark, vs.Service.Family)
+		}
+		var flags []string
+		if vs.Service.PersistenceSeconds > 0 {
+			flags = append(flags, fmt.Sprintf("persistent %d", vs.Service.PersistenceSeconds))
+		}
+		if !vs.InKernel {
+			flags = append(flags, "NOT IN KERNEL")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t%s: %d/%d up\t\t\n", svc, vs.Service.Scheduler, strings.Join(flags, ","),
+			vs.Name, vs.RealServersUp, len(vs.RealServers))
+		for _, rs := range vs.RealServers {
+			weight := "-"
+			if rs.ProgrammedWeight != nil {
+				weight = fmt.Sprint(*rs.ProgrammedWeight)
+			}
+			fmt.Fprintf(tw, "  -> %s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\n", rs.Address, forwardName(rs.Forwarding), weight,
+				rs.ConfiguredWeight, rs.State, since(rs.Since, now), lastCheck(rs), rs.Counters.ActiveConnections, rs.Counters.InactiveConnections)
+		}
+		if vs.Fallback != "" {
+			state := "standby"
+			if vs.FallbackActive {
+				state = "SERVING"
+			}
+			fmt.Fprintf(tw, "  -> %s\t%s\t\t\tfallback\t\t%s\t\t\n", vs.Fallback, forwardName(vs.Forwarding), state)
+		}
+	}
+	tw.Flush()
+	if len(st.Events) > 0 {
+		fmt.Fprintln(w, "\nRecent transitions (newest first):")
+		for _, ev := range st.Events[:min(len(st.Events), 5)] {
+			fmt.Fprintf(w, "  %s ago  %s %s  %s -> %s  %s\n", since(ev.Time, now), ev.VirtualServer, ev.RealServer, ev.From, ev.To, ev.Reason)
+		}
+	}
+}
+
+func forwardName(f string) string {
+	if n, ok := forwardNames[f]; ok {
+		return n
+	}
+	return f
+}
+
+func since(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t).Round(time.Second)
+	if d < 0 {
+		d = 0
+	}
+	return d.String()
+}
+
+func lastCheck(rs api.RealServerV1) string {
+	c := rs.LastCheck
+	if c == nil {
+		return "not yet"
+	}
+	took := time.Duration(c.DurationSeconds * float64(time.Second)).Round(100 * time.Microsecond)
+	if c.OK {
+		return fmt.Sprintf("ok %s", took)
+	}
+	if rs.ConsecutiveFailures > 1 {
+		return fmt.Sprintf("%s (%d in a row)", c.Reason, rs.ConsecutiveFailures)
+	}
+	return c.Reason
+}

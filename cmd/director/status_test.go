@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lvsdirector/director/api"
+	"github.com/lvsdirector/director/engine"
+	"github.com/lvsdirector/director/health"
+	"github.com/lvsdirector/director/ipvs"
+)
+
+type fixedSource struct{ st engine.Status }
+
+func (f fixedSource) Ready() bool           { return f.st.Ready }
+func (f fixedSource) Status() engine.Status { return f.st }
+
+var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func sampleStatus() engine.Status {
+	vip := netip.MustParseAddrPort("192.0.2.10:80")
+	up, down := netip.MustParseAddrPort("10.0.0.11:8080"), netip.MustParseAddrPort("10.0.0.12:8080")
+	failed := engine.CheckResult{Time: t0.Add(-2 * time.Second), Reason: "status 503", Duration: 1200 * time.Microsecond}
+	okRes := engine.CheckResult{Time: t0.Add(-time.Second), OK: true, Duration: 700 * time.Microsecond}
+	return engine.Status{
+		Time: t0, Ready: true, ConfigPath: "/etc/director/director.toml",
+		ConfigSHA256: "9f2c4e0b7a1d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6",
+		VirtualServers: []engine.VirtualServerStatus{{
+			Name: "web", Service: ipvs.Service{Key: ipvs.AddressKey(ipvs.TCP, vip), Scheduler: "wrr", PersistenceNetmask: 32},
+			Forwarding: "nat", OnFailure: "quiesce", Check: "http", InKernel: true,
+			Fallback: netip.MustParseAddrPort("127.0.0.1:8089"),
+			RealServers: []engine.RealServerStatus{
+				{Address: up, Forwarding: "nat", State: health.Up, Since: t0.Add(-303 * time.Second), ConfiguredWeight: 100,
+					ProgrammedWeight: 100, Last: &okRes, History: []engine.CheckResult{okRes}, LastSuccess: okRes.Time,
+					Counters: ipvs.Counters{ActiveConns: 17, InactiveConns: 3}},
+				{Address: down, Forwarding: "nat", State: health.Down, Since: t0.Add(-12 * time.Second), ConfiguredWeight: 50,
+					ProgrammedWeight: 0, Last: &failed, ConsecutiveFailures: 3, History: []engine.CheckResult{failed}, LastFailure: failed.Time},
+			},
+		}},
+		Events: []engine.Event{{Time: t0.Add(-12 * time.Second), VirtualServer: "web", RealServer: down,
+			From: health.Up, To: health.Down, Reason: "status 503", Recent: []engine.CheckResult{failed}}},
+	}
+}
+
+func TestPrintStatusLooksLikeIpvsadm(t *testing.T) {
+	var st api.StatusV1
+	srv := httptest.NewServer(api.Handler(fixedSource{sampleStatus()}, api.Options{Version: "v1.2.3"}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	printStatus(&out, st, t0)
+	want := `director v1.2.3, ready, config /etc/director/director.toml (9f2c4e0b7a1d)
+Prot LocalAddress:Port  Scheduler  Flags                                                     Name
+  -> RemoteAddress:Port Forward    Weight  Config  State     For   Last check             ActiveConn  InActConn
+TCP 192.0.2.10:80       wrr                                              web: 1/2 up
+  -> 10.0.0.11:8080     Masq       100     100     up        5m3s  ok 700µs               17          3
+  -> 10.0.0.12:8080     Masq       0       50      down      12s   status 503 (3 in a row)  0           0
+  -> 127.0.0.1:8089     Masq                       fallback        standby
+`
+	got := out.String()
+	// The table layout is tabwriter's; compare the lines' words, and the
+	// first columns' alignment by the position of "->".
+	gotLines, wantLines := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i, w := range wantLines {
+		if i >= len(gotLines) {
+			t.Fatalf("output has %d lines, want at least %d:\n%s", len(gotLines), len(wantLines), got)
+		}
+		if strings.Join(strings.Fields(gotLines[i]), " ") != strings.Join(strings.Fields(w), " ") {
+			t.Errorf("line %d:\n got  %q\n want %q", i+1, gotLines[i], w)
+		}
+	}
+	for _, want := range []string{"Recent transitions (newest first):", "12s ago  web 10.0.0.12:8080  up -> down  status 503"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestStatusCommand(t *testing.T) {
+	srv := httptest.NewServer(api.Handler(fixedSource{sampleStatus()}, api.Options{Version: "v1.2.3"}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		out  []string
+		err  string
+	}{
+		{"table", []string{"status", "-addr", srv.URL}, 0, []string{"TCP 192.0.2.10:80", "10.0.0.12:8080", "status 503 (3 in a row)"}, ""},
+		{"host:port without scheme", []string{"status", "-addr", strings.TrimPrefix(srv.URL, "http://")}, 0, []string{"web: 1/2 up"}, ""},
+		{"json", []string{"status", "-addr", srv.URL, "-json"}, 0, []string{`"version": "v1"`, `"state": "down"`}, ""},
+		{"nothing listening", []string{"status", "-addr", "127.0.0.1:1", "-timeout", "2s"}, 1, nil, "is the director running"},
+		{"bad flag", []string{"status", "-nope"}, 2, nil, "flag provided but not defined"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := realMain(tc.args, &out, &errOut); code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr %s", code, tc.code, errOut.String())
+			}
+			for _, want := range tc.out {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("stdout lacks %q:\n%s", want, out.String())
+				}
+			}
+			if !strings.Contains(errOut.String(), tc.err) {
+				t.Errorf("stderr lacks %q: %s", tc.err, errOut.String())
+			}
+		})
+	}
+}
+
+// TestDaemonNotifiesAndReportsStatus runs the real binary against one
+// healthy and one failing backend: the failing one's transition runs
+// notify_command, and `director status`, the status page and /metrics all
+// show it down.
+func TestDaemonNotifiesAndReportsStatus(t *testing.T) {
+	serve := func(status int) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) })}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return ln.Addr().String()
+	}
+	good, bad := serve(200), serve(503)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events")
+	script := filepath.Join(dir, "notify")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$DIRECTOR_REAL_SERVER $DIRECTOR_FROM>$DIRECTOR_TO $DIRECTOR_REASON\" >> \"$1\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, fmt.Sprintf(`[director]
+listen = %q
+notify_command = [%q, %q]
+
+[defaults.check]
+interval = "200ms"
+timeout = "100ms"
+
+[[virtual_server]]
+name = "web"
+address = "192.0.2.10:80"
+  [virtual_server.check]
+  type = "http"
+  [[virtual_server.real_server]]
+  address = %q
+  [[virtual_server.real_server]]
+  address = %q
+`, listen, script, events, good, bad))
+	d := startDaemon(t, "run", "-config", cfg, "-dry-run")
+	d.waitLog(`real server down.*status 503`)
+
+	var got string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(events)
+		if got = string(b); strings.Contains(got, bad+" unknown>down status 503") && strings.Contains(got, good+" unknown>up check passed") {
+			break
+		}
+	}
+	if !strings.Contains(got, bad+" unknown>down status 503") {
+		t.Fatalf("notify_command saw %q; log:\n%s", got, d.logText())
+	}
+
+	var out, errOut bytes.Buffer
+	if code := realMain([]string{"status", "-addr", listen}, &out, &errOut); code != 0 {
+		t.Fatalf("director status: exit %d: %s", code, errOut.String())
+	}
+	if !regexp.MustCompile(regexp.QuoteMeta(bad) + `\s+Masq\s+0\s+1\s+down\s+\S+\s+status 503`).MatchString(out.String()) {
+		t.Errorf("director status does not show %s down with its reason:\n%s", bad, out.String())
+	}
+	if code, body := httpGet(t, "http://"+listen+"/"); code != 200 || !strings.Contains(body, `<span class="reason">status 503</span>`) {
+		t.Errorf("status page = %d, lacks the reason", code)
+	}
+	_, metrics := httpGet(t, "http://"+listen+"/metrics")
+	for _, want := range []string{
+		`director_notifications_total{result="success",sink="command"}`,
+		`director_ipvs_up 1`,
+		`director_real_server_state{real_server="` + bad + `",state="down",virtual_server="web"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Wait(); err != nil {
+		t.Errorf("director exited with %v", err)
+	}
+}

@@ -1,0 +1,228 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/ipvs"
+)
+
+// A reload whose kernel changes fail part-way is undone: the table is as
+// before, services the reload created are gone, and the old config runs.
+func TestReloadRollsBackOnPartialFailure(t *testing.T) {
+	b1, b2, b3 := newBackend(t), newBackend(t), newBackend(t)
+	mem := ipvs.NewMemory()
+	h, logs := startLogged(t, testConfig("quiesce", b1, b2), mem)
+	want := map[netip.AddrPort]uint32{b1.addr: 100, b2.addr: 100}
+	h.eventually(want, "start")
+	waitReady(t, h.engine)
+	before, err := mem.Services(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The new config changes the scheduler, adds b3 and a second service;
+	// the kernel refuses to add b3, after other changes went through.
+	next := testConfig("quiesce", b1, b2, b3)
+	next.VirtualServers[0].Scheduler = "rr"
+	api := next.VirtualServers[0]
+	api.Name, api.Address = "api", netip.MustParseAddrPort("192.0.2.20:80")
+	api.RealServers = []config.RealServer{{Address: b1.addr, Weight: 1, Forwarding: "nat"}}
+	next.VirtualServers = append(next.VirtualServers, api)
+	mem.SetFail(func(op ipvs.Op) error {
+		if op.Kind == ipvs.OpCreateDestination && op.Destination.Address == b3.addr {
+			return fmt.Errorf("injected: %w", ipvs.ErrInvalid)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = h.engine.Reload(ctx, next)
+	if err == nil {
+		t.Fatal("reload that failed in the kernel reported success")
+	}
+	if !strings.Contains(err.Error(), "test.toml") || !strings.Contains(err.Error(), "undone") {
+		t.Errorf("reload error %q should name the file and say the changes were undone", err)
+	}
+	mem.SetFail(nil)
+	after, err := mem.Services(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("table after the rolled-back reload:\n%v\nwant as before:\n%v", after, before)
+	}
+	if h.engine.Config() != nil && h.engine.Config().VirtualServers[0].Scheduler != "wrr" {
+		t.Errorf("engine runs the refused config")
+	}
+	if v := h.counter("director_config_reload_rollbacks_total", "result", "success"); v != 1 {
+		t.Errorf("rollbacks{success} = %v, want 1", v)
+	}
+	if n := logs.count("rolled back"); n != 1 {
+		t.Errorf("want one 'rolled back' line:\n%s", logs)
+	}
+	// A resync must not bring the refused config back.
+	if !h.engine.reconcile(context.Background(), "resync") {
+		t.Fatal("resync after rollback failed")
+	}
+	if got, _ := weights(t, mem, webKey); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after resync: %v, want %v", got, want)
+	}
+	// The same reload goes through once the kernel accepts it.
+	if err := h.engine.Reload(ctx, next); err != nil {
+		t.Fatalf("retrying the reload: %v", err)
+	}
+	if h.scheduler() != "rr" {
+		t.Errorf("scheduler = %q after a successful reload, want rr", h.scheduler())
+	}
+}
+
+func TestReloadLogsWhatChanged(t *testing.T) {
+	b1, b2 := newBackend(t), newBackend(t)
+	h, logs := startLogged(t, testConfig("quiesce", b1), ipvs.NewMemory())
+	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100}, "start")
+	next := testConfig("quiesce", b1, b2)
+	api := next.VirtualServers[0]
+	api.Name, api.Address = "api", netip.MustParseAddrPort("192.0.2.20:80")
+	next.VirtualServers = append(next.VirtualServers, api)
+	reload(t, h, next)
+	line := ""
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "config reloaded") {
+			line = l
+		}
+	}
+	for _, want := range []string{"virtual_servers_added=[api]", "real_servers_added=", "web/" + b2.addr.String()} {
+		if !strings.Contains(line, want) {
+			t.Errorf("reload log line lacks %s:\n%s", want, line)
+		}
+	}
+}
+
+func TestDiffConfigs(t *testing.T) {
+	a, b := netip.MustParseAddrPort("10.0.0.1:80"), netip.MustParseAddrPort("10.0.0.2:80")
+	vs := func(name, sched string, line int, rs ...netip.AddrPort) config.VirtualServer {
+		v := config.VirtualServer{Name: name, Scheduler: sched, Line: line}
+		for _, r := range rs {
+			v.RealServers = append(v.RealServers, config.RealServer{Address: r, Line: line + 1})
+		}
+		return v
+	}
+	old := &config.Config{VirtualServers: []config.VirtualServer{vs("web", "rr", 1, a, b), vs("gone", "rr", 10, a), vs("same", "rr", 20, a)}}
+	next := &config.Config{VirtualServers: []config.VirtualServer{vs("web", "wlc", 5, a), vs("new", "rr", 1, b), vs("same", "rr", 40, a)}}
+	got := diffConfigs(old, next)
+	want := configChange{
+		addedVS: []string{"new"}, removedVS: []string{"gone"}, changedVS: []string{"web"},
+		addedRS: []string{"new/10.0.0.2:80"}, removedRS: []string{"gone/10.0.0.1:80", "web/10.0.0.2:80"},
+	}
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+		t.Errorf("diffConfigs = %+v\nwant %+v", got, want)
+	}
+}
+
+// Netlink failures: counted every time, logged once per cause, the engine
+// is not ready while they last, and checks go on.
+func TestKernelFailuresLoggedOnceAndNotReady(t *testing.T) {
+	b1 := newBackend(t)
+	cfg := testConfig("quiesce", b1)
+	cfg.Director.ResyncInterval = 30 * time.Millisecond
+	mem := ipvs.NewMemory()
+	h, logs := startLogged(t, cfg, mem)
+	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100}, "start")
+	waitReady(t, h.engine)
+
+	mem.SetFail(func(ipvs.Op) error { return fmt.Errorf("netlink: %w", ipvs.ErrPermission) })
+	// Drift that the director must repair but cannot.
+	mem.SetFail(nil)
+	if err := mem.UpdateDestination(context.Background(), webKey, ipvs.Destination{Address: b1.addr, Weight: 3}); err != nil {
+		t.Fatal(err)
+	}
+	mem.SetFail(func(ipvs.Op) error { return fmt.Errorf("netlink: %w", ipvs.ErrPermission) })
+	deadline := time.Now().Add(15 * time.Second)
+	for h.counter("director_ipvs_errors_total", "cause", "permission") < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no repeated failures counted; log:\n%s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if h.engine.Ready() {
+		t.Error("engine ready while every reconcile fails")
+	}
+	if v := h.counter("director_reconcile_failing", "", ""); v != 1 {
+		t.Errorf("director_reconcile_failing = %v, want 1", v)
+	}
+	if n := logs.count("ipvs operation failed", "cause=permission"); n != 1 {
+		t.Errorf("%d log lines for one persisting cause, want 1:\n%s", n, logs)
+	}
+	if !strings.Contains(logs.String(), "CAP_NET_ADMIN") {
+		t.Errorf("the failure line does not say what to do:\n%s", logs)
+	}
+	checksBefore := h.metric("director_checks_total", "web", b1.addr, "")
+	for deadline := time.Now().Add(10 * time.Second); h.metric("director_checks_total", "web", b1.addr, "") < checksBefore+3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("health checks stopped while the kernel refused operations")
+		}
+	}
+
+	mem.SetFail(nil)
+	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100}, "repaired once the kernel accepts")
+	waitReady(t, h.engine)
+	for deadline := time.Now().Add(5 * time.Second); logs.count("ipvs operations succeed again") != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery line:\n%s", logs)
+		}
+	}
+}
+
+func TestErrorLog(t *testing.T) {
+	var l errorLog
+	t0 := time.Unix(0, 0)
+	steps := []struct {
+		cause      string
+		at         time.Duration
+		log        bool
+		suppressed int
+	}{
+		{"a", 0, true, 0},
+		{"a", time.Second, false, 0},
+		{"b", time.Second, true, 0}, // another cause is logged at once
+		{"a", 59 * time.Second, false, 0},
+		{"a", 61 * time.Second, true, 2}, // after a minute, with the repeats held back
+		{"a", 62 * time.Second, false, 0},
+		{"a", 61*time.Second + 2*time.Minute, true, 1}, // then after two minutes
+	}
+	for i, s := range steps {
+		log, suppressed := l.note(s.cause, t0.Add(s.at))
+		if log != s.log || suppressed != s.suppressed {
+			t.Errorf("step %d (%s at %s): log %v suppressed %d, want %v %d", i, s.cause, s.at, log, suppressed, s.log, s.suppressed)
+		}
+	}
+	rec := l.clear()
+	if len(rec) != 2 || rec[0].cause != "a" || rec[0].failures != 6 || rec[1].cause != "b" {
+		t.Errorf("clear = %+v", rec)
+	}
+	if log, _ := l.note("a", t0.Add(time.Hour)); !log {
+		t.Error("a cause that returns after clearing is not logged")
+	}
+}
+
+func TestIPVSCause(t *testing.T) {
+	for err, want := range map[error]string{
+		fmt.Errorf("x: %w", ipvs.ErrPermission):                       "permission",
+		&ipvs.OpError{Err: ipvs.ErrUnknownScheduler}:                  "unknown_scheduler",
+		fmt.Errorf("read: %w", ipvs.ErrNotSupported):                  "not_supported",
+		&ipvs.StoppedError{Err: context.DeadlineExceeded}:             "timeout",
+		errors.New("weird"):                                           "other",
+		&ipvs.OpError{Err: fmt.Errorf("%w: weight", ipvs.ErrInvalid)}: "invalid",
+	} {
+		if got := ipvsCause(err); got != want {
+			t.Errorf("ipvsCause(%v) = %s, want %s", err, got, want)
+		}
+	}
+}

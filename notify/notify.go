@@ -1,0 +1,353 @@
+// Package notify tells the outside world about real server state changes:
+// it runs an operator's command (notify_command) and POSTs a webhook
+// (notify_url) for each transition. Delivery never blocks the caller:
+// events are queued and a worker per sink delivers them in order; a full
+// queue drops the event and counts it.
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Event is one transition, as sinks receive it: the JSON body of the
+// webhook and the command's standard input.
+type Event struct {
+	Type          string    `json:"type"` // always "transition"
+	Time          time.Time `json:"time"`
+	Director      string    `json:"director"` // host name of the director
+	VirtualServer string    `json:"virtual_server"`
+	RealServer    string    `json:"real_server"`
+	From          string    `json:"from"`
+	To            string    `json:"to"`
+	Reason        string    `json:"reason"`
+	Check         string    `json:"check"`
+	Recent        []Result  `json:"recent"` // the server's last check results, newest first
+}
+
+// Result is one check result in Event.Recent.
+type Result struct {
+	Time            time.Time `json:"time"`
+	OK              bool      `json:"ok"`
+	Reason          string    `json:"reason,omitempty"`
+	DurationSeconds float64   `json:"duration_seconds"`
+}
+
+// Target is where a virtual server's events go. Zero values disable a sink.
+type Target struct {
+	Command []string // argv; run without a shell
+	URL     string
+}
+
+// Recorder counts deliveries by sink ("command", "webhook") and result
+// ("success", "failure", "dropped"); *metrics.Metrics is one.
+type Recorder interface {
+	Notification(sink, result string)
+}
+
+// Options configure a Notifier.
+type Options struct {
+	// Targets returns the sinks for a virtual server. It is called from
+	// Run's goroutine, never from Notify, so it may take locks that
+	// Notify's caller holds (the engine's, to read the running config).
+	Targets func(virtualServer string) Target
+	// Timeout bounds one command run and one webhook attempt; 10s when zero.
+	Timeout time.Duration
+	// Attempts is how often a webhook is tried before giving up; 3 when zero.
+	Attempts int
+	// RetryDelay is the wait before the second attempt, doubling after; 1s when zero.
+	RetryDelay time.Duration
+	// QueueSize is how many events wait (before routing, and per sink)
+	// before new ones are dropped; 256 when zero.
+	QueueSize int
+	Recorder  Recorder
+	Logger    *slog.Logger
+	// Client sends webhooks; a client without redirects when nil.
+	Client *http.Client
+}
+
+type job struct {
+	ev     Event
+	target Target
+}
+
+// Notifier queues events and delivers them. Create it with New, start
+// delivery with Run; Notify may be called before Run.
+type Notifier struct {
+	opts     Options
+	events   chan Event // not yet routed to sinks
+	commands chan job
+	webhooks chan job
+	host     string
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) Notification(string, string) {}
+
+// New returns a Notifier.
+func New(opts Options) *Notifier {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = 3
+	}
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = time.Second
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 256
+	}
+	if opts.Recorder == nil {
+		opts.Recorder = nopRecorder{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Targets == nil {
+		opts.Targets = func(string) Target { return Target{} }
+	}
+	if opts.Client == nil {
+		// A webhook that redirects is misconfigured; following it would
+		// POST events somewhere the operator did not name.
+		opts.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	host, _ := os.Hostname()
+	return &Notifier{
+		opts:     opts,
+		events:   make(chan Event, opts.QueueSize),
+		commands: make(chan job, opts.QueueSize),
+		webhooks: make(chan job, opts.QueueSize),
+		host:     host,
+	}
+}
+
+// Notify queues ev. It never blocks and takes no lock: the engine calls it
+// with its own lock held. When the queue is full the event is dropped and
+// counted (sink "any").
+func (n *Notifier) Notify(ev Event) {
+	if ev.Type == "" {
+		ev.Type = "transition"
+	}
+	if ev.Director == "" {
+		ev.Director = n.host
+	}
+	select {
+	case n.events <- ev:
+	default:
+		n.opts.Recorder.Notification("any", "dropped")
+		n.opts.Logger.Warn("notify: queue full, event dropped; notifications are slower than the transitions",
+			"virtual_server", ev.VirtualServer, "real_server", ev.RealServer, "to", ev.To)
+	}
+}
+
+// route sends ev to every sink its virtual server has.
+func (n *Notifier) route(ev Event) {
+	t := n.opts.Targets(ev.VirtualServer)
+	if len(t.Command) > 0 {
+		n.enqueue(n.commands, "command", job{ev, t})
+	}
+	if t.URL != "" {
+		n.enqueue(n.webhooks, "webhook", job{ev, t})
+	}
+}
+
+func (n *Notifier) enqueue(q chan job, sink string, j job) {
+	select {
+	case q <- j:
+	default:
+		n.opts.Recorder.Notification(sink, "dropped")
+		n.opts.Logger.Warn("notify: queue full, event dropped; the "+sink+" is slower than the transitions",
+			"sink", sink, "virtual_server", j.ev.VirtualServer, "real_server", j.ev.RealServer, "to", j.ev.To)
+	}
+}
+
+// Run delivers queued events until ctx ends, then returns once the
+// deliveries in progress have stopped. Events still queued are dropped.
+func (n *Notifier) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-n.events:
+				n.route(ev)
+			}
+		}
+	})
+	wg.Go(func() { n.work(ctx, n.commands, "command", n.runCommand) })
+	wg.Go(func() { n.work(ctx, n.webhooks, "webhook", n.postWebhook) })
+	wg.Wait()
+}
+
+func (n *Notifier) work(ctx context.Context, q chan job, sink string, deliver func(context.Context, job) error) {
+	for {
+		select {
+		case <-ctx.Done():
+			if left := len(q); left > 0 {
+				n.opts.Logger.Warn("notify: stopping with events undelivered", "sink", sink, "events", left)
+			}
+			return
+		case j := <-q:
+			err := deliver(ctx, j)
+			if err == nil {
+				n.opts.Recorder.Notification(sink, "success")
+				continue
+			}
+			n.opts.Recorder.Notification(sink, "failure")
+			n.opts.Logger.Error("notify: delivery failed", "sink", sink,
+				"virtual_server", j.ev.VirtualServer, "real_server", j.ev.RealServer, "to", j.ev.To, "err", err)
+		}
+	}
+}
+
+// Env returns the variables a notify_command gets, besides the
+// director's own environment.
+func Env(ev Event) []string {
+	return []string{
+		"DIRECTOR_EVENT=" + ev.Type,
+		"DIRECTOR_TIME=" + ev.Time.UTC().Format(time.RFC3339Nano),
+		"DIRECTOR_HOST=" + ev.Director,
+		"DIRECTOR_VIRTUAL_SERVER=" + ev.VirtualServer,
+		"DIRECTOR_REAL_SERVER=" + ev.RealServer,
+		"DIRECTOR_FROM=" + ev.From,
+		"DIRECTOR_TO=" + ev.To,
+		"DIRECTOR_REASON=" + ev.Reason,
+		"DIRECTOR_CHECK=" + ev.Check,
+	}
+}
+
+// maxOutput is how much of a failing command's output the log keeps.
+const maxOutput = 2 << 10
+
+func (n *Notifier) runCommand(ctx context.Context, j job) error {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.Timeout)
+	defer cancel()
+	body, err := json.Marshal(j.ev)
+	if err != nil {
+		return fmt.Errorf("encoding the event: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, j.target.Command[0], j.target.Command[1:]...)
+	cmd.Env = append(os.Environ(), Env(j.ev)...)
+	cmd.Stdin = bytes.NewReader(body)
+	out := &limitedBuffer{max: maxOutput}
+	cmd.Stdout, cmd.Stderr = out, out
+	// A child that keeps the output pipe open (a backgrounded grandchild)
+	// must not hold the worker past the timeout.
+	cmd.WaitDelay = time.Second
+	err = cmd.Run()
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("notify_command %s: killed after notify_timeout %s; output: %q", j.target.Command[0], n.opts.Timeout, out.String())
+	}
+	return fmt.Errorf("notify_command %s: %w; output: %q", j.target.Command[0], err, out.String())
+}
+
+func (n *Notifier) postWebhook(ctx context.Context, j job) error {
+	body, err := json.Marshal(j.ev)
+	if err != nil {
+		return fmt.Errorf("encoding the event: %w", err)
+	}
+	delay := n.opts.RetryDelay
+	var last error
+	for attempt := 1; attempt <= n.opts.Attempts; attempt++ {
+		if attempt > 1 {
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("notify_url %s: stopped before attempt %d: %w", redact(j.target.URL), attempt, last)
+			case <-t.C:
+			}
+			delay *= 2
+		}
+		retry, err := n.postOnce(ctx, j.target.URL, body)
+		if err == nil {
+			return nil
+		}
+		last = err
+		if !retry {
+			break
+		}
+	}
+	return fmt.Errorf("notify_url %s: %w", redact(j.target.URL), last)
+}
+
+// postOnce sends one attempt and says whether a failure is worth retrying:
+// network errors, 429 and 5xx are; other statuses will not get better.
+func (n *Notifier) postOnce(ctx context.Context, url string, body []byte) (retry bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "director-notify")
+	resp, err := n.opts.Client.Do(req)
+	if err != nil {
+		var ue interface{ Unwrap() error }
+		if errors.As(err, &ue) {
+			err = ue.Unwrap() // the URL is already in our message, maybe with a secret
+		}
+		return true, err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return false, nil
+	}
+	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500,
+		fmt.Errorf("answered %s", resp.Status)
+}
+
+// redact drops the query and user info of a webhook URL for logs: they
+// often carry tokens.
+func redact(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		u = u[:i] + "?…"
+	}
+	if i := strings.Index(u, "://"); i >= 0 {
+		if at := strings.Index(u[i+3:], "@"); at >= 0 && !strings.Contains(u[i+3:i+3+at], "/") {
+			u = u[:i+3] + "…@" + u[i+3+at+1:]
+		}
+	}
+	return u
+}
+
+// limitedBuffer keeps the first max bytes written and discards the rest.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.TrimSpace(b.buf.String())
+}
