@@ -1,7 +1,8 @@
 // Package api serves the director's HTTP endpoints: /metrics for
 // Prometheus, /healthz (the process is alive), /readyz (the kernel table
 // has been reconciled), /api/v1/status (JSON) and / (a status page for
-// people). Every endpoint is read-only.
+// people), all read-only; and, with a token configured, the write API of
+// admin.go (operator overrides, clearing a panic).
 package api
 
 import (
@@ -36,6 +37,10 @@ type Options struct {
 	// Table, when set, is read on each status request so connection
 	// counters are live rather than as of the last reconcile.
 	Table ipvs.Table
+	// Admin, when set, serves the write API (admin.go); Token returns the
+	// bearer token it requires ("" turns the write API off: 403).
+	Admin Admin
+	Token func() string
 }
 
 //go:embed page/status.html
@@ -77,6 +82,7 @@ func Handler(src Source, opts Options) http.Handler {
 		h.Set("Cache-Control", "no-store")
 		w.Write(append(body, '\n'))
 	})
+	registerAdmin(mux, opts)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		// Render to a buffer first so a template error is a clean 500,
 		// not half a page.
@@ -132,6 +138,7 @@ func currentStatus(ctx context.Context, src Source, opts Options) StatusV1 {
 		}
 	}
 	out := statusV1(st, opts.Version)
+	out.Director.WriteAPI = opts.Admin != nil && opts.Token != nil && opts.Token() != ""
 	if readErr != nil {
 		out.Director.KernelError = "reading the IPVS table for live counters failed (counters are from the last reconcile): " + readErr.Error()
 	}

@@ -58,6 +58,12 @@ var pageFuncs = template.FuncMap{
 		return fmt.Sprint(*w)
 	},
 	"short": func(s string) string { return s[:min(len(s), 12)] },
+	"deref": func(t *time.Time) time.Time {
+		if t == nil {
+			return time.Time{}
+		}
+		return *t
+	},
 	"service": func(s ServiceV1) string {
 		if s.FWMark != 0 {
 			return fmt.Sprintf("FWM %d %s", s.FWMark, s.Family)

@@ -30,6 +30,8 @@ type DirectorV1 struct {
 	ConfigSHA256 string `json:"config_sha256"`
 	// KernelError is set when this request's read of the kernel table failed.
 	KernelError string `json:"kernel_error,omitempty"`
+	// WriteAPI: the write endpoints are on (api_token_file is set).
+	WriteAPI bool `json:"write_api"`
 }
 
 // ServiceV1 is a virtual service's kernel settings.
@@ -69,6 +71,17 @@ type VirtualServerV1 struct {
 	RealServersUp  int            `json:"real_servers_up"`
 	Counters       CountersV1     `json:"counters"`
 	RealServers    []RealServerV1 `json:"real_servers"`
+	// Quorum: the fallback takes over while healthy_weight (the configured
+	// weights of the serving real servers, summed) is below quorum, with
+	// hysteresis.
+	Quorum        uint64 `json:"quorum"`
+	Hysteresis    uint64 `json:"hysteresis"`
+	HealthyWeight uint64 `json:"healthy_weight"`
+	QuorumLost    bool   `json:"quorum_lost"`
+	// Panic guard: panic_threshold 0 is off.
+	PanicThreshold float64    `json:"panic_threshold"`
+	Panic          bool       `json:"panic"`
+	PanicSince     *time.Time `json:"panic_since"`
 }
 
 // RealServerV1 is one real server of a virtual service.
@@ -87,6 +100,25 @@ type RealServerV1 struct {
 	LastFailure          *time.Time      `json:"last_failure"`
 	History              []CheckResultV1 `json:"history"` // newest first
 	Counters             CountersV1      `json:"counters"`
+	Override             *OverrideV1     `json:"override"`         // an operator's hold; null: none
+	FlapPenalty          float64         `json:"flap_penalty"`     // flap damping
+	Suppressed           bool            `json:"suppressed"`       // flap damping holds it out
+	SuppressedUntil      *time.Time      `json:"suppressed_until"` // when the penalty decays below flap_reuse
+	HeldByPanic          bool            `json:"held_by_panic"`    // the panic guard keeps it in
+}
+
+// OverrideV1 is an operator's hold on a real server.
+type OverrideV1 struct {
+	Kind    string     `json:"kind"`   // "drain" (weight 0, kept) | "disable" (removed)
+	Reason  string     `json:"reason"` // as the operator gave it
+	Source  string     `json:"source"` // "api" | "maintenance_dir"
+	By      string     `json:"by"`     // api: the client's address; maintenance_dir: the file
+	Since   time.Time  `json:"since"`
+	Expires *time.Time `json:"expires"` // null: until removed
+}
+
+func overrideV1(o engine.Override) OverrideV1 {
+	return OverrideV1{Kind: o.Kind, Reason: o.Reason, Source: o.Source, By: o.By, Since: o.Since.UTC(), Expires: optTime(o.Expires)}
 }
 
 // CheckResultV1 is one completed check.
@@ -124,6 +156,8 @@ func statusV1(st engine.Status, version string) StatusV1 {
 			Name: vs.Name, Service: serviceV1(vs.Service), Forwarding: vs.Forwarding,
 			OnFailure: vs.OnFailure, Check: vs.Check, FallbackActive: vs.FallbackActive,
 			InKernel: vs.InKernel, Counters: countersV1(vs.Counters), RealServers: []RealServerV1{},
+			Quorum: vs.Quorum, Hysteresis: vs.Hysteresis, HealthyWeight: vs.HealthyWeight, QuorumLost: vs.QuorumLost,
+			PanicThreshold: vs.PanicThreshold, Panic: vs.Panic, PanicSince: optTime(vs.PanicSince),
 		}
 		if vs.Fallback.IsValid() {
 			v.Fallback = vs.Fallback.String()
@@ -135,6 +169,12 @@ func statusV1(st engine.Status, version string) StatusV1 {
 				ConsecutiveFailures: rs.ConsecutiveFailures, ConsecutiveSuccesses: rs.ConsecutiveSuccesses,
 				LastSuccess: optTime(rs.LastSuccess), LastFailure: optTime(rs.LastFailure),
 				History: resultsV1(rs.History), Counters: countersV1(rs.Counters),
+				FlapPenalty: float64(int64(rs.FlapPenalty*10)) / 10, Suppressed: rs.Suppressed,
+				SuppressedUntil: optTime(rs.SuppressedUntil), HeldByPanic: rs.HeldByPanic,
+			}
+			if rs.Override != nil {
+				o := overrideV1(*rs.Override)
+				r.Override = &o
 			}
 			if rs.ProgrammedWeight >= 0 {
 				w := rs.ProgrammedWeight

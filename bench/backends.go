@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,9 +27,53 @@ func backendAddr(i, port int) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, byte(1 + n>>16), byte(n >> 8), byte(n)}), uint16(port))
 }
 
-// Backends are N listeners that answer checks and count them.
+// Group is a set of real servers checked alike: kind and interval.
+type Group struct {
+	Kind     string // "http" or "tcp"
+	N        int
+	Interval time.Duration
+}
+
+// ParseGroups reads "http:10000:5s,tcp:10000:2s" (interval optional in
+// contexts that do not need it: "http:100").
+func ParseGroups(s string) ([]Group, error) {
+	var out []Group
+	for _, part := range strings.Split(s, ",") {
+		f := strings.Split(strings.TrimSpace(part), ":")
+		if len(f) < 2 || len(f) > 3 {
+			return nil, fmt.Errorf("group %q: want kind:n[:interval]", part)
+		}
+		n, err := strconv.Atoi(f[1])
+		if err != nil || n < 1 || !knownKind(f[0]) {
+			return nil, fmt.Errorf("group %q: want http, tcp, icmp or icmp-raw and a positive count", part)
+		}
+		g := Group{Kind: f[0], N: n}
+		if len(f) == 3 {
+			if g.Interval, err = time.ParseDuration(f[2]); err != nil || g.Interval <= 0 {
+				return nil, fmt.Errorf("group %q: bad interval", part)
+			}
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// knownKind: http and tcp backends listen; icmp (ping sockets) and
+// icmp-raw (raw sockets) need no listener, the kernel answers echo
+// requests to any 127/8 address.
+func knownKind(k string) bool { return k == "http" || k == "tcp" || k == "icmp" || k == "icmp-raw" }
+
+// FormatGroups is the inverse of ParseGroups.
+func FormatGroups(gs []Group) string {
+	parts := make([]string, len(gs))
+	for i, g := range gs {
+		parts[i] = fmt.Sprintf("%s:%d:%s", g.Kind, g.N, g.Interval)
+	}
+	return strings.Join(parts, ",")
+}
+
+// Backends are listeners that answer checks and count them.
 type Backends struct {
-	Kind  string // "http" or "tcp"
 	addrs []netip.AddrPort
 	lns   []net.Listener
 	count atomic.Uint64
@@ -39,36 +85,46 @@ type Backends struct {
 
 var httpOK = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
 
-// StartBackends listens on n loopback addresses. http backends read a
-// request head and answer 200 "ok"; tcp backends accept and close. Both
-// count every connection they accept.
-func StartBackends(kind string, n, port int) (*Backends, error) {
-	if kind != "http" && kind != "tcp" {
-		return nil, fmt.Errorf("backend kind %q: want http or tcp", kind)
-	}
-	b := &Backends{Kind: kind}
-	for i := range n {
-		a := backendAddr(i, port)
-		ln, err := net.Listen("tcp", a.String())
-		if err != nil {
+// StartBackends listens on one loopback address per real server, groups
+// one after the other, from the first-th address on. http backends read a request head and answer 200
+// "ok"; tcp backends accept and close. Both count every connection.
+func StartBackends(groups []Group, first, port int) (*Backends, error) {
+	b := &Backends{}
+	i := first
+	for _, g := range groups {
+		if !knownKind(g.Kind) {
 			b.Close()
-			return nil, fmt.Errorf("backend %d of %d on %s: %w (raise the open-files limit, ulimit -n, for large N)", i+1, n, a, err)
+			return nil, fmt.Errorf("backend kind %q: want http, tcp, icmp or icmp-raw", g.Kind)
 		}
-		b.addrs = append(b.addrs, a)
-		b.lns = append(b.lns, ln)
-		b.wg.Go(func() { b.serve(ln) })
+		if strings.HasPrefix(g.Kind, "icmp") {
+			i += g.N // nothing to listen on, and nothing to count on this side
+			continue
+		}
+		for range g.N {
+			a := backendAddr(i, port)
+			i++
+			ln, err := net.Listen("tcp", a.String())
+			if err != nil {
+				b.Close()
+				return nil, fmt.Errorf("backend %d on %s: %w (raise the open-files limit, ulimit -n, for large N)", i, a, err)
+			}
+			b.addrs = append(b.addrs, a)
+			b.lns = append(b.lns, ln)
+			kind := g.Kind
+			b.wg.Go(func() { b.serve(ln, kind) })
+		}
 	}
 	return b, nil
 }
 
-func (b *Backends) serve(ln net.Listener) {
+func (b *Backends) serve(ln net.Listener, kind string) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		b.count.Add(1)
-		if b.Kind == "tcp" {
+		if kind == "tcp" {
 			c.Close()
 			continue
 		}

@@ -14,12 +14,12 @@ import (
 	"time"
 )
 
-// BackendsMain is the backends child process: it serves n backends and
+// BackendsMain is the backends child process: it serves the groups' backends and
 // answers line commands on in/out — "count" (connections accepted so
 // far) and "kill K" (refuse K more backends from now; replies the instant
 // in Unix nanoseconds) — until in closes.
-func BackendsMain(kind string, n, port int, in io.Reader, out io.Writer) error {
-	b, err := StartBackends(kind, n, port)
+func BackendsMain(groups []Group, first, port int, in io.Reader, out io.Writer) error {
+	b, err := StartBackends(groups, first, port)
 	if err != nil {
 		return err
 	}
@@ -61,9 +61,10 @@ func FloorMain(kind string, n, port int, interval, timeout time.Duration, in io.
 
 // child is a helper process driven over its stdin and stdout.
 type child struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Reader
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Reader
+	more []*child // further backends processes, finished with this one
 }
 
 func startChild(ctx context.Context, bin string, args ...string) (*child, error) {
@@ -100,6 +101,9 @@ func (c *child) ask(cmd string) (string, error) {
 // finish closes the child's stdin (its signal to stop) and returns the
 // rest of its output.
 func (c *child) finish() (string, error) {
+	for _, m := range c.more {
+		m.finish()
+	}
 	c.in.Close()
 	rest, _ := io.ReadAll(c.out)
 	return string(rest), c.cmd.Wait()

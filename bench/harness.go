@@ -27,17 +27,22 @@ import (
 
 // Options describe one harness run.
 type Options struct {
-	DirectorBin    string // the director binary to measure
-	SelfBin        string // this harness's binary, re-run for the child processes
-	WorkDir        string // where the generated config goes
-	Kind           string // "http" or "tcp"
-	N              int    // real servers (one backend each)
+	DirectorBin string // the director binary to measure
+	SelfBin     string // this harness's binary, re-run for the child processes
+	WorkDir     string // where the generated config goes
+	Kind        string // "http" or "tcp"
+	N           int    // real servers (one backend each)
+	// Groups, when set, replace Kind, N and Interval: several sets of
+	// real servers with their own check type and interval in one director
+	// (the floor checker is then not run).
+	Groups         []Group
 	VirtualServers int
 	Interval       time.Duration
 	Timeout        time.Duration
 	Rise, Fall     int
 	Window         time.Duration // measurement window per checker
 	Floor          bool          // also measure the reference checker
+	Peers          []string      // also measure these peer checkers (peers.go): ldirectord, keepalived
 	Storm          int           // backends to kill at once after the window (0: no storm)
 	Port           int           // backend port
 	Progress       io.Writer
@@ -84,6 +89,7 @@ type StormStats struct {
 // Report is the outcome of a harness run.
 type Report struct {
 	Kind           string        `json:"kind"`
+	Groups         string        `json:"groups"`
 	N              int           `json:"n"`
 	VirtualServers int           `json:"virtual_servers"`
 	Interval       string        `json:"interval"`
@@ -92,6 +98,7 @@ type Report struct {
 	Floor          *CheckerStats `json:"floor,omitempty"`
 	Ratio          float64       `json:"director_over_floor_cpu,omitempty"`
 	Storm          *StormStats   `json:"storm,omitempty"`
+	Peers          []PeerStats   `json:"peers,omitempty"`
 }
 
 func (o *Options) logf(format string, a ...any) {
@@ -106,16 +113,25 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.N < 1 || o.VirtualServers < 1 || o.Interval <= 0 || o.Timeout <= 0 || o.Window <= 0 {
 		return nil, fmt.Errorf("bench: N, virtual servers, interval, timeout and window must be positive")
 	}
+	if len(o.Groups) == 0 {
+		o.Groups = []Group{{Kind: o.Kind, N: o.N, Interval: o.Interval}}
+	} else {
+		o.N, o.Kind, o.Interval, o.Floor = 0, "mixed", 0, false
+		for _, g := range o.Groups {
+			o.N += g.N
+			o.Interval = max(o.Interval, g.Interval)
+		}
+	}
 	o.VirtualServers = min(o.VirtualServers, o.N)
-	rep := &Report{Kind: o.Kind, N: o.N, VirtualServers: o.VirtualServers,
+	rep := &Report{Kind: o.Kind, Groups: FormatGroups(o.Groups), N: o.N, VirtualServers: o.VirtualServers,
 		Interval: o.Interval.String(), Timeout: o.Timeout.String()}
 
-	backends, err := startChild(ctx, o.SelfBin, "backends", "-kind", o.Kind, "-n", strconv.Itoa(o.N), "-port", strconv.Itoa(o.Port))
+	backends, err := startBackends(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	defer backends.finish()
-	o.logf("%d %s backends up on 127.1.0.0/16:%d", o.N, o.Kind, o.Port)
+	o.logf("%d backends up on 127.1.0.0/16:%d (%s)", o.N, o.Port, FormatGroups(o.Groups))
 
 	if o.Floor {
 		fs, err := runFloor(ctx, o, backends)
@@ -123,6 +139,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 		rep.Floor = fs
+	}
+	if rep.Peers, err = runPeers(ctx, o, backends); err != nil {
+		return nil, err
 	}
 	ds, storm, err := runDirector(ctx, o, backends)
 	if err != nil {
@@ -133,15 +152,51 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if rep.Floor != nil && rep.Floor.CPUPer1000Checks > 0 {
 		rep.Ratio = rep.Director.CPUPer1000Checks / rep.Floor.CPUPer1000Checks
 	}
+	rep.fillPeerRatios()
 	return rep, nil
 }
 
-func backendCount(b *child) (uint64, error) {
-	s, err := b.ask("count")
-	if err != nil {
-		return 0, err
+// startBackends starts one backends child per group, each with its own
+// address range: a process may not hold more than its open-files limit of
+// listening sockets (20,000 here, and not raisable without privilege). The
+// first child is returned; the others hang off it and share its fate.
+func startBackends(ctx context.Context, o Options) (*child, error) {
+	var first *child
+	offset := 0
+	for _, g := range o.Groups {
+		c, err := startChild(ctx, o.SelfBin, "backends", "-groups", FormatGroups([]Group{g}),
+			"-first", strconv.Itoa(offset), "-port", strconv.Itoa(o.Port))
+		if err != nil {
+			if first != nil {
+				first.finish()
+			}
+			return nil, err
+		}
+		if first == nil {
+			first = c
+		} else {
+			first.more = append(first.more, c)
+		}
+		offset += g.N
 	}
-	return strconv.ParseUint(s, 10, 64)
+	return first, nil
+}
+
+// backendCount is the connections all backends have accepted so far.
+func backendCount(b *child) (uint64, error) {
+	var total uint64
+	for _, c := range append([]*child{b}, b.more...) {
+		s, err := c.ask("count")
+		if err != nil {
+			return 0, err
+		}
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("backends answered %q to count", s)
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // window measures a process over o.Window: CPU, backend-side checks.
@@ -179,7 +234,9 @@ func measure(ctx context.Context, o Options, pid int, backends *child, between f
 func (w *window) fill(s *CheckerStats, o Options, completed float64) {
 	secs := w.end.Sub(w.start).Seconds()
 	s.WindowSeconds = secs
-	s.PlannedPerSec = float64(o.N) / o.Interval.Seconds()
+	for _, g := range o.Groups {
+		s.PlannedPerSec += float64(g.N) / g.Interval.Seconds()
+	}
 	s.BackendPerSec = float64(w.seen1-w.seen0) / secs
 	s.CompletedPerSec = completed / secs
 	s.CPUSeconds = (w.cpu1 - w.cpu0).Seconds()
@@ -230,13 +287,27 @@ func writeConfig(o Options, listen string) (string, error) {
 	fmt.Fprintf(&b, "[director]\nlisten = %q\nresync_interval = \"30s\"\non_failure = \"quiesce\"\n\n", listen)
 	fmt.Fprintf(&b, "[defaults.check]\ninterval = %q\ntimeout = %q\nrise = %d\nfall = %d\n\n",
 		o.Interval.String(), o.Timeout.String(), o.Rise, o.Fall)
-	for v := range o.VirtualServers {
-		fmt.Fprintf(&b, "[[virtual_server]]\nname = \"bench-%d\"\naddress = %q\nscheduler = \"wrr\"\n", v, vsAddress(v).String())
-		fmt.Fprintf(&b, "  [virtual_server.check]\n  type = %q\n", o.Kind)
-		for i := v; i < o.N; i += o.VirtualServers {
-			fmt.Fprintf(&b, "  [[virtual_server.real_server]]\n  address = %q\n  weight = 100\n", backendAddr(i, o.Port).String())
+	// Each group's real servers are spread over its share of the virtual
+	// servers; a virtual server's check is its group's.
+	first := 0
+	for gi, g := range o.Groups {
+		nvs := max(1, o.VirtualServers*g.N/o.N)
+		for v := range nvs {
+			fmt.Fprintf(&b, "[[virtual_server]]\nname = \"bench-%d-%d\"\naddress = %q\nscheduler = \"wrr\"\n",
+				gi, v, vsAddress(gi<<12|v).String())
+			switch g.Kind {
+			case "icmp", "icmp-raw":
+				fmt.Fprintf(&b, "  [virtual_server.check]\n  type = \"icmp\"\n  privileged = %v\n  interval = %q\n",
+					g.Kind == "icmp-raw", g.Interval.String())
+			default:
+				fmt.Fprintf(&b, "  [virtual_server.check]\n  type = %q\n  interval = %q\n", g.Kind, g.Interval.String())
+			}
+			for i := v; i < g.N; i += nvs {
+				fmt.Fprintf(&b, "  [[virtual_server.real_server]]\n  address = %q\n  weight = 100\n", backendAddr(first+i, o.Port).String())
+			}
+			b.WriteString("\n")
 		}
-		b.WriteString("\n")
+		first += g.N
 	}
 	path := filepath.Join(o.WorkDir, "bench-director.toml")
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)
@@ -318,31 +389,41 @@ func runDirector(ctx context.Context, o Options, backends *child) (*CheckerStats
 	}()
 	metricsURL := "http://" + listen + "/metrics"
 
-	// Wait until every real server is up: the director has checked them all.
+	// Wait until every real server is up: the director has checked them
+	// all. Read from its log, not its /metrics: at 20,000 servers a scrape
+	// is tens of megabytes, and scraping in a loop would be what we measure.
 	o.logf("director: waiting until all %d real servers are up", o.N)
 	deadline := time.Now().Add(2*o.Interval*time.Duration(o.Rise+1) + 30*time.Second)
 	for {
-		fams, err := scrape(ctx, metricsURL)
-		if err == nil && sumOf(fams["director_real_server_up"]) == float64(o.N) {
+		up := map[string]bool{}
+		for _, e := range log.since(time.Time{}) {
+			if e.Msg == "real server up" {
+				up[e.RealServer] = true
+			}
+		}
+		if len(up) >= o.N {
 			break
 		}
-		if time.Now().After(deadline) {
-			return nil, nil, fmt.Errorf("director: not all %d real servers came up (last scrape error: %v)", o.N, err)
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("director: only %d of %d real servers came up", len(up), o.N)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	time.Sleep(o.Interval) // steady state
 	o.logf("director: measuring for %s", o.Window)
 
+	// A scrape samples the counters as it starts: time the span between
+	// the two scrapes from their starts.
+	scraped0 := time.Now()
 	before, err := scrape(ctx, metricsURL)
 	if err != nil {
 		return nil, nil, err
 	}
-	scraped0 := time.Now()
 	w, err := measure(ctx, o, cmd.Process.Pid, backends, nil)
 	if err != nil {
 		return nil, nil, err
 	}
+	scraped1 := time.Now()
 	after, err := scrape(ctx, metricsURL)
 	if err != nil {
 		return nil, nil, err
@@ -350,7 +431,7 @@ func runDirector(ctx context.Context, o Options, backends *child) (*CheckerStats
 	// Counter rates over the span between the two scrapes, which brackets
 	// the CPU window; CPU per check is CPU over the window divided by the
 	// checks that rate makes in the window.
-	span := time.Since(scraped0).Seconds()
+	span := scraped1.Sub(scraped0).Seconds()
 	rate := func(name string) float64 { return (sumOf(after[name]) - sumOf(before[name])) / span }
 	s := &CheckerStats{Checker: "director"}
 	w.fill(s, o, rate("director_checks_total")*w.end.Sub(w.start).Seconds())

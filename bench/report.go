@@ -8,13 +8,18 @@ import (
 
 // Print writes the report as tables a person reads.
 func (r *Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "%s checks: %d real servers over %d virtual servers, every %s (timeout %s)\n\n",
-		r.Kind, r.N, r.VirtualServers, r.Interval, r.Timeout)
+	fmt.Fprintf(w, "%s checks: %d real servers over %d virtual servers, every %s (timeout %s); groups %s\n\n",
+		r.Kind, r.N, r.VirtualServers, r.Interval, r.Timeout, r.Groups)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "checker\tplanned/s\tstarted/s\tdone/s\tbackend saw/s\tfailed/s\tskipped/s\ton time\tlag p50≤\tp99≤\tmax≤\tCPU s/1000\tcores\tpeak RSS MB\tgoroutines\tGC p50\tGC max\t")
 	rows := []*CheckerStats{&r.Director}
 	if r.Floor != nil {
 		rows = append(rows, r.Floor)
+	}
+	for i := range r.Peers {
+		if r.Peers[i].Skipped == "" {
+			rows = append(rows, &r.Peers[i].CheckerStats)
+		}
 	}
 	for _, s := range rows {
 		onTime, lag50, lag99, lagMax, gor, gc50, gcMax := "-", "-", "-", "-", "-", "-", "-"
@@ -33,6 +38,7 @@ func (r *Report) Print(w io.Writer) {
 	if r.Ratio > 0 {
 		fmt.Fprintf(w, "\ndirector ÷ floor, CPU per check: %.2f×\n", r.Ratio)
 	}
+	r.printPeers(w)
 	if st := r.Storm; st != nil {
 		fmt.Fprintf(w, "\nfailure storm: %d backends killed at once, %d detected; bound fall×interval+timeout+100ms = %s\n",
 			st.Killed, st.Detected, sec(st.BoundSeconds))

@@ -194,6 +194,9 @@ func TestClassify(t *testing.T) {
 	defer cancel()
 	canceled, cancel2 := context.WithCancel(bg)
 	cancel2()
+	// A context whose deadline has passed but whose timer has not fired
+	// yet: the connection's deadline, the same instant, can beat it.
+	lagging := laggingDeadline{bg, time.Now().Add(-time.Millisecond)}
 	cert := &x509.Certificate{NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}
 	future := &x509.Certificate{NotBefore: time.Now().Add(time.Hour), NotAfter: time.Now().Add(2 * time.Hour)}
 
@@ -211,6 +214,7 @@ func TestClassify(t *testing.T) {
 		{bg, op(syscall.EADDRNOTAVAIL), "error: connect: cannot assign requested address"},
 		{expired, op(syscall.ECONNREFUSED), "timeout"},
 		{bg, context.DeadlineExceeded, "timeout"},
+		{lagging, errors.New(`malformed HTTP response "HTT"`), "timeout"},
 		{bg, fmt.Errorf("read: %w", os.ErrDeadlineExceeded), "timeout"},
 		{canceled, context.Canceled, "canceled"},
 		{bg, &net.DNSError{Err: "no such host", Name: "x"}, "dns"},
@@ -237,6 +241,14 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// laggingDeadline is a context past its deadline whose Err is still nil.
+type laggingDeadline struct {
+	context.Context
+	dl time.Time
+}
+
+func (c laggingDeadline) Deadline() (time.Time, bool) { return c.dl, true }
 
 func TestReadMatch(t *testing.T) {
 	re := regexp.MustCompile("PONG")

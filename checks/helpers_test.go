@@ -14,11 +14,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/leaktest"
 )
 
 // slack is how much later than its timeout a probe may return before a
@@ -75,29 +76,14 @@ func wantReasonPrefix(t *testing.T, res Result, prefix string) {
 	}
 }
 
-// checkNoLeak records the goroutine count and returns a function that
-// fails the test unless the count is back to it within a few seconds.
-// Call it around a probe only while no server spawns goroutines.
-func checkNoLeak(t *testing.T) func() {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	return func() {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Fatalf("%d goroutines after the probe, %d before:\n%s", n, before, buf)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-}
+// checkNoLeak fails the test unless the goroutines started between the
+// call and the call of the function it returns have ended: call it around
+// a probe while its server starts no goroutines of its own.
+func checkNoLeak(t *testing.T) func() { t.Helper(); return leaktest.Around(t) }
+
+// noLeaks fails the test unless every goroutine started during it has
+// ended once the test and its cleanups are done. Call it first.
+func noLeaks(t *testing.T) { t.Helper(); leaktest.Check(t) }
 
 func addrPort(t *testing.T, a net.Addr) netip.AddrPort {
 	t.Helper()
@@ -248,6 +234,27 @@ func (p *testPKI) leaf(t *testing.T, notBefore, notAfter time.Time) tls.Certific
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// selfSigned is a server certificate for test.example and 127.0.0.1 that
+// is its own issuer.
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "test.example"},
+		DNSNames: []string{"test.example"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}

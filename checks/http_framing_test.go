@@ -31,6 +31,11 @@ func TestHTTPResponseFraming(t *testing.T) {
 		{"bad chunk framing", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n", "ok", "error: "},
 		{"headers beyond the cap", "HTTP/1.1 200 OK\r\nX-Big: " + big + "\r\nContent-Length: 2\r\n\r\nok", "ok", "error: "},
 		{"nothing at all", "", "", "error: connection closed"},
+		{"binary garbage", "\x16\x03\x01\x00\xff\x00\x00\x80\xfe\r\n\r\n", "", "error: "},
+		{"status not a number", "HTTP/1.1 2xx OK\r\nContent-Length: 0\r\n\r\n", "", "error: "},
+		{"status line without end", "HTTP/1.1 200 " + big, "", "error: "},
+		{"header without colon", "HTTP/1.1 200 OK\r\nthis is not a header\r\n\r\n", "", "error: "},
+		{"two lengths", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!", "ok", "error: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			target := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {

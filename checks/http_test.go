@@ -286,6 +286,12 @@ func TestHTTPS(t *testing.T) {
 		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, CAFile: pki.caFile}), 5*time.Second)
 		wantReason(t, res, "tls: certificate expired")
 	})
+	t.Run("self-signed", func(t *testing.T) {
+		cert := selfSigned(t)
+		_, target := testServer(t, &cert, healthMux(&recorder{}))
+		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, CAFile: pki.caFile}), 5*time.Second)
+		wantReason(t, res, "tls: certificate signed by unknown authority")
+	})
 	t.Run("ipv6", func(t *testing.T) {
 		if !ipv6Loopback() {
 			t.Skip("no IPv6 loopback")

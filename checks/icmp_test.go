@@ -2,13 +2,17 @@ package checks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func needRoot(t *testing.T) {
@@ -99,4 +103,78 @@ func TestICMPNoTimeLeft(t *testing.T) {
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
 	wantReason(t, p.Probe(ctx), "timeout")
+}
+
+// In a network namespace of its own, with nothing but a loopback
+// interface, no route leads to TEST-NET: every kind of check of an
+// address there fails at once, and says "unreachable".
+func TestUnreachableNetwork(t *testing.T) {
+	noLeaks(t)
+	targets := []string{"192.0.2.1", "2001:db8::1"}
+	type outcome struct {
+		spec Spec
+		res  Result
+	}
+	var outcomes []outcome
+	errc := make(chan error, 1)
+	go func() {
+		// The thread joins a new namespace and is never given back: it
+		// ends with this goroutine. Sockets opened on it stay in the
+		// namespace whichever thread uses them later.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- err
+			return
+		}
+		if err := loopbackUp(); err != nil {
+			errc <- fmt.Errorf("bringing lo up: %w", err)
+			return
+		}
+		// Unprivileged ping sockets are allowed per namespace.
+		if err := os.WriteFile(pingGroupRangeFile, []byte("0 2147483647"), 0o644); err != nil {
+			errc <- err
+			return
+		}
+		for _, a := range targets {
+			addr := netip.MustParseAddr(a)
+			for _, spec := range []Spec{
+				icmpSpec(a, true),
+				icmpSpec(a, false),
+				{Type: "tcp", Target: netip.AddrPortFrom(addr, 80)},
+				{Type: "http", Target: netip.AddrPortFrom(addr, 80)},
+				{Type: "https", Target: netip.AddrPortFrom(addr, 443)},
+			} {
+				outcomes = append(outcomes, outcome{spec, probeWithin(t, mustNew(t, spec), 3*time.Second)})
+			}
+		}
+		errc <- nil
+	}()
+	if err := <-errc; errors.Is(err, unix.EPERM) {
+		t.Skipf("a network namespace of its own needs CAP_SYS_ADMIN: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range outcomes {
+		if o.res.OK || o.res.Reason != "unreachable" {
+			t.Errorf("%s (privileged=%v): OK=%v reason %q, want unreachable", o.spec, o.spec.Privileged, o.res.OK, o.res.Reason)
+		}
+	}
+}
+
+// loopbackUp sets lo up in the calling thread's network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }

@@ -54,6 +54,13 @@ func classify(ctx context.Context, err error) string {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return "timeout"
 	}
+	// The connection's deadline is the context's, and it can fire a moment
+	// before the context's own timer: a read cut short by it may surface
+	// as another error (net/http parses a status line cut at the deadline
+	// as malformed) while ctx.Err is still nil.
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return "timeout"
+	}
 	var nerr net.Error
 	var terr *tlsError
 	var dnsErr *net.DNSError

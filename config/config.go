@@ -36,6 +36,19 @@ type Director struct {
 	DrainTimeout time.Duration
 	// WatchConfig reloads when the config file changes, as SIGHUP does.
 	WatchConfig bool
+	// MaintenanceDir holds files that force real servers out (README,
+	// "Admin overrides"); "" when off.
+	MaintenanceDir string
+	// APITokenFile names the file with the write API's bearer token; ""
+	// turns the write API off. APIToken is its content, read at load.
+	APITokenFile string
+	APIToken     string
+	// StateFile keeps API overrides across restarts; "" means
+	// DefaultStateFile (or a temporary file with -dry-run).
+	StateFile string
+	// PanicThreshold is the default of every virtual server's; 0 is off.
+	PanicThreshold float64
+	Damping        Damping
 }
 
 // VirtualServer is one [[virtual_server]] with defaults applied.
@@ -56,9 +69,18 @@ type VirtualServer struct {
 	// services default to 0 (delete at once), see README "Graceful drain".
 	DrainTimeout time.Duration
 	Notify       Notify // [director]'s, with this server's notify_command / notify_url
-	Check        Check
-	RealServers  []RealServer
-	Line         int // line of the [[virtual_server]] header, for messages
+	// Quorum is the healthy weight (sum of the weights of real servers
+	// that are up) below which the fallback takes over; Hysteresis widens
+	// it both ways (keepalived's quorum and hysteresis). Default 1 and 0.
+	Quorum     uint64
+	Hysteresis uint64
+	// PanicThreshold: when more than this share of the real servers goes
+	// down within one check round, the pool is kept as it is (panic
+	// guard). 0 is off; [director]'s unless set here.
+	PanicThreshold float64
+	Check          Check
+	RealServers    []RealServer
+	Line           int // line of the [[virtual_server]] header, for messages
 }
 
 // RealServer is one [[virtual_server.real_server]].

@@ -52,13 +52,14 @@ var (
 var (
 	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server"}}
 	secDirector = section{name: "[director]", keys: []string{"listen", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "watch_config",
-		"notify_command", "notify_url", "notify_timeout"},
+		"notify_command", "notify_url", "notify_timeout", "maintenance_dir", "api_token_file", "state_file", "panic_threshold",
+		"flap_damping", "flap_penalty", "flap_suppress", "flap_reuse", "flap_half_life", "flap_max_suppress"},
 		nested: nestedCheckKeys("[defaults.check]")}
 	secDefaults = section{name: "[defaults]", keys: []string{"check"}, nested: nestedCheckKeys("[defaults.check]")}
 	secVS       = section{name: "[[virtual_server]]", keys: []string{
 		"name", "address", "fwmark", "family", "protocol", "scheduler", "persistence",
 		"persistence_netmask", "forwarding", "on_failure", "drain_timeout", "fallback", "check", "real_server",
-		"notify_command", "notify_url",
+		"notify_command", "notify_url", "quorum", "hysteresis", "panic_threshold",
 	}, nested: merge(nestedCheckKeys("[virtual_server.check]"), map[string]string{"weight": "[[virtual_server.real_server]]"})}
 	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding"},
 		nested: nestedCheckKeys("[virtual_server.check]")}
@@ -129,6 +130,7 @@ func (l *loader) config(raw map[string]any) *Config {
 		OnFailure:      defaultOnFailure,
 		OnShutdown:     defaultOnShutdown,
 		DrainTimeout:   DefaultDrainTimeout,
+		Damping:        defaultDamping(),
 	}}
 	cfg.Notify.Timeout = DefaultNotifyTimeout
 	if t, ok := root.sub("director"); ok {
@@ -183,6 +185,7 @@ func (l *loader) director(t table, d *Director) {
 	if v, _, ok := t.boolean("watch_config"); ok {
 		d.WatchConfig = v
 	}
+	l.admin(t, d)
 }
 
 // drainTimeout reads drain_timeout: a duration of 0 or more.
@@ -453,6 +456,9 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			}
 		}
 	}
+
+	l.vsAdmin(t, d, &vs)
+	l.quorumWarnings(t, &vs)
 
 	if len(rsTables) == 0 && !t.has("real_server") {
 		if t.has("fallback") {

@@ -181,11 +181,15 @@ func retiredExcept(retired map[ipvs.ServiceKey]bool, desired []ipvs.DesiredServi
 // the servers' health, plus the draining servers; and the retired
 // services to delete. Callers hold mu.
 func (e *Engine) desiredLocked() ([]ipvs.DesiredService, []ipvs.ServiceKey) {
-	desired := desiredTable(e.cfg, func(id serverID) health.State {
-		if s := e.servers[id]; s != nil {
-			return s.machine.State()
-		}
-		return health.Unknown
+	desired := buildTable(e.cfg, tableInput{
+		view: func(id serverID) serverView {
+			st := health.Unknown
+			if s := e.servers[id]; s != nil {
+				st = s.machine.State()
+			}
+			return e.viewLocked(id, st) // overrides, damping, panic guard (admin.go)
+		},
+		quorumLost: e.quorumInputLocked(true),
 	})
 	desired = withDrains(desired, e.prod.drains)
 	return desired, retiredExcept(e.retired, desired)

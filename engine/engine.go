@@ -43,6 +43,15 @@ type Options struct {
 	// HistoryLength is how many check results Status keeps per real
 	// server, and how many transitions in total; DefaultHistoryLength when zero.
 	HistoryLength int
+	// StateFile keeps API overrides across restarts (statefile.go); ""
+	// keeps them in memory only.
+	StateFile string
+	// AdminPoll is how often the maintenance directory is read and
+	// override expiries, flap damping and panics are checked; 1s when zero.
+	AdminPoll time.Duration
+	// OnVirtualServerEvent, when set, is called when the panic guard
+	// trips or ends, with the engine's lock held: it must return at once.
+	OnVirtualServerEvent func(VirtualServerEvent)
 }
 
 // server is one real server of one virtual server, with its health.
@@ -55,7 +64,21 @@ type server struct {
 	lastAt   time.Time // when the state last changed
 	// programmed is the weight the last reconcile left in the kernel; -1 absent.
 	programmed int64
-	status     serverStatus // recent results, for Status (status.go)
+	// reported is what the metrics show for it, to skip unchanged updates.
+	reported reported
+	status   serverStatus // recent results, for Status (status.go)
+}
+
+// transitionSettle is how long a transition waits for others before the
+// table is changed: short against fall × interval, long enough to batch a
+// burst of failures into one reconcile.
+const transitionSettle = 10 * time.Millisecond
+
+// reported is a real server's series as last set in the metrics.
+type reported struct {
+	state      health.State
+	programmed int64
+	configured uint32
 }
 
 // Engine is the running director. Create it with New and start it with Run.
@@ -79,6 +102,7 @@ type Engine struct {
 	actual    []ipvs.ServiceState // the kernel table as last read
 	events    []Event             // recent transitions, oldest first (status.go)
 	prod      production          // drains, error log, watchdog (production.go)
+	adm       adminState          // overrides, damping, panic guard, quorum (admin.go)
 }
 
 type reloadRequest struct {
@@ -101,6 +125,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if opts.DrainPoll == 0 {
 		opts.DrainPoll = 2 * time.Second
 	}
+	if opts.AdminPoll == 0 {
+		opts.AdminPoll = time.Second
+	}
 	if opts.HistoryLength <= 0 {
 		opts.HistoryLength = DefaultHistoryLength
 	}
@@ -118,6 +145,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		managed:   map[ipvs.ServiceKey]bool{},
 		retired:   map[ipvs.ServiceKey]bool{},
 		prod:      newProduction(opts),
+		adm:       newAdminState(opts),
 	}
 	if _, err := e.buildProbers(cfg); err != nil {
 		return nil, err
@@ -194,6 +222,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.mu.Unlock()
 		return err
 	}
+	e.loadStateLocked(time.Now()) // API overrides of the last run (statefile.go)
 	e.adoptConfig(e.cfg, fresh, probeCtx)
 	e.drainStrays(time.Now())
 	e.mu.Unlock()
@@ -211,7 +240,14 @@ func (e *Engine) Run(ctx context.Context) error {
 			retry.schedule()
 		}
 	}
+	e.adminTick(time.Now()) // maintenance files before the first reconcile (admin.go)
 	reconcile("start")
+	adminTick := time.NewTicker(e.opts.AdminPoll)
+	defer adminTick.Stop()
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	defer settle.Stop()
+	settling := false
 	close(e.prod.started)
 	drainTick := time.NewTicker(e.opts.DrainPoll)
 	defer drainTick.Stop()
@@ -233,9 +269,17 @@ func (e *Engine) Run(ctx context.Context) error {
 					drained = true
 				}
 			}
-			if changed {
-				reconcile("transition")
+			changed = e.afterResults(time.Now()) || changed // panic guard (panic.go)
+			// A burst of transitions (a switch dies, fifty servers fail
+			// within milliseconds of each other) costs one reconcile, not
+			// fifty: wait a moment for the rest before applying.
+			if changed && !settling {
+				settling = true
+				settle.Reset(transitionSettle)
 			}
+		case <-settle.C:
+			settling = false
+			reconcile("transition")
 		case <-resync.C:
 			reconcile("resync")
 		case <-retry.C():
@@ -246,6 +290,16 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		case reply := <-e.prod.pings:
 			close(reply)
+		case <-adminTick.C:
+			if e.adminTick(time.Now()) {
+				reconcile("admin")
+			}
+		case req := <-e.adm.requests:
+			v, changed, err := req.do(time.Now())
+			if changed {
+				reconcile("admin")
+			}
+			req.reply <- adminReply{v, err}
 		case req := <-e.reloads:
 			err := e.applyReload(ctx, req.cfg, probeCtx)
 			req.reply <- err
@@ -335,6 +389,7 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 	}
 	e.listeners = listeners
 	e.cfg = cfg
+	e.adoptAdminLocked(cfg) // overrides, damping, panics of servers that left (admin.go)
 }
 
 // observe feeds one check result to every server that uses the check and
@@ -360,6 +415,7 @@ func (e *Engine) observe(r probeResult) bool {
 		s.lastAt = time.Now()
 		e.opts.Metrics.Transition(id.vs, rs, t.To.String())
 		e.noteTransition(s, t)
+		e.noteAdminTransition(id, t, s.lastAt) // flap damping, panic guard (admin.go)
 		level := slog.LevelInfo
 		if t.To == health.Down {
 			level = slog.LevelWarn
@@ -383,7 +439,25 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReconcileTimeout)
 	defer cancel()
-	report, err := ipvs.Reconcile(ctx, e.opts.Table, desired, retired)
+	// A health transition plans against the table as the director last
+	// knew it: reading ten thousand destinations back from the kernel for
+	// each server that goes up or down is the cost that grows with scale.
+	// Every other trigger (start, resync, retry, reload, drain) reads the
+	// kernel, so drift made behind our back is still found and repaired.
+	// After a failed reconcile (not ready) the kernel is read again: what
+	// the director last knew may be wrong.
+	e.mu.Lock()
+	known := trigger == "transition" && e.actual != nil && e.ready
+	e.mu.Unlock()
+	var report ipvs.Report
+	var err error
+	if known {
+		report.Actual = e.actual
+		report.Ops = ipvs.Plan(desired, report.Actual, retired)
+		report.Errors = ipvs.Apply(ctx, e.opts.Table, report.Ops)
+	} else {
+		report, err = ipvs.Reconcile(ctx, e.opts.Table, desired, retired)
+	}
 	if err != nil {
 		e.opts.Metrics.Reconcile(trigger, err, time.Since(start))
 		e.ipvsFailed(trigger, err) // logged once per cause (errlog.go)
@@ -428,11 +502,19 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 	}
 	e.opts.Metrics.Reconcile(trigger, runErr, time.Since(start))
 
-	after, readErr := e.readTable(ctx)
+	var after []ipvs.ServiceState
+	var readErr error
+	if known && ok {
+		after, readErr = applied(ctx, report)
+	} else {
+		after, readErr = e.readTable(ctx)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if readErr == nil {
 		e.actual = after
+	} else if known {
+		e.actual = nil // unknown now: the next reconcile reads the kernel
 	}
 	if ok {
 		e.ready = true
@@ -443,6 +525,16 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 	e.ipvsSettledLocked(ok) // not ready while the last reconcile failed
 	e.recordProgrammed(cfg)
 	return ok
+}
+
+// applied is the table a fully successful report leaves behind: its plan
+// applied to the table it was planned against, in memory.
+func applied(ctx context.Context, r ipvs.Report) ([]ipvs.ServiceState, error) {
+	scratch := ipvs.NewMemoryFrom(r.Actual)
+	if errs := ipvs.Apply(ctx, scratch, r.Ops); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return scratch.Services(ctx)
 }
 
 // recordProgrammed updates each server's programmed weight from the last
@@ -462,7 +554,13 @@ func (e *Engine) recordProgrammed(cfg *config.Config) {
 			if d, ok := kernel[destKey{key, rs.Address}]; ok {
 				s.programmed = int64(d.Weight)
 			}
-			e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), s.machine.State().String(), s.programmed, rs.Weight)
+			// Only what changed: with thousands of servers, setting every
+			// series on every reconcile is most of a transition's cost.
+			now := reported{s.machine.State(), s.programmed, rs.Weight}
+			if s.reported != now {
+				s.reported = now
+				e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), now.state.String(), now.programmed, now.configured)
+			}
 		}
 	}
 }

@@ -485,3 +485,24 @@ func (h *harness) metric(name, vs string, rs netip.AddrPort, to string) float64 
 	}
 	return 0
 }
+
+// BenchmarkObserveResult is the engine's cost per check result: fan-out,
+// state machine, status ring and metrics for one real server.
+func BenchmarkObserveResult(b *testing.B) {
+	cfg := testConfig("quiesce", &backend{addr: netip.MustParseAddrPort("127.0.0.1:8080")})
+	e, err := New(cfg, Options{Table: ipvs.NewMemory(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.mu.Lock()
+	e.adoptConfig(cfg, nil, context.Background())
+	e.mu.Unlock()
+	var key string
+	for k := range e.listeners {
+		key = k
+	}
+	ok := probeResult{key: key, result: checks.Result{OK: true, Duration: time.Millisecond}}
+	for b.Loop() {
+		e.observe(ok)
+	}
+}

@@ -59,7 +59,10 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 		}
 	}
 	states := plannedStates(cfg, known, kernel)
-	desired := withDrains(desiredTable(cfg, func(id serverID) health.State { return states[id] }), drains)
+	desired := withDrains(buildTable(cfg, tableInput{
+		view:       func(id serverID) serverView { return e.viewLocked(id, states[id]) }, // overrides survive reloads
+		quorumLost: e.quorumInputLocked(false),
+	}), drains)
 	retired := maps.Clone(e.retired)
 	for k := range e.managed {
 		retired[k] = true

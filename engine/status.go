@@ -66,6 +66,8 @@ type VirtualServerStatus struct {
 	// reconcile); /metrics reads them live.
 	Counters    ipvs.Counters
 	RealServers []RealServerStatus
+	// Admin: quorum and the panic guard (admin_status.go).
+	VirtualServerAdmin
 }
 
 // RealServerStatus is one real server of one virtual service.
@@ -86,6 +88,8 @@ type RealServerStatus struct {
 	LastFailure          time.Time    // zero: never
 	History              []CheckResult
 	Counters             ipvs.Counters // the kernel's, as of the last table read
+	// Admin: overrides, flap damping, panic guard (admin_status.go).
+	RealServerAdmin
 }
 
 // serverStatus is what a server remembers for Status beyond its health.
@@ -218,6 +222,7 @@ func (e *Engine) Status() Status {
 		}
 		st.VirtualServers = append(st.VirtualServers, v)
 	}
+	e.adminStatusLocked(&st) // admin_status.go
 	return st
 }
 

@@ -40,6 +40,23 @@ func NewMemory() *Memory {
 	return &Memory{services: make(map[ServiceKey]*memService)}
 }
 
+// NewMemoryFrom returns an in-memory table holding states, as read from
+// another table: a scratch copy to apply a plan to and read the result back
+// without asking the kernel again.
+func NewMemoryFrom(states []ServiceState) *Memory {
+	m := NewMemory()
+	for _, st := range states {
+		ms := &memService{svc: st.Service.Normalize(), counters: st.Counters,
+			dests: make(map[netip.AddrPort]*DestinationState, len(st.Destinations))}
+		for _, d := range st.Destinations {
+			d.Address = normAddrPort(d.Address)
+			ms.dests[d.Address] = &d
+		}
+		m.services[ms.svc.Key.Normalize()] = ms
+	}
+	return m
+}
+
 // FailNext makes the next mutating call of the given kind fail with err
 // (which should usually wrap one of the sentinel errors) without changing
 // the table. Calls queue up: two FailNext calls fail the next two matching

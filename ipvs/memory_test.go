@@ -3,6 +3,7 @@ package ipvs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -196,5 +197,32 @@ func TestMemoryHistoryIsBounded(t *testing.T) {
 	}
 	if last := m.History()[len(m.History())-1]; last.Kind != OpDeleteService {
 		t.Fatalf("last call in history is %v, want the most recent (delete service)", last.Kind)
+	}
+}
+
+func TestNewMemoryFromRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	src := NewMemory()
+	k := AddressKey(TCP, netip.MustParseAddrPort("192.0.2.1:80"))
+	if err := src.CreateService(ctx, Service{Key: k, Scheduler: "wrr"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range []uint32{0, 5, 100} {
+		d := Destination{Address: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 80), Weight: w}
+		if err := src.CreateDestination(ctx, k, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src.SetCounters(k, netip.MustParseAddrPort("10.0.0.2:80"), Counters{ActiveConns: 7})
+	before, _ := src.Services(ctx)
+	copyTable := NewMemoryFrom(before)
+	after, _ := copyTable.Services(ctx)
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("copy differs:\n%v\n%v", before, after)
+	}
+	// The copy is independent of the states it was made from.
+	copyTable.UpdateDestination(ctx, k, Destination{Address: netip.MustParseAddrPort("10.0.0.1:80"), Weight: 9})
+	if again, _ := src.Services(ctx); fmt.Sprint(again) != fmt.Sprint(before) {
+		t.Fatal("changing the copy changed the original")
 	}
 }

@@ -5,6 +5,8 @@
 //	director-bench -director ./director -kind http -n 1000 -interval 1s -window 30s -floor
 //	director-bench -director ./director -kind tcp -n 1000 -storm 1000 -fall 3
 //	director-bench -reconcile -n 10000 -changes 1000
+//	director-bench -director ./director -kind http -n 1000 -interval 1s -timeout 1s -floor -peers ldirectord
+//	director-bench -reconcile -table netlink -n 10000   # the kernel's table (inside the e2e VM)
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 )
 
 func main() {
+	raiseOpenFiles()
 	if len(os.Args) > 1 && (os.Args[1] == "backends" || os.Args[1] == "floor") {
 		os.Exit(childMain(os.Args[1], os.Args[2:]))
 	}
@@ -36,10 +39,19 @@ func childMain(mode string, args []string) int {
 	port := fs.Int("port", 8080, "backend port")
 	interval := fs.Duration("interval", time.Second, "check interval")
 	timeout := fs.Duration("timeout", 500*time.Millisecond, "check timeout")
+	first := fs.Int("first", 0, "backends: index of the first backend address")
+	groupsFlag := fs.String("groups", "", "backends: kind:n[:interval],... instead of -kind and -n")
 	fs.Parse(args)
 	var err error
 	if mode == "backends" {
-		err = bench.BackendsMain(*kind, *n, *port, os.Stdin, os.Stdout)
+		groups := []bench.Group{{Kind: *kind, N: *n, Interval: *interval}}
+		if *groupsFlag != "" {
+			if groups, err = bench.ParseGroups(*groupsFlag); err != nil {
+				fmt.Fprintln(os.Stderr, "director-bench backends:", err)
+				return 2
+			}
+		}
+		err = bench.BackendsMain(groups, *first, *port, os.Stdin, os.Stdout)
 	} else {
 		err = bench.FloorMain(*kind, *n, *port, *interval, *timeout, os.Stdin, os.Stdout)
 	}
@@ -65,7 +77,10 @@ func harnessMain(args []string) int {
 	fs.BoolVar(&o.Floor, "floor", false, "also measure the minimal reference checker on the same backends")
 	fs.IntVar(&o.Storm, "storm", 0, "after the window, kill this many backends at once and time the director's reaction")
 	fs.IntVar(&o.Port, "port", 8080, "backend port")
+	mix := fs.String("mix", "", "several groups in one director, e.g. http:10000:5s,tcp:10000:2s (replaces -kind, -n, -interval; no floor)")
 	reconcile := fs.Bool("reconcile", false, "measure table reconcile on the in-memory table instead (uses -n, -vs, -changes)")
+	table := fs.String("table", "memory", "with -reconcile: memory, or netlink (the kernel's IPVS table; it must be empty; needs CAP_NET_ADMIN)")
+	peers := fs.String("peers", "", "also measure these peer checkers, comma-separated, each in its own window: ldirectord (host), keepalived (needs IPVS: the e2e VM)")
 	changes := fs.Int("changes", 1000, "with -reconcile: weight changes to apply")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	fs.Parse(args)
@@ -73,9 +88,28 @@ func harnessMain(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	var err error
+	if o.Peers, err = bench.ParsePeers(*peers); err != nil {
+		fmt.Fprintln(os.Stderr, "director-bench:", err)
+		return 2
+	}
 	var out any
 	if *reconcile {
-		s, err := bench.RunReconcile(ctx, ipvs.NewMemory(), "in-memory", o.N, o.VirtualServers, *changes)
+		var t ipvs.Table = ipvs.NewMemory()
+		name := "in-memory"
+		if *table == "netlink" {
+			nl, err := ipvs.NewNetlink()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "director-bench:", err)
+				return 1
+			}
+			defer nl.Close()
+			t, name = nl, "kernel (netlink)"
+		} else if *table != "memory" {
+			fmt.Fprintf(os.Stderr, "director-bench: -table %q: want memory or netlink\n", *table)
+			return 2
+		}
+		s, err := bench.RunReconcile(ctx, t, name, o.N, o.VirtualServers, *changes)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "director-bench:", err)
 			return 1
@@ -89,6 +123,18 @@ func harnessMain(args []string) int {
 			return 1
 		}
 		o.SelfBin = self
+		if *mix != "" {
+			if o.Groups, err = bench.ParseGroups(*mix); err != nil {
+				fmt.Fprintln(os.Stderr, "director-bench:", err)
+				return 2
+			}
+			for _, g := range o.Groups {
+				if g.Interval == 0 {
+					fmt.Fprintln(os.Stderr, "director-bench: -mix: every group needs an interval (kind:n:interval)")
+					return 2
+				}
+			}
+		}
 		o.Progress = os.Stderr
 		if o.WorkDir, err = os.MkdirTemp("", "director-bench"); err != nil {
 			fmt.Fprintln(os.Stderr, "director-bench:", err)
@@ -111,4 +157,20 @@ func harnessMain(args []string) int {
 		}
 	}
 	return 0
+}
+
+// raiseOpenFiles lifts the open-files limit as far as allowed: ten
+// thousand backends are ten thousand listening sockets, and the limit is
+// inherited by the children and the director. Without privilege the
+// current limit stays, and StartBackends says what to do when it is hit.
+func raiseOpenFiles() {
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) != nil {
+		return
+	}
+	want := syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
 }

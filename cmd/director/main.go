@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -174,9 +175,10 @@ func runCmd(args []string, stderr io.Writer) int {
 	build := buildInfo()
 	m := metrics.New(build)
 	var eng *engine.Engine
-	onTransition, stopNotify := startNotifier(log, m, cfg, func() *config.Config { return eng.Config() })
+	onTransition, onVSEvent, stopNotify := startNotifier(log, m, cfg, func() *config.Config { return eng.Config() })
 	defer stopNotify()
-	eng, err = engine.New(cfg, engine.Options{Table: table, Metrics: m, Logger: log, DryRun: *dryRun, OnTransition: onTransition})
+	eng, err = engine.New(cfg, engine.Options{Table: table, Metrics: m, Logger: log, DryRun: *dryRun, OnTransition: onTransition,
+		OnVirtualServerEvent: onVSEvent, StateFile: stateFile(cfg, *dryRun)})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -190,7 +192,8 @@ func runCmd(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "director: %s: director.listen: %v\n", cfg.Path, err)
 		return 1
 	}
-	srv := api.Server(cfg.Director.Listen, api.Handler(eng, api.Options{Metrics: m.Handler(), Version: build.Version, Logger: log, Table: table}))
+	srv := api.Server(cfg.Director.Listen, api.Handler(eng, api.Options{Metrics: m.Handler(), Version: build.Version, Logger: log, Table: table,
+		Admin: eng, Token: func() string { return eng.Config().Director.APIToken }})) // a reload may change the token
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -238,11 +241,34 @@ loop:
 	return code
 }
 
+// stateFile is where API overrides are kept: state_file, else the
+// default; with -dry-run (and no state_file) a file in the temporary
+// directory, so a trial run neither needs /var/lib/director nor touches
+// the real director's overrides.
+func stateFile(cfg *config.Config, dryRun bool) string {
+	switch {
+	case cfg.Director.StateFile != "":
+		return cfg.Director.StateFile
+	case dryRun:
+		return filepath.Join(os.TempDir(), "director-dry-run-state.json")
+	}
+	return config.DefaultStateFile
+}
+
 // reload reads and validates the config again; a bad one is logged in full
 // and changes nothing.
 func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engine.Engine, path string) {
 	log.Info("SIGHUP: reloading config", "path", path)
 	cfg, err := config.Load(path)
+	if err == nil && len(cfg.VirtualServers) == 0 {
+		// An empty file is valid on its own, and it is what a writer
+		// that truncates first leaves for a moment: never let it
+		// remove every service.
+		if cur := eng.Config(); cur != nil && len(cur.VirtualServers) > 0 {
+			err = fmt.Errorf("%s: no virtual servers (an empty or half-written file?): refusing a reload that would remove all %d; "+
+				"to remove them all, stop the director with on_shutdown = \"flush\"", path, len(cur.VirtualServers))
+		}
+	}
 	if err == nil {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err = eng.Reload(rctx, cfg)

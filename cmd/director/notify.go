@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/engine"
@@ -12,8 +13,9 @@ import (
 
 // startNotifier starts delivering transition events to the notify_command
 // and notify_url of the running config (current reads it, so a reload
-// applies to the next event). stop ends delivery and waits for it.
-func startNotifier(log *slog.Logger, m *metrics.Metrics, cfg *config.Config, current func() *config.Config) (hook func(engine.Event), stop func()) {
+// applies to the next event), and the panic guard's events (vsHook).
+// stop ends delivery and waits for it.
+func startNotifier(log *slog.Logger, m *metrics.Metrics, cfg *config.Config, current func() *config.Config) (hook func(engine.Event), vsHook func(engine.VirtualServerEvent), stop func()) {
 	n := notify.New(notify.Options{
 		Targets: func(vs string) notify.Target {
 			c := current()
@@ -37,7 +39,24 @@ func startNotifier(log *slog.Logger, m *metrics.Metrics, cfg *config.Config, cur
 		n.Run(ctx)
 	}()
 	hook = func(ev engine.Event) { n.Notify(notifyEvent(ev)) }
-	return hook, func() { cancel(); <-done }
+	vsHook = func(ev engine.VirtualServerEvent) { n.Notify(vsNotifyEvent(ev)) }
+	return hook, vsHook, func() { cancel(); <-done }
+}
+
+// vsNotifyEvent is a panic guard event as sinks see it: type "panic" (from
+// "normal" to "panic") or "panic_end" (back), the servers concerned in
+// real_server, comma-separated.
+func vsNotifyEvent(ev engine.VirtualServerEvent) notify.Event {
+	out := notify.Event{Type: ev.Type, Time: ev.Time.UTC(), VirtualServer: ev.VirtualServer, From: "normal", To: "panic", Reason: ev.Reason}
+	if ev.Type == "panic_end" {
+		out.From, out.To = "panic", "normal"
+	}
+	addrs := make([]string, len(ev.RealServers))
+	for i, a := range ev.RealServers {
+		addrs[i] = a.String()
+	}
+	out.RealServer = strings.Join(addrs, ",")
+	return out
 }
 
 func notifyEvent(ev engine.Event) notify.Event {

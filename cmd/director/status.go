@@ -108,6 +108,12 @@ func printStatus(w io.Writer, st api.StatusV1, now time.Time) {
 		if !vs.InKernel {
 			flags = append(flags, "NOT IN KERNEL")
 		}
+		if vs.Panic {
+			flags = append(flags, "PANIC")
+		}
+		if vs.QuorumLost {
+			flags = append(flags, fmt.Sprintf("QUORUM LOST %d/%d", vs.HealthyWeight, vs.Quorum))
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t%s: %d/%d up\t\t\n", svc, vs.Service.Scheduler, strings.Join(flags, ","),
 			vs.Name, vs.RealServersUp, len(vs.RealServers))
 		for _, rs := range vs.RealServers {
@@ -116,7 +122,7 @@ func printStatus(w io.Writer, st api.StatusV1, now time.Time) {
 				weight = fmt.Sprint(*rs.ProgrammedWeight)
 			}
 			fmt.Fprintf(tw, "  -> %s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\n", rs.Address, forwardName(rs.Forwarding), weight,
-				rs.ConfiguredWeight, rs.State, since(rs.Since, now), lastCheck(rs), rs.Counters.ActiveConnections, rs.Counters.InactiveConnections)
+				rs.ConfiguredWeight, stateLabel(rs), since(rs.Since, now), lastCheck(rs), rs.Counters.ActiveConnections, rs.Counters.InactiveConnections)
 		}
 		if vs.Fallback != "" {
 			state := "standby"
@@ -127,6 +133,7 @@ func printStatus(w io.Writer, st api.StatusV1, now time.Time) {
 		}
 	}
 	tw.Flush()
+	printHolds(w, st, now)
 	if len(st.Events) > 0 {
 		fmt.Fprintln(w, "\nRecent transitions (newest first):")
 		for _, ev := range st.Events[:min(len(st.Events), 5)] {
@@ -166,4 +173,50 @@ func lastCheck(rs api.RealServerV1) string {
 		return fmt.Sprintf("%s (%d in a row)", c.Reason, rs.ConsecutiveFailures)
 	}
 	return c.Reason
+}
+
+// stateLabel is the health state with what overrides it: "up,drain",
+// "up,damped", "down,held".
+func stateLabel(rs api.RealServerV1) string {
+	s := rs.State
+	if rs.Override != nil {
+		s += "," + rs.Override.Kind
+	}
+	if rs.Suppressed {
+		s += ",damped"
+	}
+	if rs.HeldByPanic {
+		s += ",held"
+	}
+	return s
+}
+
+// printHolds lists the overrides and flap suppressions in force, with
+// their reasons.
+func printHolds(w io.Writer, st api.StatusV1, now time.Time) {
+	var lines []string
+	for _, vs := range st.VirtualServers {
+		for _, rs := range vs.RealServers {
+			if o := rs.Override; o != nil {
+				until := "until enabled"
+				if o.Expires != nil {
+					until = "for another " + o.Expires.Sub(now).Round(time.Second).String()
+				}
+				lines = append(lines, fmt.Sprintf("  %s %s  %s by %s %s, %s: %s", vs.Name, rs.Address, o.Kind, o.Source, o.By, until, o.Reason))
+			}
+			if rs.Suppressed {
+				until := ""
+				if rs.SuppressedUntil != nil {
+					until = fmt.Sprintf(" for about another %s", rs.SuppressedUntil.Sub(now).Round(time.Second))
+				}
+				lines = append(lines, fmt.Sprintf("  %s %s  held out by flap damping%s (penalty %.0f)", vs.Name, rs.Address, until, rs.FlapPenalty))
+			}
+		}
+	}
+	if len(lines) > 0 {
+		fmt.Fprintln(w, "\nOverrides:")
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+		}
+	}
 }

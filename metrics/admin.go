@@ -1,0 +1,104 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Admin holds the metrics of operator overrides, flap damping, the panic
+// guard and quorum. It lives on the same registry as Metrics; build it
+// with NewAdmin.
+type Admin struct {
+	override      *prometheus.GaugeVec
+	penalty       *prometheus.GaugeVec
+	suppressed    *prometheus.GaugeVec
+	panic         *prometheus.GaugeVec
+	panics        *prometheus.CounterVec
+	quorum        *prometheus.GaugeVec
+	healthyWeight *prometheus.GaugeVec
+}
+
+// OverrideKinds are the values of director_real_server_override's kind label.
+var OverrideKinds = [...]string{"drain", "disable"}
+
+// NewAdmin returns m's admin metrics (registered with m by New).
+func NewAdmin(m *Metrics) *Admin { return m.admin }
+
+func newAdmin(m *Metrics) *Admin {
+	a := &Admin{
+		override: register(m.Registry, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "director_real_server_override",
+			Help: "1 while an operator override (kind drain or disable, from the API or maintenance_dir) holds the real server out, else 0.",
+		}, []string{"virtual_server", "real_server", "kind"})),
+		penalty: register(m.Registry, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "director_real_server_flap_penalty",
+			Help: "The real server's flap damping penalty (decays with flap_half_life; absent when flap_damping is off or the penalty is 0).",
+		}, rsLabels)),
+		suppressed: register(m.Registry, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "director_real_server_suppressed",
+			Help: "1 while flap damping holds the real server out (its penalty went above flap_suppress and has not decayed below flap_reuse).",
+		}, rsLabels)),
+		panic: register(m.Registry, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "director_virtual_server_panic",
+			Help: "1 while the panic guard keeps the virtual server's pool as it is because too many of its real servers failed at once.",
+		}, []string{"virtual_server"})),
+		panics: register(m.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "director_panics_total",
+			Help: "Times the panic guard tripped for the virtual server.",
+		}, []string{"virtual_server"})),
+		quorum: register(m.Registry, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "director_virtual_server_quorum_up",
+			Help: "1 while the virtual server's healthy weight meets its quorum (with hysteresis); 0 while the fallback, if any, has taken over.",
+		}, []string{"virtual_server"})),
+		healthyWeight: register(m.Registry, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "director_virtual_server_healthy_weight",
+			Help: "Sum of the configured weights of the virtual server's real servers that are serving (up, not overridden, not suppressed).",
+		}, []string{"virtual_server"})),
+	}
+	return a
+}
+
+// Override sets the override kind of a real server ("" for none).
+func (a *Admin) Override(vs, rs, kind string) {
+	for _, k := range OverrideKinds {
+		a.override.WithLabelValues(vs, rs, k).Set(b2f(k == kind))
+	}
+}
+
+// Damping sets a real server's flap penalty and whether it is suppressed;
+// a zero penalty removes the series.
+func (a *Admin) Damping(vs, rs string, penalty float64, suppressed bool) {
+	if penalty == 0 && !suppressed {
+		a.penalty.DeleteLabelValues(vs, rs)
+		a.suppressed.DeleteLabelValues(vs, rs)
+		return
+	}
+	a.penalty.WithLabelValues(vs, rs).Set(penalty)
+	a.suppressed.WithLabelValues(vs, rs).Set(b2f(suppressed))
+}
+
+// Panic sets whether a virtual server is in panic.
+func (a *Admin) Panic(vs string, on bool) { a.panic.WithLabelValues(vs).Set(b2f(on)) }
+
+// PanicTripped counts a panic.
+func (a *Admin) PanicTripped(vs string) { a.panics.WithLabelValues(vs).Inc() }
+
+// Quorum sets a virtual server's quorum state and healthy weight.
+func (a *Admin) Quorum(vs string, up bool, healthy uint64) {
+	a.quorum.WithLabelValues(vs).Set(b2f(up))
+	a.healthyWeight.WithLabelValues(vs).Set(float64(healthy))
+}
+
+// ForgetVirtualServer drops the series of a virtual server that left the config.
+func (a *Admin) ForgetVirtualServer(vs string) {
+	l := prometheus.Labels{"virtual_server": vs}
+	a.panic.DeletePartialMatch(l)
+	a.panics.DeletePartialMatch(l)
+	a.quorum.DeletePartialMatch(l)
+	a.healthyWeight.DeletePartialMatch(l)
+}
+
+func (a *Admin) forgetRealServer(l prometheus.Labels) {
+	a.override.DeletePartialMatch(l)
+	a.penalty.DeletePartialMatch(l)
+	a.suppressed.DeletePartialMatch(l)
+}
