@@ -8,7 +8,7 @@ import (
 // guard and quorum. It lives on the same registry as Metrics; build it
 // with NewAdmin.
 type Admin struct {
-	override      *prometheus.GaugeVec
+	servers       *servers // per-server series live with the others (servers.go)
 	penalty       *prometheus.GaugeVec
 	suppressed    *prometheus.GaugeVec
 	panic         *prometheus.GaugeVec
@@ -25,10 +25,7 @@ func NewAdmin(m *Metrics) *Admin { return m.admin }
 
 func newAdmin(m *Metrics) *Admin {
 	a := &Admin{
-		override: register(m.Registry, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "director_real_server_override",
-			Help: "1 while an operator override (kind drain or disable, from the API or maintenance_dir) holds the real server out, else 0.",
-		}, []string{"virtual_server", "real_server", "kind"})),
+		servers: m.servers,
 		penalty: register(m.Registry, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "director_real_server_flap_penalty",
 			Help: "The real server's flap damping penalty (decays with flap_half_life; absent when flap_damping is off or the penalty is 0).",
@@ -59,9 +56,7 @@ func newAdmin(m *Metrics) *Admin {
 
 // Override sets the override kind of a real server ("" for none).
 func (a *Admin) Override(vs, rs, kind string) {
-	for _, k := range OverrideKinds {
-		a.override.WithLabelValues(vs, rs, k).Set(b2f(k == kind))
-	}
+	a.servers.with(vs, rs, func(ss *serverSeries) { ss.hasOverride, ss.override = true, kind })
 }
 
 // Damping sets a real server's flap penalty and whether it is suppressed;
@@ -98,7 +93,6 @@ func (a *Admin) ForgetVirtualServer(vs string) {
 }
 
 func (a *Admin) forgetRealServer(l prometheus.Labels) {
-	a.override.DeletePartialMatch(l)
 	a.penalty.DeletePartialMatch(l)
 	a.suppressed.DeletePartialMatch(l)
 }

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lvsdirector/director/health"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -26,12 +24,8 @@ type Metrics struct {
 	// Schedule is the check scheduler's punctuality.
 	Schedule *Schedule
 
-	up               *prometheus.GaugeVec
-	weight           *prometheus.GaugeVec
-	configuredWeight *prometheus.GaugeVec
-	checks           *prometheus.CounterVec
+	servers          *servers // every per-real-server series (servers.go)
 	checkDuration    *prometheus.HistogramVec
-	transitions      *prometheus.CounterVec
 	ipvsOps          *prometheus.CounterVec
 	reconciles       *prometheus.CounterVec
 	reconcileSeconds prometheus.Histogram
@@ -39,12 +33,6 @@ type Metrics struct {
 	reloadOK         prometheus.Gauge
 	reloadTimestamp  prometheus.Gauge
 
-	state         *prometheus.GaugeVec
-	failures      *prometheus.CounterVec
-	lastSuccess   *prometheus.GaugeVec
-	lastFailure   *prometheus.GaugeVec
-	consecutive   *prometheus.GaugeVec
-	flaps         *prometheus.CounterVec
 	drift         *prometheus.CounterVec
 	configHash    prometheus.Gauge
 	notifications *prometheus.CounterVec
@@ -58,29 +46,7 @@ var rsLabels = []string{"virtual_server", "real_server"}
 func New(b Build) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
-		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "director_real_server_up",
-			Help: "1 when the real server is up after rise/fall, 0 when down or not yet known.",
-		}, rsLabels),
-		weight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "director_real_server_weight",
-			Help: "Weight the director programs for the real server now (absent from the kernel: -1).",
-		}, rsLabels),
-		configuredWeight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "director_real_server_configured_weight",
-			Help: "Weight the config gives the real server when it is up.",
-		}, rsLabels),
-		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "director_checks_total",
-			Help: "Health checks completed, by result (success or failure).",
-		}, []string{"virtual_server", "real_server", "check", "result"}),
-		// Classic buckets from half a millisecond (a loopback TCP connect)
-		// to 10s (the longest sensible timeout), plus native-histogram
-		// settings for servers that ingest them: ~10% resolution, at most
-		// 100 buckets per series, reset at most hourly to keep that bound.
-		// Per virtual server, not per real server: at 10,000 real servers a
-		// histogram each was 150,000 series and a third of a scrape (see
-		// docs/performance.md); per-server latency is in the status API.
+		servers:  newServers(),
 		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                            "director_check_duration_seconds",
 			Help:                            "Time a health check took, successful or not.",
@@ -89,10 +55,6 @@ func New(b Build) *Metrics {
 			NativeHistogramMaxBucketNumber:  100,
 			NativeHistogramMinResetDuration: time.Hour,
 		}, []string{"virtual_server", "check"}),
-		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "director_state_transitions_total",
-			Help: "Health state changes of a real server, by the state entered.",
-		}, []string{"virtual_server", "real_server", "to"}),
 		ipvsOps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "director_ipvs_operations_total",
 			Help: "Kernel IPVS table operations, by kind and result (success or error).",
@@ -118,30 +80,6 @@ func New(b Build) *Metrics {
 			Name: "director_config_last_reload_success_timestamp_seconds",
 			Help: "Unix time of the last successful configuration load or reload.",
 		}),
-		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "director_real_server_state",
-			Help: "The real server's health state, one-hot: 1 for the current state, 0 for the others.",
-		}, []string{"virtual_server", "real_server", "state"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "director_check_failures_total",
-			Help: "Failed health checks by reason class (timeout, refused, unreachable, reset, dns, status, body, expect, tls, icmp, canceled, error).",
-		}, []string{"virtual_server", "real_server", "check", "reason"}),
-		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "director_check_last_success_timestamp_seconds",
-			Help: "Unix time of the real server's last successful check (absent until one succeeds).",
-		}, rsLabels),
-		lastFailure: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "director_check_last_failure_timestamp_seconds",
-			Help: "Unix time of the real server's last failed check (absent until one fails).",
-		}, rsLabels),
-		consecutive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "director_real_server_consecutive_failures",
-			Help: "Failed checks in a row since the last success.",
-		}, rsLabels),
-		flaps: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "director_real_server_flaps_total",
-			Help: "Changes between up and down (either way) after the first verdict.",
-		}, rsLabels),
 		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "director_reconcile_drift_repaired_total",
 			Help: "Kernel table operations a periodic resync needed because the table had drifted from the desired state, by kind.",
@@ -162,9 +100,9 @@ func New(b Build) *Metrics {
 	})
 	buildInfo.Set(1)
 	m.Registry.MustRegister(
-		m.up, m.weight, m.configuredWeight, m.checks, m.checkDuration, m.transitions,
+		m.servers, m.checkDuration,
 		m.ipvsOps, m.reconciles, m.reconcileSeconds, m.reloads, m.reloadOK, m.reloadTimestamp,
-		m.state, m.failures, m.lastSuccess, m.lastFailure, m.consecutive, m.flaps, m.drift,
+		m.drift,
 		m.configHash, m.notifications,
 		buildInfo,
 		collectors.NewGoCollector(),
@@ -183,46 +121,40 @@ func (m *Metrics) Handler() http.Handler {
 
 // Check records one check result for one real server.
 func (m *Metrics) Check(vs, rs, check string, ok bool, d time.Duration) {
-	result := "failure"
-	if ok {
-		result = "success"
-	}
-	m.checks.WithLabelValues(vs, rs, check, result).Inc()
+	m.servers.with(vs, rs, func(ss *serverSeries) {
+		ss.setCheck(check)
+		if ok {
+			ss.checksOK++
+		} else {
+			ss.checksFailed++
+		}
+	})
 	m.checkDuration.WithLabelValues(vs, check).Observe(d.Seconds())
 }
 
 // RealServer sets a real server's health state (health.State.String())
 // and weights. weight < 0 means the destination is not in the table.
 func (m *Metrics) RealServer(vs, rs, state string, weight int64, configured uint32) {
-	m.up.WithLabelValues(vs, rs).Set(b2f(state == health.Up.String()))
-	for _, st := range health.States {
-		m.state.WithLabelValues(vs, rs, st.String()).Set(b2f(st.String() == state))
-	}
-	m.weight.WithLabelValues(vs, rs).Set(float64(weight))
-	m.configuredWeight.WithLabelValues(vs, rs).Set(float64(configured))
+	m.servers.with(vs, rs, func(ss *serverSeries) {
+		ss.hasState, ss.state, ss.weight, ss.configured = true, state, weight, configured
+	})
 }
 
 // Transition counts a state change.
 func (m *Metrics) Transition(vs, rs, to string) {
-	m.transitions.WithLabelValues(vs, rs, to).Inc()
+	m.servers.with(vs, rs, func(ss *serverSeries) {
+		if ss.transitions == nil {
+			ss.transitions = map[string]uint64{}
+		}
+		ss.transitions[to]++
+	})
 }
 
 // ForgetRealServer drops every series of a real server that left the config,
 // so cardinality follows the config.
 func (m *Metrics) ForgetRealServer(vs, rs string) {
-	l := prometheus.Labels{"virtual_server": vs, "real_server": rs}
-	m.up.DeletePartialMatch(l)
-	m.weight.DeletePartialMatch(l)
-	m.configuredWeight.DeletePartialMatch(l)
-	m.checks.DeletePartialMatch(l)
-	m.transitions.DeletePartialMatch(l)
-	m.state.DeletePartialMatch(l)
-	m.failures.DeletePartialMatch(l)
-	m.lastSuccess.DeletePartialMatch(l)
-	m.lastFailure.DeletePartialMatch(l)
-	m.consecutive.DeletePartialMatch(l)
-	m.flaps.DeletePartialMatch(l)
-	m.admin.forgetRealServer(l)
+	m.servers.forget(vs, rs)
+	m.admin.forgetRealServer(prometheus.Labels{"virtual_server": vs, "real_server": rs})
 }
 
 // IPVSOp counts one kernel operation.
@@ -267,13 +199,16 @@ func b2f(b bool) float64 {
 // the failure reason class, the time of the last success or failure and
 // the failures in a row.
 func (m *Metrics) CheckOutcome(vs, rs, check string, ok bool, reason string, at time.Time, consecutiveFailures int) {
-	if ok {
-		m.lastSuccess.WithLabelValues(vs, rs).Set(float64(at.UnixMilli()) / 1e3)
-	} else {
-		m.failures.WithLabelValues(vs, rs, check, ReasonClass(reason)).Inc()
-		m.lastFailure.WithLabelValues(vs, rs).Set(float64(at.UnixMilli()) / 1e3)
-	}
-	m.consecutive.WithLabelValues(vs, rs).Set(float64(consecutiveFailures))
+	m.servers.with(vs, rs, func(ss *serverSeries) {
+		ss.setCheck(check)
+		if ok {
+			ss.lastSuccess = float64(at.UnixMilli()) / 1e3
+		} else {
+			ss.countFailure(ReasonClass(reason))
+			ss.lastFailure = float64(at.UnixMilli()) / 1e3
+		}
+		ss.hasConsecutive, ss.consecutive = true, consecutiveFailures
+	})
 }
 
 // reasonClasses are the failure reason classes, each with the prefix of
@@ -298,7 +233,9 @@ func ReasonClass(reason string) string {
 }
 
 // Flap counts a change between up and down.
-func (m *Metrics) Flap(vs, rs string) { m.flaps.WithLabelValues(vs, rs).Inc() }
+func (m *Metrics) Flap(vs, rs string) {
+	m.servers.with(vs, rs, func(ss *serverSeries) { ss.hasFlaps, ss.flaps = true, ss.flaps+1 })
+}
 
 // DriftRepaired counts an operation a periodic resync applied.
 func (m *Metrics) DriftRepaired(op string) { m.drift.WithLabelValues(op).Inc() }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lvsdirector/director/health"
@@ -53,11 +52,8 @@ director_config_last_reload_success_timestamp_seconds 1.7e+09
 	}
 
 	m.ForgetRealServer("web", "10.0.0.1:80")
-	if n := testutil.CollectAndCount(m.checks); n != 0 {
-		t.Errorf("after ForgetRealServer %d check series remain, want 0", n)
-	}
-	if n := testutil.CollectAndCount(m.up); n != 0 {
-		t.Errorf("after ForgetRealServer %d up series remain, want 0", n)
+	if n := testutil.CollectAndCount(m.servers); n != 0 {
+		t.Errorf("after ForgetRealServer %d per-server series remain, want 0", n)
 	}
 }
 
@@ -131,10 +127,8 @@ director_notifications_total{result="failure",sink="webhook"} 1
 		t.Error(err)
 	}
 	m.ForgetRealServer("web", "10.0.0.1:80")
-	for _, c := range []prometheus.Collector{m.state, m.failures, m.lastFailure, m.consecutive, m.flaps} {
-		if n := testutil.CollectAndCount(c); n != 0 {
-			t.Errorf("after ForgetRealServer %d series remain", n)
-		}
+	if n := testutil.CollectAndCount(m.servers); n != 0 {
+		t.Errorf("after ForgetRealServer %d series remain", n)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -90,6 +91,25 @@ type Notifier struct {
 	commands chan job
 	webhooks chan job
 	host     string
+
+	// Drops are counted always but logged at most once a minute: a burst
+	// of thousands of transitions must not become thousands of log lines.
+	drops       atomic.Uint64
+	lastDropLog atomic.Int64 // Unix nanoseconds
+}
+
+// dropLogEvery is how often dropped notifications are logged at most.
+const dropLogEvery = time.Minute
+
+// dropped counts one dropped event and logs, rate-limited, how many so far.
+func (n *Notifier) dropped(sink, why string, ev Event) {
+	n.opts.Recorder.Notification(sink, "dropped")
+	total := n.drops.Add(1)
+	now, last := time.Now().UnixNano(), n.lastDropLog.Load()
+	if (last == 0 || now-last >= int64(dropLogEvery)) && n.lastDropLog.CompareAndSwap(last, now) {
+		n.opts.Logger.Warn("notify: queue full, events dropped; "+why+" (logged at most once a minute; see director_notifications_total)",
+			"sink", sink, "dropped_total", total, "virtual_server", ev.VirtualServer, "real_server", ev.RealServer, "to", ev.To)
+	}
 }
 
 type nopRecorder struct{}
@@ -147,9 +167,7 @@ func (n *Notifier) Notify(ev Event) {
 	select {
 	case n.events <- ev:
 	default:
-		n.opts.Recorder.Notification("any", "dropped")
-		n.opts.Logger.Warn("notify: queue full, event dropped; notifications are slower than the transitions",
-			"virtual_server", ev.VirtualServer, "real_server", ev.RealServer, "to", ev.To)
+		n.dropped("any", "notifications are slower than the transitions", ev)
 	}
 }
 
@@ -168,9 +186,7 @@ func (n *Notifier) enqueue(q chan job, sink string, j job) {
 	select {
 	case q <- j:
 	default:
-		n.opts.Recorder.Notification(sink, "dropped")
-		n.opts.Logger.Warn("notify: queue full, event dropped; the "+sink+" is slower than the transitions",
-			"sink", sink, "virtual_server", j.ev.VirtualServer, "real_server", j.ev.RealServer, "to", j.ev.To)
+		n.dropped(sink, "the "+sink+" is slower than the transitions", j.ev)
 	}
 }
 

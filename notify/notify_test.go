@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -262,5 +263,22 @@ func TestRedact(t *testing.T) {
 		if got := redact(tc.in); got != tc.want {
 			t.Errorf("redact(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestDropsAreCountedButLoggedOnce: a burst of drops is one log line, and
+// every drop is still counted.
+func TestDropsAreCountedButLoggedOnce(t *testing.T) {
+	rec := &counts{}
+	var logs bytes.Buffer
+	n := New(Options{QueueSize: 1, Recorder: rec, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for range 1001 { // no Run: the first fills the queue, the rest are dropped
+		n.Notify(event())
+	}
+	if got := rec.get("any/dropped"); got != 1000 {
+		t.Errorf("dropped = %v, want 1000", got)
+	}
+	if lines := strings.Count(logs.String(), "events dropped"); lines != 1 {
+		t.Errorf("%d log lines for 1000 drops, want 1:\n%s", lines, logs.String())
 	}
 }

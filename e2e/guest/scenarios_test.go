@@ -425,9 +425,17 @@ scheduler = "rr"
 		}
 		return nil
 	})
-	// rs6's weight 0 is a verdict, not "unknown": its check failed.
-	if v, _ := metric(t, "director_state_transitions_total", map[string]string{"virtual_server": "https9", "real_server": rs(6).addr4(443), "to": "down"}); v < 1 {
-		t.Errorf("rs6 with a bad certificate: no transition to down in the metrics")
+	// rs6's weight 0 is a verdict, not "unknown": its check failed. (The
+	// table above also matches while rs6 is still unknown, at weight 0
+	// too: wait for the verdict.)
+	for deadline := time.Now().Add(downWithin()); ; time.Sleep(100 * time.Millisecond) {
+		if v, _ := metric(t, "director_state_transitions_total", map[string]string{"virtual_server": "https9", "real_server": rs(6).addr4(443), "to": "down"}); v >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("rs6 with a bad certificate: no transition to down in the metrics within %v", downWithin())
+			break
+		}
 	}
 	if !strings.Contains(d.log.String(), "certificate") {
 		t.Errorf("the director log never mentions the certificate problem")
