@@ -211,7 +211,7 @@ func endedDrains(drains map[destKey]*drain, kernel map[destKey]ipvs.DestinationS
 		switch {
 		case !ok:
 			out = append(out, drainEnd{key: k, result: "gone"})
-		case st.Counters.ActiveConns == 0: // MUTATION
+		case connections(st) == 0:
 			out = append(out, drainEnd{key: k, result: "connections"})
 		case now.Sub(d.since) >= d.timeout:
 			out = append(out, drainEnd{key: k, result: "timeout", conns: connections(st)})

@@ -22,8 +22,6 @@ func quorumOf(vs *config.VirtualServer) uint64 { return max(vs.Quorum, 1) }
 // this healthy weight. It is pure.
 func quorumLost(prev, known bool, healthy, quorum, hysteresis uint64) bool {
 	switch {
-	case true: // MUTATION
-		return healthy < quorum
 	case !known:
 		return healthy < quorum
 	case prev:
