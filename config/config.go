@@ -43,8 +43,9 @@ type Director struct {
 	// turns the write API off. APIToken is its content, read at load.
 	APITokenFile string
 	APIToken     string
-	// StateFile keeps API overrides across restarts; "" means
-	// DefaultStateFile (or a temporary file with -dry-run).
+	// StateFile keeps API overrides and the managed services across
+	// restarts; "" means DefaultStateFile (or a temporary file with
+	// -dry-run).
 	StateFile string
 	// PanicThreshold is the default of every virtual server's; 0 is off.
 	PanicThreshold float64

@@ -43,8 +43,9 @@ type Options struct {
 	// HistoryLength is how many check results Status keeps per real
 	// server, and how many transitions in total; DefaultHistoryLength when zero.
 	HistoryLength int
-	// StateFile keeps API overrides across restarts (statefile.go); ""
-	// keeps them in memory only.
+	// StateFile keeps API overrides and the list of managed services
+	// across restarts (statefile.go, ownership.go); "" keeps them in
+	// memory only.
 	StateFile string
 	// AdminPoll is how often the maintenance directory is read and
 	// override expiries, flap damping and panics are checked; 1s when zero.
@@ -103,6 +104,7 @@ type Engine struct {
 	events    []Event             // recent transitions, oldest first (status.go)
 	prod      production          // drains, error log, watchdog (production.go)
 	adm       adminState          // overrides, damping, panic guard, quorum (admin.go)
+	own       ownership           // the managed services as the state file lists them (ownership.go)
 }
 
 type reloadRequest struct {
@@ -224,7 +226,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.loadStateLocked(time.Now()) // API overrides of the last run (statefile.go)
 	e.adoptConfig(e.cfg, fresh, probeCtx)
+	e.retireRecordedLocked(time.Now()) // services of the last run the config dropped (ownership.go)
 	e.drainStrays(time.Now())
+	e.recordOwnedLocked() // before the first reconcile creates any
 	e.mu.Unlock()
 	defer e.stopAllProbes()
 
@@ -435,6 +439,7 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 	e.mu.Lock()
 	cfg := e.cfg
 	desired, retired := e.desiredLocked() // config, health and drains (drain.go)
+	e.recordOwnedLocked()                 // retries a failed write before anything is created (ownership.go)
 	e.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReconcileTimeout)
@@ -521,6 +526,7 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 		for _, k := range retired {
 			delete(e.retired, k)
 		}
+		e.recordOwnedLocked() // the deleted ones leave the state file
 	}
 	e.ipvsSettledLocked(ok) // not ready while the last reconcile failed
 	e.recordProgrammed(cfg)
@@ -597,6 +603,9 @@ func (e *Engine) shutdown() {
 	}
 	for _, err := range report.Errors {
 		e.log.Error("on_shutdown = flush: operation failed", "err", err)
+	}
+	if len(report.Errors) == 0 {
+		e.recordFlushed() // nothing left to answer for (ownership.go)
 	}
 }
 

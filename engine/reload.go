@@ -67,9 +67,14 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 	for k := range e.managed {
 		retired[k] = true
 	}
+	adding := make([]ipvs.ServiceKey, 0, len(cfg.VirtualServers))
 	for i := range cfg.VirtualServers {
 		delete(retired, serviceKey(&cfg.VirtualServers[i]))
+		adding = append(adding, serviceKey(&cfg.VirtualServers[i]))
 	}
+	// The new services are recorded before they are created, so that a
+	// director killed during the reload still answers for them (ownership.go).
+	e.recordOwnedLocked(adding...)
 	e.mu.Unlock()
 
 	ops := ipvs.Plan(desired, actual, retiredExcept(retired, desired))
@@ -103,11 +108,22 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 // part-way, deleting the services the reload created.
 func (e *Engine) rollback(ctx context.Context, cfg *config.Config, ops []ipvs.Op, errs []error,
 	oldDesired []ipvs.DesiredService, oldRetired []ipvs.ServiceKey) error {
+	e.mu.Lock()
+	managed := map[ipvs.ServiceKey]bool{}
+	for k := range e.managed {
+		managed[k.Normalize()] = true
+	}
 	for _, op := range ops {
 		if op.Kind == ipvs.OpCreateService {
 			oldRetired = append(oldRetired, op.Service.Key)
+			// Retired too, so that later reconciles delete any the
+			// rollback could not, and the state file drops them after.
+			if k := op.Service.Key.Normalize(); !managed[k] {
+				e.retired[k] = true
+			}
 		}
 	}
+	e.mu.Unlock()
 	applied := ipvs.Report{Ops: ops, Errors: errs}.Applied()
 	applyErr := errors.Join(errs...)
 

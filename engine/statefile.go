@@ -10,13 +10,30 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/lvsdirector/director/ipvs"
 )
 
 // The state file keeps the overrides set through the API across restarts
-// (maintenance files need no keeping: they are their own record). It is
-// small JSON, written whole on every change: to a temporary file in the
-// same directory, synced, then renamed over the old one, and the directory
-// synced, so a crash leaves either the old file or the new one.
+// (maintenance files need no keeping: they are their own record), and the
+// services this director manages (ownership.go). It is small JSON, written
+// whole on every change: to a temporary file in the same directory,
+// synced, then renamed over the old one, and the directory synced, so a
+// crash leaves either the old file or the new one.
+//
+//	{
+//	  "version": 1,
+//	  "overrides": [{"virtual_server": "web", "real_server": "10.0.0.11:8080", "kind": "drain", ...}],
+//	  "managed": [
+//	    {"protocol": "tcp", "address": "192.0.2.10:80"},
+//	    {"fwmark": 10, "family": "ipv4"}
+//	  ]
+//	}
+//
+// "managed" was added without a version change: it is optional, and a
+// director that predates it ignores it (and keeps the overrides) rather
+// than setting the file aside. A file without it (written by such a
+// director) records no services: nothing is removed on its account.
 
 // stateVersion is the state file's format version.
 const stateVersion = 1
@@ -24,6 +41,18 @@ const stateVersion = 1
 type stateFile struct {
 	Version   int             `json:"version"`
 	Overrides []stateOverride `json:"overrides"`
+	// Managed is nil when the file does not say (an older director wrote it).
+	Managed *[]stateService `json:"managed,omitempty"`
+}
+
+// stateService is a service key: protocol and address ("192.0.2.10:80",
+// "[2001:db8::10]:443"; the family follows the address) for an address
+// service, fwmark and family for a firewall-mark one.
+type stateService struct {
+	Protocol string `json:"protocol,omitempty"`
+	Address  string `json:"address,omitempty"`
+	FWMark   uint32 `json:"fwmark,omitempty"`
+	Family   string `json:"family,omitempty"`
 }
 
 type stateOverride struct {
@@ -36,9 +65,21 @@ type stateOverride struct {
 	Expires       *time.Time `json:"expires,omitempty"`
 }
 
-// encodeState renders the API overrides, sorted, as the state file.
-func encodeState(api map[serverID]Override) ([]byte, error) {
+// encodeState renders the API overrides and the managed services, sorted,
+// as the state file. A nil managed leaves the list out.
+func encodeState(api map[serverID]Override, managed map[ipvs.ServiceKey]bool) ([]byte, error) {
 	st := stateFile{Version: stateVersion, Overrides: []stateOverride{}}
+	if managed != nil {
+		list := make([]stateService, 0, len(managed))
+		for _, k := range sortedKeys(managed) {
+			if k.FWMark != 0 {
+				list = append(list, stateService{FWMark: k.FWMark, Family: k.Family.String()})
+			} else {
+				list = append(list, stateService{Protocol: k.Protocol.String(), Address: k.Address.String()})
+			}
+		}
+		st.Managed = &list
+	}
 	for id, o := range api {
 		so := stateOverride{VirtualServer: id.vs, RealServer: id.rs.String(), Kind: o.Kind, Reason: o.Reason, By: o.By, Since: o.Since.UTC()}
 		if !o.Expires.IsZero() {
@@ -62,31 +103,72 @@ func encodeState(api map[serverID]Override) ([]byte, error) {
 	return append(data, '\n'), err
 }
 
-// decodeState parses a state file.
-func decodeState(data []byte) (map[serverID]Override, error) {
+// decodeState parses a state file: the API overrides, and the managed
+// services (normalized keys; nil when the file has no list).
+func decodeState(data []byte) (map[serverID]Override, map[ipvs.ServiceKey]bool, error) {
 	var st stateFile
 	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if st.Version != stateVersion {
-		return nil, fmt.Errorf("version %d, this director reads version %d", st.Version, stateVersion)
+		return nil, nil, fmt.Errorf("version %d, this director reads version %d", st.Version, stateVersion)
 	}
 	out := map[serverID]Override{}
 	for i, so := range st.Overrides {
 		rs, err := netip.ParseAddrPort(so.RealServer)
 		if err != nil {
-			return nil, fmt.Errorf("override %d: real_server %q: %v", i, so.RealServer, err)
+			return nil, nil, fmt.Errorf("override %d: real_server %q: %v", i, so.RealServer, err)
 		}
 		o := Override{Kind: so.Kind, Reason: so.Reason, Source: SourceAPI, By: so.By, Since: so.Since}
 		if o.kind() == overrideNone {
-			return nil, fmt.Errorf("override %d: unknown kind %q", i, so.Kind)
+			return nil, nil, fmt.Errorf("override %d: unknown kind %q", i, so.Kind)
 		}
 		if so.Expires != nil {
 			o.Expires = *so.Expires
 		}
 		out[serverID{so.VirtualServer, rs}] = o
 	}
-	return out, nil
+	if st.Managed == nil {
+		return out, nil, nil
+	}
+	managed := map[ipvs.ServiceKey]bool{}
+	for i, ss := range *st.Managed {
+		k, err := ss.key()
+		if err != nil {
+			return nil, nil, fmt.Errorf("managed service %d: %v", i, err)
+		}
+		managed[k] = true
+	}
+	return out, managed, nil
+}
+
+// key parses a service of the state file into a normalized key.
+func (ss stateService) key() (ipvs.ServiceKey, error) {
+	if ss.FWMark != 0 {
+		if ss.Protocol != "" || ss.Address != "" {
+			return ipvs.ServiceKey{}, errors.New("a firewall-mark service has no protocol or address")
+		}
+		f, err := ipvs.ParseFamily(ss.Family)
+		if err != nil {
+			return ipvs.ServiceKey{}, err
+		}
+		return ipvs.FWMarkKey(f, ss.FWMark).Normalize(), nil
+	}
+	p, err := ipvs.ParseProtocol(ss.Protocol)
+	if err != nil {
+		return ipvs.ServiceKey{}, err
+	}
+	a, err := netip.ParseAddrPort(ss.Address)
+	if err != nil {
+		return ipvs.ServiceKey{}, fmt.Errorf("address %q: %v", ss.Address, err)
+	}
+	k := ipvs.AddressKey(p, a).Normalize()
+	if ss.Family != "" {
+		if f, err := ipvs.ParseFamily(ss.Family); err != nil || f != k.Family {
+			return ipvs.ServiceKey{}, fmt.Errorf("family %q does not match the address %s", ss.Family, ss.Address)
+		}
+	}
+	return k, nil
 }
 
 // writeFileAtomic replaces path with data: temporary file, fsync, rename,
@@ -129,14 +211,15 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-// saveStateLocked writes the API overrides to Options.StateFile (nothing
-// when it is ""). Callers hold mu.
+// saveStateLocked writes the API overrides and the managed services
+// (ownership.go) to Options.StateFile (nothing when it is ""). Callers
+// hold mu.
 func (e *Engine) saveStateLocked() error {
 	if e.opts.StateFile == "" {
 		e.adm.dirty = false
 		return nil
 	}
-	data, err := encodeState(e.adm.api)
+	data, err := encodeState(e.adm.api, e.own.keys)
 	if err != nil {
 		return err
 	}
@@ -144,6 +227,7 @@ func (e *Engine) saveStateLocked() error {
 		return err
 	}
 	e.adm.dirty = false
+	e.own.saved = true
 	return nil
 }
 
@@ -153,11 +237,12 @@ func (e *Engine) saveState() error {
 	return e.saveStateLocked()
 }
 
-// loadStateLocked reads the overrides kept by the last run, at start.
-// A missing file is a first start. An unreadable or corrupt one is logged,
-// moved aside (for the operator to look at) and the director starts
-// without overrides: a director that refuses to start is worse than one
-// that forgot a drain. Overrides of servers the config no longer has, and
+// loadStateLocked reads the overrides and the managed services kept by
+// the last run, at start. A missing file is a first start. An unreadable
+// or corrupt one is logged, moved aside (for the operator to look at) and
+// the director starts without overrides and without the list of services
+// it managed: a director that refuses to start is worse than one that
+// forgot a drain. Overrides of servers the config no longer has, and
 // expired ones, are dropped. Callers hold mu.
 func (e *Engine) loadStateLocked(now time.Time) {
 	path := e.opts.StateFile
@@ -169,8 +254,9 @@ func (e *Engine) loadStateLocked(now time.Time) {
 		return
 	}
 	var api map[serverID]Override
+	var managed map[ipvs.ServiceKey]bool
 	if err == nil {
-		api, err = decodeState(data)
+		api, managed, err = decodeState(data)
 	}
 	if err != nil {
 		aside := path + ".corrupt"
@@ -190,6 +276,7 @@ func (e *Engine) loadStateLocked(now time.Time) {
 		}
 	}
 	e.adm.api = api
+	e.own.loaded = managed
 	for id, o := range api {
 		e.log.Info("override restored from the state file", "virtual_server", id.vs, "real_server", id.rs.String(),
 			"kind", o.Kind, "reason", o.Reason, "since", o.Since.UTC().Format(time.RFC3339))
