@@ -468,38 +468,7 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 		e.ipvsFailed(trigger, err) // logged once per cause (errlog.go)
 		return false
 	}
-	failed := make(map[string]bool, len(report.Errors))
-	for _, err := range report.Errors {
-		var oe *ipvs.OpError
-		var stopped *ipvs.StoppedError
-		switch {
-		case errors.As(err, &oe):
-			failed[oe.Op.String()] = true
-		case errors.As(err, &stopped):
-			for _, op := range report.Ops[max(0, len(report.Ops)-stopped.Remaining):] {
-				failed[op.String()] = true
-			}
-		}
-		e.ipvsFailed(trigger, err)
-	}
-	for _, op := range report.Ops {
-		desc := op.String()
-		var opErr error
-		if failed[desc] {
-			opErr = errors.New("failed")
-		}
-		e.opts.Metrics.IPVSOp(op.Kind.String(), opErr)
-		if trigger == "resync" && opErr == nil {
-			e.opts.Metrics.DriftRepaired(op.Kind.String())
-		}
-		if opErr == nil {
-			msg := "ipvs table changed"
-			if e.opts.DryRun {
-				msg = "dry-run: ipvs table changed (in memory only)"
-			}
-			e.log.Info(msg, "op", desc, "trigger", trigger)
-		}
-	}
+	e.recordOps(trigger, report.Ops, report.Errors, e.ipvsFailed)
 	ok := len(report.Errors) == 0
 	var runErr error
 	if !ok {

@@ -149,8 +149,16 @@ func (e *Engine) rollback(ctx context.Context, cfg *config.Config, ops []ipvs.Op
 		cfg.Path, applied, len(ops), applyErr)
 }
 
-// logOps logs and counts the operations of one apply, as reconcile does.
+// logOps logs and counts the operations of one apply (reload, rollback);
+// a failure is logged once per cause.
 func (e *Engine) logOps(trigger string, ops []ipvs.Op, errs []error) {
+	e.recordOps(trigger, ops, errs, e.logIPVSError)
+}
+
+// recordOps logs each applied operation, counts every operation by kind
+// and result (and, on a resync, as drift repaired), and hands each error
+// to onErr.
+func (e *Engine) recordOps(trigger string, ops []ipvs.Op, errs []error, onErr func(trigger string, err error)) {
 	failed := map[string]bool{}
 	for _, err := range errs {
 		var oe *ipvs.OpError
@@ -163,7 +171,11 @@ func (e *Engine) logOps(trigger string, ops []ipvs.Op, errs []error) {
 				failed[op.String()] = true
 			}
 		}
-		e.logIPVSError(trigger, err)
+		onErr(trigger, err)
+	}
+	msg := "ipvs table changed"
+	if e.opts.DryRun {
+		msg = "dry-run: ipvs table changed (in memory only)"
 	}
 	for _, op := range ops {
 		desc := op.String()
@@ -172,9 +184,8 @@ func (e *Engine) logOps(trigger string, ops []ipvs.Op, errs []error) {
 			continue
 		}
 		e.opts.Metrics.IPVSOp(op.Kind.String(), nil)
-		msg := "ipvs table changed"
-		if e.opts.DryRun {
-			msg = "dry-run: ipvs table changed (in memory only)"
+		if trigger == "resync" {
+			e.opts.Metrics.DriftRepaired(op.Kind.String())
 		}
 		e.log.Info(msg, "op", desc, "trigger", trigger)
 	}

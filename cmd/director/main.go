@@ -93,6 +93,22 @@ func buildInfo() metrics.Build {
 	return b
 }
 
+// loadValid loads the config at path and builds every check it names, as
+// run would: that catches what only the probers know (a CA file that is
+// not PEM, say). Problems go to stderr.
+func loadValid(path string, stderr io.Writer) (*config.Config, bool) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, false
+	}
+	if _, err := engine.New(cfg, engine.Options{Table: ipvs.NewMemory(), Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, false
+	}
+	return cfg, true
+}
+
 func checkCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -100,15 +116,8 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	// Building the checks catches what only the probers know (a CA file
-	// that is not PEM, say), so check agrees with what run would accept.
-	if _, err := engine.New(cfg, engine.Options{Table: ipvs.NewMemory(), Logger: slog.New(slog.DiscardHandler)}); err != nil {
-		fmt.Fprintln(stderr, err)
+	cfg, ok := loadValid(*path, stderr)
+	if !ok {
 		return 1
 	}
 	for _, w := range cfg.Warnings {

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/lvsdirector/director/config"
@@ -31,16 +30,12 @@ func planCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "director plan: -table %q: want kernel or empty\n", *against)
 		return 2
 	}
-	next, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	if _, err := engine.New(next, engine.Options{Table: ipvs.NewMemory(), Logger: slog.New(slog.DiscardHandler)}); err != nil {
-		fmt.Fprintln(stderr, err)
+	next, ok := loadValid(*path, stderr)
+	if !ok {
 		return 1
 	}
 	var cur *config.Config
+	var err error
 	if *current != "" {
 		if cur, err = config.Load(*current); err != nil {
 			fmt.Fprintf(stderr, "director plan: -current: %v\n", err)
