@@ -5,6 +5,7 @@ package checks
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -216,7 +217,18 @@ func tlsServerName(spec Spec) string {
 // equal keys and specs differing in any field give different keys. A nil
 // and an empty list count as equal. Use it to share one prober between
 // identical checks and to carry a check's state across reloads.
+//
+// It is a SHA-256 digest (16 bytes, as a string) of the spec's canonical
+// text: the director holds one per check and uses it as a map key, and
+// with tens of thousands of checks the text itself (hundreds of bytes
+// each) was a measurable share of the heap.
 func (s Spec) Key() string {
+	sum := sha256.Sum256([]byte(s.canonical()))
+	return string(sum[:16])
+}
+
+// canonical renders every field, quoted, in a fixed order.
+func (s Spec) canonical() string {
 	var b strings.Builder
 	str := func(name, v string) {
 		b.WriteString(name)
