@@ -36,6 +36,11 @@ type Director struct {
 	DrainTimeout time.Duration
 	// WatchConfig reloads when the config file changes, as SIGHUP does.
 	WatchConfig bool
+	// KernelStats is which kernel IPVS counters /metrics exports:
+	// "backends" (default: services and every real server), "services"
+	// (services only: for directors with thousands of real servers) or
+	// "off".
+	KernelStats string
 	// MaintenanceDir holds files that force real servers out (README,
 	// "Admin overrides"); "" when off.
 	MaintenanceDir string

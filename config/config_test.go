@@ -85,7 +85,7 @@ address = "192.0.2.10:80"
 		Path: file,
 		Director: Director{
 			Listen: "127.0.0.1:9410", ResyncInterval: 30 * time.Second,
-			OnFailure: "quiesce", OnShutdown: "keep", DrainTimeout: 5 * time.Minute, Damping: defaultDamping(),
+			OnFailure: "quiesce", OnShutdown: "keep", DrainTimeout: 5 * time.Minute, Damping: defaultDamping(), KernelStats: "backends",
 		},
 		Notify: Notify{Timeout: DefaultNotifyTimeout},
 		VirtualServers: []VirtualServer{{
@@ -167,7 +167,7 @@ protocol = "tcp"
   [[virtual_server.real_server]]
   address = "10.0.0.21:8443"
 `)
-	d := Director{Listen: "[::1]:9999", ResyncInterval: time.Minute, OnFailure: "remove", OnShutdown: "flush", DrainTimeout: 5 * time.Minute, Damping: defaultDamping()}
+	d := Director{Listen: "[::1]:9999", ResyncInterval: time.Minute, OnFailure: "remove", OnShutdown: "flush", DrainTimeout: 5 * time.Minute, Damping: defaultDamping(), KernelStats: "backends"}
 	if cfg.Director != d {
 		t.Errorf("director = %+v, want %+v", cfg.Director, d)
 	}
@@ -331,7 +331,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top-level key", "[directr]\nlisten = \"x\"\n",
 			[]string{`director.toml:1: directr: unknown key; did you mean "director"?`}},
 		{"unknown key without suggestion", "[director]\nfoo = 1\n",
-			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, resync_interval, on_failure, on_shutdown, drain_timeout, watch_config, notify_command, notify_url, notify_timeout, maintenance_dir, api_token_file, state_file, panic_threshold, flap_damping, flap_penalty, flap_suppress, flap_reuse, flap_half_life, flap_max_suppress`}},
+			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, resync_interval, on_failure, on_shutdown, drain_timeout, watch_config, kernel_stats, notify_command, notify_url, notify_timeout, maintenance_dir, api_token_file, state_file, panic_threshold, flap_damping, flap_penalty, flap_suppress, flap_reuse, flap_half_life, flap_max_suppress`}},
 		{"unknown key belongs elsewhere", vs("interval = \"5s\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{`director.toml:4: virtual_server[web].interval: unknown key; interval belongs in [virtual_server.check]`}},
 		{"unknown real server key", vs("[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\nwieght = 5\n"),
@@ -350,6 +350,8 @@ func TestErrors(t *testing.T) {
 			}},
 		{"did you mean a value", "[director]\non_failure = \"remov\"\n",
 			[]string{`director.toml:2: director.on_failure: unknown on_failure action "remov"; valid: quiesce, remove (did you mean "remove"?)`}},
+		{"kernel_stats", "[director]\nkernel_stats = \"all\"\n",
+			[]string{`director.toml:2: director.kernel_stats: unknown kernel_stats setting "all"; valid: backends, services, off`}},
 		{"on_shutdown", "[director]\non_shutdown = \"clear\"\n",
 			[]string{`director.toml:2: director.on_shutdown: unknown on_shutdown action "clear"; valid: keep, flush`}},
 		{"resync zero", "[director]\nresync_interval = \"0s\"\n",

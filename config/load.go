@@ -33,6 +33,7 @@ const (
 var (
 	onFailures  = []string{"quiesce", "remove"}
 	onShutdowns = []string{"keep", "flush"}
+	kernelStats = []string{"backends", "services", "off"}
 	protocols   = []string{"tcp", "udp", "sctp"}
 	schedulers  = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"}
 	forwardings = []string{"nat", "dr", "tun"}
@@ -51,7 +52,7 @@ var (
 
 var (
 	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server"}}
-	secDirector = section{name: "[director]", keys: []string{"listen", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "watch_config",
+	secDirector = section{name: "[director]", keys: []string{"listen", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "watch_config", "kernel_stats",
 		"notify_command", "notify_url", "notify_timeout", "maintenance_dir", "api_token_file", "state_file", "panic_threshold",
 		"flap_damping", "flap_penalty", "flap_suppress", "flap_reuse", "flap_half_life", "flap_max_suppress"},
 		nested: nestedCheckKeys("[defaults.check]")}
@@ -129,6 +130,7 @@ func (l *loader) config(raw map[string]any) *Config {
 		ResyncInterval: DefaultResyncInterval,
 		OnFailure:      defaultOnFailure,
 		OnShutdown:     defaultOnShutdown,
+		KernelStats:    "backends",
 		DrainTimeout:   DefaultDrainTimeout,
 		Damping:        defaultDamping(),
 	}}
@@ -184,6 +186,9 @@ func (l *loader) director(t table, d *Director) {
 	}
 	if v, _, ok := t.boolean("watch_config"); ok {
 		d.WatchConfig = v
+	}
+	if v, _, ok := t.enum("kernel_stats", "kernel_stats setting", kernelStats, nil); ok {
+		d.KernelStats = v
 	}
 	l.admin(t, d)
 }

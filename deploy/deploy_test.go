@@ -58,7 +58,19 @@ func TestAlertRulesUnitTests(t *testing.T) { promtool(t, "test", "rules", "alert
 func exported(t *testing.T) map[string]bool {
 	t.Helper()
 	m := metrics.New(metrics.Build{Version: "test"})
-	metrics.NewProduction(m)
+	prod := metrics.NewProduction(m)
+	prod.DrainEnded("connections")
+	prod.IPVSError("permission")
+	prod.ReconcileFailing(true)
+	prod.Rollback(nil)
+	admin := metrics.NewAdmin(m)
+	admin.Override("web", "10.0.0.1:80", "drain")
+	admin.Damping("web", "10.0.0.1:80", 1000, true)
+	admin.Panic("web", true)
+	admin.PanicTripped("web")
+	admin.Quorum("web", true, 1)
+	m.Schedule.Started(time.Millisecond)
+	m.Schedule.Skipped(1)
 	// Touch every vector so its series exist.
 	m.Check("web", "10.0.0.1:80", "http", false, time.Millisecond)
 	m.CheckOutcome("web", "10.0.0.1:80", "http", true, "", time.Now(), 0)
@@ -115,6 +127,32 @@ func checkNames(t *testing.T, file, text string, names map[string]bool) {
 	}
 }
 
+// TestEveryAlertIsTested checks that alerts_test.yml has a case for every
+// alert in alerts.yml.
+func TestEveryAlertIsTested(t *testing.T) {
+	rules, err := os.ReadFile("prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests, err := os.ReadFile("prometheus/alerts_test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tested := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s*alertname:\s*(\S+)\s*$`).FindAllStringSubmatch(string(tests), -1) {
+		tested[m[1]] = true
+	}
+	alerts := regexp.MustCompile(`(?m)^\s*- alert:\s*(\S+)\s*$`).FindAllStringSubmatch(string(rules), -1)
+	if len(alerts) == 0 {
+		t.Fatal("alerts.yml has no alert")
+	}
+	for _, m := range alerts {
+		if !tested[m[1]] {
+			t.Errorf("alert %s has no case in alerts_test.yml", m[1])
+		}
+	}
+}
+
 func TestRulesUseExportedMetrics(t *testing.T) {
 	text, err := os.ReadFile("prometheus/alerts.yml")
 	if err != nil {
@@ -150,7 +188,7 @@ func TestDashboard(t *testing.T) {
 	}
 	names := exported(t)
 	ids := map[int]bool{}
-	var types []string
+	var types, rows []string
 	for _, p := range dash.Panels {
 		if ids[p.ID] {
 			t.Errorf("panel id %d used twice", p.ID)
@@ -160,6 +198,9 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("panel %q: gridPos %+v is off the 24-column grid", p.Title, p.GridPos)
 		}
 		types = append(types, p.Type)
+		if p.Type == "row" {
+			rows = append(rows, p.Title)
+		}
 		if p.Type != "row" && len(p.Targets) == 0 {
 			t.Errorf("panel %q has no query", p.Title)
 		}
@@ -171,6 +212,11 @@ func TestDashboard(t *testing.T) {
 	for _, want := range []string{"heatmap", "state-timeline", "bargauge"} {
 		if !slices.Contains(types, want) {
 			t.Errorf("dashboard has no %s panel", want)
+		}
+	}
+	for _, want := range []string{"Pool health", "Checks", "Kernel IPVS traffic", "Reconcile and reload", "Operator overrides and safety", "Scheduler"} {
+		if !slices.Contains(rows, want) {
+			t.Errorf("dashboard has no row %q", want)
 		}
 	}
 }

@@ -25,6 +25,10 @@ import (
 // local_port, local_mark, proto, remote_address, remote_port, same
 // spelling and values) so dashboards built on node_ipvs_* can join too.
 type IPVSCollector struct {
+	// ServicesOnly leaves out the per-real-server series (kernel_stats =
+	// "services"): at thousands of real servers they are most of a scrape.
+	ServicesOnly bool
+
 	table   ipvs.Table
 	names   func() map[ipvs.ServiceKey]string
 	timeout time.Duration
@@ -138,6 +142,9 @@ func (c *IPVSCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.svcPktsOut, s.Counters.PacketsOut, sl)
 		counter(c.svcBytesIn, s.Counters.BytesIn, sl)
 		counter(c.svcBytesOut, s.Counters.BytesOut, sl)
+		if c.ServicesOnly {
+			continue
+		}
 		for _, d := range s.Destinations {
 			bl := []string{sl[0], d.Address.String()}
 			bl = append(bl, sl[1:]...)

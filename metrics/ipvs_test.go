@@ -136,3 +136,32 @@ director_ipvs_scrape_errors_total 3
 		t.Error(err)
 	}
 }
+
+// TestIPVSCollectorServicesOnly: kernel_stats = "services" keeps the
+// per-service counters and leaves out every per-real-server series.
+func TestIPVSCollectorServicesOnly(t *testing.T) {
+	ctx := context.Background()
+	mem := ipvs.NewMemory()
+	web := ipvs.AddressKey(ipvs.TCP, netip.MustParseAddrPort("192.0.2.10:80"))
+	if err := mem.CreateService(ctx, ipvs.Service{Key: web, Scheduler: "wrr"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		rs := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 80)
+		if err := mem.CreateDestination(ctx, web, ipvs.Destination{Address: rs, Weight: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := NewIPVSCollector(mem, nil, time.Second, slog.New(slog.DiscardHandler))
+	full := testutil.CollectAndCount(c)
+	c.ServicesOnly = true
+	if got, want := testutil.CollectAndCount(c), full-3*9; got != want {
+		t.Fatalf("services only: %d series, want %d (all %d minus 9 per real server)", got, want, full)
+	}
+	if n := testutil.CollectAndCount(c, "director_ipvs_backend_weight"); n != 0 {
+		t.Fatalf("services only still exports %d backend weights", n)
+	}
+	if n := testutil.CollectAndCount(c, "director_ipvs_service_connections_total"); n != 1 {
+		t.Fatalf("services only exports %d service connection series, want 1", n)
+	}
+}
