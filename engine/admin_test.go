@@ -1,10 +1,7 @@
 package engine
 
 import (
-	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,107 +13,7 @@ import (
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/health"
 	"github.com/lvsdirector/director/ipvs"
-	"github.com/lvsdirector/director/metrics"
 )
-
-// startAdmin is start with a fast admin poll, the log captured and
-// options adjusted by opt.
-func startAdmin(t *testing.T, cfg *config.Config, table ipvs.Table, opt func(*Options)) (*harness, *syncBuffer) {
-	t.Helper()
-	buf := &syncBuffer{}
-	var w io.Writer = buf
-	if testing.Verbose() {
-		w = io.MultiWriter(buf, os.Stderr)
-	}
-	h := &harness{t: t, table: &countingTable{Table: table}, metrics: metrics.New(metrics.Build{Version: "test"}), done: make(chan error, 1)}
-	opts := Options{Table: h.table, Metrics: h.metrics, Logger: slog.New(slog.NewTextHandler(w, nil)),
-		DrainPoll: 20 * time.Millisecond, AdminPoll: 20 * time.Millisecond}
-	if opt != nil {
-		opt(&opts)
-	}
-	e, err := New(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.engine = e
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	go func() { h.done <- e.Run(ctx) }()
-	t.Cleanup(h.stop)
-	return h, buf
-}
-
-func tctx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// rsStatus finds a real server in the engine's status.
-func rsStatus(t *testing.T, e *Engine, vs string, rs netip.AddrPort) RealServerStatus {
-	t.Helper()
-	for _, v := range e.Status().VirtualServers {
-		if v.Name != vs {
-			continue
-		}
-		for _, r := range v.RealServers {
-			if r.Address == rs {
-				return r
-			}
-		}
-	}
-	t.Fatalf("no real server %s/%s in the status", vs, rs)
-	return RealServerStatus{}
-}
-
-func vsStatus(t *testing.T, e *Engine, vs string) VirtualServerStatus {
-	t.Helper()
-	for _, v := range e.Status().VirtualServers {
-		if v.Name == vs {
-			return v
-		}
-	}
-	t.Fatalf("no virtual server %s in the status", vs)
-	return VirtualServerStatus{}
-}
-
-// poll waits for cond, for up to 15 s.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (h *harness) gauge(name string, labels map[string]string) float64 {
-	h.t.Helper()
-	families, err := h.metrics.Registry.Gather()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
-					continue series
-				}
-			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return -1
-}
 
 func TestAPIOverrides(t *testing.T) {
 	b1, b2, b3 := newBackend(t), newBackend(t), newBackend(t)

@@ -1,145 +1,16 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
-	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/health"
 	"github.com/lvsdirector/director/ipvs"
-	"github.com/lvsdirector/director/metrics"
 )
-
-// syncBuffer is a log sink safe for the engine's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// count returns how many log lines contain every one of parts.
-func (s *syncBuffer) count(parts ...string) int {
-	n := 0
-lines:
-	for _, l := range strings.Split(s.String(), "\n") {
-		for _, p := range parts {
-			if !strings.Contains(l, p) {
-				continue lines
-			}
-		}
-		n++
-	}
-	return n
-}
-
-// startLogged is start with a fast drain poll and the log captured.
-func startLogged(t *testing.T, cfg *config.Config, table ipvs.Table) (*harness, *syncBuffer) {
-	t.Helper()
-	buf := &syncBuffer{}
-	var w io.Writer = buf
-	if testing.Verbose() {
-		w = io.MultiWriter(buf, os.Stderr)
-	}
-	h := &harness{t: t, table: &countingTable{Table: table}, metrics: metrics.New(metrics.Build{Version: "test"}), done: make(chan error, 1)}
-	e, err := New(cfg, Options{Table: h.table, Metrics: h.metrics, Logger: slog.New(slog.NewTextHandler(w, nil)),
-		DrainPoll: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.engine = e
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	go func() { h.done <- e.Run(ctx) }()
-	t.Cleanup(h.stop)
-	return h, buf
-}
-
-func setConns(t *testing.T, mem *ipvs.Memory, key ipvs.ServiceKey, addr netip.AddrPort, active, inactive uint32) {
-	t.Helper()
-	if err := mem.SetCounters(key, addr, ipvs.Counters{ActiveConns: active, InactiveConns: inactive}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func reload(t *testing.T, h *harness, cfg *config.Config) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.engine.Reload(ctx, cfg); err != nil {
-		t.Fatalf("reload: %v", err)
-	}
-}
-
-// stateMetric reads director_real_server_state for one state.
-func (h *harness) stateMetric(vs string, rs netip.AddrPort, state string) float64 {
-	h.t.Helper()
-	families, err := h.metrics.Registry.Gather()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "director_real_server_state" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["virtual_server"] == vs && labels["real_server"] == rs.String() && labels["state"] == state {
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return -1
-}
-
-func (h *harness) counter(name, label, value string) float64 {
-	h.t.Helper()
-	families, err := h.metrics.Registry.Gather()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					if m.GetCounter() != nil {
-						return m.GetCounter().GetValue()
-					}
-					return m.GetGauge().GetValue()
-				}
-			}
-			if label == "" && m.GetGauge() != nil {
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
-}
 
 func TestDrainWaitsForConnections(t *testing.T) {
 	b1, b2 := newBackend(t), newBackend(t)
@@ -268,24 +139,13 @@ func TestDrainingServerRestored(t *testing.T) {
 func TestRemovedVirtualServerDrainsThenGoes(t *testing.T) {
 	b1 := newBackend(t)
 	cfg := testConfig("quiesce", b1)
-	other := cfg.VirtualServers[0]
-	other.Name = "api"
-	other.Address = netip.MustParseAddrPort("192.0.2.20:80")
-	other.DrainTimeout = time.Hour
-	other.RealServers = append([]config.RealServer(nil), other.RealServers...)
-	cfg.VirtualServers = append(cfg.VirtualServers, other)
-	apiKey := ipvs.ServiceKey{Family: ipvs.IPv4, Protocol: ipvs.TCP, Address: other.Address}
+	addVS(cfg, "api", apiVIP).DrainTimeout = time.Hour
 
 	mem := ipvs.NewMemory()
 	h, _ := startLogged(t, cfg, mem)
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100}, "start")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if w, _ := weights(t, mem, apiKey); w[b1.addr] == 100 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("api never came up")
-		}
+	if !within(10*time.Second, func() bool { w, _ := weights(t, mem, apiKey); return w[b1.addr] == 100 }) {
+		t.Fatal("api never came up")
 	}
 	setConns(t, mem, apiKey, b1.addr, 2, 0)
 	reload(t, h, testConfig("quiesce", b1)) // api is gone from the config
@@ -293,13 +153,8 @@ func TestRemovedVirtualServerDrainsThenGoes(t *testing.T) {
 		t.Fatalf("removed service with connections: %v (present %v), want kept with its server at weight 0", w, ok)
 	}
 	setConns(t, mem, apiKey, b1.addr, 0, 0)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, ok := weights(t, mem, apiKey); !ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("removed service never deleted after its last server drained")
-		}
+	if !within(10*time.Second, func() bool { return !hasService(t, mem, apiKey) }) {
+		t.Fatal("removed service never deleted after its last server drained")
 	}
 	if w, _ := weights(t, mem, webKey); w[b1.addr] != 100 {
 		t.Errorf("web disturbed: %v", w)

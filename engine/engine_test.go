@@ -3,212 +3,15 @@ package engine
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/netip"
-	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lvsdirector/director/checks"
-	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/ipvs"
-	"github.com/lvsdirector/director/metrics"
 )
-
-// backend is a real HTTP server on loopback that can be stopped and
-// started again on the same address.
-type backend struct {
-	t    *testing.T
-	addr netip.AddrPort
-	mu   sync.Mutex
-	srv  *http.Server
-}
-
-func newBackend(t *testing.T) *backend {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &backend{t: t, addr: netip.MustParseAddrPort(ln.Addr().String())}
-	b.serve(ln)
-	t.Cleanup(b.stop)
-	return b
-}
-
-func (b *backend) serve(ln net.Listener) {
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, "ok\n")
-	})}
-	b.mu.Lock()
-	b.srv = srv
-	b.mu.Unlock()
-	go srv.Serve(ln)
-}
-
-func (b *backend) stop() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.srv != nil {
-		b.srv.Close()
-		b.srv = nil
-	}
-}
-
-func (b *backend) start() {
-	b.t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 { // the old socket may linger a moment
-		if ln, err = net.Listen("tcp", b.addr.String()); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		b.t.Fatalf("restarting backend %s: %v", b.addr, err)
-	}
-	b.serve(ln)
-}
-
-var vip = netip.MustParseAddrPort("192.0.2.10:80")
-
-func testConfig(onFailure string, backends ...*backend) *config.Config {
-	vs := config.VirtualServer{
-		Name: "web", Address: vip, Family: "ipv4", Protocol: "tcp", Scheduler: "wrr",
-		PersistenceNetmask: 32, Forwarding: "nat", OnFailure: onFailure,
-		Check: config.Check{
-			Type: "http", Interval: 50 * time.Millisecond, Timeout: 40 * time.Millisecond,
-			Rise: 2, Fall: 2, Method: "GET", Path: "/", MaxBodyBytes: 1024, ExpectBody: "ok",
-		},
-	}
-	for _, b := range backends {
-		vs.RealServers = append(vs.RealServers, config.RealServer{Address: b.addr, Weight: 100, Forwarding: "nat"})
-	}
-	return &config.Config{
-		Path: "test.toml",
-		Director: config.Director{Listen: "127.0.0.1:0", ResyncInterval: time.Hour,
-			OnFailure: onFailure, OnShutdown: "keep"},
-		VirtualServers: []config.VirtualServer{vs},
-	}
-}
-
-// countingTable counts mutating calls so tests can assert "nothing changed".
-type countingTable struct {
-	ipvs.Table
-	mutations atomic.Int64
-}
-
-func (c *countingTable) CreateService(ctx context.Context, s ipvs.Service) error {
-	c.mutations.Add(1)
-	return c.Table.CreateService(ctx, s)
-}
-func (c *countingTable) UpdateService(ctx context.Context, s ipvs.Service) error {
-	c.mutations.Add(1)
-	return c.Table.UpdateService(ctx, s)
-}
-func (c *countingTable) DeleteService(ctx context.Context, k ipvs.ServiceKey) error {
-	c.mutations.Add(1)
-	return c.Table.DeleteService(ctx, k)
-}
-func (c *countingTable) CreateDestination(ctx context.Context, k ipvs.ServiceKey, d ipvs.Destination) error {
-	c.mutations.Add(1)
-	return c.Table.CreateDestination(ctx, k, d)
-}
-func (c *countingTable) UpdateDestination(ctx context.Context, k ipvs.ServiceKey, d ipvs.Destination) error {
-	c.mutations.Add(1)
-	return c.Table.UpdateDestination(ctx, k, d)
-}
-func (c *countingTable) DeleteDestination(ctx context.Context, k ipvs.ServiceKey, a netip.AddrPort) error {
-	c.mutations.Add(1)
-	return c.Table.DeleteDestination(ctx, k, a)
-}
-
-type harness struct {
-	t       *testing.T
-	table   *countingTable
-	metrics *metrics.Metrics
-	engine  *Engine
-	cancel  context.CancelFunc
-	done    chan error
-}
-
-func start(t *testing.T, cfg *config.Config, table ipvs.Table) *harness {
-	t.Helper()
-	h := &harness{t: t, table: &countingTable{Table: table}, metrics: metrics.New(metrics.Build{Version: "test"}), done: make(chan error, 1)}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	e, err := New(cfg, Options{Table: h.table, Metrics: h.metrics, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.engine = e
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	go func() { h.done <- e.Run(ctx) }()
-	t.Cleanup(h.stop)
-	return h
-}
-
-func (h *harness) stop() {
-	if h.cancel == nil {
-		return
-	}
-	h.cancel()
-	h.cancel = nil
-	select {
-	case err := <-h.done:
-		if err != nil {
-			h.t.Errorf("Run returned %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		h.t.Errorf("Run did not return after cancel")
-	}
-}
-
-// weights reads the table: destination -> weight for the test VIP.
-func weights(t *testing.T, table ipvs.Table, key ipvs.ServiceKey) (map[netip.AddrPort]uint32, bool) {
-	t.Helper()
-	svcs, err := table.Services(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range svcs {
-		if s.Key == key {
-			w := map[netip.AddrPort]uint32{}
-			for _, d := range s.Destinations {
-				w[d.Address] = d.Weight
-			}
-			return w, true
-		}
-	}
-	return nil, false
-}
-
-var webKey = ipvs.ServiceKey{Family: ipvs.IPv4, Protocol: ipvs.TCP, Address: vip}
-
-// eventually polls until the table for the test VIP matches want
-// (destination -> weight; a missing entry means absent).
-func (h *harness) eventually(want map[netip.AddrPort]uint32, what string) {
-	h.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var got map[netip.AddrPort]uint32
-	for time.Now().Before(deadline) {
-		got, _ = weights(h.t, h.table, webKey)
-		if fmt.Sprint(got) == fmt.Sprint(want) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	h.t.Fatalf("%s: table has %v, want %v", what, got, want)
-}
 
 func TestQuiesceRestoreCycle(t *testing.T) {
 	b1, b2, b3 := newBackend(t), newBackend(t), newBackend(t)
@@ -368,11 +171,7 @@ func TestBadReloadChangesNothing(t *testing.T) {
 func TestSharedCheckRunsOnce(t *testing.T) {
 	b1 := newBackend(t)
 	cfg := testConfig("quiesce", b1)
-	second := cfg.VirtualServers[0]
-	second.Name = "web-alt"
-	second.Address = netip.MustParseAddrPort("192.0.2.11:80")
-	second.RealServers = append([]config.RealServer(nil), second.RealServers...)
-	cfg.VirtualServers = append(cfg.VirtualServers, second)
+	addVS(cfg, "web-alt", netip.MustParseAddrPort("192.0.2.11:80"))
 	e, err := New(cfg, Options{Table: ipvs.NewMemory(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -415,75 +214,6 @@ func TestNewRejectsUnbuildableCheck(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `virtual server "web"`) {
 		t.Fatalf("New = %v, want an error naming the virtual server", err)
 	}
-}
-
-func waitReady(t *testing.T, e *Engine) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if e.Ready() {
-			return
-		}
-	}
-	t.Fatal("engine never became ready")
-}
-
-func (h *harness) scheduler() string {
-	svcs, err := h.table.Services(context.Background())
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for _, s := range svcs {
-		if s.Key == webKey {
-			return s.Scheduler
-		}
-	}
-	return ""
-}
-
-// probeFor returns the runner checking addr, to tell whether a reload restarted it.
-func (e *Engine) probeFor(t *testing.T, addr netip.AddrPort) *probeRunner {
-	t.Helper()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, p := range e.probes {
-		if p.spec.Target == addr {
-			return p
-		}
-	}
-	t.Fatalf("no check runs for %s", addr)
-	return nil
-}
-
-// metric reads one series of the director's registry: name with
-// virtual_server and real_server labels, and the "to" label when given.
-// A series that does not exist reads as 0.
-func (h *harness) metric(name, vs string, rs netip.AddrPort, to string) float64 {
-	h.t.Helper()
-	families, err := h.metrics.Registry.Gather()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				switch {
-				case l.GetName() == "virtual_server" && l.GetValue() != vs,
-					l.GetName() == "real_server" && l.GetValue() != rs.String(),
-					l.GetName() == "to" && l.GetValue() != to:
-					continue series
-				}
-			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
 }
 
 // BenchmarkObserveResult is the engine's cost per check result: fan-out,

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -14,41 +13,6 @@ import (
 	"github.com/lvsdirector/director/internal/leaktest"
 	"github.com/lvsdirector/director/ipvs"
 )
-
-// hangingBackend accepts connections and never answers; it holds them
-// until the test ends.
-func hangingBackend(t *testing.T) *backend {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return &backend{t: t, addr: netip.MustParseAddrPort(ln.Addr().String())}
-}
 
 // Fifty checks that hang until their timeout do not hold up a healthy
 // server's check: its results keep coming at its interval and it keeps its
@@ -133,12 +97,9 @@ func TestRefusedReconcileRetried(t *testing.T) {
 		return nil
 	})
 	b2.stop() // the transition's reconcile fails
-	deadline := time.Now().Add(15 * time.Second)
-	for h.counter("director_ipvs_errors_total", "cause", "invalid") < 2 { // the transition's, then a retry's
-		if time.Now().After(deadline) {
-			t.Fatalf("the failed reconcile was not retried; log:\n%s", logs)
-		}
-		time.Sleep(10 * time.Millisecond)
+	// The transition's failure, then a retry's.
+	if !within(15*time.Second, func() bool { return h.counter("director_ipvs_errors_total", "cause", "invalid") >= 2 }) {
+		t.Fatalf("the failed reconcile was not retried; log:\n%s", logs)
 	}
 	if h.engine.Ready() {
 		t.Error("engine ready while its reconciles fail")
@@ -181,12 +142,8 @@ func TestTableReadRefused(t *testing.T) {
 
 	refused := fmt.Errorf("netlink: %w", ipvs.ErrPermission)
 	table.fail.Store(&refused)
-	deadline := time.Now().Add(15 * time.Second)
-	for h.counter("director_ipvs_errors_total", "cause", "permission") < 5 {
-		if time.Now().After(deadline) {
-			t.Fatalf("repeated read failures not counted; log:\n%s", logs)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !within(15*time.Second, func() bool { return h.counter("director_ipvs_errors_total", "cause", "permission") >= 5 }) {
+		t.Fatalf("repeated read failures not counted; log:\n%s", logs)
 	}
 	if h.engine.Ready() {
 		t.Error("engine ready while the table cannot be read")

@@ -11,24 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/ipvs"
 )
 
-var (
-	apiVIP  = netip.MustParseAddrPort("192.0.2.20:80")
-	apiKey  = ipvs.ServiceKey{Family: ipvs.IPv4, Protocol: ipvs.TCP, Address: apiVIP}
-	handKey = ipvs.ServiceKey{Family: ipvs.IPv4, Protocol: ipvs.TCP, Address: netip.MustParseAddrPort("192.0.2.99:80")}
-)
-
-// withAPI is cfg with a second virtual server, api, on apiVIP with b as its one real server.
-func withAPI(cfg *config.Config, b *backend) *config.Config {
-	api := cfg.VirtualServers[0]
-	api.Name, api.Address = "api", apiVIP
-	api.RealServers = []config.RealServer{{Address: b.addr, Weight: 1, Forwarding: "nat"}}
-	cfg.VirtualServers = append(cfg.VirtualServers, api)
-	return cfg
-}
+var handKey = ipvs.ServiceKey{Family: ipvs.IPv4, Protocol: ipvs.TCP, Address: netip.MustParseAddrPort("192.0.2.99:80")}
 
 // recorded reads the managed list of a state file, as key strings; nil
 // when the file has none.
@@ -52,10 +38,19 @@ func recorded(t *testing.T, path string) []string {
 	return out
 }
 
-func hasService(t *testing.T, table ipvs.Table, key ipvs.ServiceKey) bool {
+// leftovers is a state file holding text, and a table that already has
+// a service on apiVIP, as an earlier run may leave them.
+func leftovers(t *testing.T, text string) (state string, mem *ipvs.Memory) {
 	t.Helper()
-	_, ok := weights(t, table, key)
-	return ok
+	state = filepath.Join(t.TempDir(), "state.json")
+	if err := os.WriteFile(state, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mem = ipvs.NewMemory()
+	if err := mem.CreateService(context.Background(), ipvs.Service{Key: apiKey, Scheduler: "wrr"}); err != nil {
+		t.Fatal(err)
+	}
+	return state, mem
 }
 
 // handMade adds a service the director does not manage.
@@ -159,15 +154,7 @@ func TestStateRecordedBeforeCreate(t *testing.T) {
 // is added.
 func TestStateFileWithoutManagedList(t *testing.T) {
 	b1, b2 := newBackend(t), newBackend(t)
-	state := filepath.Join(t.TempDir(), "state.json")
-	old := fmt.Sprintf(`{"version": 1, "overrides": [{"virtual_server": "web", "real_server": %q, "kind": "drain", "reason": "old", "since": "2025-01-01T00:00:00Z"}]}`, b2.addr)
-	if err := os.WriteFile(state, []byte(old), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mem := ipvs.NewMemory()
-	if err := mem.CreateService(context.Background(), ipvs.Service{Key: apiKey, Scheduler: "wrr"}); err != nil {
-		t.Fatal(err)
-	}
+	state, mem := leftovers(t, fmt.Sprintf(`{"version": 1, "overrides": [{"virtual_server": "web", "real_server": %q, "kind": "drain", "reason": "old", "since": "2025-01-01T00:00:00Z"}]}`, b2.addr))
 	h, logs := startAdmin(t, testConfig("quiesce", b1, b2), mem, func(o *Options) { o.StateFile = state })
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100, b2.addr: 0}, "web with b2 drained")
 	waitReady(t, h.engine)
@@ -185,15 +172,7 @@ func TestStateFileWithoutManagedList(t *testing.T) {
 // A corrupt file is set aside as before, and deletes nothing.
 func TestCorruptStateFileDeletesNothing(t *testing.T) {
 	b1 := newBackend(t)
-	state := filepath.Join(t.TempDir(), "state.json")
-	bad := `{"version": 1, "overrides": [], "managed": [{"protocol": "tcp", "address": "192.0.2.20:80"}, {"fwmark": 3}]}`
-	if err := os.WriteFile(state, []byte(bad), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mem := ipvs.NewMemory()
-	if err := mem.CreateService(context.Background(), ipvs.Service{Key: apiKey, Scheduler: "wrr"}); err != nil {
-		t.Fatal(err)
-	}
+	state, mem := leftovers(t, `{"version": 1, "overrides": [], "managed": [{"protocol": "tcp", "address": "192.0.2.20:80"}, {"fwmark": 3}]}`)
 	h, logs := startAdmin(t, testConfig("quiesce", b1), mem, func(o *Options) { o.StateFile = state })
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100}, "web")
 	waitReady(t, h.engine)
@@ -248,15 +227,7 @@ func TestRetiredAtStartDrainsAndFlushes(t *testing.T) {
 // A dry run neither acts on the list nor changes it.
 func TestDryRunLeavesManagedList(t *testing.T) {
 	b1 := newBackend(t)
-	state := filepath.Join(t.TempDir(), "state.json")
-	before := []byte(`{"version": 1, "overrides": [], "managed": [{"protocol": "tcp", "address": "192.0.2.20:80"}]}`)
-	if err := os.WriteFile(state, before, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mem := ipvs.NewMemory()
-	if err := mem.CreateService(context.Background(), ipvs.Service{Key: apiKey, Scheduler: "wrr"}); err != nil {
-		t.Fatal(err)
-	}
+	state, mem := leftovers(t, `{"version": 1, "overrides": [], "managed": [{"protocol": "tcp", "address": "192.0.2.20:80"}]}`)
 	h, _ := startAdmin(t, testConfig("quiesce", b1), mem, func(o *Options) { o.StateFile = state; o.DryRun = true })
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100}, "web")
 	waitReady(t, h.engine)

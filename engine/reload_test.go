@@ -31,18 +31,14 @@ func TestReloadRollsBackOnPartialFailure(t *testing.T) {
 	// the kernel refuses to add b3, after other changes went through.
 	next := testConfig("quiesce", b1, b2, b3)
 	next.VirtualServers[0].Scheduler = "rr"
-	api := next.VirtualServers[0]
-	api.Name, api.Address = "api", netip.MustParseAddrPort("192.0.2.20:80")
-	api.RealServers = []config.RealServer{{Address: b1.addr, Weight: 1, Forwarding: "nat"}}
-	next.VirtualServers = append(next.VirtualServers, api)
+	withAPI(next, b1)
 	mem.SetFail(func(op ipvs.Op) error {
 		if op.Kind == ipvs.OpCreateDestination && op.Destination.Address == b3.addr {
 			return fmt.Errorf("injected: %w", ipvs.ErrInvalid)
 		}
 		return nil
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := tctx(t)
 	err = h.engine.Reload(ctx, next)
 	if err == nil {
 		t.Fatal("reload that failed in the kernel reported success")
@@ -88,9 +84,7 @@ func TestReloadLogsWhatChanged(t *testing.T) {
 	h, logs := startLogged(t, testConfig("quiesce", b1), ipvs.NewMemory())
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100}, "start")
 	next := testConfig("quiesce", b1, b2)
-	api := next.VirtualServers[0]
-	api.Name, api.Address = "api", netip.MustParseAddrPort("192.0.2.20:80")
-	next.VirtualServers = append(next.VirtualServers, api)
+	addVS(next, "api", apiVIP)
 	reload(t, h, next)
 	line := ""
 	for _, l := range strings.Split(logs.String(), "\n") {
@@ -144,12 +138,8 @@ func TestKernelFailuresLoggedOnceAndNotReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	mem.SetFail(func(ipvs.Op) error { return fmt.Errorf("netlink: %w", ipvs.ErrPermission) })
-	deadline := time.Now().Add(15 * time.Second)
-	for h.counter("director_ipvs_errors_total", "cause", "permission") < 5 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no repeated failures counted; log:\n%s", logs)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !within(15*time.Second, func() bool { return h.counter("director_ipvs_errors_total", "cause", "permission") >= 5 }) {
+		t.Fatalf("no repeated failures counted; log:\n%s", logs)
 	}
 	if h.engine.Ready() {
 		t.Error("engine ready while every reconcile fails")
@@ -164,19 +154,15 @@ func TestKernelFailuresLoggedOnceAndNotReady(t *testing.T) {
 		t.Errorf("the failure line does not say what to do:\n%s", logs)
 	}
 	checksBefore := h.metric("director_checks_total", "web", b1.addr, "")
-	for deadline := time.Now().Add(10 * time.Second); h.metric("director_checks_total", "web", b1.addr, "") < checksBefore+3; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("health checks stopped while the kernel refused operations")
-		}
+	if !within(10*time.Second, func() bool { return h.metric("director_checks_total", "web", b1.addr, "") >= checksBefore+3 }) {
+		t.Fatal("health checks stopped while the kernel refused operations")
 	}
 
 	mem.SetFail(nil)
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100}, "repaired once the kernel accepts")
 	waitReady(t, h.engine)
-	for deadline := time.Now().Add(5 * time.Second); logs.count("ipvs operations succeed again") != 1; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery line:\n%s", logs)
-		}
+	if !within(5*time.Second, func() bool { return logs.count("ipvs operations succeed again") == 1 }) {
+		t.Fatalf("no recovery line:\n%s", logs)
 	}
 }
 

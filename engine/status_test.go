@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/lvsdirector/director/health"
 	"github.com/lvsdirector/director/ipvs"
@@ -29,30 +28,6 @@ func (r *eventRecorder) list() []Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Event(nil), r.events...)
-}
-
-// waitStatus polls Status until ok accepts it.
-func waitStatus(t *testing.T, e *Engine, what string, ok func(Status) bool) Status {
-	t.Helper()
-	var st Status
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if st = e.Status(); ok(st) {
-			return st
-		}
-	}
-	t.Fatalf("%s: never seen; last status %+v", what, st)
-	return st
-}
-
-func serverIn(st Status, addr string) *RealServerStatus {
-	for i := range st.VirtualServers {
-		for j := range st.VirtualServers[i].RealServers {
-			if r := &st.VirtualServers[i].RealServers[j]; r.Address.String() == addr {
-				return r
-			}
-		}
-	}
-	return nil
 }
 
 func TestStatusHistoryEventsAndHook(t *testing.T) {

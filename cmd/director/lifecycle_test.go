@@ -1,53 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// startDaemonEnv is startDaemon with extra environment.
-func startDaemonEnv(t *testing.T, env []string, args ...string) *daemon {
-	t.Helper()
-	d := &daemon{t: t, cmd: exec.Command(binary, args...), seen: make(chan string, 1024)}
-	d.cmd.Env = append(os.Environ(), env...)
-	stderr, err := d.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			d.mu.Lock()
-			d.log.WriteString(sc.Text() + "\n")
-			d.mu.Unlock()
-			select {
-			case d.seen <- sc.Text():
-			default:
-			}
-		}
-		close(d.seen)
-	}()
-	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			d.cmd.Process.Kill()
-			d.cmd.Wait()
-		}
-	})
-	return d
-}
 
 // notifySocket listens like systemd's notify socket and returns a
 // function that waits for the next message.
@@ -76,13 +38,7 @@ func notifySocket(t *testing.T) (string, func() string) {
 // RELOADING=1 and READY=1; a deleted, half-written or invalid file
 // changes nothing; SIGTERM says STOPPING=1.
 func TestWatchConfigAndSystemd(t *testing.T) {
-	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go backend.Serve(ln)
-	defer backend.Close()
+	backend := okBackend(t)
 
 	dir := t.TempDir()
 	tmpl := fmt.Sprintf(`[director]
@@ -100,11 +56,11 @@ scheduler = "%%s"
   [[virtual_server.real_server]]
   address = "%s"
   weight = 100
-`, freePort(t), ln.Addr())
+`, freePort(t), backend)
 	cfg := writeConfig(t, dir, fmt.Sprintf(tmpl, "wrr"))
 	sock, next := notifySocket(t)
 	d := startDaemonEnv(t, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=400000"}, "run", "-dry-run", "-config", cfg)
-	listen := d.waitLog(`msg="director started".* listen=(\S+)`)[1]
+	listen := d.waitStarted()
 
 	// READY=1 once started; watchdog pings come in between.
 	msg := func(want string) string {
@@ -158,9 +114,7 @@ scheduler = "%%s"
 		t.Error("half-written config was applied")
 	}
 
-	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.signal(syscall.SIGTERM)
 	msg("STOPPING=1")
-	if err := d.cmd.Wait(); err != nil {
-		t.Fatalf("director did not exit cleanly on SIGTERM: %v\n%s", err, d.logText())
-	}
+	d.waitExit()
 }

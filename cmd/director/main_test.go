@@ -1,41 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 )
-
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "director-test")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "director")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building director: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 func TestUsageAndVersion(t *testing.T) {
 	var out, errOut bytes.Buffer
@@ -50,15 +24,6 @@ func TestUsageAndVersion(t *testing.T) {
 	if code := realMain([]string{"frobnicate"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: exit %d, stderr %q", code, errOut.String())
 	}
-}
-
-func writeConfig(t *testing.T, dir, text string) string {
-	t.Helper()
-	p := filepath.Join(dir, "director.toml")
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func TestCheckCommand(t *testing.T) {
@@ -95,95 +60,11 @@ address = "192.0.2.10:80"
 	}
 }
 
-// daemon is a running director binary with its log captured.
-type daemon struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  bytes.Buffer
-	seen chan string
-}
-
-func startDaemon(t *testing.T, args ...string) *daemon {
-	t.Helper()
-	d := &daemon{t: t, cmd: exec.Command(binary, args...), seen: make(chan string, 1024)}
-	stderr, err := d.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			d.mu.Lock()
-			d.log.WriteString(sc.Text() + "\n")
-			d.mu.Unlock()
-			select {
-			case d.seen <- sc.Text():
-			default:
-			}
-		}
-		close(d.seen)
-	}()
-	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			d.cmd.Process.Kill()
-			d.cmd.Wait()
-		}
-	})
-	return d
-}
-
-// waitLog waits for a log line matching re and returns its submatches.
-func (d *daemon) waitLog(re string) []string {
-	d.t.Helper()
-	r := regexp.MustCompile(re)
-	timeout := time.After(20 * time.Second)
-	for {
-		select {
-		case line, ok := <-d.seen:
-			if !ok {
-				d.t.Fatalf("director exited before logging %q; log:\n%s", re, d.logText())
-			}
-			if m := r.FindStringSubmatch(line); m != nil {
-				return m
-			}
-		case <-timeout:
-			d.t.Fatalf("no log line matching %q; log:\n%s", re, d.logText())
-		}
-	}
-}
-
-func (d *daemon) logText() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.log.String()
-}
-
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // TestRunDryRun runs the real binary with -dry-run against a loopback
 // backend: it becomes ready, serves metrics, refuses a bad reload, applies
 // a good one, and stops cleanly on SIGTERM.
 func TestRunDryRun(t *testing.T) {
-	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go backend.Serve(ln)
-	defer backend.Close()
+	backend := okBackend(t)
 
 	dir := t.TempDir()
 	good := fmt.Sprintf(`[director]
@@ -202,19 +83,19 @@ scheduler = "%%s"
   [[virtual_server.real_server]]
   address = "%s"
   weight = 100
-`, freePort(t), ln.Addr())
+`, freePort(t), backend)
 	cfg := writeConfig(t, dir, fmt.Sprintf(good, "wrr"))
 	d := startDaemon(t, "run", "-dry-run", "-config", cfg)
-	listen := d.waitLog(`msg="director started".* listen=(\S+)`)[1]
-	d.waitLog(`msg="dry-run: ipvs table changed[^"]*" op="edit destination ` + regexp.QuoteMeta(ln.Addr().String()) + `.*weight 0 -> 100"`)
+	listen := d.waitStarted()
+	d.waitLog(`msg="dry-run: ipvs table changed[^"]*" op="edit destination ` + regexp.QuoteMeta(backend) + `.*weight 0 -> 100"`)
 
 	if code, _ := httpGet(t, "http://"+listen+"/readyz"); code != 200 {
 		t.Errorf("/readyz = %d, want 200", code)
 	}
 	_, body := httpGet(t, "http://"+listen+"/metrics")
 	for _, want := range []string{
-		`director_real_server_up{real_server="` + ln.Addr().String() + `",virtual_server="web"} 1`,
-		`director_real_server_weight{real_server="` + ln.Addr().String() + `",virtual_server="web"} 100`,
+		`director_real_server_up{real_server="` + backend + `",virtual_server="web"} 1`,
+		`director_real_server_weight{real_server="` + backend + `",virtual_server="web"} 100`,
 		`director_config_last_reload_successful 1`,
 		`director_build_info{`,
 	} {
@@ -225,7 +106,7 @@ scheduler = "%%s"
 
 	// A bad config on SIGHUP is refused and changes nothing.
 	writeConfig(t, dir, fmt.Sprintf(good, "no-such-scheduler"))
-	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.signal(syscall.SIGHUP)
 	d.waitLog(`config reload failed`)
 	_, body = httpGet(t, "http://"+listen+"/metrics")
 	if !strings.Contains(body, "director_config_last_reload_successful 0") {
@@ -234,24 +115,10 @@ scheduler = "%%s"
 
 	// A good one is applied as a diff.
 	writeConfig(t, dir, fmt.Sprintf(good, "rr"))
-	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.signal(syscall.SIGHUP)
 	d.waitLog(`op="edit service tcp 192.0.2.10:80 scheduler wrr -> rr"|op="edit service tcp 192.0.2.10:80.*rr`)
 
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	if err := d.cmd.Wait(); err != nil {
-		t.Fatalf("director did not exit cleanly on SIGTERM: %v\n%s", err, d.logText())
-	}
-}
-
-// freePort returns a loopback address with a port that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	d.stop()
 }
 
 // TestRunWithoutIPVS: on a kernel without IPVS, run explains what to do.

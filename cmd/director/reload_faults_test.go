@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,13 +17,7 @@ import (
 // running config stay as they are, and the director stays ready. A good
 // file afterwards reloads as usual.
 func TestReloadOfBrokenConfigFileChangesNothing(t *testing.T) {
-	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go backend.Serve(ln)
-	defer backend.Close()
+	backend := okBackend(t)
 
 	dir := t.TempDir()
 	tmpl := fmt.Sprintf(`[director]
@@ -43,12 +34,12 @@ scheduler = "%%s"
   [[virtual_server.real_server]]
   address = "%s"
   weight = 100
-`, freePort(t), ln.Addr())
+`, freePort(t), backend)
 	good := fmt.Sprintf(tmpl, "wrr")
 	cfg := writeConfig(t, dir, good)
 	d := startDaemon(t, "run", "-dry-run", "-config", cfg)
-	listen := d.waitLog(`msg="director started".* listen=(\S+)`)[1]
-	d.waitLog(`op="edit destination ` + regexp.QuoteMeta(ln.Addr().String()) + `.*weight 0 -> 100"`)
+	listen := d.waitStarted()
+	d.waitLog(`op="edit destination ` + regexp.QuoteMeta(backend) + `.*weight 0 -> 100"`)
 	mark := len(d.logText())
 
 	write := func(text string, mode os.FileMode) {
@@ -81,7 +72,7 @@ scheduler = "%%s"
 	}
 	for _, tc := range troubles {
 		tc.apply()
-		d.cmd.Process.Signal(syscall.SIGHUP)
+		d.signal(syscall.SIGHUP)
 		line := d.waitLog(`config reload failed.*`)[0]
 		t.Logf("%s: %s", tc.name, line)
 	}
@@ -104,12 +95,9 @@ scheduler = "%%s"
 	// The file is whole again: it reloads.
 	os.RemoveAll(cfg)
 	writeConfig(t, filepath.Dir(cfg), fmt.Sprintf(tmpl, "rr"))
-	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.signal(syscall.SIGHUP)
 	d.waitLog(`op="edit service tcp 192.0.2.10:80 scheduler wrr -> rr"`)
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	if err := d.cmd.Wait(); err != nil {
-		t.Fatalf("director did not exit cleanly on SIGTERM: %v\n%s", err, d.logText())
-	}
+	d.stop()
 }
 
 func grepLines(s, sub string) string {

@@ -1,0 +1,195 @@
+package main
+
+// Helpers shared by the command's tests: the built binary, a running
+// daemon with its log, backends, config files and HTTP requests.
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the director built for the tests that run it as a process.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "director-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "director")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building director: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// daemon is a running director binary with its log captured.
+type daemon struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	log  bytes.Buffer
+	seen chan string
+}
+
+func startDaemon(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	return startDaemonEnv(t, nil, args...)
+}
+
+// startDaemonEnv is startDaemon with extra environment.
+func startDaemonEnv(t *testing.T, env []string, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, cmd: exec.Command(binary, args...), seen: make(chan string, 1024)}
+	d.cmd.Env = append(os.Environ(), env...)
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			d.mu.Lock()
+			d.log.WriteString(sc.Text() + "\n")
+			d.mu.Unlock()
+			select {
+			case d.seen <- sc.Text():
+			default:
+			}
+		}
+		close(d.seen)
+	}()
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.cmd.Process.Kill()
+			d.cmd.Wait()
+		}
+	})
+	return d
+}
+
+// waitLog waits for a log line matching re and returns its submatches.
+func (d *daemon) waitLog(re string) []string {
+	d.t.Helper()
+	r := regexp.MustCompile(re)
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case line, ok := <-d.seen:
+			if !ok {
+				d.t.Fatalf("director exited before logging %q; log:\n%s", re, d.logText())
+			}
+			if m := r.FindStringSubmatch(line); m != nil {
+				return m
+			}
+		case <-timeout:
+			d.t.Fatalf("no log line matching %q; log:\n%s", re, d.logText())
+		}
+	}
+}
+
+// waitStarted waits for the start line and returns the address the
+// director listens on.
+func (d *daemon) waitStarted() string {
+	d.t.Helper()
+	return d.waitLog(`msg="director started".* listen=(\S+)`)[1]
+}
+
+func (d *daemon) logText() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.log.String()
+}
+
+func (d *daemon) signal(sig os.Signal) {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// waitExit waits for the director to exit, which it must do cleanly.
+func (d *daemon) waitExit() {
+	d.t.Helper()
+	if err := d.cmd.Wait(); err != nil {
+		d.t.Fatalf("director did not exit cleanly on SIGTERM: %v\n%s", err, d.logText())
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemon) stop() {
+	d.t.Helper()
+	d.signal(syscall.SIGTERM)
+	d.waitExit()
+}
+
+// serveHTTP serves h on a loopback port until the test ends and returns
+// its address.
+func serveHTTP(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// okBackend is a backend that answers "ok".
+func okBackend(t *testing.T) string {
+	t.Helper()
+	return serveHTTP(t, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+}
+
+// freePort returns a loopback address with a port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func writeConfig(t *testing.T, dir, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, "director.toml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
