@@ -365,6 +365,7 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 				machine:    health.New(vs.Check.Rise, vs.Check.Fall, initial),
 				lastAt:     time.Now(),
 				programmed: programmed,
+				reported:   reported{initial, programmed, rs.Weight},
 			}
 			e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), initial.String(), programmed, rs.Weight)
 		}
@@ -418,6 +419,10 @@ func (e *Engine) observe(r probeResult) bool {
 		changed = true
 		s.lastAt = time.Now()
 		e.opts.Metrics.Transition(id.vs, rs, t.To.String())
+		// The state series change with the state, not a reconcile later
+		// (the weight series follow when the table has changed).
+		s.reported.state = t.To
+		e.opts.Metrics.RealServer(id.vs, rs, t.To.String(), s.reported.programmed, s.reported.configured)
 		e.noteTransition(s, t)
 		e.noteAdminTransition(id, t, s.lastAt) // flap damping, panic guard (admin.go)
 		level := slog.LevelInfo
