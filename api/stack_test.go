@@ -85,7 +85,7 @@ func startStack(t *testing.T) *stack {
 	s.engine = eng
 	s.metrics.Reload(true, time.Now())
 	s.metrics.ConfigHash(cfg.SHA256)
-	s.metrics.Registry.MustRegister(metrics.NewIPVSCollector(s.table, eng.ServiceNames, time.Second, log))
+	s.metrics.SetKernelStats(metrics.NewIPVSCollector(s.table, eng.ServiceNames, time.Second, log))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(ctx) }()

@@ -92,8 +92,8 @@ func exported(t *testing.T) map[string]bool {
 	if err := mem.CreateDestination(ctx, key, ipvs.Destination{Address: netip.MustParseAddrPort("10.0.0.1:80"), Weight: 1}); err != nil {
 		t.Fatal(err)
 	}
-	m.Registry.MustRegister(metrics.NewIPVSCollector(mem, nil, time.Second, slog.New(slog.DiscardHandler)))
-	mfs, err := m.Registry.Gather()
+	m.SetKernelStats(metrics.NewIPVSCollector(mem, nil, time.Second, slog.New(slog.DiscardHandler)))
+	mfs, err := m.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -463,7 +463,7 @@ func serverIn(st Status, addr string) *RealServerStatus {
 // as a counter or a gauge; ok is false when there is none.
 func (h *harness) series(name string, labels map[string]string) (v float64, ok bool) {
 	h.t.Helper()
-	families, err := h.metrics.Registry.Gather()
+	families, err := h.metrics.Gather()
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -35,13 +36,30 @@ type IPVSCollector struct {
 	log     *slog.Logger
 	errors  atomic.Uint64
 
-	up, scrapeErrors, scrapeDuration *prometheus.Desc
-
-	svcConns, svcPktsIn, svcPktsOut, svcBytesIn, svcBytesOut *prometheus.Desc
-
-	beConns, bePktsIn, bePktsOut, beBytesIn, beBytesOut *prometheus.Desc
-	beActive, beInactive, bePersistent, beWeight        *prometheus.Desc
+	families [ipvsFamCount]family
 }
+
+// The kernel families, in exposition order.
+const (
+	ipvsUp = iota
+	ipvsScrapeErrors
+	ipvsScrapeDuration
+	svcConns
+	svcPktsIn
+	svcPktsOut
+	svcBytesIn
+	svcBytesOut
+	beConns
+	bePktsIn
+	bePktsOut
+	beBytesIn
+	beBytesOut
+	beActive
+	beInactive
+	bePersistent
+	beWeight
+	ipvsFamCount
+)
 
 var (
 	svcLabels = []string{"virtual_server", "local_address", "local_port", "local_mark", "proto"}
@@ -59,105 +77,128 @@ func NewIPVSCollector(t ipvs.Table, names func() map[ipvs.ServiceKey]string, tim
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	svc := func(name, help string) *prometheus.Desc {
-		return prometheus.NewDesc("director_ipvs_service_"+name, help, svcLabels, nil)
+	c := &IPVSCollector{table: t, names: names, timeout: timeout, log: log}
+	f := func(i int, name, help string, counter bool, labels []string) {
+		c.families[i] = newFamily(name, help, counter, labels)
 	}
-	be := func(name, help string) *prometheus.Desc {
-		return prometheus.NewDesc("director_ipvs_backend_"+name, help, beLabels, nil)
-	}
-	return &IPVSCollector{
-		table: t, names: names, timeout: timeout, log: log,
-		up: prometheus.NewDesc("director_ipvs_up",
-			"1 when the last scrape read the IPVS table, 0 when the read failed.", nil, nil),
-		scrapeErrors: prometheus.NewDesc("director_ipvs_scrape_errors_total",
-			"Scrapes whose read of the IPVS table failed.", nil, nil),
-		scrapeDuration: prometheus.NewDesc("director_ipvs_scrape_duration_seconds",
-			"Time the scrape's read of the IPVS table took.", nil, nil),
-
-		svcConns:    svc("connections_total", "Connections the kernel scheduled for the virtual service."),
-		svcPktsIn:   svc("incoming_packets_total", "Packets into the virtual service."),
-		svcPktsOut:  svc("outgoing_packets_total", "Packets out of the virtual service."),
-		svcBytesIn:  svc("incoming_bytes_total", "Bytes into the virtual service."),
-		svcBytesOut: svc("outgoing_bytes_total", "Bytes out of the virtual service."),
-
-		beConns:      be("connections_total", "Connections the kernel scheduled to the real server."),
-		bePktsIn:     be("incoming_packets_total", "Packets to the real server."),
-		bePktsOut:    be("outgoing_packets_total", "Packets from the real server."),
-		beBytesIn:    be("incoming_bytes_total", "Bytes to the real server."),
-		beBytesOut:   be("outgoing_bytes_total", "Bytes from the real server."),
-		beActive:     be("connections_active", "Active (established) connections to the real server."),
-		beInactive:   be("connections_inactive", "Inactive connections (closing, or not yet established) to the real server."),
-		bePersistent: be("connections_persistent", "Persistence templates pointing at the real server."),
-		beWeight:     be("weight", "The real server's weight in the kernel table."),
-	}
+	f(ipvsUp, "director_ipvs_up", "1 when the last scrape read the IPVS table, 0 when the read failed.", false, nil)
+	f(ipvsScrapeErrors, "director_ipvs_scrape_errors_total", "Scrapes whose read of the IPVS table failed.", true, nil)
+	f(ipvsScrapeDuration, "director_ipvs_scrape_duration_seconds", "Time the scrape's read of the IPVS table took.", false, nil)
+	f(svcConns, "director_ipvs_service_connections_total", "Connections the kernel scheduled for the virtual service.", true, svcLabels)
+	f(svcPktsIn, "director_ipvs_service_incoming_packets_total", "Packets into the virtual service.", true, svcLabels)
+	f(svcPktsOut, "director_ipvs_service_outgoing_packets_total", "Packets out of the virtual service.", true, svcLabels)
+	f(svcBytesIn, "director_ipvs_service_incoming_bytes_total", "Bytes into the virtual service.", true, svcLabels)
+	f(svcBytesOut, "director_ipvs_service_outgoing_bytes_total", "Bytes out of the virtual service.", true, svcLabels)
+	f(beConns, "director_ipvs_backend_connections_total", "Connections the kernel scheduled to the real server.", true, beLabels)
+	f(bePktsIn, "director_ipvs_backend_incoming_packets_total", "Packets to the real server.", true, beLabels)
+	f(bePktsOut, "director_ipvs_backend_outgoing_packets_total", "Packets from the real server.", true, beLabels)
+	f(beBytesIn, "director_ipvs_backend_incoming_bytes_total", "Bytes to the real server.", true, beLabels)
+	f(beBytesOut, "director_ipvs_backend_outgoing_bytes_total", "Bytes from the real server.", true, beLabels)
+	f(beActive, "director_ipvs_backend_connections_active", "Active (established) connections to the real server.", false, beLabels)
+	f(beInactive, "director_ipvs_backend_connections_inactive", "Inactive connections (closing, or not yet established) to the real server.", false, beLabels)
+	f(bePersistent, "director_ipvs_backend_connections_persistent", "Persistence templates pointing at the real server.", false, beLabels)
+	f(beWeight, "director_ipvs_backend_weight", "The real server's weight in the kernel table.", false, beLabels)
+	return c
 }
 
 // Describe sends every descriptor.
 func (c *IPVSCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
-		c.up, c.scrapeErrors, c.scrapeDuration,
-		c.svcConns, c.svcPktsIn, c.svcPktsOut, c.svcBytesIn, c.svcBytesOut,
-		c.beConns, c.bePktsIn, c.bePktsOut, c.beBytesIn, c.beBytesOut,
-		c.beActive, c.beInactive, c.bePersistent, c.beWeight,
-	} {
-		ch <- d
+	for i := range c.families {
+		ch <- c.families[i].desc
 	}
 }
 
 // Collect reads the table and sends one set of metrics per service and
 // per destination.
 func (c *IPVSCollector) Collect(ch chan<- prometheus.Metric) {
+	c.each(func(f *family, values []string, v float64) { ch <- f.metric(v, values) })
+}
+
+// writeText reads the table and writes its families in the text format,
+// sample by sample, without building them in memory first.
+func (c *IPVSCollector) writeText(w io.Writer) error {
+	t := newTextWriter(w)
+	var last *family
+	c.each(func(f *family, values []string, v float64) {
+		if f != last {
+			t.begin()
+			last = f
+		}
+		t.sample(f, values, v)
+	})
+	return t.flush()
+}
+
+// each reads the table once and calls emit for every sample, family by
+// family (the text format wants a family's samples together).
+func (c *IPVSCollector) each(emit func(f *family, values []string, v float64)) {
 	// The Collector interface has no context: the timeout keeps a wedged
 	// netlink socket from holding the scrape past Prometheus's own timeout.
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	start := time.Now()
 	services, err := c.table.Services(ctx)
-	ch <- prometheus.MustNewConstMetric(c.scrapeDuration, prometheus.GaugeValue, time.Since(start).Seconds())
+	emit(&c.families[ipvsScrapeDuration], nil, time.Since(start).Seconds())
 	if err != nil {
 		n := c.errors.Add(1)
 		c.log.Warn("metrics: reading the IPVS table for kernel statistics failed; director_ipvs_up is 0", "err", err)
-		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
-		ch <- prometheus.MustNewConstMetric(c.scrapeErrors, prometheus.CounterValue, float64(n))
+		emit(&c.families[ipvsUp], nil, 0)
+		emit(&c.families[ipvsScrapeErrors], nil, float64(n))
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
-	ch <- prometheus.MustNewConstMetric(c.scrapeErrors, prometheus.CounterValue, float64(c.errors.Load()))
+	emit(&c.families[ipvsUp], nil, 1)
+	emit(&c.families[ipvsScrapeErrors], nil, float64(c.errors.Load()))
 
 	var names map[ipvs.ServiceKey]string
 	if c.names != nil {
 		names = c.names()
 	}
-	counter := func(d *prometheus.Desc, v uint64, labels []string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-	gauge := func(d *prometheus.Desc, v float64, labels []string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	for _, s := range services {
+	svcValues := func(s ipvs.ServiceState) []string {
 		key := s.Key.Normalize()
-		sl := append([]string{names[key]}, serviceLabels(key)...)
-		counter(c.svcConns, s.Counters.Connections, sl)
-		counter(c.svcPktsIn, s.Counters.PacketsIn, sl)
-		counter(c.svcPktsOut, s.Counters.PacketsOut, sl)
-		counter(c.svcBytesIn, s.Counters.BytesIn, sl)
-		counter(c.svcBytesOut, s.Counters.BytesOut, sl)
-		if c.ServicesOnly {
-			continue
+		return append([]string{names[key]}, serviceLabels(key)...)
+	}
+	svcFams := []struct {
+		fam int
+		v   func(ipvs.Counters) uint64
+	}{
+		{svcConns, func(c ipvs.Counters) uint64 { return c.Connections }},
+		{svcPktsIn, func(c ipvs.Counters) uint64 { return c.PacketsIn }},
+		{svcPktsOut, func(c ipvs.Counters) uint64 { return c.PacketsOut }},
+		{svcBytesIn, func(c ipvs.Counters) uint64 { return c.BytesIn }},
+		{svcBytesOut, func(c ipvs.Counters) uint64 { return c.BytesOut }},
+	}
+	for _, sf := range svcFams {
+		for _, s := range services {
+			emit(&c.families[sf.fam], svcValues(s), float64(sf.v(s.Counters)))
 		}
-		for _, d := range s.Destinations {
-			bl := []string{sl[0], d.Address.String()}
-			bl = append(bl, sl[1:]...)
-			bl = append(bl, d.Address.Addr().String(), strconv.Itoa(int(d.Address.Port())))
-			counter(c.beConns, d.Counters.Connections, bl)
-			counter(c.bePktsIn, d.Counters.PacketsIn, bl)
-			counter(c.bePktsOut, d.Counters.PacketsOut, bl)
-			counter(c.beBytesIn, d.Counters.BytesIn, bl)
-			counter(c.beBytesOut, d.Counters.BytesOut, bl)
-			gauge(c.beActive, float64(d.Counters.ActiveConns), bl)
-			gauge(c.beInactive, float64(d.Counters.InactiveConns), bl)
-			gauge(c.bePersistent, float64(d.Counters.PersistentConns), bl)
-			gauge(c.beWeight, float64(d.Weight), bl)
+	}
+	if c.ServicesOnly {
+		return
+	}
+	beFams := []struct {
+		fam int
+		v   func(ipvs.DestinationState) float64
+	}{
+		{beConns, func(d ipvs.DestinationState) float64 { return float64(d.Counters.Connections) }},
+		{bePktsIn, func(d ipvs.DestinationState) float64 { return float64(d.Counters.PacketsIn) }},
+		{bePktsOut, func(d ipvs.DestinationState) float64 { return float64(d.Counters.PacketsOut) }},
+		{beBytesIn, func(d ipvs.DestinationState) float64 { return float64(d.Counters.BytesIn) }},
+		{beBytesOut, func(d ipvs.DestinationState) float64 { return float64(d.Counters.BytesOut) }},
+		{beActive, func(d ipvs.DestinationState) float64 { return float64(d.Counters.ActiveConns) }},
+		{beInactive, func(d ipvs.DestinationState) float64 { return float64(d.Counters.InactiveConns) }},
+		{bePersistent, func(d ipvs.DestinationState) float64 { return float64(d.Counters.PersistentConns) }},
+		{beWeight, func(d ipvs.DestinationState) float64 { return float64(d.Weight) }},
+	}
+	values := make([]string, 0, len(beLabels))
+	for _, bf := range beFams {
+		for _, s := range services {
+			sl := svcValues(s)
+			for _, d := range s.Destinations {
+				values = append(values[:0], sl[0], d.Address.String())
+				values = append(values, sl[1:]...)
+				values = append(values, d.Address.Addr().String(), strconv.Itoa(int(d.Address.Port())))
+				emit(&c.families[bf.fam], values, bf.v(d))
+			}
 		}
 	}
 }

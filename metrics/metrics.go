@@ -3,11 +3,16 @@
 package metrics
 
 import (
+	"compress/gzip"
 	"encoding/binary"
 	"encoding/hex"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"io"
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +29,9 @@ type Metrics struct {
 	// Schedule is the check scheduler's punctuality.
 	Schedule *Schedule
 
-	servers          *servers // every per-real-server series (servers.go)
+	servers          *servers             // every per-real-server series (servers.go)
+	serversReg       *prometheus.Registry // holds the streamed collectors, for Gather
+	kernel           *IPVSCollector       // streamed too, when set
 	checkDuration    *prometheus.HistogramVec
 	ipvsOps          *prometheus.CounterVec
 	reconciles       *prometheus.CounterVec
@@ -100,7 +107,7 @@ func New(b Build) *Metrics {
 	})
 	buildInfo.Set(1)
 	m.Registry.MustRegister(
-		m.servers, m.checkDuration,
+		m.checkDuration,
 		m.ipvsOps, m.reconciles, m.reconcileSeconds, m.reloads, m.reloadOK, m.reloadTimestamp,
 		m.drift,
 		m.configHash, m.notifications,
@@ -108,15 +115,64 @@ func New(b Build) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	m.serversReg = prometheus.NewRegistry()
+	m.serversReg.MustRegister(m.servers)
 	m.Schedule = newSchedule(m.Registry)
 	m.admin = newAdmin(m)
 	return m
 }
 
-// Handler serves the registry in the Prometheus exposition formats.
+// SetKernelStats adds the kernel's IPVS statistics. Like the per-server
+// series they are written straight into a scrape's response, not gathered:
+// nine series per real server are most of a scrape at thousands of them.
+func (m *Metrics) SetKernelStats(c *IPVSCollector) {
+	m.kernel = c
+	m.serversReg.MustRegister(c)
+}
+
+// Gather returns every metric: the registry's and the per-server series.
+// Metrics is a prometheus.Gatherer for whoever reads metrics in process.
+func (m *Metrics) Gather() ([]*dto.MetricFamily, error) {
+	return prometheus.Gatherers{m.Registry, m.serversReg}.Gather()
+}
+
+// Handler serves every metric in the Prometheus text format. The
+// registry's metrics are gathered and encoded as usual; the per-server
+// series are then written straight from their store (servers.writeText),
+// never all held in memory at once. Gzip when the scraper asks for it.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.InstrumentMetricHandler(m.Registry,
-		promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry, Timeout: 10 * time.Second}))
+	var mu sync.Mutex // one scrape at a time: a second one would double the work, not the information
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		families, err := m.Registry.Gather()
+		if err != nil && len(families) == 0 {
+			http.Error(w, "gathering metrics: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		format := expfmt.NewFormat(expfmt.TypeTextPlain)
+		w.Header().Set("Content-Type", string(format))
+		var out io.Writer = w
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			gz := gzip.NewWriter(w)
+			defer gz.Close()
+			out = gz
+		}
+		enc := expfmt.NewEncoder(out, format)
+		for _, f := range families {
+			if err := enc.Encode(f); err != nil {
+				return // the client went away; nothing to tell it
+			}
+		}
+		if m.servers.writeText(out) != nil {
+			return
+		}
+		if m.kernel != nil {
+			m.kernel.writeText(out)
+		}
+	})
+	return promhttp.InstrumentMetricHandler(m.Registry, h)
 }
 
 // Check records one check result for one real server.

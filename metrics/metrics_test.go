@@ -1,16 +1,27 @@
 package metrics
 
 import (
+	"bytes"
+	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/lvsdirector/director/health"
+	"github.com/lvsdirector/director/ipvs"
 )
 
 func TestMetricsLintAndValues(t *testing.T) {
@@ -24,7 +35,7 @@ func TestMetricsLintAndValues(t *testing.T) {
 	m.Reconcile("start", nil, time.Millisecond)
 	m.Reload(true, time.Unix(1700000000, 0))
 
-	problems, err := testutil.GatherAndLint(m.Registry)
+	problems, err := testutil.GatherAndLint(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +56,7 @@ director_ipvs_operations_total{op="update_destination",result="error"} 1
 # TYPE director_config_last_reload_success_timestamp_seconds gauge
 director_config_last_reload_success_timestamp_seconds 1.7e+09
 `
-	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want),
+	if err := testutil.GatherAndCompare(m, strings.NewReader(want),
 		"director_checks_total", "director_ipvs_operations_total",
 		"director_config_last_reload_success_timestamp_seconds"); err != nil {
 		t.Error(err)
@@ -123,7 +134,7 @@ director_notifications_total{result="failure",sink="webhook"} 1
 		"director_check_last_failure_timestamp_seconds", "director_real_server_consecutive_failures",
 		"director_real_server_flaps_total", "director_reconcile_drift_repaired_total", "director_config_hash",
 		"director_notifications_total"}
-	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want), names...); err != nil {
+	if err := testutil.GatherAndCompare(m, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
 	m.ForgetRealServer("web", "10.0.0.1:80")
@@ -145,4 +156,106 @@ func oneHot(cur string) string {
 	}
 	slices.Sort(lines)
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// TestHandlerStreamsWhatGatherSees: the per-server series the handler
+// writes straight from the store are the ones a Gather returns, escaping
+// included, and the whole page parses and lints clean; gzip works.
+func TestHandlerStreamsWhatGatherSees(t *testing.T) {
+	m := New(Build{Version: "v1"})
+	for i, vs := range []string{"web", `odd "name" \ with
+newline`} {
+		rs := fmt.Sprintf("10.0.0.%d:80", i+1)
+		m.Check(vs, rs, "http", true, time.Millisecond)
+		m.Check(vs, rs, "http", false, time.Millisecond)
+		m.CheckOutcome(vs, rs, "http", false, "status 503", time.Unix(1700000000, 0), 1)
+		m.RealServer(vs, rs, "down", 0, 100)
+		m.Transition(vs, rs, "down")
+		m.Flap(vs, rs)
+		m.admin.Override(vs, rs, "drain")
+	}
+	mem := ipvs.NewMemory()
+	web := ipvs.AddressKey(ipvs.TCP, netip.MustParseAddrPort("192.0.2.10:80"))
+	mem.CreateService(context.Background(), ipvs.Service{Key: web, Scheduler: "wrr"})
+	mem.CreateDestination(context.Background(), web, ipvs.Destination{Address: netip.MustParseAddrPort("10.0.0.1:80"), Weight: 3})
+	mem.SetCounters(web, netip.MustParseAddrPort("10.0.0.1:80"), ipvs.Counters{Connections: 9, ActiveConns: 2})
+	m.SetKernelStats(NewIPVSCollector(mem, func() map[ipvs.ServiceKey]string { return map[ipvs.ServiceKey]string{web: "web"} }, time.Second, nil))
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	for _, gz := range []bool{false, true} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		if gz {
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+		// A bare Transport so that gzip is not undone behind our back.
+		resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body io.Reader = resp.Body
+		if gz {
+			if resp.Header.Get("Content-Encoding") != "gzip" {
+				t.Fatal("asked for gzip, got none")
+			}
+			zr, err := gzip.NewReader(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = zr
+		}
+		page, err := io.ReadAll(body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		scraped, err := parser.TextToMetricFamilies(bytes.NewReader(page))
+		if err != nil {
+			t.Fatalf("the page does not parse: %v\n%s", err, page)
+		}
+		gathered, err := m.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		streamed := map[string]bool{}
+		for i := range m.servers.families {
+			streamed[m.servers.families[i].name] = true
+		}
+		for i := range m.kernel.families {
+			streamed[m.kernel.families[i].name] = true
+		}
+		compared := 0
+		for _, g := range gathered {
+			// A read's duration differs from read to read.
+			if !streamed[g.GetName()] || g.GetName() == "director_ipvs_scrape_duration_seconds" {
+				continue
+			}
+			compared++
+			s := scraped[g.GetName()]
+			if s == nil {
+				t.Fatalf("%s gathered but not on the page", g.GetName())
+			}
+			if got, want := textOf(t, s), textOf(t, g); got != want {
+				t.Errorf("%s differs between the page and Gather:\npage:\n%s\ngather:\n%s", g.GetName(), got, want)
+			}
+		}
+		if compared < 20 {
+			t.Errorf("compared only %d streamed families", compared)
+		}
+		if _, ok := scraped["director_build_info"]; !ok {
+			t.Error("the registry's own metrics are missing from the page")
+		}
+	}
+}
+
+func textOf(t *testing.T, f *dto.MetricFamily) string {
+	t.Helper()
+	var b strings.Builder
+	if _, err := expfmt.MetricFamilyToText(&b, f); err != nil {
+		t.Fatal(err)
+	}
+	// Series order is not part of the format: compare them as a set.
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }

@@ -1,6 +1,11 @@
 package metrics
 
 import (
+	"bufio"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -9,22 +14,119 @@ import (
 )
 
 // servers holds every per-real-server series as plain numbers and turns
-// them into metrics only when scraped.
+// them into metrics only when they are read.
 //
 // Why not metric vectors: a vector child keeps its own label pairs and
 // bookkeeping, about half a kilobyte per series; a real server has some
 // twenty series, and at 20,000 real servers the vectors were half the
 // director's live heap (docs/performance.md). Here a server costs one small
-// struct, and the label pairs exist only during a scrape.
+// struct. The /metrics handler writes these series straight into the
+// response (writeText) instead of gathering them: gathering 20,000
+// servers' series at once was the biggest spike of the director's memory.
+// Collect serves everything else that reads a registry (tests, Gather).
 type servers struct {
 	mu sync.Mutex
 	m  map[serverKey]*serverSeries
 
-	up, weight, configured, state, checks, failures, lastSuccess, lastFailure,
-	consecutive, flaps, transitions, override *prometheus.Desc
+	families [famCount]family
 }
 
 type serverKey struct{ vs, rs string }
+
+// family is one metric family written by hand: a descriptor for Collect,
+// and what the text format needs.
+type family struct {
+	name, help string
+	counter    bool
+	desc       *prometheus.Desc
+	// names are the label names sorted, as client_golang writes them;
+	// order[i] is where names[i]'s value is in the label values given.
+	names []string
+	order []int
+}
+
+func newFamily(name, help string, counter bool, labels []string) family {
+	f := family{name: name, help: help, counter: counter, desc: prometheus.NewDesc(name, help, labels, nil)}
+	f.names = slices.Sorted(slices.Values(labels))
+	for _, n := range f.names {
+		f.order = append(f.order, slices.Index(labels, n))
+	}
+	return f
+}
+
+func (f *family) valueType() prometheus.ValueType {
+	if f.counter {
+		return prometheus.CounterValue
+	}
+	return prometheus.GaugeValue
+}
+
+// metric is one sample of f as a const metric.
+func (f *family) metric(v float64, values []string) prometheus.Metric {
+	return prometheus.MustNewConstMetric(f.desc, f.valueType(), v, values...)
+}
+
+// textWriter writes families in the Prometheus text format (0.0.4): a
+// header before a family's first sample, then one line per sample.
+type textWriter struct {
+	w      *bufio.Writer
+	line   []byte
+	header bool
+}
+
+func newTextWriter(w io.Writer) *textWriter { return &textWriter{w: bufio.NewWriterSize(w, 64<<10)} }
+
+// begin starts a family; its header is written with its first sample, so
+// a family without samples leaves no trace, as with a registry.
+func (t *textWriter) begin() { t.header = false }
+
+func (t *textWriter) sample(f *family, values []string, v float64) {
+	if !t.header {
+		typ := "gauge"
+		if f.counter {
+			typ = "counter"
+		}
+		t.w.WriteString("# HELP " + f.name + " " + escapeHelp(f.help) + "\n# TYPE " + f.name + " " + typ + "\n")
+		t.header = true
+	}
+	t.line = append(t.line[:0], f.name...)
+	if len(f.names) > 0 {
+		t.line = append(t.line, '{')
+		for j, name := range f.names {
+			if j > 0 {
+				t.line = append(t.line, ',')
+			}
+			t.line = append(t.line, name...)
+			t.line = append(t.line, `="`...)
+			t.line = appendEscaped(t.line, values[f.order[j]])
+			t.line = append(t.line, '"')
+		}
+		t.line = append(t.line, '}')
+	}
+	t.line = append(t.line, ' ')
+	t.line = strconv.AppendFloat(t.line, v, 'g', -1, 64)
+	t.line = append(t.line, '\n')
+	t.w.Write(t.line)
+}
+
+func (t *textWriter) flush() error { return t.w.Flush() }
+
+// The families, in exposition order.
+const (
+	famUp = iota
+	famWeight
+	famConfigured
+	famState
+	famChecks
+	famFailures
+	famLastSuccess
+	famLastFailure
+	famConsecutive
+	famFlaps
+	famTransitions
+	famOverride
+	famCount
+)
 
 // serverSeries is one real server's figures. A series is exported once it
 // has been set, as a vector child would be: the has* flags say which.
@@ -52,25 +154,23 @@ type serverSeries struct {
 }
 
 func newServers() *servers {
-	rs := []string{"virtual_server", "real_server"}
-	d := func(name, help string, extra ...string) *prometheus.Desc {
-		return prometheus.NewDesc(name, help, append(append([]string(nil), rs...), extra...), nil)
+	s := &servers{m: map[serverKey]*serverSeries{}}
+	f := func(i int, name, help string, counter bool, extra ...string) {
+		s.families[i] = newFamily(name, help, counter, append([]string{"virtual_server", "real_server"}, extra...))
 	}
-	return &servers{
-		m:           map[serverKey]*serverSeries{},
-		up:          d("director_real_server_up", "1 when the real server is up after rise/fall, 0 when down or not yet known."),
-		weight:      d("director_real_server_weight", "Weight the director programs for the real server now (absent from the kernel: -1)."),
-		configured:  d("director_real_server_configured_weight", "Weight the config gives the real server when it is up."),
-		state:       d("director_real_server_state", "The real server's health state, one-hot: 1 for the current state, 0 for the others.", "state"),
-		checks:      d("director_checks_total", "Health checks completed, by result (success or failure).", "check", "result"),
-		failures:    d("director_check_failures_total", "Failed health checks by reason class (timeout, refused, unreachable, reset, dns, status, body, expect, tls, icmp, canceled, error).", "check", "reason"),
-		lastSuccess: d("director_check_last_success_timestamp_seconds", "Unix time of the real server's last successful check (absent until one succeeds)."),
-		lastFailure: d("director_check_last_failure_timestamp_seconds", "Unix time of the real server's last failed check (absent until one fails)."),
-		consecutive: d("director_real_server_consecutive_failures", "Failed checks in a row since the last success."),
-		flaps:       d("director_real_server_flaps_total", "Changes between up and down (either way) after the first verdict."),
-		transitions: d("director_state_transitions_total", "Health state changes of a real server, by the state entered.", "to"),
-		override:    d("director_real_server_override", "1 while an operator override (kind drain or disable, from the API or maintenance_dir) holds the real server out, else 0.", "kind"),
-	}
+	f(famUp, "director_real_server_up", "1 when the real server is up after rise/fall, 0 when down or not yet known.", false)
+	f(famWeight, "director_real_server_weight", "Weight the director programs for the real server now (absent from the kernel: -1).", false)
+	f(famConfigured, "director_real_server_configured_weight", "Weight the config gives the real server when it is up.", false)
+	f(famState, "director_real_server_state", "The real server's health state, one-hot: 1 for the current state, 0 for the others.", false, "state")
+	f(famChecks, "director_checks_total", "Health checks completed, by result (success or failure).", true, "check", "result")
+	f(famFailures, "director_check_failures_total", "Failed health checks by reason class (timeout, refused, unreachable, reset, dns, status, body, expect, tls, icmp, canceled, error).", true, "check", "reason")
+	f(famLastSuccess, "director_check_last_success_timestamp_seconds", "Unix time of the real server's last successful check (absent until one succeeds).", false)
+	f(famLastFailure, "director_check_last_failure_timestamp_seconds", "Unix time of the real server's last failed check (absent until one fails).", false)
+	f(famConsecutive, "director_real_server_consecutive_failures", "Failed checks in a row since the last success.", false)
+	f(famFlaps, "director_real_server_flaps_total", "Changes between up and down (either way) after the first verdict.", true)
+	f(famTransitions, "director_state_transitions_total", "Health state changes of a real server, by the state entered.", true, "to")
+	f(famOverride, "director_real_server_override", "1 while an operator override (kind drain or disable, from the API or maintenance_dir) holds the real server out, else 0.", false, "kind")
+	return s
 }
 
 // with runs f on the series of one real server, creating it if needed.
@@ -126,61 +226,161 @@ func reasonLabel(i int) string {
 	return "error"
 }
 
+// snapshot copies every server's figures, sorted by virtual server and
+// real server, so that reading them never holds the lock the engine
+// needs to record results.
+type snapshotEntry struct {
+	key serverKey
+	ss  serverSeries
+}
+
+func (s *servers) snapshot() []snapshotEntry {
+	s.mu.Lock()
+	out := make([]snapshotEntry, 0, len(s.m))
+	for k, ss := range s.m {
+		e := snapshotEntry{key: k, ss: *ss}
+		e.ss.failures = slices.Clone(ss.failures)
+		if ss.transitions != nil {
+			e.ss.transitions = make(map[string]uint64, len(ss.transitions))
+			for to, n := range ss.transitions {
+				e.ss.transitions[to] = n
+			}
+		}
+		out = append(out, e)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b snapshotEntry) int {
+		if c := strings.Compare(a.key.vs, b.key.vs); c != 0 {
+			return c
+		}
+		return strings.Compare(a.key.rs, b.key.rs)
+	})
+	return out
+}
+
+// series calls emit for every series of family fam of one server that is
+// set, with the label values after virtual_server and real_server.
+func (ss *serverSeries) series(fam int, emit func(extra []string, v float64)) {
+	switch fam {
+	case famUp:
+		if ss.hasState {
+			emit(nil, b2f(ss.state == health.Up.String()))
+		}
+	case famWeight:
+		if ss.hasState {
+			emit(nil, float64(ss.weight))
+		}
+	case famConfigured:
+		if ss.hasState {
+			emit(nil, float64(ss.configured))
+		}
+	case famState:
+		if ss.hasState {
+			for _, st := range health.States {
+				emit([]string{st.String()}, b2f(st.String() == ss.state))
+			}
+		}
+	case famChecks:
+		if ss.checksFailed > 0 {
+			emit([]string{ss.check, "failure"}, float64(ss.checksFailed))
+		}
+		if ss.checksOK > 0 {
+			emit([]string{ss.check, "success"}, float64(ss.checksOK))
+		}
+	case famFailures:
+		for i, n := range ss.failures {
+			if n > 0 {
+				emit([]string{ss.check, reasonLabel(i)}, float64(n))
+			}
+		}
+	case famLastSuccess:
+		if ss.lastSuccess > 0 {
+			emit(nil, ss.lastSuccess)
+		}
+	case famLastFailure:
+		if ss.lastFailure > 0 {
+			emit(nil, ss.lastFailure)
+		}
+	case famConsecutive:
+		if ss.hasConsecutive {
+			emit(nil, float64(ss.consecutive))
+		}
+	case famFlaps:
+		if ss.hasFlaps {
+			emit(nil, float64(ss.flaps))
+		}
+	case famTransitions:
+		tos := make([]string, 0, len(ss.transitions))
+		for to := range ss.transitions {
+			tos = append(tos, to)
+		}
+		slices.Sort(tos)
+		for _, to := range tos {
+			emit([]string{to}, float64(ss.transitions[to]))
+		}
+	case famOverride:
+		if ss.hasOverride {
+			for _, kind := range OverrideKinds {
+				emit([]string{kind}, b2f(kind == ss.override))
+			}
+		}
+	}
+}
+
 func (s *servers) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{s.up, s.weight, s.configured, s.state, s.checks, s.failures,
-		s.lastSuccess, s.lastFailure, s.consecutive, s.flaps, s.transitions, s.override} {
-		ch <- d
+	for i := range s.families {
+		ch <- s.families[i].desc
 	}
 }
 
 func (s *servers) Collect(ch chan<- prometheus.Metric) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
-	}
-	for k, ss := range s.m {
-		if ss.hasState {
-			gauge(s.up, b2f(ss.state == health.Up.String()), k.vs, k.rs)
-			gauge(s.weight, float64(ss.weight), k.vs, k.rs)
-			gauge(s.configured, float64(ss.configured), k.vs, k.rs)
-			for _, st := range health.States {
-				gauge(s.state, b2f(st.String() == ss.state), k.vs, k.rs, st.String())
-			}
-		}
-		if ss.checksOK > 0 {
-			counter(s.checks, float64(ss.checksOK), k.vs, k.rs, ss.check, "success")
-		}
-		if ss.checksFailed > 0 {
-			counter(s.checks, float64(ss.checksFailed), k.vs, k.rs, ss.check, "failure")
-		}
-		for i, n := range ss.failures {
-			if n > 0 {
-				counter(s.failures, float64(n), k.vs, k.rs, ss.check, reasonLabel(i))
-			}
-		}
-		if ss.lastSuccess > 0 {
-			gauge(s.lastSuccess, ss.lastSuccess, k.vs, k.rs)
-		}
-		if ss.lastFailure > 0 {
-			gauge(s.lastFailure, ss.lastFailure, k.vs, k.rs)
-		}
-		if ss.hasConsecutive {
-			gauge(s.consecutive, float64(ss.consecutive), k.vs, k.rs)
-		}
-		if ss.hasFlaps {
-			counter(s.flaps, float64(ss.flaps), k.vs, k.rs)
-		}
-		for to, n := range ss.transitions {
-			counter(s.transitions, float64(n), k.vs, k.rs, to)
-		}
-		if ss.hasOverride {
-			for _, kind := range OverrideKinds {
-				gauge(s.override, b2f(kind == ss.override), k.vs, k.rs, kind)
-			}
+	for _, e := range s.snapshot() {
+		for i := range s.families {
+			f := &s.families[i]
+			e.ss.series(i, func(extra []string, v float64) {
+				ch <- f.metric(v, append([]string{e.key.vs, e.key.rs}, extra...))
+			})
 		}
 	}
+}
+
+// writeText writes every per-server family, family by family, without
+// building them in memory.
+func (s *servers) writeText(w io.Writer) error {
+	snap := s.snapshot()
+	t := newTextWriter(w)
+	values := make([]string, 0, 4)
+	for i := range s.families {
+		f := &s.families[i]
+		t.begin()
+		for _, e := range snap {
+			e.ss.series(i, func(extra []string, v float64) {
+				values = append(append(values[:0], e.key.vs, e.key.rs), extra...)
+				t.sample(f, values, v)
+			})
+		}
+	}
+	return t.flush()
+}
+
+// appendEscaped appends a label value escaped as the text format wants:
+// backslash, double quote and newline.
+func appendEscaped(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			b = append(b, `\\`...)
+		case '"':
+			b = append(b, `\"`...)
+		case '\n':
+			b = append(b, `\n`...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+func escapeHelp(h string) string {
+	return strings.NewReplacer(`\`, `\\`, "\n", `\n`).Replace(h)
 }

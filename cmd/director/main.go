@@ -204,7 +204,7 @@ func runCmd(args []string, stderr io.Writer) int {
 	if cfg.Director.KernelStats != "off" {
 		kernel := metrics.NewIPVSCollector(table, eng.ServiceNames, 5*time.Second, log)
 		kernel.ServicesOnly = cfg.Director.KernelStats == "services"
-		m.Registry.MustRegister(kernel)
+		m.SetKernelStats(kernel)
 	}
 
 	ln, err := net.Listen("tcp", cfg.Director.Listen)
