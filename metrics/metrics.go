@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lvsdirector/director/health"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -199,10 +201,12 @@ func (m *Metrics) RealServer(vs, rs, state string, weight int64, configured uint
 // Transition counts a state change.
 func (m *Metrics) Transition(vs, rs, to string) {
 	m.servers.with(vs, rs, func(ss *serverSeries) {
-		if ss.transitions == nil {
-			ss.transitions = map[string]uint64{}
+		for i, st := range health.States {
+			if st.String() == to {
+				ss.transitions[i]++
+				return
+			}
 		}
-		ss.transitions[to]++
 	})
 }
 

@@ -147,7 +147,7 @@ type serverSeries struct {
 
 	hasFlaps    bool
 	flaps       uint64
-	transitions map[string]uint64 // by state entered; nil until the first
+	transitions [len(health.States)]uint64 // by state entered, as health.States
 
 	hasOverride bool
 	override    string // "" for none
@@ -240,12 +240,6 @@ func (s *servers) snapshot() []snapshotEntry {
 	for k, ss := range s.m {
 		e := snapshotEntry{key: k, ss: *ss}
 		e.ss.failures = slices.Clone(ss.failures)
-		if ss.transitions != nil {
-			e.ss.transitions = make(map[string]uint64, len(ss.transitions))
-			for to, n := range ss.transitions {
-				e.ss.transitions[to] = n
-			}
-		}
 		out = append(out, e)
 	}
 	s.mu.Unlock()
@@ -310,13 +304,10 @@ func (ss *serverSeries) series(fam int, emit func(extra []string, v float64)) {
 			emit(nil, float64(ss.flaps))
 		}
 	case famTransitions:
-		tos := make([]string, 0, len(ss.transitions))
-		for to := range ss.transitions {
-			tos = append(tos, to)
-		}
-		slices.Sort(tos)
-		for _, to := range tos {
-			emit([]string{to}, float64(ss.transitions[to]))
+		for i, n := range ss.transitions {
+			if n > 0 {
+				emit([]string{health.States[i].String()}, float64(n))
+			}
 		}
 	case famOverride:
 		if ss.hasOverride {
