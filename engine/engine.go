@@ -70,6 +70,11 @@ type server struct {
 	status   serverStatus // recent results, for Status (status.go)
 }
 
+// resultsQueue lets a finished check hand its result over and end without
+// waiting for the engine loop to be scheduled; results still queued when
+// a check is stopped are dropped by observe (their check has no servers).
+const resultsQueue = 256
+
 // transitionSettle is how long a transition waits for others before the
 // table is changed: short against fall × interval, long enough to batch a
 // burst of failures into one reconcile.
@@ -140,7 +145,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		opts:      opts,
 		log:       opts.Logger,
 		reloads:   make(chan reloadRequest),
-		results:   make(chan probeResult),
+		results:   make(chan probeResult, resultsQueue),
 		servers:   map[serverID]*server{},
 		probes:    map[string]*probeRunner{},
 		listeners: map[string][]serverID{},
