@@ -205,12 +205,17 @@ poweroff -f
 `
 }
 
-// writeInitrd writes the cached base followed by an overlay with /init
+// writeInitrd writes the cached base, any extra cached archives (the
+// keepalived overlay of the peer bench), then an overlay with /init
 // and the given binaries (name in / -> host path).
-func writeInitrd(path string, a *assets, init string, bins map[string]string) error {
-	base, err := os.ReadFile(a.base)
-	if err != nil {
-		return err
+func writeInitrd(path string, a *assets, init string, bins map[string]string, extra ...string) error {
+	var all []byte
+	for _, p := range append([]string{a.base}, extra...) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		all = append(all, b...)
 	}
 	var overlay bytes.Buffer
 	c := newCpio(&overlay)
@@ -221,7 +226,7 @@ func writeInitrd(path string, a *assets, init string, bins map[string]string) er
 	if err := c.close(); err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(base, overlay.Bytes()...), 0o644)
+	return os.WriteFile(path, append(all, overlay.Bytes()...), 0o644)
 }
 
 // boot runs qemu until the guest powers off (or ctx ends), passing each

@@ -123,7 +123,7 @@ func TestPeerBench(t *testing.T) {
 
 	init := peerInit(n, window, kinds, reconcile)
 	initrd := filepath.Join(tmp, "initrd.gz")
-	if err := writePeerInitrd(initrd, a, ka, init, map[string]string{"director": director, "director-bench": benchBin}); err != nil {
+	if err := writeInitrd(initrd, a, init, map[string]string{"director": director, "director-bench": benchBin}, ka); err != nil {
 		t.Fatal(err)
 	}
 
@@ -253,29 +253,6 @@ cd /tmp
 	}
 	b.WriteString("echo " + peerMarkDone + "\npoweroff -f\n")
 	return b.String()
-}
-
-// writePeerInitrd writes the cached base, the keepalived overlay, and an
-// overlay with /init and the given binaries (name in / -> host path).
-func writePeerInitrd(path string, a *assets, keepalived, init string, bins map[string]string) error {
-	var all []byte
-	for _, p := range []string{a.base, keepalived} {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		all = append(all, b...)
-	}
-	var overlay bytes.Buffer
-	c := newCpio(&overlay)
-	c.file("init", 0o755, []byte(init))
-	for name, src := range bins {
-		c.copyFile(name, 0o755, src)
-	}
-	if err := c.close(); err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(all, overlay.Bytes()...), 0o644)
 }
 
 // prepareKeepalived returns a cached initramfs overlay holding Debian's
