@@ -446,28 +446,27 @@ func (e *Engine) observe(r probeResult) bool {
 // whether every operation succeeded.
 func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 	start := time.Now()
-	e.mu.Lock()
-	cfg := e.cfg
-	desired, retired := e.desiredLocked() // config, health and drains (drain.go)
-	e.recordOwnedLocked()                 // retries a failed write before anything is created (ownership.go)
-	e.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(ctx, e.opts.ReconcileTimeout)
-	defer cancel()
 	// A health transition plans against the table as the director last
 	// knew it: reading ten thousand destinations back from the kernel for
 	// each server that goes up or down is the cost that grows with scale.
 	// Every other trigger (start, resync, retry, reload, drain) reads the
-	// kernel, so drift made behind our back is still found and repaired.
-	// After a failed reconcile (not ready) the kernel is read again: what
+	// kernel, so drift made behind our back is still found and repaired;
+	// so does a transition after a failed reconcile (not ready), when what
 	// the director last knew may be wrong.
 	e.mu.Lock()
-	known := trigger == "transition" && e.actual != nil && e.ready
+	cfg := e.cfg
+	desired, retired := e.desiredLocked() // config, health and drains (drain.go)
+	e.recordOwnedLocked()                 // retries a failed write before anything is created (ownership.go)
+	lastRead := e.actual
+	known := trigger == "transition" && lastRead != nil && e.ready
 	e.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, e.opts.ReconcileTimeout)
+	defer cancel()
 	var report ipvs.Report
 	var err error
 	if known {
-		report.Actual = e.actual
+		report.Actual = lastRead
 		report.Ops = ipvs.Plan(desired, report.Actual, retired)
 		report.Errors = ipvs.Apply(ctx, e.opts.Table, report.Ops)
 	} else {
