@@ -188,29 +188,6 @@ func TestCorruptStateFile(t *testing.T) {
 	}
 }
 
-func TestStateFileRoundTrip(t *testing.T) {
-	id := serverID{"web", netip.MustParseAddrPort("[2001:db8::1]:443")}
-	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	in := map[serverID]Override{id: {Kind: OverrideDisable, Reason: "r", Source: SourceAPI, By: "me", Since: exp.Add(-time.Hour), Expires: exp}}
-	data, err := encodeState(in, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _, err := decodeState(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out[id] != in[id] {
-		t.Errorf("round trip: %+v, want %+v", out[id], in[id])
-	}
-	for _, bad := range []string{`{"version": 2, "overrides": []}`, `{"version": 1, "overrides": [{"real_server": "x", "kind": "drain"}]}`,
-		`{"version": 1, "overrides": [{"real_server": "10.0.0.1:80", "kind": "explode"}]}`} {
-		if _, _, err := decodeState([]byte(bad)); err == nil {
-			t.Errorf("decodeState(%s) succeeded", bad)
-		}
-	}
-}
-
 func TestMaintenanceDir(t *testing.T) {
 	b1, b2, b3 := newBackend(t), newBackend(t), newBackend(t)
 	dir := t.TempDir()
@@ -264,108 +241,6 @@ func itoa(p uint16) string {
 	return netip.AddrPortFrom(netip.IPv4Unspecified(), p).String()[len("0.0.0.0:"):]
 }
 
-func TestParseMaintenanceNames(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		addr string
-		port uint16
-		ok   bool
-	}{
-		{"10.0.0.11", "10.0.0.11", 0, true},
-		{"10.0.0.11_8080", "10.0.0.11", 8080, true},
-		{"10.0.0.11:8080", "10.0.0.11", 8080, true},
-		{"2001:db8::11", "2001:db8::11", 0, true},
-		{"2001:db8::11_443", "2001:db8::11", 443, true},
-		{"[2001:db8::11]:443", "2001:db8::11", 443, true},
-		{"10.0.0.11_0", "", 0, false},
-		{"10.0.0.11_99999", "", 0, false},
-		{"web-1", "", 0, false},
-		{"fe80::1%eth0", "", 0, false},
-	} {
-		a, p, ok := parseMaintName(tt.name)
-		if ok != tt.ok || (ok && (a.String() != tt.addr || p != tt.port)) {
-			t.Errorf("parseMaintName(%q) = %v %d %v, want %s %d %v", tt.name, a, p, ok, tt.addr, tt.port, tt.ok)
-		}
-	}
-	for _, tt := range []struct{ line, kind, reason string }{
-		{"", OverrideDrain, "maintenance file"},
-		{"new kernel", OverrideDrain, "new kernel"},
-		{"disable: disk", OverrideDisable, "disk"},
-		{"DISABLE disk", OverrideDisable, "disk"},
-		{"drain", OverrideDrain, "maintenance file"},
-		{"disabled: typo stays a reason", OverrideDrain, "disabled: typo stays a reason"},
-	} {
-		if k, r := parseMaintContent(tt.line); k != tt.kind || r != tt.reason {
-			t.Errorf("parseMaintContent(%q) = %q %q, want %q %q", tt.line, k, r, tt.kind, tt.reason)
-		}
-	}
-}
-
-func TestQuorumLost(t *testing.T) {
-	for _, tt := range []struct {
-		prev, known                 bool
-		healthy, quorum, hysteresis uint64
-		want                        bool
-	}{
-		{false, false, 0, 1, 0, true},
-		{false, false, 1, 1, 0, false},
-		{false, false, 150, 200, 50, true}, // first evaluation: no hysteresis
-		{false, true, 150, 200, 50, false}, // had quorum: lost only below 150
-		{false, true, 149, 200, 50, true},
-		{true, true, 249, 200, 50, true}, // lost: regained only at 250
-		{true, true, 250, 200, 50, false},
-	} {
-		if got := quorumLost(tt.prev, tt.known, tt.healthy, tt.quorum, tt.hysteresis); got != tt.want {
-			t.Errorf("quorumLost(%+v) = %v, want %v", tt, got, tt.want)
-		}
-	}
-}
-
-func TestBuildTable(t *testing.T) {
-	a, b, c := netip.MustParseAddrPort("10.0.0.1:80"), netip.MustParseAddrPort("10.0.0.2:80"), netip.MustParseAddrPort("10.0.0.3:80")
-	sorry := netip.MustParseAddrPort("10.0.0.9:80")
-	cfg := &config.Config{VirtualServers: []config.VirtualServer{{
-		Name: "web", Address: vip, Family: "ipv4", Protocol: "tcp", Scheduler: "wrr", Forwarding: "nat", OnFailure: "remove",
-		Fallback: sorry, Quorum: 150,
-		RealServers: []config.RealServer{{Address: a, Weight: 100, Forwarding: "nat"}, {Address: b, Weight: 100, Forwarding: "nat"}, {Address: c, Weight: 50, Forwarding: "nat"}},
-	}}}
-	up := serverView{state: health.Up}
-	down := serverView{state: health.Down}
-	for _, tt := range []struct {
-		name  string
-		views map[netip.AddrPort]serverView
-		want  map[netip.AddrPort]uint32 // absent: not in the table
-	}{
-		{"all up", map[netip.AddrPort]serverView{a: up, b: up, c: up}, map[netip.AddrPort]uint32{a: 100, b: 100, c: 50}},
-		{"drain keeps weight 0 even with remove; disable removes", map[netip.AddrPort]serverView{
-			a: {state: health.Up, override: overrideDrain}, b: {state: health.Up, override: overrideDisable}, c: up},
-			map[netip.AddrPort]uint32{a: 0, c: 0, sorry: 1}}, // 50 < quorum 150: takeover
-		{"suppressed is out like down", map[netip.AddrPort]serverView{a: {state: health.Up, suppressed: true}, b: up, c: up},
-			map[netip.AddrPort]uint32{b: 100, c: 50}},
-		{"held by the panic guard keeps its weight", map[netip.AddrPort]serverView{a: {state: health.Down, held: true}, b: down, c: up},
-			map[netip.AddrPort]uint32{a: 100, c: 50}},
-		{"quorum lost: fallback in, serving servers at 0", map[netip.AddrPort]serverView{a: up, b: down, c: down},
-			map[netip.AddrPort]uint32{a: 0, sorry: 1}},
-		{"exactly quorum", map[netip.AddrPort]serverView{a: up, b: down, c: up}, map[netip.AddrPort]uint32{a: 100, c: 50}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			ds := buildTable(cfg, tableInput{view: func(id serverID) serverView { return tt.views[id.rs] }})
-			got := map[netip.AddrPort]uint32{}
-			for _, d := range ds[0].Destinations {
-				got[d.Address] = d.Weight
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("table %v, want %v", got, tt.want)
-			}
-			for k, w := range tt.want {
-				if g, ok := got[k]; !ok || g != w {
-					t.Fatalf("table %v, want %v", got, tt.want)
-				}
-			}
-		})
-	}
-}
-
 func TestQuorumFallbackTakeover(t *testing.T) {
 	b1, b2, b3 := newBackend(t), newBackend(t), newBackend(t)
 	cfg := testConfig("quiesce", b1, b2, b3)
@@ -392,21 +267,6 @@ func TestQuorumFallbackTakeover(t *testing.T) {
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100, b2.addr: 100, b3.addr: 100}, "300 healthy: quorum regained")
 	if logs.count("quorum lost") != 1 || logs.count("quorum regained") != 1 {
 		t.Errorf("want one quorum lost and one regained line:\n%s", logs)
-	}
-}
-
-func TestPanicTrips(t *testing.T) {
-	for _, tt := range []struct {
-		down, total int
-		threshold   float64
-		want        bool
-	}{
-		{3, 4, 0.5, true}, {2, 4, 0.5, false}, {1, 1, 0.5, false}, {2, 2, 0.5, true},
-		{2, 3, 0.5, true}, {10, 10, 0, false}, {5, 10, 0.49, true},
-	} {
-		if got := panicTrips(tt.down, tt.total, tt.threshold); got != tt.want {
-			t.Errorf("panicTrips(%d, %d, %v) = %v, want %v", tt.down, tt.total, tt.threshold, got, tt.want)
-		}
 	}
 }
 

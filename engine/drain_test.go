@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lvsdirector/director/config"
-	"github.com/lvsdirector/director/health"
+	"github.com/lvsdirector/director/desired"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -168,7 +167,7 @@ func TestStrayWithConnectionsDrainsAtStart(t *testing.T) {
 	mem := ipvs.NewMemory()
 	ctx := context.Background()
 	stray := netip.MustParseAddrPort("127.0.0.1:9")
-	if err := mem.CreateService(ctx, service(&cfg.VirtualServers[0])); err != nil {
+	if err := mem.CreateService(ctx, desired.Service(&cfg.VirtualServers[0])); err != nil {
 		t.Fatal(err)
 	}
 	if err := mem.CreateDestination(ctx, webKey, ipvs.Destination{Address: stray, Weight: 10}); err != nil {
@@ -182,126 +181,3 @@ func TestStrayWithConnectionsDrainsAtStart(t *testing.T) {
 }
 
 // Pure parts, table-tested.
-
-func TestEndedDrains(t *testing.T) {
-	svc := ipvs.AddressKey(ipvs.TCP, vip)
-	a, b, c, d := netip.MustParseAddrPort("10.0.0.1:80"), netip.MustParseAddrPort("10.0.0.2:80"),
-		netip.MustParseAddrPort("10.0.0.3:80"), netip.MustParseAddrPort("10.0.0.4:80")
-	t0 := time.Unix(1000, 0)
-	drains := map[destKey]*drain{
-		normKey(svc, a): {since: t0, timeout: time.Minute},
-		normKey(svc, b): {since: t0, timeout: time.Minute},
-		normKey(svc, c): {since: t0, timeout: time.Minute},
-		normKey(svc, d): {since: t0.Add(-2 * time.Minute), timeout: time.Minute},
-	}
-	kernel := map[destKey]ipvs.DestinationState{
-		normKey(svc, a): {Counters: ipvs.Counters{ActiveConns: 1}},
-		normKey(svc, b): {Counters: ipvs.Counters{PersistentConns: 9}},
-		normKey(svc, d): {Counters: ipvs.Counters{InactiveConns: 2}},
-	}
-	got := endedDrains(drains, kernel, t0.Add(30*time.Second))
-	want := []drainEnd{
-		{key: normKey(svc, b), result: "connections"},
-		{key: normKey(svc, c), result: "gone"},
-		{key: normKey(svc, d), result: "timeout", conns: 2},
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("endedDrains = %+v\nwant %+v", got, want)
-	}
-}
-
-func TestNextDrains(t *testing.T) {
-	a, b := netip.MustParseAddrPort("10.0.0.1:80"), netip.MustParseAddrPort("10.0.0.2:80")
-	mk := func(timeout time.Duration, rs ...netip.AddrPort) *config.Config {
-		vs := config.VirtualServer{Name: "web", Address: vip, Family: "ipv4", Protocol: "tcp", DrainTimeout: timeout}
-		for _, r := range rs {
-			vs.RealServers = append(vs.RealServers, config.RealServer{Address: r, Weight: 5, Forwarding: "nat"})
-		}
-		return &config.Config{VirtualServers: []config.VirtualServer{vs}}
-	}
-	svc := ipvs.AddressKey(ipvs.TCP, vip)
-	busy := map[destKey]ipvs.DestinationState{normKey(svc, a): {Counters: ipvs.Counters{ActiveConns: 1}}, normKey(svc, b): {}}
-	now := time.Unix(5, 0)
-	tests := []struct {
-		name              string
-		old, next         *config.Config
-		running           map[destKey]*drain
-		drains, restored  []netip.AddrPort
-		wantTimeoutOfLast time.Duration
-	}{
-		{"busy server leaves: drains", mk(time.Minute, a, b), mk(time.Minute, b), nil, []netip.AddrPort{a}, nil, time.Minute},
-		{"idle server leaves: deleted", mk(time.Minute, a, b), mk(time.Minute, a), nil, nil, nil, 0},
-		{"timeout 0: deleted", mk(time.Minute, a, b), mk(0, b), nil, nil, nil, 0},
-		{"new timeout applies", mk(time.Minute, a, b), mk(time.Hour, b), nil, []netip.AddrPort{a}, nil, time.Hour},
-		{"draining server returns", mk(time.Minute, b), mk(time.Minute, a, b),
-			map[destKey]*drain{normKey(svc, a): {id: serverID{"web", a}}}, nil, []netip.AddrPort{a}, 0},
-		{"running drain goes on", mk(time.Minute, b), mk(time.Minute, b),
-			map[destKey]*drain{normKey(svc, a): {id: serverID{"web", a}, timeout: time.Second}}, []netip.AddrPort{a}, nil, time.Second},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			drains, restored := nextDrains(tt.old, tt.next, tt.running, nil, busy, now)
-			addrs := func(m map[destKey]*drain) []netip.AddrPort {
-				var out []netip.AddrPort
-				for k := range m {
-					out = append(out, k.addr)
-				}
-				return out
-			}
-			if fmt.Sprint(addrs(drains)) != fmt.Sprint(tt.drains) || fmt.Sprint(addrs(restored)) != fmt.Sprint(tt.restored) {
-				t.Errorf("drains %v restored %v, want %v and %v", addrs(drains), addrs(restored), tt.drains, tt.restored)
-			}
-			for _, d := range drains {
-				if d.timeout != tt.wantTimeoutOfLast {
-					t.Errorf("timeout %s, want %s", d.timeout, tt.wantTimeoutOfLast)
-				}
-				if d.dest.Weight != 0 {
-					t.Errorf("draining destination weight %d, want 0", d.dest.Weight)
-				}
-			}
-		})
-	}
-}
-
-func TestWithDrainsAndRetired(t *testing.T) {
-	web := ipvs.Service{Key: ipvs.AddressKey(ipvs.TCP, vip), Scheduler: "wrr"}
-	gone := ipvs.Service{Key: ipvs.AddressKey(ipvs.TCP, netip.MustParseAddrPort("192.0.2.20:80")), Scheduler: "rr"}
-	a, b := netip.MustParseAddrPort("10.0.0.1:80"), netip.MustParseAddrPort("10.0.0.2:80")
-	desired := []ipvs.DesiredService{{Service: web, Destinations: []ipvs.Destination{{Address: a, Weight: 7}}}}
-	drains := map[destKey]*drain{
-		normKey(web.Key, b):  {service: web, dest: ipvs.Destination{Address: b}},
-		normKey(gone.Key, a): {service: gone, dest: ipvs.Destination{Address: a}},
-	}
-	got := withDrains(desired, drains)
-	if len(desired[0].Destinations) != 1 {
-		t.Fatal("withDrains changed its input")
-	}
-	want := []ipvs.DesiredService{
-		{Service: web, Destinations: []ipvs.Destination{{Address: a, Weight: 7}, {Address: b}}},
-		{Service: gone, Destinations: []ipvs.Destination{{Address: a}}},
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("withDrains = %v\nwant %v", got, want)
-	}
-	other := ipvs.AddressKey(ipvs.UDP, vip)
-	ret := retiredExcept(map[ipvs.ServiceKey]bool{gone.Key: true, other: true}, got)
-	if fmt.Sprint(ret) != fmt.Sprint([]ipvs.ServiceKey{other}) {
-		t.Errorf("retiredExcept = %v, want only %v (gone still drains)", ret, other)
-	}
-}
-
-func TestPlannedStates(t *testing.T) {
-	a, b, c := netip.MustParseAddrPort("10.0.0.1:80"), netip.MustParseAddrPort("10.0.0.2:80"), netip.MustParseAddrPort("10.0.0.3:80")
-	cfg := &config.Config{VirtualServers: []config.VirtualServer{{Name: "web", Address: vip, Family: "ipv4", Protocol: "tcp",
-		RealServers: []config.RealServer{{Address: a}, {Address: b}, {Address: c}}}}}
-	svc := ipvs.AddressKey(ipvs.TCP, vip)
-	kernel := map[destKey]ipvs.DestinationState{
-		normKey(svc, a): {Destination: ipvs.Destination{Weight: 5}},
-		normKey(svc, b): {Destination: ipvs.Destination{Weight: 0}},
-	}
-	got := plannedStates(cfg, map[serverID]health.State{{"web", c}: health.Down}, kernel)
-	want := map[serverID]health.State{{"web", a}: health.Up, {"web", b}: health.Unknown, {"web", c}: health.Down}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("plannedStates = %v, want %v", got, want)
-	}
-}

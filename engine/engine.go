@@ -1,7 +1,11 @@
-// Package engine ties the director together: it runs the checks the config
-// asks for, feeds their results to each real server's health state machine,
-// turns config and health into the desired IPVS table, and reconciles the
-// kernel to it on every change and every resync interval.
+// Package engine runs the director: it owns every piece of mutable state
+// (servers and their health, overrides, drains, what the kernel holds) in
+// one goroutine, Run, and nothing else reads or writes it. Check results,
+// operator requests, reloads and timers arrive there as messages; the
+// pure policies (health, policy/..., desired) decide; Run turns their
+// decisions into kernel operations (ipvs.Plan, ipvs.Apply) and their
+// events into log lines, metrics, notifications and file writes. Readers
+// get immutable snapshots (Snapshot), never the state itself.
 package engine
 
 import (
@@ -9,17 +13,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"net/netip"
-	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lvsdirector/director/checks"
 	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/desired"
 	"github.com/lvsdirector/director/health"
 	"github.com/lvsdirector/director/ipvs"
 	"github.com/lvsdirector/director/metrics"
+	"github.com/lvsdirector/director/policy/damping"
+	"github.com/lvsdirector/director/policy/drain"
+	"github.com/lvsdirector/director/policy/override"
+	"github.com/lvsdirector/director/policy/panicguard"
+	"github.com/lvsdirector/director/policy/quorum"
 )
 
 // Options are the engine's collaborators.
@@ -37,37 +45,48 @@ type Options struct {
 	// DrainPoll is how often draining servers' connection counts are
 	// read; 2s when zero.
 	DrainPoll time.Duration
-	// OnTransition, when set, is called for every state change, with the
-	// engine's lock held: it must return at once (queue, don't deliver).
+	// OnTransition, when set, is called for every state change, on the
+	// engine's goroutine: it must return at once (queue, don't deliver).
 	OnTransition func(Event)
 	// HistoryLength is how many check results Status keeps per real
 	// server, and how many transitions in total; DefaultHistoryLength when zero.
 	HistoryLength int
 	// StateFile keeps API overrides and the list of managed services
-	// across restarts (statefile.go, ownership.go); "" keeps them in
-	// memory only.
+	// across restarts (files.go); "" keeps them in memory only.
 	StateFile string
 	// AdminPoll is how often the maintenance directory is read and
 	// override expiries, flap damping and panics are checked; 1s when zero.
 	AdminPoll time.Duration
 	// OnVirtualServerEvent, when set, is called when the panic guard
-	// trips or ends, with the engine's lock held: it must return at once.
+	// trips or ends, on the engine's goroutine: it must return at once.
 	OnVirtualServerEvent func(VirtualServerEvent)
+	// FileTimeout bounds each file operation (state file, maintenance
+	// directory); 5s when zero.
+	FileTimeout time.Duration
+	// StuckAfter is how long the loop may go without turning before Ready
+	// reports false; 10s when zero.
+	StuckAfter time.Duration
 }
 
 // server is one real server of one virtual server, with its health.
 type server struct {
-	id       serverID
+	id       config.ServerID
 	checkKey string
 	check    checks.Spec
 	machine  *health.Machine
-	last     checks.Result
 	lastAt   time.Time // when the state last changed
 	// programmed is the weight the last reconcile left in the kernel; -1 absent.
 	programmed int64
 	// reported is what the metrics show for it, to skip unchanged updates.
 	reported reported
-	status   serverStatus // recent results, for Status (status.go)
+	history  history // recent results, for Status (snapshot.go)
+}
+
+// reported is a real server's series as last set in the metrics.
+type reported struct {
+	state      health.State
+	programmed int64
+	configured uint32
 }
 
 // resultsQueue lets a finished check hand its result over and end without
@@ -80,36 +99,53 @@ const resultsQueue = 256
 // burst of failures into one reconcile.
 const transitionSettle = 10 * time.Millisecond
 
-// reported is a real server's series as last set in the metrics.
-type reported struct {
-	state      health.State
-	programmed int64
-	configured uint32
-}
-
 // Engine is the running director. Create it with New and start it with Run.
 type Engine struct {
 	opts Options
 	log  *slog.Logger
+	prod *metrics.Production
+	adm  *metrics.Admin
 
-	reloads chan reloadRequest
-	results chan probeResult
+	// Messages to the loop.
+	reloads  chan reloadRequest
+	results  chan probeResult
+	requests chan request
+	pings    chan chan struct{}
+	publish  chan struct{} // a reader wants a fresher snapshot (snapshot.go)
 
-	// mu guards everything below. Only the Run goroutine writes; Status
-	// and Ready read from other goroutines.
-	mu        sync.Mutex
-	cfg       *config.Config
-	servers   map[serverID]*server
-	probes    map[string]*probeRunner
-	listeners map[string][]serverID // check key -> the servers it feeds
-	managed   map[ipvs.ServiceKey]bool
-	retired   map[ipvs.ServiceKey]bool
-	ready     bool
-	actual    []ipvs.ServiceState // the kernel table as last read
-	events    []Event             // recent transitions, oldest first (status.go)
-	prod      production          // drains, error log, watchdog (production.go)
-	adm       adminState          // overrides, damping, panic guard, quorum (admin.go)
-	own       ownership           // the managed services as the state file lists them (ownership.go)
+	// What the loop publishes for other goroutines.
+	snapshot  atomic.Pointer[Status]
+	published atomic.Pointer[chan struct{}] // closed when the next snapshot is out
+	changes   atomic.Uint64                 // bumped by the loop on every change a snapshot shows
+	urgent    atomic.Uint64                 // the last change that must not wait for the freshness window
+	current   atomic.Pointer[config.Config]
+	names     atomic.Pointer[map[ipvs.ServiceKey]string]
+	ready     atomic.Bool
+	running   atomic.Bool  // Run's loop is serving requests
+	lastTurn  atomic.Int64 // unix nanoseconds of the loop's last turn
+	started   chan struct{}
+	files     sync.WaitGroup // file operations in flight (files.go)
+
+	// Everything below is owned by the Run goroutine: nothing else reads
+	// or writes it.
+	cfg          *config.Config
+	servers      map[config.ServerID]*server
+	probes       map[string]*probeRunner
+	listeners    map[string][]config.ServerID // check key -> the servers it feeds
+	managed      map[ipvs.ServiceKey]bool
+	retired      map[ipvs.ServiceKey]bool
+	reconciled   bool                // the last reconcile succeeded
+	actual       []ipvs.ServiceState // the kernel table as last read
+	events       []Event             // recent transitions, oldest first
+	drains       drain.Set
+	kernelErrors errorLog
+	overrides    *override.Set
+	dampers      damping.Set
+	guard        *panicguard.Guard
+	quorum       quorum.State
+	maint        maintReader   // the maintenance directory (files.go)
+	stateFile    stateFileKeep // what the state file holds (files.go)
+	lastPublish  time.Time
 }
 
 type reloadRequest struct {
@@ -135,6 +171,12 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if opts.AdminPoll == 0 {
 		opts.AdminPoll = time.Second
 	}
+	if opts.FileTimeout == 0 {
+		opts.FileTimeout = 5 * time.Second
+	}
+	if opts.StuckAfter == 0 {
+		opts.StuckAfter = 10 * time.Second
+	}
 	if opts.HistoryLength <= 0 {
 		opts.HistoryLength = DefaultHistoryLength
 	}
@@ -144,20 +186,34 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	e := &Engine{
 		opts:      opts,
 		log:       opts.Logger,
+		prod:      metrics.NewProduction(opts.Metrics),
+		adm:       metrics.NewAdmin(opts.Metrics),
 		reloads:   make(chan reloadRequest),
 		results:   make(chan probeResult, resultsQueue),
-		servers:   map[serverID]*server{},
+		requests:  make(chan request),
+		pings:     make(chan chan struct{}),
+		publish:   make(chan struct{}, 1),
+		started:   make(chan struct{}),
+		servers:   map[config.ServerID]*server{},
 		probes:    map[string]*probeRunner{},
-		listeners: map[string][]serverID{},
+		listeners: map[string][]config.ServerID{},
 		managed:   map[ipvs.ServiceKey]bool{},
 		retired:   map[ipvs.ServiceKey]bool{},
-		prod:      newProduction(opts),
-		adm:       newAdminState(opts),
+		drains:    drain.Set{},
+		overrides: override.NewSet(),
+		dampers:   damping.Set{},
+		guard:     panicguard.New(),
+		quorum:    quorum.State{},
+		maint:     maintReader{warned: map[string]bool{}},
 	}
 	if _, err := e.buildProbers(cfg); err != nil {
 		return nil, err
 	}
 	e.cfg = cfg
+	e.setConfig(cfg)
+	ch := make(chan struct{})
+	e.published.Store(&ch)
+	e.publishSnapshot(time.Now())
 	return e, nil
 }
 
@@ -186,12 +242,40 @@ func (e *Engine) buildProbers(cfg *config.Config) (map[string]*probeRunner, erro
 	return fresh, errors.Join(errs...)
 }
 
-// Ready reports whether the first reconcile has completed without errors.
-func (e *Engine) Ready() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.ready
+// setConfig publishes cfg and the service names for other goroutines.
+func (e *Engine) setConfig(cfg *config.Config) {
+	names := make(map[ipvs.ServiceKey]string, len(cfg.VirtualServers))
+	for i := range cfg.VirtualServers {
+		vs := &cfg.VirtualServers[i]
+		names[desired.ServiceKey(vs).Normalize()] = vs.Name
+	}
+	e.current.Store(cfg)
+	e.names.Store(&names)
 }
+
+// Ready reports whether the last reconcile succeeded and the loop is
+// turning: a loop stuck for Options.StuckAfter is not ready, whatever it
+// last did.
+func (e *Engine) Ready() bool {
+	if !e.ready.Load() {
+		return false
+	}
+	return time.Since(time.Unix(0, e.lastTurn.Load())) < e.opts.StuckAfter
+}
+
+// Config returns the running configuration. It is shared, not copied:
+// a Config is never changed once loaded, a reload replaces it whole.
+func (e *Engine) Config() *config.Config { return e.current.Load() }
+
+// ServiceNames maps the key of every service in the running config to
+// the virtual server's name, for labelling kernel statistics. The map is
+// shared: do not change it.
+func (e *Engine) ServiceNames() map[ipvs.ServiceKey]string { return *e.names.Load() }
+
+// Started is closed once Run has read the kernel table, started the checks
+// and made its first reconcile attempt (successful or not): the moment to
+// tell a service manager the director is up.
+func (e *Engine) Started() <-chan struct{} { return e.started }
 
 // Reload replaces the configuration. Checks whose spec is unchanged keep
 // their state and schedule. An error means nothing changed. It blocks until
@@ -211,393 +295,20 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) error {
 	}
 }
 
-// Run adopts what the kernel holds, starts the checks and keeps the kernel
-// table right until ctx ends; then it stops the checks and, when the config
-// says on_shutdown = "flush", removes the services it manages.
-func (e *Engine) Run(ctx context.Context) error {
-	actual, err := e.readTable(ctx)
-	if err != nil {
-		return fmt.Errorf("reading the IPVS table at start: %w", err)
+// Ping returns once the Run loop has answered, or with ctx's error. A
+// watchdog that pings through it notices a wedged engine, not only a dead
+// process.
+func (e *Engine) Ping(ctx context.Context) error {
+	reply := make(chan struct{})
+	select {
+	case e.pings <- reply:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	probeCtx, stopProbes := context.WithCancel(ctx)
-	defer stopProbes()
-
-	e.mu.Lock()
-	e.actual = actual
-	fresh, err := e.buildProbers(e.cfg)
-	if err != nil {
-		e.mu.Unlock()
-		return err
+	select {
+	case <-reply:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	e.loadStateLocked(time.Now()) // API overrides of the last run (statefile.go)
-	e.adoptConfig(e.cfg, fresh, probeCtx)
-	e.retireRecordedLocked(time.Now()) // services of the last run the config dropped (ownership.go)
-	e.drainStrays(time.Now())
-	e.recordOwnedLocked() // before the first reconcile creates any
-	e.mu.Unlock()
-	defer e.stopAllProbes()
-
-	resync := time.NewTicker(e.cfg.Director.ResyncInterval)
-	defer resync.Stop()
-	retry := newBackoff(time.Second, e.cfg.Director.ResyncInterval)
-	defer retry.stop()
-
-	reconcile := func(trigger string) {
-		if e.reconcile(ctx, trigger) {
-			retry.reset()
-		} else {
-			retry.schedule()
-		}
-	}
-	e.adminTick(time.Now()) // maintenance files before the first reconcile (admin.go)
-	reconcile("start")
-	adminTick := time.NewTicker(e.opts.AdminPoll)
-	defer adminTick.Stop()
-	settle := time.NewTimer(time.Hour)
-	settle.Stop()
-	defer settle.Stop()
-	settling := false
-	close(e.prod.started)
-	drainTick := time.NewTicker(e.opts.DrainPoll)
-	defer drainTick.Stop()
-
-	for {
-		select {
-		case <-ctx.Done():
-			e.shutdown()
-			return nil
-		case r := <-e.results:
-			changed := e.observe(r)
-			// Drain results that are already waiting so that a burst of
-			// transitions costs one reconcile, not one each.
-			for drained := false; !drained; {
-				select {
-				case r := <-e.results:
-					changed = e.observe(r) || changed
-				default:
-					drained = true
-				}
-			}
-			changed = e.afterResults(time.Now()) || changed // panic guard (panic.go)
-			// A burst of transitions (a switch dies, fifty servers fail
-			// within milliseconds of each other) costs one reconcile, not
-			// fifty: wait a moment for the rest before applying.
-			if changed && !settling {
-				settling = true
-				settle.Reset(transitionSettle)
-			}
-		case <-settle.C:
-			settling = false
-			reconcile("transition")
-		case <-resync.C:
-			reconcile("resync")
-		case <-retry.C():
-			reconcile("retry")
-		case <-drainTick.C:
-			if e.pollDrains(ctx) {
-				reconcile("drain")
-			}
-		case reply := <-e.prod.pings:
-			close(reply)
-		case <-adminTick.C:
-			if e.adminTick(time.Now()) {
-				reconcile("admin")
-			}
-		case req := <-e.adm.requests:
-			v, changed, err := req.do(time.Now())
-			if changed {
-				reconcile("admin")
-			}
-			req.reply <- adminReply{v, err}
-		case req := <-e.reloads:
-			err := e.applyReload(ctx, req.cfg, probeCtx)
-			req.reply <- err
-			if err == nil {
-				resync.Reset(req.cfg.Director.ResyncInterval)
-				retry.max = req.cfg.Director.ResyncInterval
-				reconcile("reload")
-			}
-		}
-	}
-}
-
-func (e *Engine) readTable(ctx context.Context) ([]ipvs.ServiceState, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.opts.ReconcileTimeout)
-	defer cancel()
-	return e.opts.Table.Services(ctx)
-}
-
-// adoptConfig makes cfg the running config: servers that are new get a
-// state machine (adopting the kernel's view), servers that are gone are
-// forgotten, probes follow. Callers hold mu; fresh holds the probers for
-// checks not yet running.
-func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, probeCtx context.Context) {
-	kernel := indexTable(e.actual)
-	keep := map[serverID]bool{}
-	listeners := map[string][]serverID{}
-	for i := range cfg.VirtualServers {
-		vs := &cfg.VirtualServers[i]
-		key := serviceKey(vs)
-		e.managed[key] = true
-		delete(e.retired, key)
-		for j := range vs.RealServers {
-			rs := &vs.RealServers[j]
-			id := serverID{vs.Name, rs.Address}
-			spec := checkSpec(vs, rs)
-			ck := spec.Key()
-			keep[id] = true
-			listeners[ck] = append(listeners[ck], id)
-			s := e.servers[id]
-			if s != nil && s.checkKey == ck {
-				s.machine.SetThresholds(vs.Check.Rise, vs.Check.Fall)
-				continue
-			}
-			// A server whose check changed keeps its verdict until the new
-			// check overturns it. A new server starts from what the kernel
-			// shows, so a destination that is serving keeps serving.
-			initial := health.Unknown
-			programmed := int64(-1)
-			if s != nil {
-				initial, programmed = s.machine.State(), s.programmed
-			} else if d, ok := kernel[destKey{key, rs.Address}]; ok {
-				programmed = int64(d.Weight)
-				if d.Weight > 0 {
-					initial = health.Up
-				}
-			}
-			e.servers[id] = &server{
-				id: id, checkKey: ck, check: spec,
-				machine:    health.New(vs.Check.Rise, vs.Check.Fall, initial),
-				lastAt:     time.Now(),
-				programmed: programmed,
-				reported:   reported{initial, programmed, rs.Weight},
-			}
-			e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), initial.String(), programmed, rs.Weight)
-		}
-	}
-	for id := range e.servers {
-		if !keep[id] {
-			delete(e.servers, id)
-			e.opts.Metrics.ForgetRealServer(id.vs, id.rs.String())
-		}
-	}
-	for key := range e.managed {
-		if !slices.ContainsFunc(cfg.VirtualServers, func(vs config.VirtualServer) bool { return serviceKey(&vs) == key }) {
-			delete(e.managed, key)
-			e.retired[key] = true
-		}
-	}
-	for key, p := range e.probes {
-		if _, used := listeners[key]; !used {
-			p.stop()
-			delete(e.probes, key)
-		}
-	}
-	for key, p := range fresh {
-		e.probes[key] = p
-		p.start(probeCtx, e.results, e.opts.Metrics.Schedule)
-	}
-	e.listeners = listeners
-	e.cfg = cfg
-	e.adoptAdminLocked(cfg) // overrides, damping, panics of servers that left (admin.go)
-}
-
-// observe feeds one check result to every server that uses the check and
-// reports whether any of them changed state.
-func (e *Engine) observe(r probeResult) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	changed := false
-	for _, id := range e.listeners[r.key] {
-		s := e.servers[id]
-		if s == nil {
-			continue
-		}
-		s.last = r.result
-		rs := id.rs.String()
-		e.opts.Metrics.Check(id.vs, rs, s.check.Type, r.result.OK, r.result.Duration)
-		t, moved := s.machine.Observe(r.result.OK, r.result.Reason)
-		e.noteResult(s, r.result)
-		if !moved {
-			continue
-		}
-		changed = true
-		s.lastAt = time.Now()
-		e.opts.Metrics.Transition(id.vs, rs, t.To.String())
-		// The state series change with the state, not a reconcile later
-		// (the weight series follow when the table has changed).
-		s.reported.state = t.To
-		e.opts.Metrics.RealServer(id.vs, rs, t.To.String(), s.reported.programmed, s.reported.configured)
-		e.noteTransition(s, t)
-		e.noteAdminTransition(id, t, s.lastAt) // flap damping, panic guard (admin.go)
-		level := slog.LevelInfo
-		if t.To == health.Down {
-			level = slog.LevelWarn
-		}
-		e.log.Log(context.Background(), level, "real server "+t.To.String(),
-			"virtual_server", id.vs, "real_server", rs, "from", t.From.String(),
-			"reason", t.Reason, "check", s.check.String(), "latency", r.result.Duration.Round(time.Microsecond),
-			"recent", s.status.summary())
-	}
-	return changed
-}
-
-// reconcile brings the kernel table to the desired state and reports
-// whether every operation succeeded.
-func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
-	start := time.Now()
-	// A health transition plans against the table as the director last
-	// knew it: reading ten thousand destinations back from the kernel for
-	// each server that goes up or down is the cost that grows with scale.
-	// Every other trigger (start, resync, retry, reload, drain) reads the
-	// kernel, so drift made behind our back is still found and repaired;
-	// so does a transition after a failed reconcile (not ready), when what
-	// the director last knew may be wrong.
-	e.mu.Lock()
-	cfg := e.cfg
-	desired, retired := e.desiredLocked() // config, health and drains (drain.go)
-	e.recordOwnedLocked()                 // retries a failed write before anything is created (ownership.go)
-	lastRead := e.actual
-	known := trigger == "transition" && lastRead != nil && e.ready
-	e.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(ctx, e.opts.ReconcileTimeout)
-	defer cancel()
-	var report ipvs.Report
-	var err error
-	if known {
-		report.Actual = lastRead
-		report.Ops = ipvs.Plan(desired, report.Actual, retired)
-		report.Errors = ipvs.Apply(ctx, e.opts.Table, report.Ops)
-	} else {
-		report, err = ipvs.Reconcile(ctx, e.opts.Table, desired, retired)
-	}
-	if err != nil {
-		e.opts.Metrics.Reconcile(trigger, err, time.Since(start))
-		e.ipvsFailed(trigger, err) // logged once per cause (errlog.go)
-		return false
-	}
-	e.recordOps(trigger, report.Ops, report.Errors, e.ipvsFailed)
-	ok := len(report.Errors) == 0
-	var runErr error
-	if !ok {
-		runErr = errors.New("operations failed")
-	}
-	e.opts.Metrics.Reconcile(trigger, runErr, time.Since(start))
-
-	var after []ipvs.ServiceState
-	var readErr error
-	if known && ok {
-		after, readErr = applied(ctx, report)
-	} else {
-		after, readErr = e.readTable(ctx)
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if readErr == nil {
-		e.actual = after
-	} else if known {
-		e.actual = nil // unknown now: the next reconcile reads the kernel
-	}
-	if ok {
-		e.ready = true
-		for _, k := range retired {
-			delete(e.retired, k)
-		}
-		e.recordOwnedLocked() // the deleted ones leave the state file
-	}
-	e.ipvsSettledLocked(ok) // not ready while the last reconcile failed
-	e.recordProgrammed(cfg)
-	return ok
-}
-
-// applied is the table a fully successful report leaves behind: its plan
-// applied to the table it was planned against, in memory.
-func applied(ctx context.Context, r ipvs.Report) ([]ipvs.ServiceState, error) {
-	scratch := ipvs.NewMemoryFrom(r.Actual)
-	if errs := ipvs.Apply(ctx, scratch, r.Ops); len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return scratch.Services(ctx)
-}
-
-// recordProgrammed updates each server's programmed weight from the last
-// table read, and its metrics. Callers hold mu.
-func (e *Engine) recordProgrammed(cfg *config.Config) {
-	kernel := indexTable(e.actual)
-	for i := range cfg.VirtualServers {
-		vs := &cfg.VirtualServers[i]
-		key := serviceKey(vs)
-		for j := range vs.RealServers {
-			rs := &vs.RealServers[j]
-			s := e.servers[serverID{vs.Name, rs.Address}]
-			if s == nil {
-				continue
-			}
-			s.programmed = -1
-			if d, ok := kernel[destKey{key, rs.Address}]; ok {
-				s.programmed = int64(d.Weight)
-			}
-			// Only what changed: with thousands of servers, setting every
-			// series on every reconcile is most of a transition's cost.
-			now := reported{s.machine.State(), s.programmed, rs.Weight}
-			if s.reported != now {
-				s.reported = now
-				e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), now.state.String(), now.programmed, now.configured)
-			}
-		}
-	}
-}
-
-func (e *Engine) stopAllProbes() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for key, p := range e.probes {
-		p.stop()
-		delete(e.probes, key)
-	}
-}
-
-// shutdown applies on_shutdown. The run context is over, so it gets its own deadline.
-func (e *Engine) shutdown() {
-	e.mu.Lock()
-	cfg := e.cfg
-	keys := slices.Collect(maps.Keys(e.managed))
-	keys = append(keys, slices.Collect(maps.Keys(e.retired))...)
-	e.mu.Unlock()
-	if cfg.Director.OnShutdown != "flush" {
-		e.log.Info("stopping; leaving the IPVS table as it is (on_shutdown = keep)")
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.opts.ReconcileTimeout)
-	defer cancel()
-	report, err := ipvs.Reconcile(ctx, e.opts.Table, nil, keys)
-	if err != nil {
-		e.log.Error("on_shutdown = flush: reading the IPVS table failed; services left in place", "err", err)
-		return
-	}
-	for _, op := range report.Ops {
-		e.log.Info("on_shutdown = flush", "op", op.String())
-	}
-	for _, err := range report.Errors {
-		e.log.Error("on_shutdown = flush: operation failed", "err", err)
-	}
-	if len(report.Errors) == 0 {
-		e.recordFlushed() // nothing left to answer for (ownership.go)
-	}
-}
-
-type destKey struct {
-	svc  ipvs.ServiceKey
-	addr netip.AddrPort
-}
-
-func indexTable(t []ipvs.ServiceState) map[destKey]ipvs.Destination {
-	idx := map[destKey]ipvs.Destination{}
-	for _, s := range t {
-		for _, d := range s.Destinations {
-			idx[destKey{s.Key, d.Address}] = d.Destination
-		}
-	}
-	return idx
 }

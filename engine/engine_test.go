@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lvsdirector/director/checks"
+	"github.com/lvsdirector/director/desired"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -61,7 +62,7 @@ func TestAdoptsKernelTableWithoutChanges(t *testing.T) {
 	mem := ipvs.NewMemory()
 	ctx := context.Background()
 	cfg := testConfig("quiesce", b1, b2)
-	svc := service(&cfg.VirtualServers[0])
+	svc := desired.Service(&cfg.VirtualServers[0])
 	if err := mem.CreateService(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
@@ -224,9 +225,8 @@ func BenchmarkObserveResult(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e.mu.Lock()
+	// The benchmark is the loop here: nothing else runs.
 	e.adoptConfig(cfg, nil, context.Background())
-	e.mu.Unlock()
 	var key string
 	for k := range e.listeners {
 		key = k

@@ -110,27 +110,24 @@ var causeHints = map[string]string{
 
 // ipvsFailed records one failed table read or operation: counted always,
 // logged once per cause and kind of operation with backoff. The engine is
-// not ready until a reconcile succeeds. Called by the Run goroutine
-// without mu held.
+// not ready until a reconcile succeeds.
 func (e *Engine) ipvsFailed(trigger string, err error) {
-	e.prod.metrics.ReconcileFailing(true)
-	e.mu.Lock()
-	e.ready = false
-	e.mu.Unlock()
+	e.prod.ReconcileFailing(true)
+	e.setReconciled(false)
 	e.logIPVSError(trigger, err)
 }
 
 // logIPVSError counts a failed table read or operation and logs it once
-// per cause and kind of operation, with backoff. Run goroutine only.
+// per cause and kind of operation, with backoff.
 func (e *Engine) logIPVSError(trigger string, err error) {
 	cause := ipvsCause(err)
-	e.prod.metrics.IPVSError(cause)
+	e.prod.IPVSError(cause)
 	what, msg := "read", "reading the IPVS table failed; retrying with backoff"
 	var oe *ipvs.OpError
 	if errors.As(err, &oe) {
 		what, msg = oe.Op.Kind.String(), "ipvs operation failed; retrying with backoff"
 	}
-	log, suppressed := e.prod.errors.note(cause+" "+what, time.Now())
+	log, suppressed := e.kernelErrors.note(cause+" "+what, time.Now())
 	if !log {
 		return
 	}
@@ -141,17 +138,23 @@ func (e *Engine) logIPVSError(trigger string, err error) {
 	e.log.Error(msg, args...)
 }
 
-// ipvsSettledLocked records the outcome of a whole reconcile: a success
-// clears every failing cause (and says so once); a failure keeps the
-// engine not ready. Callers hold mu.
-func (e *Engine) ipvsSettledLocked(ok bool) {
-	e.prod.metrics.ReconcileFailing(!ok)
+// ipvsSettled records the outcome of a whole reconcile: a success clears
+// every failing cause (and says so once); a failure keeps the engine not
+// ready.
+func (e *Engine) ipvsSettled(ok bool) {
+	e.prod.ReconcileFailing(!ok)
+	e.setReconciled(ok)
 	if !ok {
-		e.ready = false
 		return
 	}
-	for _, r := range e.prod.errors.clear() {
+	for _, r := range e.kernelErrors.clear() {
 		e.log.Info("ipvs operations succeed again", "cause", r.cause, "failures", r.failures,
 			"failing_for", time.Since(r.since).Round(time.Second))
 	}
+}
+
+// setReconciled keeps whether the last reconcile succeeded, and publishes it.
+func (e *Engine) setReconciled(ok bool) {
+	e.reconciled = ok
+	e.ready.Store(ok)
 }

@@ -408,15 +408,19 @@ func setConns(t *testing.T, mem *ipvs.Memory, key ipvs.ServiceKey, addr netip.Ad
 // probeFor returns the runner checking addr, to tell whether a reload restarted it.
 func (e *Engine) probeFor(t *testing.T, addr netip.AddrPort) *probeRunner {
 	t.Helper()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, p := range e.probes {
-		if p.spec.Target == addr {
-			return p
+	// The probes are the loop's: ask it.
+	v, err := e.submit(tctx(t), func(context.Context, time.Time) (any, bool, error) {
+		for _, p := range e.probes {
+			if p.spec.Target == addr {
+				return p, false, nil
+			}
 		}
+		return nil, false, nil
+	})
+	if err != nil || v == nil {
+		t.Fatalf("no check runs for %s (%v)", addr, err)
 	}
-	t.Fatalf("no check runs for %s", addr)
-	return nil
+	return v.(*probeRunner)
 }
 
 // rsStatus finds a real server in the engine's status.
@@ -522,4 +526,17 @@ func (h *harness) counter(name, label, value string) float64 {
 func (h *harness) stateMetric(vs string, rs netip.AddrPort, state string) float64 {
 	h.t.Helper()
 	return h.gauge("director_real_server_state", map[string]string{"virtual_server": vs, "real_server": rs.String(), "state": state})
+}
+
+// reconcileNow runs one reconcile on the loop, which owns the state, and
+// reports whether it succeeded.
+func (e *Engine) reconcileNow(t *testing.T, trigger string) bool {
+	t.Helper()
+	v, err := e.submit(tctx(t), func(ctx context.Context, _ time.Time) (any, bool, error) {
+		return e.reconcile(ctx, trigger), false, nil
+	})
+	if err != nil {
+		t.Fatalf("reconcile through the loop: %v", err)
+	}
+	return v.(bool)
 }

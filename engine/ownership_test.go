@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lvsdirector/director/ipvs"
+	"github.com/lvsdirector/director/statefile"
 )
 
 var handKey = ipvs.ServiceKey{Family: ipvs.IPv4, Protocol: ipvs.TCP, Address: netip.MustParseAddrPort("192.0.2.99:80")}
@@ -24,7 +24,7 @@ func recorded(t *testing.T, path string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, managed, err := decodeState(data)
+	_, managed, err := statefile.Decode(data)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
@@ -32,7 +32,7 @@ func recorded(t *testing.T, path string) []string {
 		return nil
 	}
 	out := []string{}
-	for _, k := range sortedKeys(managed) {
+	for _, k := range statefile.SortedKeys(managed) {
 		out = append(out, k.String())
 	}
 	return out
@@ -117,7 +117,7 @@ func TestStateRecordedBeforeCreate(t *testing.T) {
 		data, err := os.ReadFile(state)
 		if err != nil {
 			seen <- "unreadable: " + err.Error()
-		} else if _, managed, err := decodeState(data); err != nil || !managed[op.Service.Key.Normalize()] {
+		} else if _, managed, err := statefile.Decode(data); err != nil || !managed[op.Service.Key.Normalize()] {
 			seen <- fmt.Sprintf("%s not listed before its create (%v): %s", op.Service.Key, err, data)
 		} else {
 			seen <- "ok"
@@ -141,7 +141,7 @@ func TestStateRecordedBeforeCreate(t *testing.T) {
 		t.Errorf("reload: %s", got)
 	}
 	mem.SetFail(nil)
-	if !h.engine.reconcile(ctx, "resync") {
+	if !h.engine.reconcileNow(t, "resync") {
 		t.Fatal("resync after the rollback failed")
 	}
 	if got, want := recorded(t, state), []string{"tcp 192.0.2.10:80"}; !slices.Equal(got, want) {
@@ -253,64 +253,5 @@ func TestStateFileWriteFailureDoesNotBlock(t *testing.T) {
 	reload(t, h, testConfig("quiesce", b1))
 	if n := logs.count("writing the state file failed"); n != 1 {
 		t.Errorf("%d log lines for the failing state file, want 1:\n%s", n, logs)
-	}
-}
-
-func TestStateFileManagedRoundTrip(t *testing.T) {
-	in := map[ipvs.ServiceKey]bool{
-		ipvs.AddressKey(ipvs.TCP, netip.MustParseAddrPort("192.0.2.10:80")):    true,
-		ipvs.AddressKey(ipvs.UDP, netip.MustParseAddrPort("[2001:db8::1]:53")): true,
-		ipvs.FWMarkKey(ipvs.IPv6, 10):                                          true,
-	}
-	data, err := encodeState(nil, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raw struct {
-		Managed []map[string]any `json:"managed"`
-	}
-	if err := json.Unmarshal(data, &raw); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := json.Marshal(raw.Managed)
-	want := `[{"address":"192.0.2.10:80","protocol":"tcp"},{"address":"[2001:db8::1]:53","protocol":"udp"},{"family":"ipv6","fwmark":10}]`
-	if string(got) != want {
-		t.Errorf("managed = %s, want %s", got, want)
-	}
-	_, out, err := decodeState(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(out) != len(in) {
-		t.Errorf("round trip: %v, want %v", out, in)
-	}
-	for k := range in {
-		if !out[k] {
-			t.Errorf("round trip lost %s", k)
-		}
-	}
-
-	if _, m, err := decodeState([]byte(`{"version": 1, "overrides": []}`)); err != nil || m != nil {
-		t.Errorf("file without a list: %v, %v; want no list", m, err)
-	}
-	if _, m, err := decodeState([]byte(`{"version": 1, "overrides": [], "managed": []}`)); err != nil || m == nil || len(m) != 0 {
-		t.Errorf("empty list: %v, %v; want an empty list", m, err)
-	}
-	if _, m, err := decodeState([]byte(`{"version": 1, "managed": [{"protocol": "tcp", "address": "[::ffff:192.0.2.1]:80", "family": "ipv4"}]}`)); err != nil ||
-		!m[ipvs.AddressKey(ipvs.TCP, netip.MustParseAddrPort("192.0.2.1:80"))] {
-		t.Errorf("mapped address: %v, %v", m, err)
-	}
-	for _, bad := range []string{
-		`{"version": 1, "managed": [{"protocol": "icmp", "address": "192.0.2.1:80"}]}`,
-		`{"version": 1, "managed": [{"protocol": "tcp", "address": "192.0.2.1"}]}`,
-		`{"version": 1, "managed": [{"protocol": "tcp", "address": "192.0.2.1:80", "family": "ipv6"}]}`,
-		`{"version": 1, "managed": [{"fwmark": 10}]}`,
-		`{"version": 1, "managed": [{"fwmark": 10, "family": "ipv4", "protocol": "tcp"}]}`,
-		`{"version": 1, "managed": [{}]}`,
-		`{"version": 1, "managed": {}}`,
-	} {
-		if _, _, err := decodeState([]byte(bad)); err == nil {
-			t.Errorf("decodeState(%s) succeeded", bad)
-		}
 	}
 }

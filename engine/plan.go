@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/desired"
 	"github.com/lvsdirector/director/health"
 	"github.com/lvsdirector/director/ipvs"
+	"github.com/lvsdirector/director/policy/drain"
 )
 
 // ConfigPlan is what loading a config would do to a kernel table.
@@ -35,7 +37,7 @@ type PlannedDrain struct {
 // Services of current (the running config; may be nil) that next drops
 // are deleted once their servers have drained. It is pure.
 func PlanConfig(next, current *config.Config, actual []ipvs.ServiceState, now time.Time) ConfigPlan {
-	kernel := indexStates(actual)
+	kernel := desired.Index(actual)
 	byKey := map[ipvs.ServiceKey][]ipvs.DestinationState{}
 	for _, s := range actual {
 		byKey[s.Key.Normalize()] = s.Destinations
@@ -45,10 +47,10 @@ func PlanConfig(next, current *config.Config, actual []ipvs.ServiceState, now ti
 	old := &config.Config{}
 	inNext := map[ipvs.ServiceKey]bool{}
 	add := func(vs config.VirtualServer) {
-		key := serviceKey(&vs).Normalize()
+		key := desired.ServiceKey(&vs).Normalize()
 		vs.RealServers = nil
 		for _, d := range byKey[key] {
-			if vs.Fallback.IsValid() && normKey(key, d.Address) == normKey(key, vs.Fallback) {
+			if vs.Fallback.IsValid() && desired.Key(key, d.Address) == desired.Key(key, vs.Fallback) {
 				continue
 			}
 			vs.RealServers = append(vs.RealServers, config.RealServer{Address: d.Address, Weight: d.Weight, Forwarding: d.Forwarding.String()})
@@ -56,26 +58,26 @@ func PlanConfig(next, current *config.Config, actual []ipvs.ServiceState, now ti
 		old.VirtualServers = append(old.VirtualServers, vs)
 	}
 	for _, vs := range next.VirtualServers {
-		inNext[serviceKey(&vs).Normalize()] = true
+		inNext[desired.ServiceKey(&vs).Normalize()] = true
 		add(vs)
 	}
 	retired := map[ipvs.ServiceKey]bool{}
 	if current != nil {
 		for _, vs := range current.VirtualServers {
-			if k := serviceKey(&vs).Normalize(); !inNext[k] {
+			if k := desired.ServiceKey(&vs).Normalize(); !inNext[k] {
 				retired[k] = true
 				add(vs)
 			}
 		}
 	}
 
-	drains, _ := nextDrains(old, next, nil, nil, kernel, now)
-	states := plannedStates(next, nil, kernel)
-	desired := withDrains(desiredTable(next, func(id serverID) health.State { return states[id] }), drains)
-	plan := ConfigPlan{Ops: ipvs.Plan(desired, actual, retiredExcept(retired, desired))}
+	drains, _ := drain.Next(old, next, nil, nil, kernel, now)
+	states := desired.PlannedStates(next, nil, kernel)
+	table := drain.With(desired.FromStates(next, func(id config.ServerID) health.State { return states[id] }), drains)
+	plan := ConfigPlan{Ops: ipvs.Plan(table, actual, drain.RetiredExcept(retired, table))}
 	for k, d := range drains {
-		plan.Draining = append(plan.Draining, PlannedDrain{VirtualServer: d.id.vs, RealServer: d.id.rs, Service: k.svc,
-			Connections: connections(kernel[k]), Timeout: d.timeout})
+		plan.Draining = append(plan.Draining, PlannedDrain{VirtualServer: d.ID.VirtualServer, RealServer: d.ID.RealServer, Service: k.Service,
+			Connections: drain.Connections(kernel[k]), Timeout: d.Timeout})
 	}
 	slices.SortFunc(plan.Draining, func(a, b PlannedDrain) int {
 		if c := a.Service.Compare(b.Service); c != 0 {

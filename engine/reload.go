@@ -5,14 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/netip"
-	"reflect"
 	"slices"
 	"time"
 
 	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/desired"
 	"github.com/lvsdirector/director/health"
 	"github.com/lvsdirector/director/ipvs"
+	"github.com/lvsdirector/director/policy/drain"
 )
 
 // A reload is a transaction. Before anything changes, the new config's
@@ -23,12 +23,10 @@ import (
 // the engine keeps the previous config, checks and state: a reload either
 // happens completely or not at all. Only then does the engine switch.
 
-// applyReload runs one reload on the Run goroutine. A nil error means the
-// new config runs and the kernel matches it.
+// applyReload runs one reload. A nil error means the new config runs and
+// the kernel matches it.
 func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx context.Context) error {
-	e.mu.Lock()
 	fresh, err := e.buildProbers(cfg)
-	e.mu.Unlock()
 	if err != nil {
 		e.log.Error("config reload refused; the running config stays", "path", cfg.Path, "err", err)
 		return err
@@ -42,26 +40,27 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 	}
 
 	now := time.Now()
-	kernel := indexStates(actual)
-	e.mu.Lock()
+	kernel := desired.Index(actual)
 	old := e.cfg
-	oldDesired, oldRetired := e.desiredLocked()
-	drains, restored := nextDrains(old, cfg, e.prod.drains, e.servers, kernel, now)
-	known := map[serverID]health.State{}
+	oldDesired, oldRetired := e.desired()
+	drains, restored := drain.Next(old, cfg, e.drains, e.healthOf, kernel, now)
+	known := map[config.ServerID]health.State{}
 	for id, s := range e.servers {
 		known[id] = s.machine.State()
 	}
 	for _, d := range restored {
-		if d.machine != nil {
-			if _, ok := known[d.id]; !ok {
-				known[d.id] = d.machine.State()
+		if d.Machine != nil {
+			if _, ok := known[d.ID]; !ok {
+				known[d.ID] = d.Machine.State()
 			}
 		}
 	}
-	states := plannedStates(cfg, known, kernel)
-	desired := withDrains(buildTable(cfg, tableInput{
-		view:       func(id serverID) serverView { return e.viewLocked(id, states[id]) }, // overrides survive reloads
-		quorumLost: e.quorumInputLocked(false),
+	states := desired.PlannedStates(cfg, known, kernel)
+	table := drain.With(desired.Build(cfg, desired.Input{
+		View: func(id config.ServerID) desired.View { return e.view(id, states[id]) }, // overrides survive reloads
+		QuorumLost: func(vs *config.VirtualServer, healthy uint64) bool {
+			return e.quorum.Peek(vs.Name, healthy, desired.QuorumOf(vs), vs.Hysteresis)
+		},
 	}), drains)
 	retired := maps.Clone(e.retired)
 	for k := range e.managed {
@@ -69,46 +68,51 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 	}
 	adding := make([]ipvs.ServiceKey, 0, len(cfg.VirtualServers))
 	for i := range cfg.VirtualServers {
-		delete(retired, serviceKey(&cfg.VirtualServers[i]))
-		adding = append(adding, serviceKey(&cfg.VirtualServers[i]))
+		delete(retired, desired.ServiceKey(&cfg.VirtualServers[i]))
+		adding = append(adding, desired.ServiceKey(&cfg.VirtualServers[i]))
 	}
 	// The new services are recorded before they are created, so that a
-	// director killed during the reload still answers for them (ownership.go).
-	e.recordOwnedLocked(adding...)
-	e.mu.Unlock()
+	// director killed during the reload still answers for them.
+	e.recordOwned(ctx, adding...)
 
-	ops := ipvs.Plan(desired, actual, retiredExcept(retired, desired))
+	ops := ipvs.Plan(table, actual, drain.RetiredExcept(retired, table))
 	actx, cancel := context.WithTimeout(ctx, e.opts.ReconcileTimeout)
 	errs := ipvs.Apply(actx, e.opts.Table, ops)
 	cancel()
-	e.logOps("reload", ops, errs)
+	e.recordOps("reload", ops, errs, e.logIPVSError)
 	if len(errs) > 0 {
 		return e.rollback(ctx, cfg, ops, errs, oldDesired, oldRetired)
 	}
 
-	e.mu.Lock()
 	before := len(e.servers)
 	e.actual = actual
 	e.adoptConfig(cfg, fresh, probeCtx)
-	e.startDrainsLocked(drains, restored, kernel)
-	e.mu.Unlock()
+	e.switchDrains(drains, restored, kernel)
 
-	ch := diffConfigs(old, cfg)
+	ch := config.Diff(old, cfg)
 	e.log.Info("config reloaded", "path", cfg.Path, "kernel_changes", len(ops),
-		"virtual_servers", len(cfg.VirtualServers), "real_servers", countServers(cfg), "real_servers_before", before,
-		"virtual_servers_added", ch.addedVS, "virtual_servers_removed", ch.removedVS, "virtual_servers_changed", ch.changedVS,
-		"real_servers_added", ch.addedRS, "real_servers_removed", ch.removedRS, "checks_started", len(fresh))
+		"virtual_servers", len(cfg.VirtualServers), "real_servers", cfg.CountRealServers(), "real_servers_before", before,
+		"virtual_servers_added", ch.AddedVS, "virtual_servers_removed", ch.RemovedVS, "virtual_servers_changed", ch.ChangedVS,
+		"real_servers_added", ch.AddedRS, "real_servers_removed", ch.RemovedRS, "real_servers_reweighted", ch.ReweightedRS,
+		"checks_started", len(fresh))
 	if cfg.Director.Listen != old.Director.Listen {
 		e.log.Warn("director.listen changed; it takes effect on restart", "listen", cfg.Director.Listen)
 	}
 	return nil
 }
 
+// healthOf is a server's state machine and check, for drain.Next.
+func (e *Engine) healthOf(id config.ServerID) (*health.Machine, string) {
+	if s := e.servers[id]; s != nil {
+		return s.machine, s.checkKey
+	}
+	return nil, ""
+}
+
 // rollback puts the previous desired table back after a reload failed
 // part-way, deleting the services the reload created.
 func (e *Engine) rollback(ctx context.Context, cfg *config.Config, ops []ipvs.Op, errs []error,
 	oldDesired []ipvs.DesiredService, oldRetired []ipvs.ServiceKey) error {
-	e.mu.Lock()
 	managed := map[ipvs.ServiceKey]bool{}
 	for k := range e.managed {
 		managed[k.Normalize()] = true
@@ -123,7 +127,6 @@ func (e *Engine) rollback(ctx context.Context, cfg *config.Config, ops []ipvs.Op
 			}
 		}
 	}
-	e.mu.Unlock()
 	applied := ipvs.Report{Ops: ops, Errors: errs}.Applied()
 	applyErr := errors.Join(errs...)
 
@@ -132,10 +135,10 @@ func (e *Engine) rollback(ctx context.Context, cfg *config.Config, ops []ipvs.Op
 	defer cancel()
 	report, rerr := ipvs.Reconcile(rctx, e.opts.Table, oldDesired, oldRetired)
 	if rerr == nil {
-		e.logOps("rollback", report.Ops, report.Errors)
+		e.recordOps("rollback", report.Ops, report.Errors, e.logIPVSError)
 		rerr = errors.Join(report.Errors...)
 	}
-	e.prod.metrics.Rollback(rerr)
+	e.prod.Rollback(rerr)
 	if rerr != nil {
 		e.ipvsFailed("rollback", rerr)
 		e.log.Error("config reload failed part-way and rolling the kernel table back failed too; the previous config stays and the director keeps repairing the table to it",
@@ -149,145 +152,177 @@ func (e *Engine) rollback(ctx context.Context, cfg *config.Config, ops []ipvs.Op
 		cfg.Path, applied, len(ops), applyErr)
 }
 
-// logOps logs and counts the operations of one apply (reload, rollback);
-// a failure is logged once per cause.
-func (e *Engine) logOps(trigger string, ops []ipvs.Op, errs []error) {
-	e.recordOps(trigger, ops, errs, e.logIPVSError)
-}
-
-// recordOps logs each applied operation, counts every operation by kind
-// and result (and, on a resync, as drift repaired), and hands each error
-// to onErr.
-func (e *Engine) recordOps(trigger string, ops []ipvs.Op, errs []error, onErr func(trigger string, err error)) {
-	failed := map[string]bool{}
-	for _, err := range errs {
-		var oe *ipvs.OpError
-		var stopped *ipvs.StoppedError
-		switch {
-		case errors.As(err, &oe):
-			failed[oe.Op.String()] = true
-		case errors.As(err, &stopped):
-			for _, op := range ops[max(0, len(ops)-stopped.Remaining):] {
-				failed[op.String()] = true
-			}
-		}
-		onErr(trigger, err)
-	}
-	msg := "ipvs table changed"
-	if e.opts.DryRun {
-		msg = "dry-run: ipvs table changed (in memory only)"
-	}
-	for _, op := range ops {
-		desc := op.String()
-		if failed[desc] {
-			e.opts.Metrics.IPVSOp(op.Kind.String(), errors.New("failed"))
-			continue
-		}
-		e.opts.Metrics.IPVSOp(op.Kind.String(), nil)
-		if trigger == "resync" {
-			e.opts.Metrics.DriftRepaired(op.Kind.String())
-		}
-		e.log.Info(msg, "op", desc, "trigger", trigger)
-	}
-}
-
-// plannedStates is the health each real server of cfg starts with: what
-// the director knows of it (known), else the adoption rule: a destination
-// in the kernel with weight above 0 is up, anything else unknown. It is
-// pure, and shared by reloads and `director plan`.
-func plannedStates(cfg *config.Config, known map[serverID]health.State, kernel map[destKey]ipvs.DestinationState) map[serverID]health.State {
-	out := map[serverID]health.State{}
+// adoptConfig makes cfg the running config: servers that are new get a
+// state machine (adopting the kernel's view), servers that are gone are
+// forgotten, probes follow. fresh holds the probers for checks not yet
+// running.
+func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, probeCtx context.Context) {
+	kernel := desired.Index(e.actual)
+	keep := map[config.ServerID]bool{}
+	listeners := map[string][]config.ServerID{}
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
-		for _, rs := range vs.RealServers {
-			id := serverID{vs.Name, rs.Address}
-			if st, ok := known[id]; ok {
-				out[id] = st
+		key := desired.ServiceKey(vs)
+		e.managed[key] = true
+		delete(e.retired, key)
+		for j := range vs.RealServers {
+			rs := &vs.RealServers[j]
+			id := config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}
+			spec := checkSpec(vs, rs)
+			ck := spec.Key()
+			keep[id] = true
+			listeners[ck] = append(listeners[ck], id)
+			s := e.servers[id]
+			if s != nil && s.checkKey == ck {
+				s.machine.SetThresholds(vs.Check.Rise, vs.Check.Fall)
 				continue
 			}
-			out[id] = health.Unknown
-			if d, ok := kernel[normKey(serviceKey(vs), rs.Address)]; ok && d.Weight > 0 {
-				out[id] = health.Up
+			// A server whose check changed keeps its verdict until the new
+			// check overturns it. A new server starts from what the kernel
+			// shows, so a destination that is serving keeps serving.
+			initial := health.Unknown
+			programmed := int64(-1)
+			if s != nil {
+				initial, programmed = s.machine.State(), s.programmed
+			} else if d, ok := kernel[desired.Key(key, rs.Address)]; ok {
+				programmed = int64(d.Weight)
+				if d.Weight > 0 {
+					initial = health.Up
+				}
 			}
+			e.servers[id] = &server{
+				id: id, checkKey: ck, check: spec,
+				machine:    health.New(vs.Check.Rise, vs.Check.Fall, initial),
+				lastAt:     time.Now(),
+				programmed: programmed,
+				reported:   reported{initial, programmed, rs.Weight},
+			}
+			e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), initial.String(), programmed, rs.Weight)
 		}
 	}
-	return out
-}
-
-// configChange is what a reload changed, for the log.
-type configChange struct {
-	addedVS, removedVS, changedVS []string
-	addedRS, removedRS            []string // "virtual_server/ip:port"
-}
-
-// diffConfigs compares two configs by virtual server name and real server
-// address. A virtual server is changed when any of its own settings or
-// its check differ. It is pure.
-func diffConfigs(old, next *config.Config) configChange {
-	var c configChange
-	prev := map[string]*config.VirtualServer{}
-	for i := range old.VirtualServers {
-		prev[old.VirtualServers[i].Name] = &old.VirtualServers[i]
+	for id := range e.servers {
+		if !keep[id] {
+			delete(e.servers, id)
+			e.opts.Metrics.ForgetRealServer(id.VirtualServer, id.RealServer.String())
+		}
 	}
-	seen := map[string]bool{}
-	for i := range next.VirtualServers {
-		vs := &next.VirtualServers[i]
-		seen[vs.Name] = true
-		o := prev[vs.Name]
-		if o == nil {
-			c.addedVS = append(c.addedVS, vs.Name)
-			for _, rs := range vs.RealServers {
-				c.addedRS = append(c.addedRS, vs.Name+"/"+rs.Address.String())
-			}
+	for key := range e.managed {
+		if !slices.ContainsFunc(cfg.VirtualServers, func(vs config.VirtualServer) bool { return desired.ServiceKey(&vs) == key }) {
+			delete(e.managed, key)
+			e.retired[key] = true
+		}
+	}
+	for key, p := range e.probes {
+		if _, used := listeners[key]; !used {
+			p.stop()
+			delete(e.probes, key)
+		}
+	}
+	for key, p := range fresh {
+		e.probes[key] = p
+		p.start(probeCtx, e.results, e.opts.Metrics.Schedule)
+	}
+	e.listeners = listeners
+	e.cfg = cfg
+	e.setConfig(cfg)
+	e.followConfig(cfg) // overrides, damping, panics of servers that left (admin.go)
+	e.changed(true)
+}
+
+// beginDrains adds drains that start now, logging and showing each.
+func (e *Engine) beginDrains(drains drain.Set, kernel map[desired.DestKey]ipvs.DestinationState, reason string) {
+	for _, k := range drains.Keys() {
+		d := drains[k]
+		if _, running := e.drains[k]; running {
 			continue
 		}
-		if !sameSettings(*o, *vs) {
-			c.changedVS = append(c.changedVS, vs.Name)
+		e.drains[k] = d
+		args := []any{"virtual_server", d.ID.VirtualServer}
+		if d.Machine == nil && d.ID.VirtualServer == d.Service.Key.String() {
+			args = []any{"service", d.ID.VirtualServer} // its virtual server is unknown
 		}
-		had := map[netip.AddrPort]bool{}
-		for _, rs := range o.RealServers {
-			had[rs.Address] = true
-		}
-		has := map[netip.AddrPort]bool{}
-		for _, rs := range vs.RealServers {
-			has[rs.Address] = true
-			if !had[rs.Address] {
-				c.addedRS = append(c.addedRS, vs.Name+"/"+rs.Address.String())
-			}
-		}
-		for _, rs := range o.RealServers {
-			if !has[rs.Address] {
-				c.removedRS = append(c.removedRS, vs.Name+"/"+rs.Address.String())
-			}
-		}
+		e.log.Info("real server draining: weight 0 until its connections end", append(args,
+			"real_server", d.ID.RealServer.String(), "connections", drain.Connections(kernel[k]), "drain_timeout", d.Timeout,
+			"reason", reason)...)
+		e.opts.Metrics.RealServer(d.ID.VirtualServer, d.ID.RealServer.String(), health.Draining.String(), 0, d.Configured)
 	}
-	for i := range old.VirtualServers {
-		vs := &old.VirtualServers[i]
-		if !seen[vs.Name] {
-			c.removedVS = append(c.removedVS, vs.Name)
-			for _, rs := range vs.RealServers {
-				c.removedRS = append(c.removedRS, vs.Name+"/"+rs.Address.String())
-			}
-		}
-	}
-	for _, l := range []*[]string{&c.addedVS, &c.removedVS, &c.changedVS, &c.addedRS, &c.removedRS} {
-		slices.Sort(*l)
-	}
-	return c
+	e.changed(true)
 }
 
-// sameSettings compares two virtual servers without their real servers
-// and line numbers (moving a block in the file changes nothing).
-func sameSettings(a, b config.VirtualServer) bool {
-	a.RealServers, b.RealServers = nil, nil
-	a.Line, b.Line = 0, 0
-	return reflect.DeepEqual(a, b)
+// switchDrains makes drains the running set after a reload: it logs and
+// shows the new ones, and gives restored servers their verdict back.
+// Called after adoptConfig.
+func (e *Engine) switchDrains(drains, restored drain.Set, kernel map[desired.DestKey]ipvs.DestinationState) {
+	for _, d := range restored {
+		s := e.servers[d.ID]
+		if s != nil && d.Machine != nil && s.checkKey == d.CheckKey {
+			// Same server, same check: it keeps the verdict it had.
+			rise, fall := s.machine.Thresholds()
+			d.Machine.SetThresholds(rise, fall)
+			s.machine = d.Machine
+		}
+		if s == nil {
+			e.opts.Metrics.ForgetRealServer(d.ID.VirtualServer, d.ID.RealServer.String())
+		}
+		state := health.Unknown
+		if s != nil {
+			state = s.machine.State()
+		}
+		e.log.Info("draining real server is back in the config; drain cancelled", "virtual_server", d.ID.VirtualServer,
+			"real_server", d.ID.RealServer.String(), "state", state.String())
+		e.prod.DrainEnded("restored")
+	}
+	running := e.drains
+	e.drains = drain.Set{}
+	for k, d := range drains {
+		if _, ok := running[k]; ok {
+			e.drains[k] = d
+			delete(drains, k)
+		}
+	}
+	e.beginDrains(drains, kernel, "left the config")
 }
 
-func countServers(cfg *config.Config) int {
-	n := 0
-	for _, vs := range cfg.VirtualServers {
-		n += len(vs.RealServers)
+// strayDrains, at start: destinations the kernel holds with connections
+// in a configured service that the config does not name.
+func (e *Engine) strayDrains(now time.Time) {
+	e.beginDrains(drain.Strays(e.cfg, e.actual, now), desired.Index(e.actual), "in the kernel table but not in the config")
+}
+
+// pollDrains reads the connection counts of draining servers and ends the
+// drains that are over. It reports whether any ended, so that a reconcile
+// deletes them. The table is read only while something drains.
+func (e *Engine) pollDrains(ctx context.Context) bool {
+	if len(e.drains) == 0 {
+		return false
 	}
-	return n
+	actual, err := e.readTable(ctx)
+	if err != nil {
+		e.logIPVSError("drain", err)
+		return false
+	}
+	now := time.Now()
+	e.actual = actual
+	ends := drain.Ended(e.drains, desired.Index(actual), now)
+	for _, end := range ends {
+		d := e.drains[end.Key]
+		delete(e.drains, end.Key)
+		args := []any{"virtual_server", d.ID.VirtualServer, "real_server", d.ID.RealServer.String(), "result", end.Result,
+			"drained_for", now.Sub(d.Since).Round(time.Second)}
+		switch end.Result {
+		case "timeout":
+			e.log.Warn("real server drain timed out; deleting it with connections left", append(args,
+				"connections", end.Conns, "drain_timeout", d.Timeout)...)
+		case "gone":
+			e.log.Info("draining real server is no longer in the kernel table", args...)
+		default:
+			e.log.Info("real server drained; deleting it", args...)
+		}
+		e.prod.DrainEnded(end.Result)
+		if e.servers[d.ID] == nil {
+			e.opts.Metrics.ForgetRealServer(d.ID.VirtualServer, d.ID.RealServer.String())
+		}
+	}
+	e.changed(true)
+	return len(ends) > 0
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -64,7 +63,7 @@ func TestReloadRollsBackOnPartialFailure(t *testing.T) {
 		t.Errorf("want one 'rolled back' line:\n%s", logs)
 	}
 	// A resync must not bring the refused config back.
-	if !h.engine.reconcile(context.Background(), "resync") {
+	if !h.engine.reconcileNow(t, "resync") {
 		t.Fatal("resync after rollback failed")
 	}
 	if got, _ := weights(t, mem, webKey); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -96,27 +95,6 @@ func TestReloadLogsWhatChanged(t *testing.T) {
 		if !strings.Contains(line, want) {
 			t.Errorf("reload log line lacks %s:\n%s", want, line)
 		}
-	}
-}
-
-func TestDiffConfigs(t *testing.T) {
-	a, b := netip.MustParseAddrPort("10.0.0.1:80"), netip.MustParseAddrPort("10.0.0.2:80")
-	vs := func(name, sched string, line int, rs ...netip.AddrPort) config.VirtualServer {
-		v := config.VirtualServer{Name: name, Scheduler: sched, Line: line}
-		for _, r := range rs {
-			v.RealServers = append(v.RealServers, config.RealServer{Address: r, Line: line + 1})
-		}
-		return v
-	}
-	old := &config.Config{VirtualServers: []config.VirtualServer{vs("web", "rr", 1, a, b), vs("gone", "rr", 10, a), vs("same", "rr", 20, a)}}
-	next := &config.Config{VirtualServers: []config.VirtualServer{vs("web", "wlc", 5, a), vs("new", "rr", 1, b), vs("same", "rr", 40, a)}}
-	got := diffConfigs(old, next)
-	want := configChange{
-		addedVS: []string{"new"}, removedVS: []string{"gone"}, changedVS: []string{"web"},
-		addedRS: []string{"new/10.0.0.2:80"}, removedRS: []string{"gone/10.0.0.1:80", "web/10.0.0.2:80"},
-	}
-	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
-		t.Errorf("diffConfigs = %+v\nwant %+v", got, want)
 	}
 }
 

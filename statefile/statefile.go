@@ -1,17 +1,20 @@
-package engine
+// Package statefile encodes and decodes the director's state file. It is
+// pure: reading and writing the file is the engine's.
+package statefile
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
+	"maps"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
+	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/desired"
 	"github.com/lvsdirector/director/ipvs"
+	"github.com/lvsdirector/director/policy/override"
 )
 
 // The state file keeps the overrides set through the API across restarts
@@ -65,13 +68,13 @@ type stateOverride struct {
 	Expires       *time.Time `json:"expires,omitempty"`
 }
 
-// encodeState renders the API overrides and the managed services, sorted,
+// Encode renders the API overrides and the managed services, sorted,
 // as the state file. A nil managed leaves the list out.
-func encodeState(api map[serverID]Override, managed map[ipvs.ServiceKey]bool) ([]byte, error) {
+func Encode(api map[config.ServerID]override.Override, managed map[ipvs.ServiceKey]bool) ([]byte, error) {
 	st := stateFile{Version: stateVersion, Overrides: []stateOverride{}}
 	if managed != nil {
 		list := make([]stateService, 0, len(managed))
-		for _, k := range sortedKeys(managed) {
+		for _, k := range SortedKeys(managed) {
 			if k.FWMark != 0 {
 				list = append(list, stateService{FWMark: k.FWMark, Family: k.Family.String()})
 			} else {
@@ -81,7 +84,7 @@ func encodeState(api map[serverID]Override, managed map[ipvs.ServiceKey]bool) ([
 		st.Managed = &list
 	}
 	for id, o := range api {
-		so := stateOverride{VirtualServer: id.vs, RealServer: id.rs.String(), Kind: o.Kind, Reason: o.Reason, By: o.By, Since: o.Since.UTC()}
+		so := stateOverride{VirtualServer: id.VirtualServer, RealServer: id.RealServer.String(), Kind: o.Kind, Reason: o.Reason, By: o.By, Since: o.Since.UTC()}
 		if !o.Expires.IsZero() {
 			t := o.Expires.UTC()
 			so.Expires = &t
@@ -103,9 +106,9 @@ func encodeState(api map[serverID]Override, managed map[ipvs.ServiceKey]bool) ([
 	return append(data, '\n'), err
 }
 
-// decodeState parses a state file: the API overrides, and the managed
+// Decode parses a state file: the API overrides, and the managed
 // services (normalized keys; nil when the file has no list).
-func decodeState(data []byte) (map[serverID]Override, map[ipvs.ServiceKey]bool, error) {
+func Decode(data []byte) (map[config.ServerID]override.Override, map[ipvs.ServiceKey]bool, error) {
 	var st stateFile
 	if err := json.Unmarshal(data, &st); err != nil {
 		return nil, nil, err
@@ -113,20 +116,20 @@ func decodeState(data []byte) (map[serverID]Override, map[ipvs.ServiceKey]bool, 
 	if st.Version != stateVersion {
 		return nil, nil, fmt.Errorf("version %d, this director reads version %d", st.Version, stateVersion)
 	}
-	out := map[serverID]Override{}
+	out := map[config.ServerID]override.Override{}
 	for i, so := range st.Overrides {
 		rs, err := netip.ParseAddrPort(so.RealServer)
 		if err != nil {
 			return nil, nil, fmt.Errorf("override %d: real_server %q: %v", i, so.RealServer, err)
 		}
-		o := Override{Kind: so.Kind, Reason: so.Reason, Source: SourceAPI, By: so.By, Since: so.Since}
-		if o.kind() == overrideNone {
+		o := override.Override{Kind: so.Kind, Reason: so.Reason, Source: override.SourceAPI, By: so.By, Since: so.Since}
+		if o.Hold() == desired.HoldNone {
 			return nil, nil, fmt.Errorf("override %d: unknown kind %q", i, so.Kind)
 		}
 		if so.Expires != nil {
 			o.Expires = *so.Expires
 		}
-		out[serverID{so.VirtualServer, rs}] = o
+		out[config.ServerID{VirtualServer: so.VirtualServer, RealServer: rs}] = o
 	}
 	if st.Managed == nil {
 		return out, nil, nil
@@ -171,114 +174,9 @@ func (ss stateService) key() (ipvs.ServiceKey, error) {
 	return k, nil
 }
 
-// writeFileAtomic replaces path with data: temporary file, fsync, rename,
-// fsync of the directory. The file is readable by its owner only.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // best effort: some file systems refuse to sync a directory
-		d.Close()
-	}
-	return nil
-}
-
-// saveStateLocked writes the API overrides and the managed services
-// (ownership.go) to Options.StateFile (nothing when it is ""). Callers
-// hold mu.
-func (e *Engine) saveStateLocked() error {
-	if e.opts.StateFile == "" {
-		e.adm.dirty = false
-		return nil
-	}
-	data, err := encodeState(e.adm.api, e.own.keys)
-	if err != nil {
-		return err
-	}
-	if err := writeFileAtomic(e.opts.StateFile, data); err != nil {
-		return err
-	}
-	e.adm.dirty = false
-	e.own.saved = true
-	return nil
-}
-
-func (e *Engine) saveState() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.saveStateLocked()
-}
-
-// loadStateLocked reads the overrides and the managed services kept by
-// the last run, at start. A missing file is a first start. An unreadable
-// or corrupt one is logged, moved aside (for the operator to look at) and
-// the director starts without overrides and without the list of services
-// it managed: a director that refuses to start is worse than one that
-// forgot a drain. Overrides of servers the config no longer has, and
-// expired ones, are dropped. Callers hold mu.
-func (e *Engine) loadStateLocked(now time.Time) {
-	path := e.opts.StateFile
-	if path == "" {
-		return
-	}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return
-	}
-	var api map[serverID]Override
-	var managed map[ipvs.ServiceKey]bool
-	if err == nil {
-		api, managed, err = decodeState(data)
-	}
-	if err != nil {
-		aside := path + ".corrupt"
-		if os.Rename(path, aside) != nil {
-			aside = "" // left in place; the next save replaces it
-		}
-		e.log.Error("the override state file is unreadable; starting without API overrides (servers drained or disabled through the API are back under their checks)",
-			"path", path, "err", err, "moved_to", aside,
-			"fix", "set the overrides again through the API; the old file shows what they were")
-		return
-	}
-	for id, o := range api {
-		if !o.Expires.IsZero() && !o.Expires.After(now) {
-			delete(api, id)
-			e.adm.dirty = true
-			e.log.Info("override expired while the director was stopped", "virtual_server", id.vs, "real_server", id.rs.String(), "kind", o.Kind, "reason", o.Reason)
-		}
-	}
-	e.adm.api = api
-	e.own.loaded = managed
-	for id, o := range api {
-		e.log.Info("override restored from the state file", "virtual_server", id.vs, "real_server", id.rs.String(),
-			"kind", o.Kind, "reason", o.Reason, "since", o.Since.UTC().Format(time.RFC3339))
-	}
+// SortedKeys lists a set of keys in ServiceKey.Compare order.
+func SortedKeys(set map[ipvs.ServiceKey]bool) []ipvs.ServiceKey {
+	out := slices.Collect(maps.Keys(set))
+	slices.SortFunc(out, ipvs.ServiceKey.Compare)
+	return out
 }

@@ -1,0 +1,65 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/lvsdirector/director/checks"
+	"github.com/lvsdirector/director/health"
+)
+
+// observe feeds one check result to every server that uses the check and
+// reports whether any of them changed state.
+func (e *Engine) observe(r probeResult) bool {
+	changed := false
+	for _, id := range e.listeners[r.key] {
+		s := e.servers[id]
+		if s == nil {
+			continue
+		}
+		rs := id.RealServer.String()
+		e.opts.Metrics.Check(id.VirtualServer, rs, s.check.Type, r.result.OK, r.result.Duration)
+		t, moved := s.machine.Observe(r.result.OK, r.result.Reason)
+		e.noteResult(s, r.result)
+		if !moved {
+			continue
+		}
+		changed = true
+		now := time.Now()
+		s.lastAt = now
+		e.opts.Metrics.Transition(id.VirtualServer, rs, t.To.String())
+		// The state series change with the state, not a reconcile later
+		// (the weight series follow when the table has changed).
+		s.reported.state = t.To
+		e.opts.Metrics.RealServer(id.VirtualServer, rs, t.To.String(), s.reported.programmed, s.reported.configured)
+		e.noteTransition(s, t)
+		if t.From == health.Up && t.To == health.Down {
+			e.flapped(id, now)                                                                // flap damping (admin.go)
+			e.guardEvents(e.guard.Down(e.cfg.Find(id.VirtualServer), id, t.Reason, now), now) // panic guard
+		}
+		level := slog.LevelInfo
+		if t.To == health.Down {
+			level = slog.LevelWarn
+		}
+		e.log.Log(context.Background(), level, "real server "+t.To.String(),
+			"virtual_server", id.VirtualServer, "real_server", rs, "from", t.From.String(),
+			"reason", t.Reason, "check", s.check.String(), "latency", r.result.Duration.Round(time.Microsecond),
+			"recent", s.history.summary())
+	}
+	if changed {
+		e.changed(true)
+	}
+	return changed
+}
+
+// noteResult records a check result for Status and the detailed metrics.
+func (e *Engine) noteResult(s *server, res checks.Result) {
+	at := res.Start
+	if at.IsZero() {
+		at = time.Now()
+	}
+	s.history.add(CheckResult{Time: at, OK: res.OK, Reason: res.Reason, Duration: res.Duration}, e.opts.HistoryLength)
+	e.opts.Metrics.CheckOutcome(s.id.VirtualServer, s.id.RealServer.String(), s.check.Type, res.OK, res.Reason, at, s.history.failures)
+	e.changed(false)
+}

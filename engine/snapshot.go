@@ -1,0 +1,372 @@
+package engine
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/desired"
+	"github.com/lvsdirector/director/health"
+	"github.com/lvsdirector/director/ipvs"
+	"github.com/lvsdirector/director/policy/damping"
+)
+
+// Readers (the API, the page, `director status`) never touch the engine's
+// state: the loop publishes an immutable Status, and Snapshot returns the
+// latest. Publishing is lazy: the loop counts changes, and builds a new
+// snapshot only when a reader finds the published one out of date, at
+// most once per snapshotFresh for changes that are only new check results
+// (state changes, reloads and operator actions are shown at once). A
+// director nobody reads builds none; a hundred readers of one version
+// share one.
+
+// snapshotFresh is how stale a snapshot may be in check results alone.
+const snapshotFresh = 250 * time.Millisecond
+
+// snapshotWait is how long a reader waits for the loop to publish a
+// fresher snapshot before it takes the one it has: a busy loop delays
+// news, it does not hold readers.
+const snapshotWait = time.Second
+
+// DefaultHistoryLength is how many check results Status keeps per real
+// server when Options.HistoryLength is zero: enough to see a pattern
+// (every other check timing out) without the status growing with uptime.
+const DefaultHistoryLength = 10
+
+// eventLogLength is how many transitions Status keeps, over all servers.
+const eventLogLength = 50
+
+// CheckResult is one completed check, as Status reports it.
+type CheckResult struct {
+	Time     time.Time // when the check started
+	OK       bool
+	Reason   string // why it failed; "" when OK
+	Duration time.Duration
+}
+
+// Event is one change of a real server's health state.
+type Event struct {
+	Time          time.Time
+	VirtualServer string
+	RealServer    netip.AddrPort
+	From, To      health.State
+	Reason        string        // the failing check's reason, or "check passed"
+	Check         string        // the check, described
+	Recent        []CheckResult // the server's last results, oldest first, the deciding one last
+}
+
+// Status is a point-in-time copy of what the director knows.
+type Status struct {
+	// Version increases with every published snapshot.
+	Version        uint64
+	Time           time.Time
+	Ready          bool
+	ConfigPath     string
+	ConfigSHA256   string
+	VirtualServers []VirtualServerStatus
+	Events         []Event // recent transitions, oldest first
+	Draining       []DrainingServer
+}
+
+// VirtualServerStatus is one configured virtual service.
+type VirtualServerStatus struct {
+	Name       string
+	Service    ipvs.Service // the settings the director programs
+	Forwarding string       // the default for its real servers
+	OnFailure  string
+	Check      string         // the check type
+	Fallback   netip.AddrPort // zero when none
+	// FallbackActive: the fallback is in the kernel table with a weight.
+	FallbackActive bool
+	// InKernel: the service was in the kernel table at the last read.
+	InKernel bool
+	// Counters are the kernel's, as of the last table read (each
+	// reconcile); /metrics reads them live.
+	Counters    ipvs.Counters
+	RealServers []RealServerStatus
+	VirtualServerAdmin
+}
+
+// VirtualServerAdmin is a virtual server's quorum and panic guard.
+type VirtualServerAdmin struct {
+	Quorum, Hysteresis uint64
+	HealthyWeight      uint64 // configured weights of the serving real servers, summed
+	QuorumLost         bool
+	PanicThreshold     float64   // 0: the panic guard is off
+	Panic              bool      // the panic guard keeps the pool as it is
+	PanicSince         time.Time // zero when not in panic
+}
+
+// RealServerStatus is one real server of one virtual service.
+type RealServerStatus struct {
+	Address          netip.AddrPort
+	Forwarding       string
+	State            health.State
+	Since            time.Time // last state change (or when the director took the server on)
+	ConfiguredWeight uint32
+	ProgrammedWeight int64 // in the kernel as last read; -1 when absent
+	Check            string
+	// ConsecutiveFailures counts failed checks since the last success;
+	// ConsecutiveSuccesses the reverse.
+	ConsecutiveFailures  int
+	ConsecutiveSuccesses int
+	Last                 *CheckResult // nil until the first check completes
+	LastSuccess          time.Time    // zero: never
+	LastFailure          time.Time    // zero: never
+	History              []CheckResult
+	Counters             ipvs.Counters // the kernel's, as of the last table read
+	RealServerAdmin
+}
+
+// RealServerAdmin is what holds a real server out, or keeps it in.
+type RealServerAdmin struct {
+	Override        *Override // the override in force; nil: none
+	FlapPenalty     float64   // 0 when flap damping is off or has nothing to count
+	Suppressed      bool      // flap damping holds it out
+	SuppressedUntil time.Time // when the penalty will have decayed below flap_reuse
+	HeldByPanic     bool      // the panic guard keeps it in though its checks fail
+}
+
+// DrainingServer is a real server on its way out, for status pages.
+type DrainingServer struct {
+	VirtualServer string
+	RealServer    netip.AddrPort
+	Service       ipvs.ServiceKey
+	Since         time.Time
+	Timeout       time.Duration
+}
+
+// history is what a server remembers for Status beyond its health.
+type history struct {
+	results                  []CheckResult // oldest first, at most Options.HistoryLength
+	lastSuccess, lastFailure time.Time
+	failures, successes      int
+}
+
+func (h *history) add(r CheckResult, keep int) {
+	if len(h.results) >= keep {
+		h.results = slices.Delete(h.results, 0, len(h.results)-keep+1)
+	}
+	h.results = append(h.results, r)
+	if r.OK {
+		h.lastSuccess = r.Time
+		h.failures = 0
+		h.successes++
+	} else {
+		h.lastFailure = r.Time
+		h.successes = 0
+		h.failures++
+	}
+}
+
+// summary renders the last few results for a log line, oldest first:
+// "ok, ok, timeout, timeout".
+func (h *history) summary() string {
+	const n = 5
+	last := h.results[max(0, len(h.results)-n):]
+	parts := make([]string, len(last))
+	for i, r := range last {
+		parts[i] = "ok"
+		if !r.OK {
+			parts[i] = r.Reason
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// noteTransition records a state change in the event log, counts flaps and
+// tells Options.OnTransition.
+func (e *Engine) noteTransition(s *server, t health.Transition) {
+	ev := Event{
+		Time: s.lastAt, VirtualServer: s.id.VirtualServer, RealServer: s.id.RealServer,
+		From: t.From, To: t.To, Reason: t.Reason, Check: s.check.String(),
+		Recent: slices.Clone(s.history.results),
+	}
+	if len(e.events) >= eventLogLength {
+		e.events = slices.Delete(e.events, 0, len(e.events)-eventLogLength+1)
+	}
+	e.events = append(e.events, ev)
+	// The first verdict from unknown is not a flap; up<->down is.
+	if t.From != health.Unknown && t.To != health.Unknown {
+		e.opts.Metrics.Flap(s.id.VirtualServer, s.id.RealServer.String())
+	}
+	if e.opts.OnTransition != nil {
+		ev.Recent = slices.Clone(ev.Recent) // the hook may keep it
+		e.opts.OnTransition(ev)
+	}
+}
+
+// changed counts a change a snapshot shows; urgent ones (state, table,
+// config, operators) are shown without waiting for snapshotFresh.
+func (e *Engine) changed(urgent bool) {
+	n := e.changes.Add(1)
+	if urgent {
+		e.urgent.Store(n)
+	}
+}
+
+// Snapshot returns the latest status snapshot, fresh enough: it asks the
+// loop for a newer one when the published one misses an urgent change or
+// is older than snapshotFresh, and waits for it at most snapshotWait. It
+// is shared and immutable: callers must not modify it (Status returns a
+// copy they may).
+func (e *Engine) Snapshot() *Status {
+	cur := e.snapshot.Load()
+	if !e.running.Load() || e.upToDate(cur) {
+		return cur
+	}
+	wait := *e.published.Load()
+	select {
+	case e.publish <- struct{}{}:
+	default: // a request is already pending
+	}
+	t := time.NewTimer(snapshotWait)
+	defer t.Stop()
+	select {
+	case <-wait:
+	case <-t.C:
+	}
+	return e.snapshot.Load()
+}
+
+func (e *Engine) upToDate(cur *Status) bool {
+	if cur.Version >= e.changes.Load() {
+		return true
+	}
+	return cur.Version >= e.urgent.Load() && time.Since(cur.Time) < snapshotFresh
+}
+
+// Status returns a copy of the latest snapshot that the caller may keep
+// and change.
+func (e *Engine) Status() Status {
+	st := *e.Snapshot()
+	st.VirtualServers = slices.Clone(st.VirtualServers)
+	for i := range st.VirtualServers {
+		v := &st.VirtualServers[i]
+		v.RealServers = slices.Clone(v.RealServers)
+		for j := range v.RealServers {
+			r := &v.RealServers[j]
+			r.History = slices.Clone(r.History)
+			if r.Last != nil {
+				last := *r.Last
+				r.Last = &last
+			}
+			if r.Override != nil {
+				o := *r.Override
+				r.Override = &o
+			}
+		}
+	}
+	st.Events = slices.Clone(st.Events)
+	for i := range st.Events {
+		st.Events[i].Recent = slices.Clone(st.Events[i].Recent)
+	}
+	st.Draining = slices.Clone(st.Draining)
+	return st
+}
+
+// Draining lists the servers draining now, sorted by virtual server and address.
+func (e *Engine) Draining() []DrainingServer { return slices.Clone(e.Snapshot().Draining) }
+
+// publishSnapshot builds a snapshot of the state and publishes it. The
+// snapshot shares nothing mutable with the engine.
+func (e *Engine) publishSnapshot(now time.Time) {
+	version := e.changes.Load()
+	st := &Status{
+		Version: version, Time: now, Ready: e.ready.Load(),
+		ConfigPath: e.cfg.Path, ConfigSHA256: e.cfg.SHA256,
+		Events: slices.Clone(e.events), // each event's Recent is never changed after it is made
+	}
+	kernelSvc := map[ipvs.ServiceKey]*ipvs.ServiceState{}
+	for i := range e.actual {
+		kernelSvc[e.actual[i].Key.Normalize()] = &e.actual[i]
+	}
+	p := damping.Params(e.cfg.Director.Damping)
+	st.VirtualServers = make([]VirtualServerStatus, 0, len(e.cfg.VirtualServers))
+	for i := range e.cfg.VirtualServers {
+		vs := &e.cfg.VirtualServers[i]
+		svc := desired.Service(vs)
+		v := VirtualServerStatus{
+			Name: vs.Name, Service: svc.Normalize(), Forwarding: vs.Forwarding,
+			OnFailure: vs.OnFailure, Check: vs.Check.Type, Fallback: vs.Fallback,
+		}
+		v.Quorum, v.Hysteresis, v.PanicThreshold = desired.QuorumOf(vs), vs.Hysteresis, vs.PanicThreshold
+		panic := e.guard.InPanic(vs.Name)
+		if panic != nil {
+			v.Panic, v.PanicSince = true, panic.Since
+		}
+		dests := map[netip.AddrPort]ipvs.DestinationState{}
+		if ks := kernelSvc[v.Service.Key]; ks != nil {
+			v.InKernel = true
+			v.Counters = ks.Counters
+			for _, d := range ks.Destinations {
+				dests[d.Address] = d
+			}
+		}
+		if d, ok := dests[vs.Fallback]; ok && vs.Fallback.IsValid() && d.Weight > 0 {
+			v.FallbackActive = true
+		}
+		v.RealServers = make([]RealServerStatus, 0, len(vs.RealServers))
+		for j := range vs.RealServers {
+			rs := &vs.RealServers[j]
+			id := config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}
+			r := RealServerStatus{
+				Address: rs.Address, Forwarding: rs.Forwarding,
+				ConfiguredWeight: rs.Weight, ProgrammedWeight: -1,
+			}
+			if d, ok := dests[rs.Address]; ok {
+				r.Counters = d.Counters
+			}
+			if s := e.servers[id]; s != nil {
+				r.State = s.machine.State()
+				r.Since = s.lastAt
+				r.ProgrammedWeight = s.programmed
+				r.Check = s.check.String()
+				h := &s.history
+				r.ConsecutiveFailures, r.ConsecutiveSuccesses = h.failures, h.successes
+				r.LastSuccess, r.LastFailure = h.lastSuccess, h.lastFailure
+				r.History = slices.Clone(h.results)
+				if n := len(r.History); n > 0 {
+					r.Last = &r.History[n-1]
+				}
+			}
+			if o, ok := e.overrides.Effective(id); ok {
+				r.Override = &o
+			}
+			if d := e.dampers[id]; d != nil {
+				r.FlapPenalty = d.Penalty(p, now)
+				r.Suppressed = d.Suppressed()
+				r.SuppressedUntil = d.ReuseAt(p)
+			}
+			if panic != nil {
+				r.HeldByPanic = panic.Kept[id]
+			}
+			if e.view(id, r.State).Serving() {
+				v.HealthyWeight += uint64(rs.Weight)
+			}
+			v.RealServers = append(v.RealServers, r)
+		}
+		lost, known := e.quorum[vs.Name]
+		if !known {
+			lost = v.HealthyWeight < v.Quorum
+		}
+		v.QuorumLost = lost
+		st.VirtualServers = append(st.VirtualServers, v)
+	}
+	st.Draining = make([]DrainingServer, 0, len(e.drains))
+	for _, k := range e.drains.Keys() {
+		d := e.drains[k]
+		st.Draining = append(st.Draining, DrainingServer{VirtualServer: d.ID.VirtualServer, RealServer: d.ID.RealServer, Service: k.Service, Since: d.Since, Timeout: d.Timeout})
+	}
+	slices.SortFunc(st.Draining, func(a, b DrainingServer) int {
+		if c := strings.Compare(a.VirtualServer, b.VirtualServer); c != 0 {
+			return c
+		}
+		return a.RealServer.Compare(b.RealServer)
+	})
+	e.snapshot.Store(st)
+	next := make(chan struct{})
+	close(*e.published.Swap(&next))
+}
