@@ -2,11 +2,13 @@ package engine
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -434,5 +436,57 @@ func TestFlapDamping(t *testing.T) {
 	}
 	if got, _ := weights(t, h.table, webKey); got[b1.addr] != 100 {
 		t.Errorf("after enable b1 has weight %d, want 100", got[b1.addr])
+	}
+}
+
+// Entries of the maintenance directory that are not small regular files
+// (a FIFO, a socket, a 2 GiB file, a symlink to /dev/zero), each named
+// after a real server: opening one for a blocking read would hang the
+// engine. They are logged once each and ignored; checks and reloads go on.
+func TestMaintenanceDirOddEntries(t *testing.T) {
+	b1, b2, b3, b4 := newBackend(t), newBackend(t), newBackend(t), newBackend(t)
+	dir := t.TempDir()
+	cfg := testConfig("quiesce", b1, b2, b3, b4)
+	cfg.Director.MaintenanceDir = dir
+	name := func(b *backend) string { return filepath.Join(dir, b.addr.Addr().String()+"_"+itoa(b.addr.Port())) }
+	if err := syscall.Mkfifo(name(b1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock, err := net.Listen("unix", name(b2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	big, err := os.Create(name(b3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := big.Truncate(2 << 30); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	big.Close()
+	if err := os.Symlink("/dev/zero", name(b4)); err != nil {
+		t.Fatal(err)
+	}
+	h, logs := startAdmin(t, cfg, ipvs.NewMemory(), nil)
+	all := map[netip.AddrPort]uint32{b1.addr: 100, b2.addr: 100, b3.addr: 100, b4.addr: 100}
+	h.eventually(all, "every server in, the odd entries ignored")
+	checks := h.metric("director_checks_total", "web", b1.addr, "")
+	poll(t, "checks go on", func() bool { return h.metric("director_checks_total", "web", b1.addr, "") >= checks+3 })
+	next := testConfig("quiesce", b1, b2, b3, b4)
+	next.Director.MaintenanceDir = dir
+	next.VirtualServers[0].Scheduler = "rr"
+	reload(t, h, next)
+	h.eventually(all, "after a reload")
+	if s := h.scheduler(); s != "rr" {
+		t.Errorf("scheduler after the reload = %q, want rr", s)
+	}
+	for _, b := range []*backend{b1, b2, b3, b4} {
+		if n := logs.count("maintenance_dir: entry ignored", name(b)); n != 1 {
+			t.Errorf("%d log lines for %s, want 1:\n%s", n, name(b), logs)
+		}
+	}
+	if r := rsStatus(t, h.engine, "web", b1.addr); r.Override != nil {
+		t.Errorf("a FIFO set an override: %+v", r.Override)
 	}
 }
