@@ -122,7 +122,7 @@ func (e *Engine) SetOverride(ctx context.Context, req OverrideRequest) (Override
 			args = append(args, "expires", o.Expires.UTC().Format(time.RFC3339))
 		}
 		e.log.Warn("real server override set", args...)
-		e.adm.Override(id.VirtualServer, id.RealServer.String(), e.overrides.KindOf(id))
+		e.policyMetrics.Override(id.VirtualServer, id.RealServer.String(), e.overrides.KindOf(id))
 		eff, _ := e.overrides.Effective(id)
 		return eff, true, nil
 	})
@@ -162,7 +162,7 @@ func (e *Engine) EnableServer(ctx context.Context, vsName string, rs netip.AddrP
 		}
 		if _, has := e.dampers[id]; has {
 			e.dampers.Reset(id)
-			e.adm.Damping(id.VirtualServer, id.RealServer.String(), 0, false)
+			e.policyMetrics.Damping(id.VirtualServer, id.RealServer.String(), 0, false)
 		}
 		args := []any{"virtual_server", id.VirtualServer, "real_server", id.RealServer.String(), "source", SourceAPI, "by", by, "reason", reason}
 		if had {
@@ -172,7 +172,7 @@ func (e *Engine) EnableServer(ctx context.Context, vsName string, rs netip.AddrP
 			args = append(args, "flap_damping", "reset")
 		}
 		e.log.Warn("real server override ended; its health decides again", args...)
-		e.adm.Override(id.VirtualServer, id.RealServer.String(), e.overrides.KindOf(id))
+		e.policyMetrics.Override(id.VirtualServer, id.RealServer.String(), e.overrides.KindOf(id))
 		return nil, true, nil
 	})
 	return err
@@ -221,7 +221,7 @@ func (e *Engine) adminTick(now time.Time) bool {
 		e.stateFile.dirty = true
 		e.log.Warn("real server override expired; its health decides again", "virtual_server", x.ID.VirtualServer,
 			"real_server", x.ID.RealServer.String(), "kind", x.Kind, "reason", x.Reason, "set_by", x.By)
-		e.adm.Override(x.ID.VirtualServer, x.ID.RealServer.String(), e.overrides.KindOf(x.ID))
+		e.policyMetrics.Override(x.ID.VirtualServer, x.ID.RealServer.String(), e.overrides.KindOf(x.ID))
 	}
 	if dc := e.cfg.Director.Damping; dc.Enabled {
 		for _, p := range e.dampers.Decay(damping.Params(dc), now) {
@@ -230,7 +230,7 @@ func (e *Engine) adminTick(now time.Time) bool {
 				e.log.Info("real server released by flap damping: its penalty decayed; its health decides again",
 					"virtual_server", p.ID.VirtualServer, "real_server", p.ID.RealServer.String(), "penalty", int(p.Penalty))
 			}
-			e.adm.Damping(p.ID.VirtualServer, p.ID.RealServer.String(), p.Penalty, p.Suppressed)
+			e.policyMetrics.Damping(p.ID.VirtualServer, p.ID.RealServer.String(), p.Penalty, p.Suppressed)
 		}
 	}
 	changed = e.evaluatePanics(now) || changed
@@ -258,7 +258,7 @@ func (e *Engine) flapped(id config.ServerID, now time.Time) {
 			"suppress", dc.Suppress, "reuse", dc.Reuse, "until", p.Until.UTC().Format(time.RFC3339),
 			"fix", "fix the server; or enable it through the API to end the suppression now")
 	}
-	e.adm.Damping(id.VirtualServer, id.RealServer.String(), p.Penalty, p.Suppressed)
+	e.policyMetrics.Damping(id.VirtualServer, id.RealServer.String(), p.Penalty, p.Suppressed)
 }
 
 // evaluatePanics enters and ends panics; it reports whether the desired
@@ -280,13 +280,13 @@ func (e *Engine) guardEvents(events []panicguard.Event, now time.Time) {
 		case "panic":
 			e.log.Error("panic guard tripped: keeping the pool as it is", "virtual_server", ev.VirtualServer, "reason", ev.Reason,
 				"real_servers", joinAddrs(ev.RealServers), "fix", "check the director's network; the panic ends when the checks recover, or clear it: POST /api/v1/virtual_servers/"+ev.VirtualServer+"/panic/clear")
-			e.adm.Panic(ev.VirtualServer, true)
-			e.adm.PanicTripped(ev.VirtualServer)
+			e.policyMetrics.Panic(ev.VirtualServer, true)
+			e.policyMetrics.PanicTripped(ev.VirtualServer)
 			e.virtualServerEvent(VirtualServerEvent{Time: now, Type: "panic", VirtualServer: ev.VirtualServer, Reason: ev.Reason, RealServers: ev.RealServers})
 		case "panic_end":
 			e.log.Warn("panic guard ended: normal handling resumes; real servers still down are taken out", "virtual_server", ev.VirtualServer,
 				"reason", ev.Reason, "in_panic_for", now.Sub(ev.Since).Round(time.Second), "still_down", joinAddrs(ev.RealServers))
-			e.adm.Panic(ev.VirtualServer, false)
+			e.policyMetrics.Panic(ev.VirtualServer, false)
 			e.virtualServerEvent(VirtualServerEvent{Time: now, Type: "panic_end", VirtualServer: ev.VirtualServer, Reason: ev.Reason, RealServers: ev.RealServers})
 		case "off":
 			e.log.Warn("panic guard turned off by a reload; the virtual server's failed real servers are taken out", "virtual_server", ev.VirtualServer)
@@ -302,7 +302,7 @@ func (e *Engine) guardEvents(events []panicguard.Event, now time.Time) {
 // its changes logged and counted.
 func (e *Engine) evaluateQuorum(vs *config.VirtualServer, healthy uint64) bool {
 	lost, change := e.quorum.Evaluate(vs.Name, healthy, desired.QuorumOf(vs), vs.Hysteresis, e.anyUnknown(vs))
-	e.adm.Quorum(vs.Name, !lost, healthy)
+	e.policyMetrics.Quorum(vs.Name, !lost, healthy)
 	if change == nil {
 		return lost
 	}
@@ -344,20 +344,20 @@ func (e *Engine) followConfig(cfg *config.Config) {
 		if !known[id] || !cfg.Director.Damping.Enabled {
 			delete(e.dampers, id)
 			if known[id] {
-				e.adm.Damping(id.VirtualServer, id.RealServer.String(), 0, false)
+				e.policyMetrics.Damping(id.VirtualServer, id.RealServer.String(), 0, false)
 			}
 		}
 	}
 	off, forgotten := e.guard.Follow(cfg)
 	e.guardEvents(off, time.Now())
 	for _, name := range forgotten {
-		e.adm.Panic(name, false)
+		e.policyMetrics.Panic(name, false)
 	}
 	for _, name := range e.quorum.Keep(func(name string) bool { return cfg.Find(name) != nil }) {
-		e.adm.ForgetVirtualServer(name)
+		e.policyMetrics.ForgetVirtualServer(name)
 	}
 	for id := range known {
-		e.adm.Override(id.VirtualServer, id.RealServer.String(), e.overrides.KindOf(id))
+		e.policyMetrics.Override(id.VirtualServer, id.RealServer.String(), e.overrides.KindOf(id))
 	}
 }
 
@@ -398,7 +398,7 @@ func (e *Engine) applyMaintenance(read maintRead, now time.Time) bool {
 		return false
 	}
 	for _, id := range servers {
-		e.adm.Override(id.VirtualServer, id.RealServer.String(), e.overrides.KindOf(id))
+		e.policyMetrics.Override(id.VirtualServer, id.RealServer.String(), e.overrides.KindOf(id))
 	}
 	e.changed(true)
 	return true

@@ -101,10 +101,10 @@ const transitionSettle = 10 * time.Millisecond
 
 // Engine is the running director. Create it with New and start it with Run.
 type Engine struct {
-	opts Options
-	log  *slog.Logger
-	prod *metrics.Production
-	adm  *metrics.Admin
+	opts          Options
+	log           *slog.Logger
+	tableMetrics  *metrics.Table
+	policyMetrics *metrics.Policy
 
 	// Messages to the loop.
 	reloads  chan reloadRequest
@@ -184,27 +184,27 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		opts.Metrics = metrics.New(metrics.Build{Version: "test"})
 	}
 	e := &Engine{
-		opts:      opts,
-		log:       opts.Logger,
-		prod:      metrics.NewProduction(opts.Metrics),
-		adm:       metrics.NewAdmin(opts.Metrics),
-		reloads:   make(chan reloadRequest),
-		results:   make(chan probeResult, resultsQueue),
-		requests:  make(chan request),
-		pings:     make(chan chan struct{}),
-		publish:   make(chan struct{}, 1),
-		started:   make(chan struct{}),
-		servers:   map[config.ServerID]*server{},
-		probes:    map[string]*probeRunner{},
-		listeners: map[string][]config.ServerID{},
-		managed:   map[ipvs.ServiceKey]bool{},
-		retired:   map[ipvs.ServiceKey]bool{},
-		drains:    drain.Set{},
-		overrides: override.NewSet(),
-		dampers:   damping.Set{},
-		guard:     panicguard.New(),
-		quorum:    quorum.State{},
-		maint:     maintReader{warned: map[string]bool{}},
+		opts:          opts,
+		log:           opts.Logger,
+		tableMetrics:  metrics.NewTable(opts.Metrics),
+		policyMetrics: metrics.NewPolicy(opts.Metrics),
+		reloads:       make(chan reloadRequest),
+		results:       make(chan probeResult, resultsQueue),
+		requests:      make(chan request),
+		pings:         make(chan chan struct{}),
+		publish:       make(chan struct{}, 1),
+		started:       make(chan struct{}),
+		servers:       map[config.ServerID]*server{},
+		probes:        map[string]*probeRunner{},
+		listeners:     map[string][]config.ServerID{},
+		managed:       map[ipvs.ServiceKey]bool{},
+		retired:       map[ipvs.ServiceKey]bool{},
+		drains:        drain.Set{},
+		overrides:     override.NewSet(),
+		dampers:       damping.Set{},
+		guard:         panicguard.New(),
+		quorum:        quorum.State{},
+		maint:         maintReader{warned: map[string]bool{}},
 	}
 	if _, err := e.buildProbers(cfg); err != nil {
 		return nil, err

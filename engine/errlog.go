@@ -112,7 +112,7 @@ var causeHints = map[string]string{
 // logged once per cause and kind of operation with backoff. The engine is
 // not ready until a reconcile succeeds.
 func (e *Engine) ipvsFailed(trigger string, err error) {
-	e.prod.ReconcileFailing(true)
+	e.tableMetrics.ReconcileFailing(true)
 	e.setReconciled(false)
 	e.logIPVSError(trigger, err)
 }
@@ -121,7 +121,7 @@ func (e *Engine) ipvsFailed(trigger string, err error) {
 // per cause and kind of operation, with backoff.
 func (e *Engine) logIPVSError(trigger string, err error) {
 	cause := ipvsCause(err)
-	e.prod.IPVSError(cause)
+	e.tableMetrics.IPVSError(cause)
 	what, msg := "read", "reading the IPVS table failed; retrying with backoff"
 	var oe *ipvs.OpError
 	if errors.As(err, &oe) {
@@ -142,7 +142,7 @@ func (e *Engine) logIPVSError(trigger string, err error) {
 // every failing cause (and says so once); a failure keeps the engine not
 // ready.
 func (e *Engine) ipvsSettled(ok bool) {
-	e.prod.ReconcileFailing(!ok)
+	e.tableMetrics.ReconcileFailing(!ok)
 	e.setReconciled(ok)
 	if !ok {
 		return

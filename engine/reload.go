@@ -138,7 +138,7 @@ func (e *Engine) rollback(ctx context.Context, cfg *config.Config, ops []ipvs.Op
 		e.recordOps("rollback", report.Ops, report.Errors, e.logIPVSError)
 		rerr = errors.Join(report.Errors...)
 	}
-	e.prod.Rollback(rerr)
+	e.tableMetrics.Rollback(rerr)
 	if rerr != nil {
 		e.ipvsFailed("rollback", rerr)
 		e.log.Error("config reload failed part-way and rolling the kernel table back failed too; the previous config stays and the director keeps repairing the table to it",
@@ -270,7 +270,7 @@ func (e *Engine) switchDrains(drains, restored drain.Set, kernel map[desired.Des
 		}
 		e.log.Info("draining real server is back in the config; drain cancelled", "virtual_server", d.ID.VirtualServer,
 			"real_server", d.ID.RealServer.String(), "state", state.String())
-		e.prod.DrainEnded("restored")
+		e.tableMetrics.DrainEnded("restored")
 	}
 	running := e.drains
 	e.drains = drain.Set{}
@@ -318,7 +318,7 @@ func (e *Engine) pollDrains(ctx context.Context) bool {
 		default:
 			e.log.Info("real server drained; deleting it", args...)
 		}
-		e.prod.DrainEnded(end.Result)
+		e.tableMetrics.DrainEnded(end.Result)
 		if e.servers[d.ID] == nil {
 			e.opts.Metrics.ForgetRealServer(d.ID.VirtualServer, d.ID.RealServer.String())
 		}

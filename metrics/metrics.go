@@ -46,7 +46,7 @@ type Metrics struct {
 	configHash    prometheus.Gauge
 	notifications *prometheus.CounterVec
 
-	admin *Admin // admin.go
+	policy *Policy // policy.go
 }
 
 var rsLabels = []string{"virtual_server", "real_server"}
@@ -120,7 +120,7 @@ func New(b Build) *Metrics {
 	m.serversReg = prometheus.NewRegistry()
 	m.serversReg.MustRegister(m.servers)
 	m.Schedule = newSchedule(m.Registry)
-	m.admin = newAdmin(m)
+	m.policy = newPolicy(m)
 	return m
 }
 
@@ -214,7 +214,7 @@ func (m *Metrics) Transition(vs, rs, to string) {
 // so cardinality follows the config.
 func (m *Metrics) ForgetRealServer(vs, rs string) {
 	m.servers.forget(vs, rs)
-	m.admin.forgetRealServer(prometheus.Labels{"virtual_server": vs, "real_server": rs})
+	m.policy.forgetRealServer(prometheus.Labels{"virtual_server": vs, "real_server": rs})
 }
 
 // IPVSOp counts one kernel operation.

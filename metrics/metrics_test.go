@@ -172,7 +172,7 @@ newline`} {
 		m.RealServer(vs, rs, "down", 0, 100)
 		m.Transition(vs, rs, "down")
 		m.Flap(vs, rs)
-		m.admin.Override(vs, rs, "drain")
+		m.policy.Override(vs, rs, "drain")
 	}
 	mem := ipvs.NewMemory()
 	web := ipvs.AddressKey(ipvs.TCP, netip.MustParseAddrPort("192.0.2.10:80"))

@@ -4,10 +4,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Admin holds the metrics of operator overrides, flap damping, the panic
-// guard and quorum. It lives on the same registry as Metrics; build it
-// with NewAdmin.
-type Admin struct {
+// Policy holds the metrics of the policies: operator overrides, flap
+// damping, the panic guard and quorum. It lives on the same registry as
+// Metrics; get it with NewPolicy.
+type Policy struct {
 	servers       *servers // per-server series live with the others (servers.go)
 	penalty       *prometheus.GaugeVec
 	suppressed    *prometheus.GaugeVec
@@ -20,11 +20,11 @@ type Admin struct {
 // OverrideKinds are the values of director_real_server_override's kind label.
 var OverrideKinds = [...]string{"drain", "disable"}
 
-// NewAdmin returns m's admin metrics (registered with m by New).
-func NewAdmin(m *Metrics) *Admin { return m.admin }
+// NewPolicy returns m's policy metrics (registered with m by New).
+func NewPolicy(m *Metrics) *Policy { return m.policy }
 
-func newAdmin(m *Metrics) *Admin {
-	a := &Admin{
+func newPolicy(m *Metrics) *Policy {
+	a := &Policy{
 		servers: m.servers,
 		penalty: register(m.Registry, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "director_real_server_flap_penalty",
@@ -55,13 +55,13 @@ func newAdmin(m *Metrics) *Admin {
 }
 
 // Override sets the override kind of a real server ("" for none).
-func (a *Admin) Override(vs, rs, kind string) {
+func (a *Policy) Override(vs, rs, kind string) {
 	a.servers.with(vs, rs, func(ss *serverSeries) { ss.hasOverride, ss.override = true, kind })
 }
 
 // Damping sets a real server's flap penalty and whether it is suppressed;
 // a zero penalty removes the series.
-func (a *Admin) Damping(vs, rs string, penalty float64, suppressed bool) {
+func (a *Policy) Damping(vs, rs string, penalty float64, suppressed bool) {
 	if penalty == 0 && !suppressed {
 		a.penalty.DeleteLabelValues(vs, rs)
 		a.suppressed.DeleteLabelValues(vs, rs)
@@ -72,19 +72,19 @@ func (a *Admin) Damping(vs, rs string, penalty float64, suppressed bool) {
 }
 
 // Panic sets whether a virtual server is in panic.
-func (a *Admin) Panic(vs string, on bool) { a.panic.WithLabelValues(vs).Set(b2f(on)) }
+func (a *Policy) Panic(vs string, on bool) { a.panic.WithLabelValues(vs).Set(b2f(on)) }
 
 // PanicTripped counts a panic.
-func (a *Admin) PanicTripped(vs string) { a.panics.WithLabelValues(vs).Inc() }
+func (a *Policy) PanicTripped(vs string) { a.panics.WithLabelValues(vs).Inc() }
 
 // Quorum sets a virtual server's quorum state and healthy weight.
-func (a *Admin) Quorum(vs string, up bool, healthy uint64) {
+func (a *Policy) Quorum(vs string, up bool, healthy uint64) {
 	a.quorum.WithLabelValues(vs).Set(b2f(up))
 	a.healthyWeight.WithLabelValues(vs).Set(float64(healthy))
 }
 
 // ForgetVirtualServer drops the series of a virtual server that left the config.
-func (a *Admin) ForgetVirtualServer(vs string) {
+func (a *Policy) ForgetVirtualServer(vs string) {
 	l := prometheus.Labels{"virtual_server": vs}
 	a.panic.DeletePartialMatch(l)
 	a.panics.DeletePartialMatch(l)
@@ -92,7 +92,7 @@ func (a *Admin) ForgetVirtualServer(vs string) {
 	a.healthyWeight.DeletePartialMatch(l)
 }
 
-func (a *Admin) forgetRealServer(l prometheus.Labels) {
+func (a *Policy) forgetRealServer(l prometheus.Labels) {
 	a.penalty.DeletePartialMatch(l)
 	a.suppressed.DeletePartialMatch(l)
 }

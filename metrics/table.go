@@ -6,21 +6,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Production holds the metrics of graceful drain, safe reloads and kernel
-// failure handling. It lives on the same registry as Metrics; build it
-// with NewProduction.
-type Production struct {
+// Table holds the metrics of the kernel table's upkeep: graceful drain,
+// safe reloads and kernel failures. It lives on the same registry as
+// Metrics; build it with NewTable.
+type Table struct {
 	drains           *prometheus.CounterVec
 	ipvsErrors       *prometheus.CounterVec
 	reconcileFailing prometheus.Gauge
 	rollbacks        *prometheus.CounterVec
 }
 
-// NewProduction registers the production metrics on m's registry. Calling
+// NewTable registers the table upkeep metrics on m's registry. Calling
 // it again for the same m returns metrics that share the same series
 // (several engines in one test process may share one Metrics).
-func NewProduction(m *Metrics) *Production {
-	return &Production{
+func NewTable(m *Metrics) *Table {
+	return &Table{
 		drains: register(m.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "director_drains_total",
 			Help: "Real server drains that ended, by how: connections (they all ended), timeout (drain_timeout passed), gone (deleted behind the director's back) or restored (back in the config).",
@@ -56,16 +56,16 @@ func register[C prometheus.Collector](reg *prometheus.Registry, c C) C {
 }
 
 // DrainEnded counts a finished drain by result.
-func (p *Production) DrainEnded(result string) { p.drains.WithLabelValues(result).Inc() }
+func (p *Table) DrainEnded(result string) { p.drains.WithLabelValues(result).Inc() }
 
 // IPVSError counts one failed kernel read or operation by cause class.
-func (p *Production) IPVSError(cause string) { p.ipvsErrors.WithLabelValues(cause).Inc() }
+func (p *Table) IPVSError(cause string) { p.ipvsErrors.WithLabelValues(cause).Inc() }
 
 // ReconcileFailing sets whether the last reconcile failed.
-func (p *Production) ReconcileFailing(failing bool) { p.reconcileFailing.Set(b2f(failing)) }
+func (p *Table) ReconcileFailing(failing bool) { p.reconcileFailing.Set(b2f(failing)) }
 
 // Rollback counts a reload rolled back, and whether the rollback itself worked.
-func (p *Production) Rollback(err error) {
+func (p *Table) Rollback(err error) {
 	result := "success"
 	if err != nil {
 		result = "error"
