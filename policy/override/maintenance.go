@@ -38,7 +38,8 @@ type MaintFile struct {
 // optional port (0: any port).
 func ParseMaintName(name string) (netip.Addr, uint16, bool) {
 	if ap, err := netip.ParseAddrPort(name); err == nil {
-		return ap.Addr().Unmap(), ap.Port(), true
+		// Port 0 is not a port: "<ip>:0" must not mean "every port".
+		return ap.Addr().Unmap(), ap.Port(), ap.Port() != 0 && ap.Addr().Zone() == ""
 	}
 	if a, err := netip.ParseAddr(name); err == nil && a.Zone() == "" {
 		return a.Unmap(), 0, true

@@ -170,6 +170,9 @@ func (s *Set) ApplyMaintenance(next map[config.ServerID]Override) []MaintChange 
 		}
 	}
 	if len(out) > 0 {
+		if next == nil {
+			next = map[config.ServerID]Override{}
+		}
 		s.Maint = next
 	}
 	return out
