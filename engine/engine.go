@@ -169,7 +169,7 @@ func (e *Engine) buildProbers(cfg *config.Config) (map[string]*probeRunner, erro
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
 		for j := range vs.RealServers {
-			spec := checkSpec(vs, &vs.RealServers[j])
+			spec := vs.CheckSpec(&vs.RealServers[j])
 			key := spec.Key()
 			if e.probes[key] != nil || fresh[key] != nil {
 				continue
@@ -343,7 +343,7 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 		for j := range vs.RealServers {
 			rs := &vs.RealServers[j]
 			id := serverID{vs.Name, rs.Address}
-			spec := checkSpec(vs, rs)
+			spec := vs.CheckSpec(rs)
 			ck := spec.Key()
 			keep[id] = true
 			listeners[ck] = append(listeners[ck], id)
