@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsdirector/director/checks"
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/engine"
 	"github.com/lvsdirector/director/ipvs"
@@ -194,7 +195,7 @@ func TestReadyzFollowsKernelFailures(t *testing.T) {
 			Name: "web", Address: vip, Family: "ipv4", Protocol: "tcp", Scheduler: "wrr",
 			PersistenceNetmask: 32, Forwarding: "nat", OnFailure: "quiesce",
 			Check: config.Check{Type: "http", Interval: 100 * time.Millisecond, Timeout: 80 * time.Millisecond,
-				Rise: 1, Fall: 1, Method: "GET", Path: "/", MaxBodyBytes: 1024},
+				Rise: 1, Fall: 1, Options: checks.HTTPOptions{MaxBodyBytes: 1024}},
 			RealServers: []config.RealServer{{Address: up, Weight: 100, Forwarding: "nat"}},
 		}},
 	}

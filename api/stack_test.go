@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsdirector/director/checks"
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/engine"
 	"github.com/lvsdirector/director/health"
@@ -62,7 +63,7 @@ func startStack(t *testing.T) *stack {
 		Fallback: netip.MustParseAddrPort("127.0.0.1:8089"),
 		Check: config.Check{
 			Type: "http", Interval: 100 * time.Millisecond, Timeout: 80 * time.Millisecond,
-			Rise: 2, Fall: 2, Method: "GET", Path: "/healthz", MaxBodyBytes: 1024, ExpectBody: "ok",
+			Rise: 2, Fall: 2, Options: checks.HTTPOptions{Path: "/healthz", MaxBodyBytes: 1024, ExpectBody: "ok"},
 		},
 		RealServers: []config.RealServer{
 			{Address: s.up, Weight: 100, Forwarding: "nat"},

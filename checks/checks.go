@@ -1,18 +1,36 @@
 // Package checks holds the probers that test a real server's health. Each
 // prober checks one target with one spec and returns a Result; reporting and
 // scheduling are the caller's job.
+//
+// A Spec has the parts every check has (type, target, source, timeout,
+// interval) and the Options of its kind. Kinds are registered in one table
+// (registry.go); each Kind says which config keys it reads, decodes them
+// (Kind.Decode, fed by the config package with file and line), validates
+// them (Options.Validate) and builds its prober.
+//
+// # Adding a prober
+//
+// Write one file, say dns.go, holding:
+//   - an options struct (DNSOptions) with Validate, Canonical and Describe
+//     (Canonical must render every field, defaults applied, so Spec.Key
+//     tells checks apart; the registry test changes each field in turn);
+//   - a decode function reading its keys through a Decoder, and the prober
+//     with its Probe, using dial/classify (net.go) and run (this file) so
+//     reasons and deadlines behave as everywhere else;
+//   - a Kind value naming them, its keys and its foreign names.
+//
+// Then add the Kind to registry (one line), a fixture to the registry test,
+// its section to config.example.toml and the README. Nothing in config/ or
+// engine/ changes: the config reads the new keys through the registry and
+// the engine only sees Spec and Prober.
 package checks
 
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"net"
 	"net/netip"
-	"os"
-	"regexp"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -38,184 +56,86 @@ type Prober interface {
 	Probe(ctx context.Context) Result
 }
 
-// Spec is everything that defines one check of one target. Two equal specs
-// are the same check: the scheduler runs it once and shares the result.
+// Spec is everything that defines one check of one target. Two specs with
+// the same Key are the same check: the scheduler runs it once and shares
+// the result.
 type Spec struct {
-	Type     string         // "http", "https", "tcp", "icmp"
-	Target   netip.AddrPort // address (and port, unused by icmp) to check
+	Type     string         // a registered kind: "http", "https", "tcp", "icmp"
+	Target   netip.AddrPort // address (and port, unless the kind has NoPort) to check
 	Source   netip.Addr     // optional local address to send from
 	Timeout  time.Duration  // bound on the whole check; callers also put it on the context
 	Interval time.Duration  // how often the scheduler runs it (part of the identity)
-
-	// http and https
-	Method       string   // GET (default) or HEAD
-	Path         string   // default "/"
-	Host         string   // Host header, and TLS server name unless ServerName is set
-	Headers      []Header // extra request headers, in order
-	ExpectStatus []string // codes and ranges, "200", "200-299"; default 200-299
-	ExpectBody   string   // regular expression over the first MaxBodyBytes of the body
-	MaxBodyBytes int64    // default 64 KiB
-
-	// TLS: https always; tcp when TLS is true
-	TLS           bool
-	TLSSkipVerify bool
-	CAFile        string
-	ServerName    string
-
-	// tcp dialogue
-	// Send is written after connect (and after the TLS handshake). Expect is a
-	// regular expression the data read afterwards must match; with Send
-	// empty it is matched against the server's greeting (banner). Both are
-	// literal: no escape processing beyond what the config format does.
-	Send   string
-	Expect string
-
-	// icmp
-	Privileged bool // raw socket instead of an unprivileged ping socket
+	// Options are the kind's own settings (HTTPOptions for http and https,
+	// TCPOptions, ICMPOptions); nil means the kind's Zero.
+	Options Options
 }
 
-// Header is one extra HTTP request header.
-type Header struct{ Name, Value string }
+// DefaultTimeout bounds a probe when neither Spec.Timeout nor the context
+// passed to Probe carries a deadline.
+const DefaultTimeout = 5 * time.Second
 
-// StatusRange is an inclusive range of HTTP status codes.
-type StatusRange struct{ Min, Max int }
-
-// ParseStatusRanges parses expect_status entries: "200", "200-299".
-func ParseStatusRanges(list []string) ([]StatusRange, error) {
-	if len(list) == 0 {
-		return []StatusRange{{200, 299}}, nil
-	}
-	out := make([]StatusRange, 0, len(list))
-	for _, s := range list {
-		lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
-		min, err1 := strconv.Atoi(strings.TrimSpace(lo))
-		max := min
-		var err2 error
-		if isRange {
-			max, err2 = strconv.Atoi(strings.TrimSpace(hi))
-		}
-		if err1 != nil || err2 != nil || min < 100 || max > 599 || min > max {
-			return nil, fmt.Errorf("invalid status %q: want a code 100-599 or a range like \"200-299\"", s)
-		}
-		out = append(out, StatusRange{min, max})
-	}
-	return out, nil
-}
-
-// Defaults applied by New when a Spec leaves the field at its zero value.
-const (
-	// DefaultTimeout bounds a probe when neither Spec.Timeout nor the
-	// context passed to Probe carries a deadline.
-	DefaultTimeout = 5 * time.Second
-	// DefaultMaxBodyBytes is how much of an HTTP body expect_body sees.
-	DefaultMaxBodyBytes int64 = 64 << 10
-	// UserAgent is sent by the http and https probers unless the spec's
-	// headers set their own.
-	UserAgent = "director-healthcheck"
-	// tcpReadCap is how much a tcp dialogue reads while waiting for Expect.
-	tcpReadCap = 4 << 10
-)
-
-// New validates spec and returns the prober for spec.Type. Errors name the
+// New validates spec and returns the prober of its kind. Errors name the
 // offending option, using the configuration file's spelling.
 func New(spec Spec) (Prober, error) {
-	if err := validateCommon(spec); err != nil {
+	k, err := validateCommon(spec)
+	if err != nil {
 		return nil, err
 	}
-	switch spec.Type {
-	case "http", "https":
-		return newHTTP(spec)
-	case "tcp":
-		return newTCP(spec)
-	case "icmp":
-		return newICMP(spec)
+	opts := spec.options(k)
+	if reflect.TypeOf(opts) != reflect.TypeOf(k.Zero) {
+		return nil, fmt.Errorf("%s check: options are %T, want %T", spec.Type, opts, k.Zero)
 	}
-	panic("unreachable: validateCommon accepted type " + spec.Type)
+	spec.Options = opts
+	if errs := opts.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("%s: %v", spec, errs[0])
+	}
+	return k.build(spec)
 }
 
-func validateCommon(spec Spec) error {
-	switch spec.Type {
-	case "http", "https", "tcp", "icmp":
-	case "":
-		return fmt.Errorf("type: missing check type (want http, https, tcp or icmp)")
-	default:
-		return fmt.Errorf("type: unknown check type %q (want http, https, tcp or icmp)", spec.Type)
+func validateCommon(spec Spec) (Kind, error) {
+	k, ok := LookupKind(spec.Type)
+	switch {
+	case spec.Type == "":
+		return k, fmt.Errorf("type: missing check type (want %s)", orList(KindNames()))
+	case !ok:
+		return k, fmt.Errorf("type: unknown check type %q (want %s)", spec.Type, orList(KindNames()))
 	}
 	if !spec.Target.Addr().IsValid() {
-		return fmt.Errorf("%s check: missing target address", spec.Type)
+		return k, fmt.Errorf("%s check: missing target address", spec.Type)
 	}
-	if spec.Type != "icmp" && spec.Target.Port() == 0 {
-		return fmt.Errorf("%s check of %s: target needs a port", spec.Type, spec.Target.Addr())
+	if !k.NoPort && spec.Target.Port() == 0 {
+		return k, fmt.Errorf("%s check of %s: target needs a port", spec.Type, spec.Target.Addr())
 	}
 	if spec.Target.Addr().IsUnspecified() {
-		return fmt.Errorf("%s check: target %s is the unspecified address", spec.Type, spec.Target.Addr())
+		return k, fmt.Errorf("%s check: target %s is the unspecified address", spec.Type, spec.Target.Addr())
 	}
 	if a := spec.Target.Addr().Unmap(); a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
-		return fmt.Errorf("%s check: target %s is a multicast or broadcast address", spec.Type, a)
+		return k, fmt.Errorf("%s check: target %s is a multicast or broadcast address", spec.Type, a)
 	}
 	if spec.Source.IsValid() && spec.Source.Unmap().Is4() != spec.Target.Addr().Unmap().Is4() {
-		return fmt.Errorf("%s: source %s and target %s are different address families", spec, spec.Source, spec.Target.Addr())
+		return k, fmt.Errorf("%s: source %s and target %s are different address families", spec, spec.Source, spec.Target.Addr())
 	}
 	if spec.Timeout < 0 {
-		return fmt.Errorf("%s: timeout %s is negative", spec, spec.Timeout)
+		return k, fmt.Errorf("%s: timeout %s is negative", spec, spec.Timeout)
 	}
 	if spec.Interval < 0 {
-		return fmt.Errorf("%s: interval %s is negative", spec, spec.Interval)
+		return k, fmt.Errorf("%s: interval %s is negative", spec, spec.Interval)
 	}
-	return nil
+	return k, nil
 }
 
-// compileRegexp compiles an expect_body or expect option.
-func compileRegexp(spec Spec, option, expr string) (*regexp.Regexp, error) {
-	if expr == "" {
-		return nil, nil
+// options returns the spec's options, or k's Zero when it has none.
+func (s Spec) options(k Kind) Options {
+	if s.Options == nil {
+		return k.Zero
 	}
-	re, err := regexp.Compile(expr)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s: invalid regular expression %q: %v", spec, option, expr, err)
-	}
-	return re, nil
+	return s.Options
 }
 
-// tlsConfig builds the client TLS configuration of a spec: certificates are
-// verified against the system roots, or against CAFile's certificates when
-// it is set, unless TLSSkipVerify. The server name is ServerName, else the
-// host part of Host, else the target address.
-func tlsConfig(spec Spec) (*tls.Config, error) {
-	conf := &tls.Config{
-		InsecureSkipVerify: spec.TLSSkipVerify, //nolint:gosec // the operator's explicit choice
-		ServerName:         tlsServerName(spec),
-	}
-	if spec.CAFile != "" {
-		pem, err := os.ReadFile(spec.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s: ca_file: %v", spec, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: ca_file %s: no PEM certificates found", spec, spec.CAFile)
-		}
-		conf.RootCAs = pool
-	}
-	return conf, nil
-}
-
-func tlsServerName(spec Spec) string {
-	if spec.ServerName != "" {
-		return spec.ServerName
-	}
-	if spec.Host != "" {
-		if h, _, err := net.SplitHostPort(spec.Host); err == nil {
-			return h
-		}
-		return strings.TrimSuffix(strings.TrimPrefix(spec.Host, "["), "]")
-	}
-	return spec.Target.Addr().WithZone("").Unmap().String()
-}
-
-// Key is a stable identity over every field of the spec: equal specs give
-// equal keys and specs differing in any field give different keys. A nil
-// and an empty list count as equal. Use it to share one prober between
+// Key is a stable identity over the spec: specs that check the same thing
+// give equal keys and specs differing in any field or option give
+// different keys. Options left out and options set to their defaults count
+// as equal, as do nil and empty lists. Use it to share one prober between
 // identical checks and to carry a check's state across reloads.
 //
 // It is a SHA-256 digest (16 bytes, as a string) of the spec's canonical
@@ -227,69 +147,62 @@ func (s Spec) Key() string {
 	return string(sum[:16])
 }
 
-// canonical renders every field, quoted, in a fixed order.
+// canonical renders the common fields, then the kind's options.
 func (s Spec) canonical() string {
-	var b strings.Builder
-	str := func(name, v string) {
-		b.WriteString(name)
-		b.WriteByte('=')
-		b.WriteString(strconv.Quote(v))
-		b.WriteByte(' ')
+	var c canonical
+	c.str("type", s.Type)
+	c.str("target", s.Target.String())
+	c.str("source", s.Source.String())
+	c.str("timeout", s.Timeout.String())
+	c.str("interval", s.Interval.String())
+	opts := s.Options
+	if k, ok := LookupKind(s.Type); ok {
+		opts = s.options(k)
 	}
-	str("type", s.Type)
-	str("target", s.Target.String())
-	str("source", s.Source.String())
-	str("timeout", s.Timeout.String())
-	str("interval", s.Interval.String())
-	str("method", s.Method)
-	str("path", s.Path)
-	str("host", s.Host)
-	b.WriteString("headers=[")
-	for _, h := range s.Headers {
-		b.WriteString(strconv.Quote(h.Name))
-		b.WriteByte(':')
-		b.WriteString(strconv.Quote(h.Value))
-		b.WriteByte(',')
+	if opts != nil {
+		c.b.WriteString("options={")
+		c.b.WriteString(opts.Canonical())
+		c.b.WriteString("}")
 	}
-	b.WriteString("] expect_status=[")
-	for _, st := range s.ExpectStatus {
-		b.WriteString(strconv.Quote(st))
-		b.WriteByte(',')
-	}
-	b.WriteString("] ")
-	str("expect_body", s.ExpectBody)
-	str("max_body_bytes", strconv.FormatInt(s.MaxBodyBytes, 10))
-	str("tls", strconv.FormatBool(s.TLS))
-	str("tls_skip_verify", strconv.FormatBool(s.TLSSkipVerify))
-	str("ca_file", s.CAFile)
-	str("server_name", s.ServerName)
-	str("send", s.Send)
-	str("expect", s.Expect)
-	str("privileged", strconv.FormatBool(s.Privileged))
-	return strings.TrimSuffix(b.String(), " ")
+	return strings.TrimSuffix(c.b.String(), " ")
 }
+
+// canonical builds an options' canonical text: name="quoted value" pairs
+// separated by spaces, lists in brackets.
+type canonical struct{ b strings.Builder }
+
+func (c *canonical) str(name, v string) {
+	c.b.WriteString(name)
+	c.b.WriteByte('=')
+	c.b.WriteString(strconv.Quote(v))
+	c.b.WriteByte(' ')
+}
+
+func (c *canonical) boolean(name string, v bool) { c.str(name, strconv.FormatBool(v)) }
+func (c *canonical) int(name string, v int64)    { c.str(name, strconv.FormatInt(v, 10)) }
+
+func (c *canonical) list(name string, vs []string) {
+	c.b.WriteString(name)
+	c.b.WriteString("=[")
+	for _, v := range vs {
+		c.b.WriteString(strconv.Quote(v))
+		c.b.WriteByte(',')
+	}
+	c.b.WriteString("] ")
+}
+
+// text returns what was written, without the trailing space.
+func (c *canonical) text() string { return strings.TrimSuffix(c.b.String(), " ") }
 
 // String is a short human form of the check: "http://10.0.0.11:8080/healthz",
 // "tcp 10.0.0.11:8080", "icmp 10.0.0.11".
 func (s Spec) String() string {
-	switch s.Type {
-	case "http", "https":
-		path := s.Path
-		if path == "" {
-			path = "/"
-		}
-		u := s.Type + "://" + s.Target.String() + path
-		if strings.EqualFold(s.Method, "HEAD") {
-			return "HEAD " + u
-		}
-		return u
-	case "tcp":
-		if s.TLS {
-			return "tcp+tls " + s.Target.String()
-		}
-		return "tcp " + s.Target.String()
-	case "icmp":
-		return "icmp " + s.Target.Addr().String()
+	k, ok := LookupKind(s.Type)
+	if !ok {
+		return s.Type + " " + s.Target.String()
+	}
+	if opts := s.options(k); reflect.TypeOf(opts) == reflect.TypeOf(k.Zero) {
+		return opts.Describe(s)
 	}
 	return s.Type + " " + s.Target.String()
 }
@@ -306,7 +219,12 @@ func withDeadline(ctx context.Context, timeout time.Duration) (context.Context, 
 	return context.WithCancel(ctx)
 }
 
-// result finishes a probe started at start.
-func result(start time.Time, reason string) Result {
+// run runs one probe: probe gets ctx bounded by timeout (see
+// withDeadline) and returns the failure reason, "" for success.
+func run(ctx context.Context, timeout time.Duration, probe func(context.Context) string) Result {
+	start := time.Now()
+	ctx, cancel := withDeadline(ctx, timeout)
+	defer cancel()
+	reason := probe(ctx)
 	return Result{OK: reason == "", Reason: reason, Start: start, Duration: time.Since(start)}
 }

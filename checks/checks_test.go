@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"strings"
 	"syscall"
@@ -48,22 +47,24 @@ func TestNewValidation(t *testing.T) {
 		{"family", Spec{Type: "tcp", Target: tgt, Source: netip.MustParseAddr("::1")}, "different address families"},
 		{"negative timeout", Spec{Type: "tcp", Target: tgt, Timeout: -1}, "timeout"},
 		{"negative interval", Spec{Type: "tcp", Target: tgt, Interval: -1}, "interval"},
-		{"method", Spec{Type: "http", Target: tgt, Method: "POST"}, `method: "POST" is not supported`},
-		{"path", Spec{Type: "http", Target: tgt, Path: "healthz"}, `path: "healthz" must start with "/"`},
-		{"path space", Spec{Type: "http", Target: tgt, Path: "/a b"}, "path:"},
-		{"host", Spec{Type: "http", Target: tgt, Host: "a b"}, "host:"},
-		{"header name", Spec{Type: "http", Target: tgt, Headers: []Header{{"Bad Name", "x"}}}, "headers:"},
-		{"header value", Spec{Type: "http", Target: tgt, Headers: []Header{{"X-A", "a\r\nX-B: b"}}}, "headers: value of X-A"},
-		{"header host", Spec{Type: "http", Target: tgt, Headers: []Header{{"host", "x"}}}, "host option"},
-		{"status", Spec{Type: "http", Target: tgt, ExpectStatus: []string{"200-abc"}}, "expect_status:"},
-		{"status range", Spec{Type: "http", Target: tgt, ExpectStatus: []string{"299-200"}}, "expect_status:"},
-		{"body regexp", Spec{Type: "http", Target: tgt, ExpectBody: "("}, "expect_body: invalid regular expression"},
-		{"head body", Spec{Type: "http", Target: tgt, Method: "HEAD", ExpectBody: "ok"}, "expect_body: a HEAD response"},
-		{"max body", Spec{Type: "http", Target: tgt, MaxBodyBytes: -1}, "max_body_bytes"},
-		{"ca missing", Spec{Type: "https", Target: tgt, CAFile: missing}, "ca_file: open " + missing},
-		{"ca not pem", Spec{Type: "https", Target: tgt, CAFile: notPEM}, "no PEM certificates"},
-		{"tcp ca", Spec{Type: "tcp", Target: tgt, TLS: true, CAFile: notPEM}, "ca_file"},
-		{"tcp expect", Spec{Type: "tcp", Target: tgt, Expect: "[a-"}, "expect: invalid regular expression"},
+		{"method", Spec{Type: "http", Target: tgt, Options: HTTPOptions{Method: "POST"}}, `method: unknown method "POST"; valid: GET, HEAD`},
+		{"path", Spec{Type: "http", Target: tgt, Options: HTTPOptions{Path: "healthz"}}, `path: "healthz" must start with "/"`},
+		{"path space", Spec{Type: "http", Target: tgt, Options: HTTPOptions{Path: "/a b"}}, "path:"},
+		{"host", Spec{Type: "http", Target: tgt, Options: HTTPOptions{Host: "a b"}}, "host:"},
+		{"header name", Spec{Type: "http", Target: tgt, Options: HTTPOptions{Headers: []Header{{"Bad Name", "x"}}}}, "headers:"},
+		{"header value", Spec{Type: "http", Target: tgt, Options: HTTPOptions{Headers: []Header{{"X-A", "a\r\nX-B: b"}}}}, "headers: header values must not contain line breaks"},
+		{"header host", Spec{Type: "http", Target: tgt, Options: HTTPOptions{Headers: []Header{{"host", "x"}}}}, "host option"},
+		{"status", Spec{Type: "http", Target: tgt, Options: HTTPOptions{ExpectStatus: []string{"200-abc"}}}, "expect_status:"},
+		{"status range", Spec{Type: "http", Target: tgt, Options: HTTPOptions{ExpectStatus: []string{"299-200"}}}, "expect_status:"},
+		{"body regexp", Spec{Type: "http", Target: tgt, Options: HTTPOptions{ExpectBody: "("}}, "expect_body: invalid regular expression"},
+		{"head body", Spec{Type: "http", Target: tgt, Options: HTTPOptions{Method: "HEAD", ExpectBody: "ok"}}, "expect_body: a HEAD response"},
+		{"max body", Spec{Type: "http", Target: tgt, Options: HTTPOptions{MaxBodyBytes: -1}}, "max_body_bytes"},
+		{"ca missing", Spec{Type: "https", Target: tgt, Options: HTTPOptions{TLSOptions: TLSOptions{CAFile: missing}}}, "ca_file: cannot read " + missing},
+		{"ca not pem", Spec{Type: "https", Target: tgt, Options: HTTPOptions{TLSOptions: TLSOptions{CAFile: notPEM}}}, "no PEM certificates"},
+		{"tcp ca", Spec{Type: "tcp", Target: tgt, Options: TCPOptions{TLS: true, TLSOptions: TLSOptions{CAFile: notPEM}}}, "ca_file"},
+		{"tcp expect", Spec{Type: "tcp", Target: tgt, Options: TCPOptions{Expect: "[a-"}}, "expect: invalid regular expression"},
+		{"options of another kind", Spec{Type: "tcp", Target: tgt, Options: HTTPOptions{}}, "options are checks.HTTPOptions, want checks.TCPOptions"},
+		{"unknown type with options", Spec{Type: "smtp", Target: tgt, Options: TCPOptions{}}, `type: unknown check type "smtp" (want http, https, tcp or icmp)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,8 +82,8 @@ func TestNewValidation(t *testing.T) {
 	// ignores an unreadable ca_file.
 	for _, spec := range []Spec{
 		{Type: "http", Target: tgt},
-		{Type: "https", Target: tgt, Method: "head", Path: "/x?y=1", Host: "example.com:8443"},
-		{Type: "tcp", Target: tgt, CAFile: missing},
+		{Type: "https", Target: tgt, Options: HTTPOptions{Method: "head", Path: "/x?y=1", Host: "example.com:8443"}},
+		{Type: "tcp", Target: tgt, Options: TCPOptions{TLSOptions: TLSOptions{CAFile: missing}}},
 		{Type: "icmp", Target: netip.AddrPortFrom(tgt.Addr(), 0)},
 		{Type: "icmp", Target: netip.MustParseAddrPort("[::1]:0"), Source: netip.MustParseAddr("::1")},
 	} {
@@ -92,91 +93,21 @@ func TestNewValidation(t *testing.T) {
 	}
 }
 
-// mutate changes v, whatever its type, to a different value.
-func mutate(t *testing.T, v reflect.Value) {
-	switch x := v.Interface().(type) {
-	case netip.AddrPort:
-		v.Set(reflect.ValueOf(netip.MustParseAddrPort("10.9.9.9:9")))
-	case netip.Addr:
-		v.Set(reflect.ValueOf(netip.MustParseAddr("10.9.9.8")))
-	case time.Duration:
-		v.Set(reflect.ValueOf(x + time.Nanosecond))
-	case []Header:
-		v.Set(reflect.ValueOf(append(append([]Header(nil), x...), Header{"X", "y"})))
-	case []string:
-		v.Set(reflect.ValueOf(append(append([]string(nil), x...), "204")))
-	case string:
-		v.SetString(x + "x")
-	case bool:
-		v.SetBool(!x)
-	case int64:
-		v.SetInt(x + 1)
-	default:
-		t.Fatalf("mutate: no rule for %T: extend the test (and check Key covers it)", x)
-	}
-}
-
-func fullSpec() Spec {
-	return Spec{
-		Type: "https", Target: tgt, Source: netip.MustParseAddr("10.0.0.1"),
-		Timeout: time.Second, Interval: 2 * time.Second,
-		Method: "GET", Path: "/healthz", Host: "example.com",
-		Headers:      []Header{{"X-A", "1"}, {"X-B", "2"}},
-		ExpectStatus: []string{"200-299", "301"}, ExpectBody: "ok",
-		MaxBodyBytes: 100, TLS: true, TLSSkipVerify: false, CAFile: "/etc/ca.pem",
-		ServerName: "sni.example", Send: "PING\r\n", Expect: "PONG", Privileged: true,
-	}
-}
-
-func TestKey(t *testing.T) {
-	a, b := fullSpec(), fullSpec()
-	if a.Key() != b.Key() {
-		t.Fatalf("equal specs, different keys:\n%s\n%s", a.canonical(), b.canonical())
-	}
-	if (Spec{}).Key() != (Spec{Headers: []Header{}, ExpectStatus: []string{}}).Key() {
-		t.Error("nil and empty lists give different keys")
-	}
-
-	for _, base := range []Spec{fullSpec(), {}} {
-		typ := reflect.TypeOf(base)
-		for i := range typ.NumField() {
-			s := base
-			mutate(t, reflect.ValueOf(&s).Elem().Field(i))
-			if s.Key() == base.Key() {
-				t.Errorf("changing %s does not change the key %s", typ.Field(i).Name, s.canonical())
-			}
-		}
-	}
-
-	// Values cannot run into each other across fields.
-	x := Spec{Headers: []Header{{"A", "b"}}}
-	y := Spec{Headers: []Header{{"A:", "b"}}}
-	z := Spec{Send: `" expect="x`}
-	w := Spec{Expect: "x"}
-	if x.Key() == y.Key() || z.Key() == w.Key() {
-		t.Error("keys are ambiguous")
-	}
-	// A header's order matters.
-	h1 := Spec{Headers: []Header{{"A", "1"}, {"B", "2"}}}
-	h2 := Spec{Headers: []Header{{"B", "2"}, {"A", "1"}}}
-	if h1.Key() == h2.Key() {
-		t.Error("header order does not change the key")
-	}
-}
-
 func TestString(t *testing.T) {
 	six := netip.MustParseAddrPort("[2001:db8::1]:443")
 	for _, tt := range []struct {
 		spec Spec
 		want string
 	}{
-		{Spec{Type: "http", Target: tgt, Path: "/healthz"}, "http://10.0.0.11:8080/healthz"},
+		{Spec{Type: "http", Target: tgt, Options: HTTPOptions{Path: "/healthz"}}, "http://10.0.0.11:8080/healthz"},
 		{Spec{Type: "http", Target: tgt}, "http://10.0.0.11:8080/"},
-		{Spec{Type: "https", Target: six, Method: "HEAD"}, "HEAD https://[2001:db8::1]:443/"},
+		{Spec{Type: "https", Target: six, Options: HTTPOptions{Method: "HEAD"}}, "HEAD https://[2001:db8::1]:443/"},
 		{Spec{Type: "tcp", Target: tgt}, "tcp 10.0.0.11:8080"},
-		{Spec{Type: "tcp", Target: tgt, TLS: true}, "tcp+tls 10.0.0.11:8080"},
+		{Spec{Type: "tcp", Target: tgt, Options: TCPOptions{TLS: true}}, "tcp+tls 10.0.0.11:8080"},
 		{Spec{Type: "icmp", Target: tgt}, "icmp 10.0.0.11"},
 		{Spec{Type: "icmp", Target: six}, "icmp 2001:db8::1"},
+		{Spec{Type: "smtp", Target: tgt}, "smtp 10.0.0.11:8080"},
+		{Spec{Type: "tcp", Target: tgt, Options: ICMPOptions{}}, "tcp 10.0.0.11:8080"},
 	} {
 		if got := tt.spec.String(); got != tt.want {
 			t.Errorf("String() = %q, want %q", got, tt.want)

@@ -81,11 +81,11 @@ func TestOneByteASecond(t *testing.T) {
 		want string
 	}{
 		{"http status line", Spec{Type: "http", Target: slowHead}, "timeout"},
-		{"http body", Spec{Type: "http", Target: slowBody, ExpectBody: "status: ok"}, "timeout"},
-		{"https handshake", Spec{Type: "https", Target: slowBanner, TLSSkipVerify: true}, "timeout"},
+		{"http body", Spec{Type: "http", Target: slowBody, Options: HTTPOptions{ExpectBody: "status: ok"}}, "timeout"},
+		{"https handshake", Spec{Type: "https", Target: slowBanner, Options: HTTPOptions{TLSOptions: TLSOptions{TLSSkipVerify: true}}}, "timeout"},
 		// Something arrived, but not the match: the tcp prober's documented
 		// reason for a dialogue that does not match by the deadline.
-		{"tcp banner", Spec{Type: "tcp", Target: slowBanner, Expect: "ESMTP ready"}, "expect mismatch"},
+		{"tcp banner", Spec{Type: "tcp", Target: slowBanner, Options: TCPOptions{Expect: "ESMTP ready"}}, "expect mismatch"},
 	}
 	// All at once: each takes its whole timeout.
 	const timeout = 2500 * time.Millisecond
@@ -161,7 +161,7 @@ func TestHugeBody(t *testing.T) {
 			{"^status: ok", ""},
 			{"NEVER", "body mismatch"},
 		} {
-			res := probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, ExpectBody: tc.body}), 5*time.Second)
+			res := probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{ExpectBody: tc.body}}), 5*time.Second)
 			if res.OK != (tc.want == "") || res.Reason != tc.want {
 				t.Errorf("chunked=%v expect_body %q: OK=%v reason %q, want %q", chunked, tc.body, res.OK, res.Reason, tc.want)
 			}
@@ -233,13 +233,13 @@ func TestHostileMemoryBounded(t *testing.T) {
 		}
 	})
 	specs := []Spec{
-		{Type: "http", Target: huge, ExpectBody: "NEVER"},
-		{Type: "http", Target: hugeChunked, ExpectBody: "NEVER"},
+		{Type: "http", Target: huge, Options: HTTPOptions{ExpectBody: "NEVER"}},
+		{Type: "http", Target: hugeChunked, Options: HTTPOptions{ExpectBody: "NEVER"}},
 		{Type: "http", Target: huge},
-		{Type: "http", Target: hugeChunked, ExpectBody: "status: ok", MaxBodyBytes: 1 << 20},
+		{Type: "http", Target: hugeChunked, Options: HTTPOptions{ExpectBody: "status: ok", MaxBodyBytes: 1 << 20}},
 		{Type: "http", Target: endlessHeaders},
 		{Type: "http", Target: slow, Timeout: 200 * time.Millisecond},
-		{Type: "tcp", Target: huge, Send: "GET / HTTP/1.1\r\n\r\n", Expect: "NEVER"},
+		{Type: "tcp", Target: huge, Options: TCPOptions{Send: "GET / HTTP/1.1\r\n\r\n", Expect: "NEVER"}},
 	}
 	probers := make([]Prober, len(specs))
 	for i, s := range specs {
@@ -310,8 +310,8 @@ func TestHTTPResetMidResponse(t *testing.T) {
 		spec Spec
 	}{
 		{"before the answer", Spec{Type: "http", Target: beforeAnswer}},
-		{"in the body", Spec{Type: "http", Target: midBody, ExpectBody: "status: ok"}},
-		{"in the TLS handshake", Spec{Type: "https", Target: midHandshake, TLSSkipVerify: true}},
+		{"in the body", Spec{Type: "http", Target: midBody, Options: HTTPOptions{ExpectBody: "status: ok"}}},
+		{"in the TLS handshake", Spec{Type: "https", Target: midHandshake, Options: HTTPOptions{TLSOptions: TLSOptions{TLSSkipVerify: true}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantReason(t, probeWithin(t, mustNew(t, tc.spec), 5*time.Second), "reset")

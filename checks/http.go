@@ -7,19 +7,223 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
+// HTTPOptions are the options of http and https checks.
+type HTTPOptions struct {
+	Method       string   // GET (default) or HEAD, in any case
+	Path         string   // default "/"
+	Host         string   // Host header, and TLS server name unless ServerName is set
+	Headers      []Header // extra request headers, in order
+	ExpectStatus []string // codes and ranges, "200", "200-299"; default 200-299
+	ExpectBody   string   // regular expression over the first MaxBodyBytes of the body
+	MaxBodyBytes int64    // default DefaultMaxBodyBytes
+	TLSOptions            // https only
+}
+
+// Header is one extra HTTP request header.
+type Header struct{ Name, Value string }
+
+const (
+	// DefaultMaxBodyBytes is how much of an HTTP body expect_body sees.
+	DefaultMaxBodyBytes int64 = 64 << 10
+	// maxBodyLimit is the largest max_body_bytes.
+	maxBodyLimit = 1 << 30
+	// UserAgent is sent by the http and https probers unless the spec's
+	// headers set their own.
+	UserAgent = "director-healthcheck"
+)
+
+var (
+	httpKeys = []Key{{Name: "method"}, {Name: "path"}, {Name: "host"}, {Name: "headers"},
+		{Name: "expect_status"}, {Name: "expect_body"}, {Name: "max_body_bytes"}}
+
+	httpKind = Kind{
+		Name: "http", Foreign: map[string]string{"http_get": "keepalived's HTTP_GET"},
+		Keys: httpKeys, Zero: HTTPOptions{},
+		Decode: func(d Decoder) Options { return decodeHTTP(d, false) },
+		build:  newHTTP,
+	}
+	httpsKind = Kind{
+		Name: "https", Foreign: map[string]string{"ssl_get": "keepalived's SSL_GET"},
+		Keys:   slices.Concat(httpKeys, tlsOptionKeys("")),
+		Zero:   HTTPOptions{},
+		Decode: func(d Decoder) Options { return decodeHTTP(d, true) },
+		build:  newHTTP,
+	}
+)
+
+func decodeHTTP(d Decoder, withTLS bool) Options {
+	var o HTTPOptions
+	o.Method, _ = d.String("method")
+	o.Path, _ = d.String("path")
+	o.Host, _ = d.String("host")
+	if m, ok := d.StringTable("headers", "header values", headerProblem); ok {
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			o.Headers = append(o.Headers, Header{name, m[name]})
+		}
+	}
+	if list, ok := d.Strings("expect_status"); ok {
+		if len(list) == 0 {
+			d.Errorf("expect_status", "must not be empty; leave it out to accept 200-299")
+		} else {
+			o.ExpectStatus = list
+		}
+	}
+	o.ExpectBody, _ = d.String("expect_body")
+	o.MaxBodyBytes, _ = d.Int("max_body_bytes", 1, maxBodyLimit, fmt.Sprintf("max_body_bytes must be 1-%d", maxBodyLimit))
+	if withTLS {
+		o.TLSOptions = decodeTLS(d)
+	}
+	return o
+}
+
+// Validate checks each option, and that a HEAD request expects no body.
+func (o HTTPOptions) Validate() []OptionError {
+	var errs []OptionError
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, OptionError{Key: key, Msg: fmt.Sprintf(format, a...)})
+	}
+	if m := o.method(); m != http.MethodGet && m != http.MethodHead {
+		bad("method", "unknown method %q; valid: GET, HEAD", o.Method)
+	}
+	switch {
+	case o.Path == "":
+	case !strings.HasPrefix(o.Path, "/"):
+		bad("path", "%q must start with \"/\"", o.Path)
+	case strings.ContainsFunc(o.Path, isControlOrSpace):
+		bad("path", "%q contains spaces or control characters", o.Path)
+	}
+	if o.Host != "" && (strings.ContainsFunc(o.Host, isControlOrSpace) || strings.ContainsAny(o.Host, "/?#@")) {
+		bad("host", "%q is not a valid Host header", o.Host)
+	}
+	for _, h := range o.Headers {
+		if msg := headerProblem(h.Name, h.Value); msg != "" {
+			errs = append(errs, OptionError{Key: "headers", Entry: h.Name, Msg: msg})
+		}
+	}
+	if _, err := ParseStatusRanges(o.ExpectStatus); err != nil {
+		bad("expect_status", "%v", err)
+	}
+	if msg := regexpProblem(o.ExpectBody); msg != "" {
+		bad("expect_body", "%s", msg)
+	} else if o.ExpectBody != "" && o.method() == http.MethodHead {
+		errs = append(errs, OptionError{Key: "expect_body", With: []string{"method"},
+			Msg: "a HEAD response has no body (use method GET)"})
+	}
+	if o.MaxBodyBytes < 0 || o.MaxBodyBytes > maxBodyLimit {
+		bad("max_body_bytes", "%d is out of range; max_body_bytes must be 1-%d", o.MaxBodyBytes, maxBodyLimit)
+	}
+	return errs
+}
+
+// method is the request method, GET by default.
+func (o HTTPOptions) method() string {
+	if o.Method == "" {
+		return http.MethodGet
+	}
+	return strings.ToUpper(o.Method)
+}
+
+func (o HTTPOptions) path() string {
+	if o.Path == "" {
+		return "/"
+	}
+	return o.Path
+}
+
+func (o HTTPOptions) maxBody() int64 {
+	if o.MaxBodyBytes == 0 {
+		return DefaultMaxBodyBytes
+	}
+	return o.MaxBodyBytes
+}
+
+// Canonical renders every option with its default applied.
+func (o HTTPOptions) Canonical() string {
+	var c canonical
+	c.str("method", o.method())
+	c.str("path", o.path())
+	c.str("host", o.Host)
+	headers := make([]string, len(o.Headers))
+	for i, h := range o.Headers {
+		headers[i] = strconv.Quote(h.Name) + ":" + strconv.Quote(h.Value)
+	}
+	c.list("headers", headers)
+	status := o.ExpectStatus
+	if len(status) == 0 {
+		status = []string{"200-299"}
+	}
+	c.list("expect_status", status)
+	c.str("expect_body", o.ExpectBody)
+	c.int("max_body_bytes", o.maxBody())
+	o.TLSOptions.canonical(&c)
+	return c.text()
+}
+
+// Describe is the URL checked, after the method unless it is GET:
+// "http://10.0.0.11:8080/healthz", "HEAD https://[2001:db8::1]:443/".
+func (o HTTPOptions) Describe(s Spec) string {
+	u := s.Type + "://" + s.Target.String() + o.path()
+	if o.method() == http.MethodHead {
+		return "HEAD " + u
+	}
+	return u
+}
+
+// headerProblem judges one extra request header.
+func headerProblem(name, value string) string {
+	switch {
+	case !isToken(name):
+		return fmt.Sprintf("%q is not a valid HTTP header name", name)
+	case strings.ContainsAny(value, "\r\n\x00"):
+		return "header values must not contain line breaks or NUL"
+	case strings.EqualFold(name, "Host"):
+		return "set the Host header with the host option"
+	}
+	return ""
+}
+
+func isControlOrSpace(r rune) bool { return r <= ' ' || r == 0x7f }
+
+// StatusRange is an inclusive range of HTTP status codes.
+type StatusRange struct{ Min, Max int }
+
+// ParseStatusRanges parses expect_status entries: "200", "200-299".
+func ParseStatusRanges(list []string) ([]StatusRange, error) {
+	if len(list) == 0 {
+		return []StatusRange{{200, 299}}, nil
+	}
+	out := make([]StatusRange, 0, len(list))
+	for _, s := range list {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
+		min, err1 := strconv.Atoi(strings.TrimSpace(lo))
+		max := min
+		var err2 error
+		if isRange {
+			max, err2 = strconv.Atoi(strings.TrimSpace(hi))
+		}
+		if err1 != nil || err2 != nil || min < 100 || max > 599 || min > max {
+			return nil, fmt.Errorf("invalid status %q: want a code 100-599 or a range like \"200-299\"", s)
+		}
+		out = append(out, StatusRange{min, max})
+	}
+	return out, nil
+}
+
 // httpProber checks an HTTP or HTTPS server: one request on a fresh
-// connection, its status judged by the expected ranges, and optionally the
-// start of its body by a regular expression. Redirects are not followed.
+// connection, its status judged by the expected ranges, and optionally its
+// body by a regular expression. Redirects are not followed.
 type httpProber struct {
 	spec     Spec
-	url      string   // for String and messages
 	reqURL   *url.URL // the request target
 	host     string   // the Host header
 	method   string
@@ -30,79 +234,33 @@ type httpProber struct {
 	tls      *tls.Config // nil for plain http
 }
 
-func newHTTP(spec Spec) (*httpProber, error) {
-	p := &httpProber{spec: spec, maxBody: spec.MaxBodyBytes}
-	switch m := strings.ToUpper(spec.Method); m {
-	case "":
-		p.method = http.MethodGet
-	case http.MethodGet, http.MethodHead:
-		p.method = m
-	default:
-		return nil, fmt.Errorf("%s: method: %q is not supported (want GET or HEAD)", spec, spec.Method)
-	}
-
-	path := spec.Path
-	if path == "" {
-		path = "/"
-	}
-	if !strings.HasPrefix(path, "/") {
-		return nil, fmt.Errorf("%s: path: %q must start with \"/\"", spec, spec.Path)
-	}
-	if strings.ContainsFunc(path, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return nil, fmt.Errorf("%s: path: %q contains spaces or control characters", spec, spec.Path)
-	}
+// newHTTP builds the prober of a spec whose options passed Validate.
+func newHTTP(spec Spec) (Prober, error) {
+	o := spec.Options.(HTTPOptions)
+	p := &httpProber{spec: spec, method: o.method(), maxBody: o.maxBody()}
 	hostport := spec.Target.String()
-	u, err := url.Parse(spec.Type + "://" + hostport + path)
+	u, err := url.Parse(spec.Type + "://" + hostport + o.path())
 	if err != nil || u.Host != hostport {
-		return nil, fmt.Errorf("%s: path: %q is not a valid request path", spec, spec.Path)
+		return nil, fmt.Errorf("%s: path: %q is not a valid request path", spec, o.Path)
 	}
-	p.url = u.String()
 	p.reqURL = u
 	p.host = hostport
-	if spec.Host != "" {
-		p.host = spec.Host
+	if o.Host != "" {
+		p.host = o.Host
 	}
-
-	if spec.Host != "" && (strings.ContainsFunc(spec.Host, func(r rune) bool { return r <= ' ' || r == 0x7f }) ||
-		strings.ContainsAny(spec.Host, "/?#@")) {
-		return nil, fmt.Errorf("%s: host: %q is not a valid Host header", spec, spec.Host)
-	}
-
-	p.header = make(http.Header, len(spec.Headers)+1)
-	for _, h := range spec.Headers {
-		if !isToken(h.Name) {
-			return nil, fmt.Errorf("%s: headers: %q is not a valid header name", spec, h.Name)
-		}
-		if strings.ContainsAny(h.Value, "\r\n\x00") {
-			return nil, fmt.Errorf("%s: headers: value of %s contains a line break or NUL", spec, h.Name)
-		}
-		if strings.EqualFold(h.Name, "Host") {
-			return nil, fmt.Errorf("%s: headers: set the Host header with the host option", spec)
-		}
+	p.header = make(http.Header, len(o.Headers)+1)
+	for _, h := range o.Headers {
 		p.header.Add(h.Name, h.Value)
 	}
 	if p.header.Get("User-Agent") == "" {
 		p.header.Set("User-Agent", UserAgent)
 	}
-
-	if p.statuses, err = ParseStatusRanges(spec.ExpectStatus); err != nil {
-		return nil, fmt.Errorf("%s: expect_status: %v", spec, err)
+	p.statuses, _ = ParseStatusRanges(o.ExpectStatus) // Validate judged them
+	if o.ExpectBody != "" {
+		p.body = regexp.MustCompile(o.ExpectBody) // Validate compiled it
 	}
-	if p.body, err = compileRegexp(spec, "expect_body", spec.ExpectBody); err != nil {
-		return nil, err
-	}
-	if p.body != nil && p.method == http.MethodHead {
-		return nil, fmt.Errorf("%s: expect_body: a HEAD response has no body (use method GET)", spec)
-	}
-	if p.maxBody < 0 {
-		return nil, fmt.Errorf("%s: max_body_bytes: %d is negative", spec, spec.MaxBodyBytes)
-	}
-	if p.maxBody == 0 {
-		p.maxBody = DefaultMaxBodyBytes
-	}
-
 	if spec.Type == "https" {
-		if p.tls, err = tlsConfig(spec); err != nil {
+		if p.tls, err = tlsConfig(spec, o.TLSOptions, o.Host); err != nil {
 			return nil, err
 		}
 	}
@@ -112,10 +270,7 @@ func newHTTP(spec Spec) (*httpProber, error) {
 // Probe sends one request on a new connection, which it closes before
 // returning; the deadline covers connect, handshake, request and body.
 func (p *httpProber) Probe(ctx context.Context) Result {
-	start := time.Now()
-	ctx, cancel := withDeadline(ctx, p.spec.Timeout)
-	defer cancel()
-	return result(start, p.probe(ctx))
+	return run(ctx, p.spec.Timeout, p.probe)
 }
 
 func (p *httpProber) probe(ctx context.Context) string {

@@ -45,7 +45,7 @@ func TestHTTPResponseFraming(t *testing.T) {
 				}
 				c.Write([]byte(tc.response))
 			})
-			spec := Spec{Type: "http", Target: target, Timeout: 2 * time.Second, ExpectBody: tc.body, MaxBodyBytes: 1024}
+			spec := Spec{Type: "http", Target: target, Timeout: 2 * time.Second, Options: HTTPOptions{ExpectBody: tc.body, MaxBodyBytes: 1024}}
 			res := probeWithin(t, mustNew(t, spec), 2*time.Second)
 			switch {
 			case tc.want == "":
@@ -70,8 +70,8 @@ func TestHTTPRequestOnTheWire(t *testing.T) {
 		got <- req
 		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
 	})
-	spec := Spec{Type: "http", Target: target, Timeout: 2 * time.Second, Method: "HEAD", Path: "/health?deep=1",
-		Host: "www.example.org", Headers: []Header{{"X-Check", "director"}}}
+	spec := Spec{Type: "http", Target: target, Timeout: 2 * time.Second, Options: HTTPOptions{Method: "HEAD", Path: "/health?deep=1",
+		Host: "www.example.org", Headers: []Header{{"X-Check", "director"}}}}
 	wantOK(t, probeWithin(t, mustNew(t, spec), 2*time.Second))
 	req := <-got
 	if req.Method != "HEAD" || req.RequestURI != "/health?deep=1" || req.Host != "www.example.org" ||

@@ -85,7 +85,7 @@ func healthMux(rec *recorder) *http.ServeMux {
 func TestHTTPHealthy(t *testing.T) {
 	rec := &recorder{}
 	_, target := testServer(t, nil, healthMux(rec))
-	res := probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Path: "/", ExpectBody: `status: ok`}), 5*time.Second)
+	res := probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{Path: "/", ExpectBody: `status: ok`}}), 5*time.Second)
 	wantOK(t, res)
 	req, _, _ := rec.last()
 	if req.Method != "GET" || req.URL.Path != "/" {
@@ -102,22 +102,22 @@ func TestHTTPHealthy(t *testing.T) {
 func TestHTTPStatus(t *testing.T) {
 	rec := &recorder{}
 	_, target := testServer(t, nil, healthMux(rec))
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Path: "/down"}), 5*time.Second), "status 503")
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Path: "/down", ExpectStatus: []string{"200", "500-503"}}), 5*time.Second))
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Path: "/", ExpectStatus: []string{"204"}}), 5*time.Second), "status 200")
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{Path: "/down"}}), 5*time.Second), "status 503")
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{Path: "/down", ExpectStatus: []string{"200", "500-503"}}}), 5*time.Second))
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{Path: "/", ExpectStatus: []string{"204"}}}), 5*time.Second), "status 200")
 }
 
 func TestHTTPBodyMismatch(t *testing.T) {
 	rec := &recorder{}
 	_, target := testServer(t, nil, healthMux(rec))
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, ExpectBody: `^healthy$`}), 5*time.Second), "body mismatch")
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{ExpectBody: `^healthy$`}}), 5*time.Second), "body mismatch")
 }
 
 func TestHTTPRedirectNotFollowed(t *testing.T) {
 	rec := &recorder{}
 	_, target := testServer(t, nil, healthMux(rec))
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Path: "/moved"}), 5*time.Second), "status 301")
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Path: "/moved", ExpectStatus: []string{"300-399"}}), 5*time.Second))
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{Path: "/moved"}}), 5*time.Second), "status 301")
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{Path: "/moved", ExpectStatus: []string{"300-399"}}}), 5*time.Second))
 	req, _, n := rec.last()
 	if n != 2 || req.URL.Path != "/moved" {
 		t.Errorf("server saw %d requests, last %s: the redirect was followed", n, req.URL.Path)
@@ -128,13 +128,13 @@ func TestHTTPInformational(t *testing.T) {
 	rec := &recorder{}
 	_, target := testServer(t, nil, healthMux(rec))
 	// A 103 Early Hints before the final 200 is not the answer.
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Path: "/early", ExpectBody: "after hints"}), 5*time.Second))
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{Path: "/early", ExpectBody: "after hints"}}), 5*time.Second))
 }
 
 func TestHTTPHead(t *testing.T) {
 	rec := &recorder{}
 	_, target := testServer(t, nil, healthMux(rec))
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Method: "HEAD"}), 5*time.Second))
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{Method: "HEAD"}}), 5*time.Second))
 	if req, _, _ := rec.last(); req.Method != "HEAD" {
 		t.Errorf("server saw method %s", req.Method)
 	}
@@ -144,8 +144,8 @@ func TestHTTPHostAndHeaders(t *testing.T) {
 	rec := &recorder{}
 	_, target := testServer(t, nil, healthMux(rec))
 	spec := Spec{
-		Type: "http", Target: target, Path: "/status?full=1", Host: "www.example.com",
-		Headers: []Header{{"X-Check", "director"}, {"X-Multi", "a"}, {"X-Multi", "b"}, {"User-Agent", "custom/1"}},
+		Type: "http", Target: target, Options: HTTPOptions{Path: "/status?full=1", Host: "www.example.com",
+			Headers: []Header{{"X-Check", "director"}, {"X-Multi", "a"}, {"X-Multi", "b"}, {"User-Agent", "custom/1"}}},
 	}
 	wantOK(t, probeWithin(t, mustNew(t, spec), 5*time.Second))
 	req, _, _ := rec.last()
@@ -174,7 +174,7 @@ func TestHTTPHanging(t *testing.T) {
 	target := hangingServer(t)
 	for _, typ := range []string{"http", "https"} {
 		t.Run(typ, func(t *testing.T) {
-			p := mustNew(t, Spec{Type: typ, Target: target, ExpectBody: "x"})
+			p := mustNew(t, Spec{Type: typ, Target: target, Options: HTTPOptions{ExpectBody: "x"}})
 			done := checkNoLeak(t)
 			wantReason(t, probeWithin(t, p, 300*time.Millisecond), "timeout")
 			done()
@@ -196,7 +196,7 @@ func TestHTTPSlowBody(t *testing.T) {
 		}
 	}))
 	defer close(stop)
-	p := mustNew(t, Spec{Type: "http", Target: target, ExpectBody: "complete"})
+	p := mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{ExpectBody: "complete"}})
 	wantReason(t, probeWithin(t, p, 300*time.Millisecond), "timeout")
 }
 
@@ -217,10 +217,10 @@ func TestHTTPBodyCap(t *testing.T) {
 			}
 		}
 	}))
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, ExpectBody: "HEAD-MARK"}), 5*time.Second))
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, ExpectBody: "NEVER"}), 5*time.Second), "body mismatch")
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Path: "/tail", ExpectBody: "TAIL", MaxBodyBytes: 1024}), 5*time.Second), "body mismatch")
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Path: "/tail", ExpectBody: "TAIL", MaxBodyBytes: 200 << 10}), 5*time.Second))
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{ExpectBody: "HEAD-MARK"}}), 5*time.Second))
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{ExpectBody: "NEVER"}}), 5*time.Second), "body mismatch")
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{Path: "/tail", ExpectBody: "TAIL", MaxBodyBytes: 1024}}), 5*time.Second), "body mismatch")
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: target, Options: HTTPOptions{Path: "/tail", ExpectBody: "TAIL", MaxBodyBytes: 200 << 10}}), 5*time.Second))
 }
 
 func TestHTTPSource(t *testing.T) {
@@ -252,44 +252,44 @@ func TestHTTPS(t *testing.T) {
 		wantReason(t, res, "tls: certificate signed by unknown authority")
 	})
 	t.Run("skip verify", func(t *testing.T) {
-		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, TLSSkipVerify: true, ExpectBody: "ok"}), 5*time.Second))
+		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{ExpectBody: "ok", TLSOptions: TLSOptions{TLSSkipVerify: true}}}), 5*time.Second))
 	})
 	t.Run("ca file", func(t *testing.T) {
-		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, CAFile: pki.caFile, ExpectBody: "ok"}), 5*time.Second))
+		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{ExpectBody: "ok", TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second))
 	})
 	t.Run("host is the server name", func(t *testing.T) {
-		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, CAFile: pki.caFile, Host: "test.example:443"}), 5*time.Second))
+		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{Host: "test.example:443", TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second))
 		req, sni, _ := rec.last()
 		if sni != "test.example" || req.Host != "test.example:443" {
 			t.Errorf("server saw SNI %q, Host %q", sni, req.Host)
 		}
 	})
 	t.Run("server name wins", func(t *testing.T) {
-		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, CAFile: pki.caFile, Host: "www.other.example", ServerName: "test.example"}), 5*time.Second))
+		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{Host: "www.other.example", TLSOptions: TLSOptions{CAFile: pki.caFile, ServerName: "test.example"}}}), 5*time.Second))
 		req, sni, _ := rec.last()
 		if sni != "test.example" || req.Host != "www.other.example" {
 			t.Errorf("server saw SNI %q, Host %q", sni, req.Host)
 		}
 	})
 	t.Run("name mismatch", func(t *testing.T) {
-		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, CAFile: pki.caFile, Host: "www.other.example"}), 5*time.Second)
+		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{Host: "www.other.example", TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second)
 		wantReason(t, res, "tls: certificate is valid for test.example, not www.other.example")
 	})
 	t.Run("plain server", func(t *testing.T) {
 		_, plain := testServer(t, nil, healthMux(&recorder{}))
-		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: plain, CAFile: pki.caFile}), 5*time.Second)
+		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: plain, Options: HTTPOptions{TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second)
 		wantReason(t, res, "tls: server did not answer with TLS")
 	})
 	t.Run("expired", func(t *testing.T) {
 		old := pki.leaf(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
 		_, target := testServer(t, &old, healthMux(&recorder{}))
-		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, CAFile: pki.caFile}), 5*time.Second)
+		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second)
 		wantReason(t, res, "tls: certificate expired")
 	})
 	t.Run("self-signed", func(t *testing.T) {
 		cert := selfSigned(t)
 		_, target := testServer(t, &cert, healthMux(&recorder{}))
-		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, CAFile: pki.caFile}), 5*time.Second)
+		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second)
 		wantReason(t, res, "tls: certificate signed by unknown authority")
 	})
 	t.Run("ipv6", func(t *testing.T) {
@@ -301,7 +301,7 @@ func TestHTTPS(t *testing.T) {
 			TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}
 		srv.StartTLS()
 		t.Cleanup(srv.Close)
-		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: addrPort(t, l.Addr()), CAFile: pki.caFile}), 5*time.Second))
+		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: addrPort(t, l.Addr()), Options: HTTPOptions{TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second))
 	})
 }
 
@@ -311,7 +311,7 @@ func TestHTTPConcurrent(t *testing.T) {
 	pki := newPKI(t)
 	cert := pki.validLeaf(t)
 	_, target := testServer(t, &cert, healthMux(&recorder{}))
-	p := mustNew(t, Spec{Type: "https", Target: target, CAFile: pki.caFile, ExpectBody: "ok"})
+	p := mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{ExpectBody: "ok", TLSOptions: TLSOptions{CAFile: pki.caFile}}})
 	var wg sync.WaitGroup
 	results := make([]Result, 20)
 	for i := range results {

@@ -21,19 +21,52 @@ const icmpEchoes = 3
 // (for IPv4 and IPv6 alike).
 const pingGroupRangeFile = "/proc/sys/net/ipv4/ping_group_range"
 
+// ICMPOptions are the options of icmp checks.
+type ICMPOptions struct {
+	// Privileged uses a raw socket instead of an unprivileged ping socket.
+	Privileged bool
+}
+
+var icmpKind = Kind{
+	Name: "icmp", Foreign: map[string]string{"ping": "ldirectord's ping"},
+	Keys: []Key{{Name: "privileged"}}, NoPort: true, Zero: ICMPOptions{},
+	Decode: func(d Decoder) Options {
+		var o ICMPOptions
+		o.Privileged, _ = d.Bool("privileged")
+		return o
+	},
+	build: newICMP,
+}
+
+// Validate has nothing to judge: every value is usable.
+func (o ICMPOptions) Validate() []OptionError { return nil }
+
+// Canonical renders the one option.
+func (o ICMPOptions) Canonical() string {
+	var c canonical
+	c.boolean("privileged", o.Privileged)
+	return c.text()
+}
+
+// Describe is "icmp 10.0.0.11".
+func (o ICMPOptions) Describe(s Spec) string { return "icmp " + s.Target.Addr().String() }
+
 // icmpProber sends ICMP (or ICMPv6) echo requests to the target address.
 // By default it uses an unprivileged ping socket (SOCK_DGRAM, allowed by
 // net.ipv4.ping_group_range); Privileged uses a raw socket (CAP_NET_RAW),
 // which costs more when many checks run at once.
 type icmpProber struct {
-	spec Spec
-	ip   net.IPAddr
-	src  string
+	spec       Spec
+	privileged bool
+	ip         net.IPAddr
+	src        string
 }
 
-func newICMP(spec Spec) (*icmpProber, error) {
+// newICMP builds the prober of a spec whose options passed Validate.
+func newICMP(spec Spec) (Prober, error) {
 	addr := spec.Target.Addr().Unmap()
-	p := &icmpProber{spec: spec, ip: net.IPAddr{IP: addr.AsSlice(), Zone: addr.Zone()}}
+	p := &icmpProber{spec: spec, privileged: spec.Options.(ICMPOptions).Privileged,
+		ip: net.IPAddr{IP: addr.AsSlice(), Zone: addr.Zone()}}
 	if spec.Source.IsValid() {
 		p.src = spec.Source.Unmap().WithZone("").String()
 	}
@@ -44,10 +77,7 @@ func newICMP(spec Spec) (*icmpProber, error) {
 // succeeds on the first reply. Its sockets and goroutines are gone when it
 // returns.
 func (p *icmpProber) Probe(ctx context.Context) Result {
-	start := time.Now()
-	ctx, cancel := withDeadline(ctx, p.spec.Timeout)
-	defer cancel()
-	return result(start, p.probe(ctx))
+	return run(ctx, p.spec.Timeout, p.probe)
 }
 
 func (p *icmpProber) probe(ctx context.Context) string {
@@ -60,7 +90,7 @@ func (p *icmpProber) probe(ctx context.Context) string {
 	pinger := probing.New("")
 	ip := p.ip // the pinger keeps the pointer
 	pinger.SetIPAddr(&ip)
-	pinger.SetPrivileged(p.spec.Privileged)
+	pinger.SetPrivileged(p.privileged)
 	pinger.SetLogger(probing.NoopLogger{})
 	pinger.Source = p.src
 	pinger.Count = icmpEchoes
@@ -76,7 +106,7 @@ func (p *icmpProber) probe(ctx context.Context) string {
 		return ""
 	}
 	if err != nil {
-		if reason := icmpPermission(err, p.spec.Privileged); reason != "" {
+		if reason := icmpPermission(err, p.privileged); reason != "" {
 			return reason
 		}
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {

@@ -23,7 +23,7 @@ func needRoot(t *testing.T) {
 }
 
 func icmpSpec(addr string, privileged bool) Spec {
-	return Spec{Type: "icmp", Target: netip.AddrPortFrom(netip.MustParseAddr(addr), 0), Privileged: privileged}
+	return Spec{Type: "icmp", Target: netip.AddrPortFrom(netip.MustParseAddr(addr), 0), Options: ICMPOptions{Privileged: privileged}}
 }
 
 func TestICMPPrivileged(t *testing.T) {
@@ -156,7 +156,7 @@ func TestUnreachableNetwork(t *testing.T) {
 	}
 	for _, o := range outcomes {
 		if o.res.OK || o.res.Reason != "unreachable" {
-			t.Errorf("%s (privileged=%v): OK=%v reason %q, want unreachable", o.spec, o.spec.Privileged, o.res.OK, o.res.Reason)
+			t.Errorf("%s (options %+v): OK=%v reason %q, want unreachable", o.spec, o.spec.Options, o.res.OK, o.res.Reason)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -161,6 +162,15 @@ func clip(s string) string {
 		s = s[:cut] + "..."
 	}
 	return s
+}
+
+// regexpProblem says what is wrong with an expect or expect_body regular
+// expression, "" when nothing is.
+func regexpProblem(expr string) string {
+	if _, err := regexp.Compile(expr); err != nil {
+		return fmt.Sprintf("invalid regular expression: %v", err)
+	}
+	return ""
 }
 
 // errReadCap means readMatch read limit bytes without a match.

@@ -5,8 +5,75 @@ import (
 	"crypto/tls"
 	"io"
 	"regexp"
+	"slices"
 	"time"
 )
+
+// TCPOptions are the options of tcp checks: a connection, optionally in
+// TLS, and an optional one-step dialogue.
+type TCPOptions struct {
+	// Send is written after connect (and after the TLS handshake). Expect
+	// is a regular expression the data read afterwards must match; with
+	// Send empty it is matched against the server's greeting (banner).
+	// Both are literal: no escape processing beyond what the config format
+	// does.
+	Send   string
+	Expect string
+	TLS    bool // complete a TLS handshake first
+	TLSOptions
+}
+
+// tcpReadCap is how much a tcp dialogue reads while waiting for Expect.
+const tcpReadCap = 4 << 10
+
+var tcpKind = Kind{
+	Name:    "tcp",
+	Foreign: map[string]string{"connect": "ldirectord's connect", "tcp_check": "keepalived's TCP_CHECK"},
+	Keys: slices.Concat([]Key{{Name: "send"}, {Name: "expect"}, {Name: "tls", Note: "https checks always use TLS"}},
+		tlsOptionKeys("with tls = true")),
+	Zero:   TCPOptions{},
+	Decode: decodeTCP,
+	build:  newTCP,
+}
+
+func decodeTCP(d Decoder) Options {
+	var o TCPOptions
+	o.Send, _ = d.String("send")
+	o.Expect, _ = d.String("expect")
+	o.TLS, _ = d.Bool("tls")
+	if o.TLS {
+		o.TLSOptions = decodeTLS(d)
+	} else {
+		d.Unused(tlsKeys...)
+	}
+	return o
+}
+
+// Validate checks that expect is a regular expression.
+func (o TCPOptions) Validate() []OptionError {
+	if msg := regexpProblem(o.Expect); msg != "" {
+		return []OptionError{{Key: "expect", Msg: msg}}
+	}
+	return nil
+}
+
+// Canonical renders every option.
+func (o TCPOptions) Canonical() string {
+	var c canonical
+	c.str("send", o.Send)
+	c.str("expect", o.Expect)
+	c.boolean("tls", o.TLS)
+	o.TLSOptions.canonical(&c)
+	return c.text()
+}
+
+// Describe is "tcp 10.0.0.11:8080", or "tcp+tls 10.0.0.11:8080".
+func (o TCPOptions) Describe(s Spec) string {
+	if o.TLS {
+		return "tcp+tls " + s.Target.String()
+	}
+	return "tcp " + s.Target.String()
+}
 
 // tcpProber checks that a TCP port accepts connections, optionally
 // completing a TLS handshake and a one-step dialogue:
@@ -23,18 +90,21 @@ import (
 // "error: connection closed" for one that hung up, "reset", ...
 type tcpProber struct {
 	spec   Spec
+	send   string
 	expect *regexp.Regexp
 	tls    *tls.Config // nil without TLS
 }
 
-func newTCP(spec Spec) (*tcpProber, error) {
-	p := &tcpProber{spec: spec}
-	var err error
-	if p.expect, err = compileRegexp(spec, "expect", spec.Expect); err != nil {
-		return nil, err
+// newTCP builds the prober of a spec whose options passed Validate.
+func newTCP(spec Spec) (Prober, error) {
+	o := spec.Options.(TCPOptions)
+	p := &tcpProber{spec: spec, send: o.Send}
+	if o.Expect != "" {
+		p.expect = regexp.MustCompile(o.Expect) // Validate compiled it
 	}
-	if spec.TLS {
-		if p.tls, err = tlsConfig(spec); err != nil {
+	if o.TLS {
+		var err error
+		if p.tls, err = tlsConfig(spec, o.TLSOptions, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -44,10 +114,7 @@ func newTCP(spec Spec) (*tcpProber, error) {
 // Probe connects, runs the dialogue and closes the connection, all within
 // the deadline.
 func (p *tcpProber) Probe(ctx context.Context) Result {
-	start := time.Now()
-	ctx, cancel := withDeadline(ctx, p.spec.Timeout)
-	defer cancel()
-	return result(start, p.probe(ctx))
+	return run(ctx, p.spec.Timeout, p.probe)
 }
 
 func (p *tcpProber) probe(ctx context.Context) string {
@@ -56,7 +123,7 @@ func (p *tcpProber) probe(ctx context.Context) string {
 		return classify(ctx, err)
 	}
 	defer conn.Close()
-	if p.spec.Send == "" && p.expect == nil {
+	if p.send == "" && p.expect == nil {
 		return ""
 	}
 
@@ -68,8 +135,8 @@ func (p *tcpProber) probe(ctx context.Context) string {
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	if p.spec.Send != "" {
-		if _, err := io.WriteString(conn, p.spec.Send); err != nil {
+	if p.send != "" {
+		if _, err := io.WriteString(conn, p.send); err != nil {
 			return classify(ctx, err)
 		}
 	}

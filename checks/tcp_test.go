@@ -26,9 +26,9 @@ func TestTCPHanging(t *testing.T) {
 		name string
 		spec Spec
 	}{
-		{"banner", Spec{Type: "tcp", Target: target, Expect: "^220 "}},
-		{"send expect", Spec{Type: "tcp", Target: target, Send: "PING\r\n", Expect: "PONG"}},
-		{"tls", Spec{Type: "tcp", Target: target, TLS: true, TLSSkipVerify: true}},
+		{"banner", Spec{Type: "tcp", Target: target, Options: TCPOptions{Expect: "^220 "}}},
+		{"send expect", Spec{Type: "tcp", Target: target, Options: TCPOptions{Send: "PING\r\n", Expect: "PONG"}}},
+		{"tls", Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, TLSOptions: TLSOptions{TLSSkipVerify: true}}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := mustNew(t, tt.spec)
@@ -57,12 +57,12 @@ func pingServer(c net.Conn) {
 
 func TestTCPSendExpect(t *testing.T) {
 	target := connServer(t, listen(t, "127.0.0.1:0"), pingServer)
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Send: "PING\r\n", Expect: `^\+PONG`}), 5*time.Second))
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{Send: "PING\r\n", Expect: `^\+PONG`}}), 5*time.Second))
 	// Send without Expect: writing is enough.
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Send: "PING\r\n"}), 5*time.Second))
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{Send: "PING\r\n"}}), 5*time.Second))
 	// The server answers, but not what is expected; it keeps the
 	// connection open, so the probe waits for the deadline.
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Send: "HELLO\r\n", Expect: `^\+PONG`}), 500*time.Millisecond), "expect mismatch")
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{Send: "HELLO\r\n", Expect: `^\+PONG`}}), 500*time.Millisecond), "expect mismatch")
 }
 
 func TestTCPBanner(t *testing.T) {
@@ -70,14 +70,14 @@ func TestTCPBanner(t *testing.T) {
 		io.WriteString(c, "220 mail.example ESMTP ready\r\n")
 		io.Copy(io.Discard, c)
 	})
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Expect: `^220 `}), 5*time.Second))
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Expect: `^\+OK`}), 500*time.Millisecond), "expect mismatch")
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{Expect: `^220 `}}), 5*time.Second))
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{Expect: `^\+OK`}}), 500*time.Millisecond), "expect mismatch")
 
 	// A banner that says no, then hangs up: a mismatch, reported at once.
 	refusing := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
 		io.WriteString(c, "554 go away\r\n")
 	})
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: refusing, Expect: `^220 `}), 5*time.Second), "expect mismatch")
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: refusing, Options: TCPOptions{Expect: `^220 `}}), 5*time.Second), "expect mismatch")
 }
 
 func TestTCPCap(t *testing.T) {
@@ -90,12 +90,12 @@ func TestTCPCap(t *testing.T) {
 			}
 		}
 	})
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Expect: "NEVER"}), 5*time.Second), "expect mismatch")
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{Expect: "NEVER"}}), 5*time.Second), "expect mismatch")
 }
 
 func TestTCPClosed(t *testing.T) {
 	target := connServer(t, listen(t, "127.0.0.1:0"), func(net.Conn) {})
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Expect: "^220"}), 5*time.Second), "error: connection closed")
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{Expect: "^220"}}), 5*time.Second), "error: connection closed")
 }
 
 func TestTCPReset(t *testing.T) {
@@ -105,7 +105,7 @@ func TestTCPReset(t *testing.T) {
 		c.Read(make([]byte, 64))
 		c.(*net.TCPConn).SetLinger(0)
 	})
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Send: "PING\r\n", Expect: "PONG"}), 5*time.Second), "reset")
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{Send: "PING\r\n", Expect: "PONG"}}), 5*time.Second), "reset")
 }
 
 func TestTCPTLS(t *testing.T) {
@@ -120,19 +120,19 @@ func TestTCPTLS(t *testing.T) {
 		pingServer(c)
 	})
 
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, TLS: true, CAFile: pki.caFile}), 5*time.Second))
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, TLS: true, CAFile: pki.caFile, Expect: `^\* OK`}), 5*time.Second))
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, TLS: true, ServerName: "test.example", CAFile: pki.caFile, Send: "PING\r\n", Expect: `\+PONG`}), 5*time.Second))
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, TLS: true, TLSSkipVerify: true}), 5*time.Second))
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, TLS: true}), 5*time.Second), "tls: certificate signed by unknown authority")
-	wantReasonPrefix(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, TLS: true, CAFile: pki.caFile, ServerName: "imap.other.example"}), 5*time.Second), "tls: certificate is valid for test.example")
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second))
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, Expect: `^\* OK`, TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second))
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, Send: "PING\r\n", Expect: `\+PONG`, TLSOptions: TLSOptions{ServerName: "test.example", CAFile: pki.caFile}}}), 5*time.Second))
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, TLSOptions: TLSOptions{TLSSkipVerify: true}}}), 5*time.Second))
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true}}), 5*time.Second), "tls: certificate signed by unknown authority")
+	wantReasonPrefix(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, TLSOptions: TLSOptions{CAFile: pki.caFile, ServerName: "imap.other.example"}}}), 5*time.Second), "tls: certificate is valid for test.example")
 
 	// Without TLS the probe reads the TLS server's silence.
 	plain := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
 		io.WriteString(c, "+OK POP3 ready\r\n")
 		io.Copy(io.Discard, c) // no reset from unread data
 	})
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: plain, TLS: true, TLSSkipVerify: true}), 5*time.Second), "tls: server did not answer with TLS")
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: plain, Options: TCPOptions{TLS: true, TLSOptions: TLSOptions{TLSSkipVerify: true}}}), 5*time.Second), "tls: server did not answer with TLS")
 }
 
 func TestTCPSource(t *testing.T) {
@@ -152,5 +152,5 @@ func TestTCPIPv6(t *testing.T) {
 		t.Skip("no IPv6 loopback")
 	}
 	target := connServer(t, listen(t, "[::1]:0"), pingServer)
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Source: netip.IPv6Loopback(), Send: "PING\n", Expect: "PONG"}), 5*time.Second))
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Source: netip.IPv6Loopback(), Options: TCPOptions{Send: "PING\n", Expect: "PONG"}}), 5*time.Second))
 }

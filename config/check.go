@@ -1,42 +1,32 @@
 package config
 
 import (
-	"crypto/x509"
-	"errors"
-	"io/fs"
+	"fmt"
+	"maps"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/lvsdirector/director/checks"
 )
 
-var (
-	checkTypes   = []string{"http", "https", "tcp", "icmp"}
-	checkMethods = []string{"GET", "HEAD"}
-	checkKeys    = []string{
-		"type", "interval", "timeout", "rise", "fall", "port", "address", "source",
-		"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
-		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "privileged",
-	}
-)
+// commonCheckKeys are the keys every check has; each kind's own keys come
+// from the prober registry (checks.Kinds).
+var commonCheckKeys = []string{"type", "interval", "timeout", "rise", "fall", "port", "address", "source"}
+
+// checkKeys is every key a check table may hold, in the order hints list
+// them.
+var checkKeys = slices.Concat(commonCheckKeys, checks.OptionKeys())
 
 // Built-in check defaults, used where neither [defaults.check] nor the
-// virtual server's check sets a value.
+// virtual server's check sets a value. A kind's options have their own.
 const (
-	defaultCheckType    = "tcp"
-	defaultInterval     = 5 * time.Second
-	defaultTimeout      = 2 * time.Second
-	defaultRise         = 2
-	defaultFall         = 3
-	defaultMethod       = "GET"
-	defaultPath         = "/"
-	defaultMaxBodyBytes = 64 << 10
-	defaultExpectStatus = "200-299"
+	defaultCheckType = "tcp"
+	defaultInterval  = 5 * time.Second
+	defaultTimeout   = 2 * time.Second
+	defaultRise      = 2
+	defaultFall      = 3
 )
 
 // opt is one check setting as written in one table: Set when present and
@@ -61,40 +51,37 @@ func pick[T any](dflt T, os ...opt[T]) opt[T] {
 }
 
 // rawCheck is one check table ([defaults.check] or [virtual_server.check])
-// with each value checked on its own; cross-field rules wait for the merge.
+// with each common value checked on its own; the kind's options are
+// decoded once the merge knows the type.
 type rawCheck struct {
-	t                              table
-	Type                           opt[string]
-	Interval                       opt[time.Duration]
-	Timeout                        opt[time.Duration]
-	Rise, Fall                     opt[int]
-	Port                           opt[uint16]
-	Address                        opt[netip.Addr]
-	Source                         opt[netip.Addr]
-	Method                         opt[string]
-	Path                           opt[string]
-	Host                           opt[string]
-	Headers                        opt[map[string]string]
-	ExpectStatus                   opt[[]string]
-	ExpectBody                     opt[string]
-	MaxBodyBytes                   opt[int64]
-	TLSSkipVerify, TLS, Privileged opt[bool]
-	CAFile                         opt[string]
-	ServerName                     opt[string]
-	Send, Expect                   opt[string]
+	t          table
+	Type       opt[string]
+	Interval   opt[time.Duration]
+	Timeout    opt[time.Duration]
+	Rise, Fall opt[int]
+	Port       opt[uint16]
+	Address    opt[netip.Addr]
+	Source     opt[netip.Addr]
 }
 
 // present reports whether the table wrote key at all (valid or not).
 func (r rawCheck) present(key string) bool { return r.t.m != nil && r.t.has(key) }
 
+// kindAliases maps other tools' names for check types to a hint.
+func kindAliases() map[string]string {
+	hints := map[string]string{}
+	for _, k := range checks.Kinds() {
+		for name, whose := range k.Foreign {
+			hints[name] = fmt.Sprintf("%s is %q", whose, k.Name)
+		}
+	}
+	return hints
+}
+
 func (l *loader) parseCheck(t table, sec section) rawCheck {
 	t.unknown(sec)
 	r := rawCheck{t: t}
-	r.Type = set(t.enum("type", "check type", checkTypes, map[string]string{
-		"http_get": `keepalived's HTTP_GET is "http"`, "ssl_get": `keepalived's SSL_GET is "https"`,
-		"connect": `ldirectord's connect is "tcp"`, "ping": `ldirectord's ping is "icmp"`,
-		"tcp_check": `keepalived's TCP_CHECK is "tcp"`,
-	}))
+	r.Type = set(t.enum("type", "check type", checks.KindNames(), kindAliases()))
 	r.Interval = set(t.positive("interval"))
 	r.Timeout = set(t.positive("timeout"))
 	rise, n, ok := t.intRange("rise", 1, 1000, "rise must be 1-1000")
@@ -105,44 +92,11 @@ func (l *loader) parseCheck(t table, sec section) rawCheck {
 	r.Port = set(uint16(port), n, ok)
 	r.Address = set(l.ipOnly(t, "address"))
 	r.Source = set(l.ipOnly(t, "source"))
-
-	if s, n, ok := t.str("method"); ok {
-		up := strings.ToUpper(s)
-		if contains(checkMethods, up) {
-			r.Method = set(up, n, true)
-		} else {
-			l.errorf(n, "unknown method %q; valid: %s", s, strings.Join(checkMethods, ", "))
-		}
-	}
-	if s, n, ok := t.str("path"); ok {
-		if strings.HasPrefix(s, "/") {
-			r.Path = set(s, n, true)
-		} else {
-			l.errorf(n, "%q must start with \"/\"", s)
-		}
-	}
-	r.Host = set(t.str("host"))
-	r.ServerName = set(t.str("server_name"))
-	r.Headers = l.headers(t)
-	if list, n, ok := t.strList("expect_status"); ok {
-		if _, err := checks.ParseStatusRanges(list); err != nil {
-			l.errorf(n, "%v", err)
-		} else if len(list) == 0 {
-			l.errorf(n, "must not be empty; leave it out to accept 200-299")
-		} else {
-			r.ExpectStatus = set(list, n, true)
-		}
-	}
-	r.ExpectBody = l.regex(t, "expect_body")
-	r.Expect = l.regex(t, "expect")
-	r.Send = set(t.str("send"))
-	max, n, ok := t.intRange("max_body_bytes", 1, 1<<30, "max_body_bytes must be 1-1073741824")
-	r.MaxBodyBytes = set(max, n, ok)
-	r.TLSSkipVerify = set(t.boolean("tls_skip_verify"))
-	r.TLS = set(t.boolean("tls"))
-	r.Privileged = set(t.boolean("privileged"))
-	if s, n, ok := t.str("ca_file"); ok {
-		r.CAFile = set(l.caFile(s, n))
+	// Every value of every kind's keys is judged here, whatever the type:
+	// [defaults.check] serves checks of any type, and a bad value is
+	// reported even where no check uses it.
+	for _, k := range checks.Kinds() {
+		l.decodeOptions(k, []table{t}, false)
 	}
 	return r
 }
@@ -168,91 +122,6 @@ func (l *loader) ipOnly(t table, key string) (netip.Addr, node, bool) {
 	return a, n, true
 }
 
-func (l *loader) headers(t table) opt[map[string]string] {
-	ht, ok := t.sub("headers")
-	if !ok {
-		return opt[map[string]string]{N: t.n.child("headers")}
-	}
-	out := make(map[string]string, len(ht.m))
-	good := true
-	names := make([]string, 0, len(ht.m))
-	for name := range ht.m {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		v := ht.m[name]
-		n := ht.n.child(name)
-		s, isStr := v.(string)
-		switch {
-		case !isStr:
-			l.errorf(n, "header values must be strings, not %s", describe(v))
-			good = false
-		case !validHeaderName(name):
-			l.errorf(n, "%q is not a valid HTTP header name", name)
-			good = false
-		case strings.ContainsAny(s, "\r\n"):
-			l.errorf(n, "header values must not contain line breaks")
-			good = false
-		default:
-			out[name] = s
-		}
-	}
-	return opt[map[string]string]{V: out, Set: good, N: ht.n}
-}
-
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func (l *loader) regex(t table, key string) opt[string] {
-	s, n, ok := t.str(key)
-	if !ok {
-		return opt[string]{N: n}
-	}
-	if _, err := regexp.Compile(s); err != nil {
-		l.errorf(n, "invalid regular expression: %v", err)
-		return opt[string]{N: n}
-	}
-	return opt[string]{V: s, Set: true, N: n}
-}
-
-// caFile resolves a relative path against the config file's directory and
-// checks that it holds at least one PEM certificate.
-func (l *loader) caFile(s string, n node) (string, node, bool) {
-	if s == "" {
-		l.errorf(n, "must not be empty")
-		return "", n, false
-	}
-	p := s
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(l.dir, p)
-	}
-	data, err := os.ReadFile(p)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		l.errorf(n, "cannot read %s: %v", p, err)
-		return "", n, false
-	}
-	if !x509.NewCertPool().AppendCertsFromPEM(data) {
-		l.errorf(n, "%s holds no PEM certificates", p)
-		return "", n, false
-	}
-	return p, n, true
-}
-
 // mergeCheck applies vs over def over the built-in defaults, and reports
 // rules that involve several keys. Keys the virtual server's own check
 // sets must suit the check type; keys inherited from [defaults.check] are
@@ -261,33 +130,15 @@ func (l *loader) mergeCheck(def, vs rawCheck) Check {
 	typ := pick(defaultCheckType, vs.Type, def.Type)
 	interval := pick(defaultInterval, vs.Interval, def.Interval)
 	timeout := pick(defaultTimeout, vs.Timeout, def.Timeout)
-	tls := pick(false, vs.TLS, def.TLS)
 	c := Check{
-		Type:          typ.V,
-		Interval:      interval.V,
-		Timeout:       timeout.V,
-		Rise:          pick(defaultRise, vs.Rise, def.Rise).V,
-		Fall:          pick(defaultFall, vs.Fall, def.Fall).V,
-		Port:          pick(0, vs.Port, def.Port).V,
-		Address:       pick(netip.Addr{}, vs.Address, def.Address).V,
-		Source:        pick(netip.Addr{}, vs.Source, def.Source).V,
-		Method:        pick(defaultMethod, vs.Method, def.Method).V,
-		Path:          pick(defaultPath, vs.Path, def.Path).V,
-		Host:          pick("", vs.Host, def.Host).V,
-		Headers:       pick(nil, vs.Headers, def.Headers).V,
-		ExpectStatus:  pick([]string{defaultExpectStatus}, vs.ExpectStatus, def.ExpectStatus).V,
-		ExpectBody:    pick("", vs.ExpectBody, def.ExpectBody).V,
-		MaxBodyBytes:  pick(int64(defaultMaxBodyBytes), vs.MaxBodyBytes, def.MaxBodyBytes).V,
-		TLSSkipVerify: pick(false, vs.TLSSkipVerify, def.TLSSkipVerify).V,
-		CAFile:        pick("", vs.CAFile, def.CAFile).V,
-		ServerName:    pick("", vs.ServerName, def.ServerName).V,
-		Send:          pick("", vs.Send, def.Send).V,
-		Expect:        pick("", vs.Expect, def.Expect).V,
-		TLS:           tls.V,
-		Privileged:    pick(false, vs.Privileged, def.Privileged).V,
-	}
-	if len(c.Headers) == 0 {
-		c.Headers = nil
+		Type:     typ.V,
+		Interval: interval.V,
+		Timeout:  timeout.V,
+		Rise:     pick(defaultRise, vs.Rise, def.Rise).V,
+		Fall:     pick(defaultFall, vs.Fall, def.Fall).V,
+		Port:     pick(0, vs.Port, def.Port).V,
+		Address:  pick(netip.Addr{}, vs.Address, def.Address).V,
+		Source:   pick(netip.Addr{}, vs.Source, def.Source).V,
 	}
 
 	// timeout < interval, unless either was written wrongly (already reported).
@@ -302,35 +153,166 @@ func (l *loader) mergeCheck(def, vs rawCheck) Check {
 		l.errorf(n, "timeout (%s) must be shorter than interval (%s)", c.Timeout, c.Interval)
 	}
 
-	if bad("type") || vs.t.m == nil {
+	if bad("type") {
 		return c
 	}
-	httpLike := c.Type == "http" || c.Type == "https"
-	usesTLS := c.Type == "https" || c.Type == "tcp" && c.TLS
-	rules := []struct {
-		keys []string
-		ok   bool
-		msg  string
-	}{
-		{[]string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes"}, httpLike, "is only used by http and https checks"},
-		{[]string{"tls_skip_verify", "ca_file", "server_name"}, usesTLS, "is only used by https checks and tcp checks with tls = true"},
-		{[]string{"send", "expect"}, c.Type == "tcp", "is only used by tcp checks"},
-		{[]string{"tls"}, c.Type == "tcp", "is only used by tcp checks (https checks always use TLS)"},
-		{[]string{"privileged"}, c.Type == "icmp", "is only used by icmp checks"},
-		{[]string{"port"}, c.Type != "icmp", "is not used by icmp checks"},
+	kind, _ := checks.LookupKind(c.Type)
+	opts, unused := l.decodeOptions(kind, []table{vs.t, def.t}, true)
+	c.Options = opts
+	if vs.t.m == nil {
+		return c
 	}
-	for _, r := range rules {
-		if r.ok {
-			continue
-		}
-		for _, k := range r.keys {
-			if vs.present(k) {
-				l.errorf(vs.t.n.child(k), "%s %s; this check's type is %q", k, r.msg, c.Type)
-			}
+	for _, k := range slices.Sorted(maps.Keys(vs.t.m)) {
+		n := vs.t.n.child(k)
+		switch {
+		case k == "port" && kind.NoPort:
+			l.errorf(n, "port is not used by %s; this check's type is %q", checks.PortlessKinds(), c.Type)
+		case slices.Contains(commonCheckKeys, k) || !slices.Contains(checkKeys, k):
+			// common, or unknown (reported by parseCheck)
+		case !kind.Reads(k) || slices.Contains(unused, k):
+			l.errorf(n, "%s is only used by %s; this check's type is %q", k, checks.UsedBy(k), c.Type)
 		}
 	}
 	return c
 }
+
+// decodeOptions decodes kind's options from layers, the most specific
+// table first (tables not written have a nil map). merged says layers are
+// one check's full set: then problems that involve several options are
+// reported too, and the keys the kind does not use with these options are
+// returned; otherwise only each value on its own is judged.
+func (l *loader) decodeOptions(kind checks.Kind, layers []table, merged bool) (checks.Options, []string) {
+	d := &optionDecoder{l: l, layers: layers}
+	opts := kind.Decode(d)
+	for _, e := range opts.Validate() {
+		if len(e.With) > 0 && !merged {
+			continue
+		}
+		n := d.node(e.Key)
+		if e.Entry != "" {
+			n = n.child(e.Entry)
+		}
+		l.errorf(n, "%s", e.Msg)
+	}
+	return opts, d.unused
+}
+
+// optionDecoder is the checks.Decoder of one check: a key is read from the
+// first of its layers that has it, so problems name that table's line.
+type optionDecoder struct {
+	l      *loader
+	layers []table
+	unused []string
+}
+
+func (d *optionDecoder) at(key string) (table, bool) {
+	for _, t := range d.layers {
+		if t.m != nil && t.has(key) {
+			return t, true
+		}
+	}
+	return table{}, false
+}
+
+// node is where key was read, or where it would go in the first table
+// written.
+func (d *optionDecoder) node(key string) node {
+	if t, ok := d.at(key); ok {
+		return t.n.child(key)
+	}
+	for _, t := range d.layers {
+		if t.m != nil {
+			return t.n.child(key)
+		}
+	}
+	return node{}
+}
+
+func (d *optionDecoder) String(key string) (string, bool) {
+	t, ok := d.at(key)
+	if !ok {
+		return "", false
+	}
+	s, _, ok := t.str(key)
+	return s, ok
+}
+
+func (d *optionDecoder) Bool(key string) (bool, bool) {
+	t, ok := d.at(key)
+	if !ok {
+		return false, false
+	}
+	b, _, ok := t.boolean(key)
+	return b, ok
+}
+
+func (d *optionDecoder) Int(key string, min, max int64, what string) (int64, bool) {
+	t, ok := d.at(key)
+	if !ok {
+		return 0, false
+	}
+	i, _, ok := t.intRange(key, min, max, what)
+	return i, ok
+}
+
+func (d *optionDecoder) Strings(key string) ([]string, bool) {
+	t, ok := d.at(key)
+	if !ok {
+		return nil, false
+	}
+	list, _, ok := t.strList(key)
+	return list, ok
+}
+
+func (d *optionDecoder) StringTable(key, what string, check func(name, value string) string) (map[string]string, bool) {
+	t, ok := d.at(key)
+	if !ok {
+		return nil, false
+	}
+	sub, ok := t.sub(key)
+	if !ok {
+		return nil, false
+	}
+	out := make(map[string]string, len(sub.m))
+	for _, name := range slices.Sorted(maps.Keys(sub.m)) {
+		v := sub.m[name]
+		n := sub.n.child(name)
+		s, isStr := v.(string)
+		switch {
+		case !isStr:
+			d.l.errorf(n, "%s must be strings, not %s", what, describe(v))
+		default:
+			if msg := check(name, s); msg != "" {
+				d.l.errorf(n, "%s", msg)
+			} else {
+				out[name] = s
+			}
+		}
+	}
+	return out, true
+}
+
+// File resolves a relative name against the config file's directory.
+func (d *optionDecoder) File(key string) (string, bool) {
+	s, ok := d.String(key)
+	if !ok {
+		return "", false
+	}
+	if s == "" {
+		d.Errorf(key, "must not be empty")
+		return "", false
+	}
+	if !filepath.IsAbs(s) {
+		s = filepath.Join(d.l.dir, s)
+	}
+	return s, true
+}
+
+func (d *optionDecoder) Errorf(key, format string, a ...any) {
+	d.l.errorf(d.node(key), format, a...)
+}
+
+func (d *optionDecoder) Unused(keys ...string) { d.unused = append(d.unused, keys...) }
 
 // pickFrom reports whether r holds a valid value for key.
 func pickFrom(r rawCheck, key string) bool {
@@ -343,4 +325,25 @@ func pickFrom(r rawCheck, key string) bool {
 		return r.Timeout.Set
 	}
 	return true
+}
+
+// CheckSpec is the check of one of vs's real servers: the virtual server's
+// check aimed at rs, unless the check names its own address or port.
+func (vs *VirtualServer) CheckSpec(rs *RealServer) checks.Spec {
+	c := vs.Check
+	addr, port := rs.Address.Addr(), rs.Address.Port()
+	if c.Address.IsValid() {
+		addr = c.Address
+	}
+	if c.Port != 0 {
+		port = c.Port
+	}
+	return checks.Spec{
+		Type:     c.Type,
+		Target:   netip.AddrPortFrom(addr, port),
+		Source:   c.Source,
+		Timeout:  c.Timeout,
+		Interval: c.Interval,
+		Options:  c.Options,
+	}
 }

@@ -6,6 +6,8 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/lvsdirector/director/checks"
 )
 
 // Config is a validated configuration with all defaults applied.
@@ -97,10 +99,11 @@ type RealServer struct {
 	Line       int
 }
 
-// Check is a check spec with [defaults.check] merged in. Port and Address
-// override the target (the real server's) when set.
+// Check is a check with [defaults.check] merged in. Port and Address
+// override the target (the real server's) when set. VirtualServer.CheckSpec
+// aims it at one real server.
 type Check struct {
-	Type     string // "http" | "https" | "tcp" | "icmp"; default "tcp"
+	Type     string // a kind of the prober registry (checks.KindNames); default "tcp"
 	Interval time.Duration
 	Timeout  time.Duration
 	Rise     int
@@ -110,20 +113,8 @@ type Check struct {
 	Address netip.Addr // zero: the real server's address
 	Source  netip.Addr // zero: let the kernel choose
 
-	Method        string // GET | HEAD
-	Path          string
-	Host          string
-	Headers       map[string]string
-	ExpectStatus  []string
-	ExpectBody    string
-	MaxBodyBytes  int64
-	TLSSkipVerify bool
-	CAFile        string
-	ServerName    string
-
-	Send   string
-	Expect string
-	TLS    bool
-
-	Privileged bool
+	// Options are the type's own settings, decoded and validated by its
+	// prober (checks.HTTPOptions for http and https, checks.TCPOptions,
+	// checks.ICMPOptions); keys left out have the prober's defaults.
+	Options checks.Options
 }

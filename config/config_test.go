@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/checks"
 )
 
 const file = "director.toml"
@@ -69,7 +71,7 @@ func sameLines(t *testing.T, got, want []string) {
 func defaultCheck() Check {
 	return Check{
 		Type: "tcp", Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 3,
-		Method: "GET", Path: "/", ExpectStatus: []string{"200-299"}, MaxBodyBytes: 65536,
+		Options: checks.TCPOptions{},
 	}
 }
 
@@ -181,10 +183,8 @@ protocol = "tcp"
 	wantWebCheck.Interval = 10 * time.Second
 	wantWebCheck.Timeout = 3 * time.Second
 	wantWebCheck.Rise = 4
-	wantWebCheck.Path = "/status"
-	wantWebCheck.Host = "example.com"
-	wantWebCheck.Headers = map[string]string{"X-Probe": "director"}
-	wantWebCheck.ExpectBody = "ok"
+	wantWebCheck.Options = checks.HTTPOptions{Path: "/status", Host: "example.com",
+		Headers: []checks.Header{{Name: "X-Probe", Value: "director"}}, ExpectBody: "ok"}
 	if !reflect.DeepEqual(web.Check, wantWebCheck) {
 		t.Errorf("web check = %+v\nwant %+v", web.Check, wantWebCheck)
 	}
@@ -204,13 +204,12 @@ protocol = "tcp"
 		t.Errorf("web real servers = %+v\nwant %+v", web.RealServers, wantRS)
 	}
 
-	// The api check overrides type and fall; everything else, http keys
-	// included, still comes from [defaults.check].
+	// The api check overrides type and fall; everything else still comes
+	// from [defaults.check], whose http keys a tcp check does not use.
 	wantAPICheck := wantWebCheck
 	wantAPICheck.Type = "tcp"
 	wantAPICheck.Fall = 1
-	wantAPICheck.Send = "PING\r\n"
-	wantAPICheck.Expect = "PONG"
+	wantAPICheck.Options = checks.TCPOptions{Send: "PING\r\n", Expect: "PONG"}
 	if !reflect.DeepEqual(api.Check, wantAPICheck) {
 		t.Errorf("api check = %+v\nwant %+v", api.Check, wantAPICheck)
 	}
@@ -281,7 +280,7 @@ persistence = "60s"
 	if m4.FWMark != 10 || m4.Family != "ipv4" || m4.Protocol != "" || m4.Address.IsValid() || m4.PersistenceNetmask != 32 {
 		t.Errorf("mark4 = %+v", m4)
 	}
-	if m6.FWMark != 10 || m6.Family != "ipv6" || m6.PersistenceNetmask != 128 || !m6.Check.Privileged {
+	if m6.FWMark != 10 || m6.Family != "ipv6" || m6.PersistenceNetmask != 128 || m6.Check.Options != (checks.ICMPOptions{Privileged: true}) {
 		t.Errorf("mark6 = %+v", m6)
 	}
 	if got := m6.RealServers[0].Address; got != netip.MustParseAddrPort("[2001:db8::21]:0") {
@@ -593,7 +592,7 @@ func TestCAFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := cfg.VirtualServers[0].Check.CAFile, filepath.Join(dir, "ca.pem"); got != want {
+	if got, want := cfg.VirtualServers[0].Check.Options.(checks.HTTPOptions).CAFile, filepath.Join(dir, "ca.pem"); got != want {
 		t.Errorf("CAFile = %q, want %q", got, want)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/lvsdirector/director/checks"
 )
 
 // Built-in defaults for [director] and [[virtual_server]].
@@ -514,7 +516,7 @@ func (l *loader) checkTarget(vs *VirtualServer, vsOK bool, ap netip.AddrPort, fw
 
 // checkProbeTarget checks that the health check can reach this real server.
 func (l *loader) checkProbeTarget(c Check, rs netip.AddrPort, rsNode, srcNode node) {
-	if c.Type != "icmp" && c.Port == 0 && rs.Port() == 0 {
+	if k, ok := checks.LookupKind(c.Type); ok && !k.NoPort && c.Port == 0 && rs.Port() == 0 {
 		l.errorf(rsNode, "%s has no port for its %s check; give it a port or set the check's port", rs.Addr(), c.Type)
 	}
 	if !c.Source.IsValid() {
@@ -535,19 +537,11 @@ func (l *loader) checkProbeTarget(c Check, rs netip.AddrPort, rsNode, srcNode no
 func (c *Config) Summary() string {
 	rs := 0
 	probes := map[string]bool{}
-	for _, vs := range c.VirtualServers {
+	for i := range c.VirtualServers {
+		vs := &c.VirtualServers[i]
 		rs += len(vs.RealServers)
-		for _, r := range vs.RealServers {
-			target := r.Address
-			if vs.Check.Address.IsValid() {
-				target = netip.AddrPortFrom(vs.Check.Address, target.Port())
-			}
-			if vs.Check.Port != 0 {
-				target = netip.AddrPortFrom(target.Addr(), vs.Check.Port)
-			}
-			chk := vs.Check
-			chk.Address, chk.Port = netip.Addr{}, 0
-			probes[fmt.Sprintf("%s %+v", target, chk)] = true
+		for j := range vs.RealServers {
+			probes[vs.CheckSpec(&vs.RealServers[j]).Key()] = true
 		}
 	}
 	return fmt.Sprintf("%s: %s, %s, %s", c.Path,

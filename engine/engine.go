@@ -225,7 +225,7 @@ func (e *Engine) buildProbers(cfg *config.Config) (map[string]*probeRunner, erro
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
 		for j := range vs.RealServers {
-			spec := checkSpec(vs, &vs.RealServers[j])
+			spec := vs.CheckSpec(&vs.RealServers[j])
 			key := spec.Key()
 			if e.probes[key] != nil || fresh[key] != nil {
 				continue

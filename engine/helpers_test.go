@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsdirector/director/checks"
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/ipvs"
 	"github.com/lvsdirector/director/metrics"
@@ -128,7 +129,7 @@ func testConfig(onFailure string, backends ...*backend) *config.Config {
 		PersistenceNetmask: 32, Forwarding: "nat", OnFailure: onFailure,
 		Check: config.Check{
 			Type: "http", Interval: 50 * time.Millisecond, Timeout: 40 * time.Millisecond,
-			Rise: 2, Fall: 2, Method: "GET", Path: "/", MaxBodyBytes: 1024, ExpectBody: "ok",
+			Rise: 2, Fall: 2, Options: checks.HTTPOptions{MaxBodyBytes: 1024, ExpectBody: "ok"},
 		},
 	}
 	for _, b := range backends {

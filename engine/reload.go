@@ -168,7 +168,7 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 		for j := range vs.RealServers {
 			rs := &vs.RealServers[j]
 			id := config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}
-			spec := checkSpec(vs, rs)
+			spec := vs.CheckSpec(rs)
 			ck := spec.Key()
 			keep[id] = true
 			listeners[ck] = append(listeners[ck], id)

@@ -1,0 +1,300 @@
+package checks
+
+import (
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fixtures holds, for every registered kind, options with every field set
+// away from its default. A new kind must add one: TestKey changes each of
+// its fields in turn.
+var fixtures = map[string]Options{
+	"http": HTTPOptions{Method: "HEAD", Path: "/healthz", Host: "example.com",
+		Headers: []Header{{"X-A", "1"}, {"X-B", "2"}}, ExpectStatus: []string{"200-299", "301"},
+		ExpectBody: "ok", MaxBodyBytes: 100},
+	"https": HTTPOptions{Method: "GET", Path: "/healthz", Host: "example.com",
+		Headers: []Header{{"X-A", "1"}}, ExpectStatus: []string{"204"}, ExpectBody: "ok", MaxBodyBytes: 100,
+		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
+	"tcp": TCPOptions{Send: "PING\r\n", Expect: "PONG", TLS: true,
+		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
+	"icmp": ICMPOptions{Privileged: true},
+}
+
+func TestRegistry(t *testing.T) {
+	var names []string
+	for _, k := range Kinds() {
+		if slices.Contains(names, k.Name) {
+			t.Errorf("kind %q registered twice", k.Name)
+		}
+		names = append(names, k.Name)
+		if k.Zero == nil || k.Decode == nil || k.build == nil {
+			t.Errorf("kind %q lacks Zero, Decode or build", k.Name)
+		}
+		if _, ok := fixtures[k.Name]; !ok {
+			t.Errorf("kind %q has no fixture in registry_test.go", k.Name)
+		}
+		var keys []string
+		for _, key := range k.Keys {
+			if slices.Contains(keys, key.Name) {
+				t.Errorf("kind %q lists key %q twice", k.Name, key.Name)
+			}
+			keys = append(keys, key.Name)
+		}
+		if got, ok := LookupKind(k.Name); !ok || got.Name != k.Name {
+			t.Errorf("LookupKind(%q) = %v, %v", k.Name, got.Name, ok)
+		}
+	}
+	if _, ok := LookupKind("smtp"); ok {
+		t.Error("LookupKind found an unregistered kind")
+	}
+	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp"}; !slices.Equal(got, want) {
+		t.Errorf("KindNames() = %v, want %v", got, want)
+	}
+	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
+		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "privileged"}
+	if got := OptionKeys(); !slices.Equal(got, want) {
+		t.Errorf("OptionKeys() = %v, want %v", got, want)
+	}
+}
+
+func TestUsedBy(t *testing.T) {
+	for _, tt := range []struct{ key, want string }{
+		{"path", "http and https checks"},
+		{"server_name", "https checks and tcp checks with tls = true"},
+		{"tls", "tcp checks (https checks always use TLS)"},
+		{"send", "tcp checks"},
+		{"privileged", "icmp checks"},
+	} {
+		if got := UsedBy(tt.key); got != tt.want {
+			t.Errorf("UsedBy(%q) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+	if got := PortlessKinds(); got != "icmp checks" {
+		t.Errorf("PortlessKinds() = %q", got)
+	}
+	if got := andList([]string{"a", "b", "c"}); got != "a, b and c" {
+		t.Errorf("andList = %q", got)
+	}
+}
+
+// mutate changes v, whatever its type, to a different value.
+func mutate(t *testing.T, v reflect.Value) {
+	switch x := v.Interface().(type) {
+	case netip.AddrPort:
+		v.Set(reflect.ValueOf(netip.MustParseAddrPort("10.9.9.9:9")))
+	case netip.Addr:
+		v.Set(reflect.ValueOf(netip.MustParseAddr("10.9.9.8")))
+	case time.Duration:
+		v.Set(reflect.ValueOf(x + time.Nanosecond))
+	case []Header:
+		v.Set(reflect.ValueOf(append(slices.Clone(x), Header{"X", "y"})))
+	case []string:
+		v.Set(reflect.ValueOf(append(slices.Clone(x), "204")))
+	case string:
+		v.SetString(x + "x")
+	case bool:
+		v.SetBool(!x)
+	case int64:
+		v.SetInt(x + 1)
+	default:
+		t.Fatalf("mutate: no rule for %T: extend the test (and check Canonical covers it)", x)
+	}
+}
+
+// leaves calls f with every field of the struct v, descending into
+// embedded structs, named by path.
+func leaves(v reflect.Value, path string, f func(path string, field reflect.Value)) {
+	for i := range v.NumField() {
+		sf := v.Type().Field(i)
+		if sf.Anonymous && sf.Type.Kind() == reflect.Struct {
+			leaves(v.Field(i), path+sf.Name+".", f)
+			continue
+		}
+		f(path+sf.Name, v.Field(i))
+	}
+}
+
+// TestKey: equal specs give equal keys; a change of any common field or
+// of any option of any kind gives another key.
+func TestKey(t *testing.T) {
+	for _, k := range Kinds() {
+		target := tgt
+		if k.NoPort {
+			target = netip.AddrPortFrom(tgt.Addr(), 0)
+		}
+		full := Spec{Type: k.Name, Target: target, Source: netip.MustParseAddr("10.0.0.1"),
+			Timeout: time.Second, Interval: 2 * time.Second, Options: fixtures[k.Name]}
+		if full.Key() != (Spec{Type: k.Name, Target: target, Source: full.Source, Timeout: time.Second,
+			Interval: 2 * time.Second, Options: fixtures[k.Name]}).Key() {
+			t.Errorf("%s: equal specs, different keys", k.Name)
+		}
+		if (Spec{Type: k.Name, Target: target}).Key() != (Spec{Type: k.Name, Target: target, Options: k.Zero}).Key() {
+			t.Errorf("%s: nil options and Zero give different keys", k.Name)
+		}
+		for _, base := range []Spec{full, {Type: k.Name, Target: target, Options: k.Zero}} {
+			// The common fields.
+			for _, name := range []string{"Target", "Source", "Timeout", "Interval"} {
+				s := base
+				mutate(t, reflect.ValueOf(&s).Elem().FieldByName(name))
+				if s.Key() == base.Key() {
+					t.Errorf("%s: changing %s does not change the key %s", k.Name, name, s.canonical())
+				}
+			}
+			// Every option.
+			leaves(reflect.ValueOf(base.Options), "", func(path string, _ reflect.Value) {
+				o := reflect.New(reflect.TypeOf(base.Options)).Elem()
+				o.Set(reflect.ValueOf(base.Options))
+				var field reflect.Value
+				leaves(o, "", func(p string, f reflect.Value) {
+					if p == path {
+						field = f
+					}
+				})
+				mutate(t, field)
+				s := base
+				s.Options = o.Interface().(Options)
+				if s.Key() == base.Key() {
+					t.Errorf("%s: changing %s does not change the key %s", k.Name, path, s.canonical())
+				}
+			})
+		}
+	}
+
+	// Options written out at their defaults are the options left out.
+	http := Spec{Type: "http", Target: tgt}
+	for _, o := range []HTTPOptions{
+		{Method: "GET"}, {Method: "get"}, {Path: "/"}, {ExpectStatus: []string{"200-299"}},
+		{MaxBodyBytes: DefaultMaxBodyBytes}, {Headers: []Header{}}, {ExpectStatus: []string{}},
+	} {
+		s := http
+		s.Options = o
+		if s.Key() != http.Key() {
+			t.Errorf("%+v: key differs from the defaults'", o)
+		}
+	}
+	// The same options under another type are another check.
+	if (Spec{Type: "http", Target: tgt}).Key() == (Spec{Type: "https", Target: tgt}).Key() {
+		t.Error("http and https give the same key")
+	}
+
+	// Values cannot run into each other across fields.
+	ambiguous := [][2]Options{
+		{HTTPOptions{Headers: []Header{{"A", "b"}}}, HTTPOptions{Headers: []Header{{"A:", "b"}}}},
+		{TCPOptions{Send: `" expect="x`}, TCPOptions{Expect: "x"}},
+		{HTTPOptions{Headers: []Header{{"A", "1"}, {"B", "2"}}}, HTTPOptions{Headers: []Header{{"B", "2"}, {"A", "1"}}}},
+	}
+	for _, pair := range ambiguous {
+		typ := "http"
+		if _, ok := pair[0].(TCPOptions); ok {
+			typ = "tcp"
+		}
+		a, b := Spec{Type: typ, Target: tgt, Options: pair[0]}, Spec{Type: typ, Target: tgt, Options: pair[1]}
+		if a.Key() == b.Key() {
+			t.Errorf("%+v and %+v give the same key", pair[0], pair[1])
+		}
+	}
+}
+
+// mapDecoder is a Decoder over a map, recording what the kind reports.
+type mapDecoder struct {
+	m        map[string]any
+	problems []string
+	unused   []string
+}
+
+func (d *mapDecoder) String(key string) (string, bool) { s, ok := d.m[key].(string); return s, ok }
+func (d *mapDecoder) Bool(key string) (bool, bool)     { b, ok := d.m[key].(bool); return b, ok }
+func (d *mapDecoder) Int(key string, min, max int64, what string) (int64, bool) {
+	i, ok := d.m[key].(int64)
+	if ok && (i < min || i > max) {
+		d.Errorf(key, "%d is out of range; %s", i, what)
+		return 0, false
+	}
+	return i, ok
+}
+func (d *mapDecoder) Strings(key string) ([]string, bool) { l, ok := d.m[key].([]string); return l, ok }
+func (d *mapDecoder) StringTable(key, what string, check func(name, value string) string) (map[string]string, bool) {
+	m, ok := d.m[key].(map[string]string)
+	out := map[string]string{}
+	for name, v := range m {
+		if msg := check(name, v); msg != "" {
+			d.Errorf(key+"."+name, "%s", msg)
+			continue
+		}
+		out[name] = v
+	}
+	return out, ok
+}
+func (d *mapDecoder) File(key string) (string, bool) { return d.String(key) }
+func (d *mapDecoder) Errorf(key, format string, a ...any) {
+	d.problems = append(d.problems, key+": "+fmt.Sprintf(format, a...))
+}
+func (d *mapDecoder) Unused(keys ...string) { d.unused = append(d.unused, keys...) }
+
+// TestDecode reads each kind's options through a Decoder, as the config
+// does, and checks what the kind reports itself and what Validate adds.
+func TestDecode(t *testing.T) {
+	for _, tt := range []struct {
+		kind     string
+		m        map[string]any
+		want     Options
+		problems []string // reported while decoding
+		invalid  []string // Validate's problems, as "key: msg"
+		unused   []string
+	}{
+		{kind: "http", m: map[string]any{}, want: HTTPOptions{}},
+		{kind: "http",
+			m: map[string]any{"method": "head", "path": "/x", "headers": map[string]string{"B": "2", "A": "1", "Bad Name": "x"},
+				"expect_status": []string{"204"}, "max_body_bytes": int64(10), "ca_file": "/ignored.pem"},
+			want: HTTPOptions{Method: "head", Path: "/x", Headers: []Header{{"A", "1"}, {"B", "2"}},
+				ExpectStatus: []string{"204"}, MaxBodyBytes: 10},
+			problems: []string{`headers.Bad Name: "Bad Name" is not a valid HTTP header name`}},
+		{kind: "http", m: map[string]any{"expect_status": []string{}, "max_body_bytes": int64(0)}, want: HTTPOptions{},
+			problems: []string{"expect_status: must not be empty; leave it out to accept 200-299",
+				"max_body_bytes: 0 is out of range; max_body_bytes must be 1-1073741824"}},
+		{kind: "http", m: map[string]any{"method": "POST", "path": "x", "expect_body": "("},
+			want:    HTTPOptions{Method: "POST", Path: "x", ExpectBody: "("},
+			invalid: []string{`method: unknown method "POST"; valid: GET, HEAD`, `path: "x" must start with "/"`, "expect_body: invalid regular expression: error parsing regexp: missing closing ): `(`"}},
+		{kind: "http", m: map[string]any{"method": "HEAD", "expect_body": "ok"}, want: HTTPOptions{Method: "HEAD", ExpectBody: "ok"},
+			invalid: []string{"expect_body: a HEAD response has no body (use method GET) (with method)"}},
+		{kind: "https", m: map[string]any{"server_name": "a.example", "tls_skip_verify": true},
+			want: HTTPOptions{TLSOptions: TLSOptions{ServerName: "a.example", TLSSkipVerify: true}}},
+		{kind: "tcp", m: map[string]any{"send": "x", "server_name": "a.example"}, want: TCPOptions{Send: "x"},
+			unused: tlsKeys},
+		{kind: "tcp", m: map[string]any{"tls": true, "server_name": "a.example", "expect": "[a"},
+			want:    TCPOptions{TLS: true, Expect: "[a", TLSOptions: TLSOptions{ServerName: "a.example"}},
+			invalid: []string{"expect: invalid regular expression: error parsing regexp: missing closing ]: `[a`"}},
+		{kind: "icmp", m: map[string]any{"privileged": true, "path": "/"}, want: ICMPOptions{Privileged: true}},
+	} {
+		t.Run(fmt.Sprint(tt.kind, tt.m), func(t *testing.T) {
+			k, _ := LookupKind(tt.kind)
+			d := &mapDecoder{m: tt.m}
+			got := k.Decode(d)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("decoded %#v, want %#v", got, tt.want)
+			}
+			if !slices.Equal(d.problems, tt.problems) {
+				t.Errorf("problems %q, want %q", d.problems, tt.problems)
+			}
+			if !slices.Equal(d.unused, tt.unused) {
+				t.Errorf("unused %q, want %q", d.unused, tt.unused)
+			}
+			var invalid []string
+			for _, e := range got.Validate() {
+				s := e.Error()
+				if len(e.With) > 0 {
+					s += " (with " + strings.Join(e.With, ", ") + ")"
+				}
+				invalid = append(invalid, s)
+			}
+			if !slices.Equal(invalid, tt.invalid) {
+				t.Errorf("Validate: %q, want %q", invalid, tt.invalid)
+			}
+		})
+	}
+}

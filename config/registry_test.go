@@ -1,0 +1,167 @@
+package config
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lvsdirector/director/checks"
+)
+
+// The config reads each kind's keys through the prober registry: these
+// cases show the registry's names, keys and validation reach the config's
+// messages with their lines.
+func TestCheckKindErrors(t *testing.T) {
+	rs := "[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"
+	for _, tt := range []struct {
+		name string
+		src  string
+		want []string
+	}{
+		{"unknown kind", vs("[virtual_server.check]\ntype = \"smtp\"\n" + rs),
+			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "smtp"; valid: http, https, tcp, icmp`}},
+		{"another tool's name for a kind", vs("[virtual_server.check]\ntype = \"ping\"\n" + rs),
+			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "ping"; valid: http, https, tcp, icmp (ldirectord's ping is "icmp")`}},
+		{"a kind's key misspelt", vs("[virtual_server.check]\ntype = \"http\"\n\nexpect_bdy = \"ok\"\n" + rs),
+			[]string{`director.toml:7: virtual_server[web].check.expect_bdy: unknown key; did you mean "expect_body"?`}},
+		{"a kind's key outside the check", vs("path = \"/\"\n" + rs),
+			[]string{`director.toml:4: virtual_server[web].path: unknown key; path belongs in [virtual_server.check]`}},
+		{"a kind's bad value", vs("[virtual_server.check]\ntype = \"https\"\nheaders = { Host = \"x\" }\nmax_body_bytes = 0\n" + rs),
+			[]string{
+				`director.toml:6: virtual_server[web].check.headers.Host: set the Host header with the host option`,
+				`director.toml:7: virtual_server[web].check.max_body_bytes: 0 is out of range; max_body_bytes must be 1-1073741824`,
+			}},
+		{"a kind's value of the wrong type", vs("[virtual_server.check]\ntype = \"icmp\"\nprivileged = \"yes\"\n" + rs),
+			[]string{`director.toml:6: virtual_server[web].check.privileged: must be true or false, not a string ("yes")`}},
+		{"path judged by the prober", "[defaults.check]\npath = \"/a b\"\n",
+			[]string{`director.toml:2: defaults.check.path: "/a b" contains spaces or control characters`}},
+		{"tls keys of a tcp check without tls", vs("[virtual_server.check]\ntype = \"tcp\"\nca_file = \"x.pem\"\n" + rs),
+			[]string{
+				`director.toml:6: virtual_server[web].check.ca_file: cannot read x.pem: no such file or directory`,
+				`director.toml:6: virtual_server[web].check.ca_file: ca_file is only used by https checks and tcp checks with tls = true; this check's type is "tcp"`,
+			}},
+		// Rules between options are judged on a virtual server's merged
+		// check, where the problem lies: in [defaults.check] here.
+		{"options that contradict each other", "[defaults.check]\ntype = \"http\"\nmethod = \"HEAD\"\nexpect_body = \"ok\"\n" +
+			"[[virtual_server]]\nname = \"get\"\naddress = \"192.0.2.10:80\"\ncheck = { method = \"GET\" }\n" +
+			"[[virtual_server]]\nname = \"head\"\naddress = \"192.0.2.10:81\"\n",
+			[]string{`director.toml:4: defaults.check.expect_body: a HEAD response has no body (use method GET)`}},
+		{"contradiction set by the virtual server", "[defaults.check]\ntype = \"http\"\nexpect_body = \"ok\"\n" +
+			"[[virtual_server]]\nname = \"head\"\naddress = \"192.0.2.10:81\"\ncheck = { method = \"HEAD\" }\n",
+			[]string{`director.toml:3: defaults.check.expect_body: a HEAD response has no body (use method GET)`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sameLines(t, problems(t, tt.src), tt.want)
+		})
+	}
+}
+
+// Keys merge one at a time, [virtual_server.check] over [defaults.check],
+// for every kind; keys of other kinds in [defaults.check] are unused.
+func TestCheckDefaultsMergePerKind(t *testing.T) {
+	defaults := `[defaults.check]
+path = "/status"
+host = "example.com"
+headers = { X-A = "1" }
+expect_body = "ok"
+server_name = "sni.example"
+send = "PING\r\n"
+expect = "PONG"
+privileged = true
+`
+	for _, tt := range []struct {
+		check string
+		want  checks.Options
+	}{
+		{`type = "http"`, checks.HTTPOptions{Path: "/status", Host: "example.com",
+			Headers: []checks.Header{{Name: "X-A", Value: "1"}}, ExpectBody: "ok"}},
+		{`type = "http", path = "/other", headers = { X-B = "2" }`, checks.HTTPOptions{Path: "/other", Host: "example.com",
+			Headers: []checks.Header{{Name: "X-B", Value: "2"}}, ExpectBody: "ok"}},
+		{`type = "https", expect_body = "fine"`, checks.HTTPOptions{Path: "/status", Host: "example.com",
+			Headers: []checks.Header{{Name: "X-A", Value: "1"}}, ExpectBody: "fine",
+			TLSOptions: checks.TLSOptions{ServerName: "sni.example"}}},
+		{`type = "tcp"`, checks.TCPOptions{Send: "PING\r\n", Expect: "PONG"}},
+		{`type = "tcp", tls = true, expect = "^\\+PONG"`, checks.TCPOptions{Send: "PING\r\n", Expect: `^\+PONG`, TLS: true,
+			TLSOptions: checks.TLSOptions{ServerName: "sni.example"}}},
+		{`type = "icmp"`, checks.ICMPOptions{Privileged: true}},
+		{`type = "icmp", privileged = false`, checks.ICMPOptions{}},
+	} {
+		t.Run(tt.check, func(t *testing.T) {
+			cfg := mustParse(t, defaults+vs("check = { "+tt.check+" }\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
+			if got := cfg.VirtualServers[0].Check.Options; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("options %#v\nwant %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+// Checks that probe the same thing have the same key, however they are
+// written; any change of an option gives another key.
+func TestCheckSpecKeys(t *testing.T) {
+	key := func(t *testing.T, check string) string {
+		t.Helper()
+		cfg := mustParse(t, vs("[virtual_server.check]\n"+check+"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
+		vs := &cfg.VirtualServers[0]
+		return vs.CheckSpec(&vs.RealServers[0]).Key()
+	}
+	same := [][2]string{
+		{`type = "http"`, "type = \"http\"\nmethod = \"get\"\npath = \"/\"\nexpect_status = [\"200-299\"]\nmax_body_bytes = 65536"},
+		{`type = "tcp"`, "rise = 5\nfall = 1"}, // thresholds are the health machine's, not the probe's
+		{`type = "tcp"`, "type = \"tcp\"\ntls = false"},
+		{`type = "icmp"`, "type = \"icmp\"\nprivileged = false"},
+	}
+	for _, p := range same {
+		if key(t, p[0]) != key(t, p[1]) {
+			t.Errorf("%q and %q give different keys", p[0], p[1])
+		}
+	}
+	base := map[string]string{
+		"http":            "type = \"http\"\nmethod = \"GET\"\npath = \"/a\"\nhost = \"h\"\nheaders = { A = \"1\" }\nexpect_status = [\"200\"]\nmax_body_bytes = 100",
+		"tcp":             "type = \"tcp\"\nsend = \"a\"\nexpect = \"b\"\ntls = true\ntls_skip_verify = false\nserver_name = \"s\"",
+		"icmp":            "type = \"icmp\"\nprivileged = false",
+		"tcp without tls": "type = \"tcp\"",
+	}
+	changes := map[string][]string{
+		"http": {`method = "HEAD"`, `path = "/b"`, `host = "i"`, `headers = { A = "2" }`, `headers = { B = "1" }`,
+			`expect_status = ["201"]`, `expect_body = "okay"`, `max_body_bytes = 101`, `type = "https"`},
+		"tcp":             {`send = "c"`, `expect = "c"`, `tls_skip_verify = true`, `server_name = "t"`},
+		"icmp":            {`privileged = true`},
+		"tcp without tls": {`tls = true`},
+	}
+	common := []string{`interval = "6s"`, `timeout = "1s"`, `port = 81`, `address = "10.0.0.2"`, `source = "10.0.0.9"`}
+	for kind, src := range base {
+		k := key(t, src)
+		for _, c := range append(changes[kind], common...) {
+			if kind == "icmp" && c == "port = 81" {
+				continue
+			}
+			name := strings.SplitN(c, " ", 2)[0]
+			var lines []string
+			for _, l := range strings.Split(src, "\n") {
+				if !strings.HasPrefix(l, name+" ") {
+					lines = append(lines, l)
+				}
+			}
+			if key(t, strings.Join(append(lines, c), "\n")) == k {
+				t.Errorf("%s: %s does not change the key", kind, c)
+			}
+		}
+	}
+}
+
+func TestCheckSpec(t *testing.T) {
+	vs := VirtualServer{Check: Check{Type: "http", Interval: time.Second, Timeout: time.Millisecond,
+		Source: netip.MustParseAddr("10.0.0.9"), Options: checks.HTTPOptions{Path: "/x"}}}
+	rs := RealServer{Address: netip.MustParseAddrPort("10.0.0.1:8080")}
+	want := checks.Spec{Type: "http", Target: rs.Address, Source: vs.Check.Source, Timeout: time.Millisecond,
+		Interval: time.Second, Options: checks.HTTPOptions{Path: "/x"}}
+	if got := vs.CheckSpec(&rs); !reflect.DeepEqual(got, want) {
+		t.Errorf("CheckSpec = %+v, want %+v", got, want)
+	}
+	vs.Check.Port, vs.Check.Address = 81, netip.MustParseAddr("10.0.0.2")
+	if got := vs.CheckSpec(&rs).Target; got != netip.MustParseAddrPort("10.0.0.2:81") {
+		t.Errorf("target with the check's address and port = %v", got)
+	}
+}
