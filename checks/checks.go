@@ -48,6 +48,11 @@ type Result struct {
 	Reason   string
 	Start    time.Time
 	Duration time.Duration
+	// HasWeight says the check reported a weight for the server (exec's
+	// dynamic weight); the server then gets Weight instead of its
+	// configured weight while it is up.
+	HasWeight bool
+	Weight    uint32
 }
 
 // Prober runs one kind of check against one target. Probe must return by

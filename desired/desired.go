@@ -30,6 +30,18 @@ type View struct {
 	Hold       Hold // an operator's drain or disable
 	Suppressed bool // flap damping holds it out though its checks pass
 	Kept       bool // the panic guard keeps it in though its checks fail
+	// HasWeight: the check reported a weight (exec's dynamic weight),
+	// used instead of the configured one.
+	HasWeight bool
+	Weight    uint32
+}
+
+// weight is the weight rs gets while serving.
+func (v View) weight(configured uint32) uint32 {
+	if v.HasWeight {
+		return v.Weight
+	}
+	return configured
 }
 
 // Serving reports whether the server should get its configured weight.
@@ -48,13 +60,13 @@ type Input struct {
 	QuorumLost func(vs *config.VirtualServer, healthy uint64) bool
 }
 
-// HealthyWeight is the sum of the configured weights of vs's serving
-// real servers.
+// HealthyWeight is the sum of the weights of vs's serving real servers
+// (configured, or reported by their check).
 func HealthyWeight(vs *config.VirtualServer, view func(config.ServerID) View) uint64 {
 	var sum uint64
 	for _, rs := range vs.RealServers {
-		if view(config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}).Serving() {
-			sum += uint64(rs.Weight)
+		if v := view(config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}); v.Serving() {
+			sum += uint64(v.weight(rs.Weight))
 		}
 	}
 	return sum
@@ -91,7 +103,7 @@ func Build(cfg *config.Config, in Input) []ipvs.DesiredService {
 			case v.Hold == HoldDrain:
 				w = 0
 			case v.Serving():
-				w = rs.Weight
+				w = v.weight(rs.Weight)
 				if takeover {
 					w = 0
 				}

@@ -38,6 +38,15 @@ func TestBuildTable(t *testing.T) {
 		{"quorum lost: fallback in, serving servers at 0", map[netip.AddrPort]View{a: up, b: down, c: down},
 			map[netip.AddrPort]uint32{a: 0, sorry: 1}},
 		{"exactly quorum", map[netip.AddrPort]View{a: up, b: down, c: up}, map[netip.AddrPort]uint32{a: 100, c: 50}},
+		{"a reported weight replaces the configured one", map[netip.AddrPort]View{
+			a: {State: health.Up, HasWeight: true, Weight: 70}, b: up, c: {State: health.Up, HasWeight: true, Weight: 0}},
+			map[netip.AddrPort]uint32{a: 70, b: 100, c: 0}}, // 170 >= quorum 150
+		{"reported weights count toward quorum", map[netip.AddrPort]View{
+			a: {State: health.Up, HasWeight: true, Weight: 20}, b: up, c: down},
+			map[netip.AddrPort]uint32{a: 0, b: 0, sorry: 1}}, // 120 < 150
+		{"a down server's reported weight does not count", map[netip.AddrPort]View{
+			a: {State: health.Down, HasWeight: true, Weight: 200}, b: up, c: up},
+			map[netip.AddrPort]uint32{b: 100, c: 50}}, // on_failure remove; 150 = quorum
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ds := Build(cfg, Input{View: func(id config.ServerID) View { return tt.views[id.RealServer] }})

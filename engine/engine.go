@@ -80,6 +80,10 @@ type server struct {
 	// reported is what the metrics show for it, to skip unchanged updates.
 	reported reported
 	history  history // recent results, for Status (snapshot.go)
+	// checkWeight is the weight the last passing result reported (exec's
+	// dynamic weight); hasCheckWeight is false when it reported none.
+	hasCheckWeight bool
+	checkWeight    uint32
 }
 
 // reported is a real server's series as last set in the metrics.

@@ -99,6 +99,9 @@ func (e *Engine) stateOf(id config.ServerID) health.State {
 // what the policies hold it out with or keep it in by.
 func (e *Engine) view(id config.ServerID, state health.State) desired.View {
 	v := desired.View{State: state, Suppressed: e.dampers.Suppressed(id), Kept: e.guard.Kept(id, state)}
+	if s := e.servers[id]; s != nil {
+		v.HasWeight, v.Weight = s.hasCheckWeight, s.checkWeight
+	}
 	if o, ok := e.overrides.Effective(id); ok {
 		v.Hold = o.Hold()
 	}

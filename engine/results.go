@@ -22,6 +22,14 @@ func (e *Engine) observe(r probeResult) bool {
 		e.opts.Metrics.Check(id.VirtualServer, rs, s.check.Type, r.result.OK, r.result.Duration)
 		t, moved := s.machine.Observe(r.result.OK, r.result.Reason)
 		e.noteResult(s, r.result)
+		if r.result.OK && (r.result.HasWeight != s.hasCheckWeight || r.result.Weight != s.checkWeight) {
+			// A new dynamic weight changes the table like a transition.
+			s.hasCheckWeight, s.checkWeight = r.result.HasWeight, r.result.Weight
+			changed = true
+			e.changed(true)
+			e.log.Info("real server weight reported by its check", "virtual_server", id.VirtualServer, "real_server", rs,
+				"weight", r.result.Weight, "reported", r.result.HasWeight, "check", s.check.String())
+		}
 		if !moved {
 			continue
 		}

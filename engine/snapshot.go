@@ -107,6 +107,7 @@ type RealServerStatus struct {
 	Since            time.Time // last state change (or when the director took the server on)
 	ConfiguredWeight uint32
 	ProgrammedWeight int64 // in the kernel as last read; -1 when absent
+	CheckWeight      int64 // the weight its check reported (exec's dynamic weight); -1 when none
 	Check            string
 	// ConsecutiveFailures counts failed checks since the last success;
 	// ConsecutiveSuccesses the reverse.
@@ -314,7 +315,7 @@ func (e *Engine) publishSnapshot(now time.Time) {
 			id := config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}
 			r := RealServerStatus{
 				Address: rs.Address, Forwarding: rs.Forwarding,
-				ConfiguredWeight: rs.Weight, ProgrammedWeight: -1,
+				ConfiguredWeight: rs.Weight, ProgrammedWeight: -1, CheckWeight: -1,
 			}
 			if d, ok := dests[rs.Address]; ok {
 				r.Counters = d.Counters
@@ -323,6 +324,9 @@ func (e *Engine) publishSnapshot(now time.Time) {
 				r.State = s.machine.State()
 				r.Since = s.lastAt
 				r.ProgrammedWeight = s.programmed
+				if s.hasCheckWeight {
+					r.CheckWeight = int64(s.checkWeight)
+				}
 				r.Check = s.check.String()
 				h := &s.history
 				r.ConsecutiveFailures, r.ConsecutiveSuccesses = h.failures, h.successes
@@ -343,8 +347,12 @@ func (e *Engine) publishSnapshot(now time.Time) {
 			if panic != nil {
 				r.HeldByPanic = panic.Kept[id]
 			}
-			if e.view(id, r.State).Serving() {
-				v.HealthyWeight += uint64(rs.Weight)
+			if view := e.view(id, r.State); view.Serving() {
+				w := rs.Weight
+				if view.HasWeight {
+					w = view.Weight
+				}
+				v.HealthyWeight += uint64(w)
 			}
 			v.RealServers = append(v.RealServers, r)
 		}
