@@ -472,6 +472,10 @@ func (h *harness) series(name string, labels map[string]string) (v float64, ok b
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	// Counters are summed over the series that match (checks_total has
+	// one per result: success and failure); a gauge is its first match.
+	var sum float64
+	found := false
 	for _, f := range families {
 		if f.GetName() != name {
 			continue
@@ -483,13 +487,14 @@ func (h *harness) series(name string, labels map[string]string) (v float64, ok b
 					continue series
 				}
 			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue(), true
+			if m.GetCounter() == nil {
+				return m.GetGauge().GetValue(), true
 			}
-			return m.GetGauge().GetValue(), true
+			sum += m.GetCounter().GetValue()
+			found = true
 		}
 	}
-	return 0, false
+	return sum, found
 }
 
 // gauge is series, -1 when there is none.
