@@ -53,6 +53,11 @@ type Result struct {
 	// configured weight while it is up.
 	HasWeight bool
 	Weight    uint32
+	// Inconclusive says the check could not be made because of the
+	// director's own state (out of file descriptors, buffers or memory,
+	// or the deadline passed before the probe started): OK is false, but
+	// it says nothing of the server. Reason starts with "local: ".
+	Inconclusive bool
 }
 
 // Prober runs one kind of check against one target. Probe must return by

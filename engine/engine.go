@@ -143,6 +143,7 @@ type Engine struct {
 	events       []Event             // recent transitions, oldest first
 	drains       drain.Set
 	kernelErrors errorLog
+	localErrors  errorLog // inconclusive checks, by reason (results.go)
 	overrides    *override.Set
 	dampers      damping.Set
 	guard        *panicguard.Guard
