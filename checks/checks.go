@@ -41,7 +41,9 @@ type Result struct {
 	OK bool
 	// Reason says why a probe failed, short and stable: "timeout",
 	// "refused", "unreachable", "reset", "dns", "canceled", "status 503",
-	// "body mismatch", "expect mismatch", "tls: <cause>" (e.g. "tls:
+	// "body mismatch", "body shorter than Content-Length", "body
+	// incomplete", "body too large", "body: invalid gzip", "headers too
+	// large (limit 262144)", "expect mismatch", "tls: <cause>" (e.g. "tls:
 	// certificate signed by unknown authority", "tls: certificate
 	// expired"), "icmp: <permission problem>", "error: <short>" for the
 	// rest. Empty when OK.
