@@ -45,12 +45,29 @@ type tlsError struct{ err error }
 func (e *tlsError) Error() string { return e.err.Error() }
 func (e *tlsError) Unwrap() error { return e.err }
 
+// localErrors are the director's own resources running out: a probe that
+// fails with one says nothing about the server (Result.Inconclusive).
+var localErrors = []struct {
+	errno  syscall.Errno
+	reason string
+}{
+	{syscall.EMFILE, localPrefix + "too many open files"},
+	{syscall.ENFILE, localPrefix + "too many open files in the system"},
+	{syscall.ENOBUFS, localPrefix + "no buffer space"},
+	{syscall.ENOMEM, localPrefix + "out of memory"},
+}
+
 // classify turns the error of a failed probe into a short, stable reason.
 // Once ctx's deadline has passed every error is a "timeout": whatever broke
-// broke because time ran out.
+// broke because time ran out, unless the director's own resources ran out.
 func classify(ctx context.Context, err error) string {
 	if err == nil {
 		return ""
+	}
+	for _, l := range localErrors {
+		if errors.Is(err, l.errno) {
+			return l.reason
+		}
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return "timeout"
