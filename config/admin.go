@@ -2,11 +2,14 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/lvsdirector/director/internal/safefile"
 )
 
 // Admin overrides, flap damping, the panic guard and quorum: the settings
@@ -91,8 +94,12 @@ func (l *loader) admin(t table, d *Director) {
 			}
 		}
 	}
-	if p, _, ok := l.path(t, "state_file"); ok {
-		d.StateFile = p
+	if p, n, ok := l.path(t, "state_file"); ok {
+		if msg := checkStateFile(p); msg != "" {
+			l.errorf(n, "%s", msg)
+		} else {
+			d.StateFile = p
+		}
 	}
 	if v, ok := l.share(t, "panic_threshold"); ok {
 		d.PanicThreshold = v
@@ -125,6 +132,23 @@ func (l *loader) admin(t table, d *Director) {
 	if dm.Enabled && dm.Penalty*2 <= dm.Reuse {
 		l.warnf(t.n.child("flap_penalty"), "%v is small against flap_reuse (%v); it takes many flaps in quick succession to be suppressed", dm.Penalty, dm.Reuse)
 	}
+}
+
+// checkStateFile returns why p cannot be the state file, or "". The state
+// file is replaced whole on every change, and a file that does not parse is
+// moved aside at start: neither may ever happen to a directory (with the
+// operator's files in it) or a device, so anything but a regular file, or
+// a path that does not exist yet, is refused here, before the daemon
+// touches it.
+func checkStateFile(p string) string {
+	var nre *safefile.NotRegularError
+	if !errors.As(safefile.CheckRegular(p), &nre) {
+		return ""
+	}
+	if nre.Kind == "directory" {
+		return fmt.Sprintf("%s; state_file names the file itself, such as %q", nre, filepath.Join(p, "state.json"))
+	}
+	return fmt.Sprintf("%s; state_file must name a regular file (or one that does not exist yet), which the director replaces on every change", nre)
 }
 
 // vsAdmin reads a virtual server's quorum, hysteresis and panic_threshold.

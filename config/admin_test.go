@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -81,6 +82,12 @@ func TestAdminErrors(t *testing.T) {
 	os.WriteFile(empty, nil, 0o600)
 	afile := filepath.Join(dir, "afile")
 	os.WriteFile(afile, []byte("x"), 0o600)
+	stateDir := filepath.Join(dir, "statedir")
+	os.Mkdir(stateDir, 0o700)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		name, src string
 		want      []string
@@ -90,6 +97,11 @@ api_token_file = "/nonexistent/token"`, []string{`director.toml:2: director.api_
 		{"short token", "[director]\napi_token_file = \"" + short + "\"", []string{`director.toml:2: director.api_token_file: ` + short + `: the token is too short; use at least 16 characters, such as the output of: head -c 32 /dev/urandom | base64`}},
 		{"empty token", "[director]\napi_token_file = \"" + empty + "\"", []string{`director.toml:2: director.api_token_file: ` + empty + ` is empty; put a random token in it, such as the output of: head -c 32 /dev/urandom | base64`}},
 		{"maintenance not a dir", "[director]\nmaintenance_dir = \"" + afile + "\"", []string{`director.toml:2: director.maintenance_dir: ` + afile + ` is not a directory`}},
+		{"state file is a directory", "[director]\nstate_file = \"" + stateDir + "\"", []string{`director.toml:2: director.state_file: ` + stateDir +
+			` is a directory, not a regular file; state_file names the file itself, such as "` + stateDir + `/state.json"`}},
+		{"state file is a FIFO", "[director]\n\nstate_file = \"" + fifo + "\"", []string{`director.toml:3: director.state_file: ` + fifo +
+			` is a named pipe (FIFO), not a regular file; state_file must name a regular file (or one that does not exist yet), which the director replaces on every change`}},
+		{"state file is a device", "[director]\nstate_file = \"/dev/null\"", []string{`director.toml:2: director.state_file: /dev/null is a character device, not a regular file; state_file must name a regular file (or one that does not exist yet), which the director replaces on every change`}},
 		{"empty paths", "[director]\nstate_file = \"\"", []string{`director.toml:2: director.state_file: must not be empty; leave state_file out to turn it off`}},
 		{"panic out of range", "[director]\npanic_threshold = 1.5", []string{`director.toml:2: director.panic_threshold: 1.5 is out of range; write a share of the servers such as 0.5 (more than half), or 0 to turn it off`}},
 		{"panic not a number", "[director]\npanic_threshold = \"50%\"", []string{`director.toml:2: director.panic_threshold: must be a number, not a string ("50%")`}},
