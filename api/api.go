@@ -113,7 +113,7 @@ func Server(addr string, h http.Handler) *http.Server {
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		IdleTimeout:       10 * time.Second, // an idle client gives its slot back soon (listen.go)
 		MaxHeaderBytes:    16 << 10,
 	}
 }

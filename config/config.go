@@ -24,9 +24,17 @@ type Config struct {
 	Warnings []Problem
 }
 
+// MaxMaxConnections bounds max_connections: more could never be served
+// within any sane open-file limit.
+const MaxMaxConnections = 1 << 20
+
 // Director holds the [director] table.
 type Director struct {
-	Listen         string        // default "127.0.0.1:9410"
+	Listen string // default "127.0.0.1:9410"
+	// MaxConnections caps the listener's concurrent connections; 0 (not
+	// set) derives the cap from the open-file limit at start
+	// (api.ConnectionCap). Takes effect on restart.
+	MaxConnections int
 	ResyncInterval time.Duration // default 30s
 	OnFailure      string        // "quiesce" (default) | "remove"
 	OnShutdown     string        // "keep" (default) | "flush"

@@ -52,7 +52,7 @@ var (
 
 var (
 	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server"}}
-	secDirector = section{name: "[director]", keys: []string{"listen", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "watch_config", "kernel_stats",
+	secDirector = section{name: "[director]", keys: []string{"listen", "max_connections", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "watch_config", "kernel_stats",
 		"notify_command", "notify_url", "notify_timeout", "maintenance_dir", "api_token_file", "state_file", "panic_threshold",
 		"flap_damping", "flap_penalty", "flap_suppress", "flap_reuse", "flap_half_life", "flap_max_suppress"},
 		nested: nestedCheckKeys("[defaults.check]")}
@@ -171,6 +171,9 @@ func (l *loader) director(t table, d *Director) {
 		} else {
 			d.Listen = s
 		}
+	}
+	if v, _, ok := t.intRange("max_connections", 1, MaxMaxConnections, fmt.Sprintf("write 1-%d, or leave it out for the default (512, or a quarter of the open-file limit if lower)", MaxMaxConnections)); ok {
+		d.MaxConnections = int(v)
 	}
 	if v, _, ok := t.positive("resync_interval"); ok {
 		d.ResyncInterval = v

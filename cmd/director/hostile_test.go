@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,4 +78,97 @@ address = "192.0.2.10:80"
 	d.waitLog(`config reload failed.*is a directory, not a regular file`)
 	d.stop()
 	untouched()
+}
+
+// TestConnectionFloodKeepsProbes runs the director with the open-file
+// limit at 200 and opens 400 idle connections to its listener: the
+// listener's cap (a quarter of the limit) keeps them from taking the
+// descriptors the probes need, so the backend stays up throughout, and
+// the director serves again once the flood ends.
+func TestConnectionFloodKeepsProbes(t *testing.T) {
+	const nofile, flood = 200, 400
+	backend := okBackend(t)
+	listen := freePort(t)
+	cfg := writeConfig(t, t.TempDir(), fmt.Sprintf(`[director]
+listen = "%s"
+
+[defaults.check]
+interval = "200ms"
+timeout = "150ms"
+fall = 1
+
+[[virtual_server]]
+name = "web"
+address = "192.0.2.10:80"
+  [[virtual_server.real_server]]
+  address = "%s"
+  weight = 100
+`, listen, backend))
+	// ulimit sets the hard limit too, so Go cannot raise it again.
+	cmd := exec.Command("sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile), binary, "run", "-dry-run", "-config", cfg)
+	d := startDaemonCmd(t, cmd)
+	d.waitStarted()
+	d.waitLog(`weight 0 -> 100`)
+	if !strings.Contains(d.logText(), `connection cap" max_connections=50 open_file_limit=200`) {
+		t.Errorf("the cap is not 50, a quarter of the open-file limit:\n%s", d.logText())
+	}
+	mark := len(d.logText())
+
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range flood {
+		c, err := net.Dial("tcp", listen)
+		if err != nil {
+			t.Fatalf("dialing the listener: %v", err)
+		}
+		conns = append(conns, c)
+	}
+	// Hold them for 15 check rounds, under the listener's 5 s header
+	// timeout, and watch the director's descriptors meanwhile.
+	peak := 0
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, len(fds))
+	}
+	t.Logf("peak open descriptors during the flood: %d (limit %d)", peak, nofile)
+	if peak > nofile*3/4 {
+		t.Errorf("%d descriptors open during the flood: the listener is not capped", peak)
+	}
+	log := d.logText()[mark:]
+	for _, bad := range []string{"real server down", "too many open files"} {
+		if strings.Contains(log, bad) {
+			t.Errorf("during the flood the log says %q:\n%s", bad, log)
+		}
+	}
+	if !strings.Contains(log, "HTTP listener full") {
+		t.Errorf("the full listener was not logged:\n%s", log)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	// The flood's connections wait in the accept queue until each is
+	// accepted and sees its peer gone; then the director answers again.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + listen + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz unreachable after the flood: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d.stop()
 }

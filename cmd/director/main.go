@@ -222,7 +222,7 @@ func runCmd(args []string, stderr io.Writer) int {
 	defer signal.Stop(hup)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(limitListener(ln, srv, cfg.Director, log, metrics.NewGuard(m))) }()
 	engineErr := make(chan error, 1)
 	go func() { engineErr <- eng.Run(ctx) }()
 	life := startLifecycle(ctx, log, eng, cfg) // systemd notify and watchdog, watch_config
@@ -290,6 +290,9 @@ func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engi
 		}
 	}
 	if err == nil {
+		if cur := eng.Config(); cur != nil && cur.Director.MaxConnections != cfg.Director.MaxConnections {
+			log.Warn("director.max_connections changed; it takes effect on restart", "max_connections", cfg.Director.MaxConnections)
+		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err = eng.Reload(rctx, cfg)
 		cancel()

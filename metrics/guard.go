@@ -1,0 +1,32 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Guard holds the metrics of the director's defences against hostile or
+// broken input (docs/security.md). It lives on the same registry as
+// Metrics; build it with NewGuard.
+type Guard struct {
+	listenerCap  prometheus.Gauge
+	listenerFull prometheus.Counter
+}
+
+// NewGuard registers the guard metrics on m's registry; calling it again
+// for the same m returns metrics sharing the same series.
+func NewGuard(m *Metrics) *Guard {
+	return &Guard{
+		listenerCap: register(m.Registry, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "director_http_max_connections",
+			Help: "The cap on the HTTP listener's concurrent connections (max_connections, or derived from the open-file limit at start).",
+		})),
+		listenerFull: register(m.Registry, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "director_http_listener_full_total",
+			Help: "Times the HTTP listener reached its connection cap: new connections waited, and idle keep-alive connections were closed.",
+		})),
+	}
+}
+
+// ListenerCap sets the listener's connection cap.
+func (g *Guard) ListenerCap(n int) { g.listenerCap.Set(float64(n)) }
+
+// ListenerFull counts one time the listener reached its cap.
+func (g *Guard) ListenerFull() { g.listenerFull.Inc() }
