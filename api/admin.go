@@ -104,7 +104,7 @@ func (a *adminHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
 		want = a.token()
 	}
 	if want == "" || a.admin == nil {
-		fail(w, http.StatusForbidden, "the write API is off: set api_token_file in [director] to turn it on")
+		fail(w, http.StatusForbidden, "the write API is off: api_token_file is not set, or the file is missing, empty or unusable (see the director's log)")
 		return false
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

@@ -6,9 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
+	"github.com/lvsdirector/director/internal/apitoken"
 	"github.com/lvsdirector/director/internal/safefile"
 )
 
@@ -22,7 +22,7 @@ const DefaultStateFile = "/var/lib/director/state.json"
 
 // MinTokenLength is the shortest API token accepted: shorter ones can be
 // guessed.
-const MinTokenLength = 16
+const MinTokenLength = apitoken.MinLength
 
 // Damping is flap damping, BGP style (RFC 2439): every time a real server
 // goes from up to down it gains Penalty; the penalty halves every
@@ -85,12 +85,19 @@ func (l *loader) admin(t table, d *Director) {
 	}
 	if p, n, ok := l.path(t, "api_token_file"); ok {
 		d.APITokenFile = p
-		if tok, msg := readToken(p); msg != "" {
-			l.errorf(n, "%s", msg)
-		} else {
+		tok, err := apitoken.Read(p)
+		switch {
+		case errors.Is(err, apitoken.ErrNoToken):
+			// Emptying or removing the file is how an operator revokes
+			// the token: it turns the write API off, and must not make a
+			// reload fail (which would keep the old token).
+			l.warnf(n, "%v", err)
+		case err != nil:
+			l.errorf(n, "%v", err)
+		default:
 			d.APIToken = tok
-			if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o004 != 0 {
-				l.warnf(n, "%s is readable by every user; anyone on the host can change the IPVS table through the API (chmod 0640)", p)
+			if msg := apitoken.Exposure(p); msg != "" {
+				l.warnf(n, "%s", msg)
 			}
 		}
 	}
@@ -215,25 +222,6 @@ func (t table) number(key string) (float64, node, bool) {
 	}
 	t.l.errorf(n, "must be a number, not %s", describe(v))
 	return 0, n, false
-}
-
-// readToken reads an API token file: its content with surrounding white
-// space removed. It returns why the file is unusable, or "".
-func readToken(path string) (string, string) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", path + ": " + unwrapPath(err).Error() + "; the write API needs a readable token file (or leave api_token_file out to turn the write API off)"
-	}
-	tok := strings.TrimSpace(string(data))
-	switch {
-	case tok == "":
-		return "", path + " is empty; put a random token in it, such as the output of: head -c 32 /dev/urandom | base64"
-	case len(tok) < MinTokenLength:
-		return "", path + ": the token is too short; use at least 16 characters, such as the output of: head -c 32 /dev/urandom | base64"
-	case strings.ContainsAny(tok, " \t\r\n"):
-		return "", path + ": the token must be one line without spaces"
-	}
-	return tok, ""
 }
 
 func unwrapPath(err error) error {

@@ -92,10 +92,9 @@ func TestAdminErrors(t *testing.T) {
 		name, src string
 		want      []string
 	}{
-		{"missing token file", `[director]
-api_token_file = "/nonexistent/token"`, []string{`director.toml:2: director.api_token_file: /nonexistent/token: no such file or directory; the write API needs a readable token file (or leave api_token_file out to turn the write API off)`}},
+		{"token file is a FIFO", "[director]\napi_token_file = \"" + fifo + "\"", []string{`director.toml:2: director.api_token_file: ` + fifo +
+			` is a named pipe (FIFO), not a regular file; api_token_file must name a regular file`}},
 		{"short token", "[director]\napi_token_file = \"" + short + "\"", []string{`director.toml:2: director.api_token_file: ` + short + `: the token is too short; use at least 16 characters, such as the output of: head -c 32 /dev/urandom | base64`}},
-		{"empty token", "[director]\napi_token_file = \"" + empty + "\"", []string{`director.toml:2: director.api_token_file: ` + empty + ` is empty; put a random token in it, such as the output of: head -c 32 /dev/urandom | base64`}},
 		{"maintenance not a dir", "[director]\nmaintenance_dir = \"" + afile + "\"", []string{`director.toml:2: director.maintenance_dir: ` + afile + ` is not a directory`}},
 		{"state file is a directory", "[director]\nstate_file = \"" + stateDir + "\"", []string{`director.toml:2: director.state_file: ` + stateDir +
 			` is a directory, not a regular file; state_file names the file itself, such as "` + stateDir + `/state.json"`}},
@@ -118,6 +117,27 @@ api_token_file = "/nonexistent/token"`, []string{`director.toml:2: director.api_
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) { sameLines(t, problems(t, tt.src), tt.want) })
+	}
+}
+
+// TestTokenFileGoneIsNotAnError: a missing or empty token file is how the
+// token is revoked: a warning (the write API is off), never a config
+// error, which would fail the reload and keep the old token.
+func TestTokenFileGoneIsNotAnError(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	for path, want := range map[string]string{
+		filepath.Join(dir, "missing"): " does not exist; the write API is off until it holds a token",
+		empty:                         " is empty; the write API is off until it holds a token, such as the output of: head -c 32 /dev/urandom | base64",
+	} {
+		cfg := mustParse(t, "[director]\napi_token_file = \""+path+"\"\n")
+		if cfg.Director.APIToken != "" || cfg.Director.APITokenFile != path {
+			t.Errorf("%s: director = %+v", path, cfg.Director)
+		}
+		if len(cfg.Warnings) != 1 || cfg.Warnings[0].String() != "director.toml:2: director.api_token_file: "+path+want {
+			t.Errorf("%s: warnings = %v, want %q", path, cfg.Warnings, want)
+		}
 	}
 }
 

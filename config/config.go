@@ -53,7 +53,10 @@ type Director struct {
 	// "Admin overrides"); "" when off.
 	MaintenanceDir string
 	// APITokenFile names the file with the write API's bearer token; ""
-	// turns the write API off. APIToken is its content, read at load.
+	// turns the write API off. APIToken is its content, read at load
+	// ("" when the file is missing or empty: a warning, not an error).
+	// The running director reads the file again every second
+	// (internal/apitoken), so APIToken is only the token at load.
 	APITokenFile string
 	APIToken     string
 	// StateFile keeps API overrides and the managed services across

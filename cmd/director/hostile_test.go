@@ -172,3 +172,89 @@ address = "192.0.2.10:80"
 	}
 	d.stop()
 }
+
+// TestTokenRevocation: emptying or removing api_token_file turns the write
+// API off within a poll (403), without a reload and without making one
+// fail; a new token works at once and the old one no longer does; a FIFO
+// in its place is refused on reload without hanging anything.
+func TestTokenRevocation(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	const first, second = "first-token-0123456789", "second-token-0123456789"
+	if err := os.WriteFile(token, []byte(first+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listen := freePort(t)
+	cfg := writeConfig(t, dir, fmt.Sprintf(`[director]
+listen = "%s"
+api_token_file = "%s"
+
+[[virtual_server]]
+name = "web"
+address = "192.0.2.10:80"
+  [[virtual_server.real_server]]
+  address = "%s"
+`, listen, token, okBackend(t)))
+	d := startDaemon(t, "run", "-dry-run", "-config", cfg)
+	d.waitStarted()
+
+	// Clearing a panic that is not on: 409 when the token is accepted.
+	post := func(tok string) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+listen+"/api/v1/virtual_servers/web/panic/clear", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitCode := func(what, tok string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			code := post(tok)
+			if code == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: POST answers %d, want %d\n%s", what, code, want, d.logText())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitCode("at start", first, http.StatusConflict)
+
+	os.WriteFile(token, nil, 0o600)
+	waitCode("token file emptied", first, http.StatusForbidden)
+	d.waitLog(`API token gone: the write API is off`)
+
+	os.WriteFile(token, []byte(second), 0o600)
+	waitCode("new token", second, http.StatusConflict)
+	if code := post(first); code != http.StatusUnauthorized {
+		t.Errorf("the old token after a new one: %d, want 401", code)
+	}
+
+	os.Remove(token)
+	waitCode("token file removed", second, http.StatusForbidden)
+	mark := len(d.logText())
+	d.signal(syscall.SIGHUP)
+	d.waitLog(`API token|reload`) // the reload ran
+	time.Sleep(300 * time.Millisecond)
+	if strings.Contains(d.logText()[mark:], "config reload failed") {
+		t.Errorf("a reload with the token file gone failed:\n%s", d.logText()[mark:])
+	}
+
+	// A FIFO nobody writes to: the poll and the reload refuse it at once.
+	if err := syscall.Mkfifo(token, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.signal(syscall.SIGHUP)
+	d.waitLog(`config reload failed.*named pipe \(FIFO\)`)
+	waitCode("a FIFO", second, http.StatusForbidden)
+	if code, _ := httpGet(t, "http://"+listen+"/healthz"); code != 200 {
+		t.Errorf("/healthz = %d with a FIFO as token file", code)
+	}
+	d.stop()
+}

@@ -16,12 +16,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/lvsdirector/director/api"
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/engine"
+	"github.com/lvsdirector/director/internal/apitoken"
 	"github.com/lvsdirector/director/ipvs"
 	"github.com/lvsdirector/director/metrics"
 )
@@ -212,8 +214,16 @@ func runCmd(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "director: %s: director.listen: %v\n", cfg.Path, err)
 		return 1
 	}
+	// The token file is read again every second and on reload, off the
+	// engine: emptying or removing it turns the write API off at once.
+	tokens := apitoken.NewWatcher(cfg.Director.APITokenFile, log)
+	tokens.Reload(cfg.Director.APITokenFile)
+	tokenCtx, stopTokens := context.WithCancel(context.Background())
+	var tokenWatch sync.WaitGroup
+	tokenWatch.Go(func() { tokens.Run(tokenCtx) })
+	defer func() { stopTokens(); tokenWatch.Wait() }()
 	srv := api.Server(cfg.Director.Listen, api.Handler(eng, api.Options{Metrics: m.Handler(), Version: build.Version, Logger: log, Table: table,
-		Admin: eng, Token: func() string { return eng.Config().Director.APIToken }})) // a reload may change the token
+		Admin: eng, Token: tokens.Token}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -236,10 +246,10 @@ loop:
 	for {
 		select {
 		case <-hup:
-			life.reload(func() { reload(ctx, log, m, eng, *path) })
+			life.reload(func() { reload(ctx, log, m, eng, tokens, *path) })
 		case <-life.changed:
 			log.Info("config file changed; reloading", "path", *path)
-			life.reload(func() { reload(ctx, log, m, eng, *path) })
+			life.reload(func() { reload(ctx, log, m, eng, tokens, *path) })
 		case err := <-serveErr:
 			log.Error("HTTP listener failed", "listen", cfg.Director.Listen, "err", err)
 			code = 1
@@ -277,7 +287,7 @@ func stateFile(cfg *config.Config, dryRun bool) string {
 
 // reload reads and validates the config again; a bad one is logged in full
 // and changes nothing.
-func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engine.Engine, path string) {
+func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engine.Engine, tokens *apitoken.Watcher, path string) {
 	log.Info("SIGHUP: reloading config", "path", path)
 	cfg, err := config.Load(path)
 	if err == nil && len(cfg.VirtualServers) == 0 {
@@ -304,4 +314,5 @@ func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engi
 	}
 	m.Reload(true, time.Now())
 	m.ConfigHash(cfg.SHA256)
+	tokens.Reload(cfg.Director.APITokenFile)
 }
