@@ -3,9 +3,7 @@ package config
 import (
 	"crypto/x509"
 	"errors"
-	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -13,7 +11,12 @@ import (
 	"time"
 
 	"github.com/lvsdirector/director/checks"
+	"github.com/lvsdirector/director/internal/safefile"
 )
+
+// maxCAFileBytes caps the read of a ca_file: a bundle of every public CA
+// is about 200 KB.
+const maxCAFileBytes = 4 << 20
 
 var (
 	checkTypes   = []string{"http", "https", "tcp", "icmp"}
@@ -237,13 +240,13 @@ func (l *loader) caFile(s string, n node) (string, node, bool) {
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(l.dir, p)
 	}
-	data, err := os.ReadFile(p)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		l.errorf(n, "cannot read %s: %v", p, err)
+	data, err := safefile.ReadFile(p, maxCAFileBytes)
+	switch {
+	case errors.Is(err, safefile.ErrNotRegular) || errors.Is(err, safefile.ErrTooLarge):
+		l.errorf(n, "%v", err)
+		return "", n, false
+	case err != nil:
+		l.errorf(n, "cannot read %s: %v", p, unwrapPath(err))
 		return "", n, false
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(data) {

@@ -5,16 +5,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/lvsdirector/director/internal/safefile"
 )
 
 // Built-in defaults for [director] and [[virtual_server]].
@@ -83,24 +83,56 @@ func merge(a, b map[string]string) map[string]string {
 	return a
 }
 
-// Load reads and validates the configuration file at path. On failure the
-// error is an *Errors listing every problem found.
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+// DefaultMaxBytes is the largest config file Load reads (the
+// -max-config-bytes flag changes it): far above any real config, far
+// below what would hurt the director to read and parse.
+const DefaultMaxBytes = 16 << 20
+
+// Load reads and validates the configuration file at path, which must be
+// a regular file of at most DefaultMaxBytes. On failure the error is an
+// *Errors listing every problem found.
+func Load(path string) (*Config, error) { return LoadLimited(path, DefaultMaxBytes) }
+
+// LoadLimited is Load for a file of at most maxBytes (DefaultMaxBytes when
+// 0 or less).
+func LoadLimited(path string, maxBytes int64) (*Config, error) {
+	data, err := readConfigFile(path, maxBytes)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
 		return nil, &Errors{Problems: []Problem{{File: path, Msg: err.Error()}}}
 	}
 	return Parse(path, data)
 }
 
+// readConfigFile reads a config file through safefile: a FIFO or a device
+// in its place is refused without blocking, and the read is capped. The
+// error says what is wrong without repeating the path.
+func readConfigFile(path string, maxBytes int64) ([]byte, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	data, err := safefile.ReadFile(path, maxBytes)
+	var nre *safefile.NotRegularError
+	var tle *safefile.TooLargeError
+	switch {
+	case errors.As(err, &nre):
+		return nil, fmt.Errorf("a %s, not a regular file", nre.Kind)
+	case errors.As(err, &tle):
+		return nil, fmt.Errorf("larger than %d bytes, the most a config file may be; if it is meant to be this large, raise -max-config-bytes", maxBytes)
+	case err != nil:
+		return nil, unwrapPath(err)
+	}
+	return data, nil
+}
+
 // Parse validates a configuration held in memory. name is used in messages
 // and as Config.Path; relative ca_file paths are taken from its directory.
+// Nesting deeper than MaxNesting is refused before the file is parsed.
 func Parse(name string, data []byte) (*Config, error) {
 	l := &loader{file: name, dir: filepath.Dir(name)}
+	if line := nestedTooDeep(string(data), MaxNesting); line > 0 {
+		return nil, &Errors{Problems: []Problem{{File: name, Line: line,
+			Msg: fmt.Sprintf("arrays and tables nested more than %d deep; a director config needs no more than a few levels", MaxNesting)}}}
+	}
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
 		p := Problem{File: name, Msg: err.Error()}

@@ -258,3 +258,45 @@ address = "192.0.2.10:80"
 	}
 	d.stop()
 }
+
+// TestBoundedConfigRefusedOnReload: a reload of a config nested too deep,
+// or larger than -max-config-bytes, is refused at once and the running
+// config stays; check refuses both as well.
+func TestBoundedConfigRefusedOnReload(t *testing.T) {
+	dir := t.TempDir()
+	listen := freePort(t)
+	good := fmt.Sprintf(`[director]
+listen = "%s"
+
+[[virtual_server]]
+name = "web"
+address = "192.0.2.10:80"
+scheduler = "wrr"
+  [[virtual_server.real_server]]
+  address = "%s"
+`, listen, okBackend(t))
+	cfg := writeConfig(t, dir, good)
+	const maxBytes = "65536"
+	d := startDaemon(t, "run", "-dry-run", "-max-config-bytes", maxBytes, "-config", cfg)
+	d.waitStarted()
+
+	deep := good + "x = " + strings.Repeat("[", 20_000) + strings.Repeat("]", 20_000) + "\n"
+	big := good + "# " + strings.Repeat("padding ", 9000) + "\n"
+	for _, tc := range []struct{ name, text, want string }{
+		{"nested 20,000 deep", deep, `arrays and tables nested more than 32 deep`},
+		{"over -max-config-bytes", big, `larger than 65536 bytes, the most a config file may be`},
+	} {
+		writeConfig(t, dir, tc.text)
+		var out, errOut bytes.Buffer
+		if code := realMain([]string{"check", "-max-config-bytes", maxBytes, "-config", cfg}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("%s: check exit %d, stderr %q; want 1 and %q", tc.name, code, errOut.String(), tc.want)
+		}
+		d.signal(syscall.SIGHUP)
+		d.waitLog(`config reload failed.*` + tc.want)
+	}
+	_, status := httpGet(t, "http://"+listen+"/api/v1/status")
+	if !strings.Contains(status, `"scheduler": "wrr"`) {
+		t.Errorf("the running config changed:\n%s", status)
+	}
+	d.stop()
+}
