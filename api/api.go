@@ -41,6 +41,10 @@ type Options struct {
 	// bearer token it requires ("" turns the write API off: 403).
 	Admin Admin
 	Token func() string
+	// Refused, when set, is told of every write request refused for its
+	// token ("no bearer token", "wrong bearer token"): the log shows one a
+	// minute per cause, a metric can count them all.
+	Refused func(cause string)
 }
 
 //go:embed page/status.html

@@ -8,6 +8,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type Guard struct {
 	listenerCap  prometheus.Gauge
 	listenerFull prometheus.Counter
+	apiRefused   *prometheus.CounterVec
 }
 
 // NewGuard registers the guard metrics on m's registry; calling it again
@@ -22,11 +23,18 @@ func NewGuard(m *Metrics) *Guard {
 			Name: "director_http_listener_full_total",
 			Help: "Times the HTTP listener reached its connection cap: new connections waited, and idle keep-alive connections were closed.",
 		})),
+		apiRefused: register(m.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "director_api_refused_total",
+			Help: "Write API requests refused for their token, by cause: no bearer token, wrong bearer token, write API off. The log shows one a minute per cause.",
+		}, []string{"cause"})),
 	}
 }
 
 // ListenerCap sets the listener's connection cap.
 func (g *Guard) ListenerCap(n int) { g.listenerCap.Set(float64(n)) }
+
+// APIRefused counts a write request refused for its token.
+func (g *Guard) APIRefused(cause string) { g.apiRefused.WithLabelValues(cause).Inc() }
 
 // ListenerFull counts one time the listener reached its cap.
 func (g *Guard) ListenerFull() { g.listenerFull.Inc() }

@@ -221,6 +221,7 @@ func runCmd(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "director: %s: director.listen: %v\n", cfg.Path, err)
 		return 1
 	}
+	guard := metrics.NewGuard(m)
 	// The token file is read again every second and on reload, off the
 	// engine: emptying or removing it turns the write API off at once.
 	tokens := apitoken.NewWatcher(cfg.Director.APITokenFile, log)
@@ -230,7 +231,7 @@ func runCmd(args []string, stderr io.Writer) int {
 	tokenWatch.Go(func() { tokens.Run(tokenCtx) })
 	defer func() { stopTokens(); tokenWatch.Wait() }()
 	srv := api.Server(cfg.Director.Listen, api.Handler(eng, api.Options{Metrics: m.Handler(), Version: build.Version, Logger: log, Table: table,
-		Admin: eng, Token: tokens.Token}))
+		Admin: eng, Token: tokens.Token, Refused: guard.APIRefused}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -239,7 +240,7 @@ func runCmd(args []string, stderr io.Writer) int {
 	defer signal.Stop(hup)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(limitListener(ln, srv, cfg.Director, log, metrics.NewGuard(m))) }()
+	go func() { serveErr <- srv.Serve(limitListener(ln, srv, cfg.Director, log, guard)) }()
 	engineErr := make(chan error, 1)
 	go func() { engineErr <- eng.Run(ctx) }()
 	life := startLifecycle(ctx, log, eng, cfg, *maxBytes) // systemd notify and watchdog, watch_config
