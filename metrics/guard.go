@@ -9,6 +9,7 @@ type Guard struct {
 	listenerCap  prometheus.Gauge
 	listenerFull prometheus.Counter
 	apiRefused   *prometheus.CounterVec
+	notifyKilled *prometheus.CounterVec
 }
 
 // NewGuard registers the guard metrics on m's registry; calling it again
@@ -27,6 +28,10 @@ func NewGuard(m *Metrics) *Guard {
 			Name: "director_api_refused_total",
 			Help: "Write API requests refused for their token, by cause: no bearer token, wrong bearer token, write API off. The log shows one a minute per cause.",
 		}, []string{"cause"})),
+		notifyKilled: register(m.Registry, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "director_notify_command_killed_processes_total",
+			Help: "Processes of notify_command process groups killed, by when: timeout (notify_timeout passed), shutdown, or exited (left running by a command that ended).",
+		}, []string{"when"})),
 	}
 }
 
@@ -35,6 +40,11 @@ func (g *Guard) ListenerCap(n int) { g.listenerCap.Set(float64(n)) }
 
 // APIRefused counts a write request refused for its token.
 func (g *Guard) APIRefused(cause string) { g.apiRefused.WithLabelValues(cause).Inc() }
+
+// NotifyKilled counts processes killed in a notify_command's group.
+func (g *Guard) NotifyKilled(when string, processes int) {
+	g.notifyKilled.WithLabelValues(when).Add(float64(processes))
+}
 
 // ListenerFull counts one time the listener reached its cap.
 func (g *Guard) ListenerFull() { g.listenerFull.Inc() }
