@@ -267,6 +267,8 @@ func (a *adminHandler) server(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "real server %q is not ip:port, such as 10.0.0.11:8080 or [2001:db8::11]:443", r.PathValue("real_server"))
 		return
 	}
+	// [::ffff:10.0.0.11]:8080 is 10.0.0.11:8080, as in the config.
+	rs = netip.AddrPortFrom(rs.Addr().Unmap(), rs.Port())
 	var body adminBody
 	if !readBody(w, r, &body) {
 		return

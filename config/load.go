@@ -268,22 +268,23 @@ func familyName(f string) string {
 }
 
 // parseTarget reads a real server or fallback address: "ip:port",
-// "[ipv6]:port", or an address alone (port 0).
-func parseTarget(s string) (netip.AddrPort, string) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		if ap.Addr().Zone() != "" {
-			return netip.AddrPort{}, fmt.Sprintf("%q: IPv6 zones are not supported", s)
-		}
-		return ap, ""
-	}
-	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+// "[ipv6]:port", or an address alone (port 0). The address is unmapped
+// (addr.go).
+func parseTarget(s string) (target, string) {
+	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Sprintf("%q is not an IP address with an optional port, such as \"10.0.0.11:8080\" or \"[2001:db8::11]:8080\"", s)
+		a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+		if err != nil {
+			return target{}, fmt.Sprintf("%q is not an IP address with an optional port, such as \"10.0.0.11:8080\" or \"[2001:db8::11]:8080\"", s)
+		}
+		ap = netip.AddrPortFrom(a, 0)
 	}
-	if a.Zone() != "" {
-		return netip.AddrPort{}, fmt.Sprintf("%q: IPv6 zones are not supported", s)
+	if ap.Addr().Zone() != "" {
+		return target{}, fmt.Sprintf("%q: IPv6 zones are not supported", s)
 	}
-	return netip.AddrPortFrom(a, 0), ""
+	t := target{written: s}
+	t.ap, t.mapped = unmapAddrPort(ap)
+	return t, ""
 }
 
 func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map[string]int, services map[string]string) VirtualServer {
@@ -348,6 +349,10 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			case ap.Addr().Zone() != "":
 				l.errorf(n, "%q: IPv6 zones are not supported", s)
 			default:
+				if canon, mapped := unmapAddrPort(ap); mapped {
+					l.warnf(n, "%s", mappedWarning(s, canon.String()))
+					ap = canon
+				}
 				vs.Address = ap
 				vs.Family = familyOf(ap.Addr())
 				addrOK = true
@@ -466,13 +471,13 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			vs.RealServers = append(vs.RealServers, rs)
 			continue
 		}
-		ap, msg := parseTarget(s)
+		tg, msg := parseTarget(s)
 		if msg != "" {
 			l.errorf(n, "%s", msg)
 			vs.RealServers = append(vs.RealServers, rs)
 			continue
 		}
-		if ap, ok = l.checkTarget(&vs, addrOK, ap, rs.Forwarding, true, n, "real server"); ok {
+		if ap, ok := l.checkTarget(&vs, addrOK, tg, rs.Forwarding, true, n, "real server"); ok {
 			rs.Address = ap
 			if line, dup := seen[ap]; dup {
 				l.errorf(n, "duplicate real server %s; also on line %d", ap, line)
@@ -486,9 +491,9 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 
 	// fallback
 	if s, n, ok := t.str("fallback"); ok {
-		if ap, msg := parseTarget(s); msg != "" {
+		if tg, msg := parseTarget(s); msg != "" {
 			l.errorf(n, "%s", msg)
-		} else if ap, ok := l.checkTarget(&vs, addrOK, ap, vs.Forwarding, false, n, "fallback"); ok {
+		} else if ap, ok := l.checkTarget(&vs, addrOK, tg, vs.Forwarding, false, n, "fallback"); ok {
 			if line, dup := seen[ap]; dup {
 				l.errorf(n, "%s is also a real server (line %d); the fallback must be a different server", ap, line)
 			} else {
@@ -510,11 +515,17 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 	return vs
 }
 
-// checkTarget applies the family and port rules shared by real servers and
-// the fallback, filling in the virtual server's port where forwarding
-// cannot change it. tunMixes says whether tun forwarding may cross
-// families. It returns the address to use and whether it is valid.
-func (l *loader) checkTarget(vs *VirtualServer, vsOK bool, ap netip.AddrPort, fwd string, tunMixes bool, n node, what string) (netip.AddrPort, bool) {
+// checkTarget applies the address, family and port rules shared by real
+// servers and the fallback, filling in the virtual server's port where
+// forwarding cannot change it. tunMixes says whether tun forwarding may
+// cross families. It returns the address to use and whether it is valid;
+// a valid address written IPv4-mapped is warned about.
+func (l *loader) checkTarget(vs *VirtualServer, vsOK bool, tg target, fwd string, tunMixes bool, n node, what string) (netip.AddrPort, bool) {
+	ap := tg.ap
+	if msg := refusedDestination(ap.Addr()); msg != "" {
+		l.errorf(n, "%s", msg)
+		return ap, false
+	}
 	if !vsOK || vs.Family == "" {
 		return ap, true // the virtual server's own error is already reported
 	}
@@ -523,8 +534,16 @@ func (l *loader) checkTarget(vs *VirtualServer, vsOK bool, ap netip.AddrPort, fw
 		if !tunMixes {
 			hint = ""
 		}
+		if tg.mapped {
+			l.errorf(n, "%q is an IPv4-mapped IPv6 address, which the kernel takes as the IPv4 address %s and refuses in an IPv6 virtual server; give the server's IPv6 address, or write %q in an IPv4 virtual server%s",
+				tg.written, ap.Addr(), tg.spelled(), hint)
+			return ap, false
+		}
 		l.errorf(n, "%s is %s but the virtual server is %s%s", ap.Addr(), familyName(f), familyName(vs.Family), hint)
 		return ap, false
+	}
+	if tg.mapped {
+		l.warnf(n, "%s", mappedWarning(tg.written, tg.spelled()))
 	}
 	if vs.FWMark != 0 {
 		return ap, true // any port, or 0 to keep the packet's port
