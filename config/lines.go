@@ -100,15 +100,10 @@ func nestedTooDeep(src string, limit int) int {
 	s := &lineScanner{src: src, line: 1}
 	depth := 0
 	for !s.eof() {
+		if s.skipString() {
+			continue
+		}
 		switch c := s.peek(); {
-		case strings.HasPrefix(s.src[s.pos:], `"""`):
-			s.multiline(`"""`)
-		case strings.HasPrefix(s.src[s.pos:], `'''`):
-			s.multiline(`'''`)
-		case c == '"':
-			s.skipBasicString()
-		case c == '\'':
-			s.literalString()
 		case c == '#':
 			s.skipToEOL()
 		case c == '[' || c == '{':
@@ -279,17 +274,30 @@ func (s *lineScanner) keyval(table pathID) {
 	s.value(p)
 }
 
-func (s *lineScanner) value(p pathID) {
-	s.skipSpace()
+// skipString moves past the string of any kind that starts here, if one
+// does, and reports whether one did.
+func (s *lineScanner) skipString() bool {
 	switch c := s.peek(); {
 	case strings.HasPrefix(s.src[s.pos:], `"""`):
 		s.multiline(`"""`)
 	case strings.HasPrefix(s.src[s.pos:], `'''`):
 		s.multiline(`'''`)
 	case c == '"':
-		s.basicString()
+		s.skipBasicString()
 	case c == '\'':
 		s.literalString()
+	default:
+		return false
+	}
+	return true
+}
+
+func (s *lineScanner) value(p pathID) {
+	s.skipSpace()
+	if s.skipString() {
+		return
+	}
+	switch c := s.peek(); {
 	case c == '[':
 		s.array(p)
 	case c == '{':
