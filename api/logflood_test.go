@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,35 +10,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsdirector/director/internal/logbuf"
 	"github.com/lvsdirector/director/internal/lograte"
 )
 
 func slogText(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
-
-// lockedBuffer collects log output from concurrent handlers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRefusalsDoNotFloodTheLog: 20,000 write requests without the token
 // (no header, a wrong token; 2,000 with 15 KB paths) write a bounded log: one line
 // per cause a minute, each path cut to 128 bytes. They once wrote a line
 // each: 3.7 MB for 20,000 requests, 28 MiB for 2,000 with 15 KB paths.
 func TestRefusalsDoNotFloodTheLog(t *testing.T) {
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	counts := map[string]int{}
 	var mu sync.Mutex
 	h := Handler(&fakeSource{ready: true}, Options{Admin: &recordingAdmin{}, Token: func() string { return testToken },
@@ -104,7 +86,7 @@ func TestLoggedPath(t *testing.T) {
 
 // The count of refusals held back reaches the log with the next line.
 func TestRefusalLogCountsWhatItHeldBack(t *testing.T) {
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	h := &adminHandler{log: slogText(&logs), refusals: lograte.New(refusalLogInterval), now: func() time.Time { return clock }}
 	req := httptest.NewRequest(http.MethodPost, "/x", nil)

@@ -1,7 +1,6 @@
 package apitoken
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/logbuf"
 )
 
 const goodToken = "s3cret-token-0123456789"
@@ -140,24 +141,6 @@ func TestExposure(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination tests can read while the watcher writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestWatcherRevokes: emptying or removing the file turns the write API
 // off within a poll, once logged; a new token takes effect; a FIFO put in
 // its place turns it off without hanging.
@@ -166,7 +149,7 @@ func TestWatcherRevokes(t *testing.T) {
 	if err := os.WriteFile(path, []byte(goodToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	w := NewWatcher(path, slog.New(slog.NewTextHandler(&logs, nil)))
 	w.interval = 10 * time.Millisecond
 	w.Reload(path)
