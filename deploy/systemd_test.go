@@ -60,7 +60,15 @@ func TestUnitLoadsOnThisSystemd(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(bin, "verify", "--man=no", unit).CombinedOutput()
-	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+	// verify also loads the units ours pulls in and reports theirs;
+	// only what it says of ours counts.
+	var ours []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, unit) || strings.HasPrefix(line, "director.service") {
+			ours = append(ours, line)
+		}
+	}
+	if err != nil || len(ours) > 0 {
 		t.Errorf("systemd-analyze verify director.service: %v\n%s", err, out)
 	}
 	keys := strings.Join(unitKeys(t, "systemd/director.service"), "\n")
