@@ -75,12 +75,7 @@ func TestConfigReadableWithOnlyNetAdmin(t *testing.T) {
 	}
 	setpriv := requireTool(t, "setpriv", "util-linux")
 	dir := t.TempDir()
-	binary := filepath.Join(dir, "director")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/director")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building director: %v\n%s", err, out)
-	}
+	binary := buildDirector(t, dir)
 	cfg, err := os.ReadFile("debian/director.toml")
 	if err != nil {
 		t.Fatal(err)

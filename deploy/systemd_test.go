@@ -108,12 +108,7 @@ func TestUnitUnderSystemd(t *testing.T) {
 	unshare := requireTool(t, "unshare", "util-linux")
 
 	dir := t.TempDir()
-	binary := filepath.Join(dir, "director")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/director")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building director: %v\n%s", err, out)
-	}
+	binary := buildDirector(t, dir)
 
 	listen := freeAddr(t)
 	cfgPath := filepath.Join(dir, "director.toml")
@@ -335,6 +330,18 @@ scheduler = %q
 	if !strings.Contains(logText(), "director stopped") {
 		t.Errorf("the director did not log its stop:\n%s", logText())
 	}
+}
+
+// buildDirector builds the director, static as it ships, into dir.
+func buildDirector(t *testing.T, dir string) string {
+	t.Helper()
+	binary := filepath.Join(dir, "director")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/director")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building director: %v\n%s", err, out)
+	}
+	return binary
 }
 
 func freeAddr(t *testing.T) string {
