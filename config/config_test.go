@@ -479,6 +479,13 @@ func TestErrors(t *testing.T) {
 				`director.toml:4: virtual_server[web].real_server[0].address: missing; every real server needs an address, such as "10.0.0.11:8080"`,
 				`director.toml:7: virtual_server[web].real_server[1].address: "backend:80" is not an IP address with an optional port, such as "10.0.0.11:8080" or "[2001:db8::11]:8080"`,
 			}},
+		{"ports out of range", "[director]\nlisten = \"127.0.0.1:99999\"\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.10:99999\"\nfallback = \"[2001:db8::9]:70000\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:99999\"\n",
+			[]string{
+				`director.toml:2: director.listen: "127.0.0.1:99999": port 99999 out of range 1–65535`,
+				`director.toml:5: virtual_server[web].address: "192.0.2.10:99999": port 99999 out of range 1–65535`,
+				`director.toml:6: virtual_server[web].fallback: "[2001:db8::9]:70000": port 70000 out of range 1–65535`,
+				`director.toml:8: virtual_server[web].real_server[0].address: "10.0.0.1:99999": port 99999 out of range 1–65535`,
+			}},
 		{"duplicate real servers", vs("[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{`director.toml:7: virtual_server[web].real_server[1].address: duplicate real server 10.0.0.1:80; also on line 4`}},
 		{"mixed families", vs("[[virtual_server.real_server]]\naddress = \"[2001:db8::1]:80\"\n[[virtual_server.real_server]]\naddress = \"[2001:db8::2]:80\"\nforwarding = \"tun\"\n"),
