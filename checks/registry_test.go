@@ -23,6 +23,8 @@ var fixtures = map[string]Options{
 	"tcp": TCPOptions{Send: "PING\r\n", Expect: "PONG", TLS: true,
 		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
 	"icmp": ICMPOptions{Privileged: true},
+	"dns": DNSOptions{QueryName: "www.example.com", QueryType: "A", Transport: "tcp", NoRecursion: true,
+		ExpectRcode: "NXDOMAIN", ExpectAnswer: "192\\.0\\.2\\.1", EDNSSize: 1232},
 }
 
 func TestRegistry(t *testing.T) {
@@ -52,11 +54,12 @@ func TestRegistry(t *testing.T) {
 	if _, ok := LookupKind("smtp"); ok {
 		t.Error("LookupKind found an unregistered kind")
 	}
-	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp"}; !slices.Equal(got, want) {
+	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp", "dns"}; !slices.Equal(got, want) {
 		t.Errorf("KindNames() = %v, want %v", got, want)
 	}
 	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
-		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "privileged"}
+		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "privileged",
+		"query_name", "query_type", "transport", "recursion", "expect_rcode", "expect_answer", "edns_size"}
 	if got := OptionKeys(); !slices.Equal(got, want) {
 		t.Errorf("OptionKeys() = %v, want %v", got, want)
 	}
@@ -270,6 +273,20 @@ func TestDecode(t *testing.T) {
 			want:    TCPOptions{TLS: true, Expect: "[a", TLSOptions: TLSOptions{ServerName: "a.example"}},
 			invalid: []string{"expect: invalid regular expression: error parsing regexp: missing closing ]: `[a`"}},
 		{kind: "icmp", m: map[string]any{"privileged": true, "path": "/"}, want: ICMPOptions{Privileged: true}},
+		{kind: "dns", m: map[string]any{"query_name": "www.example.com", "query_type": "aaaa", "transport": "TCP",
+			"recursion": false, "expect_rcode": "nxdomain", "expect_answer": "x", "edns_size": int64(4096)},
+			want: DNSOptions{QueryName: "www.example.com", QueryType: "aaaa", Transport: "TCP", NoRecursion: true,
+				ExpectRcode: "nxdomain", ExpectAnswer: "x", EDNSSize: 4096}},
+		{kind: "dns", m: map[string]any{"recursion": true, "edns_size": int64(100)}, want: DNSOptions{},
+			problems: []string{"edns_size: 100 is out of range; edns_size must be 512-65535"}},
+		{kind: "dns", m: map[string]any{"query_name": "a..b", "query_type": "QQ", "transport": "quic",
+			"expect_rcode": "SOSO", "expect_answer": "("},
+			want: DNSOptions{QueryName: "a..b", QueryType: "QQ", Transport: "quic", ExpectRcode: "SOSO", ExpectAnswer: "("},
+			invalid: []string{`query_name: "a..b" is not a domain name`,
+				`query_type: unknown query type "QQ"; use a record type such as A, AAAA, MX, SOA, SRV or TXT`,
+				`transport: unknown transport "quic"; valid: udp, tcp`,
+				`expect_rcode: unknown rcode "SOSO"; use a name such as NOERROR, NXDOMAIN, SERVFAIL or REFUSED`,
+				"expect_answer: invalid regular expression: error parsing regexp: missing closing ): `(`"}},
 	} {
 		t.Run(fmt.Sprint(tt.kind, tt.m), func(t *testing.T) {
 			k, _ := LookupKind(tt.kind)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"regexp"
 	"slices"
-	"time"
 )
 
 // TCPOptions are the options of tcp checks: a connection, optionally in
@@ -127,13 +126,7 @@ func (p *tcpProber) probe(ctx context.Context) string {
 		return ""
 	}
 
-	// Reads and writes obey the deadline, and an earlier cancellation
-	// unblocks them too.
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer deadlineConn(ctx, conn)()
 
 	if p.send != "" {
 		if _, err := io.WriteString(conn, p.send); err != nil {

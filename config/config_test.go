@@ -372,7 +372,7 @@ func TestErrors(t *testing.T) {
 				`director.toml:3: defaults.check.fall: must be an integer, not a string ("3")`,
 			}},
 		{"check type", "[defaults.check]\ntype = \"HTTP_GET\"\n",
-			[]string{`director.toml:2: defaults.check.type: unknown check type "HTTP_GET"; valid: http, https, tcp, icmp`}},
+			[]string{`director.toml:2: defaults.check.type: unknown check type "HTTP_GET"; valid: ` + kindNames}},
 		{"method", "[defaults.check]\nmethod = \"POST\"\n",
 			[]string{`director.toml:2: defaults.check.method: unknown method "POST"; valid: GET, HEAD`}},
 		{"expect_status", "[defaults.check]\nexpect_status = [\"200\", \"2xx\"]\n",

@@ -278,6 +278,9 @@ var reasonClasses = []struct{ prefix, class string }{
 	{"timeout", "timeout"}, {"refused", "refused"}, {"unreachable", "unreachable"},
 	{"reset", "reset"}, {"dns", "dns"}, {"canceled", "canceled"}, {"status", "status"},
 	{"body", "body"}, {"expect", "expect"}, {"tls", "tls"}, {"icmp", "icmp"},
+	// The server answered, but not what the check wants: a DNS rcode is
+	// a status, a DNS answer that does not match a failed expectation.
+	{"rcode", "status"}, {"answer", "expect"},
 }
 
 // ReasonClass maps a check failure reason to a bounded label value:

@@ -81,6 +81,8 @@ func TestReasonClass(t *testing.T) {
 		{"expect mismatch", "expect"},
 		{"tls: certificate expired", "tls"},
 		{"icmp: ping_group_range excludes gid 0", "icmp"},
+		{"rcode SERVFAIL", "status"},
+		{"answer mismatch", "expect"},
 		{"error: connection closed", "error"},
 		{"something new", "error"},
 		{"", "error"},
