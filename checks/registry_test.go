@@ -25,6 +25,8 @@ var fixtures = map[string]Options{
 	"icmp": ICMPOptions{Privileged: true},
 	"dns": DNSOptions{QueryName: "www.example.com", QueryType: "A", Transport: "tcp", NoRecursion: true,
 		ExpectRcode: "NXDOMAIN", ExpectAnswer: "192\\.0\\.2\\.1", EDNSSize: 1232},
+	"grpc": GRPCOptions{Service: "orders.v1", TLS: true,
+		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
 }
 
 func TestRegistry(t *testing.T) {
@@ -54,12 +56,12 @@ func TestRegistry(t *testing.T) {
 	if _, ok := LookupKind("smtp"); ok {
 		t.Error("LookupKind found an unregistered kind")
 	}
-	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp", "dns"}; !slices.Equal(got, want) {
+	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp", "dns", "grpc"}; !slices.Equal(got, want) {
 		t.Errorf("KindNames() = %v, want %v", got, want)
 	}
 	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
 		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "privileged",
-		"query_name", "query_type", "transport", "recursion", "expect_rcode", "expect_answer", "edns_size"}
+		"query_name", "query_type", "transport", "recursion", "expect_rcode", "expect_answer", "edns_size", "grpc_service"}
 	if got := OptionKeys(); !slices.Equal(got, want) {
 		t.Errorf("OptionKeys() = %v, want %v", got, want)
 	}
@@ -68,8 +70,8 @@ func TestRegistry(t *testing.T) {
 func TestUsedBy(t *testing.T) {
 	for _, tt := range []struct{ key, want string }{
 		{"path", "http and https checks"},
-		{"server_name", "https checks and tcp checks with tls = true"},
-		{"tls", "tcp checks (https checks always use TLS)"},
+		{"server_name", "https checks and tcp and grpc checks with tls = true"},
+		{"tls", "tcp and grpc checks (https checks always use TLS)"},
 		{"send", "tcp checks"},
 		{"privileged", "icmp checks"},
 	} {
@@ -277,6 +279,10 @@ func TestDecode(t *testing.T) {
 			"recursion": false, "expect_rcode": "nxdomain", "expect_answer": "x", "edns_size": int64(4096)},
 			want: DNSOptions{QueryName: "www.example.com", QueryType: "aaaa", Transport: "TCP", NoRecursion: true,
 				ExpectRcode: "nxdomain", ExpectAnswer: "x", EDNSSize: 4096}},
+		{kind: "grpc", m: map[string]any{"grpc_service": "orders.v1", "server_name": "a.example"}, want: GRPCOptions{Service: "orders.v1"},
+			unused: tlsKeys},
+		{kind: "grpc", m: map[string]any{"tls": true, "tls_skip_verify": true},
+			want: GRPCOptions{TLS: true, TLSOptions: TLSOptions{TLSSkipVerify: true}}},
 		{kind: "dns", m: map[string]any{"recursion": true, "edns_size": int64(100)}, want: DNSOptions{},
 			problems: []string{"edns_size: 100 is out of range; edns_size must be 512-65535"}},
 		{kind: "dns", m: map[string]any{"query_name": "a..b", "query_type": "QQ", "transport": "quic",

@@ -40,7 +40,7 @@ func TestCheckKindErrors(t *testing.T) {
 		{"tls keys of a tcp check without tls", vs("[virtual_server.check]\ntype = \"tcp\"\nca_file = \"x.pem\"\n" + rs),
 			[]string{
 				`director.toml:6: virtual_server[web].check.ca_file: cannot read x.pem: no such file or directory`,
-				`director.toml:6: virtual_server[web].check.ca_file: ca_file is only used by https checks and tcp checks with tls = true; this check's type is "tcp"`,
+				`director.toml:6: virtual_server[web].check.ca_file: ca_file is only used by ` + checks.UsedBy("ca_file") + `; this check's type is "tcp"`,
 			}},
 		// Rules between options are judged on a virtual server's merged
 		// check, where the problem lies: in [defaults.check] here.
@@ -57,6 +57,11 @@ func TestCheckKindErrors(t *testing.T) {
 				`director.toml:7: virtual_server[web].check.edns_size: 100 is out of range; edns_size must be 512-65535`,
 				`director.toml:8: virtual_server[web].check.recursion: must be true or false, not a string ("no")`,
 				`director.toml:9: virtual_server[web].check.expect: expect is only used by tcp checks; this check's type is "dns"`,
+			}},
+		{"grpc options", vs("[virtual_server.check]\ntype = \"grpc\"\ngrpc_service = 5\nserver_name = \"a.example\"\n" + rs),
+			[]string{
+				`director.toml:6: virtual_server[web].check.grpc_service: must be a string, not an integer (5)`,
+				`director.toml:7: virtual_server[web].check.server_name: server_name is only used by ` + checks.UsedBy("server_name") + `; this check's type is "grpc"`,
 			}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
