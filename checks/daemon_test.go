@@ -3,6 +3,7 @@ package checks
 import (
 	"bytes"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,5 +151,49 @@ func writeFile(t *testing.T, path, content string, perm os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), perm); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// wantResult wants res to succeed when reason is "", else to fail with it.
+func wantResult(t *testing.T, res Result, reason string) {
+	t.Helper()
+	if reason == "" {
+		wantOK(t, res)
+	} else {
+		wantReason(t, res, reason)
+	}
+}
+
+// targetCase is one server a prober is tried against, with the timeout
+// of the probe and the reason expected ("" for success).
+type targetCase struct {
+	name    string
+	target  netip.AddrPort
+	timeout time.Duration
+	reason  string
+}
+
+// deadServers are the failures every TCP prober must name alike: nobody
+// listening, and a listener that accepts and then says nothing.
+func deadServers(t *testing.T) []targetCase {
+	return []targetCase{
+		{"refused", closedPort(t), 5 * time.Second, "refused"},
+		{"silent after connect", hangingServer(t), 300 * time.Millisecond, "timeout"},
+	}
+}
+
+// probeTargets probes each case with a check of type typ and opts. With
+// noLeak, each probe must leave no goroutine behind (the servers must
+// start none per connection).
+func probeTargets(t *testing.T, typ string, opts Options, noLeak bool, cases []targetCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := mustNew(t, Spec{Type: typ, Target: tc.target, Options: opts})
+			if noLeak {
+				defer checkNoLeak(t)()
+			}
+			wantResult(t, probeWithin(t, p, tc.timeout), tc.reason)
+		})
 	}
 }

@@ -95,12 +95,7 @@ func TestDNSUnbound(t *testing.T) {
 			ExpectAnswer: fmt.Sprintf(`"record %02d of`, bigTXT-1)}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			res := probeWithin(t, mustNew(t, Spec{Type: "dns", Target: target, Options: tt.opts}), 5*time.Second)
-			if tt.reason == "" {
-				wantOK(t, res)
-			} else {
-				wantReason(t, res, tt.reason)
-			}
+			wantResult(t, probeWithin(t, mustNew(t, Spec{Type: "dns", Target: target, Options: tt.opts}), 5*time.Second), tt.reason)
 		})
 	}
 }
@@ -228,12 +223,7 @@ func TestDNSFailureModes(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			target := dnsTestServer(t, tt.handle)
-			res := probeWithin(t, mustNew(t, Spec{Type: "dns", Target: target, Options: tt.opts}), 2*time.Second)
-			if tt.reason == "" {
-				wantOK(t, res)
-			} else {
-				wantReason(t, res, tt.reason)
-			}
+			wantResult(t, probeWithin(t, mustNew(t, Spec{Type: "dns", Target: target, Options: tt.opts}), 2*time.Second), tt.reason)
 		})
 	}
 

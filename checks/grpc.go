@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"slices"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -26,9 +25,8 @@ type GRPCOptions struct {
 }
 
 var grpcKind = Kind{
-	Name: "grpc",
-	Keys: slices.Concat([]Key{{Name: "grpc_service"}, {Name: "tls", Note: "https checks always use TLS"}},
-		tlsOptionKeys("with tls = true")),
+	Name:   "grpc",
+	Keys:   append([]Key{{Name: "grpc_service"}}, switchedTLSKeys()...),
 	Zero:   GRPCOptions{},
 	Decode: decodeGRPC,
 	build:  newGRPC,
@@ -37,12 +35,7 @@ var grpcKind = Kind{
 func decodeGRPC(d Decoder) Options {
 	var o GRPCOptions
 	o.Service, _ = d.String("grpc_service")
-	o.TLS, _ = d.Bool("tls")
-	if o.TLS {
-		o.TLSOptions = decodeTLS(d)
-	} else {
-		d.Unused(tlsKeys...)
-	}
+	o.TLS, o.TLSOptions = decodeSwitchedTLS(d)
 	return o
 }
 

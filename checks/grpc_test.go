@@ -66,12 +66,7 @@ func TestGRPC(t *testing.T) {
 		{"nosuch.v1", "status SERVICE_UNKNOWN"},
 	} {
 		t.Run(tt.service, func(t *testing.T) {
-			res := probeWithin(t, mustNew(t, Spec{Type: "grpc", Target: target, Options: GRPCOptions{Service: tt.service}}), 5*time.Second)
-			if tt.reason == "" {
-				wantOK(t, res)
-			} else {
-				wantReason(t, res, tt.reason)
-			}
+			wantResult(t, probeWithin(t, mustNew(t, Spec{Type: "grpc", Target: target, Options: GRPCOptions{Service: tt.service}}), 5*time.Second), tt.reason)
 		})
 	}
 }
@@ -85,22 +80,11 @@ func TestGRPCFailures(t *testing.T) {
 		c.Read(make([]byte, 1024))
 		c.Write([]byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"))
 	})
-	for _, tt := range []struct {
-		name    string
-		target  netip.AddrPort
-		timeout time.Duration
-		reason  string
-	}{
-		{"refused", closedPort(t), 5 * time.Second, "refused"},
-		{"silent after connect", hangingServer(t), 300 * time.Millisecond, "timeout"},
+	probeTargets(t, "grpc", nil, false, append(deadServers(t), []targetCase{
 		{"health check that never answers", stuck, 300 * time.Millisecond, "timeout"},
 		{"no health service", noHealth, 5 * time.Second, "error: grpc Unimplemented"},
 		{"not gRPC", http1, 5 * time.Second, "error: grpc Unavailable"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "grpc", Target: tt.target}), tt.timeout), tt.reason)
-		})
-	}
+	}...))
 }
 
 func TestGRPCTLS(t *testing.T) {
@@ -126,12 +110,7 @@ func TestGRPCTLS(t *testing.T) {
 		{"plaintext probe of a TLS server", target, GRPCOptions{}, "error: grpc Unavailable"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			res := probeWithin(t, mustNew(t, Spec{Type: "grpc", Target: tt.target, Options: tt.opts}), 5*time.Second)
-			if tt.reason == "" {
-				wantOK(t, res)
-			} else {
-				wantReason(t, res, tt.reason)
-			}
+			wantResult(t, probeWithin(t, mustNew(t, Spec{Type: "grpc", Target: tt.target, Options: tt.opts}), 5*time.Second), tt.reason)
 		})
 	}
 }

@@ -15,6 +15,7 @@ var registry = []Kind{
 	icmpKind,
 	dnsKind,
 	grpcKind,
+	mysqlKind,
 }
 
 // Kind is one kind of check: its name in the config's type key, the option

@@ -27,6 +27,7 @@ var fixtures = map[string]Options{
 		ExpectRcode: "NXDOMAIN", ExpectAnswer: "192\\.0\\.2\\.1", EDNSSize: 1232},
 	"grpc": GRPCOptions{Service: "orders.v1", TLS: true,
 		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
+	"mysql": SQLOptions{Login: "probe", PasswordFile: "/etc/director/db.pw", Database: "app", Query: "SELECT 1"},
 }
 
 func TestRegistry(t *testing.T) {
@@ -56,12 +57,13 @@ func TestRegistry(t *testing.T) {
 	if _, ok := LookupKind("smtp"); ok {
 		t.Error("LookupKind found an unregistered kind")
 	}
-	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp", "dns", "grpc"}; !slices.Equal(got, want) {
+	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp", "dns", "grpc", "mysql"}; !slices.Equal(got, want) {
 		t.Errorf("KindNames() = %v, want %v", got, want)
 	}
 	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
 		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "privileged",
-		"query_name", "query_type", "transport", "recursion", "expect_rcode", "expect_answer", "edns_size", "grpc_service"}
+		"query_name", "query_type", "transport", "recursion", "expect_rcode", "expect_answer", "edns_size", "grpc_service",
+		"login", "password_file", "database", "query"}
 	if got := OptionKeys(); !slices.Equal(got, want) {
 		t.Errorf("OptionKeys() = %v, want %v", got, want)
 	}
@@ -283,6 +285,12 @@ func TestDecode(t *testing.T) {
 			unused: tlsKeys},
 		{kind: "grpc", m: map[string]any{"tls": true, "tls_skip_verify": true},
 			want: GRPCOptions{TLS: true, TLSOptions: TLSOptions{TLSSkipVerify: true}}},
+		{kind: "mysql", m: map[string]any{"login": "probe", "password_file": "/nonexistent/pw", "database": "app", "query": "SELECT 1"},
+			want:     SQLOptions{Login: "probe", PasswordFile: "/nonexistent/pw", Database: "app", Query: "SELECT 1"},
+			problems: []string{"password_file: cannot read /nonexistent/pw: no such file or directory"}},
+		{kind: "mysql", m: map[string]any{"database": "a\x00b"}, want: SQLOptions{Database: "a\x00b"},
+			invalid: []string{"login: missing: database checks log in as this user (ldirectord login=) (with type)",
+				"database: must not contain NUL"}},
 		{kind: "dns", m: map[string]any{"recursion": true, "edns_size": int64(100)}, want: DNSOptions{},
 			problems: []string{"edns_size: 100 is out of range; edns_size must be 512-65535"}},
 		{kind: "dns", m: map[string]any{"query_name": "a..b", "query_type": "QQ", "transport": "quic",

@@ -28,23 +28,17 @@ const tcpReadCap = 4 << 10
 var tcpKind = Kind{
 	Name:    "tcp",
 	Foreign: map[string]string{"connect": "ldirectord's connect", "tcp_check": "keepalived's TCP_CHECK"},
-	Keys: slices.Concat([]Key{{Name: "send"}, {Name: "expect"}, {Name: "tls", Note: "https checks always use TLS"}},
-		tlsOptionKeys("with tls = true")),
-	Zero:   TCPOptions{},
-	Decode: decodeTCP,
-	build:  newTCP,
+	Keys:    slices.Concat([]Key{{Name: "send"}, {Name: "expect"}}, switchedTLSKeys()),
+	Zero:    TCPOptions{},
+	Decode:  decodeTCP,
+	build:   newTCP,
 }
 
 func decodeTCP(d Decoder) Options {
 	var o TCPOptions
 	o.Send, _ = d.String("send")
 	o.Expect, _ = d.String("expect")
-	o.TLS, _ = d.Bool("tls")
-	if o.TLS {
-		o.TLSOptions = decodeTLS(d)
-	} else {
-		d.Unused(tlsKeys...)
-	}
+	o.TLS, o.TLSOptions = decodeSwitchedTLS(d)
 	return o
 }
 

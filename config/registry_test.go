@@ -63,6 +63,14 @@ func TestCheckKindErrors(t *testing.T) {
 				`director.toml:6: virtual_server[web].check.grpc_service: must be a string, not an integer (5)`,
 				`director.toml:7: virtual_server[web].check.server_name: server_name is only used by ` + checks.UsedBy("server_name") + `; this check's type is "grpc"`,
 			}},
+		// A login is required of the merged check, wherever it comes from;
+		// the problem is reported where the key would go.
+		{"mysql options", "[defaults.check]\npassword_file = \"nonexistent.pw\"\n" +
+			vs("[virtual_server.check]\ntype = \"mysql\"\nquery = \"SELECT 1\"\n"+rs),
+			[]string{
+				`director.toml:2: defaults.check.password_file: cannot read nonexistent.pw: no such file or directory`,
+				`director.toml:6: virtual_server[web].check.login: missing: database checks log in as this user (ldirectord login=)`,
+			}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sameLines(t, problems(t, tt.src), tt.want)

@@ -83,6 +83,8 @@ func TestReasonClass(t *testing.T) {
 		{"icmp: ping_group_range excludes gid 0", "icmp"},
 		{"rcode SERVFAIL", "status"},
 		{"answer mismatch", "expect"},
+		{"no rows", "expect"},
+		{"auth failed", "auth"},
 		{"error: connection closed", "error"},
 		{"something new", "error"},
 		{"", "error"},
