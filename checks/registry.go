@@ -16,6 +16,7 @@ var registry = []Kind{
 	dnsKind,
 	grpcKind,
 	mysqlKind,
+	postgresqlKind,
 }
 
 // Kind is one kind of check: its name in the config's type key, the option

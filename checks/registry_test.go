@@ -27,7 +27,8 @@ var fixtures = map[string]Options{
 		ExpectRcode: "NXDOMAIN", ExpectAnswer: "192\\.0\\.2\\.1", EDNSSize: 1232},
 	"grpc": GRPCOptions{Service: "orders.v1", TLS: true,
 		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
-	"mysql": SQLOptions{Login: "probe", PasswordFile: "/etc/director/db.pw", Database: "app", Query: "SELECT 1"},
+	"mysql":      SQLOptions{Login: "probe", PasswordFile: "/etc/director/db.pw", Database: "app", Query: "SELECT 1"},
+	"postgresql": SQLOptions{Login: "probe", PasswordFile: "/etc/director/pg.pw", Database: "app", Query: "SELECT 1"},
 }
 
 func TestRegistry(t *testing.T) {
@@ -57,7 +58,7 @@ func TestRegistry(t *testing.T) {
 	if _, ok := LookupKind("smtp"); ok {
 		t.Error("LookupKind found an unregistered kind")
 	}
-	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp", "dns", "grpc", "mysql"}; !slices.Equal(got, want) {
+	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp", "dns", "grpc", "mysql", "postgresql"}; !slices.Equal(got, want) {
 		t.Errorf("KindNames() = %v, want %v", got, want)
 	}
 	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
@@ -75,6 +76,7 @@ func TestUsedBy(t *testing.T) {
 		{"server_name", "https checks and tcp and grpc checks with tls = true"},
 		{"tls", "tcp and grpc checks (https checks always use TLS)"},
 		{"send", "tcp checks"},
+		{"password_file", "mysql and postgresql checks"},
 		{"privileged", "icmp checks"},
 	} {
 		if got := UsedBy(tt.key); got != tt.want {
