@@ -17,6 +17,7 @@ var registry = []Kind{
 	grpcKind,
 	mysqlKind,
 	postgresqlKind,
+	ldapKind,
 }
 
 // Kind is one kind of check: its name in the config's type key, the option

@@ -29,6 +29,8 @@ var fixtures = map[string]Options{
 		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
 	"mysql":      SQLOptions{Login: "probe", PasswordFile: "/etc/director/db.pw", Database: "app", Query: "SELECT 1"},
 	"postgresql": SQLOptions{Login: "probe", PasswordFile: "/etc/director/pg.pw", Database: "app", Query: "SELECT 1"},
+	"ldap": LDAPOptions{BindDN: "cn=probe,dc=example,dc=com", PasswordFile: "/etc/director/ldap.pw",
+		SearchBase: "dc=example,dc=com", SearchFilter: "(cn=probe)"},
 }
 
 func TestRegistry(t *testing.T) {
@@ -58,13 +60,13 @@ func TestRegistry(t *testing.T) {
 	if _, ok := LookupKind("smtp"); ok {
 		t.Error("LookupKind found an unregistered kind")
 	}
-	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp", "dns", "grpc", "mysql", "postgresql"}; !slices.Equal(got, want) {
+	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp", "dns", "grpc", "mysql", "postgresql", "ldap"}; !slices.Equal(got, want) {
 		t.Errorf("KindNames() = %v, want %v", got, want)
 	}
 	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
 		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "privileged",
 		"query_name", "query_type", "transport", "recursion", "expect_rcode", "expect_answer", "edns_size", "grpc_service",
-		"login", "password_file", "database", "query"}
+		"login", "password_file", "database", "query", "bind_dn", "search_base", "search_filter"}
 	if got := OptionKeys(); !slices.Equal(got, want) {
 		t.Errorf("OptionKeys() = %v, want %v", got, want)
 	}
@@ -76,7 +78,7 @@ func TestUsedBy(t *testing.T) {
 		{"server_name", "https checks and tcp and grpc checks with tls = true"},
 		{"tls", "tcp and grpc checks (https checks always use TLS)"},
 		{"send", "tcp checks"},
-		{"password_file", "mysql and postgresql checks"},
+		{"password_file", "mysql, postgresql and ldap checks"},
 		{"privileged", "icmp checks"},
 	} {
 		if got := UsedBy(tt.key); got != tt.want {
@@ -293,6 +295,15 @@ func TestDecode(t *testing.T) {
 		{kind: "mysql", m: map[string]any{"database": "a\x00b"}, want: SQLOptions{Database: "a\x00b"},
 			invalid: []string{"login: missing: database checks log in as this user (ldirectord login=) (with type)",
 				"database: must not contain NUL"}},
+		{kind: "ldap", m: map[string]any{"bind_dn": "cn=a,dc=x", "password_file": "/p", "search_base": "dc=x", "search_filter": "(cn=a)"},
+			want:     LDAPOptions{BindDN: "cn=a,dc=x", PasswordFile: "/p", SearchBase: "dc=x", SearchFilter: "(cn=a)"},
+			problems: []string{"password_file: cannot read /p: no such file or directory"}},
+		{kind: "ldap", m: map[string]any{"bind_dn": "not a dn", "search_filter": "cn=a("},
+			want: LDAPOptions{BindDN: "not a dn", SearchFilter: "cn=a("},
+			invalid: []string{`bind_dn: "not a dn" is not a DN (such as "cn=probe,dc=example,dc=com")`,
+				`search_filter: "cn=a(" is not an LDAP filter`,
+				"bind_dn: a DN needs password_file; without either the bind is anonymous (with password_file)",
+				"search_filter: a filter needs search_base, the entry to search under (with search_base)"}},
 		{kind: "dns", m: map[string]any{"recursion": true, "edns_size": int64(100)}, want: DNSOptions{},
 			problems: []string{"edns_size: 100 is out of range; edns_size must be 512-65535"}},
 		{kind: "dns", m: map[string]any{"query_name": "a..b", "query_type": "QQ", "transport": "quic",

@@ -84,6 +84,7 @@ func TestReasonClass(t *testing.T) {
 		{"rcode SERVFAIL", "status"},
 		{"answer mismatch", "expect"},
 		{"no rows", "expect"},
+		{"no entries", "expect"},
 		{"auth failed", "auth"},
 		{"error: connection closed", "error"},
 		{"something new", "error"},
