@@ -14,6 +14,7 @@ require (
 	github.com/prometheus/client_golang v1.25.0
 	golang.org/x/sys v0.48.0
 	google.golang.org/grpc v1.85.0
+	layeh.com/radius v0.0.0-20231213012653-1006025d24f8
 )
 
 require (

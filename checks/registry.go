@@ -18,6 +18,7 @@ var registry = []Kind{
 	mysqlKind,
 	postgresqlKind,
 	ldapKind,
+	radiusKind,
 }
 
 // Kind is one kind of check: its name in the config's type key, the option

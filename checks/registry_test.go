@@ -31,6 +31,8 @@ var fixtures = map[string]Options{
 	"postgresql": SQLOptions{Login: "probe", PasswordFile: "/etc/director/pg.pw", Database: "app", Query: "SELECT 1"},
 	"ldap": LDAPOptions{BindDN: "cn=probe,dc=example,dc=com", PasswordFile: "/etc/director/ldap.pw",
 		SearchBase: "dc=example,dc=com", SearchFilter: "(cn=probe)"},
+	"radius": RADIUSOptions{SecretFile: "/etc/director/radius.secret", Login: "probe",
+		PasswordFile: "/etc/director/radius.pw", RejectIsUp: true},
 }
 
 func TestRegistry(t *testing.T) {
@@ -60,13 +62,14 @@ func TestRegistry(t *testing.T) {
 	if _, ok := LookupKind("smtp"); ok {
 		t.Error("LookupKind found an unregistered kind")
 	}
-	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp", "dns", "grpc", "mysql", "postgresql", "ldap"}; !slices.Equal(got, want) {
+	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp", "dns", "grpc", "mysql", "postgresql", "ldap", "radius"}; !slices.Equal(got, want) {
 		t.Errorf("KindNames() = %v, want %v", got, want)
 	}
 	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
 		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "privileged",
 		"query_name", "query_type", "transport", "recursion", "expect_rcode", "expect_answer", "edns_size", "grpc_service",
-		"login", "password_file", "database", "query", "bind_dn", "search_base", "search_filter"}
+		"login", "password_file", "database", "query", "bind_dn", "search_base", "search_filter",
+		"secret_file", "reject_is_up"}
 	if got := OptionKeys(); !slices.Equal(got, want) {
 		t.Errorf("OptionKeys() = %v, want %v", got, want)
 	}
@@ -78,7 +81,8 @@ func TestUsedBy(t *testing.T) {
 		{"server_name", "https checks and tcp and grpc checks with tls = true"},
 		{"tls", "tcp and grpc checks (https checks always use TLS)"},
 		{"send", "tcp checks"},
-		{"password_file", "mysql, postgresql and ldap checks"},
+		{"password_file", "mysql, postgresql, ldap and radius checks"},
+		{"login", "mysql, postgresql and radius checks"},
 		{"privileged", "icmp checks"},
 	} {
 		if got := UsedBy(tt.key); got != tt.want {
@@ -304,6 +308,12 @@ func TestDecode(t *testing.T) {
 				`search_filter: "cn=a(" is not an LDAP filter`,
 				"bind_dn: a DN needs password_file; without either the bind is anonymous (with password_file)",
 				"search_filter: a filter needs search_base, the entry to search under (with search_base)"}},
+		{kind: "radius", m: map[string]any{"secret_file": "/s", "login": "alice", "reject_is_up": true},
+			want:     RADIUSOptions{SecretFile: "/s", Login: "alice", RejectIsUp: true},
+			problems: []string{"secret_file: cannot read /s: no such file or directory"}},
+		{kind: "radius", m: map[string]any{"login": strings.Repeat("a", 254)}, want: RADIUSOptions{Login: strings.Repeat("a", 254)},
+			invalid: []string{"secret_file: missing: radius checks sign their requests with the shared secret in this file (with type)",
+				"login: longer than a RADIUS User-Name (253 bytes)"}},
 		{kind: "dns", m: map[string]any{"recursion": true, "edns_size": int64(100)}, want: DNSOptions{},
 			problems: []string{"edns_size: 100 is out of range; edns_size must be 512-65535"}},
 		{kind: "dns", m: map[string]any{"query_name": "a..b", "query_type": "QQ", "transport": "quic",

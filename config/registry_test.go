@@ -71,6 +71,12 @@ func TestCheckKindErrors(t *testing.T) {
 				`director.toml:2: defaults.check.password_file: cannot read nonexistent.pw: no such file or directory`,
 				`director.toml:6: virtual_server[web].check.login: missing: database checks log in as this user (ldirectord login=)`,
 			}},
+		{"radius options", vs("[virtual_server.check]\ntype = \"radius\"\nreject_is_up = 1\nbind_dn = \"cn=x\"\n" + rs),
+			[]string{
+				`director.toml:4: virtual_server[web].check.secret_file: missing: radius checks sign their requests with the shared secret in this file`,
+				`director.toml:6: virtual_server[web].check.reject_is_up: must be true or false, not an integer (1)`,
+				`director.toml:7: virtual_server[web].check.bind_dn: bind_dn is only used by ldap checks; this check's type is "radius"`,
+			}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sameLines(t, problems(t, tt.src), tt.want)

@@ -86,6 +86,8 @@ func TestReasonClass(t *testing.T) {
 		{"no rows", "expect"},
 		{"no entries", "expect"},
 		{"auth failed", "auth"},
+		{"auth failed: secret mismatch", "auth"},
+		{"rejected", "status"},
 		{"error: connection closed", "error"},
 		{"something new", "error"},
 		{"", "error"},
