@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -82,8 +83,12 @@ func TestE2E(t *testing.T) {
 	t.Logf("kernel %s, cache %s (%.1fs)", a.kver, a.dir, time.Since(start).Seconds())
 
 	tmp := t.TempDir()
-	director, guest := filepath.Join(tmp, "director"), filepath.Join(tmp, "guest.test")
-	if err := buildBinaries(ctx, director, guest); err != nil {
+	director := filepath.Join(tmp, "director")
+	bins := map[string]string{"director": director}
+	for _, gt := range guestTests {
+		bins[gt.binary] = filepath.Join(tmp, gt.binary)
+	}
+	if err := buildBinaries(ctx, director, bins); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("built director and guest tests (%.1fs)", time.Since(start).Seconds())
@@ -97,11 +102,8 @@ func TestE2E(t *testing.T) {
 		t.Fatalf("not enough time left for the guest (%v)", guestTimeout)
 	}
 	args := []string{"-test.v", "-test.count=1", fmt.Sprintf("-test.timeout=%ds", int(guestTimeout.Seconds()))}
-	if r := os.Getenv("DIRECTOR_E2E_RUN"); r != "" {
-		args = append(args, "-test.run="+r)
-	}
 	initrd := filepath.Join(tmp, "initrd.gz")
-	if err := writeInitrd(initrd, a, guestInit(args), map[string]string{"director": director, "guest.test": guest}); err != nil {
+	if err := writeInitrd(initrd, a, guestInit(args, os.Getenv("DIRECTOR_E2E_RUN")), bins); err != nil {
 		t.Fatal(err)
 	}
 
@@ -244,18 +246,32 @@ func tail(lines []string, n int) []string {
 	return lines
 }
 
-// buildBinaries builds the director and the guest test binary: static,
-// for linux/amd64, without the race detector whatever the host test uses.
-func buildBinaries(ctx context.Context, director, guest string) error {
+// guestTests are the test binaries the guest runs, in this order, with
+// the tests each runs unless DIRECTOR_E2E_RUN chooses: the scenarios of
+// package e2e/guest, then the kernel tests of package ipvs (the Table
+// conformance suite among them, each case in a network namespace of its
+// own; the package's unit tests run on the host). The kernel tests come
+// last so that the teardown of their namespaces, work the kernel does in
+// the background, cannot slow the scenarios' timed checks.
+var guestTests = []struct{ pkg, binary, run string }{
+	{"./e2e/guest", "guest.test", ""},
+	{"./ipvs", "ipvs.test", "^TestKernel"},
+}
+
+// buildBinaries builds the director and the guest test binaries (name in
+// / -> host path): static, for linux/amd64, without the race detector
+// whatever the host test uses.
+func buildBinaries(ctx context.Context, director string, bins map[string]string) error {
 	mod, err := filepath.Abs("..")
 	if err != nil {
 		return err
 	}
 	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=")
-	for _, args := range [][]string{
-		{"build", "-o", director, "./cmd/director"},
-		{"test", "-c", "-o", guest, "./e2e/guest"},
-	} {
+	builds := [][]string{{"build", "-o", director, "./cmd/director"}}
+	for _, gt := range guestTests {
+		builds = append(builds, []string{"test", "-c", "-o", bins[gt.binary], gt.pkg})
+	}
+	for _, args := range builds {
 		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = mod
 		cmd.Env = env
@@ -266,8 +282,26 @@ func buildBinaries(ctx context.Context, director, guest string) error {
 	return nil
 }
 
-// guestInit is the guest's /init: load the modules, run the tests, power off.
-func guestInit(testArgs []string) string {
+// guestInit is the guest's /init: load the modules, run the test
+// binaries, power off. The exit status reported is the first failure's.
+// DIRECTOR_REQUIRE_IPVS=1 turns the kernel tests' skip (no IPVS, no
+// privileges) into a failure: here there is no excuse.
+func guestInit(testArgs []string, runPattern string) string {
+	run := ""
+	for _, gt := range guestTests {
+		args := slices.Clone(testArgs)
+		pattern := runPattern
+		if pattern == "" {
+			pattern = gt.run
+		}
+		if pattern != "" {
+			args = append(args, "-test.run="+pattern)
+		}
+		for i, a := range args { // a -test.run pattern may hold | or spaces
+			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		run += "/" + gt.binary + " " + strings.Join(args, " ") + " 2>&1 || { r=$?; [ $rc = 0 ] && rc=$r; }\n"
+	}
 	return `#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -275,11 +309,11 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 for m in $(cat /mods/order); do insmod /mods/$m.ko || echo "e2e: insmod $m failed"; done
 ip link set lo up
-export PATH=/bin:/sbin HOME=/tmp DIRECTOR_E2E_GUEST=1 DIRECTOR_BIN=/director
+export PATH=/bin:/sbin HOME=/tmp DIRECTOR_E2E_GUEST=1 DIRECTOR_BIN=/director DIRECTOR_REQUIRE_IPVS=1
 cd /tmp
 echo ` + markStart + `
-/guest.test ` + strings.Join(testArgs, " ") + ` 2>&1
-echo "` + markExit + `$?"
+rc=0
+` + run + `echo "` + markExit + `$rc"
 poweroff -f
 `
 }
@@ -407,8 +441,9 @@ type parser struct {
 func newParser() *parser { return &parser{} }
 
 var (
-	runRE  = regexp.MustCompile(`^=== RUN\s+(\S+)$`)
-	doneRE = regexp.MustCompile(`^--- (PASS|FAIL|SKIP): (\S+) \(([^)]*)\)`)
+	runRE     = regexp.MustCompile(`^=== RUN\s+(\S+)$`)
+	doneRE    = regexp.MustCompile(`^--- (PASS|FAIL|SKIP): (\S+) \(([^)]*)\)`)
+	subDoneRE = regexp.MustCompile(`^\s+--- (PASS|FAIL|SKIP): (\S+) \(([^)]*)\)`)
 )
 
 // line takes one console line and returns a short event to show live, if any.
@@ -431,6 +466,12 @@ func (p *parser) line(l string) string {
 		return "RUN " + m[1]
 	}
 	if p.cur == nil {
+		// The verdicts of a finished test's subtests follow its own.
+		if n := len(p.tests); n > 0 {
+			if m := subDoneRE.FindStringSubmatch(l); m != nil && strings.HasPrefix(m[2], p.tests[n-1].name+"/") {
+				p.tests[n-1].lines = append(p.tests[n-1].lines, l)
+			}
+		}
 		return ""
 	}
 	p.cur.lines = append(p.cur.lines, l)
@@ -440,6 +481,24 @@ func (p *parser) line(l string) string {
 		return m[1] + " " + m[2] + " (" + m[3] + ")"
 	}
 	return ""
+}
+
+func TestGuestInit(t *testing.T) {
+	init := guestInit([]string{"-test.v"}, "")
+	for _, want := range []string{"/guest.test '-test.v' 2>&1", "/ipvs.test '-test.v' '-test.run=^TestKernel' 2>&1"} {
+		if !strings.Contains(init, want) {
+			t.Errorf("/init runs no %q:\n%s", want, init)
+		}
+	}
+	if strings.Index(init, "/guest.test") > strings.Index(init, "/ipvs.test") {
+		t.Errorf("/init runs the kernel tests before the scenarios:\n%s", init)
+	}
+	init = guestInit([]string{"-test.v"}, "Drift|it's")
+	for _, want := range []string{`/ipvs.test '-test.v' '-test.run=Drift|it'\''s' 2>&1`, `/guest.test '-test.v' '-test.run=Drift|it'\''s' 2>&1`} {
+		if !strings.Contains(init, want) {
+			t.Errorf("/init runs no %q:\n%s", want, init)
+		}
+	}
 }
 
 func TestSummary(t *testing.T) {
@@ -477,7 +536,8 @@ E2E-GUEST-START
     a_test.go:1: hello
 === RUN   TestA/sub
 --- PASS: TestA (1.00s)
-    --- PASS: TestA/sub (0.50s)
+    --- SKIP: TestA/sub (0.50s)
+    --- PASS: TestAB/sub (0.50s)
 === RUN   TestB
     b_test.go:2: boom
 --- FAIL: TestB (2.00s)
@@ -489,7 +549,8 @@ E2E-GUEST-EXIT 1`, "\n") {
 	if len(p.tests) != 3 || p.exit != "1" {
 		t.Fatalf("tests %d exit %q", len(p.tests), p.exit)
 	}
-	if a := p.tests[0]; a.status != "PASS" || a.dur != "1.00s" {
+	if a := p.tests[0]; a.status != "PASS" || a.dur != "1.00s" || !slices.Contains(a.lines, "    --- SKIP: TestA/sub (0.50s)") ||
+		slices.ContainsFunc(a.lines, func(l string) bool { return strings.Contains(l, "TestAB") }) {
 		t.Errorf("TestA: %+v", a)
 	}
 	if b := p.tests[1]; b.status != "FAIL" || !strings.Contains(strings.Join(b.lines, "\n"), "boom") {
