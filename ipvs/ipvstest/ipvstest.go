@@ -193,8 +193,9 @@ func Format(states []ipvs.ServiceState) string {
 	}
 	var b strings.Builder
 	for _, s := range states {
-		fmt.Fprintf(&b, "  %+v scheduler %q persistence %s netmask /%d flags %#x counters %+v\n",
-			s.Key, s.Scheduler, s.Persistence, s.PersistenceNetmask, s.SchedulerFlags, s.Counters)
+		k := s.Key // every field: String leaves some out
+		fmt.Fprintf(&b, "  %s %s %s mark %d scheduler %q persistence %s netmask /%d flags %#x counters %+v\n",
+			k.Family, k.Protocol, k.Address, k.FWMark, s.Scheduler, s.Persistence, s.PersistenceNetmask, s.SchedulerFlags, s.Counters)
 		for _, d := range s.Destinations {
 			fmt.Fprintf(&b, "    -> %s %s weight %d counters %+v\n", d.Address, d.Forwarding, d.Weight, d.Counters)
 		}
