@@ -10,5 +10,5 @@ import (
 // TestMemoryConformance holds the in-memory table to the contract the
 // kernel's table is held to in the e2e VM (TestKernelConformance).
 func TestMemoryConformance(t *testing.T) {
-	ipvstest.Run(t, ipvstest.Target{New: func(*testing.T) ipvs.Table { return ipvs.NewMemory() }})
+	ipvstest.Run(t, ipvstest.Target{New: func(*testing.T) ipvs.Table { return ipvs.NewMemory() }, Parallel: true})
 }

@@ -60,7 +60,8 @@ func kernelTable(t *testing.T) (*ipvs.Netlink, *testutil.NetNS) {
 }
 
 // TestKernelConformance holds the kernel's table to the contract of
-// ipvs.Table, the same cases the in-memory table passes.
+// ipvs.Table, the same cases the in-memory table passes, one at a time
+// (see ipvstest.Target.Parallel).
 func TestKernelConformance(t *testing.T) {
 	kernelTable(t) // skips the whole suite at once where there is no IPVS
 	ipvstest.Run(t, ipvstest.Target{
