@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // chromium runs headless chromium with args and returns its stdout.
@@ -58,7 +60,7 @@ func artifactDir() string {
 // checks what a person would see: the failing server shown down, in red,
 // with its reason. It keeps desktop and phone screenshots.
 func TestStatusPageInBrowser(t *testing.T) {
-	bin := requireTool(t, "chromium", "chromium")
+	bin := testutil.RequireTool(t, "chromium", "chromium")
 	s := startStack(t)
 
 	dom := chromium(t, bin, "--dump-dom", s.url+"/")

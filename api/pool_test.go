@@ -11,6 +11,7 @@ import (
 
 	"github.com/lvsdirector/director/engine"
 	"github.com/lvsdirector/director/health"
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 func TestPoolClass(t *testing.T) {
@@ -87,7 +88,7 @@ func TestPoolOnPageAndJSON(t *testing.T) {
 	srv := httptest.NewServer(Handler(fixedStatus{st}, Options{Version: "test"}))
 	defer srv.Close()
 
-	_, _, body := get(t, srv.URL+"/api/v1/status")
+	_, _, body := testutil.Get(t, srv.URL+"/api/v1/status")
 	var doc StatusV1
 	if err := json.Unmarshal([]byte(body), &doc); err != nil {
 		t.Fatal(err)
@@ -100,7 +101,7 @@ func TestPoolOnPageAndJSON(t *testing.T) {
 		t.Errorf("the JSON has no pool object:\n%s", body)
 	}
 
-	_, _, page := get(t, srv.URL+"/")
+	_, _, page := testutil.Get(t, srv.URL+"/")
 	for _, want := range []string{
 		"real servers: 1/3 serving (1 drained, 1 disabled)",
 		`<span class="badge b-warn" title="serving: in the kernel table with a weight above 0">1/3 serving (1 drained, 1 disabled)</span>`,

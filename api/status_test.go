@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // keysOf returns the sorted keys of a JSON object.
@@ -30,7 +32,7 @@ func keysOf(t *testing.T, v any, where string) []string {
 // field means adding it here; renaming or removing one needs /api/v2.
 func TestStatusJSONSchema(t *testing.T) {
 	s := startStack(t)
-	_, _, body := get(t, s.url+"/api/v1/status")
+	_, _, body := testutil.Get(t, s.url+"/api/v1/status")
 
 	var doc map[string]any
 	if err := json.Unmarshal([]byte(body), &doc); err != nil {
@@ -98,9 +100,9 @@ func TestStatusJSONSchema(t *testing.T) {
 // TestMetricsScrapeIsPromtoolClean lints a real scrape, after real
 // transitions and with kernel statistics, with Prometheus's own linter.
 func TestMetricsScrapeIsPromtoolClean(t *testing.T) {
-	promtool := requireTool(t, "promtool", "prometheus")
+	promtool := testutil.RequireTool(t, "promtool", "prometheus")
 	s := startStack(t)
-	_, _, body := get(t, s.url+"/metrics")
+	_, _, body := testutil.Get(t, s.url+"/metrics")
 	for _, want := range []string{
 		`director_real_server_state{real_server="` + s.down.String() + `",state="down",virtual_server="web"} 1`,
 		`director_check_failures_total{check="http",real_server="` + s.down.String() + `",reason="status",virtual_server="web"}`,

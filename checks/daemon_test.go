@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // The probers of real protocols are tested against Debian's own servers
@@ -177,8 +179,8 @@ type targetCase struct {
 // listening, and a listener that accepts and then says nothing.
 func deadServers(t *testing.T) []targetCase {
 	return []targetCase{
-		{"refused", closedPort(t), 5 * time.Second, "refused"},
-		{"silent after connect", hangingServer(t), 300 * time.Millisecond, "timeout"},
+		{"refused", testutil.ClosedPort(t), 5 * time.Second, "refused"},
+		{"silent after connect", testutil.HangingServer(t), 300 * time.Millisecond, "timeout"},
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsdirector/director/internal/testutil"
 	"github.com/miekg/dns"
 )
 
@@ -103,7 +104,7 @@ func TestDNSUnbound(t *testing.T) {
 func TestDNSRefused(t *testing.T) {
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
-			p := mustNew(t, Spec{Type: "dns", Target: closedPort(t), Options: DNSOptions{Transport: transport}})
+			p := mustNew(t, Spec{Type: "dns", Target: testutil.ClosedPort(t), Options: DNSOptions{Transport: transport}})
 			wantReason(t, probeWithin(t, p, 5*time.Second), "refused")
 		})
 	}
@@ -117,7 +118,7 @@ func silentUDP(t *testing.T) netip.AddrPort {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
-	return addrPort(t, pc.LocalAddr())
+	return testutil.AddrPort(t, pc.LocalAddr())
 }
 
 func TestDNSHanging(t *testing.T) {
@@ -127,7 +128,7 @@ func TestDNSHanging(t *testing.T) {
 		transport string
 	}{
 		{"udp", silentUDP(t), "udp"},
-		{"tcp", hangingServer(t), "tcp"},
+		{"tcp", testutil.HangingServer(t), "tcp"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := mustNew(t, Spec{Type: "dns", Target: tt.target, Options: DNSOptions{Transport: tt.transport}})
@@ -149,7 +150,7 @@ func dnsTestServer(t *testing.T, handle dns.HandlerFunc) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := listen(t, addr)
+	l := testutil.ListenAt(t, addr)
 	serveDNS(t, &dns.Server{PacketConn: pc, Handler: handle})
 	serveDNS(t, &dns.Server{Listener: l, Handler: handle})
 	return netip.MustParseAddrPort(addr)
@@ -229,7 +230,7 @@ func TestDNSFailureModes(t *testing.T) {
 
 	// Truncated over UDP and nobody on TCP: the retry's failure is the
 	// check's.
-	pc, err := net.ListenPacket("udp", closedPort(t).String())
+	pc, err := net.ListenPacket("udp", testutil.ClosedPort(t).String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +239,7 @@ func TestDNSFailureModes(t *testing.T) {
 		r.Truncated = true
 		w.WriteMsg(r)
 	})})
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "dns", Target: addrPort(t, pc.LocalAddr())}), 2*time.Second), "refused")
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "dns", Target: testutil.AddrPort(t, pc.LocalAddr())}), 2*time.Second), "refused")
 }
 
 func TestDNSCancel(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsdirector/director/internal/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -18,13 +19,13 @@ import (
 // with register adding its services.
 func grpcServer(t *testing.T, opts []grpc.ServerOption, register func(*grpc.Server)) netip.AddrPort {
 	t.Helper()
-	l := listen(t, "127.0.0.1:0")
+	l := testutil.Listen(t)
 	srv := grpc.NewServer(opts...)
 	register(srv)
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(l) }()
 	t.Cleanup(func() { srv.Stop(); <-done })
-	return addrPort(t, l.Addr())
+	return testutil.AddrPort(t, l.Addr())
 }
 
 // healthServer is grpc-go's own health service with these statuses.
@@ -76,7 +77,7 @@ func TestGRPCFailures(t *testing.T) {
 	noHealth := grpcServer(t, nil, func(*grpc.Server) {})
 	stuck := grpcServer(t, nil, func(srv *grpc.Server) { healthpb.RegisterHealthServer(srv, stuckHealth{}) })
 	// Not gRPC at all: an HTTP/1 server's answer to the HTTP/2 preface.
-	http1 := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	http1 := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		c.Read(make([]byte, 1024))
 		c.Write([]byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"))
 	})
@@ -89,8 +90,9 @@ func TestGRPCFailures(t *testing.T) {
 
 func TestGRPCTLS(t *testing.T) {
 	noLeaks(t)
-	pki := newPKI(t)
-	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{pki.validLeaf(t)}})
+	pki := testutil.TestCA(t)
+	caFile := pki.File(t)
+	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{pki.ValidLeaf(t)}})
 	statuses := map[string]healthpb.HealthCheckResponse_ServingStatus{"": healthpb.HealthCheckResponse_SERVING}
 	target := grpcServer(t, []grpc.ServerOption{grpc.Creds(creds)}, healthServer(statuses))
 	plain := grpcServer(t, nil, healthServer(statuses))
@@ -101,11 +103,11 @@ func TestGRPCTLS(t *testing.T) {
 		opts   GRPCOptions
 		reason string
 	}{
-		{"verified", target, tlsOpts(TLSOptions{CAFile: pki.caFile}), ""},
-		{"server name", target, tlsOpts(TLSOptions{CAFile: pki.caFile, ServerName: "test.example"}), ""},
+		{"verified", target, tlsOpts(TLSOptions{CAFile: caFile}), ""},
+		{"server name", target, tlsOpts(TLSOptions{CAFile: caFile, ServerName: "test.example"}), ""},
 		{"unverified", target, tlsOpts(TLSOptions{TLSSkipVerify: true}), ""},
 		{"unknown CA", target, tlsOpts(TLSOptions{}), "tls: certificate signed by unknown authority"},
-		{"wrong name", target, tlsOpts(TLSOptions{CAFile: pki.caFile, ServerName: "other.example"}), "tls: certificate is valid for test.example, not other.example"},
+		{"wrong name", target, tlsOpts(TLSOptions{CAFile: caFile, ServerName: "other.example"}), "tls: certificate is valid for test.example, not other.example"},
 		{"plaintext server", plain, tlsOpts(TLSOptions{TLSSkipVerify: true}), "tls: server did not answer with TLS"},
 		{"plaintext probe of a TLS server", target, GRPCOptions{}, "error: grpc Unavailable"},
 	} {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // TestHTTPResponseFraming drives the prober with raw responses, byte for
@@ -47,7 +49,7 @@ func TestHTTPResponseFraming(t *testing.T) {
 		{"two lengths", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!", "ok", "error: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			target := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+			target := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 				// Read the request head, then answer and close.
 				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
 					return
@@ -71,7 +73,7 @@ func TestHTTPResponseFraming(t *testing.T) {
 // TestHTTPRequestOnTheWire checks what the lean path sends.
 func TestHTTPRequestOnTheWire(t *testing.T) {
 	got := make(chan *http.Request, 1)
-	target := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	target := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		req, err := http.ReadRequest(bufio.NewReader(c))
 		if err != nil {
 			return
@@ -139,7 +141,7 @@ func TestHTTPOwnCapIsNotAnIncompleteBody(t *testing.T) {
 // say otherwise.
 func TestHTTPAcceptEncoding(t *testing.T) {
 	got := make(chan string, 2)
-	target := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	target := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		req, err := http.ReadRequest(bufio.NewReader(c))
 		if err != nil {
 			return
@@ -209,7 +211,7 @@ func TestHTTPGzipBody(t *testing.T) {
 		{"brotli", respond("br", []byte("status: ok"), false), `body encoded as "br" (only gzip is decoded)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			target := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+			target := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 				if readHead(c) {
 					c.Write(tc.response)
 				}

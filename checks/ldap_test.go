@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // startSlapd runs Debian's OpenLDAP server on a loopback port with a
@@ -105,7 +107,7 @@ func TestLDAP(t *testing.T) {
 }
 
 func TestLDAPConnection(t *testing.T) {
-	hangUp := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) { c.Read(make([]byte, 1024)) })
+	hangUp := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) { c.Read(make([]byte, 1024)) })
 	probeTargets(t, "ldap", LDAPOptions{SearchBase: "dc=example,dc=test"}, true, append(deadServers(t),
 		targetCase{"closed after the request", hangUp, 5 * time.Second, "error: connection closed"}))
 }

@@ -13,13 +13,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // countingServer accepts connections, counts them and closes them.
 func countingServer(t *testing.T) (netip.AddrPort, *atomic.Int64) {
 	t.Helper()
 	var n atomic.Int64
-	target := connServer(t, listen(t, "127.0.0.1:0"), func(net.Conn) { n.Add(1) })
+	target := testutil.ServeConns(t, testutil.Listen(t), func(net.Conn) { n.Add(1) })
 	return target, &n
 }
 
@@ -45,7 +47,7 @@ func TestExpiredDeadlineIsInconclusive(t *testing.T) {
 		}
 	}
 	// A deadline that passes during the probe is the server's timeout.
-	res := probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: hangingServer(t), Options: TCPOptions{Expect: "x"}}), 100*time.Millisecond)
+	res := probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: testutil.HangingServer(t), Options: TCPOptions{Expect: "x"}}), 100*time.Millisecond)
 	if res.Inconclusive || res.Reason != "timeout" {
 		t.Errorf("a probe that ran out of time: %+v, want a conclusive timeout", res)
 	}

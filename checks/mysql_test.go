@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // startMariaDB runs Debian's MariaDB server from a fresh data directory on
@@ -110,7 +111,7 @@ func TestMySQL(t *testing.T) {
 
 func TestMySQLConnection(t *testing.T) {
 	// A server that hangs up after its greeting is cut short.
-	hangUp := connServer(t, listen(t, "127.0.0.1:0"), func(net.Conn) {})
+	hangUp := testutil.ServeConns(t, testutil.Listen(t), func(net.Conn) {})
 	probeTargets(t, "mysql", SQLOptions{Login: "probe", Query: "SELECT 1"}, true, append(deadServers(t),
 		targetCase{"closed at once", hangUp, 5 * time.Second, "error: connection closed"}))
 }

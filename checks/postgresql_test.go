@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // pgBinDirs are where Debian keeps the server programs of each major
@@ -139,7 +140,7 @@ func TestPostgreSQL(t *testing.T) {
 func TestPostgreSQLConnection(t *testing.T) {
 	// A server that reads the startup message and hangs up. (Hanging up
 	// before reading it would make the close a reset, or not, by timing.)
-	hangUp := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) { c.Read(make([]byte, 1024)) })
+	hangUp := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) { c.Read(make([]byte, 1024)) })
 	probeTargets(t, "postgresql", SQLOptions{Login: "probe", Query: "SELECT 1"}, true, append(deadServers(t),
 		targetCase{"closed at once", hangUp, 5 * time.Second, "error: connection closed"}))
 }

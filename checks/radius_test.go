@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsdirector/director/internal/testutil"
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2869"
@@ -179,7 +180,7 @@ func radiusTestServer(t *testing.T, answer func(req *radius.Packet, n int) [][]b
 		}
 	}()
 	t.Cleanup(func() { pc.Close(); wg.Wait() })
-	return addrPort(t, pc.LocalAddr())
+	return testutil.AddrPort(t, pc.LocalAddr())
 }
 
 // reply encodes a response of code to req, signed with secret.
@@ -239,6 +240,6 @@ func TestRADIUSFailureModes(t *testing.T) {
 		})
 	}
 	// Nobody on the port: the ICMP port unreachable is "refused".
-	p := mustNew(t, Spec{Type: "radius", Target: closedPort(t), Options: RADIUSOptions{SecretFile: secret}})
+	p := mustNew(t, Spec{Type: "radius", Target: testutil.ClosedPort(t), Options: RADIUSOptions{SecretFile: secret}})
 	wantReason(t, probeWithin(t, p, 2*time.Second), "refused")
 }

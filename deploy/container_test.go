@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // TestContainerFiles holds the Dockerfile, docker-compose.yml and the
@@ -73,7 +75,7 @@ func TestConfigReadableWithOnlyNetAdmin(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to drop capabilities from uid 0")
 	}
-	setpriv := requireTool(t, "setpriv", "util-linux")
+	setpriv := testutil.RequireTool(t, "setpriv", "util-linux")
 	dir := t.TempDir()
 	binary := buildDirector(t, dir)
 	cfg, err := os.ReadFile("debian/director.toml")

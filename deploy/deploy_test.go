@@ -14,29 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsdirector/director/internal/testutil"
 	"github.com/lvsdirector/director/ipvs"
 	"github.com/lvsdirector/director/metrics"
 )
 
-// requireTool finds an external program. Under CI a missing tool fails
-// the test; elsewhere it skips and says how to install it.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	msg := name + " not found; install it with: apt-get install -y --no-install-recommends " + pkg
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: this test must run)")
-	}
-	t.Skip(msg)
-	return ""
-}
-
 func promtool(t *testing.T, args ...string) {
 	t.Helper()
-	bin := requireTool(t, "promtool", "prometheus")
+	bin := testutil.RequireTool(t, "promtool", "prometheus")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -224,7 +209,7 @@ func TestDashboard(t *testing.T) {
 // TestScrapeConfig: prometheus.yml is a valid config without warnings,
 // and both of its jobs find their directors (file_sd from director.d/).
 func TestScrapeConfig(t *testing.T) {
-	bin := requireTool(t, "promtool", "prometheus")
+	bin := testutil.RequireTool(t, "promtool", "prometheus")
 	// run returns promtool's stdout (results) and stderr (logs).
 	run := func(args ...string) (string, string) {
 		t.Helper()

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // unitKeys returns the [Service] settings of a unit file, in order, as
@@ -47,7 +49,7 @@ func unitKeys(t *testing.T, path string) []string {
 // rejected Type=notify-reload. The binary and man pages are not
 // installed here: the package test in .ci/run verifies those.
 func TestUnitLoadsOnThisSystemd(t *testing.T) {
-	bin := requireTool(t, "systemd-analyze", "systemd")
+	bin := testutil.RequireTool(t, "systemd-analyze", "systemd")
 	dir := t.TempDir()
 	unit := filepath.Join(dir, "director.service")
 	data, err := os.ReadFile("systemd/director.service")
@@ -92,10 +94,10 @@ func TestUnitUnderSystemd(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("systemd is Linux only")
 	}
-	systemctl := requireTool(t, "systemctl", "systemd")
+	systemctl := testutil.RequireTool(t, "systemctl", "systemd")
 	manager := "/lib/systemd/systemd"
 	if _, err := os.Stat(manager); err != nil {
-		requireTool(t, "systemd-not-found", "systemd")
+		testutil.RequireTool(t, "systemd-not-found", "systemd")
 	}
 	if os.Geteuid() != 0 {
 		// The user manager needs /run/systemd/system, which only root
@@ -105,7 +107,7 @@ func TestUnitUnderSystemd(t *testing.T) {
 		}
 		t.Skip("needs root, to give a systemd user manager its own /run/systemd")
 	}
-	unshare := requireTool(t, "unshare", "util-linux")
+	unshare := testutil.RequireTool(t, "unshare", "util-linux")
 
 	dir := t.TempDir()
 	binary := buildDirector(t, dir)

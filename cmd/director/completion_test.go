@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 const completionFile = "../../deploy/bash-completion/director"
@@ -49,7 +51,7 @@ func TestCompletionInBash(t *testing.T) {
 		t.Skip("no bash")
 	}
 	dir := t.TempDir()
-	writeConfig(t, dir, "")
+	testutil.WriteFile(t, dir, "director.toml", "")
 	for _, tc := range []struct {
 		words []string
 		want  string

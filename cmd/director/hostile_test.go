@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // TestStateFileDirectoryIsAConfigError: a state_file that names a
@@ -42,8 +44,8 @@ address = "192.0.2.10:80"
   address = "%s"
 `
 	backend := okBackend(t)
-	listen := freePort(t)
-	cfg := writeConfig(t, dir, fmt.Sprintf(tmpl, listen, stateDir, backend))
+	listen := testutil.ClosedPort(t).String()
+	cfg := testutil.WriteFile(t, dir, "director.toml", fmt.Sprintf(tmpl, listen, stateDir, backend))
 	want := cfg + ":3: director.state_file: " + stateDir + " is a directory, not a regular file"
 
 	var out, errOut bytes.Buffer
@@ -70,10 +72,10 @@ address = "192.0.2.10:80"
 
 	// Running with a good state file, a reload that points it at the
 	// directory is refused.
-	writeConfig(t, dir, fmt.Sprintf(tmpl, listen, filepath.Join(dir, "state.json"), backend))
+	testutil.WriteFile(t, dir, "director.toml", fmt.Sprintf(tmpl, listen, filepath.Join(dir, "state.json"), backend))
 	d := startDaemon(t, "run", "-dry-run", "-config", cfg)
 	d.waitStarted()
-	writeConfig(t, dir, fmt.Sprintf(tmpl, listen, stateDir, backend))
+	testutil.WriteFile(t, dir, "director.toml", fmt.Sprintf(tmpl, listen, stateDir, backend))
 	d.signal(syscall.SIGHUP)
 	d.waitLog(`config reload failed.*is a directory, not a regular file`)
 	d.stop()
@@ -88,8 +90,8 @@ address = "192.0.2.10:80"
 func TestConnectionFloodKeepsProbes(t *testing.T) {
 	const nofile, flood = 200, 400
 	backend := okBackend(t)
-	listen := freePort(t)
-	cfg := writeConfig(t, t.TempDir(), fmt.Sprintf(`[director]
+	listen := testutil.ClosedPort(t).String()
+	cfg := testutil.WriteFile(t, t.TempDir(), "director.toml", fmt.Sprintf(`[director]
 listen = "%s"
 
 [defaults.check]
@@ -184,8 +186,8 @@ func TestTokenRevocation(t *testing.T) {
 	if err := os.WriteFile(token, []byte(first+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	listen := freePort(t)
-	cfg := writeConfig(t, dir, fmt.Sprintf(`[director]
+	listen := testutil.ClosedPort(t).String()
+	cfg := testutil.WriteFile(t, dir, "director.toml", fmt.Sprintf(`[director]
 listen = "%s"
 api_token_file = "%s"
 
@@ -253,7 +255,7 @@ address = "192.0.2.10:80"
 	d.signal(syscall.SIGHUP)
 	d.waitLog(`config reload failed.*named pipe \(FIFO\)`)
 	waitCode("a FIFO", second, http.StatusForbidden)
-	if code, _ := httpGet(t, "http://"+listen+"/healthz"); code != 200 {
+	if code, _, _ := testutil.Get(t, "http://"+listen+"/healthz"); code != 200 {
 		t.Errorf("/healthz = %d with a FIFO as token file", code)
 	}
 	d.stop()
@@ -264,7 +266,7 @@ address = "192.0.2.10:80"
 // config stays; check refuses both as well.
 func TestBoundedConfigRefusedOnReload(t *testing.T) {
 	dir := t.TempDir()
-	listen := freePort(t)
+	listen := testutil.ClosedPort(t).String()
 	good := fmt.Sprintf(`[director]
 listen = "%s"
 
@@ -275,7 +277,7 @@ scheduler = "wrr"
   [[virtual_server.real_server]]
   address = "%s"
 `, listen, okBackend(t))
-	cfg := writeConfig(t, dir, good)
+	cfg := testutil.WriteFile(t, dir, "director.toml", good)
 	const maxBytes = "65536"
 	d := startDaemon(t, "run", "-dry-run", "-max-config-bytes", maxBytes, "-config", cfg)
 	d.waitStarted()
@@ -286,7 +288,7 @@ scheduler = "wrr"
 		{"nested 20,000 deep", deep, `arrays and tables nested more than 32 deep`},
 		{"over -max-config-bytes", big, `larger than 65536 bytes, the most a config file may be`},
 	} {
-		writeConfig(t, dir, tc.text)
+		testutil.WriteFile(t, dir, "director.toml", tc.text)
 		var out, errOut bytes.Buffer
 		if code := realMain([]string{"check", "-max-config-bytes", maxBytes, "-config", cfg}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), tc.want) {
 			t.Errorf("%s: check exit %d, stderr %q; want 1 and %q", tc.name, code, errOut.String(), tc.want)
@@ -294,7 +296,7 @@ scheduler = "wrr"
 		d.signal(syscall.SIGHUP)
 		d.waitLog(`config reload failed.*` + tc.want)
 	}
-	_, status := httpGet(t, "http://"+listen+"/api/v1/status")
+	_, _, status := testutil.Get(t, "http://"+listen+"/api/v1/status")
 	if !strings.Contains(status, `"scheduler": "wrr"`) {
 		t.Errorf("the running config changed:\n%s", status)
 	}

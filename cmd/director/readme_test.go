@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // readmeExample is one ```sh example block of the README.
@@ -81,10 +83,10 @@ func TestReadmeExamples(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "api-token"), []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	listen := freePort(t)
+	listen := testutil.ClosedPort(t).String()
 	// The real servers the examples name, checked on loopback: the
 	// director must send no check to 10.0.0.0/8.
-	cfg := writeConfig(t, dir, fmt.Sprintf(`[director]
+	cfg := testutil.WriteFile(t, dir, "director.toml", fmt.Sprintf(`[director]
 listen = %q
 api_token_file = %q
 state_file = %q

@@ -17,6 +17,7 @@ import (
 	"github.com/lvsdirector/director/api"
 	"github.com/lvsdirector/director/engine"
 	"github.com/lvsdirector/director/health"
+	"github.com/lvsdirector/director/internal/testutil"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -132,10 +133,10 @@ func TestStatusCommand(t *testing.T) {
 // show it down.
 func TestDaemonNotifiesAndReportsStatus(t *testing.T) {
 	serve := func(status int) string {
-		return serveHTTP(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) })
+		return testutil.ServeHTTP(t, testutil.Answer(status, "")).String()
 	}
 	good, bad := serve(200), serve(503)
-	listen := freePort(t)
+	listen := testutil.ClosedPort(t).String()
 
 	dir := t.TempDir()
 	events := filepath.Join(dir, "events")
@@ -143,7 +144,7 @@ func TestDaemonNotifiesAndReportsStatus(t *testing.T) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$DIRECTOR_REAL_SERVER $DIRECTOR_FROM>$DIRECTOR_TO $DIRECTOR_REASON\" >> \"$1\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeConfig(t, dir, fmt.Sprintf(`[director]
+	cfg := testutil.WriteFile(t, dir, "director.toml", fmt.Sprintf(`[director]
 listen = %q
 notify_command = [%q, %q]
 
@@ -165,12 +166,11 @@ address = "192.0.2.10:80"
 	d.waitLog(`real server down.*status 503`)
 
 	var got string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	testutil.Within(20*time.Second, func() bool {
 		b, _ := os.ReadFile(events)
-		if got = string(b); strings.Contains(got, bad+" unknown>down status 503") && strings.Contains(got, good+" unknown>up check passed") {
-			break
-		}
-	}
+		got = string(b)
+		return strings.Contains(got, bad+" unknown>down status 503") && strings.Contains(got, good+" unknown>up check passed")
+	})
 	if !strings.Contains(got, bad+" unknown>down status 503") {
 		t.Fatalf("notify_command saw %q; log:\n%s", got, d.logText())
 	}
@@ -182,10 +182,10 @@ address = "192.0.2.10:80"
 	if !regexp.MustCompile(regexp.QuoteMeta(bad) + `\s+Masq\s+0\s+1\s+down\s+\S+\s+status 503`).MatchString(out.String()) {
 		t.Errorf("director status does not show %s down with its reason:\n%s", bad, out.String())
 	}
-	if code, body := httpGet(t, "http://"+listen+"/"); code != 200 || !strings.Contains(body, `<span class="reason">status 503</span>`) {
+	if code, _, body := testutil.Get(t, "http://"+listen+"/"); code != 200 || !strings.Contains(body, `<span class="reason">status 503</span>`) {
 		t.Errorf("status page = %d, lacks the reason", code)
 	}
-	_, metrics := httpGet(t, "http://"+listen+"/metrics")
+	_, _, metrics := testutil.Get(t, "http://"+listen+"/metrics")
 	for _, want := range []string{
 		`director_notifications_total{result="success",sink="command"}`,
 		`director_ipvs_up 1`,

@@ -14,13 +14,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // The guest's network. The test process, the director and ipvsadm live in
@@ -79,22 +78,7 @@ func (n *netns) sh(script string) error {
 // do runs f on a thread that has joined the namespace. Sockets f creates
 // stay in the namespace. The thread is discarded afterwards.
 func (n *netns) do(f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		fd, err := unix.Open(n.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", n.name, err)
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
+	return testutil.InNetNS(n.path, f)
 }
 
 // dial connects from inside the namespace.
