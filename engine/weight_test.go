@@ -79,7 +79,7 @@ func TestInconclusiveResultsMoveNothing(t *testing.T) {
 	if r := rsStatus(t, h.engine, "web", b1.addr); r.State.String() != "up" || r.ConsecutiveFailures != 0 {
 		t.Errorf("state %s with %d failures after inconclusive checks, want up and 0", r.State, r.ConsecutiveFailures)
 	}
-	if n := logs.count("health check could not be made", "too many open files"); n != 1 {
+	if n := logs.Count("health check could not be made", "too many open files"); n != 1 {
 		t.Errorf("%d log lines for one cause, want 1:\n%s", n, logs)
 	}
 	// A real failure still counts.

@@ -4,6 +4,7 @@ package logbuf
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 )
 
@@ -24,4 +25,19 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// Count returns how many lines written so far contain every one of parts.
+func (b *Buffer) Count(parts ...string) int {
+	n := 0
+lines:
+	for _, l := range strings.Split(b.String(), "\n") {
+		for _, p := range parts {
+			if !strings.Contains(l, p) {
+				continue lines
+			}
+		}
+		n++
+	}
+	return n
 }
