@@ -250,8 +250,6 @@ func tctx(t *testing.T) context.Context {
 	return ctx
 }
 
-// within polls cond every 10ms for up to d and says whether it came true.
-
 // poll waits for cond, for up to 15 s.
 func poll(t *testing.T, what string, cond func() bool) {
 	t.Helper()
