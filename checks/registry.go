@@ -13,6 +13,7 @@ var registry = []Kind{
 	httpsKind,
 	tcpKind,
 	icmpKind,
+	noneKind,
 }
 
 // Kind is one kind of check: its name in the config's type key, the option

@@ -23,6 +23,7 @@ var fixtures = map[string]Options{
 	"tcp": TCPOptions{Send: "PING\r\n", Expect: "PONG", TLS: true,
 		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
 	"icmp": ICMPOptions{Privileged: true},
+	"none": NoneOptions{},
 }
 
 func TestRegistry(t *testing.T) {
@@ -52,7 +53,7 @@ func TestRegistry(t *testing.T) {
 	if _, ok := LookupKind("smtp"); ok {
 		t.Error("LookupKind found an unregistered kind")
 	}
-	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp"}; !slices.Equal(got, want) {
+	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp", "none"}; !slices.Equal(got, want) {
 		t.Errorf("KindNames() = %v, want %v", got, want)
 	}
 	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
@@ -74,7 +75,7 @@ func TestUsedBy(t *testing.T) {
 			t.Errorf("UsedBy(%q) = %q, want %q", tt.key, got, tt.want)
 		}
 	}
-	if got := PortlessKinds(); got != "icmp checks" {
+	if got := PortlessKinds(); got != "icmp and none checks" {
 		t.Errorf("PortlessKinds() = %q", got)
 	}
 	if got := andList([]string{"a", "b", "c"}); got != "a, b and c" {

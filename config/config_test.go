@@ -372,7 +372,7 @@ func TestErrors(t *testing.T) {
 				`director.toml:3: defaults.check.fall: must be an integer, not a string ("3")`,
 			}},
 		{"check type", "[defaults.check]\ntype = \"HTTP_GET\"\n",
-			[]string{`director.toml:2: defaults.check.type: unknown check type "HTTP_GET"; valid: http, https, tcp, icmp`}},
+			[]string{`director.toml:2: defaults.check.type: unknown check type "HTTP_GET"; valid: ` + kindList}},
 		{"method", "[defaults.check]\nmethod = \"POST\"\n",
 			[]string{`director.toml:2: defaults.check.method: unknown method "POST"; valid: GET, HEAD`}},
 		{"expect_status", "[defaults.check]\nexpect_status = [\"200\", \"2xx\"]\n",
@@ -409,7 +409,7 @@ func TestErrors(t *testing.T) {
 			}},
 		{"icmp keys", vs("[virtual_server.check]\ntype = \"icmp\"\nport = 80\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n") + "[[virtual_server]]\nname = \"b\"\naddress = \"192.0.2.10:81\"\ncheck = { privileged = true }\n",
 			[]string{
-				`director.toml:6: virtual_server[web].check.port: port is not used by icmp checks; this check's type is "icmp"`,
+				`director.toml:6: virtual_server[web].check.port: port is not used by ` + checks.PortlessKinds() + `; this check's type is "icmp"`,
 				`director.toml:12: virtual_server[b].check.privileged: privileged is only used by icmp checks; this check's type is "tcp"`,
 			}},
 		{"check source family", vs("[virtual_server.check]\nsource = \"2001:db8::1\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),

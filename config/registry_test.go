@@ -10,6 +10,9 @@ import (
 	"github.com/lvsdirector/director/checks"
 )
 
+// kindList is the check types as messages list them.
+var kindList = strings.Join(checks.KindNames(), ", ")
+
 // The config reads each kind's keys through the prober registry: these
 // cases show the registry's names, keys and validation reach the config's
 // messages with their lines.
@@ -21,9 +24,9 @@ func TestCheckKindErrors(t *testing.T) {
 		want []string
 	}{
 		{"unknown kind", vs("[virtual_server.check]\ntype = \"smtp\"\n" + rs),
-			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "smtp"; valid: http, https, tcp, icmp`}},
+			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "smtp"; valid: ` + kindList}},
 		{"another tool's name for a kind", vs("[virtual_server.check]\ntype = \"ping\"\n" + rs),
-			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "ping"; valid: http, https, tcp, icmp (ldirectord's ping is "icmp")`}},
+			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "ping"; valid: ` + kindList + ` (ldirectord's ping is "icmp")`}},
 		{"a kind's key misspelt", vs("[virtual_server.check]\ntype = \"http\"\n\nexpect_bdy = \"ok\"\n" + rs),
 			[]string{`director.toml:7: virtual_server[web].check.expect_bdy: unknown key; did you mean "expect_body"?`}},
 		{"a kind's key outside the check", vs("path = \"/\"\n" + rs),
