@@ -64,7 +64,8 @@ func TestNewValidation(t *testing.T) {
 		{"tcp ca", Spec{Type: "tcp", Target: tgt, Options: TCPOptions{TLS: true, TLSOptions: TLSOptions{CAFile: notPEM}}}, "ca_file"},
 		{"tcp expect", Spec{Type: "tcp", Target: tgt, Options: TCPOptions{Expect: "[a-"}}, "expect: invalid regular expression"},
 		{"options of another kind", Spec{Type: "tcp", Target: tgt, Options: HTTPOptions{}}, "options are checks.HTTPOptions, want checks.TCPOptions"},
-		{"unknown type with options", Spec{Type: "smtp", Target: tgt, Options: TCPOptions{}}, `type: unknown check type "smtp" (want http, https, tcp, icmp or none)`},
+		{"unknown type with options", Spec{Type: "smtp", Target: tgt, Options: TCPOptions{}}, `type: unknown check type "smtp" (want ` + orList(KindNames()) + ")"},
+		{"udp send", Spec{Type: "udp", Target: tgt, Options: UDPOptions{Send: `\x0`}}, `send: \x at byte 0 needs two hex digits`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

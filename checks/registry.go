@@ -12,6 +12,7 @@ var registry = []Kind{
 	httpKind,
 	httpsKind,
 	tcpKind,
+	udpKind,
 	icmpKind,
 	noneKind,
 }

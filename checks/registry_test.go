@@ -24,6 +24,7 @@ var fixtures = map[string]Options{
 		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
 	"icmp": ICMPOptions{Privileged: true},
 	"none": NoneOptions{},
+	"udp":  UDPOptions{Send: `\x00ping`, Expect: "pong"},
 }
 
 func TestRegistry(t *testing.T) {
@@ -53,7 +54,7 @@ func TestRegistry(t *testing.T) {
 	if _, ok := LookupKind("smtp"); ok {
 		t.Error("LookupKind found an unregistered kind")
 	}
-	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp", "none"}; !slices.Equal(got, want) {
+	if got, want := KindNames(), []string{"http", "https", "tcp", "udp", "icmp", "none"}; !slices.Equal(got, want) {
 		t.Errorf("KindNames() = %v, want %v", got, want)
 	}
 	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
@@ -68,7 +69,7 @@ func TestUsedBy(t *testing.T) {
 		{"path", "http and https checks"},
 		{"server_name", "https checks and tcp checks with tls = true"},
 		{"tls", "tcp checks (https checks always use TLS)"},
-		{"send", "tcp checks"},
+		{"send", "tcp and udp checks"},
 		{"privileged", "icmp checks"},
 	} {
 		if got := UsedBy(tt.key); got != tt.want {
@@ -187,18 +188,39 @@ func TestKey(t *testing.T) {
 	ambiguous := [][2]Options{
 		{HTTPOptions{Headers: []Header{{"A", "b"}}}, HTTPOptions{Headers: []Header{{"A:", "b"}}}},
 		{TCPOptions{Send: `" expect="x`}, TCPOptions{Expect: "x"}},
+		{UDPOptions{Send: `\\x41`}, UDPOptions{Send: "A"}},
 		{HTTPOptions{Headers: []Header{{"A", "1"}, {"B", "2"}}}, HTTPOptions{Headers: []Header{{"B", "2"}, {"A", "1"}}}},
 	}
 	for _, pair := range ambiguous {
-		typ := "http"
-		if _, ok := pair[0].(TCPOptions); ok {
-			typ = "tcp"
-		}
+		typ := kindOf(pair[0])
 		a, b := Spec{Type: typ, Target: tgt, Options: pair[0]}, Spec{Type: typ, Target: tgt, Options: pair[1]}
 		if a.Key() == b.Key() {
 			t.Errorf("%+v and %+v give the same key", pair[0], pair[1])
 		}
 	}
+}
+
+// Options that send the same bytes are the same check.
+func TestKeySameBytes(t *testing.T) {
+	for _, pair := range [][2]Options{
+		{UDPOptions{Send: `\x41\r\n`}, UDPOptions{Send: "A\r\n"}},
+	} {
+		typ := kindOf(pair[0])
+		a, b := Spec{Type: typ, Target: tgt, Options: pair[0]}, Spec{Type: typ, Target: tgt, Options: pair[1]}
+		if a.Key() != b.Key() {
+			t.Errorf("%+v and %+v give different keys: %s, %s", pair[0], pair[1], a.canonical(), b.canonical())
+		}
+	}
+}
+
+// kindOf names the first kind whose options have the type of o.
+func kindOf(o Options) string {
+	for _, k := range Kinds() {
+		if reflect.TypeOf(k.Zero) == reflect.TypeOf(o) {
+			return k.Name
+		}
+	}
+	return ""
 }
 
 // mapDecoder is a Decoder over a map, recording what the kind reports.
@@ -271,6 +293,10 @@ func TestDecode(t *testing.T) {
 			want:    TCPOptions{TLS: true, Expect: "[a", TLSOptions: TLSOptions{ServerName: "a.example"}},
 			invalid: []string{"expect: invalid regular expression: error parsing regexp: missing closing ]: `[a`"}},
 		{kind: "icmp", m: map[string]any{"privileged": true, "path": "/"}, want: ICMPOptions{Privileged: true}},
+		{kind: "udp", m: map[string]any{"send": `\x00\r\n`, "expect": "^ok", "tls": true}, want: UDPOptions{Send: `\x00\r\n`, Expect: "^ok"}},
+		{kind: "udp", m: map[string]any{"send": `\q`, "expect": "("}, want: UDPOptions{Send: `\q`, Expect: "("},
+			invalid: []string{`send: unknown escape \q at byte 0; escapes are \r \n \t \0 \\ and \xNN`,
+				"expect: invalid regular expression: error parsing regexp: missing closing ): `(`"}},
 	} {
 		t.Run(fmt.Sprint(tt.kind, tt.m), func(t *testing.T) {
 			k, _ := LookupKind(tt.kind)

@@ -403,9 +403,9 @@ func TestErrors(t *testing.T) {
 			}},
 		{"tcp keys on http check", vs("[virtual_server.check]\ntype = \"http\"\nsend = \"x\"\ntls = true\nserver_name = \"a\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{
-				`director.toml:6: virtual_server[web].check.send: send is only used by tcp checks; this check's type is "http"`,
-				`director.toml:7: virtual_server[web].check.tls: tls is only used by tcp checks (https checks always use TLS); this check's type is "http"`,
-				`director.toml:8: virtual_server[web].check.server_name: server_name is only used by https checks and tcp checks with tls = true; this check's type is "http"`,
+				`director.toml:6: virtual_server[web].check.send: send is only used by ` + checks.UsedBy("send") + `; this check's type is "http"`,
+				`director.toml:7: virtual_server[web].check.tls: tls is only used by ` + checks.UsedBy("tls") + `; this check's type is "http"`,
+				`director.toml:8: virtual_server[web].check.server_name: server_name is only used by ` + checks.UsedBy("server_name") + `; this check's type is "http"`,
 			}},
 		{"icmp keys", vs("[virtual_server.check]\ntype = \"icmp\"\nport = 80\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n") + "[[virtual_server]]\nname = \"b\"\naddress = \"192.0.2.10:81\"\ncheck = { privileged = true }\n",
 			[]string{

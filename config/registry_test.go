@@ -43,8 +43,10 @@ func TestCheckKindErrors(t *testing.T) {
 		{"tls keys of a tcp check without tls", vs("[virtual_server.check]\ntype = \"tcp\"\nca_file = \"x.pem\"\n" + rs),
 			[]string{
 				`director.toml:6: virtual_server[web].check.ca_file: cannot read x.pem: no such file or directory`,
-				`director.toml:6: virtual_server[web].check.ca_file: ca_file is only used by https checks and tcp checks with tls = true; this check's type is "tcp"`,
+				`director.toml:6: virtual_server[web].check.ca_file: ca_file is only used by ` + checks.UsedBy("ca_file") + `; this check's type is "tcp"`,
 			}},
+		{"a udp datagram with a bad escape", vs("[virtual_server.check]\ntype = \"udp\"\nsend = 'ping\\q'\n" + rs),
+			[]string{`director.toml:6: virtual_server[web].check.send: unknown escape \q at byte 4; escapes are \r \n \t \0 \\ and \xNN`}},
 		// Rules between options are judged on a virtual server's merged
 		// check, where the problem lies: in [defaults.check] here.
 		{"options that contradict each other", "[defaults.check]\ntype = \"http\"\nmethod = \"HEAD\"\nexpect_body = \"ok\"\n" +
