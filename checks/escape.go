@@ -70,3 +70,13 @@ func escapeProblem(s string) string {
 	}
 	return ""
 }
+
+// sentBytes is what a send string puts on the wire, for canonical forms:
+// "\x41" and "A" send the same. A string with bad escapes (which Validate
+// rejects) stands for itself.
+func sentBytes(s string) string {
+	if b, err := unescape(s); err == nil {
+		return b
+	}
+	return s
+}

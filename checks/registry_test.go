@@ -25,6 +25,8 @@ var fixtures = map[string]Options{
 	"icmp": ICMPOptions{Privileged: true},
 	"none": NoneOptions{},
 	"udp":  UDPOptions{Send: `\x00ping`, Expect: "pong"},
+	"dialogue": DialogueOptions{Steps: []Step{{Expect: "^220 "}, {Send: `EHLO x\r\n`, Expect: "250", StartTLS: true}},
+		TLS: true, TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
 }
 
 func TestRegistry(t *testing.T) {
@@ -54,11 +56,11 @@ func TestRegistry(t *testing.T) {
 	if _, ok := LookupKind("smtp"); ok {
 		t.Error("LookupKind found an unregistered kind")
 	}
-	if got, want := KindNames(), []string{"http", "https", "tcp", "udp", "icmp", "none"}; !slices.Equal(got, want) {
+	if got, want := KindNames(), []string{"http", "https", "tcp", "dialogue", "udp", "icmp", "none"}; !slices.Equal(got, want) {
 		t.Errorf("KindNames() = %v, want %v", got, want)
 	}
 	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
-		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "privileged"}
+		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "steps", "privileged"}
 	if got := OptionKeys(); !slices.Equal(got, want) {
 		t.Errorf("OptionKeys() = %v, want %v", got, want)
 	}
@@ -67,8 +69,8 @@ func TestRegistry(t *testing.T) {
 func TestUsedBy(t *testing.T) {
 	for _, tt := range []struct{ key, want string }{
 		{"path", "http and https checks"},
-		{"server_name", "https checks and tcp checks with tls = true"},
-		{"tls", "tcp checks (https checks always use TLS)"},
+		{"server_name", "https checks and tcp checks with tls = true and dialogue checks with tls = true or a starttls step"},
+		{"tls", "tcp and dialogue checks (https checks always use TLS)"},
 		{"send", "tcp and udp checks"},
 		{"privileged", "icmp checks"},
 	} {
@@ -97,6 +99,8 @@ func mutate(t *testing.T, v reflect.Value) {
 		v.Set(reflect.ValueOf(append(slices.Clone(x), Header{"X", "y"})))
 	case []string:
 		v.Set(reflect.ValueOf(append(slices.Clone(x), "204")))
+	case []Step:
+		v.Set(reflect.ValueOf(append(slices.Clone(x), Step{Send: "x"}))) // TestKeySteps changes each step's fields
 	case string:
 		v.SetString(x + "x")
 	case bool:
@@ -189,6 +193,8 @@ func TestKey(t *testing.T) {
 		{HTTPOptions{Headers: []Header{{"A", "b"}}}, HTTPOptions{Headers: []Header{{"A:", "b"}}}},
 		{TCPOptions{Send: `" expect="x`}, TCPOptions{Expect: "x"}},
 		{UDPOptions{Send: `\\x41`}, UDPOptions{Send: "A"}},
+		{DialogueOptions{Steps: []Step{{Send: `x" expect="y`}}}, DialogueOptions{Steps: []Step{{Send: "x", Expect: "y"}}}},
+		{DialogueOptions{Steps: []Step{{Send: "a"}, {Send: "b"}}}, DialogueOptions{Steps: []Step{{Send: "ab"}}}},
 		{HTTPOptions{Headers: []Header{{"A", "1"}, {"B", "2"}}}, HTTPOptions{Headers: []Header{{"B", "2"}, {"A", "1"}}}},
 	}
 	for _, pair := range ambiguous {
@@ -200,10 +206,37 @@ func TestKey(t *testing.T) {
 	}
 }
 
+// Each field of each step is part of the key, and so is their order.
+func TestKeySteps(t *testing.T) {
+	base := fixtures["dialogue"].(DialogueOptions)
+	key := func(o DialogueOptions) string { return Spec{Type: "dialogue", Target: tgt, Options: o}.Key() }
+	for i := range base.Steps {
+		leaves(reflect.ValueOf(base.Steps[i]), "", func(path string, _ reflect.Value) {
+			o := base
+			o.Steps = slices.Clone(base.Steps)
+			s := reflect.ValueOf(&o.Steps[i]).Elem()
+			mutate(t, s.FieldByName(path))
+			if key(o) == key(base) {
+				t.Errorf("changing Steps[%d].%s does not change the key", i, path)
+			}
+		})
+	}
+	o := base
+	o.Steps = []Step{base.Steps[1], base.Steps[0]}
+	if key(o) == key(base) {
+		t.Error("swapping two steps does not change the key")
+	}
+	o.Steps = nil
+	if key(o) != key(DialogueOptions{TLS: true, TLSOptions: base.TLSOptions, Steps: []Step{}}) {
+		t.Error("nil and empty steps give different keys")
+	}
+}
+
 // Options that send the same bytes are the same check.
 func TestKeySameBytes(t *testing.T) {
 	for _, pair := range [][2]Options{
 		{UDPOptions{Send: `\x41\r\n`}, UDPOptions{Send: "A\r\n"}},
+		{DialogueOptions{Steps: []Step{{Send: `PING\r\n`}}}, DialogueOptions{Steps: []Step{{Send: "PING\r\n"}}}},
 	} {
 		typ := kindOf(pair[0])
 		a, b := Spec{Type: typ, Target: tgt, Options: pair[0]}, Spec{Type: typ, Target: tgt, Options: pair[1]}
@@ -253,6 +286,19 @@ func (d *mapDecoder) StringTable(key, what string, check func(name, value string
 	}
 	return out, ok
 }
+func (d *mapDecoder) Tables(key string, keys []string) ([]Decoder, bool) {
+	ms, ok := d.m[key].([]map[string]any)
+	var out []Decoder
+	for i, m := range ms {
+		for k := range m {
+			if !slices.Contains(keys, k) {
+				d.Errorf(fmt.Sprintf("%s[%d].%s", key, i, k), "unknown key")
+			}
+		}
+		out = append(out, &mapDecoder{m: m})
+	}
+	return out, ok
+}
 func (d *mapDecoder) File(key string) (string, bool) { return d.String(key) }
 func (d *mapDecoder) Errorf(key, format string, a ...any) {
 	d.problems = append(d.problems, key+": "+fmt.Sprintf(format, a...))
@@ -293,6 +339,25 @@ func TestDecode(t *testing.T) {
 			want:    TCPOptions{TLS: true, Expect: "[a", TLSOptions: TLSOptions{ServerName: "a.example"}},
 			invalid: []string{"expect: invalid regular expression: error parsing regexp: missing closing ]: `[a`"}},
 		{kind: "icmp", m: map[string]any{"privileged": true, "path": "/"}, want: ICMPOptions{Privileged: true}},
+		{kind: "dialogue", m: map[string]any{"steps": []map[string]any{{"expect": "^220"}, {"send": `QUIT\r\n`, "expect": "^221"}},
+			"server_name": "a.example"},
+			want:   DialogueOptions{Steps: []Step{{Expect: "^220"}, {Send: `QUIT\r\n`, Expect: "^221"}}},
+			unused: tlsKeys},
+		{kind: "dialogue", m: map[string]any{"steps": []map[string]any{{"send": "STLS\r\n", "expect": `^\+OK`, "starttls": true, "sned": "x"}},
+			"server_name": "a.example"},
+			want:     DialogueOptions{Steps: []Step{{Send: "STLS\r\n", Expect: `^\+OK`, StartTLS: true}}, TLSOptions: TLSOptions{ServerName: "a.example"}},
+			problems: []string{"steps[0].sned: unknown key"}},
+		{kind: "dialogue", m: map[string]any{"tls": true, "steps": []map[string]any{{}, {"send": `\q`, "expect": "("}, {"starttls": true}}},
+			want: DialogueOptions{TLS: true, Steps: []Step{{}, {Send: `\q`, Expect: "("}, {StartTLS: true}}},
+			invalid: []string{"steps[0]: a step needs send, expect or starttls",
+				`steps[1].send: unknown escape \q at byte 0; escapes are \r \n \t \0 \\ and \xNN`,
+				"steps[1].expect: invalid regular expression: error parsing regexp: missing closing ): `(`",
+				"steps[2].starttls: the connection is TLS from the start (tls = true) (with tls)"}},
+		{kind: "dialogue", m: map[string]any{"steps": []map[string]any{{"starttls": true}, {"send": "x"}, {"starttls": true}}},
+			want:    DialogueOptions{Steps: []Step{{StartTLS: true}, {Send: "x"}, {StartTLS: true}}},
+			invalid: []string{"steps[2].starttls: the connection is already TLS (starttls in steps[0])"}},
+		{kind: "dialogue", m: map[string]any{}, want: DialogueOptions{}, unused: tlsKeys,
+			invalid: []string{`steps: a dialogue check needs at least one step, such as { send = 'PING\r\n', expect = '^\+PONG' } (with type)`}},
 		{kind: "udp", m: map[string]any{"send": `\x00\r\n`, "expect": "^ok", "tls": true}, want: UDPOptions{Send: `\x00\r\n`, Expect: "^ok"}},
 		{kind: "udp", m: map[string]any{"send": `\q`, "expect": "("}, want: UDPOptions{Send: `\q`, Expect: "("},
 			invalid: []string{`send: unknown escape \q at byte 0; escapes are \r \n \t \0 \\ and \xNN`,

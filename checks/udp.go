@@ -58,11 +58,7 @@ func (o UDPOptions) Validate() []OptionError {
 // are the same check.
 func (o UDPOptions) Canonical() string {
 	var c canonical
-	send, err := unescape(o.Send)
-	if err != nil {
-		send = o.Send
-	}
-	c.str("send", send)
+	c.str("send", sentBytes(o.Send))
 	c.str("expect", o.Expect)
 	return c.text()
 }

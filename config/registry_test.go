@@ -23,8 +23,10 @@ func TestCheckKindErrors(t *testing.T) {
 		src  string
 		want []string
 	}{
-		{"unknown kind", vs("[virtual_server.check]\ntype = \"smtp\"\n" + rs),
-			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "smtp"; valid: ` + kindList}},
+		{"unknown kind", vs("[virtual_server.check]\ntype = \"gopher\"\n" + rs),
+			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "gopher"; valid: ` + kindList}},
+		{"a protocol a dialogue checks", vs("[virtual_server.check]\ntype = \"smtp\"\n" + rs),
+			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "smtp"; valid: ` + kindList + ` (ldirectord's service = smtp is "dialogue")`}},
 		{"another tool's name for a kind", vs("[virtual_server.check]\ntype = \"ping\"\n" + rs),
 			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "ping"; valid: ` + kindList + ` (ldirectord's ping is "icmp")`}},
 		{"a kind's key misspelt", vs("[virtual_server.check]\ntype = \"http\"\n\nexpect_bdy = \"ok\"\n" + rs),
@@ -47,6 +49,29 @@ func TestCheckKindErrors(t *testing.T) {
 			}},
 		{"a udp datagram with a bad escape", vs("[virtual_server.check]\ntype = \"udp\"\nsend = 'ping\\q'\n" + rs),
 			[]string{`director.toml:6: virtual_server[web].check.send: unknown escape \q at byte 4; escapes are \r \n \t \0 \\ and \xNN`}},
+		{"dialogue steps judged one by one, each at its line", vs("[virtual_server.check]\ntype = \"dialogue\"\nsteps = [\n" +
+			"  { expect = '^220 ' },\n  { send = 'EHLO x\\q', expect = '(' },\n  { sned = 'x' },\n  { starttls = 1 },\n  'QUIT',\n]\n" + rs),
+			[]string{
+				`director.toml:8: virtual_server[web].check.steps[1].send: unknown escape \q at byte 6; escapes are \r \n \t \0 \\ and \xNN`,
+				`director.toml:8: virtual_server[web].check.steps[1].expect: invalid regular expression: error parsing regexp: missing closing ): ` + "`(`",
+				`director.toml:9: virtual_server[web].check.steps[2].sned: unknown key; did you mean "send"?`,
+				`director.toml:9: virtual_server[web].check.steps[2]: a step needs send, expect or starttls`,
+				`director.toml:10: virtual_server[web].check.steps[3].starttls: must be true or false, not an integer (1)`,
+				`director.toml:10: virtual_server[web].check.steps[3]: a step needs send, expect or starttls`,
+				`director.toml:11: virtual_server[web].check.steps[4]: must be a table, not a string ("QUIT")`,
+			}},
+		{"dialogue steps as [[...]] tables", vs("[virtual_server.check]\ntype = \"dialogue\"\ntls = true\n" +
+			"[[virtual_server.check.steps]]\nexpect = '^220 '\n[[virtual_server.check.steps]]\nsend = 'STARTTLS\\r\\n'\nstarttls = true\n" + rs),
+			[]string{`director.toml:11: virtual_server[web].check.steps[1].starttls: the connection is TLS from the start (tls = true)`}},
+		{"a dialogue without steps", vs("[virtual_server.check]\ntype = \"dialogue\"\n" + rs),
+			[]string{`director.toml:4: virtual_server[web].check.steps: a dialogue check needs at least one step, such as { send = 'PING\r\n', expect = '^\+PONG' }`}},
+		{"dialogue steps as one table", vs("[virtual_server.check]\ntype = \"dialogue\"\n[virtual_server.check.steps]\nsend = 'x'\n" + rs),
+			[]string{
+				`director.toml:6: virtual_server[web].check.steps: must be an array of tables: write [[virtual_server.check.steps]], not [virtual_server.check.steps]`,
+				`director.toml:6: virtual_server[web].check.steps: a dialogue check needs at least one step, such as { send = 'PING\r\n', expect = '^\+PONG' }`,
+			}},
+		{"steps on a tcp check", vs("[virtual_server.check]\ntype = \"tcp\"\nsteps = [{ send = 'x' }]\n" + rs),
+			[]string{`director.toml:6: virtual_server[web].check.steps: steps is only used by dialogue checks; this check's type is "tcp"`}},
 		// Rules between options are judged on a virtual server's merged
 		// check, where the problem lies: in [defaults.check] here.
 		{"options that contradict each other", "[defaults.check]\ntype = \"http\"\nmethod = \"HEAD\"\nexpect_body = \"ok\"\n" +
@@ -91,6 +116,10 @@ privileged = true
 		{`type = "tcp", tls = true, expect = "^\\+PONG"`, checks.TCPOptions{Send: "PING\r\n", Expect: `^\+PONG`, TLS: true,
 			TLSOptions: checks.TLSOptions{ServerName: "sni.example"}}},
 		{`type = "icmp"`, checks.ICMPOptions{Privileged: true}},
+		{`type = "dialogue", steps = [{ expect = "^220" }, { send = "QUIT\r\n", starttls = true }]`, checks.DialogueOptions{
+			Steps:      []checks.Step{{Expect: "^220"}, {Send: "QUIT\r\n", StartTLS: true}},
+			TLSOptions: checks.TLSOptions{ServerName: "sni.example"}}},
+		{`type = "udp"`, checks.UDPOptions{Send: "PING\r\n", Expect: "PONG"}},
 		{`type = "icmp", privileged = false`, checks.ICMPOptions{}},
 	} {
 		t.Run(tt.check, func(t *testing.T) {
