@@ -16,6 +16,7 @@ var registry = []Kind{
 	dialogueKind,
 	udpKind,
 	icmpKind,
+	execKind,
 	noneKind,
 }
 
@@ -33,6 +34,10 @@ type Kind struct {
 	Keys []Key
 	// NoPort says the kind checks an address, not a port (icmp).
 	NoPort bool
+	// PerServer says the kind's checks depend on whom they are for
+	// (Spec.VirtualServer and RealServer), so checks alike in all else
+	// are not shared between servers.
+	PerServer bool
 	// Zero is the kind's options with every key left out; a Spec whose
 	// Options is nil has these.
 	Zero Options

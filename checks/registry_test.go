@@ -25,6 +25,7 @@ var fixtures = map[string]Options{
 	"icmp": ICMPOptions{Privileged: true},
 	"none": NoneOptions{},
 	"udp":  UDPOptions{Send: `\x00ping`, Expect: "pong"},
+	"exec": ExecOptions{Command: []string{"/bin/check", "-q"}, User: "nobody", DynamicWeight: true},
 	"dialogue": DialogueOptions{Steps: []Step{{Expect: "^220 "}, {Send: `EHLO x\r\n`, Expect: "250", StartTLS: true}},
 		TLS: true, TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
 }
@@ -56,11 +57,11 @@ func TestRegistry(t *testing.T) {
 	if _, ok := LookupKind("smtp"); ok {
 		t.Error("LookupKind found an unregistered kind")
 	}
-	if got, want := KindNames(), []string{"http", "https", "tcp", "dialogue", "udp", "icmp", "none"}; !slices.Equal(got, want) {
+	if got, want := KindNames(), []string{"http", "https", "tcp", "dialogue", "udp", "icmp", "exec", "none"}; !slices.Equal(got, want) {
 		t.Errorf("KindNames() = %v, want %v", got, want)
 	}
 	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
-		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "steps", "privileged"}
+		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "steps", "privileged", "command", "user", "dynamic_weight"}
 	if got := OptionKeys(); !slices.Equal(got, want) {
 		t.Errorf("OptionKeys() = %v, want %v", got, want)
 	}
@@ -149,6 +150,14 @@ func TestKey(t *testing.T) {
 				mutate(t, reflect.ValueOf(&s).Elem().FieldByName(name))
 				if s.Key() == base.Key() {
 					t.Errorf("%s: changing %s does not change the key %s", k.Name, name, s.canonical())
+				}
+			}
+			// Whom the check is for, which only some kinds tell apart.
+			for _, name := range []string{"VirtualServer", "RealServer"} {
+				s := base
+				mutate(t, reflect.ValueOf(&s).Elem().FieldByName(name))
+				if changed := s.Key() != base.Key(); changed != k.PerServer {
+					t.Errorf("%s: changing %s changes the key: %v, want %v", k.Name, name, changed, k.PerServer)
 				}
 			}
 			// Every option.
@@ -376,17 +385,22 @@ func TestDecode(t *testing.T) {
 			if !slices.Equal(d.unused, tt.unused) {
 				t.Errorf("unused %q, want %q", d.unused, tt.unused)
 			}
-			var invalid []string
-			for _, e := range got.Validate() {
-				s := e.Error()
-				if len(e.With) > 0 {
-					s += " (with " + strings.Join(e.With, ", ") + ")"
-				}
-				invalid = append(invalid, s)
-			}
-			if !slices.Equal(invalid, tt.invalid) {
+			if invalid := validation(got); !slices.Equal(invalid, tt.invalid) {
 				t.Errorf("Validate: %q, want %q", invalid, tt.invalid)
 			}
 		})
 	}
+}
+
+// validation is o's Validate problems as "key: msg (with keys)".
+func validation(o Options) []string {
+	var out []string
+	for _, e := range o.Validate() {
+		s := e.Error()
+		if len(e.With) > 0 {
+			s += " (with " + strings.Join(e.With, ", ") + ")"
+		}
+		out = append(out, s)
+	}
+	return out
 }

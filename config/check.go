@@ -365,11 +365,13 @@ func (vs *VirtualServer) CheckSpec(rs *RealServer) checks.Spec {
 		port = c.Port
 	}
 	return checks.Spec{
-		Type:     c.Type,
-		Target:   netip.AddrPortFrom(addr, port),
-		Source:   c.Source,
-		Timeout:  c.Timeout,
-		Interval: c.Interval,
-		Options:  c.Options,
+		Type:          c.Type,
+		Target:        netip.AddrPortFrom(addr, port),
+		Source:        c.Source,
+		Timeout:       c.Timeout,
+		Interval:      c.Interval,
+		Options:       c.Options,
+		VirtualServer: vs.Name,
+		RealServer:    rs.Address,
 	}
 }

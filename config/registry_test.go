@@ -72,6 +72,12 @@ func TestCheckKindErrors(t *testing.T) {
 			}},
 		{"steps on a tcp check", vs("[virtual_server.check]\ntype = \"tcp\"\nsteps = [{ send = 'x' }]\n" + rs),
 			[]string{`director.toml:6: virtual_server[web].check.steps: steps is only used by dialogue checks; this check's type is "tcp"`}},
+		{"exec command not absolute", vs("[virtual_server.check]\ntype = \"exec\"\ncommand = [\"check-db\", \"-q\"]\n" + rs),
+			[]string{`director.toml:6: virtual_server[web].check.command: "check-db" must be an absolute path (no shell or PATH lookup is used)`}},
+		{"exec without command", vs("[virtual_server.check]\ntype = \"exec\"\ndynamic_weight = true\n" + rs),
+			[]string{`director.toml:4: virtual_server[web].check.command: an exec check needs a command, such as ["/usr/local/bin/check-db", "--quick"]`}},
+		{"exec program missing", vs("[virtual_server.check]\ntype = \"exec\"\ncommand = [\"/nonexistent/check\"]\n" + rs),
+			[]string{`director.toml:6: virtual_server[web].check.command: cannot run /nonexistent/check: no such file or directory`}},
 		// Rules between options are judged on a virtual server's merged
 		// check, where the problem lies: in [defaults.check] here.
 		{"options that contradict each other", "[defaults.check]\ntype = \"http\"\nmethod = \"HEAD\"\nexpect_body = \"ok\"\n" +
@@ -186,16 +192,36 @@ func TestCheckSpecKeys(t *testing.T) {
 }
 
 func TestCheckSpec(t *testing.T) {
-	vs := VirtualServer{Check: Check{Type: "http", Interval: time.Second, Timeout: time.Millisecond,
+	vs := VirtualServer{Name: "web", Check: Check{Type: "http", Interval: time.Second, Timeout: time.Millisecond,
 		Source: netip.MustParseAddr("10.0.0.9"), Options: checks.HTTPOptions{Path: "/x"}}}
 	rs := RealServer{Address: netip.MustParseAddrPort("10.0.0.1:8080")}
 	want := checks.Spec{Type: "http", Target: rs.Address, Source: vs.Check.Source, Timeout: time.Millisecond,
-		Interval: time.Second, Options: checks.HTTPOptions{Path: "/x"}}
+		Interval: time.Second, Options: checks.HTTPOptions{Path: "/x"}, VirtualServer: "web", RealServer: rs.Address}
 	if got := vs.CheckSpec(&rs); !reflect.DeepEqual(got, want) {
 		t.Errorf("CheckSpec = %+v, want %+v", got, want)
 	}
 	vs.Check.Port, vs.Check.Address = 81, netip.MustParseAddr("10.0.0.2")
 	if got := vs.CheckSpec(&rs).Target; got != netip.MustParseAddrPort("10.0.0.2:81") {
 		t.Errorf("target with the check's address and port = %v", got)
+	}
+}
+
+// Identical checks of one real server in two virtual servers are one
+// check, except for kinds that tell whom they are for (exec).
+func TestCheckSharedAcrossVirtualServers(t *testing.T) {
+	for _, tt := range []struct {
+		check string
+		want  string
+	}{
+		{`type = "tcp"`, "1 check"},
+		{`type = "exec", command = ["/bin/true"]`, "2 checks"},
+	} {
+		src := "[defaults.check]\n" + strings.ReplaceAll(strings.Trim(tt.check, " "), ", ", "\n") + "\n" +
+			"[[virtual_server]]\nname = \"a\"\naddress = \"192.0.2.10:80\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n" +
+			"[[virtual_server]]\nname = \"b\"\naddress = \"192.0.2.10:81\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"
+		cfg := mustParse(t, src)
+		if got := cfg.Summary(); !strings.HasSuffix(got, ", "+tt.want) {
+			t.Errorf("%s: %s, want %s", tt.check, got, tt.want)
+		}
 	}
 }
