@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"time"
 )
 
 // DialogueOptions are the options of dialogue checks: a TCP connection,
@@ -214,14 +213,9 @@ func (p *dialogueProber) probe(ctx context.Context) string {
 	conn := raw
 	defer func() { conn.Close() }()
 
-	// Reads, writes and handshakes obey the deadline, and an earlier
-	// cancellation unblocks them too. A TLS connection set up later wraps
-	// the same socket, so this covers it.
-	if dl, ok := ctx.Deadline(); ok {
-		raw.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	// A TLS connection set up later wraps the same socket, so this covers
+	// its reads, writes and handshake too.
+	defer deadlineConn(ctx, raw)()
 
 	var pending []byte // received, not yet matched
 	for i, s := range p.steps {

@@ -283,7 +283,7 @@ func TestDialogueRedis(t *testing.T) {
 	port := freeLoopbackPort(t)
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 	runServer(t, exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", t.TempDir(), "--requirepass", "s3cret"), addr.String())
+		"--appendonly", "no", "--dir", t.TempDir(), "--requirepass", "s3cret"), listening(addr.String()))
 
 	auth := Step{Send: `AUTH s3cret\r\n`, Expect: `^\+OK`}
 	wantOK(t, probeWithin(t, mustNew(t, dialogueSpec(addr, auth, redisSteps[0])), 5*time.Second))
@@ -308,7 +308,7 @@ func TestDialogueMemcached(t *testing.T) {
 		}
 		args = append(args, "-u", u.Username)
 	}
-	runServer(t, exec.Command(bin, args...), addr.String())
+	runServer(t, exec.Command(bin, args...), listening(addr.String()))
 	wantOK(t, probeWithin(t, mustNew(t, dialogueSpec(addr, memcachedSteps...)), 5*time.Second))
 	wantOK(t, probeWithin(t, mustNew(t, dialogueSpec(addr, Step{Send: `set director 0 0 2\r\nok\r\n`, Expect: `^STORED\r\n`},
 		Step{Send: `get director\r\n`, Expect: `^VALUE director 0 2\r\nok\r\nEND`})), 5*time.Second))
@@ -345,7 +345,7 @@ func smtpServer(t *testing.T, cert tls.Certificate) netip.AddrPort {
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 	cmd := exec.Command(python, "-m", "aiosmtpd", "-n", "-l", addr.String(), "-c", "aiosmtpd.handlers.Sink",
 		"--tlscert", certFile, "--tlskey", keyFile)
-	runServer(t, cmd, addr.String())
+	runServer(t, cmd, listening(addr.String()))
 	return addr
 }
 

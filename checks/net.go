@@ -40,6 +40,30 @@ func dial(ctx context.Context, spec *Spec, conf *tls.Config) (net.Conn, error) {
 	return tc, nil
 }
 
+// dialNetwork connects to spec.Target over network ("tcp" or "udp") from
+// spec.Source, bounded by ctx. A UDP socket is connected, so an ICMP port
+// unreachable comes back as ECONNREFUSED on the next read.
+func dialNetwork(ctx context.Context, spec *Spec, network string) (net.Conn, error) {
+	d := net.Dialer{KeepAlive: -1}
+	if src := spec.Source; src.IsValid() {
+		if network == "udp" {
+			d.LocalAddr = &net.UDPAddr{IP: src.AsSlice(), Zone: src.Zone()}
+		} else {
+			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice(), Zone: src.Zone()}
+		}
+	}
+	return d.DialContext(ctx, network, spec.Target.String())
+}
+
+// deadlineConn makes conn's reads and writes obey ctx: its deadline, and
+// an earlier cancellation. Call the returned function when done.
+func deadlineConn(ctx context.Context, conn net.Conn) (stop func() bool) {
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	return context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+}
+
 // tlsError marks an error of the TLS handshake.
 type tlsError struct{ err error }
 

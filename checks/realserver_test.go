@@ -58,10 +58,21 @@ func (b *lockedBuffer) String() string {
 	return b.b.String()
 }
 
-// runServer starts cmd in a process group of its own and waits until a
-// TCP connection to ready succeeds. At cleanup the group is killed and
-// reaped; the server's output is logged if the test failed.
-func runServer(t *testing.T, cmd *exec.Cmd, ready string) {
+// listening says whether a TCP connection to addr succeeds.
+func listening(addr string) func() bool {
+	return func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+}
+
+// runServer starts cmd in a process group of its own and waits until
+// ready says it is. At cleanup the group is killed and reaped; the
+// server's output is logged if the test failed.
+func runServer(t *testing.T, cmd *exec.Cmd, ready func() bool) {
 	t.Helper()
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -84,12 +95,11 @@ func runServer(t *testing.T, cmd *exec.Cmd, ready string) {
 			t.Fatalf("%s exited while starting:\n%s", cmd, out)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", ready, time.Second); err == nil {
-			c.Close()
+		if ready() {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not listening on %s after 20s:\n%s", cmd, ready, out)
+			t.Fatalf("%s not ready after 20s:\n%s", cmd, out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

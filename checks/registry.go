@@ -17,6 +17,7 @@ var registry = []Kind{
 	udpKind,
 	icmpKind,
 	execKind,
+	sipKind,
 	noneKind,
 }
 

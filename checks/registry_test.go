@@ -25,6 +25,7 @@ var fixtures = map[string]Options{
 	"icmp": ICMPOptions{Privileged: true},
 	"none": NoneOptions{},
 	"udp":  UDPOptions{Send: `\x00ping`, Expect: "pong"},
+	"sip":  SIPOptions{Transport: "tcp", RequestURI: "sip:ping@sip.example", ExpectCode: []string{"200", "404"}},
 	"exec": ExecOptions{Command: []string{"/bin/check", "-q"}, User: "nobody", DynamicWeight: true},
 	"dialogue": DialogueOptions{Steps: []Step{{Expect: "^220 "}, {Send: `EHLO x\r\n`, Expect: "250", StartTLS: true}},
 		TLS: true, TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
@@ -57,11 +58,11 @@ func TestRegistry(t *testing.T) {
 	if _, ok := LookupKind("smtp"); ok {
 		t.Error("LookupKind found an unregistered kind")
 	}
-	if got, want := KindNames(), []string{"http", "https", "tcp", "dialogue", "udp", "icmp", "exec", "none"}; !slices.Equal(got, want) {
+	if got, want := KindNames(), []string{"http", "https", "tcp", "dialogue", "udp", "icmp", "exec", "sip", "none"}; !slices.Equal(got, want) {
 		t.Errorf("KindNames() = %v, want %v", got, want)
 	}
 	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
-		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "steps", "privileged", "command", "user", "dynamic_weight"}
+		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "steps", "privileged", "command", "user", "dynamic_weight", "transport", "request_uri", "expect_code"}
 	if got := OptionKeys(); !slices.Equal(got, want) {
 		t.Errorf("OptionKeys() = %v, want %v", got, want)
 	}
@@ -74,6 +75,7 @@ func TestUsedBy(t *testing.T) {
 		{"tls", "tcp and dialogue checks (https checks always use TLS)"},
 		{"send", "tcp and udp checks"},
 		{"privileged", "icmp checks"},
+		{"expect_code", "sip checks"},
 	} {
 		if got := UsedBy(tt.key); got != tt.want {
 			t.Errorf("UsedBy(%q) = %q, want %q", tt.key, got, tt.want)

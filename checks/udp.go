@@ -3,7 +3,6 @@ package checks
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"regexp"
 	"time"
@@ -95,15 +94,13 @@ func (p *udpProber) Probe(ctx context.Context) Result {
 }
 
 func (p *udpProber) probe(ctx context.Context) string {
-	conn, err := dialUDP(ctx, &p.spec)
+	conn, err := dialNetwork(ctx, &p.spec, "udp")
 	if err != nil {
 		return classify(ctx, err)
 	}
 	defer conn.Close()
+	defer deadlineConn(ctx, conn)()
 	dl, _ := ctx.Deadline() // run always sets one
-	conn.SetDeadline(dl)
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
 
 	buf := make([]byte, udpReadCap)
 	every := time.Until(dl) / udpSends
@@ -137,13 +134,4 @@ func (p *udpProber) probe(ctx context.Context) string {
 		}
 		return classify(ctx, err)
 	}
-}
-
-// dialUDP connects a UDP socket to spec.Target from spec.Source.
-func dialUDP(ctx context.Context, spec *Spec) (net.Conn, error) {
-	var d net.Dialer
-	if spec.Source.IsValid() {
-		d.LocalAddr = &net.UDPAddr{IP: spec.Source.AsSlice(), Zone: spec.Source.Zone()}
-	}
-	return d.DialContext(ctx, "udp", spec.Target.String())
 }

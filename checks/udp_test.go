@@ -168,7 +168,7 @@ func TestUDPMemcached(t *testing.T) {
 		args = append(args, "-u", u.Username)
 	}
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
-	runServer(t, exec.Command(bin, args...), addr.String())
+	runServer(t, exec.Command(bin, args...), listening(addr.String()))
 
 	const frame = `\x00\x07\x00\x00\x00\x01\x00\x00`
 	wantOK(t, probeWithin(t, mustNew(t, udpSpec(addr, frame+`version\r\n`, `^\x00\x07\x00\x00\x00\x01\x00\x00VERSION \d`)), 2*time.Second))
