@@ -36,6 +36,11 @@ const (
 // sipReadCap bounds the response data a TCP probe reads.
 const sipReadCap = 64 << 10
 
+// sipDatagramCap is the largest UDP response read whole. RFC 3261 (18.1.1)
+// moves messages near the path MTU to TCP, so answers to OPTIONS stay far
+// below it; a longer one is cut and fails to parse ("bad response").
+const sipDatagramCap = 8 << 10
+
 var sipKind = Kind{
 	Name: "sip",
 	Keys: []Key{{Name: "transport"}, {Name: "request_uri"}, {Name: "expect_code"}},
@@ -126,7 +131,8 @@ func (o SIPOptions) Describe(s Spec) string { return "sip OPTIONS " + o.requestU
 // Responses to other requests (another branch, Call-ID or CSeq) and
 // provisional ones are passed over. Over UDP the socket is connected (an
 // ICMP port unreachable is "refused") and the request is sent again as
-// RFC 3261's timer E says, 0.5 s, 1 s, 2 s, 4 s, 4 s ... apart, until the
+// RFC 3261's timer E says, 0.5 s, 1 s, 2 s, 4 s, 4 s ... apart (starting
+// at a third of the timeout when that is less than 0.5 s), until the
 // deadline.
 type sipProber struct {
 	spec     Spec
@@ -234,8 +240,11 @@ func (tx sipTransaction) matches(res *sip.Response) bool {
 
 // awaitDatagrams reads responses, sending the request again on timer E.
 func (p *sipProber) awaitDatagrams(ctx context.Context, conn net.Conn, req []byte, tx sipTransaction, dl time.Time) string {
-	buf := make([]byte, 64<<10) // a datagram's most
-	wait := sipT1
+	buf := make([]byte, sipDatagramCap)
+	// Timer E starts at T1, or at a third of the time left when that is
+	// shorter: a checker's timeout is often under T1, and one lost
+	// datagram should not fail a check.
+	wait := min(sipT1, time.Until(dl)/3)
 	resend := time.Now().Add(wait)
 	sawGarbage := false
 	for {

@@ -200,6 +200,21 @@ func TestSIPRetransmits(t *testing.T) {
 	}
 }
 
+// With a timeout under 1.5 s timer E starts at a third of it, so a lost
+// request is still sent again in time.
+func TestSIPRetransmitsWithinShortTimeouts(t *testing.T) {
+	target, seen := sipUDPServer(t, func(n int, req *sip.Request) [][]byte {
+		if n == 1 {
+			return nil
+		}
+		return respond(200)(n, req)
+	})
+	wantOK(t, probeWithin(t, mustNew(t, sipSpec(target, SIPOptions{})), 600*time.Millisecond))
+	if n := len(seen.all()); n != 2 {
+		t.Errorf("%d requests, want 2", n)
+	}
+}
+
 func TestSIPOptions(t *testing.T) {
 	for _, tt := range []struct {
 		o       SIPOptions
