@@ -72,6 +72,54 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 }
 
+// TestHarnessProberKinds runs the harness over every kind the probers
+// issue added, small and short, and checks each group's checks happened:
+// the backends saw them where there are backends, the director counted
+// them everywhere.
+func TestHarnessProberKinds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries and runs for ~10s")
+	}
+	dir := t.TempDir()
+	for _, b := range []struct{ out, pkg string }{
+		{"director", "../cmd/director"},
+		{"director-bench", "../cmd/director-bench"},
+	} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", b.pkg, err, out)
+		}
+	}
+	groups, err := ParseGroups("dialogue:10:500ms,udp:10:500ms,sip:10:500ms,exec:5:500ms,none:5:500ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	o := Options{
+		DirectorBin: filepath.Join(dir, "director"), SelfBin: filepath.Join(dir, "director-bench"),
+		WorkDir: dir, Groups: groups, N: 1, Interval: time.Second, VirtualServers: 5, // N and Interval: the groups'
+		Timeout: 300 * time.Millisecond, Rise: 1, Fall: 2, Window: 2 * time.Second, Port: 18081, Progress: &progress,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatalf("harness: %v\n%s", err, progress.String())
+	}
+	var out bytes.Buffer
+	rep.Print(&out)
+	t.Log("\n" + out.String())
+	d := rep.Director
+	// 40 servers every 500 ms: 80 checks/s, 60 of them reaching a backend.
+	if d.PlannedPerSec != 80 {
+		t.Errorf("planned %v/s, want 80", d.PlannedPerSec)
+	}
+	if d.CompletedPerSec < 56 || d.BackendPerSec < 42 || d.FailedPerSec > 1 {
+		t.Errorf("director completed %.1f/s (want about 80), backends saw %.1f/s (want about 60), failed %.1f/s",
+			d.CompletedPerSec, d.BackendPerSec, d.FailedPerSec)
+	}
+}
+
 func TestReconcileFigures(t *testing.T) {
 	s, err := RunReconcile(context.Background(), ipvs.NewMemory(), "in-memory", 2000, 20, 300)
 	if err != nil {
