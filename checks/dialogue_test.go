@@ -276,13 +276,25 @@ func TestDialogueImplicitTLS(t *testing.T) {
 }
 
 // Real servers: redis-server, memcached and aiosmtpd (Python's SMTP
-// server, with STARTTLS).
+// server, with STARTTLS), started by the tests on loopback ports (see
+// daemon_test.go).
+
+// listening says whether a TCP connection to addr succeeds.
+func listening(addr string) func() bool {
+	return func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+}
 
 func TestDialogueRedis(t *testing.T) {
-	bin := lookBinary(t, "redis-server", "redis-server")
-	port := freeLoopbackPort(t)
+	bin := needBinary(t, "redis-server")
+	port := freePort(t)
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
-	runServer(t, exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
+	startDaemon(t, exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
 		"--appendonly", "no", "--dir", t.TempDir(), "--requirepass", "s3cret"), listening(addr.String()))
 
 	auth := Step{Send: `AUTH s3cret\r\n`, Expect: `^\+OK`}
@@ -297,8 +309,8 @@ func TestDialogueRedis(t *testing.T) {
 }
 
 func TestDialogueMemcached(t *testing.T) {
-	bin := lookBinary(t, "memcached", "memcached")
-	port := freeLoopbackPort(t)
+	bin := needBinary(t, "memcached")
+	port := freePort(t)
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 	args := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", "8", "-t", "1"}
 	if os.Geteuid() == 0 {
@@ -308,7 +320,7 @@ func TestDialogueMemcached(t *testing.T) {
 		}
 		args = append(args, "-u", u.Username)
 	}
-	runServer(t, exec.Command(bin, args...), listening(addr.String()))
+	startDaemon(t, exec.Command(bin, args...), listening(addr.String()))
 	wantOK(t, probeWithin(t, mustNew(t, dialogueSpec(addr, memcachedSteps...)), 5*time.Second))
 	wantOK(t, probeWithin(t, mustNew(t, dialogueSpec(addr, Step{Send: `set director 0 0 2\r\nok\r\n`, Expect: `^STORED\r\n`},
 		Step{Send: `get director\r\n`, Expect: `^VALUE director 0 2\r\nok\r\nEND`})), 5*time.Second))
@@ -341,11 +353,11 @@ func smtpServer(t *testing.T, cert tls.Certificate) netip.AddrPort {
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := freeLoopbackPort(t)
+	port := freePort(t)
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 	cmd := exec.Command(python, "-m", "aiosmtpd", "-n", "-l", addr.String(), "-c", "aiosmtpd.handlers.Sink",
 		"--tlscert", certFile, "--tlskey", keyFile)
-	runServer(t, cmd, listening(addr.String()))
+	startDaemon(t, cmd, listening(addr.String()))
 	return addr
 }
 

@@ -239,26 +239,22 @@ func (p *execProber) Probe(ctx context.Context) Result {
 		v = p.probe(ctx)
 		return v.reason
 	})
-	res.Inconclusive = v.local
 	if res.OK && v.weight >= 0 {
 		res.HasWeight, res.Weight = true, uint32(v.weight)
 	}
 	return res
 }
 
-// execVerdict is one run's outcome: the failure reason ("" for up), the
-// weight the command reported (-1 for none), and whether a failure was
-// the director's own (Result.Inconclusive).
+// execVerdict is one run's outcome: the failure reason ("" for up; one
+// that starts "local: " makes the result inconclusive, see run) and the
+// weight the command reported (-1 for none).
 type execVerdict struct {
 	reason string
 	weight int64
-	local  bool
 }
 
-func down(reason string) execVerdict { return execVerdict{reason: reason, weight: -1} }
-func local(reason string) execVerdict {
-	return execVerdict{reason: "local: " + reason, weight: -1, local: true}
-}
+func down(reason string) execVerdict  { return execVerdict{reason: reason, weight: -1} }
+func local(reason string) execVerdict { return down(localPrefix + reason) }
 
 func (p *execProber) probe(ctx context.Context) execVerdict {
 	if !p.slots.take(ctx) {

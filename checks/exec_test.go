@@ -193,7 +193,7 @@ func TestExecLeftoverChild(t *testing.T) {
 
 	// One that left the group (setsid) is out of reach, but the check
 	// does not wait for the pipe it holds.
-	setsid := lookBinary(t, "setsid", "util-linux")
+	setsid := needBinary(t, "setsid")
 	cmd = script(t, setsid+" sleep 60 &\nsleep 0.2\npgrep -n -f '^sleep 60$' > "+pidFile+"\nexit 0")
 	res = execProbe(t, ExecOptions{Command: []string{cmd}})
 	if pid := readPid(t, pidFile); pid > 0 {
@@ -232,6 +232,13 @@ func TestExecLocalFailures(t *testing.T) {
 	wantOK(t, probeWithin(t, p, 2*time.Second))
 	if len(full) != 0 {
 		t.Error("the check kept its slot")
+	}
+
+	// Started after its deadline: not run, and not a verdict.
+	late, cancelLate := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancelLate()
+	if res := mustNew(t, execSpec(ExecOptions{Command: []string{script(t, "exit 0")}})).Probe(late); res.OK || !res.Inconclusive {
+		t.Errorf("an exec check started after its deadline: %+v, want inconclusive", res)
 	}
 
 	// Canceled before a slot came.

@@ -21,11 +21,7 @@ import (
 // completes a TLS handshake. Both steps are bounded by ctx. Handshake
 // failures come back as *tlsError so that classify can tell them apart.
 func dial(ctx context.Context, spec *Spec, conf *tls.Config) (net.Conn, error) {
-	d := net.Dialer{KeepAlive: -1}
-	if spec.Source.IsValid() {
-		d.LocalAddr = &net.TCPAddr{IP: spec.Source.AsSlice(), Zone: spec.Source.Zone()}
-	}
-	conn, err := d.DialContext(ctx, "tcp", spec.Target.String())
+	conn, err := dialNetwork(ctx, spec, "tcp")
 	if err != nil {
 		return nil, err
 	}
@@ -70,15 +66,37 @@ type tlsError struct{ err error }
 func (e *tlsError) Error() string { return e.err.Error() }
 func (e *tlsError) Unwrap() error { return e.err }
 
+// localErrors are the director's own resources running out: a probe that
+// fails with one says nothing about the server (Result.Inconclusive).
+var localErrors = []struct {
+	errno  syscall.Errno
+	reason string
+}{
+	{syscall.EMFILE, localPrefix + "too many open files"},
+	{syscall.ENFILE, localPrefix + "too many open files in the system"},
+	{syscall.ENOBUFS, localPrefix + "no buffer space"},
+	{syscall.ENOMEM, localPrefix + "out of memory"},
+}
+
 // classify turns the error of a failed probe into a short, stable reason.
 // Once ctx's deadline has passed every error is a "timeout": whatever broke
-// broke because time ran out.
+// broke because time ran out, unless the director's own resources ran out.
 func classify(ctx context.Context, err error) string {
 	if err == nil {
 		return ""
 	}
+	for _, l := range localErrors {
+		if errors.Is(err, l.errno) {
+			return l.reason
+		}
+	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return "timeout"
+	}
+	// A cancellation ends blocked reads by moving the connection's
+	// deadline (deadlineConn), so the error itself says "timeout".
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return "canceled"
 	}
 	// The connection's deadline is the context's, and it can fire a moment
 	// before the context's own timer: a read cut short by it may surface

@@ -13,9 +13,15 @@ var registry = []Kind{
 	httpKind,
 	httpsKind,
 	tcpKind,
-	dialogueKind,
 	udpKind,
 	icmpKind,
+	dnsKind,
+	grpcKind,
+	dialogueKind,
+	mysqlKind,
+	postgresqlKind,
+	ldapKind,
+	radiusKind,
 	execKind,
 	sipKind,
 	noneKind,
@@ -183,8 +189,9 @@ func (k Kind) Reads(key string) bool {
 }
 
 // UsedBy says which checks use the option key, for "<key> is only used by
-// ..." messages: "http and https checks", "https checks and tcp checks
-// with tls = true", "tcp checks (https checks always use TLS)".
+// ..." messages: "http and https checks", "https checks and tcp and grpc
+// checks with tls = true", "tcp and grpc checks (https checks always use
+// TLS)".
 func UsedBy(key string) string {
 	type group struct {
 		names []string
@@ -198,7 +205,7 @@ func UsedBy(key string) string {
 			continue
 		}
 		x := k.Keys[i]
-		if n := len(groups); n > 0 && groups[n-1].when == "" && x.When == "" {
+		if n := len(groups); n > 0 && groups[n-1].when == x.When {
 			groups[n-1].names = append(groups[n-1].names, k.Name)
 		} else {
 			groups = append(groups, group{[]string{k.Name}, x.When})

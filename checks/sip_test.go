@@ -276,19 +276,19 @@ const sippScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 // with code, over transport "u1" (UDP) or "t1" (TCP).
 func sippServer(t *testing.T, transport string, code int, reason string) netip.AddrPort {
 	t.Helper()
-	bin := lookBinary(t, "sipp", "sip-tester")
+	bin := needBinary(t, "sipp")
 	dir := t.TempDir()
 	scenario := filepath.Join(dir, "options.xml")
 	if err := os.WriteFile(scenario, fmt.Appendf(nil, sippScenario, code, reason), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freeLoopbackPort(t)
+	port := freePort(t)
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 	cmd := exec.Command(bin, "-sf", scenario, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-t", transport, "-nostdin", "-m", "1000")
 	cmd.Dir = dir // its logs
 	// Ready once it answers at all (UDP has no connection to wait for).
 	probe := mustNew(t, sipSpec(addr, SIPOptions{Transport: map[string]string{"u1": "udp", "t1": "tcp"}[transport]}))
-	runServer(t, cmd, func() bool {
+	startDaemon(t, cmd, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		res := probe.Probe(ctx)

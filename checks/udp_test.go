@@ -156,8 +156,8 @@ func TestUDPSource(t *testing.T) {
 // memcached speaks UDP with an 8-byte frame header (request id, sequence,
 // count, reserved): a real UDP server to check against.
 func TestUDPMemcached(t *testing.T) {
-	bin := lookBinary(t, "memcached", "memcached")
-	port := freeLoopbackPort(t)
+	bin := needBinary(t, "memcached")
+	port := freePort(t)
 	args := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", strconv.Itoa(port), "-m", "8", "-t", "1"}
 	if os.Geteuid() == 0 {
 		// memcached will not run as root without being told whom to be.
@@ -168,7 +168,7 @@ func TestUDPMemcached(t *testing.T) {
 		args = append(args, "-u", u.Username)
 	}
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
-	runServer(t, exec.Command(bin, args...), listening(addr.String()))
+	startDaemon(t, exec.Command(bin, args...), listening(addr.String()))
 
 	const frame = `\x00\x07\x00\x00\x00\x01\x00\x00`
 	wantOK(t, probeWithin(t, mustNew(t, udpSpec(addr, frame+`version\r\n`, `^\x00\x07\x00\x00\x00\x01\x00\x00VERSION \d`)), 2*time.Second))
