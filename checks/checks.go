@@ -82,6 +82,13 @@ type Spec struct {
 	// Options are the kind's own settings (HTTPOptions for http and https,
 	// TCPOptions, ICMPOptions); nil means the kind's Zero.
 	Options Options
+	// VirtualServer and RealServer say whom the check is for: the virtual
+	// server's name and the real server's address (config's CheckSpec sets
+	// them). Only kinds with PerServer use them (exec hands them to its
+	// command) and count them in Key; the other kinds' identical checks of
+	// several virtual servers stay one check.
+	VirtualServer string
+	RealServer    netip.AddrPort
 }
 
 // DefaultTimeout bounds a probe when neither Spec.Timeout nor the context
@@ -172,6 +179,10 @@ func (s Spec) canonical() string {
 	opts := s.Options
 	if k, ok := LookupKind(s.Type); ok {
 		opts = s.options(k)
+		if k.PerServer {
+			c.str("virtual_server", s.VirtualServer)
+			c.str("real_server", s.RealServer.String())
+		}
 	}
 	if opts != nil {
 		c.b.WriteString("options={")

@@ -203,6 +203,12 @@ func ParseStatusRanges(list []string) ([]StatusRange, error) {
 	if len(list) == 0 {
 		return []StatusRange{{200, 299}}, nil
 	}
+	return parseCodeRanges(list, 100, 599)
+}
+
+// parseCodeRanges parses codes and ranges of codes, each within [least,
+// most].
+func parseCodeRanges(list []string, least, most int) ([]StatusRange, error) {
 	out := make([]StatusRange, 0, len(list))
 	for _, s := range list {
 		lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
@@ -212,8 +218,8 @@ func ParseStatusRanges(list []string) ([]StatusRange, error) {
 		if isRange {
 			max, err2 = strconv.Atoi(strings.TrimSpace(hi))
 		}
-		if err1 != nil || err2 != nil || min < 100 || max > 599 || min > max {
-			return nil, fmt.Errorf("invalid status %q: want a code 100-599 or a range like \"200-299\"", s)
+		if err1 != nil || err2 != nil || min < least || max > most || min > max {
+			return nil, fmt.Errorf("invalid status %q: want a code %d-%d or a range like \"200-299\"", s, least, most)
 		}
 		out = append(out, StatusRange{min, max})
 	}

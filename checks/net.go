@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -215,30 +216,32 @@ func regexpProblem(expr string) string {
 	return ""
 }
 
-// errReadCap means readMatch read limit bytes without a match.
+// errReadCap means expectIn read up to its limit without a match.
 var errReadCap = errors.New("read limit reached")
 
-// readMatch reads from r until the data read so far matches re, r fails or
-// limit bytes have been read. It returns whether it matched, how many bytes
-// it read, and the error that stopped it (errReadCap at the limit). The
-// regular expression sees only the data received so far, so `$` matches
-// the end of what has arrived, not of the stream.
-func readMatch(r io.Reader, re *regexp.Regexp, limit int) (bool, int, error) {
-	buf := make([]byte, 0, min(limit, 1024))
+// expectIn reads from r onto pending until re matches it, r fails or
+// pending holds limit bytes. On a match it returns what follows the match
+// (data for whatever is read next) and true. Otherwise it returns
+// everything read, false, and the error that stopped it (errReadCap at the
+// limit). The regular expression sees only the data received so far, so
+// `$` matches the end of what has arrived, not of the stream.
+func expectIn(r io.Reader, re *regexp.Regexp, pending []byte, limit int) ([]byte, bool, error) {
+	var err error
 	for {
-		if len(buf) >= limit {
-			return false, len(buf), errReadCap
-		}
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):min(cap(buf), limit)])
-		buf = buf[:len(buf)+n]
-		if n > 0 && re.Match(buf) {
-			return true, len(buf), nil
+		if loc := re.FindIndex(pending); loc != nil {
+			return pending[:copy(pending, pending[loc[1]:])], true, nil
 		}
 		if err != nil {
-			return false, len(buf), err
+			return pending, false, err
 		}
+		if len(pending) >= limit {
+			return pending, false, errReadCap
+		}
+		if len(pending) == cap(pending) {
+			pending = slices.Grow(pending, min(limit, max(512, 2*cap(pending)))-len(pending))
+		}
+		var n int
+		n, err = r.Read(pending[len(pending):min(cap(pending), limit)])
+		pending = pending[:len(pending)+n]
 	}
 }

@@ -130,11 +130,11 @@ func (p *tcpProber) probe(ctx context.Context) string {
 	if p.expect == nil {
 		return ""
 	}
-	matched, n, err := readMatch(conn, p.expect, tcpReadCap)
+	read, matched, err := expectIn(conn, p.expect, nil, tcpReadCap)
 	switch {
 	case matched:
 		return ""
-	case n > 0 || err == errReadCap:
+	case len(read) > 0 || err == errReadCap:
 		return "expect mismatch"
 	}
 	return classify(ctx, err)

@@ -414,13 +414,13 @@ func TestErrors(t *testing.T) {
 			}},
 		{"tcp keys on http check", vs("[virtual_server.check]\ntype = \"http\"\nsend = \"x\"\ntls = true\nserver_name = \"a\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{
-				`director.toml:6: virtual_server[web].check.send: send is only used by tcp checks; this check's type is "http"`,
+				`director.toml:6: virtual_server[web].check.send: send is only used by ` + checks.UsedBy("send") + `; this check's type is "http"`,
 				`director.toml:7: virtual_server[web].check.tls: tls is only used by ` + checks.UsedBy("tls") + `; this check's type is "http"`,
 				`director.toml:8: virtual_server[web].check.server_name: server_name is only used by ` + checks.UsedBy("server_name") + `; this check's type is "http"`,
 			}},
 		{"icmp keys", vs("[virtual_server.check]\ntype = \"icmp\"\nport = 80\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n") + "[[virtual_server]]\nname = \"b\"\naddress = \"192.0.2.10:81\"\ncheck = { privileged = true }\n",
 			[]string{
-				`director.toml:6: virtual_server[web].check.port: port is not used by icmp checks; this check's type is "icmp"`,
+				`director.toml:6: virtual_server[web].check.port: port is not used by ` + checks.PortlessKinds() + `; this check's type is "icmp"`,
 				`director.toml:12: virtual_server[b].check.privileged: privileged is only used by icmp checks; this check's type is "tcp"`,
 			}},
 		{"check source family", vs("[virtual_server.check]\nsource = \"2001:db8::1\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
