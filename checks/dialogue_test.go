@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // The presets config.example.toml documents, as steps.
@@ -50,7 +52,7 @@ func dialogueSpec(target netip.AddrPort, steps ...Step) Spec {
 // the server waits for the client to go.
 func lineServer(t *testing.T, greeting string, answers map[string]string) netip.AddrPort {
 	t.Helper()
-	return connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	return testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		io.WriteString(c, greeting)
 		r := bufio.NewReader(c)
 		for {
@@ -124,9 +126,9 @@ func TestDialoguePresets(t *testing.T) {
 }
 
 func TestDialogueFailures(t *testing.T) {
-	wantReason(t, probeWithin(t, mustNew(t, dialogueSpec(closedPort(t), redisSteps...)), 5*time.Second), "refused")
+	wantReason(t, probeWithin(t, mustNew(t, dialogueSpec(testutil.ClosedPort(t), redisSteps...)), 5*time.Second), "refused")
 
-	hanging := hangingServer(t)
+	hanging := testutil.HangingServer(t)
 	p := mustNew(t, dialogueSpec(hanging, smtpSteps...))
 	done := checkNoLeak(t)
 	wantReason(t, probeWithin(t, p, 300*time.Millisecond), "timeout at step 1")
@@ -141,21 +143,21 @@ func TestDialogueFailures(t *testing.T) {
 	done()
 
 	// Hung up after the greeting.
-	hangsUp := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	hangsUp := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		io.WriteString(c, "220 ready\r\n")
 		bufio.NewReader(c).ReadString('\n')
 	})
 	wantReason(t, probeWithin(t, mustNew(t, dialogueSpec(hangsUp, smtpSteps...)), 5*time.Second), "error: connection closed at step 2")
 
 	// Reset while the probe waits.
-	resets := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	resets := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		c.Read(make([]byte, 64))
 		c.(*net.TCPConn).SetLinger(0)
 	})
 	wantReason(t, probeWithin(t, mustNew(t, dialogueSpec(resets, redisSteps...)), 5*time.Second), "reset at step 1")
 
 	// Chatter that never matches ends at the read cap, not the timeout.
-	chatter := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	chatter := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		for {
 			if _, err := io.WriteString(c, strings.Repeat("noise ", 100)); err != nil {
 				return
@@ -165,7 +167,7 @@ func TestDialogueFailures(t *testing.T) {
 	wantReason(t, probeWithin(t, mustNew(t, dialogueSpec(chatter, Step{Expect: "NEVER"})), 5*time.Second), "expect mismatch at step 1")
 
 	// The reason of a step that sends without expecting anything.
-	wantReason(t, probeWithin(t, mustNew(t, dialogueSpec(closedPort(t), Step{Send: "x"})), 5*time.Second), "refused")
+	wantReason(t, probeWithin(t, mustNew(t, dialogueSpec(testutil.ClosedPort(t), Step{Send: "x"})), 5*time.Second), "refused")
 }
 
 // What a step receives beyond its match is there for the next step that
@@ -176,14 +178,14 @@ func TestDialoguePending(t *testing.T) {
 	wantReason(t, probeWithin(t, mustNew(t, dialogueSpec(target, Step{Expect: `^\+OK one\r\n`}, Step{Send: `NEXT\r\n`, Expect: `\+OK`})), time.Second),
 		"expect mismatch at step 2")
 	// A step without expect does not wait: the dialogue ends after it.
-	wantOK(t, probeWithin(t, mustNew(t, dialogueSpec(hangingServer(t), Step{Send: `QUIT\r\n`})), 5*time.Second))
+	wantOK(t, probeWithin(t, mustNew(t, dialogueSpec(testutil.HangingServer(t), Step{Send: `QUIT\r\n`})), 5*time.Second))
 }
 
 // tlsLineServer is a POP3 server with STLS: inject is written after the
 // go-ahead, before the handshake, and hello once TLS is up.
 func tlsLineServer(t *testing.T, cert tls.Certificate, inject, hello string) netip.AddrPort {
 	t.Helper()
-	return connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	return testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		io.WriteString(c, "+OK POP3 ready\r\n")
 		r := bufio.NewReader(c)
 		if line, _ := r.ReadString('\n'); line != "STLS\r\n" {
@@ -212,11 +214,11 @@ func tlsLineServer(t *testing.T, cert tls.Certificate, inject, hello string) net
 }
 
 func TestDialogueSTARTTLS(t *testing.T) {
-	pki := newPKI(t)
-	target := tlsLineServer(t, pki.validLeaf(t), "", "")
+	pki := testutil.TestCA(t)
+	target := tlsLineServer(t, pki.ValidLeaf(t), "", "")
 	spec := dialogueSpec(target, pop3STLSSteps...)
 	o := spec.Options.(DialogueOptions)
-	o.TLSOptions = TLSOptions{CAFile: pki.caFile}
+	o.TLSOptions = TLSOptions{CAFile: pki.File(t)}
 	spec.Options = o
 	wantOK(t, probeWithin(t, mustNew(t, spec), 5*time.Second))
 
@@ -230,14 +232,14 @@ func TestDialogueSTARTTLS(t *testing.T) {
 
 	// Plaintext slipped in before the handshake is never read as an
 	// answer to a step after it: the answer must come through TLS.
-	injected := tlsLineServer(t, pki.validLeaf(t), "+OK mail for you\r\n", "-ERR nothing for you\r\n")
-	injectedSpec := Spec{Type: "dialogue", Target: injected, Options: DialogueOptions{TLSOptions: TLSOptions{CAFile: pki.caFile},
+	injected := tlsLineServer(t, pki.ValidLeaf(t), "+OK mail for you\r\n", "-ERR nothing for you\r\n")
+	injectedSpec := Spec{Type: "dialogue", Target: injected, Options: DialogueOptions{TLSOptions: TLSOptions{CAFile: pki.File(t)},
 		Steps: []Step{pop3STLSSteps[0], pop3STLSSteps[1], {Expect: `(?m)^\+OK mail`}}}}
 	if res := probeWithin(t, mustNew(t, injectedSpec), time.Second); res.OK {
 		t.Error("plaintext sent before the TLS handshake was taken as the answer of a step after it")
 	}
 	// The same dialogue when the server says it over TLS.
-	injectedSpec.Target = tlsLineServer(t, pki.validLeaf(t), "", "+OK mail for you\r\n")
+	injectedSpec.Target = tlsLineServer(t, pki.ValidLeaf(t), "", "+OK mail for you\r\n")
 	wantOK(t, probeWithin(t, mustNew(t, injectedSpec), 5*time.Second))
 
 	// A server that does not do STLS.
@@ -245,7 +247,7 @@ func TestDialogueSTARTTLS(t *testing.T) {
 	wantReason(t, probeWithin(t, mustNew(t, spec), time.Second), "expect mismatch at step 2")
 
 	// A TLS server that never answers the handshake.
-	hang := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	hang := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		io.WriteString(c, "+OK POP3 ready\r\n")
 		r := bufio.NewReader(c)
 		r.ReadString('\n')
@@ -261,15 +263,15 @@ func TestDialogueSTARTTLS(t *testing.T) {
 
 // tls = true: IMAPS, POP3S, SMTPS.
 func TestDialogueImplicitTLS(t *testing.T) {
-	pki := newPKI(t)
-	l := tls.NewListener(listen(t, "127.0.0.1:0"), &tls.Config{Certificates: []tls.Certificate{pki.validLeaf(t)}})
-	target := connServer(t, l, func(c net.Conn) {
+	pki := testutil.TestCA(t)
+	l := tls.NewListener(testutil.Listen(t), &tls.Config{Certificates: []tls.Certificate{pki.ValidLeaf(t)}})
+	target := testutil.ServeConns(t, l, func(c net.Conn) {
 		io.WriteString(c, "* OK IMAP4rev1 ready\r\n")
 		if line, _ := bufio.NewReader(c).ReadString('\n'); line == "a1 LOGOUT\r\n" {
 			io.WriteString(c, "* BYE\r\na1 OK LOGOUT completed\r\n")
 		}
 	})
-	spec := Spec{Type: "dialogue", Target: target, Options: DialogueOptions{Steps: imapSteps, TLS: true, TLSOptions: TLSOptions{CAFile: pki.caFile}}}
+	spec := Spec{Type: "dialogue", Target: target, Options: DialogueOptions{Steps: imapSteps, TLS: true, TLSOptions: TLSOptions{CAFile: pki.File(t)}}}
 	wantOK(t, probeWithin(t, mustNew(t, spec), 5*time.Second))
 	spec.Options = DialogueOptions{Steps: imapSteps, TLS: true}
 	wantReason(t, probeWithin(t, mustNew(t, spec), 5*time.Second), "tls: certificate signed by unknown authority")
@@ -362,19 +364,19 @@ func smtpServer(t *testing.T, cert tls.Certificate) netip.AddrPort {
 }
 
 func TestDialogueSMTP(t *testing.T) {
-	pki := newPKI(t)
-	addr := smtpServer(t, pki.validLeaf(t))
+	pki := testutil.TestCA(t)
+	addr := smtpServer(t, pki.ValidLeaf(t))
 
 	wantOK(t, probeWithin(t, mustNew(t, dialogueSpec(addr, smtpSteps...)), 5*time.Second))
-	spec := Spec{Type: "dialogue", Target: addr, Options: DialogueOptions{Steps: smtpStartTLSSteps, TLSOptions: TLSOptions{CAFile: pki.caFile}}}
+	spec := Spec{Type: "dialogue", Target: addr, Options: DialogueOptions{Steps: smtpStartTLSSteps, TLSOptions: TLSOptions{CAFile: pki.File(t)}}}
 	wantOK(t, probeWithin(t, mustNew(t, spec), 5*time.Second))
-	spec.Options = DialogueOptions{Steps: smtpStartTLSSteps, TLSOptions: TLSOptions{CAFile: pki.caFile, ServerName: "other.example"}}
+	spec.Options = DialogueOptions{Steps: smtpStartTLSSteps, TLSOptions: TLSOptions{CAFile: pki.File(t), ServerName: "other.example"}}
 	wantReasonPrefix(t, probeWithin(t, mustNew(t, spec), 5*time.Second), "tls: certificate is valid for test.example")
 	// This server wants STARTTLS before mail: 530 for MAIL FROM.
 	wantReason(t, probeWithin(t, mustNew(t, dialogueSpec(addr, smtpSteps[0], smtpSteps[1],
 		Step{Send: `MAIL FROM:<probe@director.invalid>\r\n`, Expect: `^250`})), 2*time.Second), "expect mismatch at step 3")
 	// After STARTTLS the same command is accepted.
 	steps := append(smtpStartTLSSteps[:4:4], Step{Send: `MAIL FROM:<probe@director.invalid>\r\n`, Expect: `^250`}, smtpStartTLSSteps[4])
-	spec.Options = DialogueOptions{Steps: steps, TLSOptions: TLSOptions{CAFile: pki.caFile}}
+	spec.Options = DialogueOptions{Steps: steps, TLSOptions: TLSOptions{CAFile: pki.File(t)}}
 	wantOK(t, probeWithin(t, mustNew(t, spec), 5*time.Second))
 }

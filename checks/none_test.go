@@ -7,15 +7,17 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // A none check is up whatever the target does: listening, refusing,
 // hanging or not there at all; only a check that was stopped says so.
 func TestNone(t *testing.T) {
 	for name, target := range map[string]netip.AddrPort{
-		"listening": connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) { io.WriteString(c, "garbage\r\n") }),
-		"refused":   closedPort(t),
-		"hanging":   hangingServer(t),
+		"listening": testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) { io.WriteString(c, "garbage\r\n") }),
+		"refused":   testutil.ClosedPort(t),
+		"hanging":   testutil.HangingServer(t),
 		"no port":   netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -27,7 +29,7 @@ func TestNone(t *testing.T) {
 			}
 		})
 	}
-	p := mustNew(t, Spec{Type: "none", Target: closedPort(t)})
+	p := mustNew(t, Spec{Type: "none", Target: testutil.ClosedPort(t)})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	wantReason(t, p.Probe(ctx), "canceled")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // sipAnswer says how a test server answers the n-th request it gets: the
@@ -74,7 +75,7 @@ func sipUDPServer(t *testing.T, answer sipAnswer) (netip.AddrPort, *sipRequests)
 func sipTCPServer(t *testing.T, answer sipAnswer) (netip.AddrPort, *sipRequests) {
 	t.Helper()
 	seen := &sipRequests{}
-	target := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	target := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		parser := sip.NewParser().NewSIPStream()
 		defer parser.Close()
 		buf := make([]byte, 4096)
@@ -167,11 +168,11 @@ func TestSIP(t *testing.T) {
 
 	// Refused: an ICMP port unreachable for UDP, a RST for TCP.
 	wantReason(t, probeWithin(t, mustNew(t, sipSpec(closedUDPPort(t), SIPOptions{})), 2*time.Second), "refused")
-	wantReason(t, probeWithin(t, mustNew(t, sipSpec(closedPort(t), SIPOptions{Transport: "tcp"})), 2*time.Second), "refused")
+	wantReason(t, probeWithin(t, mustNew(t, sipSpec(testutil.ClosedPort(t), SIPOptions{Transport: "tcp"})), 2*time.Second), "refused")
 	// A TCP server that accepts and says nothing.
-	wantReason(t, probeWithin(t, mustNew(t, sipSpec(hangingServer(t), SIPOptions{Transport: "tcp"})), 300*time.Millisecond), "timeout")
+	wantReason(t, probeWithin(t, mustNew(t, sipSpec(testutil.HangingServer(t), SIPOptions{Transport: "tcp"})), 300*time.Millisecond), "timeout")
 	// One that hangs up.
-	closes := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) { bufio.NewReader(c).ReadString('\n') })
+	closes := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) { bufio.NewReader(c).ReadString('\n') })
 	wantReason(t, probeWithin(t, mustNew(t, sipSpec(closes, SIPOptions{Transport: "tcp"})), 2*time.Second), "error: connection closed")
 }
 

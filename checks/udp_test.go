@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // udpServer answers the n-th datagram it gets with answer(n, datagram);
@@ -46,7 +48,7 @@ func udpServerFrom(t *testing.T, handle func(pc net.PacketConn, in []byte, from 
 		}
 	})
 	t.Cleanup(func() { pc.Close(); wg.Wait() })
-	return addrPort(t, pc.LocalAddr())
+	return testutil.AddrPort(t, pc.LocalAddr())
 }
 
 // closedUDPPort is a loopback UDP port nobody listens on: datagrams to it
@@ -57,7 +59,7 @@ func closedUDPPort(t *testing.T) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ap := addrPort(t, pc.LocalAddr())
+	ap := testutil.AddrPort(t, pc.LocalAddr())
 	pc.Close()
 	return ap
 }
