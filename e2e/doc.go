@@ -1,8 +1,10 @@
 // Package e2e proves the director against a real IPVS kernel with real
 // traffic. The host side (e2e_test.go) fetches Debian's stock kernel,
-// busybox and ipvsadm through apt, builds the director and the guest test
-// binary (package e2e/guest), packs them into an initramfs, boots it once
-// under qemu and turns each guest scenario into a Go subtest.
+// busybox and ipvsadm through apt, builds the director, the guest test
+// binary (package e2e/guest) and the ipvs package's tests, packs them into
+// an initramfs, boots it once under qemu, runs the ipvs package's tests
+// against the real kernel (TestKernel*, with DIRECTOR_REQUIRE_IPVS=1),
+// then the guest scenarios, and turns each into a Go subtest.
 //
 // It skips with the reason when qemu or the downloads are unavailable,
 // except under CI=true, where a missing prerequisite is a failure.

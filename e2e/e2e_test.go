@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,8 +79,8 @@ func TestE2E(t *testing.T) {
 	t.Logf("kernel %s, cache %s (%.1fs)", a.kver, a.dir, time.Since(start).Seconds())
 
 	tmp := t.TempDir()
-	director, guest := filepath.Join(tmp, "director"), filepath.Join(tmp, "guest.test")
-	if err := buildBinaries(ctx, director, guest); err != nil {
+	director, guest, ipvsTests := filepath.Join(tmp, "director"), filepath.Join(tmp, "guest.test"), filepath.Join(tmp, "ipvs.test")
+	if err := buildBinaries(ctx, director, guest, ipvsTests); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("built director and guest tests (%.1fs)", time.Since(start).Seconds())
@@ -93,11 +94,16 @@ func TestE2E(t *testing.T) {
 		t.Fatalf("not enough time left for the guest (%v)", guestTimeout)
 	}
 	args := []string{"-test.v", "-test.count=1", fmt.Sprintf("-test.timeout=%ds", int(guestTimeout.Seconds()))}
+	// The ipvs package's tests against the real kernel run first (they
+	// skip elsewhere): a few seconds.
+	ipvsArgs := append(slices.Clone(args), "-test.run=^TestKernel")
 	if r := os.Getenv("DIRECTOR_E2E_RUN"); r != "" {
 		args = append(args, "-test.run="+r)
+		ipvsArgs[len(ipvsArgs)-1] = "-test.run=" + r
 	}
 	initrd := filepath.Join(tmp, "initrd.gz")
-	if err := writeInitrd(initrd, a, guestInit(args), map[string]string{"director": director, "guest.test": guest}); err != nil {
+	if err := writeInitrd(initrd, a, guestInit(args, ipvsArgs),
+		map[string]string{"director": director, "guest.test": guest, "ipvs.test": ipvsTests}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -165,9 +171,10 @@ func tail(lines []string, n int) []string {
 	return lines
 }
 
-// buildBinaries builds the director and the guest test binary: static,
-// for linux/amd64, without the race detector whatever the host test uses.
-func buildBinaries(ctx context.Context, director, guest string) error {
+// buildBinaries builds the director, the guest test binary and the ipvs
+// package's tests: static, for linux/amd64, without the race detector
+// whatever the host test uses.
+func buildBinaries(ctx context.Context, director, guest, ipvsTests string) error {
 	mod, err := filepath.Abs("..")
 	if err != nil {
 		return err
@@ -176,6 +183,7 @@ func buildBinaries(ctx context.Context, director, guest string) error {
 	for _, args := range [][]string{
 		{"build", "-o", director, "./cmd/director"},
 		{"test", "-c", "-o", guest, "./e2e/guest"},
+		{"test", "-c", "-o", ipvsTests, "./ipvs"},
 	} {
 		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = mod
@@ -187,8 +195,9 @@ func buildBinaries(ctx context.Context, director, guest string) error {
 	return nil
 }
 
-// guestInit is the guest's /init: load the modules, run the tests, power off.
-func guestInit(testArgs []string) string {
+// guestInit is the guest's /init: load the modules, run the tests (the
+// ipvs package's kernel tests, then the scenarios), power off.
+func guestInit(testArgs, ipvsArgs []string) string {
 	return `#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -196,11 +205,14 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 for m in $(cat /mods/order); do insmod /mods/$m.ko || echo "e2e: insmod $m failed"; done
 ip link set lo up
-export PATH=/bin:/sbin HOME=/tmp DIRECTOR_E2E_GUEST=1 DIRECTOR_BIN=/director
+export PATH=/bin:/sbin:/usr/sbin HOME=/tmp DIRECTOR_E2E_GUEST=1 DIRECTOR_BIN=/director
 cd /tmp
 echo ` + markStart + `
+DIRECTOR_REQUIRE_IPVS=1 /ipvs.test ` + strings.Join(ipvsArgs, " ") + ` 2>&1
+ipvs=$?
 /guest.test ` + strings.Join(testArgs, " ") + ` 2>&1
-echo "` + markExit + `$?"
+guest=$?
+echo "` + markExit + `$((ipvs | guest))"
 poweroff -f
 `
 }
