@@ -47,7 +47,10 @@ func (e *Engine) noteSelfHealth(ok bool, now time.Time) {
 // safe to call from any goroutine, and meaningful when the loop is stuck
 // (its last turn ages).
 func (e *Engine) SelfHealth(now time.Time) selfhealth.Signals {
-	s := selfhealth.Signals{Now: now, LastTurn: time.Unix(0, e.lastTurn.Load())}
+	s := selfhealth.Signals{Now: now}
+	if t := e.lastTurn.Load(); t != 0 { // zero before Run
+		s.LastTurn = time.Unix(0, t)
+	}
 	if h := e.selfHealth.Load(); h != nil {
 		s.Reconciled, s.UnreconciledSince, s.Pools = h.reconciled, h.unreconciledSince, h.pools
 	}

@@ -18,6 +18,13 @@ func TestSelfHealthSignals(t *testing.T) {
 	mem := ipvs.NewMemory()
 	cfg := testConfig("quiesce", b1, b2)
 	cfg.VirtualServers[0].RealServers[1].Weight = 300
+	idle, err := New(cfg, Options{Table: ipvs.NewMemory()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := idle.SelfHealth(time.Now()); !s.LastTurn.IsZero() || s.Reconciled {
+		t.Errorf("before Run: %+v, want no last turn (a loop not started is not a stuck one)", s)
+	}
 	h := start(t, cfg, mem)
 	if s := h.engine.SelfHealth(time.Now()); s.Reconciled && len(s.Pools) == 0 {
 		t.Fatalf("reconciled without pools: %+v", s)

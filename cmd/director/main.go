@@ -43,6 +43,9 @@ Usage:
   director plan -config NEW [-current FILE] [-table kernel|empty]
       Print the kernel operations NEW would cause against the running IPVS table,
       one per line, to review before a reload. Exit 1 if NEW is invalid.
+  director vrrp-config -config FILE
+      Print the keepalived.conf (VRRP only) that pairs with this director's [vrrp]
+      (README, "Active-backup with keepalived").
   director version
       Print the version.
 
@@ -67,6 +70,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return planCmd(args[1:], stdout, stderr)
 	case "status":
 		return statusCmd(args[1:], stdout, stderr)
+	case "vrrp-config":
+		return vrrpConfigCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "director %s\n", buildInfo().Version)
 		return 0
@@ -191,7 +196,7 @@ func runCmd(args []string, stderr io.Writer) int {
 	build := buildInfo()
 	m := metrics.New(build)
 	var eng *engine.Engine
-	onTransition, onVSEvent, stopNotify := startNotifier(log, m, cfg, func() *config.Config { return eng.Config() })
+	onTransition, onVSEvent, onVRRP, stopNotify := startNotifier(log, m, cfg, func() *config.Config { return eng.Config() })
 	defer stopNotify()
 	eng, err = engine.New(cfg, engine.Options{Table: table, Metrics: m, Logger: log, DryRun: *dryRun, OnTransition: onTransition,
 		OnVirtualServerEvent: onVSEvent, StateFile: stateFile(cfg, *dryRun)})
@@ -207,13 +212,19 @@ func runCmd(args []string, stderr io.Writer) int {
 		m.SetKernelStats(kernel)
 	}
 
+	ha, err := newVRRP(log, m, cfg, eng, *dryRun, onVRRP) // nil without [vrrp]
+	if err != nil {
+		fmt.Fprintf(stderr, "director: %v\n", err)
+		return 1
+	}
+
 	ln, err := net.Listen("tcp", cfg.Director.Listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "director: %s: director.listen: %v\n", cfg.Path, err)
 		return 1
 	}
 	srv := api.Server(cfg.Director.Listen, api.Handler(eng, api.Options{Metrics: m.Handler(), Version: build.Version, Logger: log, Table: table,
-		Admin: eng, Token: func() string { return eng.Config().Director.APIToken }})) // a reload may change the token
+		Admin: eng, Token: func() string { return eng.Config().Director.APIToken }, VRRP: ha.status()})) // a reload may change the token
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -221,6 +232,9 @@ func runCmd(args []string, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	// The track file says "not ready" before anything can say ready.
+	stopVRRP := ha.start(ctx)
+	defer stopVRRP()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	engineErr := make(chan error, 1)

@@ -16,7 +16,8 @@ import (
 // Signals are what the director knows about itself at one moment.
 type Signals struct {
 	Now time.Time
-	// LastTurn is when the engine's loop last turned.
+	// LastTurn is when the engine's loop last turned; zero before it
+	// started.
 	LastTurn time.Time
 	// Reconciled: some reconcile has succeeded since start.
 	Reconciled bool
@@ -69,7 +70,7 @@ type Verdict struct {
 // Evaluate decides from s within l. The checks go from the most basic
 // up: a stuck loop makes every other signal stale.
 func Evaluate(s Signals, l Limits) Verdict {
-	if stood := s.Now.Sub(s.LastTurn); l.StuckAfter > 0 && stood >= l.StuckAfter {
+	if stood := s.Now.Sub(s.LastTurn); !s.LastTurn.IsZero() && l.StuckAfter > 0 && stood >= l.StuckAfter {
 		return Verdict{Cause: CauseStuck, Reason: fmt.Sprintf("the engine loop has not turned for %s", stood.Round(time.Second))}
 	}
 	if !s.Reconciled {

@@ -32,7 +32,11 @@ func TestEvaluate(t *testing.T) {
 		{"a pool below the share", with(func(s *Signals) { s.Pools = []Pool{{Name: "web", Healthy: 1, Total: 4}} }), limits, CausePools, `"web" has 25% of its weight healthy (1 of 4), below 50%`},
 		{"a pool at the share", with(func(s *Signals) { s.Pools = []Pool{{Name: "web", Healthy: 2, Total: 4}} }), limits, CauseHealthy, ""},
 		{"pools off", with(func(s *Signals) { s.Pools = []Pool{{Name: "web", Total: 4}} }), Limits{StuckAfter: time.Minute}, CauseHealthy, ""},
-		{"stuck check off", with(func(s *Signals) { s.LastTurn = time.Time{} }), Limits{}, CauseHealthy, ""},
+		{"stuck check off", with(func(s *Signals) { s.LastTurn = now.Add(-time.Hour) }), Limits{}, CauseHealthy, ""},
+		{"the loop not started yet is not stuck", with(func(s *Signals) {
+			s.LastTurn = time.Time{}
+			s.Reconciled = false
+		}), limits, CauseStarting, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			v := Evaluate(tt.s, tt.l)
