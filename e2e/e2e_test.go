@@ -78,6 +78,19 @@ func TestE2E(t *testing.T) {
 	}
 	t.Logf("kernel %s, cache %s (%.1fs)", a.kver, a.dir, time.Since(start).Seconds())
 
+	// keepalived for the active-backup scenarios (e2e/guest/vrrp_test.go):
+	// without it they skip, and under CI fail.
+	var extra []string
+	if ka, kver, err := prepareKeepalived(ctx, root, t.Logf); err != nil {
+		if ci {
+			t.Fatalf("CI=true, and keepalived for the guest is missing: %v", err)
+		}
+		t.Logf("no keepalived for the guest; its scenarios skip: %v", err)
+	} else {
+		extra = append(extra, ka)
+		t.Logf("keepalived %s", kver)
+	}
+
 	tmp := t.TempDir()
 	director, guest, ipvsTests := filepath.Join(tmp, "director"), filepath.Join(tmp, "guest.test"), filepath.Join(tmp, "ipvs.test")
 	if err := buildBinaries(ctx, director, guest, ipvsTests); err != nil {
@@ -103,7 +116,7 @@ func TestE2E(t *testing.T) {
 	}
 	initrd := filepath.Join(tmp, "initrd.gz")
 	if err := writeInitrd(initrd, a, guestInit(args, ipvsArgs),
-		map[string]string{"director": director, "guest.test": guest, "ipvs.test": ipvsTests}); err != nil {
+		map[string]string{"director": director, "guest.test": guest, "ipvs.test": ipvsTests}, extra...); err != nil {
 		t.Fatal(err)
 	}
 
