@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -293,6 +294,7 @@ func stateFile(cfg *config.Config, dryRun bool) string {
 // and changes nothing.
 func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engine.Engine, path string) {
 	log.Info("SIGHUP: reloading config", "path", path)
+	prev := eng.Config()
 	cfg, err := config.Load(path)
 	if err == nil && len(cfg.VirtualServers) == 0 {
 		// An empty file is valid on its own, and it is what a writer
@@ -315,4 +317,7 @@ func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engi
 	}
 	m.Reload(true, time.Now())
 	m.ConfigHash(cfg.SHA256)
+	if !reflect.DeepEqual(prev.VRRP, cfg.VRRP) {
+		log.Warn("[vrrp] changed: the active-backup settings (FIFO, track file, health, sync daemons) take effect on restart; the running ones stay", "path", path)
+	}
 }

@@ -102,6 +102,12 @@ interface = "eth0"
 	}
 	poll(t, "the notify event", func() bool { return strings.Contains(readFile(t, events), "vrrp VI_1 UNKNOWN>MASTER") })
 
+	// [vrrp] is read at start: a reload that changes it says so.
+	text, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(text), "healthy_value = 60", "healthy_value = 70", 1)), 0o644)
+	d.signal(syscall.SIGHUP)
+	d.waitLog(`\[vrrp\] changed: the active-backup settings .* take effect on restart`)
+
 	d.stop()
 	if _, err := os.Stat(track); !os.IsNotExist(err) {
 		t.Errorf("the track file is still there after SIGTERM (%v): keepalived would keep the bonus", err)
