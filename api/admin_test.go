@@ -114,6 +114,8 @@ func TestWriteAPIRejects(t *testing.T) {
 		{"not an address", url + "/api/v1/servers/web/..%2f..%2fetc/drain", auth, "", `{"reason":"x"}`, 400},
 		{"unknown action", url + "/api/v1/servers/web/" + s.up.String() + "/explode", auth, "", `{"reason":"x"}`, 404},
 		{"enable with nothing to end", url + "/api/v1/servers/web/" + s.up.String() + "/enable", auth, "", ``, 409},
+		// The IPv4-mapped spelling names the same server (not 404).
+		{"IPv4-mapped address", url + fmt.Sprintf("/api/v1/servers/web/[::ffff:%s]:%d/enable", s.up.Addr(), s.up.Port()), auth, "", ``, 409},
 		{"panic clear when not in panic", url + "/api/v1/virtual_servers/web/panic/clear", auth, "", ``, 409},
 		{"panic clear unknown", url + "/api/v1/virtual_servers/nope/panic/clear", auth, "", ``, 404},
 	} {

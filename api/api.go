@@ -44,6 +44,10 @@ type Options struct {
 	Token func() string
 	// VRRP, when set, adds the active-backup pair's state (vrrp.go).
 	VRRP func() vrrp.Status
+	// Refused, when set, is told of every write request refused for its
+	// token ("no bearer token", "wrong bearer token"): the log shows one a
+	// minute per cause, a metric can count them all.
+	Refused func(cause string)
 }
 
 //go:embed page/status.html
@@ -116,7 +120,7 @@ func Server(addr string, h http.Handler) *http.Server {
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		IdleTimeout:       10 * time.Second, // an idle client gives its slot back soon (listen.go)
 		MaxHeaderBytes:    16 << 10,
 	}
 }

@@ -8,8 +8,9 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
+
+	"github.com/lvsdirector/director/internal/safefile"
 )
 
 // TLSOptions are the TLS settings shared by https checks and tcp checks
@@ -53,10 +54,17 @@ func (o TLSOptions) canonical(c *canonical) {
 	c.str("server_name", o.ServerName)
 }
 
+// maxCAFileBytes caps the read of a ca_file: a bundle of every public CA
+// is about 200 KB.
+const maxCAFileBytes = 4 << 20
+
 // loadCA reads a PEM file of CA certificates; msg says what is wrong with
 // it, "" when nothing is.
 func loadCA(path string) (pool *x509.CertPool, msg string) {
-	pem, err := os.ReadFile(path)
+	pem, err := safefile.ReadFile(path, maxCAFileBytes)
+	if errors.Is(err, safefile.ErrNotRegular) || errors.Is(err, safefile.ErrTooLarge) {
+		return nil, err.Error()
+	}
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {

@@ -119,6 +119,10 @@ func (l *loader) ipOnly(t table, key string) (netip.Addr, node, bool) {
 		l.errorf(n, "%q: IPv6 zones are not supported", s)
 		return netip.Addr{}, n, false
 	}
+	if a.Is4In6() {
+		a = a.Unmap()
+		l.warnf(n, "%s", mappedWarning(s, a.String()))
+	}
 	return a, n, true
 }
 

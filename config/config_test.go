@@ -224,6 +224,15 @@ protocol = "tcp"
 	}
 }
 
+func TestMaxConnections(t *testing.T) {
+	if got := mustParse(t, "[director]\nmax_connections = 64\n").Director.MaxConnections; got != 64 {
+		t.Errorf("max_connections = 64 gives %d", got)
+	}
+	if got := mustParse(t, "").Director.MaxConnections; got != 0 {
+		t.Errorf("max_connections unset gives %d, want 0 (derived at start)", got)
+	}
+}
+
 func TestIPv6VirtualServer(t *testing.T) {
 	cfg := mustParse(t, `[[virtual_server]]
 name = "v6"
@@ -330,7 +339,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top-level key", "[directr]\nlisten = \"x\"\n",
 			[]string{`director.toml:1: directr: unknown key; did you mean "director"?`}},
 		{"unknown key without suggestion", "[director]\nfoo = 1\n",
-			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, resync_interval, on_failure, on_shutdown, drain_timeout, watch_config, kernel_stats, notify_command, notify_url, notify_timeout, maintenance_dir, api_token_file, state_file, panic_threshold, flap_damping, flap_penalty, flap_suppress, flap_reuse, flap_half_life, flap_max_suppress`}},
+			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, max_connections, resync_interval, on_failure, on_shutdown, drain_timeout, watch_config, kernel_stats, notify_command, notify_url, notify_timeout, maintenance_dir, api_token_file, state_file, panic_threshold, flap_damping, flap_penalty, flap_suppress, flap_reuse, flap_half_life, flap_max_suppress`}},
 		{"unknown key belongs elsewhere", vs("interval = \"5s\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{`director.toml:4: virtual_server[web].interval: unknown key; interval belongs in [virtual_server.check]`}},
 		{"unknown real server key", vs("[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\nwieght = 5\n"),
@@ -349,6 +358,8 @@ func TestErrors(t *testing.T) {
 			}},
 		{"did you mean a value", "[director]\non_failure = \"remov\"\n",
 			[]string{`director.toml:2: director.on_failure: unknown on_failure action "remov"; valid: quiesce, remove (did you mean "remove"?)`}},
+		{"max_connections", "[director]\nmax_connections = 0\n",
+			[]string{`director.toml:2: director.max_connections: 0 is out of range; write 1-1048576, or leave it out for the default (512, or a quarter of the open-file limit if lower)`}},
 		{"kernel_stats", "[director]\nkernel_stats = \"all\"\n",
 			[]string{`director.toml:2: director.kernel_stats: unknown kernel_stats setting "all"; valid: backends, services, off`}},
 		{"on_shutdown", "[director]\non_shutdown = \"clear\"\n",

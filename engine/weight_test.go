@@ -46,7 +46,9 @@ func TestCheckReportedWeight(t *testing.T) {
 }
 
 // scriptedProber passes until fail is set, then returns what fail holds.
-type scriptedProber struct{ fail *atomic.Pointer[checks.Result] }
+type scriptedProber struct {
+	fail *atomic.Pointer[checks.Result]
+}
 
 func (p scriptedProber) Probe(context.Context) checks.Result {
 	if r := p.fail.Load(); r != nil {

@@ -17,12 +17,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/lvsdirector/director/api"
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/engine"
+	"github.com/lvsdirector/director/internal/apitoken"
 	"github.com/lvsdirector/director/ipvs"
 	"github.com/lvsdirector/director/metrics"
 )
@@ -33,15 +35,15 @@ var version = "dev"
 const usage = `director: a health-checking director for Linux IPVS
 
 Usage:
-  director run -config FILE [-dry-run] [-log-level LEVEL] [-log-format text|json]
+  director run -config FILE [-dry-run] [-log-level LEVEL] [-log-format text|json] [-max-config-bytes N]
       Run as a service: check every real server and keep the kernel IPVS table right.
       -dry-run uses an in-memory table instead of the kernel and logs each change.
-  director check -config FILE
+  director check -config FILE [-max-config-bytes N]
       Validate the config; print every problem with file, line and key. Exit 1 if invalid.
   director status [-addr URL] [-json] [-timeout D]
       Show a running director's virtual and real servers with their health,
       like ipvsadm -Ln (from its /api/v1/status; -addr defaults to http://127.0.0.1:9410).
-  director plan -config NEW [-current FILE] [-table kernel|empty]
+  director plan -config NEW [-current FILE] [-table kernel|empty] [-max-config-bytes N]
       Print the kernel operations NEW would cause against the running IPVS table,
       one per line, to review before a reload. Exit 1 if NEW is invalid.
   director vrrp-config -config FILE
@@ -99,11 +101,16 @@ func buildInfo() metrics.Build {
 	return b
 }
 
+// maxConfigBytesFlag defines -max-config-bytes on fs.
+func maxConfigBytesFlag(fs *flag.FlagSet) *int64 {
+	return fs.Int64("max-config-bytes", config.DefaultMaxBytes, "refuse a config file larger than this many bytes")
+}
+
 // loadValid loads the config at path and builds every check it names, as
 // run would: that catches what only the probers know (a CA file that is
 // not PEM, say). Problems go to stderr.
-func loadValid(path string, stderr io.Writer) (*config.Config, bool) {
-	cfg, err := config.Load(path)
+func loadValid(path string, maxBytes int64, stderr io.Writer) (*config.Config, bool) {
+	cfg, err := config.LoadLimited(path, maxBytes)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, false
@@ -119,10 +126,11 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "/etc/director/director.toml", "config file to validate")
+	maxBytes := maxConfigBytesFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, ok := loadValid(*path, stderr)
+	cfg, ok := loadValid(*path, *maxBytes, stderr)
 	if !ok {
 		return 1
 	}
@@ -155,6 +163,7 @@ func runCmd(args []string, stderr io.Writer) int {
 	dryRun := fs.Bool("dry-run", false, "use an in-memory IPVS table instead of the kernel; log each change")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
+	maxBytes := maxConfigBytesFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -171,7 +180,7 @@ func runCmd(args []string, stderr io.Writer) int {
 		return 2
 	}
 
-	cfg, err := config.Load(*path)
+	cfg, err := config.LoadLimited(*path, *maxBytes)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -224,8 +233,17 @@ func runCmd(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "director: %s: director.listen: %v\n", cfg.Path, err)
 		return 1
 	}
+	guard := metrics.NewGuard(m)
+	// The token file is read again every second and on reload, off the
+	// engine: emptying or removing it turns the write API off at once.
+	tokens := apitoken.NewWatcher(cfg.Director.APITokenFile, log)
+	tokens.Reload(cfg.Director.APITokenFile)
+	tokenCtx, stopTokens := context.WithCancel(context.Background())
+	var tokenWatch sync.WaitGroup
+	tokenWatch.Go(func() { tokens.Run(tokenCtx) })
+	defer func() { stopTokens(); tokenWatch.Wait() }()
 	srv := api.Server(cfg.Director.Listen, api.Handler(eng, api.Options{Metrics: m.Handler(), Version: build.Version, Logger: log, Table: table,
-		Admin: eng, Token: func() string { return eng.Config().Director.APIToken }, VRRP: ha.status()})) // a reload may change the token
+		Admin: eng, Token: tokens.Token, Refused: guard.APIRefused, VRRP: ha.status()}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -237,10 +255,10 @@ func runCmd(args []string, stderr io.Writer) int {
 	stopVRRP := ha.start(ctx)
 	defer stopVRRP()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(limitListener(ln, srv, cfg.Director, log, guard)) }()
 	engineErr := make(chan error, 1)
 	go func() { engineErr <- eng.Run(ctx) }()
-	life := startLifecycle(ctx, log, eng, cfg) // systemd notify and watchdog, watch_config
+	life := startLifecycle(ctx, log, eng, cfg, *maxBytes) // systemd notify and watchdog, watch_config
 	defer life.stop()
 
 	log.Info("director started", "version", build.Version, "config", cfg.Path,
@@ -251,10 +269,10 @@ loop:
 	for {
 		select {
 		case <-hup:
-			life.reload(func() { reload(ctx, log, m, eng, *path) })
+			life.reload(func() { reload(ctx, log, m, eng, tokens, *path, *maxBytes) })
 		case <-life.changed:
 			log.Info("config file changed; reloading", "path", *path)
-			life.reload(func() { reload(ctx, log, m, eng, *path) })
+			life.reload(func() { reload(ctx, log, m, eng, tokens, *path, *maxBytes) })
 		case err := <-serveErr:
 			log.Error("HTTP listener failed", "listen", cfg.Director.Listen, "err", err)
 			code = 1
@@ -292,10 +310,10 @@ func stateFile(cfg *config.Config, dryRun bool) string {
 
 // reload reads and validates the config again; a bad one is logged in full
 // and changes nothing.
-func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engine.Engine, path string) {
+func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engine.Engine, tokens *apitoken.Watcher, path string, maxBytes int64) {
 	log.Info("SIGHUP: reloading config", "path", path)
 	prev := eng.Config()
-	cfg, err := config.Load(path)
+	cfg, err := config.LoadLimited(path, maxBytes)
 	if err == nil && len(cfg.VirtualServers) == 0 {
 		// An empty file is valid on its own, and it is what a writer
 		// that truncates first leaves for a moment: never let it
@@ -306,6 +324,9 @@ func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engi
 		}
 	}
 	if err == nil {
+		if cur := eng.Config(); cur != nil && cur.Director.MaxConnections != cfg.Director.MaxConnections {
+			log.Warn("director.max_connections changed; it takes effect on restart", "max_connections", cfg.Director.MaxConnections)
+		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err = eng.Reload(rctx, cfg)
 		cancel()
@@ -317,6 +338,7 @@ func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engi
 	}
 	m.Reload(true, time.Now())
 	m.ConfigHash(cfg.SHA256)
+	tokens.Reload(cfg.Director.APITokenFile)
 	if !reflect.DeepEqual(prev.VRRP, cfg.VRRP) {
 		log.Warn("[vrrp] changed: the active-backup settings (FIFO, track file, health, sync daemons) take effect on restart; the running ones stay", "path", path)
 	}

@@ -36,6 +36,7 @@ func startNotifier(log *slog.Logger, m *metrics.Metrics, cfg *config.Config, cur
 		Timeout:  cfg.Notify.Timeout,
 		Recorder: m,
 		Logger:   log,
+		Killed:   metrics.NewGuard(m).NotifyKilled,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

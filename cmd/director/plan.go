@@ -23,6 +23,7 @@ func planCmd(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "/etc/director/director.toml", "the new config to plan")
 	current := fs.String("current", "", "the config the director runs now; its services that the new config drops are planned as deletes")
 	against := fs.String("table", "kernel", `table to plan against: "kernel" (read over netlink) or "empty" (a fresh start)`)
+	maxBytes := maxConfigBytesFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -30,14 +31,14 @@ func planCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "director plan: -table %q: want kernel or empty\n", *against)
 		return 2
 	}
-	next, ok := loadValid(*path, stderr)
+	next, ok := loadValid(*path, *maxBytes, stderr)
 	if !ok {
 		return 1
 	}
 	var cur *config.Config
 	var err error
 	if *current != "" {
-		if cur, err = config.Load(*current); err != nil {
+		if cur, err = config.LoadLimited(*current, *maxBytes); err != nil {
 			fmt.Fprintf(stderr, "director plan: -current: %v\n", err)
 			return 1
 		}
