@@ -1,40 +1,25 @@
 package vrrp
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/internal/logbuf"
 	"github.com/lvsdirector/director/ipvs"
 	"github.com/lvsdirector/director/metrics"
 	"github.com/lvsdirector/director/policy/selfhealth"
 )
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
+// count counts s in what l holds.
+func count(l *logbuf.Buffer, s string) int { return strings.Count(l.String(), s) }
 
 // signals is a director whose health the test sets.
 type signals struct {
@@ -90,7 +75,7 @@ type harness struct {
 	ctl     *Controller
 	sig     *signals
 	sync    *ipvs.MemorySync
-	logs    *logBuffer
+	logs    *logbuf.Buffer
 	notices chan Notice
 	fifo    string
 	track   string
@@ -101,7 +86,7 @@ type harness struct {
 func start(t *testing.T, mode, onUnhealthy string) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	h := &harness{sig: &signals{}, sync: ipvs.NewMemorySync(), logs: &logBuffer{}, notices: make(chan Notice, 100),
+	h := &harness{sig: &signals{}, sync: ipvs.NewMemorySync(), logs: &logbuf.Buffer{}, notices: make(chan Notice, 100),
 		fifo: filepath.Join(dir, "keepalived.fifo"), track: filepath.Join(dir, "track"), done: make(chan struct{})}
 	cfg := &config.VRRP{NotifyFIFO: h.fifo, TrackFile: h.track, HealthyValue: 50, OnUnhealthy: onUnhealthy,
 		UnhealthyAfter: time.Second, Instances: []config.VRRPInstance{{Name: "VI_1"}, {Name: "VI_2"}},
@@ -200,10 +185,10 @@ func TestRoleFromTheFIFO(t *testing.T) {
 	if ds := h.daemons(t); len(ds) != 1 || ds[0].State != ipvs.SyncBackup {
 		t.Errorf("as BACKUP: %+v, want the backup daemon only", ds)
 	}
-	if n := h.logs.count("not a keepalived VRRP event"); n != 2 {
-		t.Errorf("%d log lines about ignored lines, want one for each of the two distinct lines:\n%s", n, h.logs.b.String())
+	if n := count(h.logs, "not a keepalived VRRP event"); n != 2 {
+		t.Errorf("%d log lines about ignored lines, want one for each of the two distinct lines:\n%s", n, h.logs.String())
 	}
-	if n := h.logs.count(`msg="VRRP state changed"`); n != 2 {
+	if n := count(h.logs, `msg="VRRP state changed"`); n != 2 {
 		t.Errorf("%d state change log lines, want 2", n)
 	}
 
@@ -216,7 +201,7 @@ func TestRoleFromTheFIFO(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll(t, "the new FIFO read", func() bool {
-		if h.logs.count("reading keepalived's notify_fifo") < 2 {
+		if count(h.logs, "reading keepalived's notify_fifo") < 2 {
 			return false
 		}
 		writeFIFO(t, h.fifo, `INSTANCE "VI_2" MASTER 100`)
@@ -260,7 +245,7 @@ func TestFIFOProblems(t *testing.T) {
 	}
 	sig := &signals{}
 	sig.reconciled.Store(true)
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	track := filepath.Join(dir, "track")
 	cfg := &config.VRRP{NotifyFIFO: plain, TrackFile: track, HealthyValue: 7, OnUnhealthy: "lower",
 		UnhealthyAfter: time.Second, Instances: []config.VRRPInstance{{Name: "VI_1"}}, Sync: config.VRRPSync{Mode: config.SyncOff}}
@@ -275,7 +260,7 @@ func TestFIFOProblems(t *testing.T) {
 		t.Errorf("the track file waits for the FIFO: %q", got)
 	}
 	time.Sleep(1500 * time.Millisecond) // a retry or two
-	if n := logs.count("is not a FIFO"); n != 1 {
+	if n := count(logs, "is not a FIFO"); n != 1 {
 		t.Errorf("the error logged %d times, want once", n)
 	}
 }

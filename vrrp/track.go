@@ -4,34 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/lvsdirector/director/internal/safefile"
 )
 
-// writeTrackFile replaces path's content with value, atomically: a
-// temporary file in the same directory renamed over it, so keepalived
-// (which watches the directory for a file closed after writing or moved
-// in) never reads a half-written number, and reads the new one at once.
+// writeTrackFile replaces path's content with value, atomically (a
+// temporary file beside it, renamed over it), so keepalived, which
+// watches the directory for a file closed after writing or moved in,
+// never reads a half-written number and reads the new one at once. It is
+// world-readable: keepalived may run as another user.
 func writeTrackFile(path string, value int) error {
-	dir, base := filepath.Split(path)
-	tmp, err := os.CreateTemp(dir, "."+base+".*")
-	if err != nil {
-		return fmt.Errorf("write the track file: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left to remove
-	_, err = tmp.WriteString(strconv.Itoa(value) + "\n")
-	if err == nil {
-		err = tmp.Chmod(0o644) // keepalived may run as another user
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
+	if err := safefile.WriteFileAtomic(path, []byte(strconv.Itoa(value)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write the track file %s: %w", path, err)
 	}
 	return nil
