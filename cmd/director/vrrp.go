@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/lvsdirector/director/config"
@@ -27,11 +28,25 @@ type pair struct {
 	cfg  *config.VRRP
 }
 
-// newVRRP builds the controller; nothing runs until start.
+// newVRRP builds the controller; nothing runs until start. With -dry-run
+// the sync daemon is in memory and the FIFO and track file in the
+// temporary directory.
 func newVRRP(log *slog.Logger, m *metrics.Metrics, cfg *config.Config, eng *engine.Engine, dryRun bool, onNotice func(vrrp.Notice)) (*pair, error) {
 	v := cfg.VRRP
 	if v == nil {
 		return nil, nil
+	}
+	if dryRun {
+		// keepalived may be reading the real files of a director that
+		// runs: a trial run must neither change nor remove its health.
+		dry := *v
+		dry.NotifyFIFO = filepath.Join(os.TempDir(), "director-dry-run-keepalived.fifo")
+		if v.TrackFile != "" {
+			dry.TrackFile = filepath.Join(os.TempDir(), "director-dry-run-vrrp-track")
+		}
+		log.Info("dry-run: the notify FIFO and the track file are in the temporary directory, not where [vrrp] says",
+			"notify_fifo", dry.NotifyFIFO, "track_file", dry.TrackFile)
+		v = &dry
 	}
 	p := &pair{log: log, cfg: v}
 	var sc ipvs.SyncControl

@@ -16,17 +16,19 @@ import (
 // lines on the FIFO become the role in the status (JSON, page, director
 // status), in /metrics, in the log and in a notify event; the sync
 // daemon (in memory under -dry-run) follows the role; SIGTERM removes the
-// track file.
+// track file. Under -dry-run the FIFO and the track file are in the
+// temporary directory, and the configured ones are left alone.
 func TestDaemonFollowsKeepalived(t *testing.T) {
 	backend := okBackend(t)
 	listen := freePort(t)
-	dir := t.TempDir()
-	fifo, track, events := filepath.Join(dir, "keepalived.fifo"), filepath.Join(dir, "track"), filepath.Join(dir, "events")
+	dir, tmp := t.TempDir(), t.TempDir()
+	configured := filepath.Join(dir, "track")
+	fifo, track, events := filepath.Join(tmp, "director-dry-run-keepalived.fifo"), filepath.Join(tmp, "director-dry-run-vrrp-track"), filepath.Join(dir, "events")
 	script := filepath.Join(dir, "notify")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$DIRECTOR_EVENT $DIRECTOR_VRRP_INSTANCE $DIRECTOR_FROM>$DIRECTOR_TO\" >> \"$1\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(track, []byte("50\n"), 0o644); err != nil { // left by a previous run
+	if err := os.WriteFile(configured, []byte("50\n"), 0o644); err != nil { // a running director's
 		t.Fatal(err)
 	}
 	cfg := writeConfig(t, dir, fmt.Sprintf(`[director]
@@ -55,10 +57,10 @@ interface = "eth0"
   virtual_router_id = 51
   [vrrp.sync]
   sync_id = 7
-`, listen, script, events, backend, fifo, track))
+`, listen, script, events, backend, filepath.Join(dir, "keepalived.fifo"), configured))
 
 	// The first thing written, before the director is ready: 0.
-	d := startDaemon(t, "run", "-dry-run", "-config", cfg)
+	d := startDaemonEnv(t, []string{"TMPDIR=" + tmp}, "run", "-dry-run", "-config", cfg)
 	d.waitLog(`msg="director health" component=vrrp healthy=false cause=starting`)
 	d.waitStarted()
 	if v := readFile(t, track); v != "0" && v != "60" {
@@ -111,6 +113,12 @@ interface = "eth0"
 	d.stop()
 	if _, err := os.Stat(track); !os.IsNotExist(err) {
 		t.Errorf("the track file is still there after SIGTERM (%v): keepalived would keep the bonus", err)
+	}
+	if v := readFile(t, configured); v != "50" {
+		t.Errorf("a dry run changed the configured track file to %q", v)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keepalived.fifo")); err == nil {
+		t.Error("a dry run made the configured FIFO")
 	}
 }
 
