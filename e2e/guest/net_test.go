@@ -49,9 +49,13 @@ func newNetns(name string) (*netns, error) {
 		return nil, fmt.Errorf("unshare for %s: %w", name, err)
 	}
 	n := &netns{name: name, cmd: cmd, path: fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)}
-	self, _ := os.Readlink("/proc/self/ns/net")
+	root, _ := os.Readlink(rootNS.path)
 	for i := 0; ; i++ {
-		if cur, err := os.Readlink(n.path); err == nil && cur != self {
+		// Ask nsenter itself: right after the start it was seen entering
+		// the initial namespace although the path already named the new
+		// one (a bridge made "in" the namespace was then missing there).
+		out, err := exec.Command("nsenter", "-t", fmt.Sprint(cmd.Process.Pid), "-n", "readlink", "/proc/self/ns/net").Output()
+		if cur := strings.TrimSpace(string(out)); err == nil && cur != "" && cur != root {
 			return n, nil
 		}
 		if i > 500 {

@@ -87,8 +87,8 @@ func TestVRRPPair(t *testing.T) {
 		w.startDirector(t, w.b)
 		w.startKeepalived(t, w.a)
 		w.startKeepalived(t, w.b)
-		w.waitRole(t, w.a, "MASTER", 20*time.Second)
-		w.waitRole(t, w.b, "BACKUP", 5*time.Second)
+		w.waitRole(t, w.a, "MASTER", 60*time.Second)
+		w.waitRole(t, w.b, "BACKUP", 10*time.Second)
 		// Both directors keep the same table ready.
 		for _, d := range []*haDirector{w.a, w.b} {
 			waitFor(t, 20*time.Second, d.name+"'s table with every real server up", func() error {
@@ -167,10 +167,15 @@ func TestVRRPPair(t *testing.T) {
 
 		probe := startProbe(w, haVIP+":80")
 		time.Sleep(time.Second)
+		// A dies: its keepalived is killed and its link goes down with
+		// it (without that, A keeps the VIP and forwards on).
 		killed := time.Now()
 		w.killKeepalived(t, w.a)
+		if err := w.a.ns.sh("ip link set eth0 down"); err != nil {
+			t.Fatal(err)
+		}
 		master := w.waitRole(t, w.b, "MASTER", 10*time.Second)
-		t.Logf("keepalived killed on A: B reports MASTER after %.2fs", master.Sub(killed).Seconds())
+		t.Logf("A died (keepalived killed, link down): B reports MASTER after %.2fs", master.Sub(killed).Seconds())
 		time.Sleep(2 * time.Second)
 		gap, failed, total := probe.stop()
 		t.Logf("client requests every 20ms: %d of %d failed, longest gap without an answer %.2fs", failed, total, gap.Seconds())
@@ -183,6 +188,61 @@ func TestVRRPPair(t *testing.T) {
 			t.Errorf("%d of %d connections broke", len(conns)-survived, len(conns))
 		}
 		closeAll(conns)
+		// A comes back, as after a reboot: without the VIP keepalived left.
+		if err := w.a.ns.sh("ip addr del " + haVIP + "/32 dev eth0\nip link set eth0 up"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("6_split_brain", func(t *testing.T) {
+		w.startKeepalived(t, w.a) // A comes back and, healthy, takes the VIP again
+		w.waitRole(t, w.a, "MASTER", 30*time.Second)
+		w.waitRole(t, w.b, "BACKUP", 5*time.Second)
+		// Cut A and B off from each other on the bridge (isolated ports
+		// reach every other port but not each other): VRRP and the sync
+		// traffic are lost, the client and the real servers still reach
+		// both. busybox has no bridge tool: the flag is set through a
+		// sysfs mounted from the bridge's namespace.
+		brsys := filepath.Join(t.TempDir(), "sys")
+		if err := w.lan.sh("mkdir -p " + brsys + "\nmount -t sysfs sysfs " + brsys); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { exec.Command("umount", brsys).Run() })
+		split := func(on string) {
+			t.Helper()
+			for _, port := range []string{"ha-da", "ha-db"} {
+				if err := os.WriteFile(filepath.Join(brsys, "class/net", port, "brport/isolated"), []byte(on), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		split("1")
+		w.waitRole(t, w.b, "MASTER", 10*time.Second)
+		if st := w.status(t, w.a); st.VRRP == nil || st.VRRP.Role != "MASTER" {
+			t.Fatalf("A during the split: %+v", st.VRRP)
+		}
+		t.Logf("VRRP dropped between A and B: both MASTER, the VIP on A: %v, on B: %v", w.a.hasVIP(t), w.b.hasVIP(t))
+		healed := time.Now()
+		split("0")
+		w.waitRole(t, w.b, "BACKUP", 10*time.Second)
+		t.Logf("healed: B BACKUP again after %.2fs", time.Since(healed).Seconds())
+		st := w.status(t, w.a)
+		if st.VRRP == nil || st.VRRP.Role != "MASTER" || st.VRRP.LowerPriorityMaster == nil {
+			t.Errorf("A after the split: %+v; want MASTER, having reported the second master", st.VRRP)
+		}
+		if !strings.Contains(w.a.dlog.String(), "another MASTER is on the link") {
+			t.Error("A's director did not log the second master")
+		}
+		if !w.a.hasVIP(t) || w.b.hasVIP(t) {
+			t.Errorf("after the split the VIP is on A: %v, on B: %v; want A only", w.a.hasVIP(t), w.b.hasVIP(t))
+		}
+		// The client's ARP cache converges on A (A sends gratuitous ARPs
+		// again when it hears the lower-priority master).
+		waitFor(t, 10*time.Second, "requests served after the split", func() error {
+			_, err := (&client{ns: w.client}).get("http://" + haVIP + "/")
+			return err
+		})
+		w.requests(t, "after the split", 30)
 	})
 }
 
@@ -194,8 +254,9 @@ func newHAWorld(t *testing.T) *haWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.lan.cmd.Process.Kill(); w.lan.cmd.Wait() })
-	if err := w.lan.sh("ip link add br0 type bridge\nip link set br0 up"); err != nil {
-		t.Fatal(err)
+	if out, err := w.lan.out("ip link add br0 type bridge\nip link set br0 up\nip link show br0"); err != nil {
+		mods, _ := os.ReadFile("/proc/modules")
+		t.Fatalf("no bridge (is the bridge module loaded?): %v\n%s\n/proc/modules:\n%s", err, out, mods)
 	}
 	join := func(name, ip string) *netns {
 		ns, err := newNetns(name)
@@ -349,6 +410,8 @@ unhealthy_after = "2s"
 min_pool_share = 0.5
 interface = "eth0"
 advert_int = "200ms"
+unicast_src = %q
+peers = [%q]
   [[vrrp.instance]]
   name = "VI_1"
   virtual_router_id = 51
@@ -358,7 +421,14 @@ advert_int = "200ms"
   sync_id = %d
   peer_sync_id = %d
 `, metricsAddr, filepath.Join(d.dir, "state.json"), checkDefaults, haVIP, d.name, rs80.String(), haVIP, d.name, rs9000.String(),
-		filepath.Join(d.dir, "keepalived.fifo"), filepath.Join(d.dir, "track"), d.priority, d.syncID, d.peerID)
+		filepath.Join(d.dir, "keepalived.fifo"), filepath.Join(d.dir, "track"), d.ip, w.peer(d).ip, d.priority, d.syncID, d.peerID)
+}
+
+func (w *haWorld) peer(d *haDirector) *haDirector {
+	if d == w.a {
+		return w.b
+	}
+	return w.a
 }
 
 func (w *haWorld) startDirector(t *testing.T, d *haDirector) {
