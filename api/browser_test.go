@@ -74,7 +74,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 			t.Errorf("the up server's row lacks %q:\n%s", want, up)
 		}
 	}
-	for _, want := range []string{"1 of 2 real servers up", "Recent transitions", `http-equiv="refresh"`, "1/2 up"} {
+	for _, want := range []string{"real servers: 1/2 serving (1 down)", "Recent transitions", `http-equiv="refresh"`, ">1/2 serving (1 down)<"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the page lacks %q", want)
 		}

@@ -46,7 +46,8 @@ func TestStatusJSONSchema(t *testing.T) {
 	}{
 		{"status", doc, "director events generated_at version virtual_servers"},
 		{"director", doc["director"], "config_path config_sha256 ready version write_api"},
-		{"virtual server", vs, "check counters fallback fallback_active forwarding healthy_weight hysteresis in_kernel name on_failure panic panic_since panic_threshold quorum quorum_lost real_servers real_servers_up service"},
+		{"virtual server", vs, "check counters fallback fallback_active forwarding healthy_weight hysteresis in_kernel name on_failure panic panic_since panic_threshold pool quorum quorum_lost real_servers real_servers_up service"},
+		{"pool", vs["pool"], "damped disabled down drained draining idle serving total unknown"},
 		{"service", vs["service"], "address family persistence_netmask persistence_seconds protocol scheduler"},
 		{"counters", vs["counters"], "active_connections bytes_in bytes_out connections inactive_connections packets_in packets_out persistent_connections"},
 		{"real server", rs, "address check configured_weight consecutive_failures consecutive_successes counters flap_penalty forwarding held_by_panic history last_check last_failure last_success override programmed_weight since state suppressed suppressed_until"},

@@ -64,7 +64,7 @@ func TestNewValidation(t *testing.T) {
 		{"tcp ca", Spec{Type: "tcp", Target: tgt, Options: TCPOptions{TLS: true, TLSOptions: TLSOptions{CAFile: notPEM}}}, "ca_file"},
 		{"tcp expect", Spec{Type: "tcp", Target: tgt, Options: TCPOptions{Expect: "[a-"}}, "expect: invalid regular expression"},
 		{"options of another kind", Spec{Type: "tcp", Target: tgt, Options: HTTPOptions{}}, "options are checks.HTTPOptions, want checks.TCPOptions"},
-		{"unknown type with options", Spec{Type: "smtp", Target: tgt, Options: TCPOptions{}}, `type: unknown check type "smtp" (want http, https, tcp or icmp)`},
+		{"unknown type with options", Spec{Type: "smtp", Target: tgt, Options: TCPOptions{}}, `type: unknown check type "smtp" (want ` + orList(KindNames()) + `)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // HTTPOptions are the options of http and https checks.
@@ -291,12 +290,7 @@ func (p *httpProber) probe(ctx context.Context) string {
 		return classify(ctx, err)
 	}
 	defer conn.Close()
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
-	}
-	// A cancelled (not timed-out) context must end a blocked read too.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer deadlineConn(ctx, conn)()
 
 	req := &http.Request{
 		Method:     p.method,

@@ -20,11 +20,7 @@ import (
 // completes a TLS handshake. Both steps are bounded by ctx. Handshake
 // failures come back as *tlsError so that classify can tell them apart.
 func dial(ctx context.Context, spec *Spec, conf *tls.Config) (net.Conn, error) {
-	d := net.Dialer{KeepAlive: -1}
-	if spec.Source.IsValid() {
-		d.LocalAddr = &net.TCPAddr{IP: spec.Source.AsSlice(), Zone: spec.Source.Zone()}
-	}
-	conn, err := d.DialContext(ctx, "tcp", spec.Target.String())
+	conn, err := dialNetwork(ctx, spec, "tcp")
 	if err != nil {
 		return nil, err
 	}
@@ -37,6 +33,30 @@ func dial(ctx context.Context, spec *Spec, conf *tls.Config) (net.Conn, error) {
 		return nil, &tlsError{err}
 	}
 	return tc, nil
+}
+
+// dialNetwork connects to spec.Target over network ("tcp" or "udp") from
+// spec.Source, bounded by ctx. A UDP socket is connected, so an ICMP port
+// unreachable comes back as ECONNREFUSED on the next read.
+func dialNetwork(ctx context.Context, spec *Spec, network string) (net.Conn, error) {
+	d := net.Dialer{KeepAlive: -1}
+	if src := spec.Source; src.IsValid() {
+		if network == "udp" {
+			d.LocalAddr = &net.UDPAddr{IP: src.AsSlice(), Zone: src.Zone()}
+		} else {
+			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice(), Zone: src.Zone()}
+		}
+	}
+	return d.DialContext(ctx, network, spec.Target.String())
+}
+
+// deadlineConn makes conn's reads and writes obey ctx: its deadline, and
+// an earlier cancellation. Call the returned function when done.
+func deadlineConn(ctx context.Context, conn net.Conn) (stop func() bool) {
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	return context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 }
 
 // tlsError marks an error of the TLS handshake.
@@ -71,6 +91,11 @@ func classify(ctx context.Context, err error) string {
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return "timeout"
+	}
+	// A cancellation ends blocked reads by moving the connection's
+	// deadline (deadlineConn), so the error itself says "timeout".
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return "canceled"
 	}
 	// The connection's deadline is the context's, and it can fire a moment
 	// before the context's own timer: a read cut short by it may surface

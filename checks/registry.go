@@ -13,6 +13,12 @@ var registry = []Kind{
 	httpsKind,
 	tcpKind,
 	icmpKind,
+	dnsKind,
+	grpcKind,
+	mysqlKind,
+	postgresqlKind,
+	ldapKind,
+	radiusKind,
 }
 
 // Kind is one kind of check: its name in the config's type key, the option
@@ -151,8 +157,9 @@ func (k Kind) Reads(key string) bool {
 }
 
 // UsedBy says which checks use the option key, for "<key> is only used by
-// ..." messages: "http and https checks", "https checks and tcp checks
-// with tls = true", "tcp checks (https checks always use TLS)".
+// ..." messages: "http and https checks", "https checks and tcp and grpc
+// checks with tls = true", "tcp and grpc checks (https checks always use
+// TLS)".
 func UsedBy(key string) string {
 	type group struct {
 		names []string
@@ -166,7 +173,7 @@ func UsedBy(key string) string {
 			continue
 		}
 		x := k.Keys[i]
-		if n := len(groups); n > 0 && groups[n-1].when == "" && x.When == "" {
+		if n := len(groups); n > 0 && groups[n-1].when == x.When {
 			groups[n-1].names = append(groups[n-1].names, k.Name)
 		} else {
 			groups = append(groups, group{[]string{k.Name}, x.When})

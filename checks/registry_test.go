@@ -23,6 +23,16 @@ var fixtures = map[string]Options{
 	"tcp": TCPOptions{Send: "PING\r\n", Expect: "PONG", TLS: true,
 		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
 	"icmp": ICMPOptions{Privileged: true},
+	"dns": DNSOptions{QueryName: "www.example.com", QueryType: "A", Transport: "tcp", NoRecursion: true,
+		ExpectRcode: "NXDOMAIN", ExpectAnswer: "192\\.0\\.2\\.1", EDNSSize: 1232},
+	"grpc": GRPCOptions{Service: "orders.v1", TLS: true,
+		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
+	"mysql":      SQLOptions{Login: "probe", PasswordFile: "/etc/director/db.pw", Database: "app", Query: "SELECT 1"},
+	"postgresql": SQLOptions{Login: "probe", PasswordFile: "/etc/director/pg.pw", Database: "app", Query: "SELECT 1"},
+	"ldap": LDAPOptions{BindDN: "cn=probe,dc=example,dc=com", PasswordFile: "/etc/director/ldap.pw",
+		SearchBase: "dc=example,dc=com", SearchFilter: "(cn=probe)"},
+	"radius": RADIUSOptions{SecretFile: "/etc/director/radius.secret", Login: "probe",
+		PasswordFile: "/etc/director/radius.pw", RejectIsUp: true},
 }
 
 func TestRegistry(t *testing.T) {
@@ -52,11 +62,14 @@ func TestRegistry(t *testing.T) {
 	if _, ok := LookupKind("smtp"); ok {
 		t.Error("LookupKind found an unregistered kind")
 	}
-	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp"}; !slices.Equal(got, want) {
+	if got, want := KindNames(), []string{"http", "https", "tcp", "icmp", "dns", "grpc", "mysql", "postgresql", "ldap", "radius"}; !slices.Equal(got, want) {
 		t.Errorf("KindNames() = %v, want %v", got, want)
 	}
 	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
-		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "privileged"}
+		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "privileged",
+		"query_name", "query_type", "transport", "recursion", "expect_rcode", "expect_answer", "edns_size", "grpc_service",
+		"login", "password_file", "database", "query", "bind_dn", "search_base", "search_filter",
+		"secret_file", "reject_is_up"}
 	if got := OptionKeys(); !slices.Equal(got, want) {
 		t.Errorf("OptionKeys() = %v, want %v", got, want)
 	}
@@ -65,9 +78,11 @@ func TestRegistry(t *testing.T) {
 func TestUsedBy(t *testing.T) {
 	for _, tt := range []struct{ key, want string }{
 		{"path", "http and https checks"},
-		{"server_name", "https checks and tcp checks with tls = true"},
-		{"tls", "tcp checks (https checks always use TLS)"},
+		{"server_name", "https checks and tcp and grpc checks with tls = true"},
+		{"tls", "tcp and grpc checks (https checks always use TLS)"},
 		{"send", "tcp checks"},
+		{"password_file", "mysql, postgresql, ldap and radius checks"},
+		{"login", "mysql, postgresql and radius checks"},
 		{"privileged", "icmp checks"},
 	} {
 		if got := UsedBy(tt.key); got != tt.want {
@@ -270,6 +285,45 @@ func TestDecode(t *testing.T) {
 			want:    TCPOptions{TLS: true, Expect: "[a", TLSOptions: TLSOptions{ServerName: "a.example"}},
 			invalid: []string{"expect: invalid regular expression: error parsing regexp: missing closing ]: `[a`"}},
 		{kind: "icmp", m: map[string]any{"privileged": true, "path": "/"}, want: ICMPOptions{Privileged: true}},
+		{kind: "dns", m: map[string]any{"query_name": "www.example.com", "query_type": "aaaa", "transport": "TCP",
+			"recursion": false, "expect_rcode": "nxdomain", "expect_answer": "x", "edns_size": int64(4096)},
+			want: DNSOptions{QueryName: "www.example.com", QueryType: "aaaa", Transport: "TCP", NoRecursion: true,
+				ExpectRcode: "nxdomain", ExpectAnswer: "x", EDNSSize: 4096}},
+		{kind: "grpc", m: map[string]any{"grpc_service": "orders.v1", "server_name": "a.example"}, want: GRPCOptions{Service: "orders.v1"},
+			unused: tlsKeys},
+		{kind: "grpc", m: map[string]any{"tls": true, "tls_skip_verify": true},
+			want: GRPCOptions{TLS: true, TLSOptions: TLSOptions{TLSSkipVerify: true}}},
+		{kind: "mysql", m: map[string]any{"login": "probe", "password_file": "/nonexistent/pw", "database": "app", "query": "SELECT 1"},
+			want:     SQLOptions{Login: "probe", PasswordFile: "/nonexistent/pw", Database: "app", Query: "SELECT 1"},
+			problems: []string{"password_file: cannot read /nonexistent/pw: no such file or directory"}},
+		{kind: "mysql", m: map[string]any{"database": "a\x00b"}, want: SQLOptions{Database: "a\x00b"},
+			invalid: []string{"login: missing: database checks log in as this user (ldirectord login=) (with type)",
+				"database: must not contain NUL"}},
+		{kind: "ldap", m: map[string]any{"bind_dn": "cn=a,dc=x", "password_file": "/p", "search_base": "dc=x", "search_filter": "(cn=a)"},
+			want:     LDAPOptions{BindDN: "cn=a,dc=x", PasswordFile: "/p", SearchBase: "dc=x", SearchFilter: "(cn=a)"},
+			problems: []string{"password_file: cannot read /p: no such file or directory"}},
+		{kind: "ldap", m: map[string]any{"bind_dn": "not a dn", "search_filter": "cn=a("},
+			want: LDAPOptions{BindDN: "not a dn", SearchFilter: "cn=a("},
+			invalid: []string{`bind_dn: "not a dn" is not a DN (such as "cn=probe,dc=example,dc=com")`,
+				`search_filter: "cn=a(" is not an LDAP filter`,
+				"bind_dn: a DN needs password_file; without either the bind is anonymous (with password_file)",
+				"search_filter: a filter needs search_base, the entry to search under (with search_base)"}},
+		{kind: "radius", m: map[string]any{"secret_file": "/s", "login": "alice", "reject_is_up": true},
+			want:     RADIUSOptions{SecretFile: "/s", Login: "alice", RejectIsUp: true},
+			problems: []string{"secret_file: cannot read /s: no such file or directory"}},
+		{kind: "radius", m: map[string]any{"login": strings.Repeat("a", 254)}, want: RADIUSOptions{Login: strings.Repeat("a", 254)},
+			invalid: []string{"secret_file: missing: radius checks sign their requests with the shared secret in this file (with type)",
+				"login: longer than a RADIUS User-Name (253 bytes)"}},
+		{kind: "dns", m: map[string]any{"recursion": true, "edns_size": int64(100)}, want: DNSOptions{},
+			problems: []string{"edns_size: 100 is out of range; edns_size must be 512-65535"}},
+		{kind: "dns", m: map[string]any{"query_name": "a..b", "query_type": "QQ", "transport": "quic",
+			"expect_rcode": "SOSO", "expect_answer": "("},
+			want: DNSOptions{QueryName: "a..b", QueryType: "QQ", Transport: "quic", ExpectRcode: "SOSO", ExpectAnswer: "("},
+			invalid: []string{`query_name: "a..b" is not a domain name`,
+				`query_type: unknown query type "QQ"; use a record type such as A, AAAA, MX, SOA, SRV or TXT`,
+				`transport: unknown transport "quic"; valid: udp, tcp`,
+				`expect_rcode: unknown rcode "SOSO"; use a name such as NOERROR, NXDOMAIN, SERVFAIL or REFUSED`,
+				"expect_answer: invalid regular expression: error parsing regexp: missing closing ): `(`"}},
 	} {
 		t.Run(fmt.Sprint(tt.kind, tt.m), func(t *testing.T) {
 			k, _ := LookupKind(tt.kind)

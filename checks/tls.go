@@ -34,6 +34,23 @@ func tlsOptionKeys(when string) []Key {
 	return keys
 }
 
+// switchedTLSKeys are the keys of a kind whose TLS is switched on with
+// tls = true (tcp, grpc).
+func switchedTLSKeys() []Key {
+	return append([]Key{{Name: "tls", Note: "https checks always use TLS"}}, tlsOptionKeys("with tls = true")...)
+}
+
+// decodeSwitchedTLS reads tls and, when it is on, the TLS settings; when
+// it is off they are unused.
+func decodeSwitchedTLS(d Decoder) (bool, TLSOptions) {
+	on, _ := d.Bool("tls")
+	if !on {
+		d.Unused(tlsKeys...)
+		return false, TLSOptions{}
+	}
+	return true, decodeTLS(d)
+}
+
 func decodeTLS(d Decoder) TLSOptions {
 	var o TLSOptions
 	o.TLSSkipVerify, _ = d.Bool("tls_skip_verify")

@@ -383,7 +383,7 @@ func TestErrors(t *testing.T) {
 				`director.toml:3: defaults.check.fall: must be an integer, not a string ("3")`,
 			}},
 		{"check type", "[defaults.check]\ntype = \"HTTP_GET\"\n",
-			[]string{`director.toml:2: defaults.check.type: unknown check type "HTTP_GET"; valid: http, https, tcp, icmp`}},
+			[]string{`director.toml:2: defaults.check.type: unknown check type "HTTP_GET"; valid: ` + kindNames}},
 		{"method", "[defaults.check]\nmethod = \"POST\"\n",
 			[]string{`director.toml:2: defaults.check.method: unknown method "POST"; valid: GET, HEAD`}},
 		{"expect_status", "[defaults.check]\nexpect_status = [\"200\", \"2xx\"]\n",
@@ -415,8 +415,8 @@ func TestErrors(t *testing.T) {
 		{"tcp keys on http check", vs("[virtual_server.check]\ntype = \"http\"\nsend = \"x\"\ntls = true\nserver_name = \"a\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{
 				`director.toml:6: virtual_server[web].check.send: send is only used by tcp checks; this check's type is "http"`,
-				`director.toml:7: virtual_server[web].check.tls: tls is only used by tcp checks (https checks always use TLS); this check's type is "http"`,
-				`director.toml:8: virtual_server[web].check.server_name: server_name is only used by https checks and tcp checks with tls = true; this check's type is "http"`,
+				`director.toml:7: virtual_server[web].check.tls: tls is only used by ` + checks.UsedBy("tls") + `; this check's type is "http"`,
+				`director.toml:8: virtual_server[web].check.server_name: server_name is only used by ` + checks.UsedBy("server_name") + `; this check's type is "http"`,
 			}},
 		{"icmp keys", vs("[virtual_server.check]\ntype = \"icmp\"\nport = 80\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n") + "[[virtual_server]]\nname = \"b\"\naddress = \"192.0.2.10:81\"\ncheck = { privileged = true }\n",
 			[]string{
@@ -478,6 +478,13 @@ func TestErrors(t *testing.T) {
 			[]string{
 				`director.toml:4: virtual_server[web].real_server[0].address: missing; every real server needs an address, such as "10.0.0.11:8080"`,
 				`director.toml:7: virtual_server[web].real_server[1].address: "backend:80" is not an IP address with an optional port, such as "10.0.0.11:8080" or "[2001:db8::11]:8080"`,
+			}},
+		{"ports out of range", "[director]\nlisten = \"127.0.0.1:99999\"\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.10:99999\"\nfallback = \"[2001:db8::9]:70000\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:99999\"\n",
+			[]string{
+				`director.toml:2: director.listen: "127.0.0.1:99999": port 99999 out of range 1–65535`,
+				`director.toml:5: virtual_server[web].address: "192.0.2.10:99999": port 99999 out of range 1–65535`,
+				`director.toml:6: virtual_server[web].fallback: "[2001:db8::9]:70000": port 70000 out of range 1–65535`,
+				`director.toml:8: virtual_server[web].real_server[0].address: "10.0.0.1:99999": port 99999 out of range 1–65535`,
 			}},
 		{"duplicate real servers", vs("[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{`director.toml:7: virtual_server[web].real_server[1].address: duplicate real server 10.0.0.1:80; also on line 4`}},

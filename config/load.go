@@ -247,12 +247,32 @@ func checkListen(s string) string {
 		return fmt.Sprintf("%q must be host:port, such as \"127.0.0.1:9410\" or \"[::1]:9410\"", s)
 	}
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		if _, err := strconv.ParseUint(port, 10, 64); err == nil {
+			return fmt.Sprintf("%q: port %s out of range 1–65535", s, port)
+		}
 		return fmt.Sprintf("%q: port must be a number 1-65535", s)
 	}
 	if strings.ContainsAny(host, " /") {
 		return fmt.Sprintf("%q: %q is not a host name or address", s, host)
 	}
 	return ""
+}
+
+// portOutOfRange returns the port of an "ip:port" whose address is fine
+// but whose port is a number past 65535, so that the message names the
+// port rather than calling the whole thing no address.
+func portOutOfRange(s string) (string, bool) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", false
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		return "", false
+	}
+	if p, err := strconv.ParseUint(port, 10, 64); err != nil || p <= 65535 {
+		return "", false
+	}
+	return port, true
 }
 
 func familyOf(a netip.Addr) string {
@@ -277,6 +297,9 @@ func parseTarget(s string) (target, string) {
 	if err != nil {
 		a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
 		if err != nil {
+			if port, ok := portOutOfRange(s); ok {
+				return target{}, fmt.Sprintf("%q: port %s out of range 1–65535", s, port)
+			}
 			return target{}, fmt.Sprintf("%q is not an IP address with an optional port, such as \"10.0.0.11:8080\" or \"[2001:db8::11]:8080\"", s)
 		}
 		ap = netip.AddrPortFrom(a, 0)
@@ -343,6 +366,8 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			case err != nil:
 				if a, err := netip.ParseAddr(s); err == nil {
 					l.errorf(n, "%q has no port; write %q", s, netip.AddrPortFrom(a, 80).String())
+				} else if port, ok := portOutOfRange(s); ok {
+					l.errorf(n, "%q: port %s out of range 1–65535", s, port)
 				} else {
 					l.errorf(n, "%q is not an IP address and port, such as \"192.0.2.10:80\" or \"[2001:db8::10]:80\"", s)
 				}

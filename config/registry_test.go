@@ -21,9 +21,9 @@ func TestCheckKindErrors(t *testing.T) {
 		want []string
 	}{
 		{"unknown kind", vs("[virtual_server.check]\ntype = \"smtp\"\n" + rs),
-			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "smtp"; valid: http, https, tcp, icmp`}},
+			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "smtp"; valid: ` + kindNames}},
 		{"another tool's name for a kind", vs("[virtual_server.check]\ntype = \"ping\"\n" + rs),
-			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "ping"; valid: http, https, tcp, icmp (ldirectord's ping is "icmp")`}},
+			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "ping"; valid: ` + kindNames + ` (ldirectord's ping is "icmp")`}},
 		{"a kind's key misspelt", vs("[virtual_server.check]\ntype = \"http\"\n\nexpect_bdy = \"ok\"\n" + rs),
 			[]string{`director.toml:7: virtual_server[web].check.expect_bdy: unknown key; did you mean "expect_body"?`}},
 		{"a kind's key outside the check", vs("path = \"/\"\n" + rs),
@@ -40,7 +40,7 @@ func TestCheckKindErrors(t *testing.T) {
 		{"tls keys of a tcp check without tls", vs("[virtual_server.check]\ntype = \"tcp\"\nca_file = \"x.pem\"\n" + rs),
 			[]string{
 				`director.toml:6: virtual_server[web].check.ca_file: cannot read x.pem: no such file or directory`,
-				`director.toml:6: virtual_server[web].check.ca_file: ca_file is only used by https checks and tcp checks with tls = true; this check's type is "tcp"`,
+				`director.toml:6: virtual_server[web].check.ca_file: ca_file is only used by ` + checks.UsedBy("ca_file") + `; this check's type is "tcp"`,
 			}},
 		// Rules between options are judged on a virtual server's merged
 		// check, where the problem lies: in [defaults.check] here.
@@ -51,6 +51,32 @@ func TestCheckKindErrors(t *testing.T) {
 		{"contradiction set by the virtual server", "[defaults.check]\ntype = \"http\"\nexpect_body = \"ok\"\n" +
 			"[[virtual_server]]\nname = \"head\"\naddress = \"192.0.2.10:81\"\ncheck = { method = \"HEAD\" }\n",
 			[]string{`director.toml:3: defaults.check.expect_body: a HEAD response has no body (use method GET)`}},
+		{"dns options", vs("[virtual_server.check]\ntype = \"dns\"\nquery_type = \"QQ\"\nedns_size = 100\nrecursion = \"no\"\nexpect = \"x\"\n" + rs),
+			[]string{
+				`director.toml:6: virtual_server[web].check.query_type: unknown query type "QQ"; use a record type such as A, AAAA, MX, SOA, SRV or TXT`,
+				`director.toml:7: virtual_server[web].check.edns_size: 100 is out of range; edns_size must be 512-65535`,
+				`director.toml:8: virtual_server[web].check.recursion: must be true or false, not a string ("no")`,
+				`director.toml:9: virtual_server[web].check.expect: expect is only used by tcp checks; this check's type is "dns"`,
+			}},
+		{"grpc options", vs("[virtual_server.check]\ntype = \"grpc\"\ngrpc_service = 5\nserver_name = \"a.example\"\n" + rs),
+			[]string{
+				`director.toml:6: virtual_server[web].check.grpc_service: must be a string, not an integer (5)`,
+				`director.toml:7: virtual_server[web].check.server_name: server_name is only used by ` + checks.UsedBy("server_name") + `; this check's type is "grpc"`,
+			}},
+		// A login is required of the merged check, wherever it comes from;
+		// the problem is reported where the key would go.
+		{"mysql options", "[defaults.check]\npassword_file = \"nonexistent.pw\"\n" +
+			vs("[virtual_server.check]\ntype = \"mysql\"\nquery = \"SELECT 1\"\n"+rs),
+			[]string{
+				`director.toml:2: defaults.check.password_file: cannot read nonexistent.pw: no such file or directory`,
+				`director.toml:6: virtual_server[web].check.login: missing: database checks log in as this user (ldirectord login=)`,
+			}},
+		{"radius options", vs("[virtual_server.check]\ntype = \"radius\"\nreject_is_up = 1\nbind_dn = \"cn=x\"\n" + rs),
+			[]string{
+				`director.toml:4: virtual_server[web].check.secret_file: missing: radius checks sign their requests with the shared secret in this file`,
+				`director.toml:6: virtual_server[web].check.reject_is_up: must be true or false, not an integer (1)`,
+				`director.toml:7: virtual_server[web].check.bind_dn: bind_dn is only used by ldap checks; this check's type is "radius"`,
+			}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sameLines(t, problems(t, tt.src), tt.want)
@@ -165,3 +191,7 @@ func TestCheckSpec(t *testing.T) {
 		t.Errorf("target with the check's address and port = %v", got)
 	}
 }
+
+// kindNames is the list of check types messages give, from the registry,
+// so that adding a prober changes no expected message here.
+var kindNames = strings.Join(checks.KindNames(), ", ")

@@ -220,3 +220,50 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 }
+
+// TestScrapeConfig: prometheus.yml is a valid config without warnings,
+// and both of its jobs find their directors (file_sd from director.d/).
+func TestScrapeConfig(t *testing.T) {
+	bin := requireTool(t, "promtool", "prometheus")
+	// run returns promtool's stdout (results) and stderr (logs).
+	run := func(args ...string) (string, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Dir = "prometheus"
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("promtool %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+		}
+		return stdout.String(), stderr.String()
+	}
+	out, errOut := run("check", "config", "prometheus.yml")
+	if all := out + errOut; strings.Contains(all, "WARNING") || !strings.Contains(all, "SUCCESS: 1 rule files found") {
+		t.Errorf("promtool check config prometheus.yml:\n%s", all)
+	}
+	for job, targets := range map[string][]string{
+		"director":    {"lb1.example.net:9410", "lb2.example.net:9410"},
+		"director-sd": {"lb3.example.net:9410", "lb4.example.net:9410"},
+	} {
+		out, errOut := run("check", "service-discovery", "--timeout=3s", "prometheus.yml", job)
+		var found []struct {
+			Labels map[string]string `json:"labels"`
+		}
+		if err := json.Unmarshal([]byte(out), &found); err != nil {
+			t.Fatalf("service discovery of %s: %v\n%s%s", job, err, out, errOut)
+		}
+		var got []string
+		for _, f := range found {
+			if f.Labels["job"] != job || f.Labels["__metrics_path__"] != "/metrics" {
+				t.Errorf("%s: target %v", job, f.Labels)
+			}
+			got = append(got, f.Labels["__address__"])
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, targets) {
+			t.Errorf("job %s discovers %v, want %v", job, got, targets)
+		}
+	}
+}

@@ -22,12 +22,14 @@ import (
 
 // recipe names the layout of the cached base initramfs: change it when
 // buildBase changes, so old cache entries are not used.
-const recipe = "base-v1"
+const recipe = "base-v2"
 
 // guestPackages are the Debian packages the guest needs besides the kernel:
 // busybox for a shell and its tools, ipvsadm (an independent IPVS client
-// to cross-check the director) and the shared libraries ipvsadm needs.
-var guestPackages = []string{"busybox-static", "ipvsadm", "libnl-3-200", "libnl-genl-3-200", "libpopt0", "libc6"}
+// to cross-check the director) and the shared libraries ipvsadm needs, and
+// prometheus-node-exporter, whose ipvs collector is a second independent
+// reader of the kernel's counters (a Go binary that needs only libc).
+var guestPackages = []string{"busybox-static", "ipvsadm", "libnl-3-200", "libnl-genl-3-200", "libpopt0", "libc6", "prometheus-node-exporter"}
 
 // guestModules are loaded by /init in this order (busybox insmod does not
 // resolve dependencies): IPVS and its schedulers, veth for namespaces,
@@ -301,6 +303,7 @@ func buildBase(ctx context.Context, roots map[string]string, kpkg string, a *ass
 	}
 
 	c.copyFile("sbin/ipvsadm", 0o755, filepath.Join(roots["ipvsadm"], "sbin", "ipvsadm"))
+	c.copyFile("sbin/node_exporter", 0o755, filepath.Join(roots["prometheus-node-exporter"], "usr", "bin", "prometheus-node-exporter"))
 	for _, lib := range guestLibs {
 		p, err := findLib(roots, lib)
 		if err != nil {

@@ -283,6 +283,13 @@ var reasonClasses = []struct{ prefix, class string }{
 	{"timeout", "timeout"}, {"refused", "refused"}, {"unreachable", "unreachable"},
 	{"reset", "reset"}, {"dns", "dns"}, {"canceled", "canceled"}, {"status", "status"},
 	{"body", "body"}, {"expect", "expect"}, {"tls", "tls"}, {"icmp", "icmp"},
+	// The server answered, but not what the check wants: a DNS rcode or a
+	// RADIUS Access-Reject is a status; a DNS answer that does not match,
+	// a query without rows or an LDAP search without entries a failed
+	// expectation. A refused login has a class of its own.
+	{"rcode", "status"}, {"rejected", "status"},
+	{"answer", "expect"}, {"no rows", "expect"}, {"no entries", "expect"},
+	{"auth", "auth"},
 }
 
 // ReasonClass maps a check failure reason to a bounded label value:

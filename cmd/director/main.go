@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -35,23 +36,28 @@ var version = "dev"
 const usage = `director: a health-checking director for Linux IPVS
 
 Usage:
-  director run -config FILE [-dry-run] [-log-level LEVEL] [-log-format text|json] [-max-config-bytes N]
+  director run [-config] FILE [-dry-run] [-log-level LEVEL] [-log-format text|json] [-max-config-bytes N]
       Run as a service: check every real server and keep the kernel IPVS table right.
       -dry-run uses an in-memory table instead of the kernel and logs each change.
-  director check -config FILE [-max-config-bytes N]
-      Validate the config; print every problem with file, line and key. Exit 1 if invalid.
+  director check [-config] FILE [-allow-empty] [-max-config-bytes N]
+      Validate the config; print every problem with file, line and key. Exit 1 if
+      invalid, or if it has no virtual server (unless -allow-empty).
   director status [-addr URL] [-json] [-timeout D]
       Show a running director's virtual and real servers with their health,
       like ipvsadm -Ln (from its /api/v1/status; -addr defaults to http://127.0.0.1:9410).
-  director plan -config NEW [-current FILE] [-table kernel|empty] [-max-config-bytes N]
+  director plan [-config] NEW [-current FILE] [-table kernel|empty] [-dry-run] [-max-config-bytes N]
       Print the kernel operations NEW would cause against the running IPVS table,
-      one per line, to review before a reload. Exit 1 if NEW is invalid.
+      one per line, to review before a reload. -dry-run (same as -table empty)
+      plans against the empty in-memory table a run -dry-run starts with.
+      Exit 1 if NEW is invalid.
   director vrrp-config -config FILE
       Print the keepalived.conf (VRRP only) that pairs with this director's [vrrp]
       (README, "Active-backup with keepalived").
   director version
       Print the version.
 
+FILE defaults to /etc/director/director.toml; -config FILE and a plain FILE
+are the same, and flags may come before or after it.
 Signals (run): SIGHUP reloads the config; SIGTERM and SIGINT stop.
 `
 
@@ -122,16 +128,61 @@ func loadValid(path string, maxBytes int64, stderr io.Writer) (*config.Config, b
 	return cfg, true
 }
 
+// defaultConfig is where every command looks without -config or FILE.
+const defaultConfig = "/etc/director/director.toml"
+
+// parseWithConfig parses a command's flags and takes the config file
+// from -config or from one plain argument, which may stand before, among
+// or after the flags: "director check FILE" and "director run FILE
+// -dry-run" do what they say. It prints its own usage errors.
+func parseWithConfig(fs *flag.FlagSet, args []string, path *string) error {
+	var plain []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		plain = append(plain, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	flagSet := false
+	fs.Visit(func(f *flag.Flag) { flagSet = flagSet || f.Name == "config" })
+	switch {
+	case len(plain) > 1:
+		err := fmt.Errorf("one config file, not %d: %s", len(plain), strings.Join(plain, " "))
+		fmt.Fprintf(fs.Output(), "director %s: %v\n", fs.Name(), err)
+		return err
+	case len(plain) == 1 && flagSet && plain[0] != *path:
+		err := fmt.Errorf("two config files, -config %s and %s: give one", *path, plain[0])
+		fmt.Fprintf(fs.Output(), "director %s: %v\n", fs.Name(), err)
+		return err
+	case len(plain) == 1:
+		*path = plain[0]
+	}
+	return nil
+}
+
 func checkCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "/etc/director/director.toml", "config file to validate")
+	path := fs.String("config", defaultConfig, "config file to validate (or give it as the argument)")
+	allowEmpty := fs.Bool("allow-empty", false, "accept a config without virtual servers")
 	maxBytes := maxConfigBytesFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseWithConfig(fs, args, path); err != nil {
 		return 2
 	}
 	cfg, ok := loadValid(*path, *maxBytes, stderr)
 	if !ok {
+		return 1
+	}
+	if len(cfg.VirtualServers) == 0 && !*allowEmpty {
+		// A running director refuses to reload such a file (it would
+		// remove every service), and the unit's ExecStartPre relies on
+		// check: say so here rather than at the reload.
+		fmt.Fprintf(stderr, "%s: no virtual servers: a director with this config manages nothing, and a running one refuses to reload it; "+
+			"add a [[virtual_server]] (see config.example.toml), or pass -allow-empty if that is what you mean\n", cfg.Path)
 		return 1
 	}
 	for _, w := range cfg.Warnings {
@@ -159,12 +210,12 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 func runCmd(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "/etc/director/director.toml", "config file")
+	path := fs.String("config", defaultConfig, "config file (or give it as the argument)")
 	dryRun := fs.Bool("dry-run", false, "use an in-memory IPVS table instead of the kernel; log each change")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	maxBytes := maxConfigBytesFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseWithConfig(fs, args, path); err != nil {
 		return 2
 	}
 	// A long-running daemon with a steady, modest allocation rate: half the

@@ -142,3 +142,53 @@ address = "192.0.2.10:80"
 		}
 	}
 }
+
+// TestConfigAsArgument: every command that takes -config FILE also takes
+// FILE alone, before or after its flags, and says so when given two.
+func TestConfigAsArgument(t *testing.T) {
+	dir := t.TempDir()
+	bad := writeConfig(t, dir, "[director]\nlisten = \"127.0.0.1:99999\"\n")
+	const example = "../../config.example.toml"
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string // in stdout+stderr
+	}{
+		{"check FILE", []string{"check", example}, 0, "config.example.toml: 3 virtual servers"},
+		{"check FILE, invalid", []string{"check", bad}, 1, bad + ":2:"},
+		{"check -config FILE", []string{"check", "-config", example}, 0, "OK"},
+		{"check FILE and the same -config", []string{"check", "-config", example, example}, 0, "OK"},
+		{"check FILE and another -config", []string{"check", "-config", bad, example}, 2, "two config files"},
+		{"check two FILEs", []string{"check", example, bad}, 2, "one config file, not 2"},
+		{"plan FILE -table empty", []string{"plan", example, "-table", "empty"}, 0, "add service tcp 192.0.2.10:80"},
+		{"plan -dry-run FILE", []string{"plan", "-dry-run", example}, 0, "against the empty table"},
+		{"plan -dry-run with -table kernel", []string{"plan", "-dry-run", "-table", "kernel", example}, 2, "cannot go with -table kernel"},
+		{"run FILE, invalid", []string{"run", bad, "-dry-run"}, 1, bad + ":2:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if code := realMain(tc.args, &out, &out); code != tc.code || !strings.Contains(out.String(), tc.want) {
+				t.Errorf("director %s: exit %d, output:\n%s\nwant exit %d and %q", strings.Join(tc.args, " "), code, out.String(), tc.code, tc.want)
+			}
+		})
+	}
+}
+
+// TestCheckEmpty: a config without virtual servers fails check, as a
+// reload would refuse it, unless -allow-empty says it is meant.
+func TestCheckEmpty(t *testing.T) {
+	dir := t.TempDir()
+	for _, body := range []string{"", "# nothing yet\n", "[director]\nlisten = \"127.0.0.1:9410\"\n"} {
+		empty := writeConfig(t, dir, body)
+		var out, errOut bytes.Buffer
+		if code := realMain([]string{"check", empty}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "no virtual servers") ||
+			!strings.Contains(errOut.String(), "-allow-empty") {
+			t.Errorf("check of %q: exit %d, stderr %q; want 1 and why", body, code, errOut.String())
+		}
+		errOut.Reset()
+		if code := realMain([]string{"check", "-allow-empty", empty}, &out, &errOut); code != 0 {
+			t.Errorf("check -allow-empty of %q: exit %d, stderr %q; want 0", body, code, errOut.String())
+		}
+	}
+}

@@ -117,8 +117,11 @@ func printStatus(w io.Writer, st api.StatusV1, now time.Time) {
 		if vs.QuorumLost {
 			flags = append(flags, fmt.Sprintf("QUORUM LOST %d/%d", vs.HealthyWeight, vs.Quorum))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t%s: %d/%d up\t\t\n", svc, vs.Service.Scheduler, strings.Join(flags, ","),
-			vs.Name, vs.RealServersUp, len(vs.RealServers))
+		pool := vs.Pool.Summary()
+		if vs.Pool.Total == 0 && len(vs.RealServers) > 0 {
+			pool = fmt.Sprintf("%d/%d up", vs.RealServersUp, len(vs.RealServers)) // a director from before pool
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t%s: %s\t\t\n", svc, vs.Service.Scheduler, strings.Join(flags, ","), vs.Name, pool)
 		for _, rs := range vs.RealServers {
 			weight := "-"
 			if rs.ProgrammedWeight != nil {
