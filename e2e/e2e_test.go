@@ -287,6 +287,16 @@ func buildBinaries(ctx context.Context, director, guest, ipvsTests string) error
 	return nil
 }
 
+// shellWords quotes each argument for /init's shell: a -test.run pattern
+// such as "A|B" must reach the test binary as it is.
+func shellWords(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
+
 // guestInit is the guest's /init: load the modules, run the tests (the
 // ipvs package's kernel tests, then the scenarios), power off.
 func guestInit(testArgs, ipvsArgs []string) string {
@@ -300,9 +310,9 @@ ip link set lo up
 export PATH=/bin:/sbin:/usr/sbin HOME=/tmp DIRECTOR_E2E_GUEST=1 DIRECTOR_BIN=/director
 cd /tmp
 echo ` + markStart + `
-DIRECTOR_REQUIRE_IPVS=1 /ipvs.test ` + strings.Join(ipvsArgs, " ") + ` 2>&1
+DIRECTOR_REQUIRE_IPVS=1 /ipvs.test ` + shellWords(ipvsArgs) + ` 2>&1
 ipvs=$?
-/guest.test ` + strings.Join(testArgs, " ") + ` 2>&1
+/guest.test ` + shellWords(testArgs) + ` 2>&1
 guest=$?
 echo "` + markExit + `$((ipvs | guest))"
 poweroff -f
@@ -522,5 +532,16 @@ E2E-GUEST-EXIT 1`, "\n") {
 	}
 	if c := p.tests[2]; c.status != "" || len(c.lines) != 1 {
 		t.Errorf("TestC: %+v", c)
+	}
+}
+
+func TestShellWords(t *testing.T) {
+	got := shellWords([]string{"-test.v", "-test.run=TestA|TestB", "it's"})
+	if want := `'-test.v' '-test.run=TestA|TestB' 'it'\''s'`; got != want {
+		t.Errorf("shellWords = %s, want %s", got, want)
+	}
+	out, err := exec.Command("sh", "-c", "printf '%s\\n' "+got).Output()
+	if err != nil || string(out) != "-test.v\n-test.run=TestA|TestB\nit's\n" {
+		t.Errorf("the shell reads %q (%v)", out, err)
 	}
 }
