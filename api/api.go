@@ -19,6 +19,7 @@ import (
 
 	"github.com/lvsdirector/director/engine"
 	"github.com/lvsdirector/director/ipvs"
+	"github.com/lvsdirector/director/vrrp"
 )
 
 // Source is what the endpoints read: the engine.
@@ -41,6 +42,8 @@ type Options struct {
 	// bearer token it requires ("" turns the write API off: 403).
 	Admin Admin
 	Token func() string
+	// VRRP, when set, adds the active-backup pair's state (vrrp.go).
+	VRRP func() vrrp.Status
 	// Refused, when set, is told of every write request refused for its
 	// token ("no bearer token", "wrong bearer token"): the log shows one a
 	// minute per cause, a metric can count them all.
@@ -143,6 +146,9 @@ func currentStatus(ctx context.Context, src Source, opts Options) StatusV1 {
 	}
 	out := statusV1(st, opts.Version)
 	out.Director.WriteAPI = opts.Admin != nil && opts.Token != nil && opts.Token() != ""
+	if opts.VRRP != nil {
+		out.VRRP = vrrpV1(opts.VRRP())
+	}
 	if readErr != nil {
 		out.Director.KernelError = "reading the IPVS table for live counters failed (counters are from the last reconcile): " + readErr.Error()
 	}

@@ -23,6 +23,9 @@ type StatusV1 struct {
 	Director       DirectorV1        `json:"director"`
 	VirtualServers []VirtualServerV1 `json:"virtual_servers"`
 	Events         []EventV1         `json:"events"` // recent transitions, newest first
+	// VRRP is the director's part in an active-backup pair (vrrp.go);
+	// absent without [vrrp].
+	VRRP *VRRPV1 `json:"vrrp,omitempty"`
 }
 
 // DirectorV1 describes the running director.

@@ -21,6 +21,8 @@ type Config struct {
 	// notify_timeout: the default for every virtual server.
 	Notify         Notify
 	VirtualServers []VirtualServer
+	// VRRP is [vrrp] (vrrp.go); nil without it.
+	VRRP *VRRP
 	// Warnings are non-fatal findings (for example a virtual server with
 	// no real servers), sorted by line. `director check` should print them.
 	Warnings []Problem

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // recipe names the layout of the cached base initramfs: change it when
@@ -31,13 +32,14 @@ const recipe = "base-v2"
 var guestPackages = []string{"busybox-static", "ipvsadm", "libnl-3-200", "libnl-genl-3-200", "libpopt0", "libc6", "prometheus-node-exporter"}
 
 // guestModules are loaded by /init in this order (busybox insmod does not
-// resolve dependencies): IPVS and its schedulers, veth for namespaces, and
+// resolve dependencies): IPVS and its schedulers, veth for namespaces,
+// the bridge for the shared segment of the BGP and VRRP scenarios, and
 // ipip for the tunnelling real server.
 var guestModules = []string{
 	"crc32c_generic", "libcrc32c", "nf_defrag_ipv4", "nf_defrag_ipv6", "nf_conntrack", "ip_vs",
 	"ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_lblc", "ip_vs_lblcr", "ip_vs_dh",
 	"ip_vs_sh", "ip_vs_sed", "ip_vs_nq", "ip_vs_mh", "ip_vs_fo", "ip_vs_ovf",
-	"veth", "tunnel4", "ip_tunnel", "ipip",
+	"veth", "llc", "stp", "bridge", "tunnel4", "ip_tunnel", "ipip",
 }
 
 // guestLibs are the shared objects ipvsadm needs, by soname.
@@ -180,6 +182,8 @@ func prepareAssets(ctx context.Context, root string, logf func(string, ...any)) 
 	defer unlock()
 	if kv, err := os.ReadFile(filepath.Join(a.dir, "ok")); err == nil {
 		a.kver = strings.TrimSpace(string(kv))
+		now := time.Now()
+		os.Chtimes(filepath.Join(a.dir, "ok"), now, now) // in use: keep it
 		return a, nil
 	}
 	logf("cache miss: fetching %s and %s with apt into %s", kpkg, strings.Join(guestPackages, " "), a.dir)
@@ -232,10 +236,12 @@ func prepareAssets(ctx context.Context, root string, logf func(string, ...any)) 
 	if err := os.WriteFile(filepath.Join(a.dir, "ok"), []byte(kver+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	// Older entries are dead weight (a kernel's modules are large).
+	// Older entries are dead weight (a kernel's modules are large), once
+	// unused for a day: branches with another module list, run at the
+	// same time, must not delete each other's entry.
 	old, _ := filepath.Glob(filepath.Join(root, "linux-image-*"))
 	for _, o := range old {
-		if o != a.dir {
+		if fi, err := os.Stat(filepath.Join(o, "ok")); o != a.dir && (err != nil || time.Since(fi.ModTime()) > 24*time.Hour) {
 			os.RemoveAll(o)
 		}
 	}

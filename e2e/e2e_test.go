@@ -82,6 +82,19 @@ func TestE2E(t *testing.T) {
 	}
 	t.Logf("kernel %s, cache %s (%.1fs)", a.kver, a.dir, time.Since(start).Seconds())
 
+	// keepalived for the active-backup scenarios (e2e/guest/vrrp_test.go):
+	// without it they skip, and under CI fail.
+	var extra []string
+	if ka, kver, err := prepareKeepalived(ctx, root, t.Logf); err != nil {
+		if ci {
+			t.Fatalf("CI=true, and keepalived for the guest is missing: %v", err)
+		}
+		t.Logf("no keepalived for the guest; its scenarios skip: %v", err)
+	} else {
+		extra = append(extra, ka)
+		t.Logf("keepalived %s", kver)
+	}
+
 	tmp := t.TempDir()
 	director := filepath.Join(tmp, "director")
 	bins := map[string]string{"director": director}
@@ -103,7 +116,7 @@ func TestE2E(t *testing.T) {
 	}
 	args := []string{"-test.v", "-test.count=1", fmt.Sprintf("-test.timeout=%ds", int(guestTimeout.Seconds()))}
 	initrd := filepath.Join(tmp, "initrd.gz")
-	if err := writeInitrd(initrd, a, guestInit(args, os.Getenv("DIRECTOR_E2E_RUN")), bins); err != nil {
+	if err := writeInitrd(initrd, a, guestInit(args, os.Getenv("DIRECTOR_E2E_RUN")), bins, extra...); err != nil {
 		t.Fatal(err)
 	}
 
@@ -282,6 +295,16 @@ func buildBinaries(ctx context.Context, director string, bins map[string]string)
 	return nil
 }
 
+// shellWords quotes each argument for /init's shell: a -test.run pattern
+// such as "A|B" must reach the test binary as it is.
+func shellWords(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
+
 // guestInit is the guest's /init: load the modules, run the test
 // binaries, power off. The exit status reported is the first failure's.
 // DIRECTOR_REQUIRE_IPVS=1 turns the kernel tests' skip (no IPVS, no
@@ -297,10 +320,7 @@ func guestInit(testArgs []string, runPattern string) string {
 		if pattern != "" {
 			args = append(args, "-test.run="+pattern)
 		}
-		for i, a := range args { // a -test.run pattern may hold | or spaces
-			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		run += "/" + gt.binary + " " + strings.Join(args, " ") + " 2>&1 || { r=$?; [ $rc = 0 ] && rc=$r; }\n"
+		run += "/" + gt.binary + " " + shellWords(args) + " 2>&1 || { r=$?; [ $rc = 0 ] && rc=$r; }\n"
 	}
 	return `#!/bin/sh
 mount -t proc proc /proc
@@ -309,7 +329,7 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 for m in $(cat /mods/order); do insmod /mods/$m.ko || echo "e2e: insmod $m failed"; done
 ip link set lo up
-export PATH=/bin:/sbin HOME=/tmp DIRECTOR_E2E_GUEST=1 DIRECTOR_BIN=/director DIRECTOR_REQUIRE_IPVS=1
+export PATH=/bin:/sbin:/usr/sbin HOME=/tmp DIRECTOR_E2E_GUEST=1 DIRECTOR_BIN=/director DIRECTOR_REQUIRE_IPVS=1
 cd /tmp
 echo ` + markStart + `
 rc=0
@@ -558,5 +578,16 @@ E2E-GUEST-EXIT 1`, "\n") {
 	}
 	if c := p.tests[2]; c.status != "" || len(c.lines) != 1 {
 		t.Errorf("TestC: %+v", c)
+	}
+}
+
+func TestShellWords(t *testing.T) {
+	got := shellWords([]string{"-test.v", "-test.run=TestA|TestB", "it's"})
+	if want := `'-test.v' '-test.run=TestA|TestB' 'it'\''s'`; got != want {
+		t.Errorf("shellWords = %s, want %s", got, want)
+	}
+	out, err := exec.Command("sh", "-c", "printf '%s\\n' "+got).Output()
+	if err != nil || string(out) != "-test.v\n-test.run=TestA|TestB\nit's\n" {
+		t.Errorf("the shell reads %q (%v)", out, err)
 	}
 }

@@ -130,6 +130,9 @@ type Engine struct {
 	started   chan struct{}
 	files     sync.WaitGroup // file operations in flight (files.go)
 
+	// selfHealth is what the loop publishes about its own health (selfhealth.go).
+	selfHealth atomic.Pointer[selfHealth]
+
 	// Everything below is owned by the Run goroutine: nothing else reads
 	// or writes it.
 	cfg          *config.Config

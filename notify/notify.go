@@ -26,7 +26,7 @@ import (
 // Event is one transition, as sinks receive it: the JSON body of the
 // webhook and the command's standard input.
 type Event struct {
-	Type          string    `json:"type"` // always "transition"
+	Type          string    `json:"type"` // "transition", "panic", "panic_end", "vrrp", "director_health"
 	Time          time.Time `json:"time"`
 	Director      string    `json:"director"` // host name of the director
 	VirtualServer string    `json:"virtual_server"`
@@ -36,6 +36,9 @@ type Event struct {
 	Reason        string    `json:"reason"`
 	Check         string    `json:"check"`
 	Recent        []Result  `json:"recent"` // the server's last check results, newest first
+	// VRRPInstance is the keepalived instance of a "vrrp" event (its
+	// state went From -> To); empty for other events.
+	VRRPInstance string `json:"vrrp_instance,omitempty"`
 }
 
 // Result is one check result in Event.Recent.
@@ -248,6 +251,7 @@ func Env(ev Event) []string {
 		"DIRECTOR_TO=" + ev.To,
 		"DIRECTOR_REASON=" + ev.Reason,
 		"DIRECTOR_CHECK=" + ev.Check,
+		"DIRECTOR_VRRP_INSTANCE=" + ev.VRRPInstance,
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -49,6 +50,9 @@ Usage:
       one per line, to review before a reload. -dry-run (same as -table empty)
       plans against the empty in-memory table a run -dry-run starts with.
       Exit 1 if NEW is invalid.
+  director vrrp-config -config FILE
+      Print the keepalived.conf (VRRP only) that pairs with this director's [vrrp]
+      (README, "Active-backup with keepalived").
   director version
       Print the version.
 
@@ -75,6 +79,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return planCmd(args[1:], stdout, stderr)
 	case "status":
 		return statusCmd(args[1:], stdout, stderr)
+	case "vrrp-config":
+		return vrrpConfigCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "director %s\n", buildInfo().Version)
 		return 0
@@ -251,7 +257,7 @@ func runCmd(args []string, stderr io.Writer) int {
 	build := buildInfo()
 	m := metrics.New(build)
 	var eng *engine.Engine
-	onTransition, onVSEvent, stopNotify := startNotifier(log, m, cfg, func() *config.Config { return eng.Config() })
+	onTransition, onVSEvent, onVRRP, stopNotify := startNotifier(log, m, cfg, func() *config.Config { return eng.Config() })
 	defer stopNotify()
 	eng, err = engine.New(cfg, engine.Options{Table: table, Metrics: m, Logger: log, DryRun: *dryRun, OnTransition: onTransition,
 		OnVirtualServerEvent: onVSEvent, StateFile: stateFile(cfg, *dryRun)})
@@ -265,6 +271,12 @@ func runCmd(args []string, stderr io.Writer) int {
 		kernel := metrics.NewIPVSCollector(table, eng.ServiceNames, 5*time.Second, log)
 		kernel.ServicesOnly = cfg.Director.KernelStats == "services"
 		m.SetKernelStats(kernel)
+	}
+
+	ha, err := newVRRP(log, m, cfg, eng, *dryRun, onVRRP) // nil without [vrrp]
+	if err != nil {
+		fmt.Fprintf(stderr, "director: %v\n", err)
+		return 1
 	}
 
 	ln, err := net.Listen("tcp", cfg.Director.Listen)
@@ -282,7 +294,7 @@ func runCmd(args []string, stderr io.Writer) int {
 	tokenWatch.Go(func() { tokens.Run(tokenCtx) })
 	defer func() { stopTokens(); tokenWatch.Wait() }()
 	srv := api.Server(cfg.Director.Listen, api.Handler(eng, api.Options{Metrics: m.Handler(), Version: build.Version, Logger: log, Table: table,
-		Admin: eng, Token: tokens.Token, Refused: guard.APIRefused}))
+		Admin: eng, Token: tokens.Token, Refused: guard.APIRefused, VRRP: ha.status()}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -290,6 +302,9 @@ func runCmd(args []string, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	// The track file says "not ready" before anything can say ready.
+	stopVRRP := ha.start(ctx)
+	defer stopVRRP()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(limitListener(ln, srv, cfg.Director, log, guard)) }()
 	engineErr := make(chan error, 1)
@@ -348,6 +363,7 @@ func stateFile(cfg *config.Config, dryRun bool) string {
 // and changes nothing.
 func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engine.Engine, tokens *apitoken.Watcher, path string, maxBytes int64) {
 	log.Info("SIGHUP: reloading config", "path", path)
+	prev := eng.Config()
 	cfg, err := config.LoadLimited(path, maxBytes)
 	if err == nil && len(cfg.VirtualServers) == 0 {
 		// An empty file is valid on its own, and it is what a writer
@@ -374,4 +390,7 @@ func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engi
 	m.Reload(true, time.Now())
 	m.ConfigHash(cfg.SHA256)
 	tokens.Reload(cfg.Director.APITokenFile)
+	if !reflect.DeepEqual(prev.VRRP, cfg.VRRP) {
+		log.Warn("[vrrp] changed: the active-backup settings (FIFO, track file, health, sync daemons) take effect on restart; the running ones stay", "path", path)
+	}
 }
