@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsdirector/director/internal/testutil"
 	"github.com/lvsdirector/director/ipvs"
 	"github.com/lvsdirector/director/policy/selfhealth"
 	"github.com/lvsdirector/director/vrrp"
@@ -28,7 +29,7 @@ func TestVRRPStatus(t *testing.T) {
 	}
 	srv := httptest.NewServer(Handler(&fakeSource{ready: true}, Options{Version: "v9", VRRP: func() vrrp.Status { return st }}))
 	defer srv.Close()
-	_, _, body := get(t, srv.URL+"/api/v1/status")
+	_, _, body := testutil.Get(t, srv.URL+"/api/v1/status")
 	var doc map[string]any
 	if err := json.Unmarshal([]byte(body), &doc); err != nil {
 		t.Fatal(err)
@@ -54,7 +55,7 @@ func TestVRRPStatus(t *testing.T) {
 		r.Instances[1].Since != nil || r.TrackValue == nil || *r.TrackValue != 50 || r.SyncDaemons[1].SyncID != 2 || r.LowerPriorityMaster != nil {
 		t.Errorf("vrrp = %+v", r)
 	}
-	_, _, page := get(t, srv.URL+"/")
+	_, _, page := testutil.Get(t, srv.URL+"/")
 	for _, want := range []string{`id="vrrp"`, `>MASTER</span>`, "VI_1 MASTER (200)", "track file 50", "master daemon id 1 on eth0", "sync both-always"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
@@ -63,7 +64,7 @@ func TestVRRPStatus(t *testing.T) {
 
 	st.Role, st.Health = vrrp.Backup, selfhealth.Verdict{Cause: selfhealth.CauseStuck, Reason: "stuck"}
 	st.FIFOOpen, st.FIFOError, st.LowerPriorityMaster = false, "no such file", since
-	_, _, page = get(t, srv.URL+"/")
+	_, _, page = testutil.Get(t, srv.URL+"/")
 	for _, want := range []string{"unhealthy: loop_stuck", "notify_fifo not open: no such file", "two masters"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
@@ -72,7 +73,7 @@ func TestVRRPStatus(t *testing.T) {
 
 	plain := httptest.NewServer(Handler(&fakeSource{ready: true}, Options{Version: "v9"}))
 	defer plain.Close()
-	if _, _, body := get(t, plain.URL+"/api/v1/status"); strings.Contains(body, `"vrrp"`) {
+	if _, _, body := testutil.Get(t, plain.URL+"/api/v1/status"); strings.Contains(body, `"vrrp"`) {
 		t.Errorf("without [vrrp] the status has a vrrp key:\n%s", body)
 	}
 }

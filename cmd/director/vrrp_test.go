@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // A director with [vrrp], run as a process: the track file says "not
@@ -20,7 +22,7 @@ import (
 // temporary directory, and the configured ones are left alone.
 func TestDaemonFollowsKeepalived(t *testing.T) {
 	backend := okBackend(t)
-	listen := freePort(t)
+	listen := testutil.ClosedPort(t).String()
 	dir, tmp := t.TempDir(), t.TempDir()
 	configured := filepath.Join(dir, "track")
 	fifo, track, events := filepath.Join(tmp, "director-dry-run-keepalived.fifo"), filepath.Join(tmp, "director-dry-run-vrrp-track"), filepath.Join(dir, "events")
@@ -31,7 +33,7 @@ func TestDaemonFollowsKeepalived(t *testing.T) {
 	if err := os.WriteFile(configured, []byte("50\n"), 0o644); err != nil { // a running director's
 		t.Fatal(err)
 	}
-	cfg := writeConfig(t, dir, fmt.Sprintf(`[director]
+	cfg := testutil.WriteFile(t, dir, "director.toml", fmt.Sprintf(`[director]
 listen = %q
 notify_command = [%q, %q]
 
@@ -86,10 +88,10 @@ interface = "eth0"
 			t.Errorf("director status lacks %q:\n%s", want, out.String())
 		}
 	}
-	if _, body := httpGet(t, "http://"+listen+"/api/v1/status"); !strings.Contains(body, `"role": "MASTER"`) {
+	if _, _, body := testutil.Get(t, "http://"+listen+"/api/v1/status"); !strings.Contains(body, `"role": "MASTER"`) {
 		t.Errorf("/api/v1/status has no MASTER role:\n%s", body)
 	}
-	_, metrics := httpGet(t, "http://"+listen+"/metrics")
+	_, _, metrics := testutil.Get(t, "http://"+listen+"/metrics")
 	for _, want := range []string{
 		`director_vrrp_instance_state{instance="VI_1",state="MASTER"} 1`,
 		`director_vrrp_instance_state{instance="VI_1",state="BACKUP"} 0`,
@@ -124,7 +126,7 @@ interface = "eth0"
 
 func TestVRRPConfigCommand(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeConfig(t, dir, `[[virtual_server]]
+	cfg := testutil.WriteFile(t, dir, "director.toml", `[[virtual_server]]
 name = "web"
 address = "192.0.2.10:80"
 [vrrp]
@@ -145,7 +147,7 @@ interface = "eth0"
 	}
 	out.Reset()
 	errOut.Reset()
-	plain := writeConfig(t, t.TempDir(), "[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.10:80\"\n")
+	plain := testutil.WriteFile(t, t.TempDir(), "director.toml", "[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.10:80\"\n")
 	if code := realMain([]string{"vrrp-config", "-config", plain}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "has no [vrrp] section") {
 		t.Errorf("without [vrrp]: exit %d, %q", code, errOut.String())
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/lvsdirector/director/api"
+	"github.com/lvsdirector/director/internal/logbuf"
 )
 
 // The active-backup pair of issue 12, on the real kernel: two director
@@ -50,9 +51,9 @@ type haDirector struct {
 	ns       *netns
 	dir      string
 	director *exec.Cmd
-	dlog     *syncBuffer
+	dlog     *logbuf.Buffer
 	ka       *exec.Cmd
-	klog     *syncBuffer
+	klog     *logbuf.Buffer
 	kdone    chan struct{}
 }
 
@@ -437,7 +438,7 @@ func (w *haWorld) startDirector(t *testing.T, d *haDirector) {
 	if err := os.WriteFile(cfg, []byte(w.directorConfig(d)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d.dlog = &syncBuffer{}
+	d.dlog = &logbuf.Buffer{}
 	d.director = exec.Command("nsenter", "-t", fmt.Sprint(d.ns.cmd.Process.Pid), "-n", os.Getenv("DIRECTOR_BIN"), "run", "-config", cfg, "-log-level", "debug")
 	d.director.Stdout, d.director.Stderr = d.dlog, d.dlog
 	if err := d.director.Start(); err != nil {
@@ -459,7 +460,7 @@ func (w *haWorld) startKeepalived(t *testing.T, d *haDirector) {
 	if err := os.WriteFile(conf, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d.klog = &syncBuffer{}
+	d.klog = &logbuf.Buffer{}
 	d.ka = exec.Command("nsenter", "-t", fmt.Sprint(d.ns.cmd.Process.Pid), "-n", "keepalived", "-P", "-n", "-l", "-D",
 		"-f", conf, "-p", filepath.Join(d.dir, "keepalived.pid"), "-r", filepath.Join(d.dir, "vrrp.pid"))
 	d.ka.Stdout, d.ka.Stderr = d.klog, d.klog
