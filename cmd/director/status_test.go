@@ -23,8 +23,8 @@ import (
 
 type fixedSource struct{ st engine.Status }
 
-func (f fixedSource) Ready() bool           { return f.st.Ready }
-func (f fixedSource) Status() engine.Status { return f.st }
+func (f fixedSource) Ready() bool              { return f.st.Ready }
+func (f fixedSource) Snapshot() *engine.Status { return &f.st }
 
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
