@@ -121,7 +121,7 @@ func (r *refresher[T]) loadLocked(ctx context.Context, started time.Time, valid 
 		r.mu.Unlock()
 	}()
 	v, err = r.load(ctx, prev)
-	if err == errBusy && prev != nil {
+	if errors.Is(err, errBusy) && prev != nil {
 		// No render slot in time: the last value is better than a 503.
 		return prev.val, nil
 	}

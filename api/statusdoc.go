@@ -223,7 +223,7 @@ func (s *statusServer) fail(w http.ResponseWriter, r *http.Request, err error, w
 	switch {
 	case errors.As(err, &none):
 		http.Error(w, err.Error(), http.StatusNotFound)
-	case err == errBusy:
+	case errors.Is(err, errBusy):
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 	case r.Context().Err() != nil:
@@ -245,6 +245,8 @@ func (s *statusServer) serveDoc(w http.ResponseWriter, r *http.Request, d *doc) 
 		w.Write(d.gz)
 		return
 	}
+	// Inflated on the way out: CPU for each such request (~0.1 s at
+	// 10,000 servers), but no copy of the whole document in memory.
 	h.Set("Content-Length", strconv.FormatInt(d.size, 10))
 	zr, err := gzip.NewReader(bytes.NewReader(d.gz))
 	if err == nil {
@@ -345,6 +347,7 @@ func renderDoc(key docKey, st StatusV1, render renderFunc) (*doc, error) {
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
+	// A copy of its exact size: the buffer grew by doubling.
 	return &doc{key: key, gz: bytes.Clone(buf.Bytes()), size: n.n}, nil
 }
 
