@@ -35,9 +35,9 @@ type Options struct {
 	// Refresh is how often the status page reloads itself; 5s when zero.
 	Refresh time.Duration
 	Logger  *slog.Logger
-	// Table, when set, is read for status requests so connection
-	// counters are live rather than as of the last reconcile (at most
-	// about once a second under load: statusdoc.go).
+	// Table, when set, is read with each status render so connection
+	// counters are live rather than as of the last reconcile
+	// (statusdoc.go).
 	Table ipvs.Table
 	// Admin, when set, serves the write API (admin.go); Token returns the
 	// bearer token it requires ("" turns the write API off: 403).
