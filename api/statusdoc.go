@@ -340,25 +340,40 @@ func hasVirtualServer(st *engine.Status, name string) bool {
 func renderDoc(key docKey, st StatusV1, render renderFunc) (*doc, error) {
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed) // a valid level: no error
-	n := &countingWriter{w: zw}
-	if err := render(n, st); err != nil {
+	out := &pacedWriter{w: zw}
+	if err := render(out, st); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
 	// A copy of its exact size: the buffer grew by doubling.
-	return &doc{key: key, gz: bytes.Clone(buf.Bytes()), size: n.n}, nil
+	return &doc{key: key, gz: bytes.Clone(buf.Bytes()), size: out.n}, nil
 }
 
-type countingWriter struct {
-	w io.Writer
-	n int64
+// renderSlice is how long a render runs before it rests as long again.
+// Rendering 10,000 real servers takes about a second of CPU; holding a
+// core that long makes checks start late on a busy machine, while a
+// render that takes turns with them costs only a staler status.
+const renderSlice = 5 * time.Millisecond
+
+// pacedWriter counts the bytes a render writes and paces the render.
+type pacedWriter struct {
+	w     io.Writer
+	n     int64
+	slice time.Time // when the render last started running
 }
 
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
+func (p *pacedWriter) Write(b []byte) (int, error) {
+	now := time.Now()
+	if p.slice.IsZero() {
+		p.slice = now
+	} else if ran := now.Sub(p.slice); ran >= renderSlice {
+		time.Sleep(ran)
+		p.slice = time.Now()
+	}
+	n, err := p.w.Write(b)
+	p.n += int64(n)
 	return n, err
 }
 

@@ -486,3 +486,27 @@ func TestStatusFollowsWriteAPI(t *testing.T) {
 		t.Errorf("the token is gone, the status still says the write API is on")
 	}
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// TestPacedWriterRests: a render that has run for renderSlice rests as
+// long before it goes on.
+func TestPacedWriterRests(t *testing.T) {
+	busy := writerFunc(func(b []byte) (int, error) {
+		time.Sleep(time.Millisecond) // stands for a millisecond of rendering
+		return len(b), nil
+	})
+	p := &pacedWriter{w: busy}
+	start := time.Now()
+	for range 40 {
+		p.Write([]byte("ab"))
+	}
+	if took := time.Since(start); took < 70*time.Millisecond {
+		t.Errorf("40 ms of rendering took %s; it must have rested about as long again", took)
+	}
+	if p.n != 80 {
+		t.Errorf("counted %d bytes, want 80", p.n)
+	}
+}
