@@ -21,6 +21,11 @@ type Config struct {
 	// notify_timeout: the default for every virtual server.
 	Notify         Notify
 	VirtualServers []VirtualServer
+	// Announce is [announce]; BGP and RouteTable are nil without their
+	// sections (see Announcing).
+	Announce   Announce
+	BGP        *BGP
+	RouteTable *RouteTable
 	// Warnings are non-fatal findings (for example a virtual server with
 	// no real servers), sorted by line. `director check` should print them.
 	Warnings []Problem
@@ -86,9 +91,12 @@ type VirtualServer struct {
 	// down within one check round, the pool is kept as it is (panic
 	// guard). 0 is off; [director]'s unless set here.
 	PanicThreshold float64
-	Check          Check
-	RealServers    []RealServer
-	Line           int // line of the [[virtual_server]] header, for messages
+	// Announce says whether and how the VIP is announced ([bgp],
+	// [route_table]).
+	Announce    VIPAnnounce
+	Check       Check
+	RealServers []RealServer
+	Line        int // line of the [[virtual_server]] header, for messages
 }
 
 // RealServer is one [[virtual_server.real_server]].

@@ -53,7 +53,7 @@ var (
 )
 
 var (
-	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server"}}
+	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server", "announce", "bgp", "route_table"}}
 	secDirector = section{name: "[director]", keys: []string{"listen", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "watch_config", "kernel_stats",
 		"notify_command", "notify_url", "notify_timeout", "maintenance_dir", "api_token_file", "state_file", "panic_threshold",
 		"flap_damping", "flap_penalty", "flap_suppress", "flap_reuse", "flap_half_life", "flap_max_suppress"},
@@ -63,6 +63,7 @@ var (
 		"name", "address", "fwmark", "family", "protocol", "scheduler", "persistence",
 		"persistence_netmask", "forwarding", "on_failure", "drain_timeout", "fallback", "check", "real_server",
 		"notify_command", "notify_url", "quorum", "hysteresis", "panic_threshold",
+		"announce", "announce_rule", "announce_above", "withdraw_below", "communities", "med", "local_pref",
 	}, nested: merge(nestedCheckKeys("[virtual_server.check]"), map[string]string{"weight": "[[virtual_server.real_server]]"})}
 	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding"},
 		nested: nestedCheckKeys("[virtual_server.check]")}
@@ -149,6 +150,7 @@ func (l *loader) config(raw map[string]any) *Config {
 			defCheck = l.parseCheck(ct, secDefaultsCheck)
 		}
 	}
+	l.announceSections(root, cfg)
 	vsTables := root.tables("virtual_server", func(i int, m map[string]any) string {
 		if s, ok := m["name"].(string); ok && s != "" {
 			return s
@@ -162,6 +164,7 @@ func (l *loader) config(raw map[string]any) *Config {
 		vs.Notify = l.notify(t, cfg.Notify)
 		cfg.VirtualServers = append(cfg.VirtualServers, vs)
 	}
+	l.checkAnnounce(cfg, vsTables)
 	return cfg
 }
 
@@ -465,6 +468,7 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 	}
 
 	l.vsAdmin(t, d, &vs)
+	l.vsAnnounce(t, &vs)
 	l.quorumWarnings(t, &vs)
 
 	if len(rsTables) == 0 && !t.has("real_server") {
