@@ -56,12 +56,25 @@ type Input struct {
 	HoldDown  time.Duration
 }
 
-// Decision is whether one VIP is announced now, and why.
+// Decision is whether one VIP is announced now, and why: Cause is a
+// stable word for metrics, Reason a sentence for people.
 type Decision struct {
 	Prefix   netip.Prefix
 	Announce bool
+	Cause    Cause
 	Reason   string
 }
+
+// Cause is why a VIP is announced or withdrawn, in one word.
+type Cause string
+
+const (
+	CauseHealthy  Cause = "healthy"            // its services are healthy
+	CausePool     Cause = "pool_unhealthy"     // its services are not
+	CauseHoldDown Cause = "hold_down"          // healthy, but withdrawn too recently
+	CauseDirector Cause = "director_unhealthy" // the director itself is not
+	CauseRemoved  Cause = "removed"            // no longer in the config
+)
 
 // Event is a VIP announced or withdrawn by this decision.
 type Event = Decision
@@ -111,6 +124,10 @@ func (s *State) Decide(in Input) (decisions []Decision, events []Event) {
 	for _, v := range in.VIPs {
 		seen[v.Prefix] = true
 		want, reason := s.wanted(v, seenSvc)
+		cause := CauseHealthy
+		if !want {
+			cause = CausePool
+		}
 		st := s.vips[v.Prefix]
 		if st == nil {
 			st = &vip{}
@@ -118,13 +135,13 @@ func (s *State) Decide(in Input) (decisions []Decision, events []Event) {
 		}
 		switch {
 		case in.Unhealthy != "":
-			want, reason = false, "director unhealthy: "+in.Unhealthy
+			want, cause, reason = false, CauseDirector, "director unhealthy: "+in.Unhealthy
 		case want && !st.announced && !st.withdrawnAt.IsZero() && in.Now.Before(st.withdrawnAt.Add(in.HoldDown)):
-			want = false
+			want, cause = false, CauseHoldDown
 			reason = fmt.Sprintf("hold-down: %s; withdrawn %s ago, announced again from %s",
 				reason, in.Now.Sub(st.withdrawnAt).Round(time.Second), st.withdrawnAt.Add(in.HoldDown).Format(time.RFC3339))
 		}
-		d := Decision{Prefix: v.Prefix, Announce: want, Reason: reason}
+		d := Decision{Prefix: v.Prefix, Announce: want, Cause: cause, Reason: reason}
 		decisions = append(decisions, d)
 		if want != st.announced {
 			if !want {
@@ -145,7 +162,7 @@ func (s *State) Decide(in Input) (decisions []Decision, events []Event) {
 	}
 	slices.SortFunc(gone, comparePrefix)
 	for _, p := range gone {
-		events = append(events, Event{Prefix: p, Reason: "no longer announced by the config"})
+		events = append(events, Event{Prefix: p, Cause: CauseRemoved, Reason: "no longer announced by the config"})
 	}
 	for name := range s.services {
 		if !seenSvc[name] {

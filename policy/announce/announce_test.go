@@ -108,6 +108,16 @@ func TestDecide(t *testing.T) {
 				if got != st.want || !strings.Contains(d.Reason, st.reason) {
 					t.Errorf("step %d: %c %q, want %c with %q", i, got, d.Reason, st.want, st.reason)
 				}
+				wantCause := map[bool]Cause{true: CauseHealthy, false: CausePool}[d.Announce]
+				switch {
+				case strings.HasPrefix(d.Reason, "hold-down"):
+					wantCause = CauseHoldDown
+				case strings.HasPrefix(d.Reason, "director unhealthy"):
+					wantCause = CauseDirector
+				}
+				if d.Cause != wantCause {
+					t.Errorf("step %d: cause %q, want %q for %q", i, d.Cause, wantCause, d.Reason)
+				}
 				if len(evs) == 1 && evs[0] != d {
 					t.Errorf("step %d: event %+v is not the decision %+v", i, evs[0], d)
 				}
@@ -127,7 +137,7 @@ func TestDecideVIPLeavesTheConfig(t *testing.T) {
 		t.Fatalf("events %+v, want both announced in input order", evs)
 	}
 	ds, evs := s.Decide(Input{Now: t0.Add(time.Second), VIPs: []VIP{{Prefix: vip2, Services: healthy}}})
-	if len(ds) != 1 || len(evs) != 1 || evs[0] != (Event{Prefix: vip1, Reason: "no longer announced by the config"}) {
+	if len(ds) != 1 || len(evs) != 1 || evs[0] != (Event{Prefix: vip1, Cause: CauseRemoved, Reason: "no longer announced by the config"}) {
 		t.Fatalf("decisions %+v events %+v, want vip1 withdrawn as gone", ds, evs)
 	}
 	if got := s.Announced(); len(got) != 1 || got[0] != vip2 {
