@@ -235,3 +235,17 @@ func (s *State) serviceHealthy(svc Service) (bool, string) {
 	}
 	return healthy, why
 }
+
+// Route is an announced VIP with the BGP attributes it is announced with.
+type Route struct {
+	Prefix               netip.Prefix
+	Communities          []uint32
+	HasMED, HasLocalPref bool
+	MED, LocalPref       uint32
+}
+
+// Equal reports whether announcing r in place of o changes nothing.
+func (r Route) Equal(o Route) bool {
+	return r.Prefix == o.Prefix && slices.Equal(r.Communities, o.Communities) &&
+		r.HasMED == o.HasMED && r.MED == o.MED && r.HasLocalPref == o.HasLocalPref && r.LocalPref == o.LocalPref
+}
