@@ -190,11 +190,17 @@ func runCmd(args []string, stderr io.Writer) int {
 
 	build := buildInfo()
 	m := metrics.New(build)
+	ann, err := startAnnouncers(cfg, log, m)
+	if err != nil {
+		fmt.Fprintf(stderr, "director: %s: %v\n", cfg.Path, err)
+		return 1
+	}
+	defer ann.stop()
 	var eng *engine.Engine
 	onTransition, onVSEvent, stopNotify := startNotifier(log, m, cfg, func() *config.Config { return eng.Config() })
 	defer stopNotify()
 	eng, err = engine.New(cfg, engine.Options{Table: table, Metrics: m, Logger: log, DryRun: *dryRun, OnTransition: onTransition,
-		OnVirtualServerEvent: onVSEvent, StateFile: stateFile(cfg, *dryRun)})
+		OnVirtualServerEvent: onVSEvent, StateFile: stateFile(cfg, *dryRun), Announcer: ann.engineAnnouncer()})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -223,8 +229,17 @@ func runCmd(args []string, stderr io.Writer) int {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	// The engine outlives the signal by the withdraw grace: routes go
+	// first, then the checks and the table (on_shutdown).
+	engineCtx, stopEngine := context.WithCancel(context.Background())
+	defer stopEngine()
+	go func() {
+		<-ctx.Done()
+		ann.withdraw("shutting down", cfg.Announce.WithdrawGrace)
+		stopEngine()
+	}()
 	engineErr := make(chan error, 1)
-	go func() { engineErr <- eng.Run(ctx) }()
+	go func() { engineErr <- eng.Run(engineCtx) }()
 	life := startLifecycle(ctx, log, eng, cfg) // systemd notify and watchdog, watch_config
 	defer life.stop()
 
@@ -254,6 +269,7 @@ loop:
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	ann.withdraw("engine stopped", 0) // at once when it failed; already done after a signal
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("HTTP listener did not close cleanly", "err", err)
 	}
@@ -289,6 +305,7 @@ func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engi
 				"to remove them all, stop the director with on_shutdown = \"flush\"", path, len(cur.VirtualServers))
 		}
 	}
+	old := eng.Config()
 	if err == nil {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err = eng.Reload(rctx, cfg)
@@ -301,4 +318,5 @@ func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engi
 	}
 	m.Reload(true, time.Now())
 	m.ConfigHash(cfg.SHA256)
+	warnAnnounceReload(log, old, cfg)
 }
