@@ -33,12 +33,21 @@ func startAnnouncers(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (
 	if cfg.BGP != nil {
 		b, err := announcer.StartBGP(ctx, *cfg.BGP, log, opts.Metrics)
 		if err != nil {
-			cancel()
+			a.stop()
 			return nil, err
 		}
 		a.bgp = b
 		a.runners = append(a.runners, announcer.NewRunner(b, opts))
 		log.Info("BGP speaker started", "asn", cfg.BGP.ASN, "router_id", cfg.BGP.RouterID, "peers", len(cfg.BGP.Peers), "listen_port", cfg.BGP.ListenPort)
+	}
+	if cfg.RouteTable != nil {
+		rt, err := announcer.NewRouteTable(*cfg.RouteTable, nil)
+		if err != nil {
+			a.stop()
+			return nil, err
+		}
+		a.runners = append(a.runners, announcer.NewRunner(rt, opts))
+		log.Info("route-table mode", "table", cfg.RouteTable.Table, "device", cfg.RouteTable.Device, "proto", announcer.RouteProtocol)
 	}
 	for _, r := range a.runners {
 		a.wg.Go(func() { r.Run(ctx) })
