@@ -79,7 +79,7 @@ func (t *RouteTable) Name() string { return "route_table" }
 
 func (t *RouteTable) route(p netip.Prefix, link int) *netlink.Route {
 	return &netlink.Route{
-		Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		Dst:       &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
 		LinkIndex: link, Table: t.table, Protocol: RouteProtocol, Scope: netlink.SCOPE_LINK,
 	}
 }
