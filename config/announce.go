@@ -303,6 +303,9 @@ func (l *loader) vsAnnounce(t table, vs *VirtualServer) {
 			}
 		}
 	}
+	if vs.Scheduler == "mh" && vs.OnFailure == "remove" && t.has("on_failure") {
+		l.warnf(t.n.child("on_failure"), "an mh service keeps a failed real server at weight 0 instead of removing it, so that the Maglev table does not move other flows")
+	}
 	if a.Enabled && vs.FWMark != 0 {
 		l.errorf(t.n.child("announce"), "a firewall-mark service has no address to announce; announce the address-based services of the VIP instead")
 	}
@@ -340,6 +343,9 @@ func (l *loader) checkAnnounce(cfg *Config, vsTables []table) {
 		t := vsTables[i]
 		if !cfg.Announcing() {
 			l.errorf(t.n.child("announce"), "nothing announces: add a [bgp] section (the embedded BGP speaker) or a [route_table] section")
+		}
+		if vs.Scheduler != "mh" && vs.Scheduler != "sh" && cfg.Announcing() {
+			l.warnf(t.n.child("announce"), "the %s scheduler picks a real server per director, so a flow the routers move to another director lands on another real server and breaks; use scheduler = \"mh\" (with the same real servers on every director)", vs.Scheduler)
 		}
 		vip := vs.Address.Addr().Unmap()
 		j, ok := first[vip]

@@ -38,6 +38,7 @@ table = 100
 [[virtual_server]]
 name = "web"
 address = "192.0.2.10:80"
+scheduler = "mh"
 announce = true
 announce_above = 0.5
 withdraw_below = 0.25
@@ -49,6 +50,7 @@ med = 10
 [[virtual_server]]
 name = "tls"
 address = "192.0.2.10:443"
+scheduler = "mh"
 announce = true
 communities = ["65000:100", "no-export"]
 med = 10

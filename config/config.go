@@ -68,11 +68,16 @@ type Director struct {
 type VirtualServer struct {
 	Name string
 	// Either Address (with Protocol) or FWMark (with Family) is set.
-	Address            netip.AddrPort
-	FWMark             uint32
-	Family             string // "ipv4" | "ipv6", derived from Address when not a fwmark service
-	Protocol           string // "tcp" (default) | "udp" | "sctp"; empty for fwmark
-	Scheduler          string // default "wlc"
+	Address   netip.AddrPort
+	FWMark    uint32
+	Family    string // "ipv4" | "ipv6", derived from Address when not a fwmark service
+	Protocol  string // "tcp" (default) | "udp" | "sctp"; empty for fwmark
+	Scheduler string // default "wlc"
+	// SchedulerFlags are the scheduler's options, by name: mh-fallback,
+	// mh-port (mh), sh-fallback, sh-port (sh). OnePacket is one-packet
+	// scheduling (ipvsadm --ops), UDP only.
+	SchedulerFlags     []string
+	OnePacket          bool
 	Persistence        time.Duration
 	PersistenceNetmask uint8          // prefix length; default 32 (ipv4) / 128 (ipv6)
 	Forwarding         string         // "nat" (default) | "dr" | "tun"

@@ -63,7 +63,7 @@ var (
 		"name", "address", "fwmark", "family", "protocol", "scheduler", "persistence",
 		"persistence_netmask", "forwarding", "on_failure", "drain_timeout", "fallback", "check", "real_server",
 		"notify_command", "notify_url", "quorum", "hysteresis", "panic_threshold",
-		"announce", "announce_rule", "announce_above", "withdraw_below", "communities", "med", "local_pref",
+		"scheduler_flags", "ops", "announce", "announce_rule", "announce_above", "withdraw_below", "communities", "med", "local_pref",
 	}, nested: merge(nestedCheckKeys("[virtual_server.check]"), map[string]string{"weight": "[[virtual_server.real_server]]"})}
 	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding"},
 		nested: nestedCheckKeys("[virtual_server.check]")}
@@ -350,6 +350,7 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 	if v, _, ok := t.enum("scheduler", "scheduler", schedulers, nil); ok {
 		vs.Scheduler = v
 	}
+	l.schedulerFlags(t, &vs)
 	if v, n, ok := t.duration("persistence"); ok {
 		switch {
 		case v < 0:
