@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/lvsdirector/director/announcer"
 	"github.com/lvsdirector/director/engine"
 	"github.com/lvsdirector/director/ipvs"
 )
@@ -41,6 +42,8 @@ type Options struct {
 	// bearer token it requires ("" turns the write API off: 403).
 	Admin Admin
 	Token func() string
+	// Peers, when set, lists the BGP sessions for the status.
+	Peers func() []announcer.PeerStatus
 }
 
 //go:embed page/status.html
@@ -139,6 +142,7 @@ func currentStatus(ctx context.Context, src Source, opts Options) StatusV1 {
 	}
 	out := statusV1(st, opts.Version)
 	out.Director.WriteAPI = opts.Admin != nil && opts.Token != nil && opts.Token() != ""
+	out.Announce = announceV1(st, opts.Peers)
 	if readErr != nil {
 		out.Director.KernelError = "reading the IPVS table for live counters failed (counters are from the last reconcile): " + readErr.Error()
 	}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"reflect"
 	"sync"
 	"time"
 
 	"github.com/lvsdirector/director/announcer"
+	"github.com/lvsdirector/director/api"
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/engine"
 	"github.com/lvsdirector/director/metrics"
@@ -64,6 +67,14 @@ func (a *announcers) engineAnnouncer() engine.Announcer {
 	return a.runners
 }
 
+// peers lists the BGP sessions for the status; nil without [bgp].
+func (a *announcers) peers() func() []announcer.PeerStatus {
+	if a.bgp == nil {
+		return nil
+	}
+	return a.bgp.Peers
+}
+
 // withdraw withdraws every VIP, then waits grace for the routers to move
 // traffic away: the first thing a stopping director does.
 // Only the first call does it; later ones wait for it.
@@ -100,4 +111,34 @@ func warnAnnounceReload(log *slog.Logger, old, next *config.Config) {
 	if !reflect.DeepEqual(old.BGP, next.BGP) || !reflect.DeepEqual(old.RouteTable, next.RouteTable) {
 		log.Warn("[bgp] or [route_table] changed; it takes effect on restart (announce settings of virtual servers take effect now)")
 	}
+}
+
+// printAnnounce lists the VIPs with the last decision and the BGP
+// sessions, for `director status`.
+func printAnnounce(w io.Writer, a *api.AnnounceV1, now time.Time) {
+	if a == nil {
+		return
+	}
+	fmt.Fprintln(w, "\nAnnounced VIPs:")
+	for _, v := range a.VIPs {
+		state := "WITHDRAWN"
+		if v.Announced {
+			state = "announced"
+		}
+		fmt.Fprintf(w, "  %-20s %-9s %s  %s\n", v.Prefix, state, sinceOpt(v.Since, now), v.Reason)
+	}
+	for _, p := range a.Peers {
+		bfd := ""
+		if p.BFD {
+			bfd = " bfd"
+		}
+		fmt.Fprintf(w, "  bgp peer %s AS%d %s%s %s\n", p.Address, p.ASN, p.State, bfd, sinceOpt(p.Since, now))
+	}
+}
+
+func sinceOpt(t *time.Time, now time.Time) string {
+	if t == nil {
+		return "since start"
+	}
+	return "for " + since(*t, now)
 }

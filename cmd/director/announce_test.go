@@ -55,6 +55,16 @@ announce = true
 		}
 	}
 
+	var out, errOut strings.Builder
+	if code := realMain([]string{"status", "-addr", listen}, &out, &errOut); code != 0 {
+		t.Fatalf("director status = %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"Announced VIPs:", "192.0.2.10/32", "announced", "bgp peer 127.0.0.1 AS65000 established"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("director status lacks %q:\n%s", want, out.String())
+		}
+	}
+
 	sent := time.Now()
 	d.signal(syscall.SIGTERM)
 	withdrawn := router.WaitRIB(t, "withdrawn on SIGTERM")

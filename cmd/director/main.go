@@ -219,7 +219,8 @@ func runCmd(args []string, stderr io.Writer) int {
 		return 1
 	}
 	srv := api.Server(cfg.Director.Listen, api.Handler(eng, api.Options{Metrics: m.Handler(), Version: build.Version, Logger: log, Table: table,
-		Admin: eng, Token: func() string { return eng.Config().Director.APIToken }})) // a reload may change the token
+		Admin: eng, Token: func() string { return eng.Config().Director.APIToken }, // a reload may change the token
+		Peers: ann.peers()}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
