@@ -76,6 +76,15 @@ func TestE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("kernel %s, cache %s (%.1fs)", a.kver, a.dir, time.Since(start).Seconds())
+	// BIRD 2 is the router of the BGP scenarios (guest/bgp_test.go).
+	birdArchive, birdVersion, err := prepareOverlay(ctx, root, bird, t.Logf)
+	if err != nil {
+		if errors.As(err, new(prereqError)) {
+			prereq(err)
+		}
+		t.Fatal(err)
+	}
+	t.Logf("bird2 %s (%.1fs)", birdVersion, time.Since(start).Seconds())
 
 	tmp := t.TempDir()
 	director, guest := filepath.Join(tmp, "director"), filepath.Join(tmp, "guest.test")
@@ -97,7 +106,7 @@ func TestE2E(t *testing.T) {
 		args = append(args, "-test.run="+r)
 	}
 	initrd := filepath.Join(tmp, "initrd.gz")
-	if err := writeInitrd(initrd, a, guestInit(args), map[string]string{"director": director, "guest.test": guest}); err != nil {
+	if err := writeInitrd(initrd, a, guestInit(args), map[string]string{"director": director, "guest.test": guest}, birdArchive); err != nil {
 		t.Fatal(err)
 	}
 
