@@ -40,13 +40,13 @@ const (
 var labDirs = map[string]string{"dirA": "10.9.0.11", "dirB": "10.9.0.12"}
 
 type bgpLab struct {
-	router     *netns
-	dirs       map[string]*netns
-	backends   []*backend
-	client     *client
-	birdCtl    string
-	bird       *exec.Cmd
-	birdLog    *syncBuffer
+	router   *netns
+	dirs     map[string]*netns
+	backends []*backend
+	client   *client
+	birdCtl  string
+	bird     *exec.Cmd
+	birdLog  *syncBuffer
 }
 
 var (
