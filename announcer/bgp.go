@@ -97,8 +97,8 @@ func peerConfig(p config.BGPPeer) *api.Peer {
 		AfiSafis:  []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: fam, Enabled: true}}},
 	}
 	if p.BFD {
-		// 100ms x 3: the router sees a dead director in about 300ms.
-		ap.Bfd = &api.BfdPeerConfig{Enabled: true, DesiredMinimumTxInterval: 100_000, RequiredMinimumReceive: 100_000, DetectionMultiplier: 3}
+		us := uint32(p.BFDInterval / time.Microsecond)
+		ap.Bfd = &api.BfdPeerConfig{Enabled: true, DesiredMinimumTxInterval: us, RequiredMinimumReceive: us, DetectionMultiplier: uint32(p.BFDMultiplier)}
 	}
 	return ap
 }

@@ -18,6 +18,8 @@ const (
 	DefaultBGPHoldTime    = 9 * time.Second
 	DefaultBGPPort        = 179
 	DefaultRouteDevice    = "lo"
+	DefaultBFDInterval    = 300 * time.Millisecond
+	DefaultBFDMultiplier  = 3
 	defaultAnnounceRule   = "all"
 )
 
@@ -62,7 +64,11 @@ type BGPPeer struct {
 	PasswordFile string
 	Password     string
 	BFD          bool
-	Line         int
+	// BFDInterval is how often BFD packets are sent and expected;
+	// BFDMultiplier how many may be missed before the session is down.
+	BFDInterval   time.Duration
+	BFDMultiplier int
+	Line          int
 }
 
 // RouteTable holds [route_table]: instead of (or beside) a speaker, each
@@ -92,7 +98,7 @@ type VIPAnnounce struct {
 var (
 	secAnnounce    = section{name: "[announce]", keys: []string{"hold_down", "withdraw_grace", "unhealthy_after"}}
 	secBGP         = section{name: "[bgp]", keys: []string{"asn", "router_id", "listen_port", "next_hop", "peer"}, nested: map[string]string{"address": "[[bgp.peer]]", "hold_time": "[[bgp.peer]]", "password_file": "[[bgp.peer]]", "bfd": "[[bgp.peer]]"}}
-	secBGPPeer     = section{name: "[[bgp.peer]]", keys: []string{"address", "asn", "port", "hold_time", "password_file", "bfd"}}
+	secBGPPeer     = section{name: "[[bgp.peer]]", keys: []string{"address", "asn", "port", "hold_time", "password_file", "bfd", "bfd_interval", "bfd_multiplier"}}
 	secRouteTable  = section{name: "[route_table]", keys: []string{"table", "device"}}
 	vsAnnounceKeys = []string{"announce", "announce_rule", "announce_above", "withdraw_below", "communities", "med", "local_pref"}
 )
@@ -187,7 +193,7 @@ func (l *loader) bgp(t table) *BGP {
 		return strconv.Itoa(i)
 	}) {
 		pt.unknown(secBGPPeer)
-		p := BGPPeer{Port: DefaultBGPPort, HoldTime: DefaultBGPHoldTime, Line: l.lineOf(pt.n)}
+		p := BGPPeer{Port: DefaultBGPPort, HoldTime: DefaultBGPHoldTime, BFDInterval: DefaultBFDInterval, BFDMultiplier: DefaultBFDMultiplier, Line: l.lineOf(pt.n)}
 		if s, n, ok := pt.str("address"); ok {
 			a, err := netip.ParseAddr(s)
 			switch {
@@ -234,6 +240,16 @@ func (l *loader) bgp(t table) *BGP {
 		}
 		if v, _, ok := pt.boolean("bfd"); ok {
 			p.BFD = v
+		}
+		if v, n, ok := pt.duration("bfd_interval"); ok {
+			if v < 10*time.Millisecond || v > 10*time.Second || v%time.Millisecond != 0 {
+				l.errorf(n, "%s is out of range; BFD intervals are whole milliseconds from 10ms to 10s, such as \"300ms\"", v)
+			} else {
+				p.BFDInterval = v
+			}
+		}
+		if v, _, ok := pt.intRange("bfd_multiplier", 1, 255, "BFD detection multipliers are 1-255"); ok {
+			p.BFDMultiplier = int(v)
 		}
 		b.Peers = append(b.Peers, p)
 	}

@@ -27,6 +27,8 @@ next_hop = "10.0.1.2"
   hold_time = "3s"
   password_file = "`+secret+`"
   bfd = true
+  bfd_interval = "100ms"
+  bfd_multiplier = 5
   [[bgp.peer]]
   address = "2001:db8::1"
   asn = 65000
@@ -68,8 +70,10 @@ address = "192.0.2.20:80"
 	}
 	want := &BGP{ASN: 65001, RouterID: netip.MustParseAddr("10.0.1.2"), ListenPort: -1, NextHop: netip.MustParseAddr("10.0.1.2"), Line: 6,
 		Peers: []BGPPeer{
-			{Address: netip.MustParseAddr("10.0.1.1"), ASN: 65000, Port: 179, HoldTime: 3 * time.Second, PasswordFile: secret, Password: "s3cret", BFD: true, Line: 10},
-			{Address: netip.MustParseAddr("2001:db8::1"), ASN: 65000, Port: 1179, HoldTime: 9 * time.Second, Line: 16},
+			{Address: netip.MustParseAddr("10.0.1.1"), ASN: 65000, Port: 179, HoldTime: 3 * time.Second, PasswordFile: secret, Password: "s3cret", BFD: true,
+				BFDInterval: 100 * time.Millisecond, BFDMultiplier: 5, Line: 10},
+			{Address: netip.MustParseAddr("2001:db8::1"), ASN: 65000, Port: 1179, HoldTime: 9 * time.Second,
+				BFDInterval: DefaultBFDInterval, BFDMultiplier: DefaultBFDMultiplier, Line: 18},
 		}}
 	if !reflect.DeepEqual(cfg.BGP, want) {
 		t.Errorf("bgp = %+v\nwant %+v", cfg.BGP, want)
@@ -107,14 +111,15 @@ func TestAnnounceErrors(t *testing.T) {
 			`director.toml:1: bgp.peer: missing; add at least one [[bgp.peer]] with the router's address and asn`,
 			`director.toml:2: bgp.listen_port: 0 is not a port; write -1 to accept no incoming sessions, or 179`,
 		}},
-		{"bgp bad values", "[bgp]\nasn = 0\nrouter_id = \"::1\"\nbfd = true\n[[bgp.peer]]\naddress = \"10.0.1.1\"\nhold_time = \"2s\"\n[[bgp.peer]]\naddress = \"10.0.1.1\"\nasn = 65000\npassword_file = \"/nonexistent/pw\"", []string{
+		{"bgp bad values", "[bgp]\nasn = 0\nrouter_id = \"::1\"\nbfd = true\n[[bgp.peer]]\naddress = \"10.0.1.1\"\nhold_time = \"2s\"\nbfd_interval = \"5ms\"\n[[bgp.peer]]\naddress = \"10.0.1.1\"\nasn = 65000\npassword_file = \"/nonexistent/pw\"", []string{
 			`director.toml:2: bgp.asn: 0 is out of range; AS numbers are 1-4294967295`,
 			`director.toml:3: bgp.router_id: "::1" is not an IPv4 address; a BGP router ID is written as one, such as "10.0.1.2" (the director's address towards its routers)`,
 			`director.toml:4: bgp.bfd: unknown key; bfd belongs in [[bgp.peer]]`,
 			`director.toml:5: bgp.peer[10.0.1.1].asn: missing; the AS number, such as 65001`,
 			`director.toml:7: bgp.peer[10.0.1.1].hold_time: 2s is too short; BGP hold times are 0 (no keepalives) or at least 3s`,
-			`director.toml:9: bgp.peer[10.0.1.1].address: duplicate peer 10.0.1.1; also on line 5`,
-			`director.toml:11: bgp.peer[10.0.1.1].password_file: /nonexistent/pw: no such file or directory; the TCP MD5 password must be readable (or leave password_file out for none)`,
+			`director.toml:8: bgp.peer[10.0.1.1].bfd_interval: 5ms is out of range; BFD intervals are whole milliseconds from 10ms to 10s, such as "300ms"`,
+			`director.toml:10: bgp.peer[10.0.1.1].address: duplicate peer 10.0.1.1; also on line 5`,
+			`director.toml:12: bgp.peer[10.0.1.1].password_file: /nonexistent/pw: no such file or directory; the TCP MD5 password must be readable (or leave password_file out for none)`,
 		}},
 		{"route table", "[route_table]\ntable = 254\ndevice = \"a b\"", []string{
 			`director.toml:2: route_table.table: 254 is a table the kernel uses itself (253 default, 254 main, 255 local); pick a table of its own, such as 100, for the routing daemon to read`,
