@@ -3,7 +3,11 @@
 package guest
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -45,6 +49,7 @@ type bgpLab struct {
 	backends []*backend
 	client   *client
 	birdCtl  string
+	birdPath string // its config file
 	bird     *exec.Cmd
 	birdLog  *syncBuffer
 }
@@ -222,24 +227,9 @@ func (l *bgpLab) startBird() error {
 	if err != nil {
 		return err
 	}
-	conf := fmt.Sprintf(`log stderr all;
-router id %s;
-protocol device { scan time 1; }
-protocol kernel {
-  ipv4 { import none; export all; };
-  merge paths on;
-}
-template bgp director {
-  local %s as %d;
-  connect retry time 1;
-  hold time 3;
-  ipv4 { import all; export none; };
-}
-protocol bgp dirA from director { neighbor %s as %d; }
-protocol bgp dirB from director { neighbor %s as %d; }
-`, routerIP, routerIP, routerASN, labDirs["dirA"], dirASN, labDirs["dirB"], dirASN)
 	path := filepath.Join(dir, "bird.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+	l.birdPath = path
+	if err := os.WriteFile(path, []byte(birdConf(false)), 0o644); err != nil {
 		return err
 	}
 	l.birdCtl = filepath.Join(dir, "bird.ctl")
@@ -256,6 +246,44 @@ protocol bgp dirB from director { neighbor %s as %d; }
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("bird did not open its control socket:\n%s", l.birdLog)
+}
+
+// birdConf is the router's BIRD config: hold time 9s; with bfd, the
+// sessions with the directors are watched by BFD (300ms x 5: emulation
+// delays packets by up to a second now and then).
+func birdConf(bfd bool) string {
+	bfdProto, bfdOn := "", ""
+	if bfd {
+		bfdProto = "protocol bfd {\n  interface \"br0\" { min rx interval 300 ms; min tx interval 300 ms; multiplier 5; };\n}\n"
+		bfdOn = "  bfd on;\n"
+	}
+	return fmt.Sprintf(`log stderr all;
+router id %s;
+protocol device { scan time 1; }
+protocol kernel {
+  ipv4 { import none; export all; };
+  merge paths on;
+}
+%stemplate bgp director {
+  local %s as %d;
+  connect retry time 1;
+  hold time 9;
+%s  ipv4 { import all; export none; };
+}
+protocol bgp dirA from director { neighbor %s as %d; }
+protocol bgp dirB from director { neighbor %s as %d; }
+`, routerIP, bfdProto, routerIP, routerASN, bfdOn, labDirs["dirA"], dirASN, labDirs["dirB"], dirASN)
+}
+
+// reconfigureBird makes BIRD run birdConf(bfd).
+func (l *bgpLab) reconfigureBird(t *testing.T, bfd bool) {
+	t.Helper()
+	if err := os.WriteFile(l.birdPath, []byte(birdConf(bfd)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := l.birdc("configure"); !strings.Contains(out, "Reconfigured") && !strings.Contains(out, "Reconfiguration in progress") {
+		t.Fatalf("birdc configure: %s", out)
+	}
 }
 
 // birdc asks BIRD.
@@ -334,18 +362,30 @@ type labDirector struct {
 	maint string
 }
 
+// labMode is how a lab director announces.
+type labMode int
+
+const (
+	speaker    labMode = iota // BGP to the router
+	withBFD                   // BGP with BFD
+	routeTable                // route-table mode instead of BGP
+)
+
 // labConfig is the config of director name: BGP to the router
 // unless routeTable is set, mh over the four DR real servers.
-func labConfig(name string, maint string, routeTable bool) string {
+func labConfig(name string, maint string, mode labMode) string {
 	speaker := fmt.Sprintf(`[bgp]
 asn = %d
 router_id = %q
   [[bgp.peer]]
   address = %q
   asn = %d
-  hold_time = "3s"
-`, dirASN, labDirs[name], routerIP, routerASN)
-	if routeTable {
+  hold_time = "9s"
+  bfd = %v
+  bfd_interval = "300ms"
+  bfd_multiplier = 5
+`, dirASN, labDirs[name], routerIP, routerASN, mode == withBFD)
+	if mode == routeTable {
 		speaker = "[route_table]\ntable = 100\n"
 	}
 	var rss strings.Builder
@@ -361,7 +401,15 @@ hold_down = "1s"
 withdraw_grace = "2s"
 
 %s
-%s
+[defaults.check]
+# Slower than the other scenarios': 400 connections keep the emulated
+# machine busy, and a check timing out on one director only would make
+# the directors pick differently for that server's flows.
+interval = "2s"
+timeout = "1500ms"
+rise = 2
+fall = 5
+
 [[virtual_server]]
 name = "web"
 address = "%s:80"
@@ -372,11 +420,11 @@ announce = true
   [virtual_server.check]
   type = "http"
   path = "/healthz"
-%s`, maint, speaker, checkDefaults, labVIP, rss.String())
+%s`, maint, speaker, labVIP, rss.String())
 }
 
 // startLabDirector runs director name in its namespace on cfg.
-func (l *bgpLab) startLabDirector(t *testing.T, name string, routeTable bool) *labDirector {
+func (l *bgpLab) startLabDirector(t *testing.T, name string, mode labMode) *labDirector {
 	t.Helper()
 	dir := t.TempDir()
 	maint := filepath.Join(dir, "maint")
@@ -384,7 +432,7 @@ func (l *bgpLab) startLabDirector(t *testing.T, name string, routeTable bool) *l
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "director.toml")
-	if err := os.WriteFile(cfg, []byte(labConfig(name, maint, routeTable)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(labConfig(name, maint, mode)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// A fresh table: a previous scenario's director kept its own (on_shutdown = keep).
@@ -471,8 +519,8 @@ func (l *bgpLab) load() (stop func() (ok, failed int, slowest time.Duration, err
 // touch the VIP sends the router no update and leaves the route's age.
 func Test20BGPAnnounceWithdrawReload(t *testing.T) {
 	l := theLab(t)
-	a := l.startLabDirector(t, "dirA", false)
-	b := l.startLabDirector(t, "dirB", false)
+	a := l.startLabDirector(t, "dirA", speaker)
+	b := l.startLabDirector(t, "dirB", speaker)
 	took := l.waitHops(t, 60*time.Second, "both directors announce", labDirs["dirA"], labDirs["dirB"])
 	t.Logf("both paths in the router's kernel route %s after start", took.Round(time.Millisecond))
 	show := l.birdc("show", "route", "for", labVIP, "all")
@@ -490,6 +538,10 @@ func Test20BGPAnnounceWithdrawReload(t *testing.T) {
 		}
 	}
 	t.Logf("40 requests through the VIP: %v", served)
+	oa, ob := destOrder(l.ipvsadmIn(t, "dirA")), destOrder(l.ipvsadmIn(t, "dirB"))
+	if strings.Join(oa, ",") != strings.Join(ob, ",") || len(oa) != 4 {
+		t.Errorf("the directors hold their destinations in different orders: A %v, B %v", oa, ob)
+	}
 
 	// Proof 2: A's pool fails there only.
 	failed := time.Now()
@@ -520,7 +572,7 @@ func Test20BGPAnnounceWithdrawReload(t *testing.T) {
 	if got := importUpdates(l.birdc("show", "protocols", "all", "dirB")); got != updates || updates == "" {
 		t.Errorf("the router's import updates from B went %q -> %q across an unrelated reload; want no update", updates, got)
 	}
-	if age := routeAges(after); age != routeAges(before) {
+	if !sameAges(routeAges(before), routeAges(after)) {
 		t.Errorf("the route changed across an unrelated reload:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
@@ -534,9 +586,29 @@ func importUpdates(s string) string {
 	return strings.TrimSpace(m[1])
 }
 
-// routeAges is the "[protocol time]" of every path in a `show route`.
-func routeAges(s string) string {
-	return strings.Join(regexp.MustCompile(`\[dir[AB] [^\]]+\]`).FindAllString(s, -1), " ")
+// routeAges is the time of every path in a `show route`, by protocol.
+func routeAges(s string) map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, m := range regexp.MustCompile(`\[(dir[AB]) (\d\d:\d\d:\d\d\.\d\d\d)\]`).FindAllStringSubmatch(s, -1) {
+		if t, err := time.Parse("15:04:05.000", m[2]); err == nil {
+			out[m[1]] = t
+		}
+	}
+	return out
+}
+
+// sameAges compares route times allowing BIRD's display jitter (it turns
+// its monotonic clock into wall time at each show: a millisecond or two).
+func sameAges(a, b map[string]time.Time) bool {
+	if len(a) != 2 || len(b) != 2 {
+		return false
+	}
+	for k, t := range a {
+		if d := b[k].Sub(t); d > 50*time.Millisecond || d < -50*time.Millisecond {
+			return false
+		}
+	}
+	return true
 }
 
 func waitLog(t *testing.T, d *director, want string) {
@@ -554,8 +626,8 @@ func waitLog(t *testing.T, d *director, want string) {
 // is withdrawn in under a second and no request fails.
 func Test21BGPSigtermUnderLoad(t *testing.T) {
 	l := theLab(t)
-	a := l.startLabDirector(t, "dirA", false)
-	l.startLabDirector(t, "dirB", false)
+	a := l.startLabDirector(t, "dirA", speaker)
+	l.startLabDirector(t, "dirB", speaker)
 	l.waitHops(t, 60*time.Second, "both directors announce", labDirs["dirA"], labDirs["dirB"])
 	stop := l.load()
 	time.Sleep(2 * time.Second)
@@ -580,7 +652,7 @@ func Test21BGPSigtermUnderLoad(t *testing.T) {
 // while the pool is healthy and goes when it fails.
 func Test22RouteTableMode(t *testing.T) {
 	l := theLab(t)
-	a := l.startLabDirector(t, "dirA", true)
+	a := l.startLabDirector(t, "dirA", routeTable)
 	table100 := func() string {
 		var got []string
 		err := l.dirs["dirA"].do(func() error {
@@ -619,4 +691,240 @@ func Test22RouteTableMode(t *testing.T) {
 	if got := table100(); got != "" {
 		t.Errorf("table 100 holds %q after the director stopped", got)
 	}
+}
+
+// holdConns opens n connections through the VIP and asks each once.
+func (l *bgpLab) holdConns(t *testing.T, n int) []*heldConn {
+	t.Helper()
+	conns := make([]*heldConn, n)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []string
+	sem := make(chan struct{}, 20)
+	for i := range conns {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			c, err := l.client.ns.dial(ctx, "tcp", labVIP+":80")
+			if err == nil {
+				h := &heldConn{conn: c, br: bufio.NewReader(c), host: "vip"}
+				if h.backend, err = h.get(); err == nil {
+					conns[i] = h
+					return
+				}
+				c.Close()
+			}
+			mu.Lock()
+			errs = append(errs, err.Error())
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d connections could not be opened: %v", len(errs), n, errs[:min(len(errs), 3)])
+	}
+	t.Cleanup(func() {
+		for _, h := range conns {
+			h.conn.Close()
+		}
+	})
+	return conns
+}
+
+// askAll asks on every connection at once (within timeout each; 0: the
+// held connection's own 10s) and returns how many broke,
+// how many were answered by another real server than before, and the
+// slowest answer.
+func askAll(conns []*heldConn, timeout time.Duration) (broken, moved int, slowest time.Duration, errs []string) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, h := range conns {
+		wg.Go(func() {
+			start := time.Now()
+			var who string
+			var err error
+			if timeout == 0 {
+				who, err = h.get()
+			} else {
+				who, err = askWithin(h, timeout)
+			}
+			took := time.Since(start)
+			mu.Lock()
+			defer mu.Unlock()
+			slowest = max(slowest, took)
+			switch {
+			case err != nil:
+				broken++
+				if len(errs) < 3 {
+					errs = append(errs, err.Error())
+				}
+			case who != h.backend:
+				moved++
+			}
+		})
+	}
+	wg.Wait()
+	return broken, moved, slowest, errs
+}
+
+// Issue 11, proofs 4 and 5: 400 long-lived connections spread over both
+// directors; A is killed with SIGKILL (its BGP session closes, so the
+// router withdraws at once) and the router sends A's flows to B, which
+// takes them up mid-connection (sloppy_tcp) and picks the same real
+// server for each (mh, same destinations in the same order): none
+// breaks. Then, to show what sloppy_tcp does, the same with it off on B.
+func Test23BGPFlowsSurviveDirectorDeath(t *testing.T) {
+	l := theLab(t)
+	a := l.startLabDirector(t, "dirA", speaker)
+	l.startLabDirector(t, "dirB", speaker)
+	l.waitHops(t, 60*time.Second, "both directors announce", labDirs["dirA"], labDirs["dirB"])
+	conns := l.holdConns(t, 400)
+	if broken, moved, _, errs := askAll(conns, 0); broken+moved > 0 {
+		t.Fatalf("before anything happened: %d broken, %d moved: %v", broken, moved, errs)
+	}
+	viaA := l.connsThrough(t, "dirA", conns)
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	took := l.waitHops(t, 10*time.Second, "A's route withdrawn after SIGKILL", labDirs["dirB"])
+	broken, moved, slowest, errs := askAll(conns, 0)
+	t.Logf("SIGKILL: the router's kernel route lost A %s after the kill; %d connections (%d through A): %d broken, %d answered by another real server, slowest answer %s",
+		took.Round(time.Millisecond), len(conns), viaA, broken, moved, slowest.Round(time.Millisecond))
+	if broken+moved > 0 || viaA == 0 {
+		t.Errorf("%d broken, %d moved to another real server (want none; %d went through A): %v", broken, moved, viaA, errs)
+	}
+
+	// Without sloppy_tcp on B, B resets what it did not see start.
+	if err := l.dirs["dirB"].sh("sysctl -qw net.ipv4.vs.sloppy_tcp=0"); err != nil {
+		t.Fatal(err)
+	}
+	defer l.dirs["dirB"].sh("sysctl -qw net.ipv4.vs.sloppy_tcp=1")
+	a2 := l.startLabDirector(t, "dirA", speaker)
+	l.waitHops(t, 60*time.Second, "A back", labDirs["dirA"], labDirs["dirB"])
+	conns = l.holdConns(t, 100)
+	viaA = l.connsThrough(t, "dirA", conns)
+	a2.cmd.Process.Signal(syscall.SIGKILL)
+	l.waitHops(t, 10*time.Second, "A's route withdrawn after SIGKILL", labDirs["dirB"])
+	broken, moved, _, _ = askAll(conns, 0)
+	t.Logf("sloppy_tcp=0 on B: %d connections (%d through A): %d broken, %d moved", len(conns), viaA, broken, moved)
+	if viaA > 0 && broken == 0 {
+		t.Errorf("with sloppy_tcp=0 on B none of the %d connections through A broke; the proof above shows nothing", viaA)
+	}
+}
+
+// ipvsadmIn is `ipvsadm -Ln` in a director's namespace.
+func (l *bgpLab) ipvsadmIn(t *testing.T, name string) string {
+	t.Helper()
+	out, err := exec.Command("nsenter", "-t", fmt.Sprint(l.dirs[name].cmd.Process.Pid), "-n", "ipvsadm", "-Ln").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ipvsadm in %s: %v: %s", name, err, out)
+	}
+	return string(out)
+}
+
+// destOrder is the destinations of `ipvsadm -Ln` in the kernel's list
+// order, the order the Maglev table is built in.
+func destOrder(out string) []string {
+	var order []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 6 && f[0] == "->" && f[1] != "RemoteAddress:Port" {
+			order = append(order, f[1])
+		}
+	}
+	return order
+}
+
+// connsThrough counts the connections of conns that a director's IPVS
+// holds as established (its connection table, by the client's port).
+func (l *bgpLab) connsThrough(t *testing.T, name string, conns []*heldConn) int {
+	t.Helper()
+	out, err := exec.Command("nsenter", "-t", fmt.Sprint(l.dirs[name].cmd.Process.Pid), "-n", "ipvsadm", "-Lnc").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ipvsadm -Lnc in %s: %v: %s", name, err, out)
+	}
+	ours := map[string]bool{}
+	for _, h := range conns {
+		ours[h.conn.LocalAddr().String()] = true
+	}
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 6 && f[2] == "ESTABLISHED" && ours[f[3]] {
+			n++
+		}
+	}
+	return n
+}
+
+// Issue 11, proof 4 (the link): director A's link dies with 100
+// connections open; the router withdraws A when the hold timer (9s)
+// expires, or when BFD (300ms x 5) says so. Reported: the time to
+// withdraw, connections broken, the longest stall of a request.
+func Test24BGPLinkDeath(t *testing.T) {
+	l := theLab(t)
+	for _, tc := range []struct {
+		name string
+		mode labMode
+	}{{"hold timer", speaker}, {"BFD", withBFD}} {
+		t.Run(tc.name, func(t *testing.T) {
+			l.reconfigureBird(t, tc.mode == withBFD)
+			defer l.reconfigureBird(t, false)
+			l.startLabDirector(t, "dirA", tc.mode)
+			l.startLabDirector(t, "dirB", tc.mode)
+			l.waitHops(t, 60*time.Second, "both directors announce", labDirs["dirA"], labDirs["dirB"])
+			if tc.mode == withBFD {
+				deadline := time.Now().Add(30 * time.Second)
+				for !strings.Contains(l.birdc("show", "bfd", "sessions"), "Up") {
+					if time.Now().After(deadline) {
+						t.Fatalf("no BFD session up:\n%s", l.birdc("show", "bfd", "sessions"))
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				t.Logf("BIRD's BFD sessions:\n%s", l.birdc("show", "bfd", "sessions"))
+			}
+			conns := l.holdConns(t, 100)
+			viaA := l.connsThrough(t, "dirA", conns)
+			if err := l.dirs["dirA"].sh("ip link set lan down"); err != nil {
+				t.Fatal(err)
+			}
+			defer l.dirs["dirA"].sh("ip link set lan up\nip route replace default via " + routerIP)
+			// Ask while the route still points at the dead director:
+			// these requests stall until the router moves the flows.
+			type result struct {
+				broken, moved int
+				slowest       time.Duration
+				errs          []string
+			}
+			res := make(chan result, 1)
+			go func() {
+				b, m, s, e := askAll(conns, 40*time.Second) // TCP backs off while the route points at the dead director
+				res <- result{b, m, s, e}
+			}()
+			took := l.waitHops(t, 20*time.Second, "A withdrawn after its link died", labDirs["dirB"])
+			r := <-res
+			t.Logf("%s: A's link down: the router withdrew A after %s; %d connections (%d through A): %d broken, %d moved, longest stall %s",
+				tc.name, took.Round(time.Millisecond), len(conns), viaA, r.broken, r.moved, r.slowest.Round(time.Millisecond))
+			if r.broken+r.moved > 0 {
+				t.Errorf("%d connections broke and %d were answered by another real server after the move: %v", r.broken, r.moved, r.errs)
+			}
+			if tc.mode == withBFD && took > 3*time.Second {
+				t.Errorf("with BFD the router took %s to withdraw A", took)
+			}
+		})
+	}
+}
+
+// askWithin is one request on a held connection within timeout.
+func askWithin(h *heldConn, timeout time.Duration) (string, error) {
+	h.conn.SetDeadline(time.Now().Add(timeout))
+	defer h.conn.SetDeadline(time.Time{})
+	if _, err := fmt.Fprintf(h.conn, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", h.host); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(h.br, nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(body)), err
 }
