@@ -26,6 +26,25 @@ func TestStatusAnnounce(t *testing.T) {
 	srv := httptest.NewServer(Handler(src, Options{Peers: peers}))
 	defer srv.Close()
 	_, _, body := get(t, srv.URL+"/api/v1/status")
+	// The field names are an API, like the rest of v1 (TestStatusJSONSchema).
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	ann := doc["announce"].(map[string]any)
+	for _, tc := range []struct {
+		where string
+		v     any
+		want  string
+	}{
+		{"announce", ann, "peers vips"},
+		{"vip", ann["vips"].([]any)[0], "announced cause prefix reason since virtual_servers"},
+		{"peer", ann["peers"].([]any)[0], "address asn bfd established since state"},
+	} {
+		if got := strings.Join(keysOf(t, tc.v, tc.where), " "); got != tc.want {
+			t.Errorf("%s fields:\n got  %s\n want %s", tc.where, got, tc.want)
+		}
+	}
 	var st StatusV1
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatal(err)
