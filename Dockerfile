@@ -1,17 +1,28 @@
 # syntax=docker/dockerfile:1
-# Multi-stage build: a static director binary in a small non-root image.
+# Multi-stage build: a static director binary in a small distroless image.
 #
-# The director programs the host's IPVS table, so run it in the host's
-# network namespace with the capabilities it needs and nothing more:
+# The director programs the host's IPVS table, so it runs in the host's
+# network namespace with only the capabilities it needs (docker-compose.yml
+# has the same as a compose file):
 #
-#   docker run -d --name director --network host \
-#     --cap-drop ALL --cap-add NET_ADMIN --cap-add NET_RAW \
+#   docker run -d --name director --network host --restart unless-stopped \
+#     --cap-drop ALL --cap-add NET_ADMIN --read-only \
+#     --security-opt no-new-privileges \
 #     -v /etc/director:/etc/director:ro -v director-state:/var/lib/director \
 #     director:latest
 #
-# NET_ADMIN: IPVS changes over netlink. NET_RAW: only for ICMP checks with
-# privileged = true. The host must have the ip_vs module loaded
-# (modprobe ip_vs): a container cannot load kernel modules.
+# NET_ADMIN: IPVS over netlink. Add --cap-add NET_RAW only for ICMP checks
+# with privileged = true (raw sockets). The host must have the ip_vs module
+# loaded (modprobe ip_vs): a container cannot load kernel modules.
+#
+# The process is uid 0 in the container, because Docker gives the
+# capabilities of --cap-add to uid 0 only: a non-root user would need
+# file capabilities on the binary, and with those the kernel refuses to
+# run it at all unless every capability they name is granted. With
+# --cap-drop ALL that uid 0 has no other capability: it cannot read a file
+# its permission bits deny it (no CAP_DAC_OVERRIDE), so the mounted config
+# (and api_token_file) must be readable by uid 0 or gid 0 through their
+# bits, such as root-owned 0600 or 0640 as a package installs them.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -21,22 +32,16 @@ COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
       -ldflags "-s -w -X main.version=${VERSION}" \
-      -o /out/director ./cmd/director
-# File capabilities let the non-root user use NET_ADMIN/NET_RAW when the
-# container is granted them; BuildKit's COPY keeps the xattr.
-RUN apt-get update && apt-get install -y --no-install-recommends libcap2-bin \
- && setcap cap_net_admin,cap_net_raw+ep /out/director \
+      -o /out/director ./cmd/director \
  && mkdir -p /out/state
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM gcr.io/distroless/static-debian12
 COPY --from=build /out/director /usr/local/bin/director
-# state_file's default directory (overrides and the managed services),
-# writable by the non-root user; mount a volume here to keep it.
-COPY --from=build --chown=65532:65532 /out/state /var/lib/director
+# state_file's default directory (overrides and the managed services);
+# mount a volume here to keep it across containers.
+COPY --from=build /out/state /var/lib/director
 VOLUME /var/lib/director
-# Because the binary carries file capabilities, the container must be
-# granted NET_ADMIN and NET_RAW (see above) or the kernel refuses to exec it.
-USER 65532:65532
+USER 0:0
 EXPOSE 9410
 ENTRYPOINT ["/usr/local/bin/director"]
-CMD ["run", "-config", "/etc/director/director.toml"]
+CMD ["run", "/etc/director/director.toml"]

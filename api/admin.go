@@ -13,10 +13,12 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/lvsdirector/director/engine"
+	"github.com/lvsdirector/director/internal/lograte"
 )
 
 // The write API: operator overrides and clearing a panic. Every request
@@ -72,15 +74,40 @@ type errorV1 struct {
 }
 
 func registerAdmin(mux *http.ServeMux, opts Options) {
-	a := &adminHandler{admin: opts.Admin, token: opts.Token, log: opts.Logger}
+	a := &adminHandler{admin: opts.Admin, token: opts.Token, log: opts.Logger, refused: opts.Refused,
+		refusals: lograte.New(refusalLogInterval), now: time.Now}
 	mux.HandleFunc("POST /api/v1/servers/{virtual_server}/{real_server}/{action}", a.server)
 	mux.HandleFunc("POST /api/v1/virtual_servers/{name}/panic/clear", a.clearPanic)
 }
 
 type adminHandler struct {
-	admin Admin
-	token func() string
-	log   *slog.Logger
+	admin   Admin
+	token   func() string
+	log     *slog.Logger
+	refused func(cause string) // counts every refusal; may be nil
+
+	// Anyone who can reach the listener can send requests without the
+	// token, as fast as they like: their refusals are logged once a minute
+	// per cause, with the number held back.
+	refusals *lograte.Limiter
+	now      func() time.Time
+}
+
+// refusalLogInterval is how often a refusal of one cause is logged.
+const refusalLogInterval = time.Minute
+
+// maxLoggedPath caps what a request's path contributes to a log line.
+const maxLoggedPath = 128
+
+// loggedPath is a request path as logged: percent-escaped (no control
+// characters, no line breaks) and cut to maxLoggedPath bytes, saying how
+// long it was when cut.
+func loggedPath(u *url.URL) string {
+	p := u.EscapedPath()
+	if len(p) <= maxLoggedPath {
+		return p
+	}
+	return fmt.Sprintf("%s...(%d bytes)", p[:maxLoggedPath], len(p))
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -104,7 +131,11 @@ func (a *adminHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
 		want = a.token()
 	}
 	if want == "" || a.admin == nil {
-		fail(w, http.StatusForbidden, "the write API is off: set api_token_file in [director] to turn it on")
+		// Not logged per request: the token watcher logs the state once.
+		if a.refused != nil {
+			a.refused("write API off")
+		}
+		fail(w, http.StatusForbidden, "the write API is off: api_token_file is not set, or the file is missing, empty or unusable (see the director's log)")
 		return false
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -112,12 +143,28 @@ func (a *adminHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
 	// the token's length or content.
 	gh, wh := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256([]byte(want))
 	if !ok || subtle.ConstantTimeCompare(gh[:], wh[:]) != 1 {
+		cause := "wrong bearer token"
+		if !ok {
+			cause = "no bearer token"
+		}
+		a.refuse(r, cause)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="director"`)
-		a.log.Warn("api: write request refused: missing or wrong bearer token", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 		fail(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer <the content of api_token_file>")
 		return false
 	}
 	return true
+}
+
+// refuse counts a refused write request and logs it, rate-limited per
+// cause.
+func (a *adminHandler) refuse(r *http.Request, cause string) {
+	if a.refused != nil {
+		a.refused(cause)
+	}
+	if log, held := a.refusals.Allow(cause, a.now()); log {
+		a.log.Warn("api: write request refused", "cause", cause, "path", loggedPath(r.URL), "remote", r.RemoteAddr,
+			"refused_since_last_logged", held, "logged_at_most", "once a minute per cause")
+	}
 }
 
 // readBody decodes an optional JSON body, strictly. It answers the
@@ -220,6 +267,8 @@ func (a *adminHandler) server(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "real server %q is not ip:port, such as 10.0.0.11:8080 or [2001:db8::11]:443", r.PathValue("real_server"))
 		return
 	}
+	// [::ffff:10.0.0.11]:8080 is 10.0.0.11:8080, as in the config.
+	rs = netip.AddrPortFrom(rs.Addr().Unmap(), rs.Port())
 	var body adminBody
 	if !readBody(w, r, &body) {
 		return

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsdirector/director/internal/testutil"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -38,13 +38,8 @@ func post(t *testing.T, url, auth, contentType, body string) (int, string) {
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	code, _, b := testutil.Do(t, req)
+	return code, b
 }
 
 func (s *stack) weights(t *testing.T) string {
@@ -76,7 +71,7 @@ func TestWriteAPIOffWithoutToken(t *testing.T) {
 	if got := s.weights(t); got != before {
 		t.Errorf("table changed: %s -> %s", before, got)
 	}
-	_, _, st := get(t, url+"/api/v1/status")
+	_, _, st := testutil.Get(t, url+"/api/v1/status")
 	if !strings.Contains(st, `"write_api": false`) {
 		t.Errorf("status does not say the write API is off")
 	}
@@ -114,6 +109,8 @@ func TestWriteAPIRejects(t *testing.T) {
 		{"not an address", url + "/api/v1/servers/web/..%2f..%2fetc/drain", auth, "", `{"reason":"x"}`, 400},
 		{"unknown action", url + "/api/v1/servers/web/" + s.up.String() + "/explode", auth, "", `{"reason":"x"}`, 404},
 		{"enable with nothing to end", url + "/api/v1/servers/web/" + s.up.String() + "/enable", auth, "", ``, 409},
+		// The IPv4-mapped spelling names the same server (not 404).
+		{"IPv4-mapped address", url + fmt.Sprintf("/api/v1/servers/web/[::ffff:%s]:%d/enable", s.up.Addr(), s.up.Port()), auth, "", ``, 409},
 		{"panic clear when not in panic", url + "/api/v1/virtual_servers/web/panic/clear", auth, "", ``, 409},
 		{"panic clear unknown", url + "/api/v1/virtual_servers/nope/panic/clear", auth, "", ``, 404},
 	} {
@@ -130,7 +127,7 @@ func TestWriteAPIRejects(t *testing.T) {
 			}
 		})
 	}
-	if code, _, _ := get(t, drain); code != http.StatusMethodNotAllowed {
+	if code, _, _ := testutil.Get(t, drain); code != http.StatusMethodNotAllowed {
 		t.Errorf("GET on a write endpoint = %d, want 405", code)
 	}
 }
@@ -167,7 +164,7 @@ func TestWriteAPIDrainDisableEnable(t *testing.T) {
 	if w, ok := weight(); !ok || w != 0 {
 		t.Errorf("after drain: weight %d present %v, want 0 present", w, ok)
 	}
-	_, _, st := get(t, url+"/api/v1/status")
+	_, _, st := testutil.Get(t, url+"/api/v1/status")
 	if !strings.Contains(st, `"reason": "new kernel"`) || !strings.Contains(st, `"write_api": true`) {
 		t.Errorf("status lacks the override:\n%s", st)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lvsdirector/director/announcer"
 	"github.com/lvsdirector/director/engine"
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // The status JSON and page show the VIPs with the last decision and the
@@ -25,7 +26,7 @@ func TestStatusAnnounce(t *testing.T) {
 	}
 	srv := httptest.NewServer(Handler(src, Options{Peers: peers}))
 	defer srv.Close()
-	_, _, body := get(t, srv.URL+"/api/v1/status")
+	_, _, body := testutil.Get(t, srv.URL+"/api/v1/status")
 	// The field names are an API, like the rest of v1 (TestStatusJSONSchema).
 	var doc map[string]any
 	if err := json.Unmarshal([]byte(body), &doc); err != nil {
@@ -62,7 +63,7 @@ func TestStatusAnnounce(t *testing.T) {
 	if p := a.Peers[0]; p.Address != "10.0.1.1" || p.State != "established" || !p.Established || !p.BFD || p.ASN != 65000 {
 		t.Errorf("peer = %+v", p)
 	}
-	_, _, page := get(t, srv.URL+"/")
+	_, _, page := testutil.Get(t, srv.URL+"/")
 	for _, want := range []string{`data-vip="192.0.2.10/32"`, `announced</span>`, `withdrawn</span>`, `no real server serving`, `data-peer="10.0.1.1"`, `established</span>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %s", want)
@@ -71,7 +72,7 @@ func TestStatusAnnounce(t *testing.T) {
 
 	plain := httptest.NewServer(Handler(&fakeSource{}, Options{}))
 	defer plain.Close()
-	if _, _, body := get(t, plain.URL+"/api/v1/status"); strings.Contains(body, `"announce"`) {
+	if _, _, body := testutil.Get(t, plain.URL+"/api/v1/status"); strings.Contains(body, `"announce"`) {
 		t.Errorf("announce section without announcing: %s", body)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/lvsdirector/director/announcer"
 	"github.com/lvsdirector/director/engine"
 	"github.com/lvsdirector/director/ipvs"
+	"github.com/lvsdirector/director/vrrp"
 )
 
 // Source is what the endpoints read: the engine.
@@ -44,6 +45,12 @@ type Options struct {
 	Token func() string
 	// Peers, when set, lists the BGP sessions for the status.
 	Peers func() []announcer.PeerStatus
+	// VRRP, when set, adds the active-backup pair's state (vrrp.go).
+	VRRP func() vrrp.Status
+	// Refused, when set, is told of every write request refused for its
+	// token ("no bearer token", "wrong bearer token"): the log shows one a
+	// minute per cause, a metric can count them all.
+	Refused func(cause string)
 }
 
 //go:embed page/status.html
@@ -116,7 +123,7 @@ func Server(addr string, h http.Handler) *http.Server {
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		IdleTimeout:       10 * time.Second, // an idle client gives its slot back soon (listen.go)
 		MaxHeaderBytes:    16 << 10,
 	}
 }
@@ -143,6 +150,9 @@ func currentStatus(ctx context.Context, src Source, opts Options) StatusV1 {
 	out := statusV1(st, opts.Version)
 	out.Director.WriteAPI = opts.Admin != nil && opts.Token != nil && opts.Token() != ""
 	out.Announce = announceV1(st, opts.Peers)
+	if opts.VRRP != nil {
+		out.VRRP = vrrpV1(opts.VRRP())
+	}
 	if readErr != nil {
 		out.Director.KernelError = "reading the IPVS table for live counters failed (counters are from the last reconcile): " + readErr.Error()
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lvsdirector/director/engine"
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // fakeSource is a Source with fixed answers.
@@ -20,48 +21,37 @@ type fakeSource struct {
 func (f *fakeSource) Ready() bool           { return f.ready }
 func (f *fakeSource) Status() engine.Status { return f.status }
 
-func get(t *testing.T, url string) (int, http.Header, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(b)
-}
-
 func TestEndpoints(t *testing.T) {
 	src := &fakeSource{}
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "director_up 1\n") })
 	srv := httptest.NewServer(Handler(src, Options{Metrics: metrics, Version: "v9"}))
 	defer srv.Close()
 
-	if code, _, _ := get(t, srv.URL+"/healthz"); code != 200 {
+	if code, _, _ := testutil.Get(t, srv.URL+"/healthz"); code != 200 {
 		t.Errorf("/healthz = %d, want 200", code)
 	}
-	if code, _, body := get(t, srv.URL+"/readyz"); code != 503 || !strings.Contains(body, "not ready") {
+	if code, _, body := testutil.Get(t, srv.URL+"/readyz"); code != 503 || !strings.Contains(body, "not ready") {
 		t.Errorf("/readyz before ready = %d %q, want 503", code, body)
 	}
 	src.ready = true
-	if code, _, _ := get(t, srv.URL+"/readyz"); code != 200 {
+	if code, _, _ := testutil.Get(t, srv.URL+"/readyz"); code != 200 {
 		t.Errorf("/readyz when ready = %d, want 200", code)
 	}
-	if code, _, body := get(t, srv.URL+"/metrics"); code != 200 || body != "director_up 1\n" {
+	if code, _, body := testutil.Get(t, srv.URL+"/metrics"); code != 200 || body != "director_up 1\n" {
 		t.Errorf("/metrics = %d %q", code, body)
 	}
-	if code, h, body := get(t, srv.URL+"/api/v1/status"); code != 200 || h.Get("Content-Type") != "application/json" ||
+	if code, h, body := testutil.Get(t, srv.URL+"/api/v1/status"); code != 200 || h.Get("Content-Type") != "application/json" ||
 		!strings.Contains(body, `"version": "v1"`) || !strings.Contains(body, `"virtual_servers": []`) {
 		t.Errorf("/api/v1/status with nothing configured = %d %q %s", code, h.Get("Content-Type"), body)
 	}
-	code, h, body := get(t, srv.URL+"/")
+	code, h, body := testutil.Get(t, srv.URL+"/")
 	if code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") || !strings.Contains(body, "No virtual servers") {
 		t.Errorf("/ = %d %q %s", code, h.Get("Content-Type"), body)
 	}
 	if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
 		t.Errorf("/ Content-Security-Policy = %q; the page must not load anything", csp)
 	}
-	if code, _, _ := get(t, srv.URL+"/nope"); code != 404 {
+	if code, _, _ := testutil.Get(t, srv.URL+"/nope"); code != 404 {
 		t.Errorf("/nope = %d, want 404", code)
 	}
 	for _, path := range []string{"/healthz", "/api/v1/status", "/"} {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // chromium runs headless chromium with args and returns its stdout.
@@ -58,7 +60,7 @@ func artifactDir() string {
 // checks what a person would see: the failing server shown down, in red,
 // with its reason. It keeps desktop and phone screenshots.
 func TestStatusPageInBrowser(t *testing.T) {
-	bin := requireTool(t, "chromium", "chromium")
+	bin := testutil.RequireTool(t, "chromium", "chromium")
 	s := startStack(t)
 
 	dom := chromium(t, bin, "--dump-dom", s.url+"/")
@@ -74,7 +76,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 			t.Errorf("the up server's row lacks %q:\n%s", want, up)
 		}
 	}
-	for _, want := range []string{"1 of 2 real servers up", "Recent transitions", `http-equiv="refresh"`, "1/2 up"} {
+	for _, want := range []string{"real servers: 1/2 serving (1 down)", "Recent transitions", `http-equiv="refresh"`, ">1/2 serving (1 down)<"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the page lacks %q", want)
 		}

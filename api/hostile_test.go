@@ -18,6 +18,7 @@ import (
 	"github.com/lvsdirector/director/checks"
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/engine"
+	"github.com/lvsdirector/director/internal/testutil"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -74,10 +75,7 @@ func TestHostileRequests(t *testing.T) {
 		}
 		return ""
 	}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testutil.Listen(t)
 	srv := Server(ln.Addr().String(), h)
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
@@ -185,7 +183,7 @@ func TestHostileRequests(t *testing.T) {
 // the kernel refuses every change (permission denied) /readyz says 503,
 // and 200 again once a retry succeeds.
 func TestReadyzFollowsKernelFailures(t *testing.T) {
-	up := backend(t, 200, "ok\n")
+	up := testutil.ServeHTTP(t, testutil.Answer(200, "ok\n"))
 	vip := netip.MustParseAddrPort("192.0.2.10:80")
 	table := ipvs.NewMemory()
 	cfg := &config.Config{
@@ -215,12 +213,9 @@ func TestReadyzFollowsKernelFailures(t *testing.T) {
 	readyz := func(want int, what string) {
 		t.Helper()
 		code := 0
-		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if code, _, _ = get(t, srv.URL+"/readyz"); code == want {
-				return
-			}
+		if !testutil.Within(15*time.Second, func() bool { code, _, _ = testutil.Get(t, srv.URL+"/readyz"); return code == want }) {
+			t.Fatalf("%s: /readyz = %d, want %d", what, code, want)
 		}
-		t.Fatalf("%s: /readyz = %d, want %d", what, code, want)
 	}
 	readyz(200, "started")
 	key := ipvs.AddressKey(ipvs.TCP, vip)
@@ -229,7 +224,7 @@ func TestReadyzFollowsKernelFailures(t *testing.T) {
 	}
 	table.SetFail(func(ipvs.Op) error { return fmt.Errorf("netlink: %w", ipvs.ErrPermission) }) // ...and may not
 	readyz(503, "the kernel refuses")
-	if code, _, _ := get(t, srv.URL+"/healthz"); code != 200 {
+	if code, _, _ := testutil.Get(t, srv.URL+"/healthz"); code != 200 {
 		t.Errorf("/healthz = %d while the kernel refuses, want 200: the process is alive", code)
 	}
 	table.SetFail(nil)

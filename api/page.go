@@ -11,11 +11,10 @@ const maxPageEvents = 20
 
 // pageData is what the status page template sees.
 type pageData struct {
-	S         StatusV1
-	Events    []EventV1
-	Refresh   int // seconds
-	Up, Total int
-	Down      int
+	S       StatusV1
+	Events  []EventV1
+	Refresh int    // seconds
+	Pool    PoolV1 // every virtual server's, added up
 }
 
 func newPageData(s StatusV1, refresh time.Duration) pageData {
@@ -24,17 +23,26 @@ func newPageData(s StatusV1, refresh time.Duration) pageData {
 		d.Events = d.Events[:maxPageEvents]
 	}
 	for _, vs := range s.VirtualServers {
-		for _, rs := range vs.RealServers {
-			d.Total++
-			switch rs.State {
-			case "up":
-				d.Up++
-			case "down":
-				d.Down++
-			}
+		p := vs.Pool
+		d.Pool = PoolV1{
+			Disabled: d.Pool.Disabled + p.Disabled, Drained: d.Pool.Drained + p.Drained, Draining: d.Pool.Draining + p.Draining,
+			Serving: d.Pool.Serving + p.Serving, Damped: d.Pool.Damped + p.Damped, Down: d.Pool.Down + p.Down,
+			Unknown: d.Pool.Unknown + p.Unknown, Idle: d.Pool.Idle + p.Idle, Total: d.Pool.Total + p.Total,
 		}
 	}
 	return d
+}
+
+// poolColour is a pool's badge: green only while every real server gets
+// traffic, red while none does.
+func poolColour(p PoolV1) string {
+	switch {
+	case p.Total > 0 && p.Serving == 0:
+		return "b-down"
+	case p.Serving < p.Total:
+		return "b-warn"
+	}
+	return "b-up"
 }
 
 var pageFuncs = template.FuncMap{
@@ -71,13 +79,23 @@ var pageFuncs = template.FuncMap{
 		return fmt.Sprintf("%s %s", s.Protocol, s.Address)
 	},
 	"cardClass": func(vs VirtualServerV1) string {
-		switch {
-		case len(vs.RealServers) > 0 && vs.RealServersUp == 0:
+		switch poolColour(vs.Pool) {
+		case "b-down":
 			return "all-down"
-		case vs.RealServersUp < len(vs.RealServers):
+		case "b-warn":
 			return "some-down"
 		}
 		return ""
+	},
+	"poolColour": poolColour,
+	// oldestFirst turns the JSON's newest-first history around: the page
+	// draws checks left to right in time, as the logs' recent= lists them.
+	"oldestFirst": func(rs []CheckResultV1) []CheckResultV1 {
+		out := make([]CheckResultV1, len(rs))
+		for i, r := range rs {
+			out[len(rs)-1-i] = r
+		}
+		return out
 	},
 }
 

@@ -4,12 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -17,26 +14,10 @@ import (
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/engine"
 	"github.com/lvsdirector/director/health"
+	"github.com/lvsdirector/director/internal/testutil"
 	"github.com/lvsdirector/director/ipvs"
 	"github.com/lvsdirector/director/metrics"
 )
-
-// backend is a real HTTP server on loopback answering every request with
-// a fixed status and body.
-func backend(t *testing.T, status int, body string) netip.AddrPort {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(status)
-		io.WriteString(w, body)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return netip.MustParseAddrPort(ln.Addr().String())
-}
 
 // stack is a director on loopback: an engine over an in-memory table,
 // checking real backends, behind the real API handler with real metrics.
@@ -53,7 +34,7 @@ type stack struct {
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	s := &stack{
-		up: backend(t, 200, "ok\n"), down: backend(t, 503, "overloaded\n"),
+		up: testutil.ServeHTTP(t, testutil.Answer(200, "ok\n")), down: testutil.ServeHTTP(t, testutil.Answer(503, "overloaded\n")),
 		vip: netip.MustParseAddrPort("192.0.2.10:80"), table: ipvs.NewMemory(),
 		metrics: metrics.New(metrics.Build{Version: "v1.2.3", Revision: "abc"}),
 	}
@@ -111,33 +92,16 @@ func startStack(t *testing.T) *stack {
 // and the table reconciled, with a few results in the 503 one's history.
 func (s *stack) waitSettled(t *testing.T) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	settled := func() bool {
 		st := s.engine.Status()
 		if !st.Ready || len(st.VirtualServers) != 1 {
-			continue
+			return false
 		}
 		rs := st.VirtualServers[0].RealServers
-		if rs[0].State == health.Up && rs[0].ProgrammedWeight == 100 &&
-			rs[1].State == health.Down && rs[1].ProgrammedWeight == 0 && len(rs[1].History) >= 3 {
-			return
-		}
+		return rs[0].State == health.Up && rs[0].ProgrammedWeight == 100 &&
+			rs[1].State == health.Down && rs[1].ProgrammedWeight == 0 && len(rs[1].History) >= 3
 	}
-	t.Fatalf("the director never settled: %+v", s.engine.Status())
-}
-
-// requireTool finds an external program a test needs. Under CI a missing
-// tool fails the test, so CI cannot pass by skipping; elsewhere it skips
-// and says how to install it.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
+	if !testutil.Within(20*time.Second, settled) {
+		t.Fatalf("the director never settled: %+v", s.engine.Status())
 	}
-	msg := name + " not found; install it with: apt-get install -y --no-install-recommends " + pkg
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: this test must run)")
-	}
-	t.Skip(msg)
-	return ""
 }

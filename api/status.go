@@ -1,9 +1,12 @@
 package api
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lvsdirector/director/engine"
+	"github.com/lvsdirector/director/health"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -21,6 +24,9 @@ type StatusV1 struct {
 	VirtualServers []VirtualServerV1 `json:"virtual_servers"`
 	Events         []EventV1         `json:"events"` // recent transitions, newest first
 	Announce       *AnnounceV1       `json:"announce,omitempty"`
+	// VRRP is the director's part in an active-backup pair (vrrp.go);
+	// absent without [vrrp].
+	VRRP *VRRPV1 `json:"vrrp,omitempty"`
 }
 
 // DirectorV1 describes the running director.
@@ -71,7 +77,8 @@ type VirtualServerV1 struct {
 	Fallback       string         `json:"fallback,omitempty"`
 	FallbackActive bool           `json:"fallback_active"`
 	InKernel       bool           `json:"in_kernel"`
-	RealServersUp  int            `json:"real_servers_up"`
+	RealServersUp  int            `json:"real_servers_up"` // health only: up whatever holds it out; see pool
+	Pool           PoolV1         `json:"pool"`
 	Counters       CountersV1     `json:"counters"`
 	RealServers    []RealServerV1 `json:"real_servers"`
 	// Quorum: the fallback takes over while healthy_weight (the configured
@@ -85,6 +92,63 @@ type VirtualServerV1 struct {
 	PanicThreshold float64    `json:"panic_threshold"`
 	Panic          bool       `json:"panic"`
 	PanicSince     *time.Time `json:"panic_since"`
+}
+
+// PoolV1 counts a virtual server's real servers by what the kernel gets
+// from them: each server is in exactly one class, the first that applies
+// in this order, so the classes add up to total.
+type PoolV1 struct {
+	Disabled int `json:"disabled"` // an operator's disable: not in the table
+	Drained  int `json:"drained"`  // an operator's drain: weight 0, kept
+	Draining int `json:"draining"` // leaving the config: weight 0 until its connections end
+	Serving  int `json:"serving"`  // in the table with a weight above 0: gets new connections
+	Damped   int `json:"damped"`   // held out by flap damping though its checks pass
+	Down     int `json:"down"`     // failed its checks: weight 0 or not in the table
+	Unknown  int `json:"unknown"`  // no verdict yet: weight 0 or not in the table
+	Idle     int `json:"idle"`     // up and not held out, yet no weight in the table (quorum lost to the fallback, weight 0 configured)
+	Total    int `json:"total"`
+}
+
+// Summary says it in a few words: "1/3 serving (1 drained, 1 disabled)".
+func (p PoolV1) Summary() string {
+	s := fmt.Sprintf("%d/%d serving", p.Serving, p.Total)
+	var rest []string
+	for _, c := range []struct {
+		n    int
+		name string
+	}{{p.Drained, "drained"}, {p.Disabled, "disabled"}, {p.Draining, "draining"}, {p.Damped, "damped"},
+		{p.Down, "down"}, {p.Unknown, "unknown"}, {p.Idle, "idle"}} {
+		if c.n > 0 {
+			rest = append(rest, fmt.Sprintf("%d %s", c.n, c.name))
+		}
+	}
+	if len(rest) > 0 {
+		s += " (" + strings.Join(rest, ", ") + ")"
+	}
+	return s
+}
+
+// poolClass puts one real server in its PoolV1 class.
+func poolClass(p *PoolV1, rs engine.RealServerStatus) {
+	p.Total++
+	switch {
+	case rs.Override != nil && rs.Override.Kind == "disable":
+		p.Disabled++
+	case rs.Override != nil && rs.Override.Kind == "drain":
+		p.Drained++
+	case rs.State == health.Draining:
+		p.Draining++
+	case rs.ProgrammedWeight > 0: // the kernel sends it traffic, even a down one the panic guard holds
+		p.Serving++
+	case rs.Suppressed:
+		p.Damped++
+	case rs.State == health.Down:
+		p.Down++
+	case rs.State == health.Unknown:
+		p.Unknown++
+	default:
+		p.Idle++
+	}
 }
 
 // RealServerV1 is one real server of a virtual service.
@@ -190,6 +254,7 @@ func statusV1(st engine.Status, version string) StatusV1 {
 			if r.State == "up" {
 				v.RealServersUp++
 			}
+			poolClass(&v.Pool, rs)
 			v.RealServers = append(v.RealServers, r)
 		}
 		out.VirtualServers = append(out.VirtualServers, v)

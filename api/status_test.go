@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // keysOf returns the sorted keys of a JSON object.
@@ -30,7 +32,7 @@ func keysOf(t *testing.T, v any, where string) []string {
 // field means adding it here; renaming or removing one needs /api/v2.
 func TestStatusJSONSchema(t *testing.T) {
 	s := startStack(t)
-	_, _, body := get(t, s.url+"/api/v1/status")
+	_, _, body := testutil.Get(t, s.url+"/api/v1/status")
 
 	var doc map[string]any
 	if err := json.Unmarshal([]byte(body), &doc); err != nil {
@@ -46,7 +48,8 @@ func TestStatusJSONSchema(t *testing.T) {
 	}{
 		{"status", doc, "director events generated_at version virtual_servers"},
 		{"director", doc["director"], "config_path config_sha256 ready version write_api"},
-		{"virtual server", vs, "check counters fallback fallback_active forwarding healthy_weight hysteresis in_kernel name on_failure panic panic_since panic_threshold quorum quorum_lost real_servers real_servers_up service"},
+		{"virtual server", vs, "check counters fallback fallback_active forwarding healthy_weight hysteresis in_kernel name on_failure panic panic_since panic_threshold pool quorum quorum_lost real_servers real_servers_up service"},
+		{"pool", vs["pool"], "damped disabled down drained draining idle serving total unknown"},
 		{"service", vs["service"], "address family persistence_netmask persistence_seconds protocol scheduler"},
 		{"counters", vs["counters"], "active_connections bytes_in bytes_out connections inactive_connections packets_in packets_out persistent_connections"},
 		{"real server", rs, "address check configured_weight consecutive_failures consecutive_successes counters flap_penalty forwarding held_by_panic history last_check last_failure last_success override programmed_weight since state suppressed suppressed_until"},
@@ -97,9 +100,9 @@ func TestStatusJSONSchema(t *testing.T) {
 // TestMetricsScrapeIsPromtoolClean lints a real scrape, after real
 // transitions and with kernel statistics, with Prometheus's own linter.
 func TestMetricsScrapeIsPromtoolClean(t *testing.T) {
-	promtool := requireTool(t, "promtool", "prometheus")
+	promtool := testutil.RequireTool(t, "promtool", "prometheus")
 	s := startStack(t)
-	_, _, body := get(t, s.url+"/metrics")
+	_, _, body := testutil.Get(t, s.url+"/metrics")
 	for _, want := range []string{
 		`director_real_server_state{real_server="` + s.down.String() + `",state="down",virtual_server="web"} 1`,
 		`director_check_failures_total{check="http",real_server="` + s.down.String() + `",reason="status",virtual_server="web"}`,

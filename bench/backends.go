@@ -12,11 +12,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // backendAddr is the i-th backend address: 127.1.0.1, 127.1.0.2, ... The
@@ -29,7 +32,7 @@ func backendAddr(i, port int) netip.AddrPort {
 
 // Group is a set of real servers checked alike: kind and interval.
 type Group struct {
-	Kind     string // "http" or "tcp"
+	Kind     string // one of Kinds
 	N        int
 	Interval time.Duration
 }
@@ -45,7 +48,7 @@ func ParseGroups(s string) ([]Group, error) {
 		}
 		n, err := strconv.Atoi(f[1])
 		if err != nil || n < 1 || !knownKind(f[0]) {
-			return nil, fmt.Errorf("group %q: want http, tcp, icmp or icmp-raw and a positive count", part)
+			return nil, fmt.Errorf("group %q: want a kind (%s) and a positive count", part, strings.Join(Kinds, ", "))
 		}
 		g := Group{Kind: f[0], N: n}
 		if len(f) == 3 {
@@ -58,10 +61,20 @@ func ParseGroups(s string) ([]Group, error) {
 	return out, nil
 }
 
-// knownKind: http and tcp backends listen; icmp (ping sockets) and
-// icmp-raw (raw sockets) need no listener, the kernel answers echo
-// requests to any 127/8 address.
-func knownKind(k string) bool { return k == "http" || k == "tcp" || k == "icmp" || k == "icmp-raw" }
+// Kinds are the check kinds the harness has backends for. http, tcp and
+// dialogue backends listen on TCP; udp and sip ones on UDP; icmp (ping
+// sockets) and icmp-raw (raw sockets) need none, the kernel answers echo
+// requests to any 127/8 address; exec (running /bin/true) and none touch
+// no backend.
+var Kinds = []string{"http", "tcp", "dialogue", "udp", "sip", "icmp", "icmp-raw", "exec", "none"}
+
+func knownKind(k string) bool { return slices.Contains(Kinds, k) }
+
+// noBackend says the kind's checks reach no backend the harness runs.
+func noBackend(k string) bool { return strings.HasPrefix(k, "icmp") || k == "exec" || k == "none" }
+
+// overUDP says the kind's backends listen on UDP.
+func overUDP(k string) bool { return k == "udp" || k == "sip" }
 
 // FormatGroups is the inverse of ParseGroups.
 func FormatGroups(gs []Group) string {
@@ -76,6 +89,7 @@ func FormatGroups(gs []Group) string {
 type Backends struct {
 	addrs []netip.AddrPort
 	lns   []net.Listener
+	pcs   []net.PacketConn // UDP backends; Kill does not reach them
 	count atomic.Uint64
 	wg    sync.WaitGroup
 
@@ -86,23 +100,37 @@ type Backends struct {
 var httpOK = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
 
 // StartBackends listens on one loopback address per real server, groups
-// one after the other, from the first-th address on. http backends read a request head and answer 200
-// "ok"; tcp backends accept and close. Both count every connection.
+// one after the other, from the first-th address on. http backends read a
+// request head and answer 200 "ok"; tcp backends accept and close;
+// dialogue backends answer each "PING" line with "+PONG" (as Redis does);
+// udp backends answer each datagram with "pong"; sip backends answer each
+// OPTIONS request with 200 OK. Each counts every connection or datagram.
 func StartBackends(groups []Group, first, port int) (*Backends, error) {
 	b := &Backends{}
 	i := first
 	for _, g := range groups {
 		if !knownKind(g.Kind) {
 			b.Close()
-			return nil, fmt.Errorf("backend kind %q: want http, tcp, icmp or icmp-raw", g.Kind)
+			return nil, fmt.Errorf("backend kind %q: want one of %s", g.Kind, strings.Join(Kinds, ", "))
 		}
-		if strings.HasPrefix(g.Kind, "icmp") {
+		if noBackend(g.Kind) {
 			i += g.N // nothing to listen on, and nothing to count on this side
 			continue
 		}
 		for range g.N {
 			a := backendAddr(i, port)
 			i++
+			kind := g.Kind
+			if overUDP(kind) {
+				pc, err := net.ListenPacket("udp", a.String())
+				if err != nil {
+					b.Close()
+					return nil, fmt.Errorf("backend %d on %s/udp: %w (raise the open-files limit, ulimit -n, for large N)", i, a, err)
+				}
+				b.pcs = append(b.pcs, pc)
+				b.wg.Go(func() { b.serveUDP(pc, kind) })
+				continue
+			}
 			ln, err := net.Listen("tcp", a.String())
 			if err != nil {
 				b.Close()
@@ -110,7 +138,6 @@ func StartBackends(groups []Group, first, port int) (*Backends, error) {
 			}
 			b.addrs = append(b.addrs, a)
 			b.lns = append(b.lns, ln)
-			kind := g.Kind
 			b.wg.Go(func() { b.serve(ln, kind) })
 		}
 	}
@@ -124,11 +151,54 @@ func (b *Backends) serve(ln net.Listener, kind string) {
 			return
 		}
 		b.count.Add(1)
-		if kind == "tcp" {
+		switch kind {
+		case "tcp":
 			c.Close()
+		case "dialogue":
+			go answerPing(c)
+		default:
+			go answerHTTP(c)
+		}
+	}
+}
+
+// answerPing answers each PING line with +PONG until the client hangs up.
+func answerPing(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReaderSize(c, 256)
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return
+		}
+		if bytes.HasPrefix(line, []byte("PING")) {
+			c.Write(pong)
+		}
+	}
+}
+
+var pong = []byte("+PONG\r\n")
+
+// serveUDP answers datagrams until the socket is closed: "pong" for udp,
+// 200 OK to a SIP request for sip.
+func (b *Backends) serveUDP(pc net.PacketConn, kind string) {
+	buf := make([]byte, 4096)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		b.count.Add(1)
+		if kind == "udp" {
+			pc.WriteTo([]byte("pong"), from)
 			continue
 		}
-		go answerHTTP(c)
+		if msg, err := sip.ParseMessage(buf[:n]); err == nil {
+			if req, ok := msg.(*sip.Request); ok {
+				pc.WriteTo([]byte(sip.NewResponseFromRequest(req, 200, "OK", nil).String()), from)
+			}
+		}
 	}
 }
 
@@ -173,6 +243,9 @@ func (b *Backends) Kill(k int) (time.Time, []netip.AddrPort) {
 func (b *Backends) Close() {
 	for _, ln := range b.lns {
 		ln.Close()
+	}
+	for _, pc := range b.pcs {
+		pc.Close()
 	}
 	b.wg.Wait()
 }

@@ -19,32 +19,9 @@ func TestHarnessSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds two binaries and runs for ~15s")
 	}
-	dir := t.TempDir()
-	for _, b := range []struct{ out, pkg string }{
-		{"director", "../cmd/director"},
-		{"director-bench", "../cmd/director-bench"},
-	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", b.pkg, err, out)
-		}
-	}
-	var progress bytes.Buffer
-	o := Options{
-		DirectorBin: filepath.Join(dir, "director"), SelfBin: filepath.Join(dir, "director-bench"),
-		WorkDir: dir, Kind: "http", N: 20, VirtualServers: 3,
+	rep, out := runHarness(t, Options{Kind: "http", N: 20, VirtualServers: 3,
 		Interval: 200 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 1, Fall: 2,
-		Window: 2 * time.Second, Floor: true, Storm: 5, Port: 18080, Progress: &progress,
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rep, err := Run(ctx, o)
-	if err != nil {
-		t.Fatalf("harness: %v\n%s", err, progress.String())
-	}
-	var out bytes.Buffer
-	rep.Print(&out)
-	t.Log("\n" + out.String())
+		Window: 2 * time.Second, Floor: true, Storm: 5, Port: 18080})
 
 	d := rep.Director
 	// 20 servers every 200ms is 100 checks/s. The backends must have seen
@@ -67,9 +44,63 @@ func TestHarnessSmoke(t *testing.T) {
 	if rep.Storm.AllAppliedSeconds <= 0 || rep.Storm.LatencyMax <= 0 {
 		t.Errorf("storm: %+v", rep.Storm)
 	}
-	if !strings.Contains(out.String(), "director ÷ floor") {
+	if !strings.Contains(out, "director ÷ floor") {
 		t.Errorf("report lacks the director ÷ floor line")
 	}
+}
+
+// TestHarnessProberKinds runs the harness over every kind the probers
+// issue added, small and short, and checks each group's checks happened:
+// the backends saw them where there are backends, the director counted
+// them everywhere.
+func TestHarnessProberKinds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries and runs for ~10s")
+	}
+	groups, err := ParseGroups("dialogue:10:500ms,udp:10:500ms,sip:10:500ms,exec:5:500ms,none:5:500ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, _ := runHarness(t, Options{Groups: groups, N: 1, Interval: time.Second, VirtualServers: 5, // N and Interval: the groups'
+		Timeout: 300 * time.Millisecond, Rise: 1, Fall: 2, Window: 2 * time.Second, Port: 18081})
+	d := rep.Director
+	// 40 servers every 500 ms: 80 checks/s, 60 of them reaching a backend.
+	if d.PlannedPerSec != 80 {
+		t.Errorf("planned %v/s, want 80", d.PlannedPerSec)
+	}
+	if d.CompletedPerSec < 56 || d.BackendPerSec < 42 || d.FailedPerSec > 1 {
+		t.Errorf("director completed %.1f/s (want about 80), backends saw %.1f/s (want about 60), failed %.1f/s",
+			d.CompletedPerSec, d.BackendPerSec, d.FailedPerSec)
+	}
+}
+
+// runHarness builds the director and the harness, runs the harness with
+// o and logs its report, which it returns printed too.
+func runHarness(t *testing.T, o Options) (*Report, string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, b := range []struct{ out, pkg string }{
+		{"director", "../cmd/director"},
+		{"director-bench", "../cmd/director-bench"},
+	} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", b.pkg, err, out)
+		}
+	}
+	var progress bytes.Buffer
+	o.DirectorBin, o.SelfBin = filepath.Join(dir, "director"), filepath.Join(dir, "director-bench")
+	o.WorkDir, o.Progress = dir, &progress
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatalf("harness: %v\n%s", err, progress.String())
+	}
+	var out bytes.Buffer
+	rep.Print(&out)
+	t.Log("\n" + out.String())
+	return rep, out.String()
 }
 
 func TestReconcileFigures(t *testing.T) {

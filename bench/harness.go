@@ -30,7 +30,7 @@ type Options struct {
 	DirectorBin string // the director binary to measure
 	SelfBin     string // this harness's binary, re-run for the child processes
 	WorkDir     string // where the generated config goes
-	Kind        string // "http" or "tcp"
+	Kind        string // one of Kinds; the floor checker knows http and tcp
 	N           int    // real servers (one backend each)
 	// Groups, when set, replace Kind, N and Interval: several sets of
 	// real servers with their own check type and interval in one director
@@ -114,6 +114,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, fmt.Errorf("bench: N, virtual servers, interval, timeout and window must be positive")
 	}
 	if len(o.Groups) == 0 {
+		if !knownKind(o.Kind) {
+			return nil, fmt.Errorf("bench: kind %q: want one of %s", o.Kind, strings.Join(Kinds, ", "))
+		}
+		if o.Floor && o.Kind != "http" && o.Kind != "tcp" {
+			return nil, fmt.Errorf("bench: the floor checker does http and tcp, not %s", o.Kind)
+		}
 		o.Groups = []Group{{Kind: o.Kind, N: o.N, Interval: o.Interval}}
 	} else {
 		o.N, o.Kind, o.Interval, o.Floor = 0, "mixed", 0, false
@@ -300,7 +306,7 @@ func writeConfig(o Options, listen string) (string, error) {
 				fmt.Fprintf(&b, "  [virtual_server.check]\n  type = \"icmp\"\n  privileged = %v\n  interval = %q\n",
 					g.Kind == "icmp-raw", g.Interval.String())
 			default:
-				fmt.Fprintf(&b, "  [virtual_server.check]\n  type = %q\n  interval = %q\n", g.Kind, g.Interval.String())
+				fmt.Fprintf(&b, "  [virtual_server.check]\n  type = %q\n  interval = %q\n%s", g.Kind, g.Interval.String(), kindOptions[g.Kind])
 			}
 			for i := v; i < g.N; i += nvs {
 				fmt.Fprintf(&b, "  [[virtual_server.real_server]]\n  address = %q\n  weight = 100\n", backendAddr(first+i, o.Port).String())
@@ -311,6 +317,15 @@ func writeConfig(o Options, listen string) (string, error) {
 	}
 	path := filepath.Join(o.WorkDir, "bench-director.toml")
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// kindOptions are the check options of each kind, as the backends
+// answer (StartBackends); exec runs /bin/true, the least a program can
+// do, so that what is measured is the director's side of a run.
+var kindOptions = map[string]string{
+	"dialogue": "  steps = [{ send = 'PING\\r\\n', expect = '^\\+PONG' }]\n",
+	"udp":      "  send = \"ping\"\n  expect = \"^pong\"\n",
+	"exec":     "  command = [\"/bin/true\"]\n",
 }
 
 func freeAddr() (string, error) {

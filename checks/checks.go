@@ -41,10 +41,14 @@ type Result struct {
 	OK bool
 	// Reason says why a probe failed, short and stable: "timeout",
 	// "refused", "unreachable", "reset", "dns", "canceled", "status 503",
-	// "body mismatch", "expect mismatch", "tls: <cause>" (e.g. "tls:
+	// "body mismatch", "body shorter than Content-Length", "body
+	// incomplete", "body too large", "body: invalid gzip", "headers too
+	// large (limit 262144)", "expect mismatch", "tls: <cause>" (e.g. "tls:
 	// certificate signed by unknown authority", "tls: certificate
-	// expired"), "icmp: <permission problem>", "error: <short>" for the
-	// rest. Empty when OK.
+	// expired"), "icmp: <permission problem>", "local: <cause>" when
+	// Inconclusive (e.g. "local: too many open files", "local: deadline
+	// passed before the probe started"), "error: <short>" for the rest.
+	// Empty when OK.
 	Reason   string
 	Start    time.Time
 	Duration time.Duration
@@ -53,6 +57,11 @@ type Result struct {
 	// configured weight while it is up.
 	HasWeight bool
 	Weight    uint32
+	// Inconclusive says the check could not be made because of the
+	// director's own state (out of file descriptors, buffers or memory,
+	// or the deadline passed before the probe started): OK is false, but
+	// it says nothing of the server. Reason starts with "local: ".
+	Inconclusive bool
 }
 
 // Prober runs one kind of check against one target. Probe must return by
@@ -73,6 +82,13 @@ type Spec struct {
 	// Options are the kind's own settings (HTTPOptions for http and https,
 	// TCPOptions, ICMPOptions); nil means the kind's Zero.
 	Options Options
+	// VirtualServer and RealServer say whom the check is for: the virtual
+	// server's name and the real server's address (config's CheckSpec sets
+	// them). Only kinds with PerServer use them (exec hands them to its
+	// command) and count them in Key; the other kinds' identical checks of
+	// several virtual servers stay one check.
+	VirtualServer string
+	RealServer    netip.AddrPort
 }
 
 // DefaultTimeout bounds a probe when neither Spec.Timeout nor the context
@@ -163,6 +179,10 @@ func (s Spec) canonical() string {
 	opts := s.Options
 	if k, ok := LookupKind(s.Type); ok {
 		opts = s.options(k)
+		if k.PerServer {
+			c.str("virtual_server", s.VirtualServer)
+			c.str("real_server", s.RealServer.String())
+		}
 	}
 	if opts != nil {
 		c.b.WriteString("options={")
@@ -225,11 +245,24 @@ func withDeadline(ctx context.Context, timeout time.Duration) (context.Context, 
 }
 
 // run runs one probe: probe gets ctx bounded by timeout (see
-// withDeadline) and returns the failure reason, "" for success.
+// withDeadline) and returns the failure reason, "" for success. A probe
+// whose deadline passed before it started is not run: a late start is the
+// director's delay, not the server's.
 func run(ctx context.Context, timeout time.Duration, probe func(context.Context) string) Result {
 	start := time.Now()
-	ctx, cancel := withDeadline(ctx, timeout)
-	defer cancel()
-	reason := probe(ctx)
-	return Result{OK: reason == "", Reason: reason, Start: start, Duration: time.Since(start)}
+	var reason string
+	if dl, ok := ctx.Deadline(); ok && !start.Before(dl) {
+		reason = reasonLate
+	} else {
+		ctx, cancel := withDeadline(ctx, timeout)
+		defer cancel()
+		reason = probe(ctx)
+	}
+	return Result{OK: reason == "", Inconclusive: strings.HasPrefix(reason, localPrefix),
+		Reason: reason, Start: start, Duration: time.Since(start)}
 }
+
+// localPrefix starts the reason of an inconclusive result.
+const localPrefix = "local: "
+
+const reasonLate = localPrefix + "deadline passed before the probe started"

@@ -64,7 +64,8 @@ func TestNewValidation(t *testing.T) {
 		{"tcp ca", Spec{Type: "tcp", Target: tgt, Options: TCPOptions{TLS: true, TLSOptions: TLSOptions{CAFile: notPEM}}}, "ca_file"},
 		{"tcp expect", Spec{Type: "tcp", Target: tgt, Options: TCPOptions{Expect: "[a-"}}, "expect: invalid regular expression"},
 		{"options of another kind", Spec{Type: "tcp", Target: tgt, Options: HTTPOptions{}}, "options are checks.HTTPOptions, want checks.TCPOptions"},
-		{"unknown type with options", Spec{Type: "smtp", Target: tgt, Options: TCPOptions{}}, `type: unknown check type "smtp" (want http, https, tcp or icmp)`},
+		{"unknown type with options", Spec{Type: "smtp", Target: tgt, Options: TCPOptions{}}, `type: unknown check type "smtp" (want ` + orList(KindNames()) + ")"},
+		{"udp send", Spec{Type: "udp", Target: tgt, Options: UDPOptions{Send: `\x0`}}, `send: \x at byte 0 needs two hex digits`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,6 +145,11 @@ func TestClassify(t *testing.T) {
 		{bg, op(syscall.EPIPE), "reset"},
 		{bg, op(syscall.EADDRNOTAVAIL), "error: connect: cannot assign requested address"},
 		{expired, op(syscall.ECONNREFUSED), "timeout"},
+		{bg, op(syscall.EMFILE), "local: too many open files"},
+		{bg, op(syscall.ENFILE), "local: too many open files in the system"},
+		{bg, op(syscall.ENOBUFS), "local: no buffer space"},
+		{bg, op(syscall.ENOMEM), "local: out of memory"},
+		{expired, op(syscall.EMFILE), "local: too many open files"},
 		{bg, context.DeadlineExceeded, "timeout"},
 		{lagging, errors.New(`malformed HTTP response "HTT"`), "timeout"},
 		{bg, fmt.Errorf("read: %w", os.ErrDeadlineExceeded), "timeout"},
@@ -181,19 +187,28 @@ type laggingDeadline struct {
 
 func (c laggingDeadline) Deadline() (time.Time, bool) { return c.dl, true }
 
-func TestReadMatch(t *testing.T) {
+func TestExpectIn(t *testing.T) {
 	re := regexp.MustCompile("PONG")
-	ok, n, err := readMatch(&chunkReader{chunks: []string{"+PO", "NG\r\n", "more"}}, re, 100)
-	if !ok || n != 7 || err != nil {
-		t.Errorf("split match: %v %d %v", ok, n, err)
-	}
-	ok, n, err = readMatch(&chunkReader{chunks: []string{"xxxxxxxx", "PONG"}}, re, 6)
-	if ok || n != 6 || err != errReadCap {
-		t.Errorf("cap: %v %d %v", ok, n, err)
-	}
-	ok, n, err = readMatch(&chunkReader{chunks: []string{"nope"}}, re, 100)
-	if ok || n != 4 || err != io.EOF {
-		t.Errorf("eof: %v %d %v", ok, n, err)
+	for _, tt := range []struct {
+		name    string
+		chunks  []string
+		pending string
+		limit   int
+		rest    string
+		ok      bool
+		err     error
+	}{
+		{"split match", []string{"+PO", "NG\r\n", "more"}, "", 100, "\r\n", true, nil},
+		{"match in what is pending", []string{"unread"}, "x PONG y", 100, " y", true, nil},
+		{"pending and read", []string{"NG!"}, "+PO", 100, "!", true, nil},
+		{"cap", []string{"xxxxxxxx", "PONG"}, "", 6, "xxxxxx", false, errReadCap},
+		{"eof", []string{"nope"}, "", 100, "nope", false, io.EOF},
+		{"match in the last read before eof", []string{"PONG"}, "", 100, "", true, nil},
+	} {
+		rest, ok, err := expectIn(&chunkReader{chunks: tt.chunks}, re, []byte(tt.pending), tt.limit)
+		if string(rest) != tt.rest || ok != tt.ok || err != tt.err {
+			t.Errorf("%s: %q %v %v, want %q %v %v", tt.name, rest, ok, err, tt.rest, tt.ok, tt.err)
+		}
 	}
 }
 

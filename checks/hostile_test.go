@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // Hostile backends: whatever a server does, a check ends within its
@@ -27,8 +29,8 @@ import (
 func hostileServer(t *testing.T, handle func(c net.Conn, done <-chan struct{})) netip.AddrPort {
 	t.Helper()
 	done := make(chan struct{})
-	target := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) { handle(c, done) })
-	t.Cleanup(func() { close(done) }) // runs before connServer's cleanup waits
+	target := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) { handle(c, done) })
+	t.Cleanup(func() { close(done) }) // runs before ServeConns' cleanup waits
 	return target
 }
 

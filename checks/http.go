@@ -2,6 +2,8 @@ package checks
 
 import (
 	"bufio"
+	"compress/flate"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // HTTPOptions are the options of http and https checks.
@@ -202,6 +203,12 @@ func ParseStatusRanges(list []string) ([]StatusRange, error) {
 	if len(list) == 0 {
 		return []StatusRange{{200, 299}}, nil
 	}
+	return parseCodeRanges(list, 100, 599)
+}
+
+// parseCodeRanges parses codes and ranges of codes, each within [least,
+// most].
+func parseCodeRanges(list []string, least, most int) ([]StatusRange, error) {
 	out := make([]StatusRange, 0, len(list))
 	for _, s := range list {
 		lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
@@ -211,8 +218,8 @@ func ParseStatusRanges(list []string) ([]StatusRange, error) {
 		if isRange {
 			max, err2 = strconv.Atoi(strings.TrimSpace(hi))
 		}
-		if err1 != nil || err2 != nil || min < 100 || max > 599 || min > max {
-			return nil, fmt.Errorf("invalid status %q: want a code 100-599 or a range like \"200-299\"", s)
+		if err1 != nil || err2 != nil || min < least || max > most || min > max {
+			return nil, fmt.Errorf("invalid status %q: want a code %d-%d or a range like \"200-299\"", s, least, most)
 		}
 		out = append(out, StatusRange{min, max})
 	}
@@ -255,6 +262,11 @@ func newHTTP(spec Spec) (Prober, error) {
 	if p.header.Get("User-Agent") == "" {
 		p.header.Set("User-Agent", UserAgent)
 	}
+	// expect_body matches the body as sent; a server may still compress
+	// it, and then only gzip is decoded.
+	if p.header.Get("Accept-Encoding") == "" {
+		p.header.Set("Accept-Encoding", "identity")
+	}
 	p.statuses, _ = ParseStatusRanges(o.ExpectStatus) // Validate judged them
 	if o.ExpectBody != "" {
 		p.body = regexp.MustCompile(o.ExpectBody) // Validate compiled it
@@ -284,12 +296,7 @@ func (p *httpProber) probe(ctx context.Context) string {
 		return classify(ctx, err)
 	}
 	defer conn.Close()
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
-	}
-	// A cancelled (not timed-out) context must end a blocked read too.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer deadlineConn(ctx, conn)()
 
 	req := &http.Request{
 		Method:     p.method,
@@ -308,7 +315,10 @@ func (p *httpProber) probe(ctx context.Context) string {
 	if err := bw.Flush(); err != nil {
 		return classify(ctx, err)
 	}
-	br := bufio.NewReaderSize(io.LimitReader(conn, maxHeadBytes+p.maxBody), 4096)
+	// What is read from the connection is capped: first the head, then as
+	// much again as the body may take.
+	capped := &capReader{r: conn, left: maxHeadBytes}
+	br := bufio.NewReaderSize(capped, 4096)
 	resp, err := http.ReadResponse(br, req)
 	// Interim responses (100 Continue, 103 Early Hints) precede the real
 	// one; 101 would switch protocols and is judged as it is.
@@ -316,6 +326,9 @@ func (p *httpProber) probe(ctx context.Context) string {
 		resp, err = http.ReadResponse(br, req)
 	}
 	if err != nil {
+		if capped.hit {
+			return fmt.Sprintf("headers too large (limit %d)", maxHeadBytes)
+		}
 		return classify(ctx, err)
 	}
 	defer resp.Body.Close()
@@ -326,21 +339,99 @@ func (p *httpProber) probe(ctx context.Context) string {
 	if p.body == nil {
 		return ""
 	}
-	// The body up to the cap must arrive within the deadline; then the
-	// regular expression sees all of it at once.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, p.maxBody))
-	if err != nil && !(errors.Is(err, io.ErrUnexpectedEOF) && len(body) > 0) {
-		return classify(ctx, err)
+	capped.left += p.maxBody
+	return p.judgeBody(ctx, resp, capped)
+}
+
+// judgeBody reads the body, up to maxBody bytes, and matches it. The body
+// up to the cap must arrive within the deadline; then the regular
+// expression sees all of it at once. A body the server ended early (before
+// its Content-Length, or inside a chunk) fails: it is an incomplete
+// message (RFC 9112, section 6.3). One cut short by the director's own cap
+// on what it reads is judged as far as it came.
+func (p *httpProber) judgeBody(ctx context.Context, resp *http.Response, capped *capReader) string {
+	var body io.Reader = resp.Body
+	limit := p.maxBody
+	switch enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		// Asked for identity, the server compressed anyway: decode, and
+		// read one byte more than the cap to tell a body over it, such as
+		// a few kilobytes that would expand to gigabytes.
+		zr, err := gzip.NewReader(resp.Body)
+		switch {
+		case errors.Is(err, io.EOF):
+			body = strings.NewReader("") // no body at all
+		case err != nil:
+			return bodyError(ctx, resp, capped, err)
+		default:
+			defer zr.Close()
+			body, limit = zr, p.maxBody+1
+		}
+	default:
+		return fmt.Sprintf("body encoded as %q (only gzip is decoded)", clip(enc))
 	}
-	if !p.body.Match(body) {
+	data, err := io.ReadAll(io.LimitReader(body, limit))
+	if int64(len(data)) > p.maxBody {
+		return "body too large"
+	}
+	if err != nil {
+		if reason := bodyError(ctx, resp, capped, err); reason != "" {
+			return reason
+		}
+	}
+	if !p.body.Match(data) {
 		return "body mismatch"
 	}
 	return ""
 }
 
+// bodyError judges an error reading the body: "" when the director's own
+// cap ended the read (the body is judged as far as it came), else the
+// reason.
+func bodyError(ctx context.Context, resp *http.Response, capped *capReader, err error) string {
+	var corrupt flate.CorruptInputError
+	switch {
+	case capped.hit:
+		return ""
+	case ctx.Err() != nil:
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		if resp.ContentLength >= 0 {
+			return "body shorter than Content-Length"
+		}
+		return "body incomplete"
+	case errors.Is(err, gzip.ErrHeader), errors.Is(err, gzip.ErrChecksum), errors.As(err, &corrupt):
+		return "body: invalid gzip"
+	}
+	return classify(ctx, err)
+}
+
 // maxHeadBytes bounds what a check reads before the body: the status line,
-// headers, interim (1xx) responses and chunk framing.
+// headers and interim (1xx) responses. Chunk framing shares it with the
+// body.
 const maxHeadBytes = 256 << 10
+
+// capReader reads at most left bytes from r; hit records that a read was
+// refused at the cap, so that an end of stream can be told from the
+// server's.
+type capReader struct {
+	r    io.Reader
+	left int64
+	hit  bool
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		c.hit = true
+		return 0, io.EOF
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
 
 func statusOK(ranges []StatusRange, code int) bool {
 	for _, r := range ranges {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // recorder keeps what the test server saw of the last request.
@@ -50,7 +52,7 @@ func testServer(t *testing.T, cert *tls.Certificate, mux http.Handler) (*httptes
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
-	return srv, addrPort(t, srv.Listener.Addr())
+	return srv, testutil.AddrPort(t, srv.Listener.Addr())
 }
 
 func healthMux(rec *recorder) *http.ServeMux {
@@ -167,11 +169,11 @@ func TestHTTPHostAndHeaders(t *testing.T) {
 }
 
 func TestHTTPRefused(t *testing.T) {
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: closedPort(t)}), 5*time.Second), "refused")
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "http", Target: testutil.ClosedPort(t)}), 5*time.Second), "refused")
 }
 
 func TestHTTPHanging(t *testing.T) {
-	target := hangingServer(t)
+	target := testutil.HangingServer(t)
 	for _, typ := range []string{"http", "https"} {
 		t.Run(typ, func(t *testing.T) {
 			p := mustNew(t, Spec{Type: typ, Target: target, Options: HTTPOptions{ExpectBody: "x"}})
@@ -242,8 +244,9 @@ func TestHTTPSource(t *testing.T) {
 }
 
 func TestHTTPS(t *testing.T) {
-	pki := newPKI(t)
-	cert := pki.validLeaf(t)
+	pki := testutil.TestCA(t)
+	caFile := pki.File(t)
+	cert := pki.ValidLeaf(t)
 	rec := &recorder{}
 	_, target := testServer(t, &cert, healthMux(rec))
 
@@ -255,63 +258,64 @@ func TestHTTPS(t *testing.T) {
 		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{ExpectBody: "ok", TLSOptions: TLSOptions{TLSSkipVerify: true}}}), 5*time.Second))
 	})
 	t.Run("ca file", func(t *testing.T) {
-		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{ExpectBody: "ok", TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second))
+		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{ExpectBody: "ok", TLSOptions: TLSOptions{CAFile: caFile}}}), 5*time.Second))
 	})
 	t.Run("host is the server name", func(t *testing.T) {
-		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{Host: "test.example:443", TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second))
+		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{Host: "test.example:443", TLSOptions: TLSOptions{CAFile: caFile}}}), 5*time.Second))
 		req, sni, _ := rec.last()
 		if sni != "test.example" || req.Host != "test.example:443" {
 			t.Errorf("server saw SNI %q, Host %q", sni, req.Host)
 		}
 	})
 	t.Run("server name wins", func(t *testing.T) {
-		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{Host: "www.other.example", TLSOptions: TLSOptions{CAFile: pki.caFile, ServerName: "test.example"}}}), 5*time.Second))
+		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{Host: "www.other.example", TLSOptions: TLSOptions{CAFile: caFile, ServerName: "test.example"}}}), 5*time.Second))
 		req, sni, _ := rec.last()
 		if sni != "test.example" || req.Host != "www.other.example" {
 			t.Errorf("server saw SNI %q, Host %q", sni, req.Host)
 		}
 	})
 	t.Run("name mismatch", func(t *testing.T) {
-		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{Host: "www.other.example", TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second)
+		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{Host: "www.other.example", TLSOptions: TLSOptions{CAFile: caFile}}}), 5*time.Second)
 		wantReason(t, res, "tls: certificate is valid for test.example, not www.other.example")
 	})
 	t.Run("plain server", func(t *testing.T) {
 		_, plain := testServer(t, nil, healthMux(&recorder{}))
-		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: plain, Options: HTTPOptions{TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second)
+		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: plain, Options: HTTPOptions{TLSOptions: TLSOptions{CAFile: caFile}}}), 5*time.Second)
 		wantReason(t, res, "tls: server did not answer with TLS")
 	})
 	t.Run("expired", func(t *testing.T) {
-		old := pki.leaf(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+		old := pki.Leaf(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
 		_, target := testServer(t, &old, healthMux(&recorder{}))
-		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second)
+		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{TLSOptions: TLSOptions{CAFile: caFile}}}), 5*time.Second)
 		wantReason(t, res, "tls: certificate expired")
 	})
 	t.Run("self-signed", func(t *testing.T) {
-		cert := selfSigned(t)
+		cert := testutil.SelfSigned(t)
 		_, target := testServer(t, &cert, healthMux(&recorder{}))
-		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second)
+		res := probeWithin(t, mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{TLSOptions: TLSOptions{CAFile: caFile}}}), 5*time.Second)
 		wantReason(t, res, "tls: certificate signed by unknown authority")
 	})
 	t.Run("ipv6", func(t *testing.T) {
 		if !ipv6Loopback() {
 			t.Skip("no IPv6 loopback")
 		}
-		l := listen(t, "[::1]:0")
+		l := testutil.ListenAt(t, "[::1]:0")
 		srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: healthMux(&recorder{}), ErrorLog: log.New(io.Discard, "", 0)},
 			TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}
 		srv.StartTLS()
 		t.Cleanup(srv.Close)
-		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: addrPort(t, l.Addr()), Options: HTTPOptions{TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second))
+		wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "https", Target: testutil.AddrPort(t, l.Addr()), Options: HTTPOptions{TLSOptions: TLSOptions{CAFile: caFile}}}), 5*time.Second))
 	})
 }
 
 // One prober may run concurrently: the scheduler shares it between
 // virtual servers.
 func TestHTTPConcurrent(t *testing.T) {
-	pki := newPKI(t)
-	cert := pki.validLeaf(t)
+	pki := testutil.TestCA(t)
+	caFile := pki.File(t)
+	cert := pki.ValidLeaf(t)
 	_, target := testServer(t, &cert, healthMux(&recorder{}))
-	p := mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{ExpectBody: "ok", TLSOptions: TLSOptions{CAFile: pki.caFile}}})
+	p := mustNew(t, Spec{Type: "https", Target: target, Options: HTTPOptions{ExpectBody: "ok", TLSOptions: TLSOptions{CAFile: caFile}}})
 	var wg sync.WaitGroup
 	results := make([]Result, 20)
 	for i := range results {

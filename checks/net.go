@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -20,11 +21,7 @@ import (
 // completes a TLS handshake. Both steps are bounded by ctx. Handshake
 // failures come back as *tlsError so that classify can tell them apart.
 func dial(ctx context.Context, spec *Spec, conf *tls.Config) (net.Conn, error) {
-	d := net.Dialer{KeepAlive: -1}
-	if spec.Source.IsValid() {
-		d.LocalAddr = &net.TCPAddr{IP: spec.Source.AsSlice(), Zone: spec.Source.Zone()}
-	}
-	conn, err := d.DialContext(ctx, "tcp", spec.Target.String())
+	conn, err := dialNetwork(ctx, spec, "tcp")
 	if err != nil {
 		return nil, err
 	}
@@ -39,21 +36,67 @@ func dial(ctx context.Context, spec *Spec, conf *tls.Config) (net.Conn, error) {
 	return tc, nil
 }
 
+// dialNetwork connects to spec.Target over network ("tcp" or "udp") from
+// spec.Source, bounded by ctx. A UDP socket is connected, so an ICMP port
+// unreachable comes back as ECONNREFUSED on the next read.
+func dialNetwork(ctx context.Context, spec *Spec, network string) (net.Conn, error) {
+	d := net.Dialer{KeepAlive: -1}
+	if src := spec.Source; src.IsValid() {
+		if network == "udp" {
+			d.LocalAddr = &net.UDPAddr{IP: src.AsSlice(), Zone: src.Zone()}
+		} else {
+			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice(), Zone: src.Zone()}
+		}
+	}
+	return d.DialContext(ctx, network, spec.Target.String())
+}
+
+// deadlineConn makes conn's reads and writes obey ctx: its deadline, and
+// an earlier cancellation. Call the returned function when done.
+func deadlineConn(ctx context.Context, conn net.Conn) (stop func() bool) {
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	return context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+}
+
 // tlsError marks an error of the TLS handshake.
 type tlsError struct{ err error }
 
 func (e *tlsError) Error() string { return e.err.Error() }
 func (e *tlsError) Unwrap() error { return e.err }
 
+// localErrors are the director's own resources running out: a probe that
+// fails with one says nothing about the server (Result.Inconclusive).
+var localErrors = []struct {
+	errno  syscall.Errno
+	reason string
+}{
+	{syscall.EMFILE, localPrefix + "too many open files"},
+	{syscall.ENFILE, localPrefix + "too many open files in the system"},
+	{syscall.ENOBUFS, localPrefix + "no buffer space"},
+	{syscall.ENOMEM, localPrefix + "out of memory"},
+}
+
 // classify turns the error of a failed probe into a short, stable reason.
 // Once ctx's deadline has passed every error is a "timeout": whatever broke
-// broke because time ran out.
+// broke because time ran out, unless the director's own resources ran out.
 func classify(ctx context.Context, err error) string {
 	if err == nil {
 		return ""
 	}
+	for _, l := range localErrors {
+		if errors.Is(err, l.errno) {
+			return l.reason
+		}
+	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return "timeout"
+	}
+	// A cancellation ends blocked reads by moving the connection's
+	// deadline (deadlineConn), so the error itself says "timeout".
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return "canceled"
 	}
 	// The connection's deadline is the context's, and it can fire a moment
 	// before the context's own timer: a read cut short by it may surface
@@ -173,30 +216,32 @@ func regexpProblem(expr string) string {
 	return ""
 }
 
-// errReadCap means readMatch read limit bytes without a match.
+// errReadCap means expectIn read up to its limit without a match.
 var errReadCap = errors.New("read limit reached")
 
-// readMatch reads from r until the data read so far matches re, r fails or
-// limit bytes have been read. It returns whether it matched, how many bytes
-// it read, and the error that stopped it (errReadCap at the limit). The
-// regular expression sees only the data received so far, so `$` matches
-// the end of what has arrived, not of the stream.
-func readMatch(r io.Reader, re *regexp.Regexp, limit int) (bool, int, error) {
-	buf := make([]byte, 0, min(limit, 1024))
+// expectIn reads from r onto pending until re matches it, r fails or
+// pending holds limit bytes. On a match it returns what follows the match
+// (data for whatever is read next) and true. Otherwise it returns
+// everything read, false, and the error that stopped it (errReadCap at the
+// limit). The regular expression sees only the data received so far, so
+// `$` matches the end of what has arrived, not of the stream.
+func expectIn(r io.Reader, re *regexp.Regexp, pending []byte, limit int) ([]byte, bool, error) {
+	var err error
 	for {
-		if len(buf) >= limit {
-			return false, len(buf), errReadCap
-		}
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):min(cap(buf), limit)])
-		buf = buf[:len(buf)+n]
-		if n > 0 && re.Match(buf) {
-			return true, len(buf), nil
+		if loc := re.FindIndex(pending); loc != nil {
+			return pending[:copy(pending, pending[loc[1]:])], true, nil
 		}
 		if err != nil {
-			return false, len(buf), err
+			return pending, false, err
 		}
+		if len(pending) >= limit {
+			return pending, false, errReadCap
+		}
+		if len(pending) == cap(pending) {
+			pending = slices.Grow(pending, min(limit, max(512, 2*cap(pending)))-len(pending))
+		}
+		var n int
+		n, err = r.Read(pending[len(pending):min(cap(pending), limit)])
+		pending = pending[:len(pending)+n]
 	}
 }

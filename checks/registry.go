@@ -2,6 +2,7 @@ package checks
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -12,7 +13,18 @@ var registry = []Kind{
 	httpKind,
 	httpsKind,
 	tcpKind,
+	udpKind,
 	icmpKind,
+	dnsKind,
+	grpcKind,
+	dialogueKind,
+	mysqlKind,
+	postgresqlKind,
+	ldapKind,
+	radiusKind,
+	execKind,
+	sipKind,
+	noneKind,
 }
 
 // Kind is one kind of check: its name in the config's type key, the option
@@ -29,6 +41,10 @@ type Kind struct {
 	Keys []Key
 	// NoPort says the kind checks an address, not a port (icmp).
 	NoPort bool
+	// PerServer says the kind's checks depend on whom they are for
+	// (Spec.VirtualServer and RealServer), so checks alike in all else
+	// are not shared between servers.
+	PerServer bool
 	// Zero is the kind's options with every key left out; a Spec whose
 	// Options is nil has these.
 	Zero Options
@@ -69,6 +85,11 @@ type Decoder interface {
 	// strings", then check returns the problem with an entry or "".
 	// Entries with a problem are reported and left out.
 	StringTable(key, what string, check func(name, value string) string) (map[string]string, bool)
+	// Tables reads an array of tables, such as dialogue's steps: each
+	// entry comes with a Decoder of its own whose messages name the entry
+	// ("steps[1].expect"). keys are the keys an entry may hold; any other
+	// is reported and ignored.
+	Tables(key string, keys []string) ([]Decoder, bool)
 	// File reads a file name, made absolute against the directory of the
 	// configuration file; an empty name is reported.
 	File(key string) (string, bool)
@@ -101,6 +122,10 @@ type OptionError struct {
 	// Entry is the entry of a table option at fault ("X-Probe" of
 	// headers), or "".
 	Entry string
+	// Index, when above 0, is the entry at fault of an array-of-tables
+	// option, counted from 1 (steps[0] is 1); Entry then names a key of
+	// that entry, or is "" for the entry as a whole.
+	Index int
 	// With names the other options the problem involves; empty when the
 	// value is wrong on its own. The config judges such problems only on
 	// the merged options of a virtual server, not on [defaults.check].
@@ -108,7 +133,20 @@ type OptionError struct {
 	Msg  string
 }
 
-func (e OptionError) Error() string { return e.Key + ": " + e.Msg }
+func (e OptionError) Error() string { return e.Path() + ": " + e.Msg }
+
+// Path names the option at fault as the config spells it: "expect", or
+// "steps[1].expect" for a key of an array-of-tables entry.
+func (e OptionError) Path() string {
+	if e.Index <= 0 {
+		return e.Key
+	}
+	p := e.Key + "[" + strconv.Itoa(e.Index-1) + "]"
+	if e.Entry != "" {
+		p += "." + e.Entry
+	}
+	return p
+}
 
 // Kinds returns every registered kind, in registry order.
 func Kinds() []Kind { return slices.Clone(registry) }
@@ -151,8 +189,9 @@ func (k Kind) Reads(key string) bool {
 }
 
 // UsedBy says which checks use the option key, for "<key> is only used by
-// ..." messages: "http and https checks", "https checks and tcp checks
-// with tls = true", "tcp checks (https checks always use TLS)".
+// ..." messages: "http and https checks", "https checks and tcp and grpc
+// checks with tls = true", "tcp and grpc checks (https checks always use
+// TLS)".
 func UsedBy(key string) string {
 	type group struct {
 		names []string
@@ -166,7 +205,7 @@ func UsedBy(key string) string {
 			continue
 		}
 		x := k.Keys[i]
-		if n := len(groups); n > 0 && groups[n-1].when == "" && x.When == "" {
+		if n := len(groups); n > 0 && groups[n-1].when == x.When {
 			groups[n-1].names = append(groups[n-1].names, k.Name)
 		} else {
 			groups = append(groups, group{[]string{k.Name}, x.When})

@@ -6,7 +6,6 @@ import (
 	"io"
 	"regexp"
 	"slices"
-	"time"
 )
 
 // TCPOptions are the options of tcp checks: a connection, optionally in
@@ -29,23 +28,17 @@ const tcpReadCap = 4 << 10
 var tcpKind = Kind{
 	Name:    "tcp",
 	Foreign: map[string]string{"connect": "ldirectord's connect", "tcp_check": "keepalived's TCP_CHECK"},
-	Keys: slices.Concat([]Key{{Name: "send"}, {Name: "expect"}, {Name: "tls", Note: "https checks always use TLS"}},
-		tlsOptionKeys("with tls = true")),
-	Zero:   TCPOptions{},
-	Decode: decodeTCP,
-	build:  newTCP,
+	Keys:    slices.Concat([]Key{{Name: "send"}, {Name: "expect"}}, switchedTLSKeys()),
+	Zero:    TCPOptions{},
+	Decode:  decodeTCP,
+	build:   newTCP,
 }
 
 func decodeTCP(d Decoder) Options {
 	var o TCPOptions
 	o.Send, _ = d.String("send")
 	o.Expect, _ = d.String("expect")
-	o.TLS, _ = d.Bool("tls")
-	if o.TLS {
-		o.TLSOptions = decodeTLS(d)
-	} else {
-		d.Unused(tlsKeys...)
-	}
+	o.TLS, o.TLSOptions = decodeSwitchedTLS(d)
 	return o
 }
 
@@ -127,13 +120,7 @@ func (p *tcpProber) probe(ctx context.Context) string {
 		return ""
 	}
 
-	// Reads and writes obey the deadline, and an earlier cancellation
-	// unblocks them too.
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer deadlineConn(ctx, conn)()
 
 	if p.send != "" {
 		if _, err := io.WriteString(conn, p.send); err != nil {
@@ -143,11 +130,11 @@ func (p *tcpProber) probe(ctx context.Context) string {
 	if p.expect == nil {
 		return ""
 	}
-	matched, n, err := readMatch(conn, p.expect, tcpReadCap)
+	read, matched, err := expectIn(conn, p.expect, nil, tcpReadCap)
 	switch {
 	case matched:
 		return ""
-	case n > 0 || err == errReadCap:
+	case len(read) > 0 || err == errReadCap:
 		return "expect mismatch"
 	}
 	return classify(ctx, err)

@@ -9,19 +9,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 func TestTCPConnect(t *testing.T) {
-	target := connServer(t, listen(t, "127.0.0.1:0"), func(net.Conn) {})
+	target := testutil.ServeConns(t, testutil.Listen(t), func(net.Conn) {})
 	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target}), 5*time.Second))
 }
 
 func TestTCPRefused(t *testing.T) {
-	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: closedPort(t)}), 5*time.Second), "refused")
+	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: testutil.ClosedPort(t)}), 5*time.Second), "refused")
 }
 
 func TestTCPHanging(t *testing.T) {
-	target := hangingServer(t)
+	target := testutil.HangingServer(t)
 	for _, tt := range []struct {
 		name string
 		spec Spec
@@ -56,7 +58,7 @@ func pingServer(c net.Conn) {
 }
 
 func TestTCPSendExpect(t *testing.T) {
-	target := connServer(t, listen(t, "127.0.0.1:0"), pingServer)
+	target := testutil.ServeConns(t, testutil.Listen(t), pingServer)
 	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{Send: "PING\r\n", Expect: `^\+PONG`}}), 5*time.Second))
 	// Send without Expect: writing is enough.
 	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{Send: "PING\r\n"}}), 5*time.Second))
@@ -66,7 +68,7 @@ func TestTCPSendExpect(t *testing.T) {
 }
 
 func TestTCPBanner(t *testing.T) {
-	target := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	target := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		io.WriteString(c, "220 mail.example ESMTP ready\r\n")
 		io.Copy(io.Discard, c)
 	})
@@ -74,7 +76,7 @@ func TestTCPBanner(t *testing.T) {
 	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{Expect: `^\+OK`}}), 500*time.Millisecond), "expect mismatch")
 
 	// A banner that says no, then hangs up: a mismatch, reported at once.
-	refusing := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	refusing := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		io.WriteString(c, "554 go away\r\n")
 	})
 	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: refusing, Options: TCPOptions{Expect: `^220 `}}), 5*time.Second), "expect mismatch")
@@ -82,7 +84,7 @@ func TestTCPBanner(t *testing.T) {
 
 func TestTCPCap(t *testing.T) {
 	// Endless chatter without a match: the read cap ends the probe.
-	target := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	target := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		chunk := []byte(strings.Repeat("noise ", 100))
 		for {
 			if _, err := c.Write(chunk); err != nil {
@@ -94,12 +96,12 @@ func TestTCPCap(t *testing.T) {
 }
 
 func TestTCPClosed(t *testing.T) {
-	target := connServer(t, listen(t, "127.0.0.1:0"), func(net.Conn) {})
+	target := testutil.ServeConns(t, testutil.Listen(t), func(net.Conn) {})
 	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{Expect: "^220"}}), 5*time.Second), "error: connection closed")
 }
 
 func TestTCPReset(t *testing.T) {
-	target := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	target := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		// Wait for the request so the reset comes after connect, then
 		// abort the connection.
 		c.Read(make([]byte, 64))
@@ -109,10 +111,11 @@ func TestTCPReset(t *testing.T) {
 }
 
 func TestTCPTLS(t *testing.T) {
-	pki := newPKI(t)
-	cert := pki.validLeaf(t)
-	l := tls.NewListener(listen(t, "127.0.0.1:0"), &tls.Config{Certificates: []tls.Certificate{cert}})
-	target := connServer(t, l, func(c net.Conn) {
+	pki := testutil.TestCA(t)
+	caFile := pki.File(t)
+	cert := pki.ValidLeaf(t)
+	l := tls.NewListener(testutil.Listen(t), &tls.Config{Certificates: []tls.Certificate{cert}})
+	target := testutil.ServeConns(t, l, func(c net.Conn) {
 		if err := c.(*tls.Conn).Handshake(); err != nil {
 			return
 		}
@@ -120,15 +123,15 @@ func TestTCPTLS(t *testing.T) {
 		pingServer(c)
 	})
 
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second))
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, Expect: `^\* OK`, TLSOptions: TLSOptions{CAFile: pki.caFile}}}), 5*time.Second))
-	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, Send: "PING\r\n", Expect: `\+PONG`, TLSOptions: TLSOptions{ServerName: "test.example", CAFile: pki.caFile}}}), 5*time.Second))
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, TLSOptions: TLSOptions{CAFile: caFile}}}), 5*time.Second))
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, Expect: `^\* OK`, TLSOptions: TLSOptions{CAFile: caFile}}}), 5*time.Second))
+	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, Send: "PING\r\n", Expect: `\+PONG`, TLSOptions: TLSOptions{ServerName: "test.example", CAFile: caFile}}}), 5*time.Second))
 	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, TLSOptions: TLSOptions{TLSSkipVerify: true}}}), 5*time.Second))
 	wantReason(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true}}), 5*time.Second), "tls: certificate signed by unknown authority")
-	wantReasonPrefix(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, TLSOptions: TLSOptions{CAFile: pki.caFile, ServerName: "imap.other.example"}}}), 5*time.Second), "tls: certificate is valid for test.example")
+	wantReasonPrefix(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true, TLSOptions: TLSOptions{CAFile: caFile, ServerName: "imap.other.example"}}}), 5*time.Second), "tls: certificate is valid for test.example")
 
 	// Without TLS the probe reads the TLS server's silence.
-	plain := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	plain := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		io.WriteString(c, "+OK POP3 ready\r\n")
 		io.Copy(io.Discard, c) // no reset from unread data
 	})
@@ -137,7 +140,7 @@ func TestTCPTLS(t *testing.T) {
 
 func TestTCPSource(t *testing.T) {
 	seen := make(chan string, 1)
-	target := connServer(t, listen(t, "127.0.0.1:0"), func(c net.Conn) {
+	target := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		seen <- c.RemoteAddr().String()
 	})
 	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Source: netip.MustParseAddr("127.0.0.2")}), 5*time.Second))
@@ -151,6 +154,6 @@ func TestTCPIPv6(t *testing.T) {
 	if !ipv6Loopback() {
 		t.Skip("no IPv6 loopback")
 	}
-	target := connServer(t, listen(t, "[::1]:0"), pingServer)
+	target := testutil.ServeConns(t, testutil.ListenAt(t, "[::1]:0"), pingServer)
 	wantOK(t, probeWithin(t, mustNew(t, Spec{Type: "tcp", Target: target, Source: netip.IPv6Loopback(), Options: TCPOptions{Send: "PING\n", Expect: "PONG"}}), 5*time.Second))
 }

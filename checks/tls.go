@@ -8,8 +8,9 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
+
+	"github.com/lvsdirector/director/internal/safefile"
 )
 
 // TLSOptions are the TLS settings shared by https checks and tcp checks
@@ -33,6 +34,23 @@ func tlsOptionKeys(when string) []Key {
 	return keys
 }
 
+// switchedTLSKeys are the keys of a kind whose TLS is switched on with
+// tls = true (tcp, grpc).
+func switchedTLSKeys() []Key {
+	return append([]Key{{Name: "tls", Note: "https checks always use TLS"}}, tlsOptionKeys("with tls = true")...)
+}
+
+// decodeSwitchedTLS reads tls and, when it is on, the TLS settings; when
+// it is off they are unused.
+func decodeSwitchedTLS(d Decoder) (bool, TLSOptions) {
+	on, _ := d.Bool("tls")
+	if !on {
+		d.Unused(tlsKeys...)
+		return false, TLSOptions{}
+	}
+	return true, decodeTLS(d)
+}
+
 func decodeTLS(d Decoder) TLSOptions {
 	var o TLSOptions
 	o.TLSSkipVerify, _ = d.Bool("tls_skip_verify")
@@ -53,10 +71,17 @@ func (o TLSOptions) canonical(c *canonical) {
 	c.str("server_name", o.ServerName)
 }
 
+// maxCAFileBytes caps the read of a ca_file: a bundle of every public CA
+// is about 200 KB.
+const maxCAFileBytes = 4 << 20
+
 // loadCA reads a PEM file of CA certificates; msg says what is wrong with
 // it, "" when nothing is.
 func loadCA(path string) (pool *x509.CertPool, msg string) {
-	pem, err := os.ReadFile(path)
+	pem, err := safefile.ReadFile(path, maxCAFileBytes)
+	if errors.Is(err, safefile.ErrNotRegular) || errors.Is(err, safefile.ErrTooLarge) {
+		return nil, err.Error()
+	}
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {

@@ -2,11 +2,14 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/lvsdirector/director/internal/apitoken"
+	"github.com/lvsdirector/director/internal/safefile"
 )
 
 // Admin overrides, flap damping, the panic guard and quorum: the settings
@@ -19,7 +22,7 @@ const DefaultStateFile = "/var/lib/director/state.json"
 
 // MinTokenLength is the shortest API token accepted: shorter ones can be
 // guessed.
-const MinTokenLength = 16
+const MinTokenLength = apitoken.MinLength
 
 // Damping is flap damping, BGP style (RFC 2439): every time a real server
 // goes from up to down it gains Penalty; the penalty halves every
@@ -82,17 +85,28 @@ func (l *loader) admin(t table, d *Director) {
 	}
 	if p, n, ok := l.path(t, "api_token_file"); ok {
 		d.APITokenFile = p
-		if tok, msg := readToken(p); msg != "" {
-			l.errorf(n, "%s", msg)
-		} else {
+		tok, err := apitoken.Read(p)
+		switch {
+		case errors.Is(err, apitoken.ErrNoToken):
+			// Emptying or removing the file is how an operator revokes
+			// the token: it turns the write API off, and must not make a
+			// reload fail (which would keep the old token).
+			l.warnf(n, "%v", err)
+		case err != nil:
+			l.errorf(n, "%v", err)
+		default:
 			d.APIToken = tok
-			if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o004 != 0 {
-				l.warnf(n, "%s is readable by every user; anyone on the host can change the IPVS table through the API (chmod 0640)", p)
+			if msg := apitoken.Exposure(p); msg != "" {
+				l.warnf(n, "%s", msg)
 			}
 		}
 	}
-	if p, _, ok := l.path(t, "state_file"); ok {
-		d.StateFile = p
+	if p, n, ok := l.path(t, "state_file"); ok {
+		if msg := checkStateFile(p); msg != "" {
+			l.errorf(n, "%s", msg)
+		} else {
+			d.StateFile = p
+		}
 	}
 	if v, ok := l.share(t, "panic_threshold"); ok {
 		d.PanicThreshold = v
@@ -125,6 +139,23 @@ func (l *loader) admin(t table, d *Director) {
 	if dm.Enabled && dm.Penalty*2 <= dm.Reuse {
 		l.warnf(t.n.child("flap_penalty"), "%v is small against flap_reuse (%v); it takes many flaps in quick succession to be suppressed", dm.Penalty, dm.Reuse)
 	}
+}
+
+// checkStateFile returns why p cannot be the state file, or "". The state
+// file is replaced whole on every change, and a file that does not parse is
+// moved aside at start: neither may ever happen to a directory (with the
+// operator's files in it) or a device, so anything but a regular file, or
+// a path that does not exist yet, is refused here, before the daemon
+// touches it.
+func checkStateFile(p string) string {
+	var nre *safefile.NotRegularError
+	if !errors.As(safefile.CheckRegular(p), &nre) {
+		return ""
+	}
+	if nre.Kind == "directory" {
+		return fmt.Sprintf("%s; state_file names the file itself, such as %q", nre, filepath.Join(p, "state.json"))
+	}
+	return fmt.Sprintf("%s; state_file must name a regular file (or one that does not exist yet), which the director replaces on every change", nre)
 }
 
 // vsAdmin reads a virtual server's quorum, hysteresis and panic_threshold.
@@ -191,25 +222,6 @@ func (t table) number(key string) (float64, node, bool) {
 	}
 	t.l.errorf(n, "must be a number, not %s", describe(v))
 	return 0, n, false
-}
-
-// readToken reads an API token file: its content with surrounding white
-// space removed. It returns why the file is unusable, or "".
-func readToken(path string) (string, string) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", path + ": " + unwrapPath(err).Error() + "; the write API needs a readable token file (or leave api_token_file out to turn the write API off)"
-	}
-	tok := strings.TrimSpace(string(data))
-	switch {
-	case tok == "":
-		return "", path + " is empty; put a random token in it, such as the output of: head -c 32 /dev/urandom | base64"
-	case len(tok) < MinTokenLength:
-		return "", path + ": the token is too short; use at least 16 characters, such as the output of: head -c 32 /dev/urandom | base64"
-	case strings.ContainsAny(tok, " \t\r\n"):
-		return "", path + ": the token must be one line without spaces"
-	}
-	return tok, ""
 }
 
 func unwrapPath(err error) error {

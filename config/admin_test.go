@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -81,15 +82,25 @@ func TestAdminErrors(t *testing.T) {
 	os.WriteFile(empty, nil, 0o600)
 	afile := filepath.Join(dir, "afile")
 	os.WriteFile(afile, []byte("x"), 0o600)
+	stateDir := filepath.Join(dir, "statedir")
+	os.Mkdir(stateDir, 0o700)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		name, src string
 		want      []string
 	}{
-		{"missing token file", `[director]
-api_token_file = "/nonexistent/token"`, []string{`director.toml:2: director.api_token_file: /nonexistent/token: no such file or directory; the write API needs a readable token file (or leave api_token_file out to turn the write API off)`}},
+		{"token file is a FIFO", "[director]\napi_token_file = \"" + fifo + "\"", []string{`director.toml:2: director.api_token_file: ` + fifo +
+			` is a named pipe (FIFO), not a regular file; api_token_file must name a regular file`}},
 		{"short token", "[director]\napi_token_file = \"" + short + "\"", []string{`director.toml:2: director.api_token_file: ` + short + `: the token is too short; use at least 16 characters, such as the output of: head -c 32 /dev/urandom | base64`}},
-		{"empty token", "[director]\napi_token_file = \"" + empty + "\"", []string{`director.toml:2: director.api_token_file: ` + empty + ` is empty; put a random token in it, such as the output of: head -c 32 /dev/urandom | base64`}},
 		{"maintenance not a dir", "[director]\nmaintenance_dir = \"" + afile + "\"", []string{`director.toml:2: director.maintenance_dir: ` + afile + ` is not a directory`}},
+		{"state file is a directory", "[director]\nstate_file = \"" + stateDir + "\"", []string{`director.toml:2: director.state_file: ` + stateDir +
+			` is a directory, not a regular file; state_file names the file itself, such as "` + stateDir + `/state.json"`}},
+		{"state file is a FIFO", "[director]\n\nstate_file = \"" + fifo + "\"", []string{`director.toml:3: director.state_file: ` + fifo +
+			` is a named pipe (FIFO), not a regular file; state_file must name a regular file (or one that does not exist yet), which the director replaces on every change`}},
+		{"state file is a device", "[director]\nstate_file = \"/dev/null\"", []string{`director.toml:2: director.state_file: /dev/null is a character device, not a regular file; state_file must name a regular file (or one that does not exist yet), which the director replaces on every change`}},
 		{"empty paths", "[director]\nstate_file = \"\"", []string{`director.toml:2: director.state_file: must not be empty; leave state_file out to turn it off`}},
 		{"panic out of range", "[director]\npanic_threshold = 1.5", []string{`director.toml:2: director.panic_threshold: 1.5 is out of range; write a share of the servers such as 0.5 (more than half), or 0 to turn it off`}},
 		{"panic not a number", "[director]\npanic_threshold = \"50%\"", []string{`director.toml:2: director.panic_threshold: must be a number, not a string ("50%")`}},
@@ -106,6 +117,27 @@ api_token_file = "/nonexistent/token"`, []string{`director.toml:2: director.api_
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) { sameLines(t, problems(t, tt.src), tt.want) })
+	}
+}
+
+// TestTokenFileGoneIsNotAnError: a missing or empty token file is how the
+// token is revoked: a warning (the write API is off), never a config
+// error, which would fail the reload and keep the old token.
+func TestTokenFileGoneIsNotAnError(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	for path, want := range map[string]string{
+		filepath.Join(dir, "missing"): " does not exist; the write API is off until it holds a token",
+		empty:                         " is empty; the write API is off until it holds a token, such as the output of: head -c 32 /dev/urandom | base64",
+	} {
+		cfg := mustParse(t, "[director]\napi_token_file = \""+path+"\"\n")
+		if cfg.Director.APIToken != "" || cfg.Director.APITokenFile != path {
+			t.Errorf("%s: director = %+v", path, cfg.Director)
+		}
+		if len(cfg.Warnings) != 1 || cfg.Warnings[0].String() != "director.toml:2: director.api_token_file: "+path+want {
+			t.Errorf("%s: warnings = %v, want %q", path, cfg.Warnings, want)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/lvsdirector/director/checks"
@@ -119,6 +120,10 @@ func (l *loader) ipOnly(t table, key string) (netip.Addr, node, bool) {
 		l.errorf(n, "%q: IPv6 zones are not supported", s)
 		return netip.Addr{}, n, false
 	}
+	if a.Is4In6() {
+		a = a.Unmap()
+		l.warnf(n, "%s", mappedWarning(s, a.String()))
+	}
 	return a, n, true
 }
 
@@ -189,6 +194,9 @@ func (l *loader) decodeOptions(kind checks.Kind, layers []table, merged bool) (c
 			continue
 		}
 		n := d.node(e.Key)
+		if e.Index > 0 {
+			n = n.elem(e.Index-1, strconv.Itoa(e.Index-1))
+		}
 		if e.Entry != "" {
 			n = n.child(e.Entry)
 		}
@@ -292,6 +300,28 @@ func (d *optionDecoder) StringTable(key, what string, check func(name, value str
 	return out, true
 }
 
+// Tables gives each entry of an array of tables a decoder of its own over
+// that entry alone.
+func (d *optionDecoder) Tables(key string, keys []string) ([]checks.Decoder, bool) {
+	t, ok := d.at(key)
+	if !ok {
+		return nil, false
+	}
+	entries := t.tables(key, func(i int, _ map[string]any) string { return strconv.Itoa(i) })
+	switch t.m[key].(type) {
+	case []any, []map[string]any:
+	default:
+		return nil, false // tables reported the wrong type
+	}
+	sec := section{name: "each entry of " + key, keys: keys}
+	out := make([]checks.Decoder, len(entries))
+	for i, e := range entries {
+		e.unknown(sec)
+		out[i] = &optionDecoder{l: d.l, layers: []table{e}}
+	}
+	return out, true
+}
+
 // File resolves a relative name against the config file's directory.
 func (d *optionDecoder) File(key string) (string, bool) {
 	s, ok := d.String(key)
@@ -339,11 +369,13 @@ func (vs *VirtualServer) CheckSpec(rs *RealServer) checks.Spec {
 		port = c.Port
 	}
 	return checks.Spec{
-		Type:     c.Type,
-		Target:   netip.AddrPortFrom(addr, port),
-		Source:   c.Source,
-		Timeout:  c.Timeout,
-		Interval: c.Interval,
-		Options:  c.Options,
+		Type:          c.Type,
+		Target:        netip.AddrPortFrom(addr, port),
+		Source:        c.Source,
+		Timeout:       c.Timeout,
+		Interval:      c.Interval,
+		Options:       c.Options,
+		VirtualServer: vs.Name,
+		RealServer:    rs.Address,
 	}
 }

@@ -26,14 +26,24 @@ type Config struct {
 	Announce   Announce
 	BGP        *BGP
 	RouteTable *RouteTable
+	// VRRP is [vrrp] (vrrp.go); nil without it.
+	VRRP *VRRP
 	// Warnings are non-fatal findings (for example a virtual server with
 	// no real servers), sorted by line. `director check` should print them.
 	Warnings []Problem
 }
 
+// MaxMaxConnections bounds max_connections: more could never be served
+// within any sane open-file limit.
+const MaxMaxConnections = 1 << 20
+
 // Director holds the [director] table.
 type Director struct {
-	Listen         string        // default "127.0.0.1:9410"
+	Listen string // default "127.0.0.1:9410"
+	// MaxConnections caps the listener's concurrent connections; 0 (not
+	// set) derives the cap from the open-file limit at start
+	// (api.ConnectionCap). Takes effect on restart.
+	MaxConnections int
 	ResyncInterval time.Duration // default 30s
 	OnFailure      string        // "quiesce" (default) | "remove"
 	OnShutdown     string        // "keep" (default) | "flush"
@@ -52,7 +62,10 @@ type Director struct {
 	// "Admin overrides"); "" when off.
 	MaintenanceDir string
 	// APITokenFile names the file with the write API's bearer token; ""
-	// turns the write API off. APIToken is its content, read at load.
+	// turns the write API off. APIToken is its content, read at load
+	// ("" when the file is missing or empty: a warning, not an error).
+	// The running director reads the file again every second
+	// (internal/apitoken), so APIToken is only the token at load.
 	APITokenFile string
 	APIToken     string
 	// StateFile keeps API overrides and the managed services across

@@ -226,6 +226,15 @@ protocol = "tcp"
 	}
 }
 
+func TestMaxConnections(t *testing.T) {
+	if got := mustParse(t, "[director]\nmax_connections = 64\n").Director.MaxConnections; got != 64 {
+		t.Errorf("max_connections = 64 gives %d", got)
+	}
+	if got := mustParse(t, "").Director.MaxConnections; got != 0 {
+		t.Errorf("max_connections unset gives %d, want 0 (derived at start)", got)
+	}
+}
+
 func TestIPv6VirtualServer(t *testing.T) {
 	cfg := mustParse(t, `[[virtual_server]]
 name = "v6"
@@ -332,7 +341,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top-level key", "[directr]\nlisten = \"x\"\n",
 			[]string{`director.toml:1: directr: unknown key; did you mean "director"?`}},
 		{"unknown key without suggestion", "[director]\nfoo = 1\n",
-			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, resync_interval, on_failure, on_shutdown, drain_timeout, watch_config, kernel_stats, notify_command, notify_url, notify_timeout, maintenance_dir, api_token_file, state_file, panic_threshold, flap_damping, flap_penalty, flap_suppress, flap_reuse, flap_half_life, flap_max_suppress`}},
+			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, max_connections, resync_interval, on_failure, on_shutdown, drain_timeout, watch_config, kernel_stats, notify_command, notify_url, notify_timeout, maintenance_dir, api_token_file, state_file, panic_threshold, flap_damping, flap_penalty, flap_suppress, flap_reuse, flap_half_life, flap_max_suppress`}},
 		{"unknown key belongs elsewhere", vs("interval = \"5s\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{`director.toml:4: virtual_server[web].interval: unknown key; interval belongs in [virtual_server.check]`}},
 		{"unknown real server key", vs("[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\nwieght = 5\n"),
@@ -351,6 +360,8 @@ func TestErrors(t *testing.T) {
 			}},
 		{"did you mean a value", "[director]\non_failure = \"remov\"\n",
 			[]string{`director.toml:2: director.on_failure: unknown on_failure action "remov"; valid: quiesce, remove (did you mean "remove"?)`}},
+		{"max_connections", "[director]\nmax_connections = 0\n",
+			[]string{`director.toml:2: director.max_connections: 0 is out of range; write 1-1048576, or leave it out for the default (512, or a quarter of the open-file limit if lower)`}},
 		{"kernel_stats", "[director]\nkernel_stats = \"all\"\n",
 			[]string{`director.toml:2: director.kernel_stats: unknown kernel_stats setting "all"; valid: backends, services, off`}},
 		{"on_shutdown", "[director]\non_shutdown = \"clear\"\n",
@@ -374,7 +385,7 @@ func TestErrors(t *testing.T) {
 				`director.toml:3: defaults.check.fall: must be an integer, not a string ("3")`,
 			}},
 		{"check type", "[defaults.check]\ntype = \"HTTP_GET\"\n",
-			[]string{`director.toml:2: defaults.check.type: unknown check type "HTTP_GET"; valid: http, https, tcp, icmp`}},
+			[]string{`director.toml:2: defaults.check.type: unknown check type "HTTP_GET"; valid: ` + kindNames}},
 		{"method", "[defaults.check]\nmethod = \"POST\"\n",
 			[]string{`director.toml:2: defaults.check.method: unknown method "POST"; valid: GET, HEAD`}},
 		{"expect_status", "[defaults.check]\nexpect_status = [\"200\", \"2xx\"]\n",
@@ -405,13 +416,13 @@ func TestErrors(t *testing.T) {
 			}},
 		{"tcp keys on http check", vs("[virtual_server.check]\ntype = \"http\"\nsend = \"x\"\ntls = true\nserver_name = \"a\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{
-				`director.toml:6: virtual_server[web].check.send: send is only used by tcp checks; this check's type is "http"`,
-				`director.toml:7: virtual_server[web].check.tls: tls is only used by tcp checks (https checks always use TLS); this check's type is "http"`,
-				`director.toml:8: virtual_server[web].check.server_name: server_name is only used by https checks and tcp checks with tls = true; this check's type is "http"`,
+				`director.toml:6: virtual_server[web].check.send: send is only used by ` + checks.UsedBy("send") + `; this check's type is "http"`,
+				`director.toml:7: virtual_server[web].check.tls: tls is only used by ` + checks.UsedBy("tls") + `; this check's type is "http"`,
+				`director.toml:8: virtual_server[web].check.server_name: server_name is only used by ` + checks.UsedBy("server_name") + `; this check's type is "http"`,
 			}},
 		{"icmp keys", vs("[virtual_server.check]\ntype = \"icmp\"\nport = 80\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n") + "[[virtual_server]]\nname = \"b\"\naddress = \"192.0.2.10:81\"\ncheck = { privileged = true }\n",
 			[]string{
-				`director.toml:6: virtual_server[web].check.port: port is not used by icmp checks; this check's type is "icmp"`,
+				`director.toml:6: virtual_server[web].check.port: port is not used by ` + checks.PortlessKinds() + `; this check's type is "icmp"`,
 				`director.toml:12: virtual_server[b].check.privileged: privileged is only used by icmp checks; this check's type is "tcp"`,
 			}},
 		{"check source family", vs("[virtual_server.check]\nsource = \"2001:db8::1\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
@@ -469,6 +480,13 @@ func TestErrors(t *testing.T) {
 			[]string{
 				`director.toml:4: virtual_server[web].real_server[0].address: missing; every real server needs an address, such as "10.0.0.11:8080"`,
 				`director.toml:7: virtual_server[web].real_server[1].address: "backend:80" is not an IP address with an optional port, such as "10.0.0.11:8080" or "[2001:db8::11]:8080"`,
+			}},
+		{"ports out of range", "[director]\nlisten = \"127.0.0.1:99999\"\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.10:99999\"\nfallback = \"[2001:db8::9]:70000\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:99999\"\n",
+			[]string{
+				`director.toml:2: director.listen: "127.0.0.1:99999": port 99999 out of range 1–65535`,
+				`director.toml:5: virtual_server[web].address: "192.0.2.10:99999": port 99999 out of range 1–65535`,
+				`director.toml:6: virtual_server[web].fallback: "[2001:db8::9]:70000": port 70000 out of range 1–65535`,
+				`director.toml:8: virtual_server[web].real_server[0].address: "10.0.0.1:99999": port 99999 out of range 1–65535`,
 			}},
 		{"duplicate real servers", vs("[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{`director.toml:7: virtual_server[web].real_server[1].address: duplicate real server 10.0.0.1:80; also on line 4`}},

@@ -59,12 +59,12 @@ address = "v"
 		{[]string{"virtual_server", indexSeg(1), "real_server", indexSeg(0), "address"}, 28},
 		{[]string{"virtual_server", indexSeg(1), "real_server", indexSeg(1), "address"}, 30},
 	} {
-		if got := idx[pathKey(tt.segs)]; got != tt.want {
+		if got, _ := idx.line(tt.segs); got != tt.want {
 			t.Errorf("line of %q = %d, want %d", tt.segs, got, tt.want)
 		}
 	}
 	for _, k := range []string{"fake", "comment", "not"} {
-		if _, ok := idx[pathKey([]string{k})]; ok {
+		if _, ok := idx.line([]string{k}); ok {
 			t.Errorf("%q indexed from inside a string or comment", k)
 		}
 	}

@@ -5,10 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/lvsdirector/director/checks"
+	"github.com/lvsdirector/director/internal/safefile"
 )
 
 // Built-in defaults for [director] and [[virtual_server]].
@@ -53,8 +52,8 @@ var (
 )
 
 var (
-	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server", "announce", "bgp", "route_table"}}
-	secDirector = section{name: "[director]", keys: []string{"listen", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "watch_config", "kernel_stats",
+	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server", "vrrp", "announce", "bgp", "route_table"}}
+	secDirector = section{name: "[director]", keys: []string{"listen", "max_connections", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "watch_config", "kernel_stats",
 		"notify_command", "notify_url", "notify_timeout", "maintenance_dir", "api_token_file", "state_file", "panic_threshold",
 		"flap_damping", "flap_penalty", "flap_suppress", "flap_reuse", "flap_half_life", "flap_max_suppress"},
 		nested: nestedCheckKeys("[defaults.check]")}
@@ -86,24 +85,56 @@ func merge(a, b map[string]string) map[string]string {
 	return a
 }
 
-// Load reads and validates the configuration file at path. On failure the
-// error is an *Errors listing every problem found.
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+// DefaultMaxBytes is the largest config file Load reads (the
+// -max-config-bytes flag changes it): far above any real config, far
+// below what would hurt the director to read and parse.
+const DefaultMaxBytes = 16 << 20
+
+// Load reads and validates the configuration file at path, which must be
+// a regular file of at most DefaultMaxBytes. On failure the error is an
+// *Errors listing every problem found.
+func Load(path string) (*Config, error) { return LoadLimited(path, DefaultMaxBytes) }
+
+// LoadLimited is Load for a file of at most maxBytes (DefaultMaxBytes when
+// 0 or less).
+func LoadLimited(path string, maxBytes int64) (*Config, error) {
+	data, err := readConfigFile(path, maxBytes)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
 		return nil, &Errors{Problems: []Problem{{File: path, Msg: err.Error()}}}
 	}
 	return Parse(path, data)
 }
 
+// readConfigFile reads a config file through safefile: a FIFO or a device
+// in its place is refused without blocking, and the read is capped. The
+// error says what is wrong without repeating the path.
+func readConfigFile(path string, maxBytes int64) ([]byte, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	data, err := safefile.ReadFile(path, maxBytes)
+	var nre *safefile.NotRegularError
+	var tle *safefile.TooLargeError
+	switch {
+	case errors.As(err, &nre):
+		return nil, fmt.Errorf("a %s, not a regular file", nre.Kind)
+	case errors.As(err, &tle):
+		return nil, fmt.Errorf("larger than %d bytes, the most a config file may be; if it is meant to be this large, raise -max-config-bytes", maxBytes)
+	case err != nil:
+		return nil, unwrapPath(err)
+	}
+	return data, nil
+}
+
 // Parse validates a configuration held in memory. name is used in messages
 // and as Config.Path; relative ca_file paths are taken from its directory.
+// Nesting deeper than MaxNesting is refused before the file is parsed.
 func Parse(name string, data []byte) (*Config, error) {
 	l := &loader{file: name, dir: filepath.Dir(name)}
+	if line := nestedTooDeep(string(data), MaxNesting); line > 0 {
+		return nil, &Errors{Problems: []Problem{{File: name, Line: line,
+			Msg: fmt.Sprintf("arrays and tables nested more than %d deep; a director config needs no more than a few levels", MaxNesting)}}}
+	}
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
 		p := Problem{File: name, Msg: err.Error()}
@@ -165,6 +196,7 @@ func (l *loader) config(raw map[string]any) *Config {
 		cfg.VirtualServers = append(cfg.VirtualServers, vs)
 	}
 	l.checkAnnounce(cfg, vsTables)
+	l.vrrp(root, cfg)
 	return cfg
 }
 
@@ -176,6 +208,9 @@ func (l *loader) director(t table, d *Director) {
 		} else {
 			d.Listen = s
 		}
+	}
+	if v, _, ok := t.intRange("max_connections", 1, MaxMaxConnections, fmt.Sprintf("write 1-%d, or leave it out for the default (512, or a quarter of the open-file limit if lower)", MaxMaxConnections)); ok {
+		d.MaxConnections = int(v)
 	}
 	if v, _, ok := t.positive("resync_interval"); ok {
 		d.ResyncInterval = v
@@ -215,12 +250,32 @@ func checkListen(s string) string {
 		return fmt.Sprintf("%q must be host:port, such as \"127.0.0.1:9410\" or \"[::1]:9410\"", s)
 	}
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		if _, err := strconv.ParseUint(port, 10, 64); err == nil {
+			return fmt.Sprintf("%q: port %s out of range 1–65535", s, port)
+		}
 		return fmt.Sprintf("%q: port must be a number 1-65535", s)
 	}
 	if strings.ContainsAny(host, " /") {
 		return fmt.Sprintf("%q: %q is not a host name or address", s, host)
 	}
 	return ""
+}
+
+// portOutOfRange returns the port of an "ip:port" whose address is fine
+// but whose port is a number past 65535, so that the message names the
+// port rather than calling the whole thing no address.
+func portOutOfRange(s string) (string, bool) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", false
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		return "", false
+	}
+	if p, err := strconv.ParseUint(port, 10, 64); err != nil || p <= 65535 {
+		return "", false
+	}
+	return port, true
 }
 
 func familyOf(a netip.Addr) string {
@@ -238,22 +293,26 @@ func familyName(f string) string {
 }
 
 // parseTarget reads a real server or fallback address: "ip:port",
-// "[ipv6]:port", or an address alone (port 0).
-func parseTarget(s string) (netip.AddrPort, string) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		if ap.Addr().Zone() != "" {
-			return netip.AddrPort{}, fmt.Sprintf("%q: IPv6 zones are not supported", s)
-		}
-		return ap, ""
-	}
-	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+// "[ipv6]:port", or an address alone (port 0). The address is unmapped
+// (addr.go).
+func parseTarget(s string) (target, string) {
+	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Sprintf("%q is not an IP address with an optional port, such as \"10.0.0.11:8080\" or \"[2001:db8::11]:8080\"", s)
+		a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+		if err != nil {
+			if port, ok := portOutOfRange(s); ok {
+				return target{}, fmt.Sprintf("%q: port %s out of range 1–65535", s, port)
+			}
+			return target{}, fmt.Sprintf("%q is not an IP address with an optional port, such as \"10.0.0.11:8080\" or \"[2001:db8::11]:8080\"", s)
+		}
+		ap = netip.AddrPortFrom(a, 0)
 	}
-	if a.Zone() != "" {
-		return netip.AddrPort{}, fmt.Sprintf("%q: IPv6 zones are not supported", s)
+	if ap.Addr().Zone() != "" {
+		return target{}, fmt.Sprintf("%q: IPv6 zones are not supported", s)
 	}
-	return netip.AddrPortFrom(a, 0), ""
+	t := target{written: s}
+	t.ap, t.mapped = unmapAddrPort(ap)
+	return t, ""
 }
 
 func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map[string]int, services map[string]string) VirtualServer {
@@ -310,6 +369,8 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			case err != nil:
 				if a, err := netip.ParseAddr(s); err == nil {
 					l.errorf(n, "%q has no port; write %q", s, netip.AddrPortFrom(a, 80).String())
+				} else if port, ok := portOutOfRange(s); ok {
+					l.errorf(n, "%q: port %s out of range 1–65535", s, port)
 				} else {
 					l.errorf(n, "%q is not an IP address and port, such as \"192.0.2.10:80\" or \"[2001:db8::10]:80\"", s)
 				}
@@ -318,6 +379,10 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			case ap.Addr().Zone() != "":
 				l.errorf(n, "%q: IPv6 zones are not supported", s)
 			default:
+				if canon, mapped := unmapAddrPort(ap); mapped {
+					l.warnf(n, "%s", mappedWarning(s, canon.String()))
+					ap = canon
+				}
 				vs.Address = ap
 				vs.Family = familyOf(ap.Addr())
 				addrOK = true
@@ -437,13 +502,13 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			vs.RealServers = append(vs.RealServers, rs)
 			continue
 		}
-		ap, msg := parseTarget(s)
+		tg, msg := parseTarget(s)
 		if msg != "" {
 			l.errorf(n, "%s", msg)
 			vs.RealServers = append(vs.RealServers, rs)
 			continue
 		}
-		if ap, ok = l.checkTarget(&vs, addrOK, ap, rs.Forwarding, true, n, "real server"); ok {
+		if ap, ok := l.checkTarget(&vs, addrOK, tg, rs.Forwarding, true, n, "real server"); ok {
 			rs.Address = ap
 			if line, dup := seen[ap]; dup {
 				l.errorf(n, "duplicate real server %s; also on line %d", ap, line)
@@ -457,9 +522,9 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 
 	// fallback
 	if s, n, ok := t.str("fallback"); ok {
-		if ap, msg := parseTarget(s); msg != "" {
+		if tg, msg := parseTarget(s); msg != "" {
 			l.errorf(n, "%s", msg)
-		} else if ap, ok := l.checkTarget(&vs, addrOK, ap, vs.Forwarding, false, n, "fallback"); ok {
+		} else if ap, ok := l.checkTarget(&vs, addrOK, tg, vs.Forwarding, false, n, "fallback"); ok {
 			if line, dup := seen[ap]; dup {
 				l.errorf(n, "%s is also a real server (line %d); the fallback must be a different server", ap, line)
 			} else {
@@ -482,11 +547,17 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 	return vs
 }
 
-// checkTarget applies the family and port rules shared by real servers and
-// the fallback, filling in the virtual server's port where forwarding
-// cannot change it. tunMixes says whether tun forwarding may cross
-// families. It returns the address to use and whether it is valid.
-func (l *loader) checkTarget(vs *VirtualServer, vsOK bool, ap netip.AddrPort, fwd string, tunMixes bool, n node, what string) (netip.AddrPort, bool) {
+// checkTarget applies the address, family and port rules shared by real
+// servers and the fallback, filling in the virtual server's port where
+// forwarding cannot change it. tunMixes says whether tun forwarding may
+// cross families. It returns the address to use and whether it is valid;
+// a valid address written IPv4-mapped is warned about.
+func (l *loader) checkTarget(vs *VirtualServer, vsOK bool, tg target, fwd string, tunMixes bool, n node, what string) (netip.AddrPort, bool) {
+	ap := tg.ap
+	if msg := refusedDestination(ap.Addr()); msg != "" {
+		l.errorf(n, "%s", msg)
+		return ap, false
+	}
 	if !vsOK || vs.Family == "" {
 		return ap, true // the virtual server's own error is already reported
 	}
@@ -495,8 +566,16 @@ func (l *loader) checkTarget(vs *VirtualServer, vsOK bool, ap netip.AddrPort, fw
 		if !tunMixes {
 			hint = ""
 		}
+		if tg.mapped {
+			l.errorf(n, "%q is an IPv4-mapped IPv6 address, which the kernel takes as the IPv4 address %s and refuses in an IPv6 virtual server; give the server's IPv6 address, or write %q in an IPv4 virtual server%s",
+				tg.written, ap.Addr(), tg.spelled(), hint)
+			return ap, false
+		}
 		l.errorf(n, "%s is %s but the virtual server is %s%s", ap.Addr(), familyName(f), familyName(vs.Family), hint)
 		return ap, false
+	}
+	if tg.mapped {
+		l.warnf(n, "%s", mappedWarning(tg.written, tg.spelled()))
 	}
 	if vs.FWMark != 0 {
 		return ap, true // any port, or 0 to keep the packet's port

@@ -20,10 +20,12 @@ func TestCheckKindErrors(t *testing.T) {
 		src  string
 		want []string
 	}{
-		{"unknown kind", vs("[virtual_server.check]\ntype = \"smtp\"\n" + rs),
-			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "smtp"; valid: http, https, tcp, icmp`}},
+		{"unknown kind", vs("[virtual_server.check]\ntype = \"gopher\"\n" + rs),
+			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "gopher"; valid: ` + kindNames}},
+		{"a protocol a dialogue checks", vs("[virtual_server.check]\ntype = \"smtp\"\n" + rs),
+			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "smtp"; valid: ` + kindNames + ` (ldirectord's service = smtp is "dialogue")`}},
 		{"another tool's name for a kind", vs("[virtual_server.check]\ntype = \"ping\"\n" + rs),
-			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "ping"; valid: http, https, tcp, icmp (ldirectord's ping is "icmp")`}},
+			[]string{`director.toml:5: virtual_server[web].check.type: unknown check type "ping"; valid: ` + kindNames + ` (ldirectord's ping is "icmp")`}},
 		{"a kind's key misspelt", vs("[virtual_server.check]\ntype = \"http\"\n\nexpect_bdy = \"ok\"\n" + rs),
 			[]string{`director.toml:7: virtual_server[web].check.expect_bdy: unknown key; did you mean "expect_body"?`}},
 		{"a kind's key outside the check", vs("path = \"/\"\n" + rs),
@@ -40,8 +42,39 @@ func TestCheckKindErrors(t *testing.T) {
 		{"tls keys of a tcp check without tls", vs("[virtual_server.check]\ntype = \"tcp\"\nca_file = \"x.pem\"\n" + rs),
 			[]string{
 				`director.toml:6: virtual_server[web].check.ca_file: cannot read x.pem: no such file or directory`,
-				`director.toml:6: virtual_server[web].check.ca_file: ca_file is only used by https checks and tcp checks with tls = true; this check's type is "tcp"`,
+				`director.toml:6: virtual_server[web].check.ca_file: ca_file is only used by ` + checks.UsedBy("ca_file") + `; this check's type is "tcp"`,
 			}},
+		{"a udp datagram with a bad escape", vs("[virtual_server.check]\ntype = \"udp\"\nsend = 'ping\\q'\n" + rs),
+			[]string{`director.toml:6: virtual_server[web].check.send: unknown escape \q at byte 4; escapes are \r \n \t \0 \\ and \xNN`}},
+		{"dialogue steps judged one by one, each at its line", vs("[virtual_server.check]\ntype = \"dialogue\"\nsteps = [\n" +
+			"  { expect = '^220 ' },\n  { send = 'EHLO x\\q', expect = '(' },\n  { sned = 'x' },\n  { starttls = 1 },\n  'QUIT',\n]\n" + rs),
+			[]string{
+				`director.toml:8: virtual_server[web].check.steps[1].send: unknown escape \q at byte 6; escapes are \r \n \t \0 \\ and \xNN`,
+				`director.toml:8: virtual_server[web].check.steps[1].expect: invalid regular expression: error parsing regexp: missing closing ): ` + "`(`",
+				`director.toml:9: virtual_server[web].check.steps[2].sned: unknown key; did you mean "send"?`,
+				`director.toml:9: virtual_server[web].check.steps[2]: a step needs send, expect or starttls`,
+				`director.toml:10: virtual_server[web].check.steps[3].starttls: must be true or false, not an integer (1)`,
+				`director.toml:10: virtual_server[web].check.steps[3]: a step needs send, expect or starttls`,
+				`director.toml:11: virtual_server[web].check.steps[4]: must be a table, not a string ("QUIT")`,
+			}},
+		{"dialogue steps as [[...]] tables", vs("[virtual_server.check]\ntype = \"dialogue\"\ntls = true\n" +
+			"[[virtual_server.check.steps]]\nexpect = '^220 '\n[[virtual_server.check.steps]]\nsend = 'STARTTLS\\r\\n'\nstarttls = true\n" + rs),
+			[]string{`director.toml:11: virtual_server[web].check.steps[1].starttls: the connection is TLS from the start (tls = true)`}},
+		{"a dialogue without steps", vs("[virtual_server.check]\ntype = \"dialogue\"\n" + rs),
+			[]string{`director.toml:4: virtual_server[web].check.steps: a dialogue check needs at least one step, such as { send = 'PING\r\n', expect = '^\+PONG' }`}},
+		{"dialogue steps as one table", vs("[virtual_server.check]\ntype = \"dialogue\"\n[virtual_server.check.steps]\nsend = 'x'\n" + rs),
+			[]string{
+				`director.toml:6: virtual_server[web].check.steps: must be an array of tables: write [[virtual_server.check.steps]], not [virtual_server.check.steps]`,
+				`director.toml:6: virtual_server[web].check.steps: a dialogue check needs at least one step, such as { send = 'PING\r\n', expect = '^\+PONG' }`,
+			}},
+		{"steps on a tcp check", vs("[virtual_server.check]\ntype = \"tcp\"\nsteps = [{ send = 'x' }]\n" + rs),
+			[]string{`director.toml:6: virtual_server[web].check.steps: steps is only used by dialogue checks; this check's type is "tcp"`}},
+		{"exec command not absolute", vs("[virtual_server.check]\ntype = \"exec\"\ncommand = [\"check-db\", \"-q\"]\n" + rs),
+			[]string{`director.toml:6: virtual_server[web].check.command: "check-db" must be an absolute path (no shell or PATH lookup is used)`}},
+		{"exec without command", vs("[virtual_server.check]\ntype = \"exec\"\ndynamic_weight = true\n" + rs),
+			[]string{`director.toml:4: virtual_server[web].check.command: an exec check needs a command, such as ["/usr/local/bin/check-db", "--quick"]`}},
+		{"exec program missing", vs("[virtual_server.check]\ntype = \"exec\"\ncommand = [\"/nonexistent/check\"]\n" + rs),
+			[]string{`director.toml:6: virtual_server[web].check.command: cannot run /nonexistent/check: no such file or directory`}},
 		// Rules between options are judged on a virtual server's merged
 		// check, where the problem lies: in [defaults.check] here.
 		{"options that contradict each other", "[defaults.check]\ntype = \"http\"\nmethod = \"HEAD\"\nexpect_body = \"ok\"\n" +
@@ -51,6 +84,32 @@ func TestCheckKindErrors(t *testing.T) {
 		{"contradiction set by the virtual server", "[defaults.check]\ntype = \"http\"\nexpect_body = \"ok\"\n" +
 			"[[virtual_server]]\nname = \"head\"\naddress = \"192.0.2.10:81\"\ncheck = { method = \"HEAD\" }\n",
 			[]string{`director.toml:3: defaults.check.expect_body: a HEAD response has no body (use method GET)`}},
+		{"dns options", vs("[virtual_server.check]\ntype = \"dns\"\nquery_type = \"QQ\"\nedns_size = 100\nrecursion = \"no\"\nexpect = \"x\"\n" + rs),
+			[]string{
+				`director.toml:6: virtual_server[web].check.query_type: unknown query type "QQ"; use a record type such as A, AAAA, MX, SOA, SRV or TXT`,
+				`director.toml:7: virtual_server[web].check.edns_size: 100 is out of range; edns_size must be 512-65535`,
+				`director.toml:8: virtual_server[web].check.recursion: must be true or false, not a string ("no")`,
+				`director.toml:9: virtual_server[web].check.expect: expect is only used by ` + checks.UsedBy("expect") + `; this check's type is "dns"`,
+			}},
+		{"grpc options", vs("[virtual_server.check]\ntype = \"grpc\"\ngrpc_service = 5\nserver_name = \"a.example\"\n" + rs),
+			[]string{
+				`director.toml:6: virtual_server[web].check.grpc_service: must be a string, not an integer (5)`,
+				`director.toml:7: virtual_server[web].check.server_name: server_name is only used by ` + checks.UsedBy("server_name") + `; this check's type is "grpc"`,
+			}},
+		// A login is required of the merged check, wherever it comes from;
+		// the problem is reported where the key would go.
+		{"mysql options", "[defaults.check]\npassword_file = \"nonexistent.pw\"\n" +
+			vs("[virtual_server.check]\ntype = \"mysql\"\nquery = \"SELECT 1\"\n"+rs),
+			[]string{
+				`director.toml:2: defaults.check.password_file: cannot read nonexistent.pw: no such file or directory`,
+				`director.toml:6: virtual_server[web].check.login: missing: database checks log in as this user (ldirectord login=)`,
+			}},
+		{"radius options", vs("[virtual_server.check]\ntype = \"radius\"\nreject_is_up = 1\nbind_dn = \"cn=x\"\n" + rs),
+			[]string{
+				`director.toml:4: virtual_server[web].check.secret_file: missing: radius checks sign their requests with the shared secret in this file`,
+				`director.toml:6: virtual_server[web].check.reject_is_up: must be true or false, not an integer (1)`,
+				`director.toml:7: virtual_server[web].check.bind_dn: bind_dn is only used by ldap checks; this check's type is "radius"`,
+			}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sameLines(t, problems(t, tt.src), tt.want)
@@ -86,6 +145,10 @@ privileged = true
 		{`type = "tcp", tls = true, expect = "^\\+PONG"`, checks.TCPOptions{Send: "PING\r\n", Expect: `^\+PONG`, TLS: true,
 			TLSOptions: checks.TLSOptions{ServerName: "sni.example"}}},
 		{`type = "icmp"`, checks.ICMPOptions{Privileged: true}},
+		{`type = "dialogue", steps = [{ expect = "^220" }, { send = "QUIT\r\n", starttls = true }]`, checks.DialogueOptions{
+			Steps:      []checks.Step{{Expect: "^220"}, {Send: "QUIT\r\n", StartTLS: true}},
+			TLSOptions: checks.TLSOptions{ServerName: "sni.example"}}},
+		{`type = "udp"`, checks.UDPOptions{Send: "PING\r\n", Expect: "PONG"}},
 		{`type = "icmp", privileged = false`, checks.ICMPOptions{}},
 	} {
 		t.Run(tt.check, func(t *testing.T) {
@@ -152,11 +215,11 @@ func TestCheckSpecKeys(t *testing.T) {
 }
 
 func TestCheckSpec(t *testing.T) {
-	vs := VirtualServer{Check: Check{Type: "http", Interval: time.Second, Timeout: time.Millisecond,
+	vs := VirtualServer{Name: "web", Check: Check{Type: "http", Interval: time.Second, Timeout: time.Millisecond,
 		Source: netip.MustParseAddr("10.0.0.9"), Options: checks.HTTPOptions{Path: "/x"}}}
 	rs := RealServer{Address: netip.MustParseAddrPort("10.0.0.1:8080")}
 	want := checks.Spec{Type: "http", Target: rs.Address, Source: vs.Check.Source, Timeout: time.Millisecond,
-		Interval: time.Second, Options: checks.HTTPOptions{Path: "/x"}}
+		Interval: time.Second, Options: checks.HTTPOptions{Path: "/x"}, VirtualServer: "web", RealServer: rs.Address}
 	if got := vs.CheckSpec(&rs); !reflect.DeepEqual(got, want) {
 		t.Errorf("CheckSpec = %+v, want %+v", got, want)
 	}
@@ -165,3 +228,27 @@ func TestCheckSpec(t *testing.T) {
 		t.Errorf("target with the check's address and port = %v", got)
 	}
 }
+
+// Identical checks of one real server in two virtual servers are one
+// check, except for kinds that tell whom they are for (exec).
+func TestCheckSharedAcrossVirtualServers(t *testing.T) {
+	for _, tt := range []struct {
+		check string
+		want  string
+	}{
+		{`type = "tcp"`, "1 check"},
+		{`type = "exec", command = ["/bin/true"]`, "2 checks"},
+	} {
+		src := "[defaults.check]\n" + strings.ReplaceAll(strings.Trim(tt.check, " "), ", ", "\n") + "\n" +
+			"[[virtual_server]]\nname = \"a\"\naddress = \"192.0.2.10:80\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n" +
+			"[[virtual_server]]\nname = \"b\"\naddress = \"192.0.2.10:81\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"
+		cfg := mustParse(t, src)
+		if got := cfg.Summary(); !strings.HasSuffix(got, ", "+tt.want) {
+			t.Errorf("%s: %s, want %s", tt.check, got, tt.want)
+		}
+	}
+}
+
+// kindNames is the list of check types messages give, from the registry,
+// so that adding a prober changes no expected message here.
+var kindNames = strings.Join(checks.KindNames(), ", ")

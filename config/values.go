@@ -43,7 +43,7 @@ func quoteKey(k string) string {
 type loader struct {
 	file  string
 	dir   string // for relative ca_file paths
-	lines lineIndex
+	lines *lineIndex
 	errs  []Problem
 	warns []Problem
 }
@@ -52,7 +52,7 @@ type loader struct {
 // the file (a missing key is reported at its table's header).
 func (l *loader) lineOf(n node) int {
 	for i := len(n.segs); i > 0; i-- {
-		if line, ok := l.lines[pathKey(n.segs[:i])]; ok {
+		if line, ok := l.lines.line(n.segs[:i]); ok {
 			return line
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -24,8 +23,12 @@ import (
 // Whether new content is valid is for the reload to decide. lastSHA256 is
 // the hex SHA-256 of the content running now.
 //
+// The file is read as Load reads it (a regular file of at most maxBytes),
+// so a FIFO or a huge file put in its place cannot hang or exhaust the
+// watch.
+//
 // The watch runs until ctx ends; stop waits for its goroutine.
-func WatchFile(ctx context.Context, path, lastSHA256 string, debounce time.Duration, log *slog.Logger) (changes <-chan struct{}, stop func(), err error) {
+func WatchFile(ctx context.Context, path, lastSHA256 string, maxBytes int64, debounce time.Duration, log *slog.Logger) (changes <-chan struct{}, stop func(), err error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, nil, fmt.Errorf("watch_config: %w", err)
@@ -60,7 +63,7 @@ func WatchFile(ctx context.Context, path, lastSHA256 string, debounce time.Durat
 				}
 				log.Warn("watch_config: watching the config directory failed; reload with SIGHUP meanwhile", "dir", dir, "err", err)
 			case <-timer.C:
-				data, err := os.ReadFile(path)
+				data, err := readConfigFile(path, maxBytes)
 				if err != nil {
 					if msg := err.Error(); msg != lastProblem {
 						lastProblem = msg

@@ -24,7 +24,7 @@ func TestWatchFile(t *testing.T) {
 	if err := os.WriteFile(path, first, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	changes, stop, err := WatchFile(context.Background(), path, sha(first), 50*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	changes, stop, err := WatchFile(context.Background(), path, sha(first), DefaultMaxBytes, 50*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestWatchFile(t *testing.T) {
 func TestWatchFileStops(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	_, stop, err := WatchFile(ctx, filepath.Join(dir, "x.toml"), "", time.Millisecond, slog.New(slog.DiscardHandler))
+	_, stop, err := WatchFile(ctx, filepath.Join(dir, "x.toml"), "", DefaultMaxBytes, time.Millisecond, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestWatchFileStops(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("stop did not return after the context ended")
 	}
-	if _, _, err := WatchFile(context.Background(), filepath.Join(dir, "missing", "x.toml"), "", time.Millisecond, slog.New(slog.DiscardHandler)); err == nil {
+	if _, _, err := WatchFile(context.Background(), filepath.Join(dir, "missing", "x.toml"), "", DefaultMaxBytes, time.Millisecond, slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("watching a file in a missing directory succeeded")
 	}
 }

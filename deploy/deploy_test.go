@@ -14,29 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsdirector/director/internal/testutil"
 	"github.com/lvsdirector/director/ipvs"
 	"github.com/lvsdirector/director/metrics"
 )
 
-// requireTool finds an external program. Under CI a missing tool fails
-// the test; elsewhere it skips and says how to install it.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	msg := name + " not found; install it with: apt-get install -y --no-install-recommends " + pkg
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: this test must run)")
-	}
-	t.Skip(msg)
-	return ""
-}
-
 func promtool(t *testing.T, args ...string) {
 	t.Helper()
-	bin := requireTool(t, "promtool", "prometheus")
+	bin := testutil.RequireTool(t, "promtool", "prometheus")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -217,6 +202,53 @@ func TestDashboard(t *testing.T) {
 	for _, want := range []string{"Pool health", "Checks", "Kernel IPVS traffic", "Reconcile and reload", "Operator overrides and safety", "Scheduler"} {
 		if !slices.Contains(rows, want) {
 			t.Errorf("dashboard has no row %q", want)
+		}
+	}
+}
+
+// TestScrapeConfig: prometheus.yml is a valid config without warnings,
+// and both of its jobs find their directors (file_sd from director.d/).
+func TestScrapeConfig(t *testing.T) {
+	bin := testutil.RequireTool(t, "promtool", "prometheus")
+	// run returns promtool's stdout (results) and stderr (logs).
+	run := func(args ...string) (string, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Dir = "prometheus"
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("promtool %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+		}
+		return stdout.String(), stderr.String()
+	}
+	out, errOut := run("check", "config", "prometheus.yml")
+	if all := out + errOut; strings.Contains(all, "WARNING") || !strings.Contains(all, "SUCCESS: 1 rule files found") {
+		t.Errorf("promtool check config prometheus.yml:\n%s", all)
+	}
+	for job, targets := range map[string][]string{
+		"director":    {"lb1.example.net:9410", "lb2.example.net:9410"},
+		"director-sd": {"lb3.example.net:9410", "lb4.example.net:9410"},
+	} {
+		out, errOut := run("check", "service-discovery", "--timeout=3s", "prometheus.yml", job)
+		var found []struct {
+			Labels map[string]string `json:"labels"`
+		}
+		if err := json.Unmarshal([]byte(out), &found); err != nil {
+			t.Fatalf("service discovery of %s: %v\n%s%s", job, err, out, errOut)
+		}
+		var got []string
+		for _, f := range found {
+			if f.Labels["job"] != job || f.Labels["__metrics_path__"] != "/metrics" {
+				t.Errorf("%s: target %v", job, f.Labels)
+			}
+			got = append(got, f.Labels["__address__"])
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, targets) {
+			t.Errorf("job %s discovers %v, want %v", job, got, targets)
 		}
 	}
 }

@@ -17,21 +17,24 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // recipe names the layout of the cached base initramfs: change it when
 // buildBase changes, so old cache entries are not used.
-const recipe = "base-v1"
+const recipe = "base-v2"
 
 // guestPackages are the Debian packages the guest needs besides the kernel:
 // busybox for a shell and its tools, ipvsadm (an independent IPVS client
-// to cross-check the director) and the shared libraries ipvsadm needs.
-var guestPackages = []string{"busybox-static", "ipvsadm", "libnl-3-200", "libnl-genl-3-200", "libpopt0", "libc6"}
+// to cross-check the director) and the shared libraries ipvsadm needs, and
+// prometheus-node-exporter, whose ipvs collector is a second independent
+// reader of the kernel's counters (a Go binary that needs only libc).
+var guestPackages = []string{"busybox-static", "ipvsadm", "libnl-3-200", "libnl-genl-3-200", "libpopt0", "libc6", "prometheus-node-exporter"}
 
 // guestModules are loaded by /init in this order (busybox insmod does not
 // resolve dependencies): IPVS and its schedulers, veth for namespaces,
-// the bridge for the BGP scenarios' shared segment, and ipip for the
-// tunnelling real server.
+// the bridge for the shared segment of the BGP and VRRP scenarios, and
+// ipip for the tunnelling real server.
 var guestModules = []string{
 	"crc32c_generic", "libcrc32c", "nf_defrag_ipv4", "nf_defrag_ipv6", "nf_conntrack", "ip_vs",
 	"ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_lblc", "ip_vs_lblcr", "ip_vs_dh",
@@ -179,6 +182,8 @@ func prepareAssets(ctx context.Context, root string, logf func(string, ...any)) 
 	defer unlock()
 	if kv, err := os.ReadFile(filepath.Join(a.dir, "ok")); err == nil {
 		a.kver = strings.TrimSpace(string(kv))
+		now := time.Now()
+		os.Chtimes(filepath.Join(a.dir, "ok"), now, now) // in use: keep it
 		return a, nil
 	}
 	logf("cache miss: fetching %s and %s with apt into %s", kpkg, strings.Join(guestPackages, " "), a.dir)
@@ -231,10 +236,12 @@ func prepareAssets(ctx context.Context, root string, logf func(string, ...any)) 
 	if err := os.WriteFile(filepath.Join(a.dir, "ok"), []byte(kver+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	// Older entries are dead weight (a kernel's modules are large).
+	// Older entries are dead weight (a kernel's modules are large), once
+	// unused for a day: branches with another module list, run at the
+	// same time, must not delete each other's entry.
 	old, _ := filepath.Glob(filepath.Join(root, "linux-image-*"))
 	for _, o := range old {
-		if o != a.dir {
+		if fi, err := os.Stat(filepath.Join(o, "ok")); o != a.dir && (err != nil || time.Since(fi.ModTime()) > 24*time.Hour) {
 			os.RemoveAll(o)
 		}
 	}
@@ -296,6 +303,7 @@ func buildBase(ctx context.Context, roots map[string]string, kpkg string, a *ass
 	}
 
 	c.copyFile("sbin/ipvsadm", 0o755, filepath.Join(roots["ipvsadm"], "sbin", "ipvsadm"))
+	c.copyFile("sbin/node_exporter", 0o755, filepath.Join(roots["prometheus-node-exporter"], "usr", "bin", "prometheus-node-exporter"))
 	for _, lib := range guestLibs {
 		p, err := findLib(roots, lib)
 		if err != nil {

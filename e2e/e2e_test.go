@@ -13,14 +13,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
 // suiteBudget bounds the whole suite (downloads, builds, boot, scenarios),
-// well inside go test's default 10-minute timeout.
-const suiteBudget = 8 * time.Minute
+// inside go test's default 10-minute timeout with a margin to report.
+const suiteBudget = 9 * time.Minute
 
 // Console markers written by the guest's /init.
 const (
@@ -42,8 +45,10 @@ func TestE2E(t *testing.T) {
 	prereq := func(err error) {
 		t.Helper()
 		if ci {
+			announce(t, "e2e: FAILED: a prerequisite is missing: "+err.Error())
 			t.Fatalf("CI=true, and a prerequisite of the e2e suite is missing: %v", err)
 		}
+		announce(t, "e2e: skipped: "+err.Error())
 		t.Skipf("e2e prerequisite missing (under CI=true this fails): %v", err)
 	}
 	qemu, err := exec.LookPath("qemu-system-x86_64")
@@ -76,19 +81,38 @@ func TestE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("kernel %s, cache %s (%.1fs)", a.kver, a.dir, time.Since(start).Seconds())
-	// BIRD 2 is the router of the BGP scenarios (guest/bgp_test.go).
-	birdArchive, birdVersion, err := prepareOverlay(ctx, root, bird, t.Logf)
-	if err != nil {
-		if errors.As(err, new(prereqError)) {
-			prereq(err)
+
+	// keepalived for the active-backup scenarios (e2e/guest/vrrp_test.go):
+	// without it they skip, and under CI fail.
+	var extra []string
+	if ka, kver, err := prepareKeepalived(ctx, root, t.Logf); err != nil {
+		if ci {
+			t.Fatalf("CI=true, and keepalived for the guest is missing: %v", err)
 		}
-		t.Fatal(err)
+		t.Logf("no keepalived for the guest; its scenarios skip: %v", err)
+	} else {
+		extra = append(extra, ka)
+		t.Logf("keepalived %s", kver)
 	}
-	t.Logf("bird2 %s (%.1fs)", birdVersion, time.Since(start).Seconds())
+	// BIRD 2 is the router of the BGP scenarios (e2e/guest/bgp_test.go):
+	// without it they skip, and under CI fail.
+	if ba, bver, err := prepareOverlay(ctx, root, bird, t.Logf); err != nil {
+		if ci {
+			t.Fatalf("CI=true, and bird2 for the guest is missing: %v", err)
+		}
+		t.Logf("no bird2 for the guest; its scenarios skip: %v", err)
+	} else {
+		extra = append(extra, ba)
+		t.Logf("bird2 %s", bver)
+	}
 
 	tmp := t.TempDir()
-	director, guest := filepath.Join(tmp, "director"), filepath.Join(tmp, "guest.test")
-	if err := buildBinaries(ctx, director, guest); err != nil {
+	director := filepath.Join(tmp, "director")
+	bins := map[string]string{"director": director}
+	for _, gt := range guestTests {
+		bins[gt.binary] = filepath.Join(tmp, gt.binary)
+	}
+	if err := buildBinaries(ctx, director, bins); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("built director and guest tests (%.1fs)", time.Since(start).Seconds())
@@ -102,11 +126,8 @@ func TestE2E(t *testing.T) {
 		t.Fatalf("not enough time left for the guest (%v)", guestTimeout)
 	}
 	args := []string{"-test.v", "-test.count=1", fmt.Sprintf("-test.timeout=%ds", int(guestTimeout.Seconds()))}
-	if r := os.Getenv("DIRECTOR_E2E_RUN"); r != "" {
-		args = append(args, "-test.run="+r)
-	}
 	initrd := filepath.Join(tmp, "initrd.gz")
-	if err := writeInitrd(initrd, a, guestInit(args), map[string]string{"director": director, "guest.test": guest}, birdArchive); err != nil {
+	if err := writeInitrd(initrd, a, guestInit(args, os.Getenv("DIRECTOR_E2E_RUN")), bins, extra...); err != nil {
 		t.Fatal(err)
 	}
 
@@ -129,8 +150,10 @@ func TestE2E(t *testing.T) {
 			t.Logf("guest %s [%.0fs]", ev, time.Since(bootStart).Seconds())
 		}
 	})
+	bootTime := time.Since(bootStart)
 	t.Logf("boot to power-off %.1fs under %s; suite %.1fs; console in %s",
-		time.Since(bootStart).Seconds(), accel, time.Since(start).Seconds(), console.Name())
+		bootTime.Seconds(), accel, time.Since(start).Seconds(), console.Name())
+	announce(t, summary(p.tests, a.kver, accel, bootTime, time.Since(start))...)
 
 	for _, g := range p.tests {
 		t.Run(g.name, func(t *testing.T) {
@@ -162,6 +185,79 @@ func TestE2E(t *testing.T) {
 	}
 }
 
+// accelNames say what each accelerator means for the suite's speed.
+var accelNames = map[string]string{"kvm": "kvm (hardware virtualisation)", "tcg": "tcg (emulation, no KVM)"}
+
+// summary is what the suite ran: one line for the boot, one per scenario.
+func summary(tests []*guestTest, kver, accel string, boot, suite time.Duration) []string {
+	name := accelNames[accel]
+	if name == "" {
+		name = accel
+	}
+	scenarios := "scenarios"
+	if len(tests) == 1 {
+		scenarios = "scenario"
+	}
+	lines := []string{fmt.Sprintf("e2e: %d %s in Debian's kernel %s under %s: boot to power-off %.0fs, suite %.0fs",
+		len(tests), scenarios, kver, name, boot.Seconds(), suite.Seconds())}
+	for _, g := range tests {
+		status, dur := g.status, g.dur
+		if status == "" {
+			status, dur = "DID NOT FINISH", "?"
+		}
+		lines = append(lines, fmt.Sprintf("e2e:   %-4s %s (%s)", status, g.name, dur))
+	}
+	return lines
+}
+
+// announce shows lines to whoever runs the suite, also when it passes
+// without -v: go test prints a passing package's output only with -v, and
+// a bare "ok" would not say which scenarios ran, nor under which
+// accelerator. Without -v the lines go straight to the standard output of
+// the process that ran this test binary (go test); with -v (or -json, or
+// where that cannot be opened) to the test log.
+func announce(t *testing.T, lines ...string) {
+	t.Helper()
+	text := strings.Join(lines, "\n") + "\n"
+	if !testing.Verbose() && writeParentStdout(text) == nil {
+		return
+	}
+	t.Log(text)
+}
+
+// writeParentStdout writes text to the parent process's standard output.
+// Opening /proc/PID/fd/1 opens the file anew, with an offset of its own:
+// that is safe for a terminal or a pipe, and for a file the parent opened
+// for appending, but would overwrite a file the parent writes at its own
+// offset, so then it refuses.
+func writeParentStdout(text string) error {
+	ppid := os.Getppid()
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/1", ppid), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Mode().IsRegular() {
+		info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/1", ppid))
+		if err != nil || !appending(string(info)) {
+			return errors.New("the parent's standard output is a file it does not append to")
+		}
+	}
+	_, err = f.WriteString(text)
+	return err
+}
+
+// appending reports whether an fdinfo text has O_APPEND in its flags.
+func appending(fdinfo string) bool {
+	for _, line := range strings.Split(fdinfo, "\n") {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+			return err == nil && flags&syscall.O_APPEND != 0
+		}
+	}
+	return false
+}
+
 func deadlineOf(ctx context.Context) time.Time {
 	dl, _ := ctx.Deadline()
 	return dl
@@ -174,18 +270,32 @@ func tail(lines []string, n int) []string {
 	return lines
 }
 
-// buildBinaries builds the director and the guest test binary: static,
-// for linux/amd64, without the race detector whatever the host test uses.
-func buildBinaries(ctx context.Context, director, guest string) error {
+// guestTests are the test binaries the guest runs, in this order, with
+// the tests each runs unless DIRECTOR_E2E_RUN chooses: the scenarios of
+// package e2e/guest, then the kernel tests of package ipvs (the Table
+// conformance suite among them, each case in a network namespace of its
+// own; the package's unit tests run on the host). The kernel tests come
+// last so that the teardown of their namespaces, work the kernel does in
+// the background, cannot slow the scenarios' timed checks.
+var guestTests = []struct{ pkg, binary, run string }{
+	{"./e2e/guest", "guest.test", ""},
+	{"./ipvs", "ipvs.test", "^TestKernel"},
+}
+
+// buildBinaries builds the director and the guest test binaries (name in
+// / -> host path): static, for linux/amd64, without the race detector
+// whatever the host test uses.
+func buildBinaries(ctx context.Context, director string, bins map[string]string) error {
 	mod, err := filepath.Abs("..")
 	if err != nil {
 		return err
 	}
 	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=")
-	for _, args := range [][]string{
-		{"build", "-o", director, "./cmd/director"},
-		{"test", "-c", "-o", guest, "./e2e/guest"},
-	} {
+	builds := [][]string{{"build", "-o", director, "./cmd/director"}}
+	for _, gt := range guestTests {
+		builds = append(builds, []string{"test", "-c", "-o", bins[gt.binary], gt.pkg})
+	}
+	for _, args := range builds {
 		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = mod
 		cmd.Env = env
@@ -196,8 +306,33 @@ func buildBinaries(ctx context.Context, director, guest string) error {
 	return nil
 }
 
-// guestInit is the guest's /init: load the modules, run the tests, power off.
-func guestInit(testArgs []string) string {
+// shellWords quotes each argument for /init's shell: a -test.run pattern
+// such as "A|B" must reach the test binary as it is.
+func shellWords(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
+
+// guestInit is the guest's /init: load the modules, run the test
+// binaries, power off. The exit status reported is the first failure's.
+// DIRECTOR_REQUIRE_IPVS=1 turns the kernel tests' skip (no IPVS, no
+// privileges) into a failure: here there is no excuse.
+func guestInit(testArgs []string, runPattern string) string {
+	run := ""
+	for _, gt := range guestTests {
+		args := slices.Clone(testArgs)
+		pattern := runPattern
+		if pattern == "" {
+			pattern = gt.run
+		}
+		if pattern != "" {
+			args = append(args, "-test.run="+pattern)
+		}
+		run += "/" + gt.binary + " " + shellWords(args) + " 2>&1 || { r=$?; [ $rc = 0 ] && rc=$r; }\n"
+	}
 	return `#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -205,11 +340,11 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 for m in $(cat /mods/order); do insmod /mods/$m.ko || echo "e2e: insmod $m failed"; done
 ip link set lo up
-export PATH=/bin:/sbin HOME=/tmp DIRECTOR_E2E_GUEST=1 DIRECTOR_BIN=/director
+export PATH=/bin:/sbin:/usr/sbin HOME=/tmp DIRECTOR_E2E_GUEST=1 DIRECTOR_BIN=/director DIRECTOR_REQUIRE_IPVS=1
 cd /tmp
 echo ` + markStart + `
-/guest.test ` + strings.Join(testArgs, " ") + ` 2>&1
-echo "` + markExit + `$?"
+rc=0
+` + run + `echo "` + markExit + `$rc"
 poweroff -f
 `
 }
@@ -337,8 +472,9 @@ type parser struct {
 func newParser() *parser { return &parser{} }
 
 var (
-	runRE  = regexp.MustCompile(`^=== RUN\s+(\S+)$`)
-	doneRE = regexp.MustCompile(`^--- (PASS|FAIL|SKIP): (\S+) \(([^)]*)\)`)
+	runRE     = regexp.MustCompile(`^=== RUN\s+(\S+)$`)
+	doneRE    = regexp.MustCompile(`^--- (PASS|FAIL|SKIP): (\S+) \(([^)]*)\)`)
+	subDoneRE = regexp.MustCompile(`^\s+--- (PASS|FAIL|SKIP): (\S+) \(([^)]*)\)`)
 )
 
 // line takes one console line and returns a short event to show live, if any.
@@ -361,6 +497,12 @@ func (p *parser) line(l string) string {
 		return "RUN " + m[1]
 	}
 	if p.cur == nil {
+		// The verdicts of a finished test's subtests follow its own.
+		if n := len(p.tests); n > 0 {
+			if m := subDoneRE.FindStringSubmatch(l); m != nil && strings.HasPrefix(m[2], p.tests[n-1].name+"/") {
+				p.tests[n-1].lines = append(p.tests[n-1].lines, l)
+			}
+		}
 		return ""
 	}
 	p.cur.lines = append(p.cur.lines, l)
@@ -372,6 +514,51 @@ func (p *parser) line(l string) string {
 	return ""
 }
 
+func TestGuestInit(t *testing.T) {
+	init := guestInit([]string{"-test.v"}, "")
+	for _, want := range []string{"/guest.test '-test.v' 2>&1", "/ipvs.test '-test.v' '-test.run=^TestKernel' 2>&1"} {
+		if !strings.Contains(init, want) {
+			t.Errorf("/init runs no %q:\n%s", want, init)
+		}
+	}
+	if strings.Index(init, "/guest.test") > strings.Index(init, "/ipvs.test") {
+		t.Errorf("/init runs the kernel tests before the scenarios:\n%s", init)
+	}
+	init = guestInit([]string{"-test.v"}, "Drift|it's")
+	for _, want := range []string{`/ipvs.test '-test.v' '-test.run=Drift|it'\''s' 2>&1`, `/guest.test '-test.v' '-test.run=Drift|it'\''s' 2>&1`} {
+		if !strings.Contains(init, want) {
+			t.Errorf("/init runs no %q:\n%s", want, init)
+		}
+	}
+}
+
+func TestSummary(t *testing.T) {
+	tests := []*guestTest{{name: "Test01Start", status: "PASS", dur: "6.21s"}, {name: "Test02BackendDies", status: "FAIL", dur: "9.00s"}, {name: "Test03X"}}
+	got := strings.Join(summary(tests, "6.1.0-37-amd64", "tcg", 212*time.Second, 255*time.Second), "\n")
+	want := `e2e: 3 scenarios in Debian's kernel 6.1.0-37-amd64 under tcg (emulation, no KVM): boot to power-off 212s, suite 255s
+e2e:   PASS Test01Start (6.21s)
+e2e:   FAIL Test02BackendDies (9.00s)
+e2e:   DID NOT FINISH Test03X (?)`
+	if got != want {
+		t.Errorf("summary:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestAppending(t *testing.T) {
+	for _, tc := range []struct {
+		info string
+		want bool
+	}{
+		{"pos:\t0\nflags:\t0102001\nmnt_id:\t29\n", true}, // O_WRONLY|O_APPEND|O_LARGEFILE
+		{"pos:\t0\nflags:\t0100001\nmnt_id:\t29\n", false},
+		{"pos:\t0\n", false},
+	} {
+		if got := appending(tc.info); got != tc.want {
+			t.Errorf("appending(%q) = %v, want %v", tc.info, got, tc.want)
+		}
+	}
+}
+
 func TestParser(t *testing.T) {
 	p := newParser()
 	for _, l := range strings.Split(`[    1.0] boot noise
@@ -380,7 +567,8 @@ E2E-GUEST-START
     a_test.go:1: hello
 === RUN   TestA/sub
 --- PASS: TestA (1.00s)
-    --- PASS: TestA/sub (0.50s)
+    --- SKIP: TestA/sub (0.50s)
+    --- PASS: TestAB/sub (0.50s)
 === RUN   TestB
     b_test.go:2: boom
 --- FAIL: TestB (2.00s)
@@ -392,7 +580,8 @@ E2E-GUEST-EXIT 1`, "\n") {
 	if len(p.tests) != 3 || p.exit != "1" {
 		t.Fatalf("tests %d exit %q", len(p.tests), p.exit)
 	}
-	if a := p.tests[0]; a.status != "PASS" || a.dur != "1.00s" {
+	if a := p.tests[0]; a.status != "PASS" || a.dur != "1.00s" || !slices.Contains(a.lines, "    --- SKIP: TestA/sub (0.50s)") ||
+		slices.ContainsFunc(a.lines, func(l string) bool { return strings.Contains(l, "TestAB") }) {
 		t.Errorf("TestA: %+v", a)
 	}
 	if b := p.tests[1]; b.status != "FAIL" || !strings.Contains(strings.Join(b.lines, "\n"), "boom") {
@@ -400,5 +589,16 @@ E2E-GUEST-EXIT 1`, "\n") {
 	}
 	if c := p.tests[2]; c.status != "" || len(c.lines) != 1 {
 		t.Errorf("TestC: %+v", c)
+	}
+}
+
+func TestShellWords(t *testing.T) {
+	got := shellWords([]string{"-test.v", "-test.run=TestA|TestB", "it's"})
+	if want := `'-test.v' '-test.run=TestA|TestB' 'it'\''s'`; got != want {
+		t.Errorf("shellWords = %s, want %s", got, want)
+	}
+	out, err := exec.Command("sh", "-c", "printf '%s\\n' "+got).Output()
+	if err != nil || string(out) != "-test.v\n-test.run=TestA|TestB\nit's\n" {
+		t.Errorf("the shell reads %q (%v)", out, err)
 	}
 }

@@ -87,7 +87,7 @@ func TestAPIOverrides(t *testing.T) {
 	if v := h.gauge("director_real_server_override", map[string]string{"real_server": b2.addr.String(), "kind": "drain"}); v != 0 {
 		t.Errorf("override metric for b2 drain = %v, want 0", v)
 	}
-	if n := logs.count("real server override set", "kind=drain", `reason="kernel upgrade"`, "by=127.0.0.1:5555"); n != 1 {
+	if n := logs.Count("real server override set", "kind=drain", `reason="kernel upgrade"`, "by=127.0.0.1:5555"); n != 1 {
 		t.Errorf("%d log lines for the drain, want 1:\n%s", n, logs)
 	}
 	data, err := os.ReadFile(state)
@@ -125,7 +125,7 @@ func TestOverrideExpires(t *testing.T) {
 	}
 	h.eventually(map[netip.AddrPort]uint32{b2.addr: 100}, "disabled")
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100, b2.addr: 100}, "expired: back")
-	if logs.count("real server override expired", "kind=disable") != 1 {
+	if logs.Count("real server override expired", "kind=disable") != 1 {
 		t.Errorf("no log line for the expiry:\n%s", logs)
 	}
 }
@@ -159,7 +159,7 @@ func TestOverrideSurvivesReloadAndRestart(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if logs.count("override restored from the state file", "kind=drain", "reason=maintenance") != 1 {
+	if logs.Count("override restored from the state file", "kind=drain", "reason=maintenance") != 1 {
 		t.Errorf("no log line for the restored override:\n%s", logs)
 	}
 	if r := rsStatus(t, h2.engine, "web", b1.addr); r.Override == nil || r.Override.Reason != "maintenance" {
@@ -182,7 +182,7 @@ func TestCorruptStateFile(t *testing.T) {
 	}
 	h, logs := startAdmin(t, testConfig("quiesce", b1), ipvs.NewMemory(), func(o *Options) { o.StateFile = state })
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100}, "starts without overrides")
-	if logs.count("override state file is unreadable", "moved_to="+state+".corrupt") != 1 {
+	if logs.Count("override state file is unreadable", "moved_to="+state+".corrupt") != 1 {
 		t.Errorf("no log line for the corrupt state file:\n%s", logs)
 	}
 	if _, err := os.Stat(state + ".corrupt"); err != nil {
@@ -224,17 +224,17 @@ func TestMaintenanceDir(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "10.99.0.1_80"), nil, 0o644)
 	os.WriteFile(filepath.Join(dir, ".swp"), nil, 0o644)
 	poll(t, "warning for the unmatched file", func() bool {
-		return logs.count("matches no real server", "10.99.0.1_80") == 1
+		return logs.Count("matches no real server", "10.99.0.1_80") == 1
 	})
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 0, b3.addr: 100}, "unrelated files change nothing")
 
 	os.Remove(filepath.Join(dir, b1.addr.Addr().String()+"_"+itoa(b1.addr.Port())))
 	os.Remove(filepath.Join(dir, "web", b2.addr.String()))
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100, b2.addr: 100, b3.addr: 100}, "files removed: back")
-	if n := logs.count("real server override ended", "source=maintenance_dir"); n != 2 {
+	if n := logs.Count("real server override ended", "source=maintenance_dir"); n != 2 {
 		t.Errorf("%d log lines for ended maintenance, want 2", n)
 	}
-	if logs.count("matches no real server", "10.99.0.1_80") != 1 {
+	if logs.Count("matches no real server", "10.99.0.1_80") != 1 {
 		t.Errorf("the unmatched file was warned about more than once")
 	}
 }
@@ -267,7 +267,7 @@ func TestQuorumFallbackTakeover(t *testing.T) {
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 0, b2.addr: 0, b3.addr: 0, sorry: 1}, "200 healthy: below 250, still the fallback (hysteresis)")
 	b1.start()
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100, b2.addr: 100, b3.addr: 100}, "300 healthy: quorum regained")
-	if logs.count("quorum lost") != 1 || logs.count("quorum regained") != 1 {
+	if logs.Count("quorum lost") != 1 || logs.Count("quorum regained") != 1 {
 		t.Errorf("want one quorum lost and one regained line:\n%s", logs)
 	}
 }
@@ -337,7 +337,7 @@ func TestPanicGuardKeepsPool(t *testing.T) {
 	if v := h.gauge("director_panics_total", map[string]string{"virtual_server": "web"}); v != 1 {
 		t.Errorf("panics_total = %v, want 1", v)
 	}
-	if logs.count("panic guard tripped", "virtual_server=web") != 1 {
+	if logs.Count("panic guard tripped", "virtual_server=web") != 1 {
 		t.Errorf("want one panic log line:\n%s", logs)
 	}
 
@@ -414,12 +414,12 @@ func TestFlapDamping(t *testing.T) {
 	if v := h.gauge("director_real_server_suppressed", map[string]string{"real_server": b1.addr.String()}); v != 1 {
 		t.Errorf("suppressed metric = %v, want 1", v)
 	}
-	if logs.count("suppressed by flap damping") != 1 {
+	if logs.Count("suppressed by flap damping") != 1 {
 		t.Errorf("want one suppression log line:\n%s", logs)
 	}
 	// The penalty (about 2000) decays below 750 in about 1.4 half-lives.
 	h.eventually(both, "released once the penalty decayed")
-	if logs.count("released by flap damping") != 1 {
+	if logs.Count("released by flap damping") != 1 {
 		t.Errorf("want one release log line:\n%s", logs)
 	}
 
@@ -482,7 +482,7 @@ func TestMaintenanceDirOddEntries(t *testing.T) {
 		t.Errorf("scheduler after the reload = %q, want rr", s)
 	}
 	for _, b := range []*backend{b1, b2, b3, b4} {
-		if n := logs.count("maintenance_dir: entry ignored", name(b)); n != 1 {
+		if n := logs.Count("maintenance_dir: entry ignored", name(b)); n != 1 {
 			t.Errorf("%d log lines for %s, want 1:\n%s", n, name(b), logs)
 		}
 	}

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/lvsdirector/director/health"
 	"github.com/lvsdirector/director/metrics"
 	"github.com/lvsdirector/director/policy/announce"
+	"github.com/lvsdirector/director/policy/selfhealth"
 )
 
 // Announcer takes the routes the director should announce now: the BGP
@@ -26,10 +26,6 @@ type Announcer interface {
 // announcing is the loop's part in announcing VIPs.
 type announcing struct {
 	state announce.State
-	// unreconciled is when the kernel table stopped being reconciled
-	// (the first failed reconcile since the last good one); zero while
-	// it is.
-	unreconciled time.Time
 	// vips is the last decision of each VIP and when it last changed, for Status.
 	vips    []VIPStatus
 	changed map[netip.Prefix]time.Time
@@ -58,15 +54,11 @@ func (e *Engine) announceVIPs(now time.Time) {
 		a.changed = map[netip.Prefix]time.Time{}
 		a.metrics = metrics.NewAnnounce(e.opts.Metrics)
 	}
-	switch {
-	case e.reconciled:
-		a.unreconciled = time.Time{}
-	case a.unreconciled.IsZero():
-		a.unreconciled = now
-	}
 	in := announce.Input{Now: now, HoldDown: e.cfg.Announce.HoldDown}
-	if !a.unreconciled.IsZero() && now.Sub(a.unreconciled) >= e.cfg.Announce.UnhealthyAfter {
-		in.Unhealthy = fmt.Sprintf("kernel table not reconciled for %s", now.Sub(a.unreconciled).Round(time.Second))
+	// The director's own health, as for VRRP; a stuck loop cannot see
+	// itself: the announcers notice the hand-overs stopping.
+	if v := selfhealth.Evaluate(e.SelfHealth(now), selfhealth.Limits{UnreconciledAfter: e.cfg.Announce.UnhealthyAfter}); !v.Healthy {
+		in.Unhealthy = v.Reason
 	}
 	vips := e.cfg.VIPs()
 	services := e.announcedServices()

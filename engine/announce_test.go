@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/internal/testutil"
 	"github.com/lvsdirector/director/ipvs"
 	"github.com/lvsdirector/director/policy/announce"
 )
@@ -72,7 +73,7 @@ func TestAnnounceFollowsPool(t *testing.T) {
 	b1.stop()
 	b2.stop()
 	rec.waitFor(t, "VIP withdrawn with the pool down", false)
-	if logs.count("VIP withdrawn", "vip=192.0.2.10", "cause=pool_unhealthy", "no real server serving") != 1 {
+	if logs.Count("VIP withdrawn", "vip=192.0.2.10", "cause=pool_unhealthy", "no real server serving") != 1 {
 		t.Errorf("want one withdraw line with the reason:\n%s", logs)
 	}
 	if v := h.gauge("director_vip_announced", map[string]string{"vip": "192.0.2.10"}); v != 0 {
@@ -80,7 +81,7 @@ func TestAnnounceFollowsPool(t *testing.T) {
 	}
 	b1.start()
 	rec.waitFor(t, "VIP announced again", true)
-	if logs.count("VIP announced", "vip=192.0.2.10", "cause=healthy") != 2 {
+	if logs.Count("VIP announced", "vip=192.0.2.10", "cause=healthy") != 2 {
 		t.Errorf("want two announce lines:\n%s", logs)
 	}
 }
@@ -99,7 +100,7 @@ func TestAnnounceWithdrawsWhenTableUnreconciled(t *testing.T) {
 	err := errors.New("operation not permitted")
 	table.fail.Store(&err)
 	rec.waitFor(t, "VIP withdrawn while the table cannot be read", false)
-	if logs.count("VIP withdrawn", "cause=director_unhealthy", "kernel table not reconciled for") != 1 {
+	if logs.Count("VIP withdrawn", "cause=director_unhealthy", "kernel table has not been reconciled for") != 1 {
 		t.Errorf("want one withdraw line naming the table:\n%s", logs)
 	}
 	table.fail.Store(nil)
@@ -114,7 +115,7 @@ func TestAnnounceHeartbeat(t *testing.T) {
 	startAdmin(t, announceConfig(testConfig("quiesce", b1)), ipvs.NewMemory(), func(o *Options) { o.Announcer = rec })
 	rec.waitFor(t, "VIP announced", true)
 	_, n := rec.last()
-	if !within(2*time.Second, func() bool { _, m := rec.last(); return m >= n+5 }) {
+	if !testutil.Within(2*time.Second, func() bool { _, m := rec.last(); return m >= n+5 }) {
 		t.Errorf("fewer than 5 hand-overs in 2s at a 20ms admin poll")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lvsdirector/director/desired"
+	"github.com/lvsdirector/director/internal/testutil"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -49,10 +50,10 @@ func TestDrainWaitsForConnections(t *testing.T) {
 	if v := h.stateMetric("web", b2.addr, "draining"); v != -1 {
 		t.Errorf("b2's state series still exported after it left (%v)", v)
 	}
-	if n := logs.count("real server draining", b2.addr.String()); n != 1 {
+	if n := logs.Count("real server draining", b2.addr.String()); n != 1 {
 		t.Errorf("%d 'real server draining' lines for b2, want 1:\n%s", n, logs)
 	}
-	if n := logs.count("real server drained", b2.addr.String()); n != 1 {
+	if n := logs.Count("real server drained", b2.addr.String()); n != 1 {
 		t.Errorf("%d 'real server drained' lines for b2, want 1:\n%s", n, logs)
 	}
 }
@@ -73,7 +74,7 @@ func TestDrainTimeout(t *testing.T) {
 	if v := h.counter("director_drains_total", "result", "timeout"); v != 1 {
 		t.Errorf("director_drains_total{result=timeout} = %v, want 1", v)
 	}
-	if n := logs.count("drain timed out", "connections=5"); n != 1 {
+	if n := logs.Count("drain timed out", "connections=5"); n != 1 {
 		t.Errorf("want one timeout line naming the 5 connections left:\n%s", logs)
 	}
 }
@@ -143,7 +144,7 @@ func TestRemovedVirtualServerDrainsThenGoes(t *testing.T) {
 	mem := ipvs.NewMemory()
 	h, _ := startLogged(t, cfg, mem)
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100}, "start")
-	if !within(10*time.Second, func() bool { w, _ := weights(t, mem, apiKey); return w[b1.addr] == 100 }) {
+	if !testutil.Within(10*time.Second, func() bool { w, _ := weights(t, mem, apiKey); return w[b1.addr] == 100 }) {
 		t.Fatal("api never came up")
 	}
 	setConns(t, mem, apiKey, b1.addr, 2, 0)
@@ -152,7 +153,7 @@ func TestRemovedVirtualServerDrainsThenGoes(t *testing.T) {
 		t.Fatalf("removed service with connections: %v (present %v), want kept with its server at weight 0", w, ok)
 	}
 	setConns(t, mem, apiKey, b1.addr, 0, 0)
-	if !within(10*time.Second, func() bool { return !hasService(t, mem, apiKey) }) {
+	if !testutil.Within(10*time.Second, func() bool { return !hasService(t, mem, apiKey) }) {
 		t.Fatal("removed service never deleted after its last server drained")
 	}
 	if w, _ := weights(t, mem, webKey); w[b1.addr] != 100 {

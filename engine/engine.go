@@ -132,6 +132,9 @@ type Engine struct {
 	started   chan struct{}
 	files     sync.WaitGroup // file operations in flight (files.go)
 
+	// selfHealth is what the loop publishes about its own health (selfhealth.go).
+	selfHealth atomic.Pointer[selfHealth]
+
 	// Everything below is owned by the Run goroutine: nothing else reads
 	// or writes it.
 	cfg          *config.Config
@@ -145,6 +148,7 @@ type Engine struct {
 	events       []Event             // recent transitions, oldest first
 	drains       drain.Set
 	kernelErrors errorLog
+	localErrors  errorLog // inconclusive checks, by reason (results.go)
 	overrides    *override.Set
 	dampers      damping.Set
 	guard        *panicguard.Guard

@@ -157,4 +157,5 @@ func (e *Engine) ipvsSettled(ok bool) {
 func (e *Engine) setReconciled(ok bool) {
 	e.reconciled = ok
 	e.ready.Store(ok)
+	e.noteSelfHealth(ok, time.Now())
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lvsdirector/director/internal/leaktest"
+	"github.com/lvsdirector/director/internal/testutil"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -98,13 +99,13 @@ func TestRefusedReconcileRetried(t *testing.T) {
 	})
 	b2.stop() // the transition's reconcile fails
 	// The transition's failure, then a retry's.
-	if !within(15*time.Second, func() bool { return h.counter("director_ipvs_errors_total", "cause", "invalid") >= 2 }) {
+	if !testutil.Within(15*time.Second, func() bool { return h.counter("director_ipvs_errors_total", "cause", "invalid") >= 2 }) {
 		t.Fatalf("the failed reconcile was not retried; log:\n%s", logs)
 	}
 	if h.engine.Ready() {
 		t.Error("engine ready while its reconciles fail")
 	}
-	if n := logs.count("ipvs operation failed", "cause=invalid"); n != 1 {
+	if n := logs.Count("ipvs operation failed", "cause=invalid"); n != 1 {
 		t.Errorf("%d log lines for one cause, want 1:\n%s", n, logs)
 	}
 	mem.SetFail(nil)
@@ -142,7 +143,7 @@ func TestTableReadRefused(t *testing.T) {
 
 	refused := fmt.Errorf("netlink: %w", ipvs.ErrPermission)
 	table.fail.Store(&refused)
-	if !within(15*time.Second, func() bool { return h.counter("director_ipvs_errors_total", "cause", "permission") >= 5 }) {
+	if !testutil.Within(15*time.Second, func() bool { return h.counter("director_ipvs_errors_total", "cause", "permission") >= 5 }) {
 		t.Fatalf("repeated read failures not counted; log:\n%s", logs)
 	}
 	if h.engine.Ready() {
@@ -153,7 +154,7 @@ func TestTableReadRefused(t *testing.T) {
 		r := serverIn(st, b2.addr.String())
 		return r != nil && r.State.String() == "down"
 	})
-	if n := logs.count("reading the IPVS table failed", "cause=permission"); n != 1 {
+	if n := logs.Count("reading the IPVS table failed", "cause=permission"); n != 1 {
 		t.Errorf("%d log lines for one cause, want 1:\n%s", n, logs)
 	}
 

@@ -11,8 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/lvsdirector/director/internal/safefile"
 
 	"github.com/lvsdirector/director/desired"
 	"github.com/lvsdirector/director/ipvs"
@@ -68,52 +69,6 @@ func (e *Engine) waitFiles() {
 	}
 }
 
-// openRegular opens path for reading without blocking, and only if it is
-// a regular file: a FIFO, socket, device or directory is refused.
-func openRegular(path string) (*os.File, os.FileInfo, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: not a regular file (%s)", path, fileKind(fi.Mode()))
-	}
-	return f, fi, nil
-}
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	case m.IsDir():
-		return "a directory"
-	}
-	return m.Type().String()
-}
-
-// readRegular reads at most limit bytes of a regular file.
-func readRegular(path string, limit int64) ([]byte, error) {
-	f, fi, err := openRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if fi.Size() > limit {
-		return nil, fmt.Errorf("%s: %d bytes, larger than the %d this file may have", path, fi.Size(), limit)
-	}
-	return io.ReadAll(io.LimitReader(f, limit))
-}
-
 // stateFileKeep is what the state file holds and what it should.
 type stateFileKeep struct {
 	dirty bool // overrides changed without being saved
@@ -147,7 +102,7 @@ func (e *Engine) startStateWriter() *stateWriter {
 	go func() {
 		defer close(w.done)
 		for job := range w.jobs {
-			job.done <- writeFileAtomic(path, job.data)
+			job.done <- safefile.WriteFileAtomic(path, job.data, 0o600)
 		}
 	}()
 	return w
@@ -216,7 +171,7 @@ func (e *Engine) loadState(ctx context.Context, now time.Time) {
 	}
 	var data []byte
 	err := e.offLoop(ctx, "reading the state file", func() (err error) {
-		data, err = readRegular(path, maxStateFileBytes)
+		data, err = safefile.ReadFile(path, maxStateFileBytes)
 		return err
 	})
 	if errors.Is(err, fs.ErrNotExist) {
@@ -351,49 +306,6 @@ func (e *Engine) recordFlushed(ctx context.Context) {
 	}
 }
 
-// writeFileAtomic replaces path with data: temporary file, fsync, rename,
-// fsync of the directory. The file is readable by its owner only.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is %s, not a regular file: refusing to replace it", path, fileKind(fi.Mode()))
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // best effort: some file systems refuse to sync a directory
-		d.Close()
-	}
-	return nil
-}
-
 // maintRead is one read of the maintenance directory.
 type maintRead struct {
 	dir     string
@@ -525,7 +437,13 @@ func (r *maintRead) add(path, vs, name string) {
 		r.skipped = append(r.skipped, skippedFile{path, fmt.Sprintf("more than %d files", maxMaintFiles)})
 		return
 	}
-	f, fi, err := openRegular(path)
+	f, err := safefile.Open(path)
+	var fi os.FileInfo
+	if err == nil {
+		if fi, err = f.Stat(); err != nil {
+			f.Close()
+		}
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) {
 			// Unreadable, but there: the name is what matters.

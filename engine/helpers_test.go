@@ -4,7 +4,6 @@ package engine
 // engine (harness), and reading its table, status and metrics.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,6 +20,8 @@ import (
 
 	"github.com/lvsdirector/director/checks"
 	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/internal/logbuf"
+	"github.com/lvsdirector/director/internal/testutil"
 	"github.com/lvsdirector/director/ipvs"
 	"github.com/lvsdirector/director/metrics"
 )
@@ -85,35 +85,7 @@ func (b *backend) start() {
 // until the test ends.
 func hangingBackend(t *testing.T) *backend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return &backend{t: t, addr: netip.MustParseAddrPort(ln.Addr().String())}
+	return &backend{t: t, addr: testutil.HangingServer(t)}
 }
 
 var (
@@ -190,39 +162,6 @@ func (c *countingTable) DeleteDestination(ctx context.Context, k ipvs.ServiceKey
 	return c.Table.DeleteDestination(ctx, k, a)
 }
 
-// syncBuffer is a log sink safe for the engine's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// count returns how many log lines contain every one of parts.
-func (s *syncBuffer) count(parts ...string) int {
-	n := 0
-lines:
-	for _, l := range strings.Split(s.String(), "\n") {
-		for _, p := range parts {
-			if !strings.Contains(l, p) {
-				continue lines
-			}
-		}
-		n++
-	}
-	return n
-}
-
 // harness is an engine running on a table until the test ends.
 type harness struct {
 	t       *testing.T
@@ -263,17 +202,17 @@ func start(t *testing.T, cfg *config.Config, table ipvs.Table) *harness {
 }
 
 // startLogged is start with a fast drain poll and the log captured.
-func startLogged(t *testing.T, cfg *config.Config, table ipvs.Table) (*harness, *syncBuffer) {
+func startLogged(t *testing.T, cfg *config.Config, table ipvs.Table) (*harness, *logbuf.Buffer) {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &logbuf.Buffer{}
 	return startWith(t, cfg, table, buf, func(o *Options) { o.DrainPoll = 20 * time.Millisecond }), buf
 }
 
 // startAdmin is start with a fast admin poll, the log captured and
 // options adjusted by opt.
-func startAdmin(t *testing.T, cfg *config.Config, table ipvs.Table, opt func(*Options)) (*harness, *syncBuffer) {
+func startAdmin(t *testing.T, cfg *config.Config, table ipvs.Table, opt func(*Options)) (*harness, *logbuf.Buffer) {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &logbuf.Buffer{}
 	return startWith(t, cfg, table, buf, func(o *Options) {
 		o.DrainPoll, o.AdminPoll = 20*time.Millisecond, 20*time.Millisecond
 		if opt != nil {
@@ -311,29 +250,17 @@ func tctx(t *testing.T) context.Context {
 	return ctx
 }
 
-// within polls cond every 10ms for up to d and says whether it came true.
-func within(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
-}
-
 // poll waits for cond, for up to 15 s.
 func poll(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	if !within(15*time.Second, cond) {
+	if !testutil.Within(15*time.Second, cond) {
 		t.Fatalf("timed out waiting for: %s", what)
 	}
 }
 
 func waitReady(t *testing.T, e *Engine) {
 	t.Helper()
-	if !within(10*time.Second, e.Ready) {
+	if !testutil.Within(10*time.Second, e.Ready) {
 		t.Fatal("engine never became ready")
 	}
 }
@@ -342,7 +269,7 @@ func waitReady(t *testing.T, e *Engine) {
 func waitStatus(t *testing.T, e *Engine, what string, ok func(Status) bool) Status {
 	t.Helper()
 	var st Status
-	if !within(15*time.Second, func() bool { st = e.Status(); return ok(st) }) {
+	if !testutil.Within(15*time.Second, func() bool { st = e.Status(); return ok(st) }) {
 		t.Fatalf("%s: never seen; last status %+v", what, st)
 	}
 	return st
@@ -378,7 +305,7 @@ func hasService(t *testing.T, table ipvs.Table, key ipvs.ServiceKey) bool {
 func (h *harness) eventually(want map[netip.AddrPort]uint32, what string) {
 	h.t.Helper()
 	var got map[netip.AddrPort]uint32
-	if !within(15*time.Second, func() bool {
+	if !testutil.Within(15*time.Second, func() bool {
 		got, _ = weights(h.t, h.table, webKey)
 		return fmt.Sprint(got) == fmt.Sprint(want)
 	}) {
@@ -472,6 +399,10 @@ func (h *harness) series(name string, labels map[string]string) (v float64, ok b
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	// Counters are summed over the series that match (checks_total has
+	// one per result: success and failure); a gauge is its first match.
+	var sum float64
+	found := false
 	for _, f := range families {
 		if f.GetName() != name {
 			continue
@@ -483,13 +414,14 @@ func (h *harness) series(name string, labels map[string]string) (v float64, ok b
 					continue series
 				}
 			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue(), true
+			if m.GetCounter() == nil {
+				return m.GetGauge().GetValue(), true
 			}
-			return m.GetGauge().GetValue(), true
+			sum += m.GetCounter().GetValue()
+			found = true
 		}
 	}
-	return 0, false
+	return sum, found
 }
 
 // gauge is series, -1 when there is none.

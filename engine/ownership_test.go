@@ -96,7 +96,7 @@ func TestRestartDeletesServiceDroppedFromConfig(t *testing.T) {
 			t.Errorf("unexpected operation %s; want only the delete of api", op)
 		}
 	}
-	if logs.count("deleting a virtual service this director no longer manages", `service="tcp 192.0.2.20:80"`,
+	if logs.Count("deleting a virtual service this director no longer manages", `service="tcp 192.0.2.20:80"`,
 		`reason="managed by this director before the restart; no longer in the config"`) != 1 {
 		t.Errorf("no log line says api is deleted and why:\n%s", logs)
 	}
@@ -158,7 +158,7 @@ func TestStateFileWithoutManagedList(t *testing.T) {
 	h, logs := startAdmin(t, testConfig("quiesce", b1, b2), mem, func(o *Options) { o.StateFile = state })
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100, b2.addr: 0}, "web with b2 drained")
 	waitReady(t, h.engine)
-	if logs.count("override restored from the state file", "reason=old") != 1 {
+	if logs.Count("override restored from the state file", "reason=old") != 1 {
 		t.Errorf("override of the old file not restored:\n%s", logs)
 	}
 	if !hasService(t, mem, apiKey) {
@@ -176,7 +176,7 @@ func TestCorruptStateFileDeletesNothing(t *testing.T) {
 	h, logs := startAdmin(t, testConfig("quiesce", b1), mem, func(o *Options) { o.StateFile = state })
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100}, "web")
 	waitReady(t, h.engine)
-	if logs.count("override state file is unreadable", "moved_to="+state+".corrupt") != 1 {
+	if logs.Count("override state file is unreadable", "moved_to="+state+".corrupt") != 1 {
 		t.Errorf("no log line for the corrupt state file:\n%s", logs)
 	}
 	if !hasService(t, mem, apiKey) {
@@ -251,7 +251,7 @@ func TestStateFileWriteFailureDoesNotBlock(t *testing.T) {
 	waitReady(t, h.engine)
 	reload(t, h, withAPI(testConfig("quiesce", b1), b2))
 	reload(t, h, testConfig("quiesce", b1))
-	if n := logs.count("writing the state file failed"); n != 1 {
+	if n := logs.Count("writing the state file failed"); n != 1 {
 		t.Errorf("%d log lines for the failing state file, want 1:\n%s", n, logs)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsdirector/director/internal/testutil"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -59,7 +60,7 @@ func TestReloadRollsBackOnPartialFailure(t *testing.T) {
 	if v := h.counter("director_config_reload_rollbacks_total", "result", "success"); v != 1 {
 		t.Errorf("rollbacks{success} = %v, want 1", v)
 	}
-	if n := logs.count("rolled back"); n != 1 {
+	if n := logs.Count("rolled back"); n != 1 {
 		t.Errorf("want one 'rolled back' line:\n%s", logs)
 	}
 	// A resync must not bring the refused config back.
@@ -116,7 +117,7 @@ func TestKernelFailuresLoggedOnceAndNotReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	mem.SetFail(func(ipvs.Op) error { return fmt.Errorf("netlink: %w", ipvs.ErrPermission) })
-	if !within(15*time.Second, func() bool { return h.counter("director_ipvs_errors_total", "cause", "permission") >= 5 }) {
+	if !testutil.Within(15*time.Second, func() bool { return h.counter("director_ipvs_errors_total", "cause", "permission") >= 5 }) {
 		t.Fatalf("no repeated failures counted; log:\n%s", logs)
 	}
 	if h.engine.Ready() {
@@ -125,21 +126,21 @@ func TestKernelFailuresLoggedOnceAndNotReady(t *testing.T) {
 	if v := h.counter("director_reconcile_failing", "", ""); v != 1 {
 		t.Errorf("director_reconcile_failing = %v, want 1", v)
 	}
-	if n := logs.count("ipvs operation failed", "cause=permission"); n != 1 {
+	if n := logs.Count("ipvs operation failed", "cause=permission"); n != 1 {
 		t.Errorf("%d log lines for one persisting cause, want 1:\n%s", n, logs)
 	}
 	if !strings.Contains(logs.String(), "CAP_NET_ADMIN") {
 		t.Errorf("the failure line does not say what to do:\n%s", logs)
 	}
 	checksBefore := h.metric("director_checks_total", "web", b1.addr, "")
-	if !within(10*time.Second, func() bool { return h.metric("director_checks_total", "web", b1.addr, "") >= checksBefore+3 }) {
+	if !testutil.Within(10*time.Second, func() bool { return h.metric("director_checks_total", "web", b1.addr, "") >= checksBefore+3 }) {
 		t.Fatal("health checks stopped while the kernel refused operations")
 	}
 
 	mem.SetFail(nil)
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100}, "repaired once the kernel accepts")
 	waitReady(t, h.engine)
-	if !within(5*time.Second, func() bool { return logs.count("ipvs operations succeed again") == 1 }) {
+	if !testutil.Within(5*time.Second, func() bool { return logs.Count("ipvs operations succeed again") == 1 }) {
 		t.Fatalf("no recovery line:\n%s", logs)
 	}
 }

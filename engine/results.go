@@ -12,6 +12,10 @@ import (
 // observe feeds one check result to every server that uses the check and
 // reports whether any of them changed state.
 func (e *Engine) observe(r probeResult) bool {
+	if r.result.Inconclusive {
+		e.inconclusive(r)
+		return false
+	}
 	changed := false
 	for _, id := range e.listeners[r.key] {
 		s := e.servers[id]
@@ -70,4 +74,22 @@ func (e *Engine) noteResult(s *server, res checks.Result) {
 	s.history.add(CheckResult{Time: at, OK: res.OK, Reason: res.Reason, Duration: res.Duration}, e.opts.HistoryLength)
 	e.opts.Metrics.CheckOutcome(s.id.VirtualServer, s.id.RealServer.String(), s.check.Type, res.OK, res.Reason, at, s.history.failures)
 	e.changed(false)
+}
+
+// inconclusive counts and logs a check the director could not make (its
+// own fault: out of file descriptors, started after its deadline). It
+// moves no server toward down, nor up. Logged once per cause, then with
+// backoff, as kernel errors are.
+func (e *Engine) inconclusive(r probeResult) {
+	e.opts.Metrics.Inconclusive(r.result.Reason)
+	log, suppressed := e.localErrors.note(r.result.Reason, time.Now())
+	if !log {
+		return
+	}
+	args := []any{"reason", r.result.Reason, "servers", len(e.listeners[r.key]),
+		"hint", "the director itself is short of resources (raise LimitNOFILE, check memory and load); the servers' health is unchanged"}
+	if suppressed > 0 {
+		args = append(args, "repeats_not_logged", suppressed)
+	}
+	e.log.Error("health check could not be made; its result is ignored", args...)
 }

@@ -44,3 +44,45 @@ func TestCheckReportedWeight(t *testing.T) {
 	weight.Store(-1)
 	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100}, "no weight reported: configured again")
 }
+
+// scriptedProber passes until fail is set, then returns what fail holds.
+type scriptedProber struct {
+	fail *atomic.Pointer[checks.Result]
+}
+
+func (p scriptedProber) Probe(context.Context) checks.Result {
+	if r := p.fail.Load(); r != nil {
+		out := *r
+		out.Start = time.Now()
+		return out
+	}
+	return checks.Result{OK: true, Start: time.Now()}
+}
+
+// A check the director could not make (out of file descriptors) says
+// nothing of the server: it keeps its weight however many there are; the
+// results are counted and logged once.
+func TestInconclusiveResultsMoveNothing(t *testing.T) {
+	b1 := newBackend(t)
+	var fail atomic.Pointer[checks.Result]
+	h, logs := startAdmin(t, testConfig("quiesce", b1), ipvs.NewMemory(), func(o *Options) {
+		o.NewProber = func(checks.Spec) (checks.Prober, error) { return scriptedProber{&fail}, nil }
+	})
+	h.eventually(map[netip.AddrPort]uint32{b1.addr: 100}, "up")
+	fail.Store(&checks.Result{Reason: "local: too many open files", Inconclusive: true})
+	poll(t, "inconclusive checks counted", func() bool {
+		return h.counter("director_checks_inconclusive_total", "cause", "too many open files") >= 10
+	})
+	if w, _ := weights(t, h.table, webKey); w[b1.addr] != 100 {
+		t.Errorf("weight %d after inconclusive checks, want 100", w[b1.addr])
+	}
+	if r := rsStatus(t, h.engine, "web", b1.addr); r.State.String() != "up" || r.ConsecutiveFailures != 0 {
+		t.Errorf("state %s with %d failures after inconclusive checks, want up and 0", r.State, r.ConsecutiveFailures)
+	}
+	if n := logs.Count("health check could not be made", "too many open files"); n != 1 {
+		t.Errorf("%d log lines for one cause, want 1:\n%s", n, logs)
+	}
+	// A real failure still counts.
+	fail.Store(&checks.Result{Reason: "refused"})
+	h.eventually(map[netip.AddrPort]uint32{b1.addr: 0}, "down on real failures")
+}

@@ -14,8 +14,16 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-go build -o "$bin/director" ./cmd/director
+# A first build downloads the modules and compiles everything: a minute or
+# two on a small machine. Say so, and show what go is doing, rather than
+# sit silent: each module as it downloads, each package as it compiles.
+echo "quickstart: fetching the Go modules that are not in the module cache yet..."
+go mod download -x 2>&1 | { grep --line-buffered '^# get .*\.zip$' || true; } |
+	sed -u -e 's|^# get [a-z]*://[^/]*/|quickstart:   downloading |' -e 's|/@v/| |' -e 's|\.zip$||'
+echo "quickstart: building the director and a demo backend (the first build takes a minute or two; packages as they compile):"
+go build -v -o "$bin/director" ./cmd/director 2>&1 | sed -u 's/^/quickstart:   /'
 go build -o "$bin/demo-backend" ./examples/demo-backend
+echo "quickstart: built; starting three demo backends on 127.0.0.1:8081-8083 and the director"
 
 "$bin/demo-backend" -listen 127.0.0.1:8081 2>/dev/null & pids+=($!)
 "$bin/demo-backend" -listen 127.0.0.1:8082 2>/dev/null & pids+=($!)
@@ -24,5 +32,5 @@ go build -o "$bin/demo-backend" ./examples/demo-backend
 mode=(-dry-run)
 if [ "${DIRECTOR_REAL_KERNEL:-}" = 1 ]; then mode=(); fi
 echo "director: metrics on http://127.0.0.1:9410/metrics; 127.0.0.1:8083 flaps every 20 s"
-"$bin/director" run -config examples/quickstart.toml "${mode[@]}" & pids+=($!)
+"$bin/director" run examples/quickstart.toml "${mode[@]}" & pids+=($!)
 wait "${pids[-1]}"

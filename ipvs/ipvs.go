@@ -325,6 +325,31 @@ func (s Service) Normalize() Service {
 	return s
 }
 
+// checkKey is what a table checks on a normalized service key before
+// the kernel sees it: a family, and an address or a firewall mark. The
+// kernel itself checks neither the address nor the protocol.
+func checkKey(k ServiceKey) error {
+	if k.Family != IPv4 && k.Family != IPv6 {
+		return fmt.Errorf("%w: address family %s", ErrInvalid, k.Family)
+	}
+	if k.FWMark == 0 && !k.Address.Addr().IsValid() {
+		return fmt.Errorf("%w: no address and no firewall mark", ErrInvalid)
+	}
+	return nil
+}
+
+// checkDestination is what a table checks on a destination before the
+// kernel sees it: an address, and a forwarding method it has a code for.
+func checkDestination(d Destination) error {
+	if !d.Address.Addr().IsValid() {
+		return fmt.Errorf("%w: no destination address", ErrInvalid)
+	}
+	if d.Forwarding > Local {
+		return fmt.Errorf("%w: %s", ErrInvalid, d.Forwarding)
+	}
+	return nil
+}
+
 // persistenceSeconds is the kernel's persistence timeout for d: whole
 // seconds, rounded up, so that any positive d stays persistent.
 func persistenceSeconds(d time.Duration) uint32 {

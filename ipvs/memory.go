@@ -182,12 +182,15 @@ func (m *Memory) createService(ctx context.Context, s Service) error {
 	if err := m.begin(ctx, Op{Kind: OpCreateService, Service: s}); err != nil {
 		return err
 	}
-	if err := validService(s); err != nil {
+	s = s.Normalize()
+	if err := checkKey(s.Key); err != nil {
 		return err
 	}
-	s = s.Normalize()
-	if _, ok := m.services[s.Key]; ok {
+	if _, ok := m.services[s.Key]; ok { // the kernel looks the service up before it checks the scheduler
 		return ErrServiceExists
+	}
+	if err := checkScheduler(s.Scheduler); err != nil {
+		return err
 	}
 	m.services[s.Key] = &memService{svc: s, dests: make(map[netip.AddrPort]*DestinationState)}
 	return nil
@@ -207,13 +210,16 @@ func (m *Memory) updateService(ctx context.Context, s Service) error {
 	if err := m.begin(ctx, Op{Kind: OpUpdateService, Service: s}); err != nil {
 		return err
 	}
-	if err := validService(s); err != nil {
+	s = s.Normalize()
+	if err := checkKey(s.Key); err != nil {
 		return err
 	}
-	s = s.Normalize()
 	ms, ok := m.services[s.Key]
 	if !ok {
 		return ErrServiceNotFound
+	}
+	if err := checkScheduler(s.Scheduler); err != nil {
+		return err
 	}
 	ms.svc = s
 	return nil
@@ -223,14 +229,20 @@ func (m *Memory) updateService(ctx context.Context, s Service) error {
 func (m *Memory) DeleteService(ctx context.Context, k ServiceKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.begin(ctx, Op{Kind: OpDeleteService, Service: Service{Key: k}}); err != nil {
+	err := m.begin(ctx, Op{Kind: OpDeleteService, Service: Service{Key: k}})
+	if err == nil {
+		nk := k.Normalize()
+		if err = checkKey(nk); err == nil {
+			if _, ok := m.services[nk]; ok {
+				delete(m.services, nk)
+			} else {
+				err = ErrServiceNotFound
+			}
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("delete service %s: %w", k, err)
 	}
-	nk := k.Normalize()
-	if _, ok := m.services[nk]; !ok {
-		return fmt.Errorf("delete service %s: %w", k, ErrServiceNotFound)
-	}
-	delete(m.services, nk)
 	return nil
 }
 
@@ -254,18 +266,23 @@ func (m *Memory) UpdateDestination(ctx context.Context, k ServiceKey, d Destinat
 	return nil
 }
 
+// setDestination creates or updates a destination, making the kernel's
+// checks in the kernel's order, which decides the error when several apply.
 func (m *Memory) setDestination(ctx context.Context, kind OpKind, k ServiceKey, d Destination) error {
 	if err := m.begin(ctx, Op{Kind: kind, Service: Service{Key: k}, Destination: d}); err != nil {
 		return err
 	}
-	ms, ok := m.services[k.Normalize()]
-	if !ok {
-		return ErrServiceNotFound
-	}
-	if err := validDestination(ms.svc.Key, d); err != nil {
+	ms, err := m.serviceOf(k, d)
+	if err != nil {
 		return err
 	}
 	d.Address = normAddrPort(d.Address)
+	if FamilyOf(d.Address.Addr()) != ms.svc.Key.Family && d.Forwarding != TUN {
+		return fmt.Errorf("%w: %s destination in %s service needs tun forwarding", ErrInvalid, FamilyOf(d.Address.Addr()), ms.svc.Key.Family)
+	}
+	if d.Weight > math.MaxInt32 {
+		return fmt.Errorf("%w: weight %d is above %d", ErrInvalid, d.Weight, math.MaxInt32)
+	}
 	cur, ok := ms.dests[d.Address]
 	switch {
 	case kind == OpCreateDestination && ok:
@@ -274,10 +291,30 @@ func (m *Memory) setDestination(ctx context.Context, kind OpKind, k ServiceKey, 
 		return ErrDestinationNotFound
 	case ok:
 		cur.Destination = d
-	default:
-		ms.dests[d.Address] = &DestinationState{Destination: d}
+		return nil
 	}
+	if err := checkRealServerAddress(d.Address.Addr()); err != nil { // only new destinations
+		return err
+	}
+	ms.dests[d.Address] = &DestinationState{Destination: d}
 	return nil
+}
+
+// serviceOf checks k and d as a table does before asking the kernel, then
+// finds the service. m.mu is held.
+func (m *Memory) serviceOf(k ServiceKey, d Destination) (*memService, error) {
+	nk := k.Normalize()
+	if err := checkKey(nk); err != nil {
+		return nil, err
+	}
+	if err := checkDestination(d); err != nil {
+		return nil, err
+	}
+	ms, ok := m.services[nk]
+	if !ok {
+		return nil, ErrServiceNotFound
+	}
+	return ms, nil
 }
 
 // DeleteDestination removes a destination from a service.
@@ -286,14 +323,13 @@ func (m *Memory) DeleteDestination(ctx context.Context, k ServiceKey, addr netip
 	defer m.mu.Unlock()
 	err := m.begin(ctx, Op{Kind: OpDeleteDestination, Service: Service{Key: k}, Destination: Destination{Address: addr}})
 	if err == nil {
-		ms, ok := m.services[k.Normalize()]
-		switch {
-		case !ok:
-			err = ErrServiceNotFound
-		case ms.dests[normAddrPort(addr)] == nil:
-			err = ErrDestinationNotFound
-		default:
-			delete(ms.dests, normAddrPort(addr))
+		var ms *memService
+		if ms, err = m.serviceOf(k, Destination{Address: addr}); err == nil {
+			if ms.dests[normAddrPort(addr)] == nil {
+				err = ErrDestinationNotFound
+			} else {
+				delete(ms.dests, normAddrPort(addr))
+			}
 		}
 	}
 	if err != nil {
@@ -306,52 +342,29 @@ func normAddrPort(a netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(a.Addr().Unmap().WithZone(""), a.Port())
 }
 
-// validService applies the checks the kernel makes on a service.
-func validService(s Service) error {
-	k := s.Key
-	if k.Family != IPv4 && k.Family != IPv6 && !(k.FWMark == 0 && k.Family == 0) {
-		return fmt.Errorf("%w: address family %s", ErrInvalid, k.Family)
-	}
-	if k.FWMark == 0 {
-		if !k.Address.Addr().IsValid() {
-			return fmt.Errorf("%w: no address and no firewall mark", ErrInvalid)
-		}
-		if k.Family != 0 && FamilyOf(k.Address.Addr()) != k.Family {
-			return fmt.Errorf("%w: address %s is not %s", ErrInvalid, k.Address.Addr(), k.Family)
-		}
-		switch k.Protocol {
-		case TCP, UDP, SCTP:
-		default:
-			return fmt.Errorf("%w: protocol %s", ErrInvalid, k.Protocol)
-		}
-	}
-	if s.Scheduler != "" && !KnownScheduler(s.Scheduler) {
-		return fmt.Errorf("%w %q", ErrUnknownScheduler, s.Scheduler)
-	}
-	if s.PersistenceNetmask > k.Normalize().Bits() {
-		return fmt.Errorf("%w: persistence netmask /%d", ErrInvalid, s.PersistenceNetmask)
-	}
-	if s.Persistence < 0 {
-		return fmt.Errorf("%w: negative persistence", ErrInvalid)
+// checkScheduler is the kernel's check of a scheduler name: one it has,
+// or "none" (a service that schedules no new connections).
+func checkScheduler(name string) error {
+	if name != "none" && !KnownScheduler(name) {
+		return fmt.Errorf("%w %q", ErrUnknownScheduler, name)
 	}
 	return nil
 }
 
-// validDestination applies the checks the kernel makes on a destination
-// of a service with key k (already normalized).
-func validDestination(k ServiceKey, d Destination) error {
-	a := d.Address.Addr().Unmap()
-	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || (a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255})) {
-		return fmt.Errorf("%w: destination address %s", ErrInvalid, d.Address.Addr())
+// checkRealServerAddress is the kernel's check of a new destination's
+// address (unmapped): IPv4 must be unicast (not 0.0.0.0, the broadcast
+// address or multicast), IPv6 unicast and not link-local. The kernel lets
+// a local address through either way; link-local IPv6 is only ever local
+// on an interface, which the in-memory table has none of.
+func checkRealServerAddress(a netip.Addr) error {
+	bad := a.IsUnspecified() || a.IsMulticast()
+	if a.Is4() {
+		bad = bad || a == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	} else {
+		bad = bad || a.IsLinkLocalUnicast()
 	}
-	if d.Forwarding > Local {
-		return fmt.Errorf("%w: %s", ErrInvalid, d.Forwarding)
-	}
-	if d.Weight > math.MaxInt32 {
-		return fmt.Errorf("%w: weight %d", ErrInvalid, d.Weight)
-	}
-	if FamilyOf(a) != k.Family && d.Forwarding != TUN {
-		return fmt.Errorf("%w: %s destination in %s service needs tun forwarding", ErrInvalid, FamilyOf(a), k.Family)
+	if bad {
+		return fmt.Errorf("%w: %s cannot be a real server", ErrInvalid, a)
 	}
 	return nil
 }

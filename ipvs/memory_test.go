@@ -10,49 +10,15 @@ import (
 	"time"
 )
 
-func TestMemoryBehavesLikeTheKernel(t *testing.T) {
+// The in-memory table's behaviour as a table is the contract in
+// ipvs/ipvstest (TestMemoryConformance); these tests are of what only it has.
+
+// TestMemorySchedulers: every scheduler name the director knows is
+// accepted, twos too, which the conformance suite leaves out because the
+// e2e VM's kernel (6.1) predates it.
+func TestMemorySchedulers(t *testing.T) {
 	ctx := context.Background()
 	m := NewMemory()
-	s := Service{Key: web, Scheduler: "rr"}
-	d := rs("10.0.0.1:80", 1)
-	check := func(name string, err, want error) {
-		t.Helper()
-		if !errors.Is(err, want) {
-			t.Errorf("%s: got %v, want %v", name, err, want)
-		}
-	}
-	check("create", m.CreateService(ctx, s), nil)
-	check("create again", m.CreateService(ctx, s), ErrServiceExists)
-	check("update missing", m.UpdateService(ctx, Service{Key: tls, Scheduler: "rr"}), ErrServiceNotFound)
-	check("delete missing", m.DeleteService(ctx, tls), ErrServiceNotFound)
-	check("unknown scheduler", m.CreateService(ctx, Service{Key: tls, Scheduler: "bogus"}), ErrUnknownScheduler)
-	check("unknown scheduler on update", m.UpdateService(ctx, Service{Key: web, Scheduler: "bogus"}), ErrUnknownScheduler)
-	check("netmask too long", m.CreateService(ctx, Service{Key: tls, PersistenceNetmask: 33}), ErrInvalid)
-	check("fwmark without family", m.CreateService(ctx, Service{Key: ServiceKey{FWMark: 1}}), ErrInvalid)
-	check("no protocol", m.CreateService(ctx, Service{Key: ServiceKey{Address: vip2}}), ErrInvalid)
-	check("dest create", m.CreateDestination(ctx, web, d), nil)
-	check("dest create again", m.CreateDestination(ctx, web, d), ErrDestinationExists)
-	check("dest in missing service", m.CreateDestination(ctx, tls, d), ErrServiceNotFound)
-	check("dest update missing", m.UpdateDestination(ctx, web, rs("10.0.0.2:80", 1)), ErrDestinationNotFound)
-	check("dest delete missing", m.DeleteDestination(ctx, web, netip.MustParseAddrPort("10.0.0.2:80")), ErrDestinationNotFound)
-	check("v6 dest in v4 service with nat", m.CreateDestination(ctx, web, rs("[2001:db8::1]:80", 1)), ErrInvalid)
-	check("v6 dest in v4 service with tun", m.CreateDestination(ctx, web, Destination{Address: netip.MustParseAddrPort("[2001:db8::1]:80"), Forwarding: TUN}), nil)
-	check("unspecified dest", m.CreateDestination(ctx, web, rs("0.0.0.0:80", 1)), ErrInvalid)
-	check("weight too big", m.CreateDestination(ctx, web, rs("10.0.0.9:80", 1<<31)), ErrInvalid)
-	check("dest update", m.UpdateDestination(ctx, web, Destination{Address: d.Address, Weight: 7, Forwarding: DR}), nil)
-	check("dest delete", m.DeleteDestination(ctx, web, netip.MustParseAddrPort("[2001:db8::1]:80")), nil)
-
-	got, err := m.Services(ctx)
-	if err != nil || len(got) != 1 || len(got[0].Destinations) != 1 || got[0].Destinations[0].Destination != (Destination{Address: d.Address, Weight: 7, Forwarding: DR}) {
-		t.Fatalf("services %+v, %v", got, err)
-	}
-	if got[0].PersistenceNetmask != 32 || got[0].Scheduler != "rr" {
-		t.Errorf("not normalized: %+v", got[0].Service)
-	}
-	check("delete", m.DeleteService(ctx, web), nil)
-	if got, _ := m.Services(ctx); len(got) != 0 {
-		t.Errorf("left: %+v", got)
-	}
 	for _, name := range Schedulers {
 		if err := m.CreateService(ctx, Service{Key: web, Scheduler: name}); err != nil {
 			t.Errorf("scheduler %s: %v", name, err)

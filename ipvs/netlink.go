@@ -240,7 +240,8 @@ func kernelError(err error, op kernelOp) error {
 		case opServiceDelete:
 			sentinel = ErrServiceNotFound
 		}
-	case errors.Is(err, syscall.EINVAL), errors.Is(err, os.ErrInvalid):
+	// ERANGE: a weight above 2^31-1 (the kernel's weight is a signed int).
+	case errors.Is(err, syscall.EINVAL), errors.Is(err, syscall.ERANGE), errors.Is(err, os.ErrInvalid):
 		sentinel = ErrInvalid
 	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
 		return fmt.Errorf("%w: run as root or grant the capability: %w", ErrPermission, err)
@@ -259,22 +260,17 @@ func toKernelService(s Service) (kipvs.Service, error) {
 	s = s.Normalize()
 	k := s.Key
 	var ks kipvs.Service
-	switch k.Family {
-	case IPv4:
-		ks.Family = kipvs.INET
-		ks.Netmask = netmask.MaskFrom(int(s.PersistenceNetmask), 32)
-	case IPv6:
-		ks.Family = kipvs.INET6
-		ks.Netmask = netmask.MaskFrom(int(s.PersistenceNetmask), 128)
-	default:
-		return ks, fmt.Errorf("%w: address family %s", ErrInvalid, k.Family)
+	if err := checkKey(k); err != nil {
+		return ks, err
 	}
+	ks.Family = kipvs.INET
+	if k.Family == IPv6 {
+		ks.Family = kipvs.INET6
+	}
+	ks.Netmask = netmask.MaskFrom(int(s.PersistenceNetmask), int(k.Bits()))
 	if k.FWMark != 0 {
 		ks.FWMark = k.FWMark
 	} else {
-		if !k.Address.Addr().IsValid() {
-			return ks, fmt.Errorf("%w: no address and no firewall mark", ErrInvalid)
-		}
 		ks.Address = k.Address.Addr()
 		ks.Port = k.Address.Port()
 		ks.Protocol = kipvs.Protocol(k.Protocol)
@@ -337,10 +333,10 @@ func countersOf(s64, s32 kipvs.Stats) Counters {
 // toKernelDestination converts d; the family follows the address, so an
 // IPv4 tunnel destination can sit in an IPv6 service.
 func toKernelDestination(d Destination) (kipvs.Destination, error) {
-	a := d.Address.Addr().Unmap().WithZone("")
-	if !a.IsValid() {
-		return kipvs.Destination{}, fmt.Errorf("%w: no destination address", ErrInvalid)
+	if err := checkDestination(d); err != nil {
+		return kipvs.Destination{}, err
 	}
+	a := d.Address.Addr().Unmap().WithZone("")
 	kd := kipvs.Destination{Address: a, Port: d.Address.Port(), Weight: d.Weight, Family: kipvs.INET6}
 	if a.Is4() {
 		kd.Family = kipvs.INET
@@ -354,8 +350,6 @@ func toKernelDestination(d Destination) (kipvs.Destination, error) {
 		kd.FwdMethod = kipvs.Tunnel
 	case Local:
 		kd.FwdMethod = kipvs.Local
-	default:
-		return kd, fmt.Errorf("%w: %s", ErrInvalid, d.Forwarding)
 	}
 	return kd, nil
 }

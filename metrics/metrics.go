@@ -43,6 +43,7 @@ type Metrics struct {
 	reloadTimestamp  prometheus.Gauge
 
 	drift         *prometheus.CounterVec
+	inconclusive  *prometheus.CounterVec
 	configHash    prometheus.Gauge
 	notifications *prometheus.CounterVec
 
@@ -94,6 +95,10 @@ func New(b Build) *Metrics {
 			Name: "director_reconcile_drift_repaired_total",
 			Help: "Kernel table operations a periodic resync needed because the table had drifted from the desired state, by kind.",
 		}, []string{"op"}),
+		inconclusive: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "director_checks_inconclusive_total",
+			Help: "Health checks that could not be made because of the director's own state (out of file descriptors, buffers or memory, or started after their deadline), by cause; they count toward no server's health.",
+		}, []string{"cause"}),
 		configHash: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "director_config_hash",
 			Help: "First 48 bits of the SHA-256 of the running config file, as a number, so directors running different configs stand out.",
@@ -112,7 +117,7 @@ func New(b Build) *Metrics {
 	m.Registry.MustRegister(
 		m.checkDuration,
 		m.ipvsOps, m.reconciles, m.reconcileSeconds, m.reloads, m.reloadOK, m.reloadTimestamp,
-		m.drift,
+		m.drift, m.inconclusive,
 		m.configHash, m.notifications,
 		buildInfo,
 		collectors.NewGoCollector(),
@@ -280,6 +285,13 @@ var reasonClasses = []struct{ prefix, class string }{
 	{"timeout", "timeout"}, {"refused", "refused"}, {"unreachable", "unreachable"},
 	{"reset", "reset"}, {"dns", "dns"}, {"canceled", "canceled"}, {"status", "status"},
 	{"body", "body"}, {"expect", "expect"}, {"tls", "tls"}, {"icmp", "icmp"},
+	// The server answered, but not what the check wants: a DNS rcode or a
+	// RADIUS Access-Reject is a status; a DNS answer that does not match,
+	// a query without rows or an LDAP search without entries a failed
+	// expectation. A refused login has a class of its own.
+	{"rcode", "status"}, {"rejected", "status"},
+	{"answer", "expect"}, {"no rows", "expect"}, {"no entries", "expect"},
+	{"auth", "auth"},
 }
 
 // ReasonClass maps a check failure reason to a bounded label value:
@@ -301,6 +313,13 @@ func (m *Metrics) Flap(vs, rs string) {
 
 // DriftRepaired counts an operation a periodic resync applied.
 func (m *Metrics) DriftRepaired(op string) { m.drift.WithLabelValues(op).Inc() }
+
+// Inconclusive counts a check the director could not make, by cause (the
+// prober's reason without its "local: " prefix; probers keep these few
+// and fixed).
+func (m *Metrics) Inconclusive(reason string) {
+	m.inconclusive.WithLabelValues(strings.TrimPrefix(reason, "local: ")).Inc()
+}
 
 // ConfigHash sets the running config's hash from its SHA-256 in hex.
 func (m *Metrics) ConfigHash(sha256Hex string) { m.configHash.Set(HashValue(sha256Hex)) }

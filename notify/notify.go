@@ -19,13 +19,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
 // Event is one transition, as sinks receive it: the JSON body of the
 // webhook and the command's standard input.
 type Event struct {
-	Type          string    `json:"type"` // always "transition"
+	Type          string    `json:"type"` // "transition", "panic", "panic_end", "vrrp", "director_health"
 	Time          time.Time `json:"time"`
 	Director      string    `json:"director"` // host name of the director
 	VirtualServer string    `json:"virtual_server"`
@@ -35,6 +36,9 @@ type Event struct {
 	Reason        string    `json:"reason"`
 	Check         string    `json:"check"`
 	Recent        []Result  `json:"recent"` // the server's last check results, newest first
+	// VRRPInstance is the keepalived instance of a "vrrp" event (its
+	// state went From -> To); empty for other events.
+	VRRPInstance string `json:"vrrp_instance,omitempty"`
 }
 
 // Result is one check result in Event.Recent.
@@ -76,6 +80,10 @@ type Options struct {
 	Logger    *slog.Logger
 	// Client sends webhooks; a client without redirects when nil.
 	Client *http.Client
+	// Killed, when set, is told how many processes of a notify_command's
+	// group were killed, and when: "timeout", "shutdown", or "exited"
+	// (left running by a command that ended).
+	Killed func(when string, processes int)
 }
 
 type job struct {
@@ -243,6 +251,7 @@ func Env(ev Event) []string {
 		"DIRECTOR_TO=" + ev.To,
 		"DIRECTOR_REASON=" + ev.Reason,
 		"DIRECTOR_CHECK=" + ev.Check,
+		"DIRECTOR_VRRP_INSTANCE=" + ev.VRRPInstance,
 	}
 }
 
@@ -250,28 +259,69 @@ func Env(ev Event) []string {
 const maxOutput = 2 << 10
 
 func (n *Notifier) runCommand(ctx context.Context, j job) error {
-	ctx, cancel := context.WithTimeout(ctx, n.opts.Timeout)
+	cmdCtx, cancel := context.WithTimeout(ctx, n.opts.Timeout)
 	defer cancel()
 	body, err := json.Marshal(j.ev)
 	if err != nil {
 		return fmt.Errorf("encoding the event: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, j.target.Command[0], j.target.Command[1:]...)
+	cmd := exec.Command(j.target.Command[0], j.target.Command[1:]...)
 	cmd.Env = append(os.Environ(), Env(j.ev)...)
 	cmd.Stdin = bytes.NewReader(body)
 	out := &limitedBuffer{max: maxOutput}
 	cmd.Stdout, cmd.Stderr = out, out
-	// A child that keeps the output pipe open (a backgrounded grandchild)
-	// must not hold the worker past the timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Once the group is killed nothing holds the output pipe; this only
+	// bounds the wait should something outside the group hold it.
 	cmd.WaitDelay = time.Second
-	err = cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("notify_command %s: %w", j.target.Command[0], err)
+	}
+	pgid := cmd.Process.Pid
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		waitExited(pgid)
+	}()
+	killedFor := ""
+	select {
+	case <-exited:
+		// What the command left running in its group (a backgrounded
+		// child) ends with it.
+		n.killGroup(pgid, j, "exited")
+	case <-cmdCtx.Done():
+		killedFor = "timeout"
+		if ctx.Err() != nil {
+			killedFor = "shutdown"
+		}
+		n.killGroup(pgid, j, killedFor)
+		<-exited
+	}
+	err = cmd.Wait()
 	switch {
+	case killedFor == "timeout":
+		return fmt.Errorf("notify_command %s: killed after notify_timeout %s; output: %q", j.target.Command[0], n.opts.Timeout, out.String())
+	case killedFor == "shutdown":
+		return fmt.Errorf("notify_command %s: killed as the director stops; output: %q", j.target.Command[0], out.String())
 	case err == nil:
 		return nil
-	case ctx.Err() != nil:
-		return fmt.Errorf("notify_command %s: killed after notify_timeout %s; output: %q", j.target.Command[0], n.opts.Timeout, out.String())
 	}
 	return fmt.Errorf("notify_command %s: %w; output: %q", j.target.Command[0], err, out.String())
+}
+
+// killGroup kills what is alive of a command's process group, and counts
+// and logs it when anything was: when says why ("timeout", "shutdown", or
+// "exited": left behind by a command that has ended).
+func (n *Notifier) killGroup(pgid int, j job, when string) {
+	killed := killGroup(pgid)
+	if killed == 0 {
+		return
+	}
+	if n.opts.Killed != nil {
+		n.opts.Killed(when, killed)
+	}
+	n.opts.Logger.Warn("notify: killed the processes of a notify_command", "command", j.target.Command[0], "processes", killed, "when", when,
+		"virtual_server", j.ev.VirtualServer, "real_server", j.ev.RealServer)
 }
 
 func (n *Notifier) postWebhook(ctx context.Context, j job) error {

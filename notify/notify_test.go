@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // counts is a Recorder that keeps the counts.
@@ -41,12 +43,9 @@ func (c *counts) get(k string) int {
 // waitCount polls until the recorder has want of k.
 func (c *counts) wait(t *testing.T, k string, want int) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if c.get(k) >= want {
-			return
-		}
+	if !testutil.Within(20*time.Second, func() bool { return c.get(k) >= want }) {
+		t.Fatalf("%s never reached %d (have %v)", k, want, c.n)
 	}
-	t.Fatalf("%s never reached %d (have %v)", k, want, c.n)
 }
 
 func event() Event {
@@ -132,10 +131,8 @@ func TestCommandFailuresAreCountedAndBounded(t *testing.T) {
 			n.Notify(event())
 			n.Notify(event())
 			// Both are delivered (or given up on): a bad command does not wedge the worker.
-			for deadline := time.Now().Add(20 * time.Second); rec.get("command/failure")+rec.get("command/success") < 2; time.Sleep(10 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("deliveries never finished: %v", rec.n)
-				}
+			if !testutil.Within(20*time.Second, func() bool { return rec.get("command/failure")+rec.get("command/success") >= 2 }) {
+				t.Fatalf("deliveries never finished: %v", rec.n)
 			}
 			if tc.name != "backgrounded child holds the pipe" && rec.get("command/failure") != 2 {
 				t.Errorf("failures = %d, want 2", rec.get("command/failure"))

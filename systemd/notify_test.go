@@ -1,41 +1,20 @@
 package systemd
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
 	"time"
-)
 
-// listen opens a notify socket like systemd's and returns its path and a
-// function that reads the next message.
-func listen(t *testing.T) (string, func() string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return path, func() string {
-		t.Helper()
-		buf := make([]byte, 4096)
-		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		n, err := conn.Read(buf)
-		if err != nil {
-			t.Fatalf("reading notify socket: %v", err)
-		}
-		return string(buf[:n])
-	}
-}
+	"github.com/lvsdirector/director/internal/testutil"
+)
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestMessages(t *testing.T) {
-	path, next := listen(t)
+	path, next := testutil.NotifySocket(t, 10*time.Second)
 	n := FromEnv(env(map[string]string{"NOTIFY_SOCKET": path}))
 	if n == nil {
 		t.Fatal("FromEnv returned nil with NOTIFY_SOCKET set")

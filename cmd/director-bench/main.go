@@ -7,6 +7,7 @@
 //	director-bench -reconcile -n 10000 -changes 1000
 //	director-bench -director ./director -kind http -n 1000 -interval 1s -timeout 1s -floor -peers ldirectord
 //	director-bench -reconcile -table netlink -n 10000   # the kernel's table (inside the e2e VM)
+//	director-bench -director ./director -mix dialogue:1000:1s -timeout 500ms -window 20s   # any kind of bench.Kinds
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,7 +36,7 @@ func main() {
 // childMain runs one of the harness's own child processes.
 func childMain(mode string, args []string) int {
 	fs := flag.NewFlagSet(mode, flag.ExitOnError)
-	kind := fs.String("kind", "http", "http or tcp")
+	kind := fs.String("kind", "http", "one of "+strings.Join(bench.Kinds, ", "))
 	n := fs.Int("n", 100, "backends")
 	port := fs.Int("port", 8080, "backend port")
 	interval := fs.Duration("interval", time.Second, "check interval")
@@ -66,7 +68,7 @@ func harnessMain(args []string) int {
 	fs := flag.NewFlagSet("director-bench", flag.ExitOnError)
 	var o bench.Options
 	fs.StringVar(&o.DirectorBin, "director", "./director", "director binary to measure")
-	fs.StringVar(&o.Kind, "kind", "http", "check type: http or tcp")
+	fs.StringVar(&o.Kind, "kind", "http", "check type: "+strings.Join(bench.Kinds, ", ")+" (the floor checker: http or tcp)")
 	fs.IntVar(&o.N, "n", 1000, "real servers (one loopback backend each)")
 	fs.IntVar(&o.VirtualServers, "vs", 10, "virtual servers the real servers are spread over")
 	fs.DurationVar(&o.Interval, "interval", time.Second, "check interval")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lvsdirector/director/internal/bgptest"
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // The director announces a healthy VIP to its router over BGP and, on
@@ -18,7 +19,7 @@ import (
 func TestRunAnnouncesAndWithdrawsFirstOnSIGTERM(t *testing.T) {
 	router := bgptest.Start(t, slog.New(slog.DiscardHandler))
 	backend := okBackend(t)
-	cfg := writeConfig(t, t.TempDir(), fmt.Sprintf(`[director]
+	cfg := testutil.WriteFile(t, t.TempDir(), "director.toml", fmt.Sprintf(`[director]
 listen = "%s"
 
 [announce]
@@ -42,13 +43,13 @@ address = "192.0.2.10:80"
 announce = true
   [[virtual_server.real_server]]
   address = "%s"
-`, freePort(t), bgptest.PeerASN, router.Port, bgptest.RouterASN, backend))
+`, testutil.ClosedPort(t).String(), bgptest.PeerASN, router.Port, bgptest.RouterASN, backend))
 	d := startDaemon(t, "run", "-dry-run", "-config", cfg)
 	listen := d.waitStarted()
 	vip := netip.MustParsePrefix("192.0.2.10/32")
 	router.WaitRIB(t, "announced", vip)
 	d.waitLog(`msg="VIP announced" vip=192.0.2.10 cause=healthy`)
-	_, body := httpGet(t, "http://"+listen+"/metrics")
+	_, _, body := testutil.Get(t, "http://"+listen+"/metrics")
 	for _, want := range []string{`director_bgp_peer_established{peer="127.0.0.1"} 1`, `director_vip_announced{vip="192.0.2.10"} 1`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -7,8 +7,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // binary is the director built for the tests that run it as a process.
@@ -57,8 +57,16 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 // startDaemonEnv is startDaemon with extra environment.
 func startDaemonEnv(t *testing.T, env []string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, cmd: exec.Command(binary, args...), seen: make(chan string, 1024)}
-	d.cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	return startDaemonCmd(t, cmd)
+}
+
+// startDaemonCmd starts cmd, a command that runs the director (perhaps
+// through a wrapper), as a daemon.
+func startDaemonCmd(t *testing.T, cmd *exec.Cmd) *daemon {
+	t.Helper()
+	d := &daemon{t: t, cmd: cmd, seen: make(chan string, 1024)}
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -143,53 +151,8 @@ func (d *daemon) stop() {
 	d.waitExit()
 }
 
-// serveHTTP serves h on a loopback port until the test ends and returns
-// its address.
-func serveHTTP(t *testing.T, h http.HandlerFunc) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
-}
-
 // okBackend is a backend that answers "ok".
 func okBackend(t *testing.T) string {
 	t.Helper()
-	return serveHTTP(t, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
-}
-
-// freePort returns a loopback address with a port that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func writeConfig(t *testing.T, dir, text string) string {
-	t.Helper()
-	p := filepath.Join(dir, "director.toml")
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return testutil.ServeHTTP(t, testutil.Answer(http.StatusOK, "ok")).String()
 }

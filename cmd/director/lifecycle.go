@@ -32,11 +32,11 @@ type lifecycle struct {
 	wg        sync.WaitGroup
 }
 
-func startLifecycle(ctx context.Context, log *slog.Logger, eng *engine.Engine, cfg *config.Config) *lifecycle {
+func startLifecycle(ctx context.Context, log *slog.Logger, eng *engine.Engine, cfg *config.Config, maxConfigBytes int64) *lifecycle {
 	ctx, cancel := context.WithCancel(ctx)
 	l := &lifecycle{log: log, sd: systemd.FromEnv(os.Getenv), stopWatch: func() {}, cancel: cancel}
 	if cfg.Director.WatchConfig {
-		ch, stop, err := config.WatchFile(ctx, cfg.Path, cfg.SHA256, watchDebounce, log)
+		ch, stop, err := config.WatchFile(ctx, cfg.Path, cfg.SHA256, maxConfigBytes, watchDebounce, log)
 		if err != nil {
 			log.Error("watch_config: cannot watch the config file; reload with SIGHUP instead", "path", cfg.Path, "err", err)
 		} else {

@@ -2,36 +2,15 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-)
 
-// notifySocket listens like systemd's notify socket and returns a
-// function that waits for the next message.
-func notifySocket(t *testing.T) (string, func() string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return path, func() string {
-		t.Helper()
-		buf := make([]byte, 4096)
-		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-		n, err := conn.Read(buf)
-		if err != nil {
-			t.Fatalf("no notify message: %v", err)
-		}
-		return string(buf[:n])
-	}
-}
+	"github.com/lvsdirector/director/internal/testutil"
+)
 
 // TestWatchConfigAndSystemd runs the binary as systemd would (notify
 // socket, watchdog) with watch_config: edits are reloaded between
@@ -56,9 +35,9 @@ scheduler = "%%s"
   [[virtual_server.real_server]]
   address = "%s"
   weight = 100
-`, freePort(t), backend)
-	cfg := writeConfig(t, dir, fmt.Sprintf(tmpl, "wrr"))
-	sock, next := notifySocket(t)
+`, testutil.ClosedPort(t).String(), backend)
+	cfg := testutil.WriteFile(t, dir, "director.toml", fmt.Sprintf(tmpl, "wrr"))
+	sock, next := testutil.NotifySocket(t, 20*time.Second)
 	d := startDaemonEnv(t, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=400000"}, "run", "-dry-run", "-config", cfg)
 	listen := d.waitStarted()
 
@@ -107,7 +86,7 @@ scheduler = "%%s"
 		t.Fatal(err)
 	}
 	d.waitLog(`config reload failed; still running the previous config`)
-	if code, _ := httpGet(t, "http://"+listen+"/readyz"); code != 200 {
+	if code, _, _ := testutil.Get(t, "http://"+listen+"/readyz"); code != 200 {
 		t.Errorf("/readyz = %d after a refused reload, want 200", code)
 	}
 	if strings.Contains(d.logText(), "scheduler rr -> lc") {

@@ -15,13 +15,17 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"runtime/debug"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/lvsdirector/director/api"
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/engine"
+	"github.com/lvsdirector/director/internal/apitoken"
 	"github.com/lvsdirector/director/ipvs"
 	"github.com/lvsdirector/director/metrics"
 )
@@ -32,20 +36,28 @@ var version = "dev"
 const usage = `director: a health-checking director for Linux IPVS
 
 Usage:
-  director run -config FILE [-dry-run] [-log-level LEVEL] [-log-format text|json]
+  director run [-config] FILE [-dry-run] [-log-level LEVEL] [-log-format text|json] [-max-config-bytes N]
       Run as a service: check every real server and keep the kernel IPVS table right.
       -dry-run uses an in-memory table instead of the kernel and logs each change.
-  director check -config FILE
-      Validate the config; print every problem with file, line and key. Exit 1 if invalid.
+  director check [-config] FILE [-allow-empty] [-max-config-bytes N]
+      Validate the config; print every problem with file, line and key. Exit 1 if
+      invalid, or if it has no virtual server (unless -allow-empty).
   director status [-addr URL] [-json] [-timeout D]
       Show a running director's virtual and real servers with their health,
       like ipvsadm -Ln (from its /api/v1/status; -addr defaults to http://127.0.0.1:9410).
-  director plan -config NEW [-current FILE] [-table kernel|empty]
+  director plan [-config] NEW [-current FILE] [-table kernel|empty] [-dry-run] [-max-config-bytes N]
       Print the kernel operations NEW would cause against the running IPVS table,
-      one per line, to review before a reload. Exit 1 if NEW is invalid.
+      one per line, to review before a reload. -dry-run (same as -table empty)
+      plans against the empty in-memory table a run -dry-run starts with.
+      Exit 1 if NEW is invalid.
+  director vrrp-config -config FILE
+      Print the keepalived.conf (VRRP only) that pairs with this director's [vrrp]
+      (README, "Active-backup with keepalived").
   director version
       Print the version.
 
+FILE defaults to /etc/director/director.toml; -config FILE and a plain FILE
+are the same, and flags may come before or after it.
 Signals (run): SIGHUP reloads the config; SIGTERM and SIGINT stop.
 `
 
@@ -67,6 +79,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return planCmd(args[1:], stdout, stderr)
 	case "status":
 		return statusCmd(args[1:], stdout, stderr)
+	case "vrrp-config":
+		return vrrpConfigCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "director %s\n", buildInfo().Version)
 		return 0
@@ -93,11 +107,16 @@ func buildInfo() metrics.Build {
 	return b
 }
 
+// maxConfigBytesFlag defines -max-config-bytes on fs.
+func maxConfigBytesFlag(fs *flag.FlagSet) *int64 {
+	return fs.Int64("max-config-bytes", config.DefaultMaxBytes, "refuse a config file larger than this many bytes")
+}
+
 // loadValid loads the config at path and builds every check it names, as
 // run would: that catches what only the probers know (a CA file that is
 // not PEM, say). Problems go to stderr.
-func loadValid(path string, stderr io.Writer) (*config.Config, bool) {
-	cfg, err := config.Load(path)
+func loadValid(path string, maxBytes int64, stderr io.Writer) (*config.Config, bool) {
+	cfg, err := config.LoadLimited(path, maxBytes)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, false
@@ -109,15 +128,61 @@ func loadValid(path string, stderr io.Writer) (*config.Config, bool) {
 	return cfg, true
 }
 
+// defaultConfig is where every command looks without -config or FILE.
+const defaultConfig = "/etc/director/director.toml"
+
+// parseWithConfig parses a command's flags and takes the config file
+// from -config or from one plain argument, which may stand before, among
+// or after the flags: "director check FILE" and "director run FILE
+// -dry-run" do what they say. It prints its own usage errors.
+func parseWithConfig(fs *flag.FlagSet, args []string, path *string) error {
+	var plain []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		plain = append(plain, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	flagSet := false
+	fs.Visit(func(f *flag.Flag) { flagSet = flagSet || f.Name == "config" })
+	switch {
+	case len(plain) > 1:
+		err := fmt.Errorf("one config file, not %d: %s", len(plain), strings.Join(plain, " "))
+		fmt.Fprintf(fs.Output(), "director %s: %v\n", fs.Name(), err)
+		return err
+	case len(plain) == 1 && flagSet && plain[0] != *path:
+		err := fmt.Errorf("two config files, -config %s and %s: give one", *path, plain[0])
+		fmt.Fprintf(fs.Output(), "director %s: %v\n", fs.Name(), err)
+		return err
+	case len(plain) == 1:
+		*path = plain[0]
+	}
+	return nil
+}
+
 func checkCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "/etc/director/director.toml", "config file to validate")
-	if err := fs.Parse(args); err != nil {
+	path := fs.String("config", defaultConfig, "config file to validate (or give it as the argument)")
+	allowEmpty := fs.Bool("allow-empty", false, "accept a config without virtual servers")
+	maxBytes := maxConfigBytesFlag(fs)
+	if err := parseWithConfig(fs, args, path); err != nil {
 		return 2
 	}
-	cfg, ok := loadValid(*path, stderr)
+	cfg, ok := loadValid(*path, *maxBytes, stderr)
 	if !ok {
+		return 1
+	}
+	if len(cfg.VirtualServers) == 0 && !*allowEmpty {
+		// A running director refuses to reload such a file (it would
+		// remove every service), and the unit's ExecStartPre relies on
+		// check: say so here rather than at the reload.
+		fmt.Fprintf(stderr, "%s: no virtual servers: a director with this config manages nothing, and a running one refuses to reload it; "+
+			"add a [[virtual_server]] (see config.example.toml), or pass -allow-empty if that is what you mean\n", cfg.Path)
 		return 1
 	}
 	for _, w := range cfg.Warnings {
@@ -145,11 +210,12 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 func runCmd(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "/etc/director/director.toml", "config file")
+	path := fs.String("config", defaultConfig, "config file (or give it as the argument)")
 	dryRun := fs.Bool("dry-run", false, "use an in-memory IPVS table instead of the kernel; log each change")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
-	if err := fs.Parse(args); err != nil {
+	maxBytes := maxConfigBytesFlag(fs)
+	if err := parseWithConfig(fs, args, path); err != nil {
 		return 2
 	}
 	// A long-running daemon with a steady, modest allocation rate: half the
@@ -165,7 +231,7 @@ func runCmd(args []string, stderr io.Writer) int {
 		return 2
 	}
 
-	cfg, err := config.Load(*path)
+	cfg, err := config.LoadLimited(*path, *maxBytes)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -197,7 +263,7 @@ func runCmd(args []string, stderr io.Writer) int {
 	}
 	defer ann.stop()
 	var eng *engine.Engine
-	onTransition, onVSEvent, stopNotify := startNotifier(log, m, cfg, func() *config.Config { return eng.Config() })
+	onTransition, onVSEvent, onVRRP, stopNotify := startNotifier(log, m, cfg, func() *config.Config { return eng.Config() })
 	defer stopNotify()
 	eng, err = engine.New(cfg, engine.Options{Table: table, Metrics: m, Logger: log, DryRun: *dryRun, OnTransition: onTransition,
 		OnVirtualServerEvent: onVSEvent, StateFile: stateFile(cfg, *dryRun), Announcer: ann.engineAnnouncer()})
@@ -213,14 +279,28 @@ func runCmd(args []string, stderr io.Writer) int {
 		m.SetKernelStats(kernel)
 	}
 
+	ha, err := newVRRP(log, m, cfg, eng, *dryRun, onVRRP) // nil without [vrrp]
+	if err != nil {
+		fmt.Fprintf(stderr, "director: %v\n", err)
+		return 1
+	}
+
 	ln, err := net.Listen("tcp", cfg.Director.Listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "director: %s: director.listen: %v\n", cfg.Path, err)
 		return 1
 	}
+	guard := metrics.NewGuard(m)
+	// The token file is read again every second and on reload, off the
+	// engine: emptying or removing it turns the write API off at once.
+	tokens := apitoken.NewWatcher(cfg.Director.APITokenFile, log)
+	tokens.Reload(cfg.Director.APITokenFile)
+	tokenCtx, stopTokens := context.WithCancel(context.Background())
+	var tokenWatch sync.WaitGroup
+	tokenWatch.Go(func() { tokens.Run(tokenCtx) })
+	defer func() { stopTokens(); tokenWatch.Wait() }()
 	srv := api.Server(cfg.Director.Listen, api.Handler(eng, api.Options{Metrics: m.Handler(), Version: build.Version, Logger: log, Table: table,
-		Admin: eng, Token: func() string { return eng.Config().Director.APIToken }, // a reload may change the token
-		Peers: ann.peers()}))
+		Admin: eng, Token: tokens.Token, Refused: guard.APIRefused, VRRP: ha.status(), Peers: ann.peers()}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -228,8 +308,11 @@ func runCmd(args []string, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	// The track file says "not ready" before anything can say ready.
+	stopVRRP := ha.start(ctx)
+	defer stopVRRP()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(limitListener(ln, srv, cfg.Director, log, guard)) }()
 	// The engine outlives the signal by the withdraw grace: routes go
 	// first, then the checks and the table (on_shutdown).
 	engineCtx, stopEngine := context.WithCancel(context.Background())
@@ -241,7 +324,7 @@ func runCmd(args []string, stderr io.Writer) int {
 	}()
 	engineErr := make(chan error, 1)
 	go func() { engineErr <- eng.Run(engineCtx) }()
-	life := startLifecycle(ctx, log, eng, cfg) // systemd notify and watchdog, watch_config
+	life := startLifecycle(ctx, log, eng, cfg, *maxBytes) // systemd notify and watchdog, watch_config
 	defer life.stop()
 
 	log.Info("director started", "version", build.Version, "config", cfg.Path,
@@ -252,10 +335,10 @@ loop:
 	for {
 		select {
 		case <-hup:
-			life.reload(func() { reload(ctx, log, m, eng, *path) })
+			life.reload(func() { reload(ctx, log, m, eng, tokens, *path, *maxBytes) })
 		case <-life.changed:
 			log.Info("config file changed; reloading", "path", *path)
-			life.reload(func() { reload(ctx, log, m, eng, *path) })
+			life.reload(func() { reload(ctx, log, m, eng, tokens, *path, *maxBytes) })
 		case err := <-serveErr:
 			log.Error("HTTP listener failed", "listen", cfg.Director.Listen, "err", err)
 			code = 1
@@ -294,9 +377,10 @@ func stateFile(cfg *config.Config, dryRun bool) string {
 
 // reload reads and validates the config again; a bad one is logged in full
 // and changes nothing.
-func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engine.Engine, path string) {
+func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engine.Engine, tokens *apitoken.Watcher, path string, maxBytes int64) {
 	log.Info("SIGHUP: reloading config", "path", path)
-	cfg, err := config.Load(path)
+	prev := eng.Config()
+	cfg, err := config.LoadLimited(path, maxBytes)
 	if err == nil && len(cfg.VirtualServers) == 0 {
 		// An empty file is valid on its own, and it is what a writer
 		// that truncates first leaves for a moment: never let it
@@ -306,8 +390,10 @@ func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engi
 				"to remove them all, stop the director with on_shutdown = \"flush\"", path, len(cur.VirtualServers))
 		}
 	}
-	old := eng.Config()
 	if err == nil {
+		if cur := eng.Config(); cur != nil && cur.Director.MaxConnections != cfg.Director.MaxConnections {
+			log.Warn("director.max_connections changed; it takes effect on restart", "max_connections", cfg.Director.MaxConnections)
+		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err = eng.Reload(rctx, cfg)
 		cancel()
@@ -319,5 +405,9 @@ func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engi
 	}
 	m.Reload(true, time.Now())
 	m.ConfigHash(cfg.SHA256)
-	warnAnnounceReload(log, old, cfg)
+	tokens.Reload(cfg.Director.APITokenFile)
+	if !reflect.DeepEqual(prev.VRRP, cfg.VRRP) {
+		log.Warn("[vrrp] changed: the active-backup settings (FIFO, track file, health, sync daemons) take effect on restart; the running ones stay", "path", path)
+	}
+	warnAnnounceReload(log, prev, cfg)
 }

@@ -9,16 +9,21 @@ import (
 	"github.com/lvsdirector/director/engine"
 	"github.com/lvsdirector/director/metrics"
 	"github.com/lvsdirector/director/notify"
+	"github.com/lvsdirector/director/vrrp"
 )
 
 // startNotifier starts delivering transition events to the notify_command
 // and notify_url of the running config (current reads it, so a reload
-// applies to the next event), and the panic guard's events (vsHook).
-// stop ends delivery and waits for it.
-func startNotifier(log *slog.Logger, m *metrics.Metrics, cfg *config.Config, current func() *config.Config) (hook func(engine.Event), vsHook func(engine.VirtualServerEvent), stop func()) {
+// applies to the next event), the panic guard's events (vsHook), and the
+// active-backup pair's (vrrpHook: [director]'s notify_command and
+// notify_url). stop ends delivery and waits for it.
+func startNotifier(log *slog.Logger, m *metrics.Metrics, cfg *config.Config, current func() *config.Config) (hook func(engine.Event), vsHook func(engine.VirtualServerEvent), vrrpHook func(vrrp.Notice), stop func()) {
 	n := notify.New(notify.Options{
 		Targets: func(vs string) notify.Target {
 			c := current()
+			if vs == "" { // the director's own events
+				return notify.Target{Command: c.Notify.Command, URL: c.Notify.URL}
+			}
 			for i := range c.VirtualServers {
 				if c.VirtualServers[i].Name == vs {
 					nt := c.VirtualServers[i].Notify
@@ -31,6 +36,7 @@ func startNotifier(log *slog.Logger, m *metrics.Metrics, cfg *config.Config, cur
 		Timeout:  cfg.Notify.Timeout,
 		Recorder: m,
 		Logger:   log,
+		Killed:   metrics.NewGuard(m).NotifyKilled,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -40,7 +46,20 @@ func startNotifier(log *slog.Logger, m *metrics.Metrics, cfg *config.Config, cur
 	}()
 	hook = func(ev engine.Event) { n.Notify(notifyEvent(ev)) }
 	vsHook = func(ev engine.VirtualServerEvent) { n.Notify(vsNotifyEvent(ev)) }
-	return hook, vsHook, func() { cancel(); <-done }
+	vrrpHook = func(ev vrrp.Notice) { n.Notify(vrrpNotifyEvent(ev)) }
+	return hook, vsHook, vrrpHook, func() { cancel(); <-done }
+}
+
+// vrrpNotifyEvent is a VRRP instance's state change (type "vrrp", the
+// instance in vrrp_instance, from and to its states) or a change of the
+// director's own health (type "director_health", from and to the causes:
+// "healthy", "loop_stuck", ...).
+func vrrpNotifyEvent(ev vrrp.Notice) notify.Event {
+	out := notify.Event{Type: "vrrp", Time: ev.Time.UTC(), VRRPInstance: ev.Instance, From: ev.From, To: ev.To, Reason: ev.Reason}
+	if ev.Instance == "" {
+		out.Type = "director_health"
+	}
+	return out
 }
 
 // vsNotifyEvent is a panic guard event as sinks see it: type "panic" (from

@@ -20,24 +20,35 @@ import (
 func planCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "/etc/director/director.toml", "the new config to plan")
+	path := fs.String("config", defaultConfig, "the new config to plan (or give it as the argument)")
 	current := fs.String("current", "", "the config the director runs now; its services that the new config drops are planned as deletes")
 	against := fs.String("table", "kernel", `table to plan against: "kernel" (read over netlink) or "empty" (a fresh start)`)
-	if err := fs.Parse(args); err != nil {
+	dryRun := fs.Bool("dry-run", false, "plan against the empty in-memory table that run -dry-run starts with (-table empty)")
+	maxBytes := maxConfigBytesFlag(fs)
+	if err := parseWithConfig(fs, args, path); err != nil {
 		return 2
+	}
+	if *dryRun {
+		tableSet := false
+		fs.Visit(func(f *flag.Flag) { tableSet = tableSet || f.Name == "table" })
+		if tableSet && *against != "empty" {
+			fmt.Fprintf(stderr, "director plan: -dry-run plans against the empty in-memory table; it cannot go with -table %s\n", *against)
+			return 2
+		}
+		*against = "empty"
 	}
 	if *against != "kernel" && *against != "empty" {
 		fmt.Fprintf(stderr, "director plan: -table %q: want kernel or empty\n", *against)
 		return 2
 	}
-	next, ok := loadValid(*path, stderr)
+	next, ok := loadValid(*path, *maxBytes, stderr)
 	if !ok {
 		return 1
 	}
 	var cur *config.Config
 	var err error
 	if *current != "" {
-		if cur, err = config.Load(*current); err != nil {
+		if cur, err = config.LoadLimited(*current, *maxBytes); err != nil {
 			fmt.Fprintf(stderr, "director plan: -current: %v\n", err)
 			return 1
 		}
@@ -48,7 +59,7 @@ func planCmd(args []string, stdout, stderr io.Writer) int {
 		if actual, err = readKernel(); err != nil {
 			fmt.Fprintf(stderr, "director plan: %v\n", err)
 			if errors.Is(err, ipvs.ErrNotSupported) {
-				fmt.Fprintln(stderr, "director plan: there is no running table to plan against; -table empty shows what a fresh start would do")
+				fmt.Fprintln(stderr, "director plan: there is no running table to plan against; -table empty (or -dry-run) shows what a fresh start would do")
 			}
 			return 1
 		}

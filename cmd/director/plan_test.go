@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 func TestPlanCommand(t *testing.T) {
@@ -23,7 +25,7 @@ func TestPlanCommand(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bad := writeConfig(t, dir, "[director]\nlisten = \"127.0.0.1:9410\"\nresync = \"1s\"\n")
+	bad := testutil.WriteFile(t, dir, "director.toml", "[director]\nlisten = \"127.0.0.1:9410\"\nresync = \"1s\"\n")
 	out.Reset()
 	errOut.Reset()
 	if code := realMain([]string{"plan", "-config", bad, "-table", "empty"}, &out, &errOut); code != 1 {

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // TestReloadOfBrokenConfigFileChangesNothing sends SIGHUP while the config
@@ -34,9 +36,9 @@ scheduler = "%%s"
   [[virtual_server.real_server]]
   address = "%s"
   weight = 100
-`, freePort(t), backend)
+`, testutil.ClosedPort(t).String(), backend)
 	good := fmt.Sprintf(tmpl, "wrr")
-	cfg := writeConfig(t, dir, good)
+	cfg := testutil.WriteFile(t, dir, "director.toml", good)
 	d := startDaemon(t, "run", "-dry-run", "-config", cfg)
 	listen := d.waitStarted()
 	d.waitLog(`op="edit destination ` + regexp.QuoteMeta(backend) + `.*weight 0 -> 100"`)
@@ -80,21 +82,21 @@ scheduler = "%%s"
 	if changes := grepLines(d.logText()[mark:], "ipvs table changed"); changes != "" {
 		t.Errorf("refused reloads changed the table:\n%s", changes)
 	}
-	if code, _ := httpGet(t, "http://"+listen+"/readyz"); code != 200 {
+	if code, _, _ := testutil.Get(t, "http://"+listen+"/readyz"); code != 200 {
 		t.Errorf("/readyz = %d after refused reloads, want 200", code)
 	}
-	_, status := httpGet(t, "http://"+listen+"/api/v1/status")
+	_, _, status := testutil.Get(t, "http://"+listen+"/api/v1/status")
 	if !strings.Contains(status, `"name": "web"`) || !strings.Contains(status, `"scheduler": "wrr"`) {
 		t.Errorf("the running config changed:\n%s", status)
 	}
-	_, metrics := httpGet(t, "http://"+listen+"/metrics")
+	_, _, metrics := testutil.Get(t, "http://"+listen+"/metrics")
 	if !strings.Contains(metrics, "director_config_last_reload_successful 0") {
 		t.Errorf("director_config_last_reload_successful is not 0 after refused reloads")
 	}
 
 	// The file is whole again: it reloads.
 	os.RemoveAll(cfg)
-	writeConfig(t, filepath.Dir(cfg), fmt.Sprintf(tmpl, "rr"))
+	testutil.WriteFile(t, filepath.Dir(cfg), "director.toml", fmt.Sprintf(tmpl, "rr"))
 	d.signal(syscall.SIGHUP)
 	d.waitLog(`op="edit service tcp 192.0.2.10:80 scheduler wrr -> rr"`)
 	d.stop()

@@ -93,6 +93,9 @@ func printStatus(w io.Writer, st api.StatusV1, now time.Time) {
 	if st.Director.KernelError != "" {
 		fmt.Fprintf(w, "warning: %s\n", st.Director.KernelError)
 	}
+	if st.VRRP != nil {
+		printVRRP(w, st.VRRP, now)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "Prot LocalAddress:Port\tScheduler\tFlags\t\t\t\tName\t\t")
 	fmt.Fprintln(tw, "  -> RemoteAddress:Port\tForward\tWeight\tConfig\tState\tFor\tLast check\tActiveConn\tInActConn")
@@ -114,8 +117,11 @@ func printStatus(w io.Writer, st api.StatusV1, now time.Time) {
 		if vs.QuorumLost {
 			flags = append(flags, fmt.Sprintf("QUORUM LOST %d/%d", vs.HealthyWeight, vs.Quorum))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t%s: %d/%d up\t\t\n", svc, vs.Service.Scheduler, strings.Join(flags, ","),
-			vs.Name, vs.RealServersUp, len(vs.RealServers))
+		pool := vs.Pool.Summary()
+		if vs.Pool.Total == 0 && len(vs.RealServers) > 0 {
+			pool = fmt.Sprintf("%d/%d up", vs.RealServersUp, len(vs.RealServers)) // a director from before pool
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t%s: %s\t\t\n", svc, vs.Service.Scheduler, strings.Join(flags, ","), vs.Name, pool)
 		for _, rs := range vs.RealServers {
 			weight := "-"
 			if rs.ProgrammedWeight != nil {
@@ -219,5 +225,43 @@ func printHolds(w io.Writer, st api.StatusV1, now time.Time) {
 		for _, l := range lines {
 			fmt.Fprintln(w, l)
 		}
+	}
+}
+
+// printVRRP prints the pair's state in two lines: the role with each
+// instance, then the director's health and the sync daemons.
+func printVRRP(w io.Writer, v *api.VRRPV1, now time.Time) {
+	var ins []string
+	for _, in := range v.Instances {
+		s := fmt.Sprintf("%s %s (priority %d", in.Name, in.State, in.Priority)
+		if in.Since != nil {
+			s += ", for " + since(*in.Since, now)
+		}
+		ins = append(ins, s+")")
+	}
+	fmt.Fprintf(w, "VRRP %s: %s\n", v.Role, strings.Join(ins, ", "))
+	health := "healthy"
+	if !v.Health.Healthy {
+		health = "UNHEALTHY (" + v.Health.Reason + ")"
+	}
+	track := "not written"
+	if v.TrackValue != nil {
+		track = fmt.Sprint(*v.TrackValue)
+	}
+	var daemons []string
+	for _, d := range v.SyncDaemons {
+		daemons = append(daemons, fmt.Sprintf("%s id %d on %s", d.State, d.SyncID, d.Interface))
+	}
+	if len(daemons) == 0 {
+		daemons = []string{"none"}
+	}
+	fmt.Fprintf(w, "  director %s, track file %s; sync %s: %s\n", health, track, v.SyncMode, strings.Join(daemons, ", "))
+	for _, p := range []struct{ what, err string }{{"notify_fifo", v.NotifyFIFOError}, {"track file", v.TrackError}, {"sync daemon", v.SyncError}} {
+		if p.err != "" {
+			fmt.Fprintf(w, "  warning: %s: %s\n", p.what, p.err)
+		}
+	}
+	if v.LowerPriorityMaster != nil {
+		fmt.Fprintf(w, "  warning: two MASTERs on the link %s ago (split brain ending, or the peer came back)\n", since(*v.LowerPriorityMaster, now))
 	}
 }

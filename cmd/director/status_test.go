@@ -17,6 +17,7 @@ import (
 	"github.com/lvsdirector/director/api"
 	"github.com/lvsdirector/director/engine"
 	"github.com/lvsdirector/director/health"
+	"github.com/lvsdirector/director/internal/testutil"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -69,7 +70,7 @@ func TestPrintStatusLooksLikeIpvsadm(t *testing.T) {
 	want := `director v1.2.3, ready, config /etc/director/director.toml (9f2c4e0b7a1d)
 Prot LocalAddress:Port  Scheduler  Flags                                                     Name
   -> RemoteAddress:Port Forward    Weight  Config  State     For   Last check             ActiveConn  InActConn
-TCP 192.0.2.10:80       wrr                                              web: 1/2 up
+TCP 192.0.2.10:80       wrr                                              web: 1/2 serving (1 down)
   -> 10.0.0.11:8080     Masq       100     100     up        5m3s  ok 700µs               17          3
   -> 10.0.0.12:8080     Masq       0       50      down      12s   status 503 (3 in a row)  0           0
   -> 127.0.0.1:8089     Masq                       fallback        standby
@@ -104,7 +105,7 @@ func TestStatusCommand(t *testing.T) {
 		err  string
 	}{
 		{"table", []string{"status", "-addr", srv.URL}, 0, []string{"TCP 192.0.2.10:80", "10.0.0.12:8080", "status 503 (3 in a row)"}, ""},
-		{"host:port without scheme", []string{"status", "-addr", strings.TrimPrefix(srv.URL, "http://")}, 0, []string{"web: 1/2 up"}, ""},
+		{"host:port without scheme", []string{"status", "-addr", strings.TrimPrefix(srv.URL, "http://")}, 0, []string{"web: 1/2 serving (1 down)"}, ""},
 		{"json", []string{"status", "-addr", srv.URL, "-json"}, 0, []string{`"version": "v1"`, `"state": "down"`}, ""},
 		{"nothing listening", []string{"status", "-addr", "127.0.0.1:1", "-timeout", "2s"}, 1, nil, "is the director running"},
 		{"bad flag", []string{"status", "-nope"}, 2, nil, "flag provided but not defined"},
@@ -132,10 +133,10 @@ func TestStatusCommand(t *testing.T) {
 // show it down.
 func TestDaemonNotifiesAndReportsStatus(t *testing.T) {
 	serve := func(status int) string {
-		return serveHTTP(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) })
+		return testutil.ServeHTTP(t, testutil.Answer(status, "")).String()
 	}
 	good, bad := serve(200), serve(503)
-	listen := freePort(t)
+	listen := testutil.ClosedPort(t).String()
 
 	dir := t.TempDir()
 	events := filepath.Join(dir, "events")
@@ -143,7 +144,7 @@ func TestDaemonNotifiesAndReportsStatus(t *testing.T) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$DIRECTOR_REAL_SERVER $DIRECTOR_FROM>$DIRECTOR_TO $DIRECTOR_REASON\" >> \"$1\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeConfig(t, dir, fmt.Sprintf(`[director]
+	cfg := testutil.WriteFile(t, dir, "director.toml", fmt.Sprintf(`[director]
 listen = %q
 notify_command = [%q, %q]
 
@@ -165,12 +166,11 @@ address = "192.0.2.10:80"
 	d.waitLog(`real server down.*status 503`)
 
 	var got string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	testutil.Within(20*time.Second, func() bool {
 		b, _ := os.ReadFile(events)
-		if got = string(b); strings.Contains(got, bad+" unknown>down status 503") && strings.Contains(got, good+" unknown>up check passed") {
-			break
-		}
-	}
+		got = string(b)
+		return strings.Contains(got, bad+" unknown>down status 503") && strings.Contains(got, good+" unknown>up check passed")
+	})
 	if !strings.Contains(got, bad+" unknown>down status 503") {
 		t.Fatalf("notify_command saw %q; log:\n%s", got, d.logText())
 	}
@@ -182,10 +182,10 @@ address = "192.0.2.10:80"
 	if !regexp.MustCompile(regexp.QuoteMeta(bad) + `\s+Masq\s+0\s+1\s+down\s+\S+\s+status 503`).MatchString(out.String()) {
 		t.Errorf("director status does not show %s down with its reason:\n%s", bad, out.String())
 	}
-	if code, body := httpGet(t, "http://"+listen+"/"); code != 200 || !strings.Contains(body, `<span class="reason">status 503</span>`) {
+	if code, _, body := testutil.Get(t, "http://"+listen+"/"); code != 200 || !strings.Contains(body, `<span class="reason">status 503</span>`) {
 		t.Errorf("status page = %d, lacks the reason", code)
 	}
-	_, metrics := httpGet(t, "http://"+listen+"/metrics")
+	_, _, metrics := testutil.Get(t, "http://"+listen+"/metrics")
 	for _, want := range []string{
 		`director_notifications_total{result="success",sink="command"}`,
 		`director_ipvs_up 1`,
@@ -196,4 +196,33 @@ address = "192.0.2.10:80"
 		}
 	}
 	d.stop()
+}
+
+// TestPrintStatusCountsWhatTheKernelGets: a drained and a disabled
+// server are up, but the summary counts them by what the kernel gets.
+func TestPrintStatusCountsWhatTheKernelGets(t *testing.T) {
+	st := sampleStatus()
+	rs := st.VirtualServers[0].RealServers
+	rs[1] = engine.RealServerStatus{Address: netip.MustParseAddrPort("10.0.0.12:8080"), Forwarding: "nat", State: health.Up,
+		ConfiguredWeight: 50, ProgrammedWeight: 0, Since: t0.Add(-time.Minute),
+		RealServerAdmin: engine.RealServerAdmin{Override: &engine.Override{Kind: "drain", Reason: "kernel upgrade", Source: "api", By: "127.0.0.1", Since: t0}}}
+	st.VirtualServers[0].RealServers = append(rs, engine.RealServerStatus{Address: netip.MustParseAddrPort("10.0.0.13:8080"), Forwarding: "nat",
+		State: health.Up, ConfiguredWeight: 50, ProgrammedWeight: -1, Since: t0.Add(-time.Minute),
+		RealServerAdmin: engine.RealServerAdmin{Override: &engine.Override{Kind: "disable", Reason: "disk failing", Source: "api", By: "127.0.0.1", Since: t0}}})
+	srv := httptest.NewServer(api.Handler(fixedSource{st}, api.Options{Version: "v1.2.3"}))
+	defer srv.Close()
+	var out, errOut bytes.Buffer
+	if code := realMain([]string{"status", "-addr", srv.URL}, &out, &errOut); code != 0 {
+		t.Fatalf("status: exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{
+		"web: 1/3 serving (1 drained, 1 disabled)",
+		"10.0.0.12:8080     Masq       0       50      up,drain",
+		"10.0.0.13:8080     Masq       -       50      up,disable",
+	} {
+		if !strings.Contains(strings.Join(strings.Fields(out.String()), " "), strings.Join(strings.Fields(want), " ")) {
+			t.Errorf("director status lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Logf("director status with a drained and a disabled server:\n%s", out.String())
 }

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/lvsdirector/director/internal/logbuf"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,7 +53,7 @@ type bgpLab struct {
 	birdCtl  string
 	birdPath string // its config file
 	bird     *exec.Cmd
-	birdLog  *syncBuffer
+	birdLog  *logbuf.Buffer
 }
 
 var (
@@ -119,35 +121,14 @@ func vethPeer(name string) (string, error) {
 	return "", fmt.Errorf("no veth peer of %s", name)
 }
 
-// newLabNetns is newNetns, then waits until nsenter really lands in the
-// new namespace: right after the start, nsenter was seen entering the
-// initial one (a bridge created there was missing from the lab).
-func newLabNetns(name string) (*netns, error) {
-	ns, err := newNetns(name)
-	if err != nil {
-		return nil, err
-	}
-	root, _ := os.Readlink("/proc/1/ns/net")
-	for i := 0; ; i++ {
-		out, err := exec.Command("nsenter", "-t", fmt.Sprint(ns.cmd.Process.Pid), "-n", "readlink", "/proc/self/ns/net").Output()
-		if err == nil && strings.TrimSpace(string(out)) != root {
-			return ns, nil
-		}
-		if i > 200 {
-			return nil, fmt.Errorf("nsenter never entered the namespace of %s", name)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 const quiet = `sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
 ip link set lo up
 `
 
 func buildLab() (*bgpLab, error) {
-	l := &bgpLab{dirs: map[string]*netns{}, birdLog: &syncBuffer{}}
+	l := &bgpLab{dirs: map[string]*netns{}, birdLog: &logbuf.Buffer{}}
 	var err error
-	if l.router, err = newLabNetns("router"); err != nil {
+	if l.router, err = newNetns("router"); err != nil {
 		return nil, err
 	}
 	// The segment is a bridge in the router's namespace, with the
@@ -172,7 +153,7 @@ func buildLab() (*bgpLab, error) {
 		}
 		return ns.sh(quiet + "ip addr add " + addr + "/24 dev lan")
 	}
-	cns, err := newLabNetns("bclient")
+	cns, err := newNetns("bclient")
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +169,7 @@ sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1`); err != 
 	}
 	l.client = &client{ns: cns}
 	for name, addr := range labDirs {
-		ns, err := newLabNetns(name)
+		ns, err := newNetns(name)
 		if err != nil {
 			return nil, err
 		}
@@ -201,7 +182,7 @@ sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1`); err != 
 		l.dirs[name] = ns
 	}
 	for i := 1; i <= 4; i++ {
-		ns, err := newLabNetns(fmt.Sprintf("bk%d", i))
+		ns, err := newNetns(fmt.Sprintf("bk%d", i))
 		if err != nil {
 			return nil, err
 		}
@@ -439,7 +420,7 @@ func (l *bgpLab) startLabDirector(t *testing.T, name string, mode labMode) *labD
 	if err := l.dirs[name].sh("ipvsadm -C"); err != nil {
 		t.Fatal(err)
 	}
-	d := &director{t: t, cfg: cfg, log: &syncBuffer{}}
+	d := &director{t: t, cfg: cfg, log: &logbuf.Buffer{}}
 	d.cmd = exec.Command("nsenter", "-t", fmt.Sprint(l.dirs[name].cmd.Process.Pid), "-n", os.Getenv("DIRECTOR_BIN"), "run", "-config", cfg, "-log-level", "debug")
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {

@@ -5,16 +5,9 @@ package guest
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/netip"
 	"os"
@@ -25,10 +18,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lvsdirector/director/internal/logbuf"
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // Check timing for every scenario: short, so the suite is quick even
@@ -170,45 +165,19 @@ func cleanSlate() error {
 }
 
 func makeCerts() error {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testutil.NewCA("e2e CA")
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caPEM = ca.PEM
+	from, until := time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
+	good, err := ca.Issue(certName, from, until)
 	if err != nil {
 		return err
 	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	leaf := func(serial int64, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*tls.Certificate, error) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: certName},
-			DNSNames: []string{certName}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}
-		if parent == nil { // self-signed: not trusted by the check's CA
-			parent, parentKey = tmpl, key
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-		if err != nil {
-			return nil, err
-		}
-		return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-	}
-	if goodCert, err = leaf(2, caCert, caKey); err != nil {
-		return err
-	}
-	badCert, err = leaf(3, nil, nil)
+	var untrusted *testutil.CA // self-signed: not trusted by the check's CA
+	bad, err := untrusted.Issue(certName, from, until)
+	goodCert, badCert = &good, &bad
 	return err
 }
 
@@ -221,26 +190,9 @@ type director struct {
 	t    *testing.T
 	cfg  string
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *logbuf.Buffer
 	done chan struct{}
 	err  error // exit status, once done is closed
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startDirector writes cfg and runs the director on it. At the end of the
@@ -254,7 +206,7 @@ func startDirector(t *testing.T, cfg string) *director {
 	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "ca.pem"), caPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := &director{t: t, cfg: path, log: &syncBuffer{}}
+	d := &director{t: t, cfg: path, log: &logbuf.Buffer{}}
 	d.start()
 	t.Cleanup(func() {
 		d.stop()

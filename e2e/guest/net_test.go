@@ -14,13 +14,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/lvsdirector/director/internal/testutil"
 )
 
 // The guest's network. The test process, the director and ipvsadm live in
@@ -49,9 +48,13 @@ func newNetns(name string) (*netns, error) {
 		return nil, fmt.Errorf("unshare for %s: %w", name, err)
 	}
 	n := &netns{name: name, cmd: cmd, path: fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)}
-	self, _ := os.Readlink("/proc/self/ns/net")
+	root, _ := os.Readlink(rootNS.path)
 	for i := 0; ; i++ {
-		if cur, err := os.Readlink(n.path); err == nil && cur != self {
+		// Ask nsenter itself: right after the start it was seen entering
+		// the initial namespace although the path already named the new
+		// one (a bridge made "in" the namespace was then missing there).
+		out, err := exec.Command("nsenter", "-t", fmt.Sprint(cmd.Process.Pid), "-n", "readlink", "/proc/self/ns/net").Output()
+		if cur := strings.TrimSpace(string(out)); err == nil && cur != "" && cur != root {
 			return n, nil
 		}
 		if i > 500 {
@@ -79,22 +82,7 @@ func (n *netns) sh(script string) error {
 // do runs f on a thread that has joined the namespace. Sockets f creates
 // stay in the namespace. The thread is discarded afterwards.
 func (n *netns) do(f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		fd, err := unix.Open(n.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", n.name, err)
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
+	return testutil.InNetNS(n.path, f)
 }
 
 // dial connects from inside the namespace.
@@ -115,24 +103,9 @@ func writeSysctl(name, value string) error {
 // link joins ns to the director's namespace with a veth pair: hostSide in
 // the initial namespace, eth0 in ns.
 func link(ns *netns, hostSide string, v4host, v4peer, v6host, v6peer string) error {
-	if err := rootNS.sh("ip link add " + hostSide + " type veth"); err != nil {
-		return err
-	}
-	// Debian's busybox ip cannot name the peer: find it by its ifindex.
-	b, err := os.ReadFile("/sys/class/net/" + hostSide + "/iflink")
+	peer, err := addVeth(hostSide)
 	if err != nil {
 		return err
-	}
-	peer := ""
-	idx := strings.TrimSpace(string(b))
-	ents, _ := os.ReadDir("/sys/class/net")
-	for _, e := range ents {
-		if b, err := os.ReadFile("/sys/class/net/" + e.Name() + "/ifindex"); err == nil && strings.TrimSpace(string(b)) == idx {
-			peer = e.Name()
-		}
-	}
-	if peer == "" {
-		return fmt.Errorf("no veth peer of %s", hostSide)
 	}
 	if err := rootNS.sh(fmt.Sprintf(`ip link set dev %s netns %d
 ip addr add %s/24 dev %s
@@ -147,6 +120,27 @@ ip -6 addr add %s/64 dev eth0
 ip link set eth0 up
 ip route add default via %s
 ip -6 route add default via %s`, peer, v4peer, v6peer, v4host, v6host))
+}
+
+// addVeth makes a veth pair in the initial namespace and returns the
+// name of name's peer: Debian's busybox ip cannot name it, so it is found
+// by its ifindex.
+func addVeth(name string) (string, error) {
+	if err := rootNS.sh("ip link add " + name + " type veth"); err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile("/sys/class/net/" + name + "/iflink")
+	if err != nil {
+		return "", err
+	}
+	idx := strings.TrimSpace(string(b))
+	ents, _ := os.ReadDir("/sys/class/net")
+	for _, e := range ents {
+		if b, err := os.ReadFile("/sys/class/net/" + e.Name() + "/ifindex"); err == nil && strings.TrimSpace(string(b)) == idx {
+			return e.Name(), nil
+		}
+	}
+	return "", fmt.Errorf("no veth peer of %s", name)
 }
 
 // backend is a real server in a namespace of its own: HTTP on port 80
