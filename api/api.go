@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/lvsdirector/director/announcer"
 	"github.com/lvsdirector/director/engine"
 	"github.com/lvsdirector/director/ipvs"
 	"github.com/lvsdirector/director/vrrp"
@@ -43,6 +44,8 @@ type Options struct {
 	// bearer token it requires ("" turns the write API off: 403).
 	Admin Admin
 	Token func() string
+	// Peers, when set, lists the BGP sessions for the status.
+	Peers func() []announcer.PeerStatus
 	// VRRP, when set, adds the active-backup pair's state (vrrp.go).
 	VRRP func() vrrp.Status
 	// Refused, when set, is told of every write request refused for its

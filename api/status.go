@@ -23,6 +23,7 @@ type StatusV1 struct {
 	Director       DirectorV1        `json:"director"`
 	VirtualServers []VirtualServerV1 `json:"virtual_servers"`
 	Events         []EventV1         `json:"events"` // recent transitions, newest first
+	Announce       *AnnounceV1       `json:"announce,omitempty"`
 	// VRRP is the director's part in an active-backup pair (vrrp.go);
 	// absent without [vrrp].
 	VRRP *VRRPV1 `json:"vrrp,omitempty"`
@@ -49,6 +50,8 @@ type ServiceV1 struct {
 	Scheduler          string `json:"scheduler"`
 	PersistenceSeconds uint64 `json:"persistence_seconds"` // 0: not persistent
 	PersistenceNetmask uint8  `json:"persistence_netmask"`
+	SchedulerFlags     uint8  `json:"scheduler_flags,omitempty"` // the kernel's flag bits 1..3 (mh/sh: 1 fallback, 2 port)
+	OnePacket          bool   `json:"ops,omitempty"`
 }
 
 // CountersV1 are the kernel's counters as of the director's last table read.
@@ -271,6 +274,7 @@ func serviceV1(s ipvs.Service) ServiceV1 {
 	out := ServiceV1{
 		Family: s.Key.Family.String(), Scheduler: s.Scheduler,
 		PersistenceSeconds: uint64(s.Persistence / time.Second), PersistenceNetmask: s.PersistenceNetmask,
+		SchedulerFlags: s.SchedulerFlags, OnePacket: s.OnePacket,
 	}
 	if s.Key.FWMark != 0 {
 		out.FWMark = s.Key.FWMark

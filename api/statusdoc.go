@@ -108,6 +108,7 @@ type docKey struct {
 	counters uint64 // counterSample.gen
 	writeAPI bool
 	vrrp     string // the VRRP part as JSON; "" without [vrrp]
+	peers    string // the BGP peers as JSON; "" without a speaker
 }
 
 // extras is what a status shows besides the engine's snapshot and the
@@ -115,6 +116,7 @@ type docKey struct {
 type extras struct {
 	writeAPI bool
 	vrrp     *VRRPV1 // nil without [vrrp]
+	peers    string  // the BGP sessions as JSON; "" without a speaker (they change outside the engine)
 }
 
 func (s *statusServer) extras() extras {
@@ -122,12 +124,17 @@ func (s *statusServer) extras() extras {
 	if s.opts.VRRP != nil {
 		x.vrrp = vrrpV1(s.opts.VRRP())
 	}
+	if s.opts.Peers != nil {
+		if b, err := json.Marshal(s.opts.Peers()); err == nil {
+			x.peers = string(b)
+		}
+	}
 	return x
 }
 
 // key is the docKey of a render with x.
 func (x extras) key(version, counters uint64) (docKey, error) {
-	k := docKey{version: version, counters: counters, writeAPI: x.writeAPI}
+	k := docKey{version: version, counters: counters, writeAPI: x.writeAPI, peers: x.peers}
 	if x.vrrp != nil {
 		b, err := json.Marshal(x.vrrp)
 		if err != nil {
@@ -197,7 +204,9 @@ func (s *statusServer) serve(w http.ResponseWriter, r *http.Request, f *statusFo
 			s.fail(w, r, kerr, f.what)
 			return
 		}
-		d, err = f.whole.get(r.Context(), func(d *doc) bool { return d.key.writeAPI == now.writeAPI && d.key.vrrp == now.vrrp })
+		d, err = f.whole.get(r.Context(), func(d *doc) bool {
+			return d.key.writeAPI == now.writeAPI && d.key.vrrp == now.vrrp && d.key.peers == now.peers
+		})
 	} else {
 		d, err = s.renderSelected(r.Context(), sel, f.render)
 	}
@@ -455,6 +464,7 @@ func (s *statusServer) status(snap *engine.Status, live *counterSample, sel sele
 	out := statusV1(st, s.opts.Version)
 	out.Director.WriteAPI = x.writeAPI
 	out.VRRP = x.vrrp
+	out.Announce = announceV1(st, s.opts.Peers)
 	live.overlay(&out, &st)
 	if sel.offset > 0 || sel.limit > 0 {
 		for i := range out.VirtualServers {

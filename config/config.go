@@ -21,6 +21,11 @@ type Config struct {
 	// notify_timeout: the default for every virtual server.
 	Notify         Notify
 	VirtualServers []VirtualServer
+	// Announce is [announce]; BGP and RouteTable are nil without their
+	// sections (see Announcing).
+	Announce   Announce
+	BGP        *BGP
+	RouteTable *RouteTable
 	// VRRP is [vrrp] (vrrp.go); nil without it.
 	VRRP *VRRP
 	// Warnings are non-fatal findings (for example a virtual server with
@@ -76,11 +81,16 @@ type Director struct {
 type VirtualServer struct {
 	Name string
 	// Either Address (with Protocol) or FWMark (with Family) is set.
-	Address            netip.AddrPort
-	FWMark             uint32
-	Family             string // "ipv4" | "ipv6", derived from Address when not a fwmark service
-	Protocol           string // "tcp" (default) | "udp" | "sctp"; empty for fwmark
-	Scheduler          string // default "wlc"
+	Address   netip.AddrPort
+	FWMark    uint32
+	Family    string // "ipv4" | "ipv6", derived from Address when not a fwmark service
+	Protocol  string // "tcp" (default) | "udp" | "sctp"; empty for fwmark
+	Scheduler string // default "wlc"
+	// SchedulerFlags are the scheduler's options, by name: mh-fallback,
+	// mh-port (mh), sh-fallback, sh-port (sh). OnePacket is one-packet
+	// scheduling (ipvsadm --ops), UDP only.
+	SchedulerFlags     []string
+	OnePacket          bool
 	Persistence        time.Duration
 	PersistenceNetmask uint8          // prefix length; default 32 (ipv4) / 128 (ipv6)
 	Forwarding         string         // "nat" (default) | "dr" | "tun"
@@ -99,9 +109,12 @@ type VirtualServer struct {
 	// down within one check round, the pool is kept as it is (panic
 	// guard). 0 is off; [director]'s unless set here.
 	PanicThreshold float64
-	Check          Check
-	RealServers    []RealServer
-	Line           int // line of the [[virtual_server]] header, for messages
+	// Announce says whether and how the VIP is announced ([bgp],
+	// [route_table]).
+	Announce    VIPAnnounce
+	Check       Check
+	RealServers []RealServer
+	Line        int // line of the [[virtual_server]] header, for messages
 }
 
 // RealServer is one [[virtual_server.real_server]].

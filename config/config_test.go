@@ -89,7 +89,8 @@ address = "192.0.2.10:80"
 			Listen: "127.0.0.1:9410", ResyncInterval: 30 * time.Second,
 			OnFailure: "quiesce", OnShutdown: "keep", DrainTimeout: 5 * time.Minute, Damping: defaultDamping(), KernelStats: "backends",
 		},
-		Notify: Notify{Timeout: DefaultNotifyTimeout},
+		Notify:   Notify{Timeout: DefaultNotifyTimeout},
+		Announce: Announce{HoldDown: DefaultHoldDown, WithdrawGrace: DefaultWithdrawGrace, UnhealthyAfter: DefaultUnhealthyAfter},
 		VirtualServers: []VirtualServer{{
 			Name:               "web",
 			Address:            netip.MustParseAddrPort("192.0.2.10:80"),
@@ -102,6 +103,7 @@ address = "192.0.2.10:80"
 			DrainTimeout:       5 * time.Minute,
 			Notify:             Notify{Timeout: DefaultNotifyTimeout},
 			Quorum:             DefaultQuorum,
+			Announce:           VIPAnnounce{Rule: "all"},
 			Check:              defaultCheck(),
 			RealServers: []RealServer{{
 				Address: netip.MustParseAddrPort("10.0.0.11:8080"), Weight: 1, Forwarding: "nat", Line: 5,

@@ -52,7 +52,7 @@ var (
 )
 
 var (
-	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server", "vrrp"}}
+	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server", "vrrp", "announce", "bgp", "route_table"}}
 	secDirector = section{name: "[director]", keys: []string{"listen", "max_connections", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "watch_config", "kernel_stats",
 		"notify_command", "notify_url", "notify_timeout", "maintenance_dir", "api_token_file", "state_file", "panic_threshold",
 		"flap_damping", "flap_penalty", "flap_suppress", "flap_reuse", "flap_half_life", "flap_max_suppress"},
@@ -62,6 +62,7 @@ var (
 		"name", "address", "fwmark", "family", "protocol", "scheduler", "persistence",
 		"persistence_netmask", "forwarding", "on_failure", "drain_timeout", "fallback", "check", "real_server",
 		"notify_command", "notify_url", "quorum", "hysteresis", "panic_threshold",
+		"scheduler_flags", "ops", "announce", "announce_rule", "announce_above", "withdraw_below", "communities", "med", "local_pref",
 	}, nested: merge(nestedCheckKeys("[virtual_server.check]"), map[string]string{"weight": "[[virtual_server.real_server]]"})}
 	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding"},
 		nested: nestedCheckKeys("[virtual_server.check]")}
@@ -180,6 +181,7 @@ func (l *loader) config(raw map[string]any) *Config {
 			defCheck = l.parseCheck(ct, secDefaultsCheck)
 		}
 	}
+	l.announceSections(root, cfg)
 	vsTables := root.tables("virtual_server", func(i int, m map[string]any) string {
 		if s, ok := m["name"].(string); ok && s != "" {
 			return s
@@ -193,6 +195,7 @@ func (l *loader) config(raw map[string]any) *Config {
 		vs.Notify = l.notify(t, cfg.Notify)
 		cfg.VirtualServers = append(cfg.VirtualServers, vs)
 	}
+	l.checkAnnounce(cfg, vsTables)
 	l.vrrp(root, cfg)
 	return cfg
 }
@@ -412,6 +415,7 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 	if v, _, ok := t.enum("scheduler", "scheduler", schedulers, nil); ok {
 		vs.Scheduler = v
 	}
+	l.schedulerFlags(t, &vs)
 	if v, n, ok := t.duration("persistence"); ok {
 		switch {
 		case v < 0:
@@ -530,6 +534,7 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 	}
 
 	l.vsAdmin(t, d, &vs)
+	l.vsAnnounce(t, &vs)
 	l.quorumWarnings(t, &vs)
 
 	if len(rsTables) == 0 && !t.has("real_server") {

@@ -79,7 +79,7 @@ func QuorumOf(vs *config.VirtualServer) uint64 { return max(vs.Quorum, 1) }
 // Build is the table the kernel should hold. A real server gets its weight
 // while it is serving (View.Serving); an operator's drain gives it weight
 // 0 and disable takes it out; otherwise on_failure decides (weight 0 or
-// absent). While a virtual server has lost quorum and has a fallback, the
+// absent; mh services always weight 0). While a virtual server has lost quorum and has a fallback, the
 // fallback gets weight 1 and the serving real servers weight 0
 // (keepalived's sorry server takeover: their established connections go on).
 func Build(cfg *config.Config, in Input) []ipvs.DesiredService {
@@ -107,7 +107,9 @@ func Build(cfg *config.Config, in Input) []ipvs.DesiredService {
 				if takeover {
 					w = 0
 				}
-			case vs.OnFailure == "remove":
+			case vs.OnFailure == "remove" && vs.Scheduler != "mh":
+				// Maglev keeps a failed server at weight 0: removing it
+				// would rebuild the lookup table and move other flows.
 				continue
 			}
 			ds.Destinations = append(ds.Destinations, ipvs.Destination{
@@ -151,6 +153,8 @@ func Service(vs *config.VirtualServer) ipvs.Service {
 		Scheduler:          vs.Scheduler,
 		Persistence:        vs.Persistence,
 		PersistenceNetmask: vs.PersistenceNetmask,
+		SchedulerFlags:     config.SchedulerFlagBits(vs),
+		OnePacket:          vs.OnePacket,
 	}
 }
 

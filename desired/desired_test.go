@@ -133,3 +133,34 @@ func TestPlannedStates(t *testing.T) {
 		t.Errorf("PlannedStates = %v, want %v", got, want)
 	}
 }
+
+// A Maglev (mh) service keeps a failed server at weight 0 even with
+// on_failure = "remove": taking it out would rebuild the lookup table and
+// move flows of healthy servers. Its scheduler flags and one-packet
+// scheduling reach the table.
+func TestBuildMaglev(t *testing.T) {
+	a, b := netip.MustParseAddrPort("10.0.0.1:80"), netip.MustParseAddrPort("10.0.0.2:80")
+	cfg := &config.Config{VirtualServers: []config.VirtualServer{{
+		Name: "web", Address: vip, Family: "ipv4", Protocol: "tcp", Scheduler: "mh", Forwarding: "dr", OnFailure: "remove",
+		SchedulerFlags: []string{"mh-port", "mh-fallback"}, OnePacket: true,
+		RealServers: []config.RealServer{{Address: a, Weight: 1, Forwarding: "dr"}, {Address: b, Weight: 1, Forwarding: "dr"}},
+	}}}
+	ds := Build(cfg, Input{View: func(id config.ServerID) View {
+		if id.RealServer == a {
+			return View{State: health.Down}
+		}
+		return View{State: health.Up}
+	}})
+	if got := ds[0].Destinations; len(got) != 2 || got[0].Address != a || got[0].Weight != 0 || got[1].Weight != 1 {
+		t.Errorf("destinations %+v, want a at weight 0 and b at 1", got)
+	}
+	if s := ds[0].Service; s.SchedulerFlags != ipvs.MHFallback|ipvs.MHPort || !s.OnePacket {
+		t.Errorf("service flags %b ops %v, want mh-fallback|mh-port and ops", s.SchedulerFlags, s.OnePacket)
+	}
+	cfg.VirtualServers[0].Scheduler = "wrr"
+	if got := Build(cfg, Input{View: func(id config.ServerID) View {
+		return View{State: map[bool]health.State{true: health.Down, false: health.Up}[id.RealServer == a]}
+	}})[0].Destinations; len(got) != 1 {
+		t.Errorf("wrr with on_failure remove: %+v, want the failed server removed", got)
+	}
+}

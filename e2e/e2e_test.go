@@ -94,6 +94,17 @@ func TestE2E(t *testing.T) {
 		extra = append(extra, ka)
 		t.Logf("keepalived %s", kver)
 	}
+	// BIRD 2 is the router of the BGP scenarios (e2e/guest/bgp_test.go):
+	// without it they skip, and under CI fail.
+	if ba, bver, err := prepareOverlay(ctx, root, bird, t.Logf); err != nil {
+		if ci {
+			t.Fatalf("CI=true, and bird2 for the guest is missing: %v", err)
+		}
+		t.Logf("no bird2 for the guest; its scenarios skip: %v", err)
+	} else {
+		extra = append(extra, ba)
+		t.Logf("bird2 %s", bver)
+	}
 
 	tmp := t.TempDir()
 	director := filepath.Join(tmp, "director")

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -259,136 +258,11 @@ cd /tmp
 // keepalived and every shared object it needs that the base lacks, and
 // keepalived's version; it downloads and builds it on a miss.
 func prepareKeepalived(ctx context.Context, root string, logf func(string, ...any)) (string, string, error) {
-	out, err := run(ctx, "", "apt-cache", "policy", "keepalived")
-	if err != nil {
-		return "", "", missing("apt-cache policy keepalived: %v", err)
-	}
-	version := ""
-	for _, line := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Candidate: "); ok && v != "(none)" {
-			version = v
-		}
-	}
-	if version == "" {
-		return "", "", missing("apt has no candidate version of keepalived (run apt-get update)")
-	}
-	dir := filepath.Join(root, "keepalived-"+strings.NewReplacer(":", "_", "/", "_").Replace(version)+"-"+keepalivedRecipe)
-	overlay := filepath.Join(dir, "keepalived.cpio.gz")
-	unlock, err := lockCache(root)
-	if err != nil {
-		return "", "", err
-	}
-	defer unlock()
-	if _, err := os.Stat(filepath.Join(dir, "ok")); err == nil {
-		return overlay, version, nil
-	}
-	logf("cache miss: fetching keepalived %s and its libraries with apt into %s", version, dir)
-
-	// The library packages keepalived depends on, transitively; the ELF
-	// walk below takes only what the binary really loads.
-	out, err = run(ctx, "", "apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
-		"--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", "--no-pre-depends", "keepalived")
-	if err != nil {
-		return "", "", missing("apt-cache depends keepalived: %v", err)
-	}
-	pkgs := []string{"keepalived=" + version}
-	for _, line := range strings.Split(string(out), "\n") {
-		name := strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, " ") || strings.HasPrefix(name, "<") || name == "keepalived" {
-			continue
-		}
-		// libelogind0 provides a libsystemd.so.0 too: take libsystemd0's.
-		if (strings.HasPrefix(name, "lib") || strings.HasPrefix(name, "zlib")) && name != "libelogind0" && !slices.Contains(pkgs, name) {
-			pkgs = append(pkgs, name)
-		}
-	}
-	work, err := os.MkdirTemp(root, "work-")
-	if err != nil {
-		return "", "", err
-	}
-	defer os.RemoveAll(work)
-	debs := filepath.Join(work, "debs")
-	if err := os.MkdirAll(debs, 0o755); err != nil {
-		return "", "", err
-	}
-	if _, err := run(ctx, debs, "apt-get", append([]string{"download", "-q"}, pkgs...)...); err != nil {
-		return "", "", missing("downloading keepalived and its libraries: %v", err)
-	}
-	files, _ := filepath.Glob(filepath.Join(debs, "*.deb"))
-	roots := map[string]string{}
-	for _, f := range files {
-		pkg, _, _ := strings.Cut(filepath.Base(f), "_")
-		dst := filepath.Join(work, "root", pkg)
-		if err := os.MkdirAll(dst, 0o755); err != nil {
-			return "", "", err
-		}
-		if _, err := run(ctx, "", "dpkg-deb", "-x", f, dst); err != nil {
-			return "", "", missing("unpacking %s: %v", filepath.Base(f), err)
-		}
-		roots[pkg] = dst
-	}
-	if roots["keepalived"] == "" {
-		return "", "", missing("apt-get download gave no keepalived .deb")
-	}
-	bin := filepath.Join(roots["keepalived"], "usr", "sbin", "keepalived")
-
-	if err := os.RemoveAll(dir); err != nil {
-		return "", "", err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", "", err
-	}
-	f, err := os.Create(overlay)
-	if err != nil {
-		return "", "", err
-	}
-	defer f.Close()
-	c := newCpio(f)
-	c.copyFile("usr/sbin/keepalived", 0o755, bin)
-	c.mkdirAll("run/keepalived")
-	c.mkdirAll("etc/keepalived")
-	// The base has the loader and ipvsadm's libraries.
-	have := map[string]bool{"ld-linux-x86-64.so.2": true}
-	for _, l := range guestLibs {
-		have[l] = true
-	}
-	queue := []string{bin}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		needed, err := elfNeeded(p)
-		if err != nil {
-			return "", "", fmt.Errorf("reading %s: %w", p, err)
-		}
-		for _, so := range needed {
-			if have[so] {
-				continue
-			}
-			have[so] = true
-			lib, err := findLib(roots, so)
-			if err != nil {
-				return "", "", fmt.Errorf("keepalived needs %s: %w", so, err)
-			}
-			c.copyFile("lib/x86_64-linux-gnu/"+so, 0o755, lib)
-			queue = append(queue, lib)
-		}
-	}
-	if err := c.close(); err != nil {
-		return "", "", err
-	}
-	if err := f.Close(); err != nil {
-		return "", "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "ok"), []byte(version+"\n"), 0o644); err != nil {
-		return "", "", err
-	}
-	old, _ := filepath.Glob(filepath.Join(root, "keepalived-*"))
-	for _, o := range old {
-		if o != dir {
-			os.RemoveAll(o)
-		}
-	}
-	return overlay, version, nil
+	return prepareOverlay(ctx, root, overlay{
+		pkg: "keepalived", recipe: keepalivedRecipe,
+		files: map[string]string{"usr/sbin/keepalived": "usr/sbin/keepalived"},
+		dirs:  []string{"run/keepalived", "etc/keepalived"},
+	}, logf)
 }
 
 // elfNeeded lists a shared object's or executable's DT_NEEDED entries.

@@ -66,6 +66,8 @@ type Options struct {
 	// StuckAfter is how long the loop may go without turning before Ready
 	// reports false; 10s when zero.
 	StuckAfter time.Duration
+	// Announcer, when set, is handed the VIPs to announce (announce.go).
+	Announcer Announcer
 }
 
 // server is one real server of one virtual server, with its health.
@@ -153,6 +155,7 @@ type Engine struct {
 	quorum       quorum.State
 	maint        maintReader   // the maintenance directory (files.go)
 	stateFile    stateFileKeep // what the state file holds (files.go)
+	ann          announcing    // VIPs to announce (announce.go)
 	lastPublish  time.Time
 }
 

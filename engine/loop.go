@@ -50,6 +50,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		} else {
 			retry.schedule()
 		}
+		e.announceVIPs(time.Now())
 	}
 	// Maintenance files before the first reconcile, read while we wait.
 	e.applyMaintenance(e.maint.readNow(ctx, e), time.Now())
@@ -113,6 +114,8 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.maint.start(ctx, e) // read in the background; the result comes back as maintRead
 			if e.adminTick(time.Now()) {
 				reconcile("admin")
+			} else {
+				e.announceVIPs(time.Now()) // the announcers' heartbeat, and hold-downs ending
 			}
 		case read := <-e.maint.done:
 			e.maint.inFlight = false

@@ -68,6 +68,9 @@ type Status struct {
 	VirtualServers []VirtualServerStatus
 	Events         []Event // recent transitions, oldest first
 	Draining       []DrainingServer
+	// VIPs are the VIPs the config announces and the last decision on
+	// each; empty without [bgp] or [route_table].
+	VIPs []VIPStatus
 }
 
 // VirtualServerStatus is one configured virtual service.
@@ -265,6 +268,7 @@ func (e *Engine) Status() Status {
 		st.Events[i].Recent = slices.Clone(st.Events[i].Recent)
 	}
 	st.Draining = slices.Clone(st.Draining)
+	st.VIPs = slices.Clone(st.VIPs)
 	return st
 }
 
@@ -363,6 +367,7 @@ func (e *Engine) publishSnapshot(now time.Time) {
 		v.QuorumLost = lost
 		st.VirtualServers = append(st.VirtualServers, v)
 	}
+	st.VIPs = e.ann.vips // never changed after it is made: announceVIPs makes a new one
 	st.Draining = make([]DrainingServer, 0, len(e.drains))
 	for _, k := range e.drains.Keys() {
 		d := e.drains[k]

@@ -26,6 +26,8 @@ import (
 const (
 	sysctlQuiescentTemplate = "net/ipv4/vs/expire_quiescent_template"
 	sysctlNodestConn        = "net/ipv4/vs/expire_nodest_conn"
+	sysctlSloppyTCP         = "net/ipv4/vs/sloppy_tcp"
+	sysctlSloppySCTP        = "net/ipv4/vs/sloppy_sctp"
 )
 
 // KernelWarning is a sysctl setting that makes the kernel behave unlike
@@ -43,7 +45,7 @@ type KernelWarning struct {
 // that cannot be read (no ip_vs module) gives no warning.
 func KernelWarnings(cfg *config.Config, procRoot string) []KernelWarning {
 	values := map[string]int{}
-	for _, name := range []string{sysctlQuiescentTemplate, sysctlNodestConn} {
+	for _, name := range []string{sysctlQuiescentTemplate, sysctlNodestConn, sysctlSloppyTCP, sysctlSloppySCTP} {
 		b, err := os.ReadFile(filepath.Join(procRoot, "sys", name))
 		if err != nil {
 			continue
@@ -58,8 +60,16 @@ func KernelWarnings(cfg *config.Config, procRoot string) []KernelWarning {
 // sysctlWarnings is KernelWarnings on values already read (name -> value;
 // missing names are unknown). It is pure.
 func sysctlWarnings(cfg *config.Config, values map[string]int) []KernelWarning {
-	var persistentQuiesce, deletes []string
+	var persistentQuiesce, deletes, announcedTCP, announcedSCTP []string
 	for _, vs := range cfg.VirtualServers {
+		if vs.Announce.Enabled && cfg.Announcing() {
+			switch vs.Protocol {
+			case "tcp":
+				announcedTCP = append(announcedTCP, vs.Name)
+			case "sctp":
+				announcedSCTP = append(announcedSCTP, vs.Name)
+			}
+		}
 		if vs.Persistence > 0 && (vs.OnFailure == "quiesce" || vs.DrainTimeout > 0) {
 			persistentQuiesce = append(persistentQuiesce, vs.Name)
 		}
@@ -81,6 +91,20 @@ func sysctlWarnings(cfg *config.Config, values map[string]int) []KernelWarning {
 			Msg: "connections to a real server the director deletes (on_failure = \"remove\", or UDP deleted at once) are not cut cleanly: their packets are dropped until the connection entry times out, so clients hang instead of reconnecting",
 			Fix: fmt.Sprintf("sysctl -w %s=1", dotted(sysctlNodestConn)),
 		})
+	}
+	// Several directors behind ECMP: when a router moves a flow to
+	// another director, that director sees the connection mid-stream.
+	for _, sl := range []struct {
+		name, proto string
+		vss         []string
+	}{{sysctlSloppyTCP, "TCP", announcedTCP}, {sysctlSloppySCTP, "SCTP", announcedSCTP}} {
+		if v, ok := values[sl.name]; ok && v == 0 && len(sl.vss) > 0 {
+			out = append(out, KernelWarning{
+				Sysctl: dotted(sl.name), Value: v, VirtualServers: sl.vss,
+				Msg: "these announced services break their " + sl.proto + " connections when the routers move them from another director to this one: IPVS only takes up a connection from its first packet",
+				Fix: fmt.Sprintf("sysctl -w %s=1", dotted(sl.name)),
+			})
+		}
 	}
 	return out
 }

@@ -65,3 +65,30 @@ func TestKernelWarningsReadsProc(t *testing.T) {
 		t.Errorf("no /proc entries: %+v, want none", ws)
 	}
 }
+
+// Announced services need sloppy_tcp / sloppy_sctp: a flow the routers
+// move here from another director arrives mid-connection.
+func TestSloppyWarnings(t *testing.T) {
+	ann := config.VIPAnnounce{Enabled: true}
+	cfg := &config.Config{RouteTable: &config.RouteTable{Table: 100}, VirtualServers: []config.VirtualServer{
+		{Name: "web", Protocol: "tcp", OnFailure: "quiesce", Announce: ann},
+		{Name: "sig", Protocol: "sctp", OnFailure: "quiesce", Announce: ann},
+		{Name: "dns", Protocol: "udp", OnFailure: "quiesce", DrainTimeout: time.Minute, Announce: ann},
+		{Name: "quiet", Protocol: "tcp", OnFailure: "quiesce"},
+	}}
+	off := map[string]int{sysctlSloppyTCP: 0, sysctlSloppySCTP: 0}
+	var got []string
+	for _, w := range sysctlWarnings(cfg, off) {
+		got = append(got, w.Sysctl, fmt.Sprint(w.VirtualServers))
+	}
+	if s := fmt.Sprint(got); s != "[net.ipv4.vs.sloppy_tcp [web] net.ipv4.vs.sloppy_sctp [sig]]" {
+		t.Errorf("got %s", s)
+	}
+	if ws := sysctlWarnings(cfg, map[string]int{sysctlSloppyTCP: 1, sysctlSloppySCTP: 1}); len(ws) != 0 {
+		t.Errorf("warnings with both set: %+v", ws)
+	}
+	cfg.RouteTable = nil
+	if ws := sysctlWarnings(cfg, off); len(ws) != 0 {
+		t.Errorf("warnings with nothing announcing: %+v", ws)
+	}
+}

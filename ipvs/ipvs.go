@@ -104,6 +104,9 @@ type Service struct {
 	PersistenceNetmask uint8
 	// SchedulerFlags are the scheduler option flags (sh-fallback, sh-port, mh-...): bits 1..3.
 	SchedulerFlags uint8
+	// OnePacket is one-packet scheduling (ipvsadm --ops): every UDP
+	// datagram is scheduled on its own, with no connection entry kept.
+	OnePacket bool
 }
 
 // Destination is a real server inside a service.

@@ -281,6 +281,9 @@ func toKernelService(s Service) (kipvs.Service, error) {
 		ks.Flags |= kipvs.ServicePersistent
 	}
 	ks.Flags |= kipvs.Flags(s.SchedulerFlags) << 3 // SchedFlag1 is IP_VS_SVC_F_SCHED1 (0x08)
+	if s.OnePacket {
+		ks.Flags |= kipvs.ServiceOnePacket
+	}
 	return ks, nil
 }
 
@@ -302,7 +305,7 @@ func fromKernelService(ks kipvs.ServiceExtended) (ServiceState, bool) {
 		k.Address = netip.AddrPortFrom(ks.Address.Unmap(), ks.Port)
 	}
 	flags := ks.Flags &^ kipvs.ServiceHashed // set by the kernel on every service it returns
-	s := Service{Key: k, Scheduler: ks.Scheduler, SchedulerFlags: uint8(flags>>3) & 7}
+	s := Service{Key: k, Scheduler: ks.Scheduler, SchedulerFlags: uint8(flags>>3) & 7, OnePacket: flags&kipvs.ServiceOnePacket != 0}
 	if flags&kipvs.ServicePersistent != 0 {
 		s.Persistence = time.Duration(ks.Timeout) * time.Second
 	}

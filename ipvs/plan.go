@@ -88,6 +88,9 @@ func (o Op) String() string {
 		if old.SchedulerFlags != s.SchedulerFlags {
 			fmt.Fprintf(&b, " flags %s -> %s", flagsText(old), flagsText(s))
 		}
+		if old.OnePacket != s.OnePacket {
+			fmt.Fprintf(&b, " ops %v -> %v", old.OnePacket, s.OnePacket)
+		}
 	case OpDeleteService:
 		fmt.Fprintf(&b, "delete service %s", k)
 	case OpCreateDestination:
@@ -124,6 +127,9 @@ func writeServiceSettings(b *strings.Builder, s Service) {
 	}
 	if s.SchedulerFlags != 0 {
 		fmt.Fprintf(b, " flags %s", flagsText(s))
+	}
+	if s.OnePacket {
+		b.WriteString(" ops")
 	}
 }
 
@@ -165,7 +171,7 @@ type DesiredService struct {
 //
 // Only services in desired and in retired are touched: a desired service
 // missing from actual is created, one whose scheduler, persistence,
-// persistence netmask or scheduler flags differ is updated; inside a
+// persistence netmask, scheduler flags or one-packet scheduling differ is updated; inside a
 // desired service, destinations not desired are deleted, missing ones
 // created, ones whose weight or forwarding differ updated. A retired
 // service still in actual (and not desired) is deleted. Anything else in
@@ -179,6 +185,15 @@ type DesiredService struct {
 // The order is deterministic: service creates and updates (by key), then
 // for each desired service (by key) its destination deletes, creates and
 // updates (each by address), then deletes of retired services (by key).
+//
+// Maglev (mh) services get their destinations in one canonical order:
+// the kernel builds the lookup table walking the destination list, which
+// keeps the order they were added in, so two directors with the same set
+// pick the same real server for a flow only if they added them in the
+// same order. Destinations are created by address; a destination added
+// to a live mh service below existing ones has those deleted and created
+// again after it (the kernel takes them back from its trash with their
+// connections; their packets are dropped for the moment in between).
 func Plan(desired []DesiredService, actual []ServiceState, retired []ServiceKey) []Op {
 	have := make(map[ServiceKey]*ServiceState, len(actual))
 	for i := range actual {
@@ -231,17 +246,28 @@ func Plan(desired []DesiredService, actual []ServiceState, retired []ServiceKey)
 				deletes = append(deletes, d)
 			}
 		}
+		readd := map[netip.AddrPort]bool{}
+		if s.Scheduler == "mh" {
+			readd = reorderMH(dests, got)
+			for _, d := range dests {
+				if readd[d.Address] {
+					g := got[d.Address]
+					g.Address = d.Address
+					deletes = append(deletes, g)
+				}
+			}
+		}
 		slices.SortFunc(deletes, func(a, b Destination) int { return a.Address.Compare(b.Address) })
 		for _, d := range deletes {
 			destOps = append(destOps, Op{Kind: OpDeleteDestination, Service: s, Destination: d})
 		}
 		for _, d := range dests {
-			if _, ok := got[d.Address]; !ok {
+			if _, ok := got[d.Address]; !ok || readd[d.Address] {
 				destOps = append(destOps, Op{Kind: OpCreateDestination, Service: s, Destination: d})
 			}
 		}
 		for _, d := range dests {
-			if old, ok := got[d.Address]; ok && !sameDestination(old, d) {
+			if old, ok := got[d.Address]; ok && !readd[d.Address] && !sameDestination(old, d) {
 				old.Address = d.Address
 				destOps = append(destOps, Op{Kind: OpUpdateDestination, Service: s, Destination: d, OldDestination: &old})
 			}
@@ -268,6 +294,29 @@ func Plan(desired []DesiredService, actual []ServiceState, retired []ServiceKey)
 	return append(ops, retOps...)
 }
 
+// reorderMH returns the destinations of a live mh service that must be
+// deleted and created again so that the list stays in address order:
+// those kept (in got and in dests) above the lowest one being added.
+func reorderMH(dests []Destination, got map[netip.AddrPort]Destination) map[netip.AddrPort]bool {
+	var lowest netip.AddrPort
+	for _, d := range dests { // sorted: the first new one is the lowest
+		if _, ok := got[d.Address]; !ok {
+			lowest = d.Address
+			break
+		}
+	}
+	out := map[netip.AddrPort]bool{}
+	if !lowest.IsValid() {
+		return out
+	}
+	for _, d := range dests {
+		if _, ok := got[d.Address]; ok && d.Address.Compare(lowest) > 0 {
+			out[d.Address] = true
+		}
+	}
+	return out
+}
+
 // normDestinations returns ds with addresses normalized, the first of
 // duplicates kept, sorted by address.
 func normDestinations(ds []Destination) []Destination {
@@ -282,7 +331,7 @@ func normDestinations(ds []Destination) []Destination {
 
 func sameService(a, b Service) bool {
 	return a.Scheduler == b.Scheduler && a.Persistence == b.Persistence &&
-		a.PersistenceNetmask == b.PersistenceNetmask && a.SchedulerFlags == b.SchedulerFlags
+		a.PersistenceNetmask == b.PersistenceNetmask && a.SchedulerFlags == b.SchedulerFlags && a.OnePacket == b.OnePacket
 }
 
 // sameDestination compares an actual destination with a desired one. The

@@ -75,6 +75,37 @@ func TestPlan(t *testing.T) {
 			actual:  stateOf(base),
 		},
 		{
+			name:    "mh: a destination added below existing ones has them added again after it",
+			desired: []DesiredService{desiredSvc(web, "mh", rs("10.0.0.1:8080", 1), rs("10.0.0.2:8080", 1), rs("10.0.0.3:8080", 0), rs("10.0.0.4:8080", 1))},
+			actual:  stateOf(desiredSvc(web, "mh", rs("10.0.0.1:8080", 1), rs("10.0.0.3:8080", 1), rs("10.0.0.4:8080", 1))),
+			want: []string{
+				"delete destination 10.0.0.3:8080 in tcp 192.0.2.10:80",
+				"delete destination 10.0.0.4:8080 in tcp 192.0.2.10:80",
+				"add destination 10.0.0.2:8080 in tcp 192.0.2.10:80 forwarding nat weight 1",
+				"add destination 10.0.0.3:8080 in tcp 192.0.2.10:80 forwarding nat weight 0",
+				"add destination 10.0.0.4:8080 in tcp 192.0.2.10:80 forwarding nat weight 1",
+			},
+		},
+		{
+			name:    "mh: a destination added above every existing one is only added",
+			desired: []DesiredService{desiredSvc(web, "mh", rs("10.0.0.1:8080", 1), rs("10.0.0.2:8080", 1))},
+			actual:  stateOf(desiredSvc(web, "mh", rs("10.0.0.1:8080", 1))),
+			want:    []string{"add destination 10.0.0.2:8080 in tcp 192.0.2.10:80 forwarding nat weight 1"},
+		},
+		{
+			name:    "other schedulers: added where the kernel puts it",
+			desired: []DesiredService{desiredSvc(web, "wlc", rs("10.0.0.1:8080", 1), rs("10.0.0.2:8080", 1))},
+			actual:  stateOf(desiredSvc(web, "wlc", rs("10.0.0.2:8080", 1))),
+			want:    []string{"add destination 10.0.0.1:8080 in tcp 192.0.2.10:80 forwarding nat weight 1"},
+		},
+		{
+			name:    "one-packet scheduling change",
+			desired: []DesiredService{{Service: Service{Key: web, Scheduler: "wlc", OnePacket: true}, Destinations: base.Destinations}},
+			actual:  stateOf(base),
+			want:    []string{"edit service tcp 192.0.2.10:80 ops false -> true"},
+		},
+
+		{
 			name:    "unchanged with defaults filled in by the table",
 			desired: []DesiredService{desiredSvc(web, "", rs("10.0.0.1:8080", 1))},
 			actual:  stateOf(DesiredService{Service: Service{Key: web, Scheduler: "wlc", PersistenceNetmask: 32}, Destinations: []Destination{rs("10.0.0.1:8080", 1)}}),
@@ -226,6 +257,7 @@ func TestOpStrings(t *testing.T) {
 		{Op{Kind: OpUpdateDestination, Service: s, Destination: d}, "edit destination 10.0.0.11:8080 in tcp 192.0.2.10:80 forwarding nat weight 0"},
 		{Op{Kind: OpDeleteDestination, Service: s, Destination: d}, "delete destination 10.0.0.11:8080 in tcp 192.0.2.10:80"},
 		{Op{Kind: OpCreateService, Service: Service{Key: mark4, Scheduler: "mh", SchedulerFlags: MHPort}}, "add service fwmark 10 ipv4 scheduler mh flags mh-port"},
+		{Op{Kind: OpCreateService, Service: Service{Key: web, Scheduler: "rr", OnePacket: true}}, "add service tcp 192.0.2.10:80 scheduler rr ops"},
 	} {
 		if got := tt.op.String(); got != tt.want {
 			t.Errorf("got  %q\nwant %q", got, tt.want)

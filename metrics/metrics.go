@@ -47,7 +47,8 @@ type Metrics struct {
 	configHash    prometheus.Gauge
 	notifications *prometheus.CounterVec
 
-	policy *Policy // policy.go
+	policy   *Policy   // policy.go
+	announce *Announce // announce.go
 }
 
 var rsLabels = []string{"virtual_server", "real_server"}
@@ -126,6 +127,7 @@ func New(b Build) *Metrics {
 	m.serversReg.MustRegister(m.servers)
 	m.Schedule = newSchedule(m.Registry)
 	m.policy = newPolicy(m)
+	m.announce = newAnnounce(m)
 	return m
 }
 

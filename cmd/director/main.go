@@ -256,11 +256,17 @@ func runCmd(args []string, stderr io.Writer) int {
 
 	build := buildInfo()
 	m := metrics.New(build)
+	ann, err := startAnnouncers(cfg, log, m)
+	if err != nil {
+		fmt.Fprintf(stderr, "director: %s: %v\n", cfg.Path, err)
+		return 1
+	}
+	defer ann.stop()
 	var eng *engine.Engine
 	onTransition, onVSEvent, onVRRP, stopNotify := startNotifier(log, m, cfg, func() *config.Config { return eng.Config() })
 	defer stopNotify()
 	eng, err = engine.New(cfg, engine.Options{Table: table, Metrics: m, Logger: log, DryRun: *dryRun, OnTransition: onTransition,
-		OnVirtualServerEvent: onVSEvent, StateFile: stateFile(cfg, *dryRun)})
+		OnVirtualServerEvent: onVSEvent, StateFile: stateFile(cfg, *dryRun), Announcer: ann.engineAnnouncer()})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -294,7 +300,7 @@ func runCmd(args []string, stderr io.Writer) int {
 	tokenWatch.Go(func() { tokens.Run(tokenCtx) })
 	defer func() { stopTokens(); tokenWatch.Wait() }()
 	srv := api.Server(cfg.Director.Listen, api.Handler(eng, api.Options{Metrics: m.Handler(), Version: build.Version, Logger: log, Table: table,
-		Admin: eng, Token: tokens.Token, Refused: guard.APIRefused, VRRP: ha.status()}))
+		Admin: eng, Token: tokens.Token, Refused: guard.APIRefused, VRRP: ha.status(), Peers: ann.peers()}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -307,8 +313,17 @@ func runCmd(args []string, stderr io.Writer) int {
 	defer stopVRRP()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(limitListener(ln, srv, cfg.Director, log, guard)) }()
+	// The engine outlives the signal by the withdraw grace: routes go
+	// first, then the checks and the table (on_shutdown).
+	engineCtx, stopEngine := context.WithCancel(context.Background())
+	defer stopEngine()
+	go func() {
+		<-ctx.Done()
+		ann.withdraw("shutting down", cfg.Announce.WithdrawGrace)
+		stopEngine()
+	}()
 	engineErr := make(chan error, 1)
-	go func() { engineErr <- eng.Run(ctx) }()
+	go func() { engineErr <- eng.Run(engineCtx) }()
 	life := startLifecycle(ctx, log, eng, cfg, *maxBytes) // systemd notify and watchdog, watch_config
 	defer life.stop()
 
@@ -338,6 +353,7 @@ loop:
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	ann.withdraw("engine stopped", 0) // at once when it failed; already done after a signal
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("HTTP listener did not close cleanly", "err", err)
 	}
@@ -393,4 +409,5 @@ func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engi
 	if !reflect.DeepEqual(prev.VRRP, cfg.VRRP) {
 		log.Warn("[vrrp] changed: the active-backup settings (FIFO, track file, health, sync daemons) take effect on restart; the running ones stay", "path", path)
 	}
+	warnAnnounceReload(log, prev, cfg)
 }

@@ -183,6 +183,7 @@ func printStatus(w io.Writer, st api.StatusV1, now time.Time) {
 		}
 	}
 	tw.Flush()
+	printAnnounce(w, st.Announce, now)
 	printHolds(w, st, now)
 	if len(st.Events) > 0 {
 		fmt.Fprintln(w, "\nRecent transitions (newest first):")

