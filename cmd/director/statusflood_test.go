@@ -232,19 +232,47 @@ func TestStatusFloodKeepsChecksOnTime(t *testing.T) {
 	d.stop()
 }
 
-// floodBackends listens on one loopback address per real server
-// (127.1.v.j:8080) and closes every connection it accepts: what a TCP
-// check needs to pass.
+// floodBackends listens on one loopback address per real server,
+// 127.1.v.j, all on one port, and closes every connection it accepts:
+// what a TCP check needs to pass. The port is the first free one found,
+// so that two runs of the test (or other tests on 127.1/16) do not meet.
 func floodBackends(t *testing.T, virtualServers, perVS int) []string {
 	t.Helper()
-	var out []string
-	for v := range virtualServers {
-		for j := range perVS {
-			l := testutil.ListenAt(t, fmt.Sprintf("127.1.%d.%d:8080", v, j+1))
+	for range 5 {
+		lns, err := listenFlood(virtualServers, perVS)
+		if err != nil {
+			t.Logf("flood backends: %v; trying another port", err)
+			continue
+		}
+		var out []string
+		for _, l := range lns {
+			t.Cleanup(func() { l.Close() })
 			out = append(out, testutil.ServeConns(t, l, func(net.Conn) {}).String())
 		}
+		return out
 	}
-	return out
+	t.Fatal("no port free on all of 127.1.v.j for the flood backends")
+	return nil
+}
+
+func listenFlood(virtualServers, perVS int) ([]net.Listener, error) {
+	first, err := net.Listen("tcp", "127.1.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := first.Addr().(*net.TCPAddr).Port
+	lns := []net.Listener{first}
+	for i := 1; i < virtualServers*perVS; i++ {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.1.%d.%d:%d", i/perVS, i%perVS+1, port))
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, err
+		}
+		lns = append(lns, l)
+	}
+	return lns, nil
 }
 
 // procCPU is the CPU time (user and system) a process has used so far.
