@@ -71,19 +71,33 @@ func TestStatusFloodKeepsChecksOnTime(t *testing.T) {
 			t.Fatalf("only %d of %d real servers came up", strings.Count(d.logText(), `msg="real server up"`), servers)
 		}
 	}
-	time.Sleep(time.Second) // past the start-up burst of transitions
+	// Wait for a calm window: checks started at their planned rate (the
+	// start-up burst is over) and on time.
 	metricsURL := "http://" + listen + "/metrics"
-	quiet0 := scrapeSchedule(t, metricsURL)
-	time.Sleep(quietWindow)
-	before := scrapeSchedule(t, metricsURL)
-	if calm := before.minus(quiet0); calm.late()+calm.skipped > 0.05*calm.started {
-		// Other work keeps this machine so busy that checks are late with
-		// no flood at all: a flood cannot be judged here.
-		msg := fmt.Sprintf("this machine is too busy: %.0f of %.0f checks started more than 100 ms late without any flood", calm.late()+calm.skipped, calm.started)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
+	planned := float64(servers) / interval.Seconds()
+	var quiet0, before schedule
+	var calm string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		at := time.Now()
+		quiet0 = scrapeSchedule(t, metricsURL)
+		time.Sleep(quietWindow)
+		before = scrapeSchedule(t, metricsURL)
+		w := before.minus(quiet0)
+		rate := w.started / time.Since(at).Seconds()
+		calm = fmt.Sprintf("%.0f checks started a second (%.0f planned), %.0f of %.0f more than 100 ms late or skipped",
+			rate, planned, w.late()+w.skipped, w.started)
+		if rate > 0.75*planned && rate < 1.25*planned && w.late()+w.skipped <= 0.05*w.started {
+			break
 		}
-		t.Skip(msg)
+		if time.Now().After(deadline) {
+			// Other work keeps this machine so busy that checks are late
+			// with no flood at all: a flood cannot be judged here.
+			msg := "this machine is too busy to judge a flood: in the last window without one, " + calm
+			if os.Getenv("CI") == "true" {
+				t.Fatal(msg)
+			}
+			t.Skip(msg)
+		}
 	}
 	logMark := len(d.logText())
 
@@ -185,13 +199,16 @@ func TestStatusFloodKeepsChecksOnTime(t *testing.T) {
 		t.Errorf("only %.0f checks started during the flood; %d servers every %s should start %.0f",
 			lag.started, servers, interval, servers*floodTook.Seconds()/interval.Seconds())
 	}
-	// On an idle machine no check starts more than 100 ms late. This
-	// one is shared with other work: however well the director behaves, a
-	// burst of its own work (a render, a garbage collection) now and then
-	// waits its turn for a CPU. So: none skipped, none a second late, and
-	// at most lateShare of them more than 100 ms late beyond what the
-	// windows without the flood show.
-	const lateShare = 0.05 // go test runs other packages (the e2e VM among them) beside this one
+	// On an idle machine no check starts more than 100 ms late (seen here
+	// at load 4-6 on 2 cores). This one is shared with other work (go test
+	// runs other packages, the e2e VM among them, beside this one): at
+	// load 8-10 a burst of the director's own work (a render, a garbage
+	// collection) now and then waits its turn for a CPU, and 0-3 % of the
+	// checks started 0.25-0.5 s late. So: none skipped, none a second
+	// late, and at most lateShare of them more than 100 ms late beyond
+	// what the windows without the flood show. Rendering per request
+	// failed this by far (18-58 % late, up to 5 s, some skipped).
+	const lateShare = 0.05
 	quietShare := min(calmBefore.late()/calmBefore.started, calmAfter.late()/calmAfter.started)
 	floodShare := lag.late() / lag.started
 	if lag.skipped > 0 || lag.maxBound() > 1 || floodShare > 2*quietShare+lateShare {
