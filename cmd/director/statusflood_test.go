@@ -90,13 +90,12 @@ func TestStatusFloodKeepsChecksOnTime(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			// Other work keeps this machine so busy that checks are late
-			// with no flood at all: a flood cannot be judged here.
-			msg := "this machine is too busy to judge a flood: in the last window without one, " + calm
-			if os.Getenv("CI") == "true" {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
+			// Other work keeps this machine busy (go test runs other
+			// packages beside this one): flood anyway. Lateness is judged
+			// against the windows without the flood; memory, failed reads
+			// and servers gone down are judged as they are.
+			t.Logf("no calm window within 30s; flooding anyway: %s", calm)
+			break
 		}
 	}
 	logMark := len(d.logText())
