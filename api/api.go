@@ -6,10 +6,8 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -26,7 +24,9 @@ import (
 // Source is what the endpoints read: the engine.
 type Source interface {
 	Ready() bool
-	Status() engine.Status
+	// Snapshot is the latest status the engine published: shared and
+	// immutable, never changed by the endpoints.
+	Snapshot() *engine.Status
 }
 
 // Options configure the handler.
@@ -36,8 +36,9 @@ type Options struct {
 	// Refresh is how often the status page reloads itself; 5s when zero.
 	Refresh time.Duration
 	Logger  *slog.Logger
-	// Table, when set, is read on each status request so connection
-	// counters are live rather than as of the last reconcile.
+	// Table, when set, is read with each status render so connection
+	// counters are live rather than as of the last reconcile
+	// (statusdoc.go).
 	Table ipvs.Table
 	// Admin, when set, serves the write API (admin.go); Token returns the
 	// bearer token it requires ("" turns the write API off: 403).
@@ -80,37 +81,14 @@ func Handler(src Source, opts Options) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
-		body, err := json.MarshalIndent(currentStatus(r.Context(), src, opts), "", "  ")
-		if err != nil {
-			opts.Logger.Error("api: encoding /api/v1/status failed", "err", err)
-			http.Error(w, "encoding the status failed; see the director's log", http.StatusInternalServerError)
-			return
-		}
-		h := w.Header()
-		h.Set("Content-Type", "application/json")
-		h.Set("Cache-Control", "no-store")
-		w.Write(append(body, '\n'))
-	})
+	status := newStatusServer(src, opts, page)
+	mux.HandleFunc("GET /api/v1/status", status.serveJSON)
+	if opts.Admin != nil {
+		// A write changes the status: the next status request shows it.
+		opts.Admin = invalidatingAdmin{opts.Admin, status}
+	}
 	registerAdmin(mux, opts)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		// Render to a buffer first so a template error is a clean 500,
-		// not half a page.
-		var buf bytes.Buffer
-		if err := page.Execute(&buf, newPageData(currentStatus(r.Context(), src, opts), opts.Refresh)); err != nil {
-			opts.Logger.Error("api: rendering the status page failed", "err", err)
-			http.Error(w, "rendering the status page failed; see the director's log", http.StatusInternalServerError)
-			return
-		}
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Cache-Control", "no-store")
-		// The page needs nothing but its own inline styles: no scripts,
-		// no external assets, no framing.
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		w.Write(buf.Bytes())
-	})
+	mux.HandleFunc("GET /{$}", status.servePage)
 	return mux
 }
 
@@ -128,58 +106,25 @@ func Server(addr string, h http.Handler) *http.Server {
 	}
 }
 
-// kernelReadTimeout bounds the live table read of a status request.
-const kernelReadTimeout = 2 * time.Second
-
-// currentStatus is the engine's status with, when a table is configured,
-// the kernel's counters read now. A failed read keeps the counters of the
-// engine's last read and says so in the status.
-func currentStatus(ctx context.Context, src Source, opts Options) StatusV1 {
-	st := src.Status()
-	var readErr error
-	if opts.Table != nil {
-		ctx, cancel := context.WithTimeout(ctx, kernelReadTimeout)
-		live, err := opts.Table.Services(ctx)
-		cancel()
-		if err != nil {
-			readErr = err
-		} else {
-			overlayCounters(&st, live)
-		}
-	}
-	out := statusV1(st, opts.Version)
-	out.Director.WriteAPI = opts.Admin != nil && opts.Token != nil && opts.Token() != ""
-	out.Announce = announceV1(st, opts.Peers)
-	if opts.VRRP != nil {
-		out.VRRP = vrrpV1(opts.VRRP())
-	}
-	if readErr != nil {
-		out.Director.KernelError = "reading the IPVS table for live counters failed (counters are from the last reconcile): " + readErr.Error()
-	}
-	return out
+// invalidatingAdmin is an Admin whose every call makes the next status
+// response new, so that a client reading the status after its write
+// sees it.
+type invalidatingAdmin struct {
+	Admin
+	status *statusServer
 }
 
-func overlayCounters(st *engine.Status, live []ipvs.ServiceState) {
-	type dk struct {
-		svc  ipvs.ServiceKey
-		addr netip.AddrPort
-	}
-	svcs := map[ipvs.ServiceKey]ipvs.Counters{}
-	dests := map[dk]ipvs.Counters{}
-	for _, s := range live {
-		k := s.Key.Normalize()
-		svcs[k] = s.Counters
-		for _, d := range s.Destinations {
-			dests[dk{k, d.Address}] = d.Counters
-		}
-	}
-	for i := range st.VirtualServers {
-		vs := &st.VirtualServers[i]
-		k := vs.Service.Key.Normalize()
-		vs.Counters = svcs[k]
-		for j := range vs.RealServers {
-			rs := &vs.RealServers[j]
-			rs.Counters = dests[dk{k, rs.Address}]
-		}
-	}
+func (a invalidatingAdmin) SetOverride(ctx context.Context, req engine.OverrideRequest) (engine.Override, error) {
+	defer a.status.invalidate()
+	return a.Admin.SetOverride(ctx, req)
+}
+
+func (a invalidatingAdmin) EnableServer(ctx context.Context, vs string, rs netip.AddrPort, reason, by string) error {
+	defer a.status.invalidate()
+	return a.Admin.EnableServer(ctx, vs, rs, reason, by)
+}
+
+func (a invalidatingAdmin) ClearPanic(ctx context.Context, name, by string) error {
+	defer a.status.invalidate()
+	return a.Admin.ClearPanic(ctx, name, by)
 }

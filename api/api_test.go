@@ -18,8 +18,8 @@ type fakeSource struct {
 	status engine.Status
 }
 
-func (f *fakeSource) Ready() bool           { return f.ready }
-func (f *fakeSource) Status() engine.Status { return f.status }
+func (f *fakeSource) Ready() bool              { return f.ready }
+func (f *fakeSource) Snapshot() *engine.Status { return &f.status }
 
 func TestEndpoints(t *testing.T) {
 	src := &fakeSource{}

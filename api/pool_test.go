@@ -61,8 +61,8 @@ func TestPoolSummary(t *testing.T) {
 
 type fixedStatus struct{ st engine.Status }
 
-func (f fixedStatus) Ready() bool           { return true }
-func (f fixedStatus) Status() engine.Status { return f.st }
+func (f fixedStatus) Ready() bool              { return true }
+func (f fixedStatus) Snapshot() *engine.Status { return &f.st }
 
 // TestPoolOnPageAndJSON: a pool of three real servers, all up, one
 // drained and one disabled, is 1/3 serving in the JSON and on the page,

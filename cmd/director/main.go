@@ -42,7 +42,7 @@ Usage:
   director check [-config] FILE [-allow-empty] [-max-config-bytes N]
       Validate the config; print every problem with file, line and key. Exit 1 if
       invalid, or if it has no virtual server (unless -allow-empty).
-  director status [-addr URL] [-json] [-timeout D]
+  director status [-addr URL] [-json] [-timeout D] [-virtual-server NAME]
       Show a running director's virtual and real servers with their health,
       like ipvsadm -Ln (from its /api/v1/status; -addr defaults to http://127.0.0.1:9410).
   director plan [-config] NEW [-current FILE] [-table kernel|empty] [-dry-run] [-max-config-bytes N]

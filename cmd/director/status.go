@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,6 +25,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "http://"+defaultListen, "the director's listen address (director.listen), as a URL or host:port")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
 	asJSON := fs.Bool("json", false, "print the raw /api/v1/status JSON")
+	only := fs.String("virtual-server", "", "show only this virtual server")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -32,7 +35,11 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	body, err := fetchStatus(ctx, base+"/api/v1/status")
+	target := base + "/api/v1/status"
+	if *only != "" {
+		target += "?virtual_server=" + url.QueryEscape(*only)
+	}
+	body, err := fetchStatus(ctx, target)
 	if err != nil {
 		fmt.Fprintf(stderr, "director status: %v\n(is the director running, and is -addr its director.listen address?)\n", err)
 		return 1
@@ -56,29 +63,66 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 // defaultListen mirrors config.DefaultListen without loading a config.
 const defaultListen = "127.0.0.1:9410"
 
-func fetchStatus(ctx context.Context, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+// maxStatusBody caps the status read: 10,000 real servers are ~25 MB of
+// JSON, so this is room for ~50,000, and keeps a wrong address from
+// filling memory.
+const maxStatusBody = 128 << 20
+
+// fetchStatus gets the status; a busy director (503) is asked again after
+// its Retry-After while the deadline allows.
+func fetchStatus(ctx context.Context, target string) ([]byte, error) {
+	for {
+		body, retry, err := fetchStatusOnce(ctx, target)
+		if retry <= 0 {
+			return body, err
+		}
+		select {
+		case <-time.After(retry):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+// fetchStatusOnce is one request; retry > 0 says when to try again.
+func fetchStatusOnce(ctx context.Context, target string) (body []byte, retry time.Duration, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%s: no answer within the timeout", url)
+			return nil, 0, fmt.Errorf("%s: no answer within the timeout", target)
 		}
-		return nil, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
-	// A status is a few hundred bytes per real server; 16 MiB is far more
-	// than any config and keeps a wrong address from filling memory.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", url, err)
+	body, err = io.ReadAll(io.LimitReader(resp.Body, maxStatusBody+1))
+	switch {
+	case err != nil:
+		return nil, 0, fmt.Errorf("%s: %w", target, err)
+	case len(body) > maxStatusBody:
+		return nil, 0, fmt.Errorf("%s: the status is larger than %d MiB; ask for one virtual server with -virtual-server", target, maxStatusBody>>20)
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		err = fmt.Errorf("%s: %s: %s", target, resp.Status, firstLine(body))
+		if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 {
+			return nil, time.Duration(secs) * time.Second, err
+		}
+		return nil, 0, err
+	case resp.StatusCode != http.StatusOK:
+		return nil, 0, fmt.Errorf("%s: %s: %s", target, resp.Status, firstLine(body))
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	return body, 0, nil
+}
+
+// firstLine is the start of an error body, enough to say what went wrong.
+func firstLine(body []byte) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+	if len(line) > 200 {
+		line = line[:200] + "…"
 	}
-	return body, nil
+	return line
 }
 
 // forwardNames are ipvsadm -Ln's words for the forwarding methods.

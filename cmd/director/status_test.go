@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,8 +24,8 @@ import (
 
 type fixedSource struct{ st engine.Status }
 
-func (f fixedSource) Ready() bool           { return f.st.Ready }
-func (f fixedSource) Status() engine.Status { return f.st }
+func (f fixedSource) Ready() bool              { return f.st.Ready }
+func (f fixedSource) Snapshot() *engine.Status { return &f.st }
 
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
@@ -107,6 +108,8 @@ func TestStatusCommand(t *testing.T) {
 		{"table", []string{"status", "-addr", srv.URL}, 0, []string{"TCP 192.0.2.10:80", "10.0.0.12:8080", "status 503 (3 in a row)"}, ""},
 		{"host:port without scheme", []string{"status", "-addr", strings.TrimPrefix(srv.URL, "http://")}, 0, []string{"web: 1/2 serving (1 down)"}, ""},
 		{"json", []string{"status", "-addr", srv.URL, "-json"}, 0, []string{`"version": "v1"`, `"state": "down"`}, ""},
+		{"one virtual server", []string{"status", "-addr", srv.URL, "-virtual-server", "web"}, 0, []string{"web: 1/2 serving"}, ""},
+		{"unknown virtual server", []string{"status", "-addr", srv.URL, "-virtual-server", "nope"}, 1, nil, `404 Not Found: no virtual server "nope"`},
 		{"nothing listening", []string{"status", "-addr", "127.0.0.1:1", "-timeout", "2s"}, 1, nil, "is the director running"},
 		{"bad flag", []string{"status", "-nope"}, 2, nil, "flag provided but not defined"},
 	} {
@@ -124,6 +127,42 @@ func TestStatusCommand(t *testing.T) {
 				t.Errorf("stderr lacks %q: %s", tc.err, errOut.String())
 			}
 		})
+	}
+}
+
+// TestStatusCommandWaitsOutBusy: a director answering 503 with
+// Retry-After is asked again within -timeout; one that stays busy is
+// reported with what it said.
+func TestStatusCommandWaitsOutBusy(t *testing.T) {
+	status := api.Handler(fixedSource{sampleStatus()}, api.Options{Version: "v1.2.3"})
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "too many status requests are being rendered", http.StatusServiceUnavailable)
+			return
+		}
+		status.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	var out, errOut bytes.Buffer
+	start := time.Now()
+	if code := realMain([]string{"status", "-addr", srv.URL}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "web: 1/2 serving") {
+		t.Fatalf("exit %d after a 503: %s%s", code, out.String(), errOut.String())
+	}
+	if calls.Load() != 2 || time.Since(start) < time.Second {
+		t.Errorf("%d requests in %s, want a second one after Retry-After (1s)", calls.Load(), time.Since(start))
+	}
+
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many status requests are being rendered", http.StatusServiceUnavailable)
+	}))
+	defer busy.Close()
+	errOut.Reset()
+	if code := realMain([]string{"status", "-addr", busy.URL, "-timeout", "2500ms"}, &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), "503 Service Unavailable: too many status requests") {
+		t.Errorf("always busy: exit %d, stderr %s", code, errOut.String())
 	}
 }
 

@@ -198,7 +198,9 @@ func TestVRRPPair(t *testing.T) {
 	t.Run("6_split_brain", func(t *testing.T) {
 		w.startKeepalived(t, w.a) // A comes back and, healthy, takes the VIP again
 		w.waitRole(t, w.a, "MASTER", 30*time.Second)
-		w.waitRole(t, w.b, "BACKUP", 5*time.Second)
+		// B hears A's adverts within a few intervals; under emulation on a
+		// busy host that takes seconds, not the 0.6 s measured when idle.
+		w.waitRole(t, w.b, "BACKUP", 15*time.Second)
 		// Cut A and B off from each other on the bridge (isolated ports
 		// reach every other port but not each other): VRRP and the sync
 		// traffic are lost, the client and the real servers still reach
