@@ -28,11 +28,24 @@ type announcers struct {
 }
 
 // startAnnouncers starts what cfg asks for; with neither [bgp] nor
-// [route_table] it starts nothing.
-func startAnnouncers(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*announcers, error) {
+// [route_table] it starts nothing. With dryRun the announcers only log:
+// a director whose table is in memory must not draw traffic.
+func startAnnouncers(cfg *config.Config, log *slog.Logger, m *metrics.Metrics, dryRun bool) (*announcers, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &announcers{log: log, cancel: cancel}
 	opts := announcer.Options{Logger: log, Metrics: metrics.NewAnnounce(m), StuckAfter: cfg.Announce.UnhealthyAfter}
+	if dryRun {
+		for name, on := range map[string]bool{"bgp": cfg.BGP != nil, "route_table": cfg.RouteTable != nil} {
+			if on {
+				a.runners = append(a.runners, announcer.NewRunner(announcer.DryRun{Of: name, Log: log}, opts))
+				log.Warn("dry-run: announcing VIPs is only logged; no BGP session, no route", "announcer", name)
+			}
+		}
+		for _, r := range a.runners {
+			a.wg.Go(func() { r.Run(ctx) })
+		}
+		return a, nil
+	}
 	if cfg.BGP != nil {
 		b, err := announcer.StartBGP(ctx, *cfg.BGP, log, opts.Metrics)
 		if err != nil {

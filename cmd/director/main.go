@@ -256,7 +256,7 @@ func runCmd(args []string, stderr io.Writer) int {
 
 	build := buildInfo()
 	m := metrics.New(build)
-	ann, err := startAnnouncers(cfg, log, m)
+	ann, err := startAnnouncers(cfg, log, m, *dryRun)
 	if err != nil {
 		fmt.Fprintf(stderr, "director: %s: %v\n", cfg.Path, err)
 		return 1

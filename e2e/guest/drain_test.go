@@ -49,8 +49,11 @@ type heldConn struct {
 
 // get makes one request on the held connection and returns the body (the
 // backend's name).
-func (h *heldConn) get() (string, error) {
-	h.conn.SetDeadline(time.Now().Add(10 * time.Second))
+func (h *heldConn) get() (string, error) { return h.getWithin(10 * time.Second) }
+
+// getWithin is get with its own time limit.
+func (h *heldConn) getWithin(timeout time.Duration) (string, error) {
+	h.conn.SetDeadline(time.Now().Add(timeout))
 	defer h.conn.SetDeadline(time.Time{})
 	if _, err := fmt.Fprintf(h.conn, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", h.host); err != nil {
 		return "", err
