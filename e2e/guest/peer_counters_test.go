@@ -245,8 +245,10 @@ func Test18CountersMatchNodeExporter(t *testing.T) {
 			t.Errorf("%s since before the traffic: node_exporter %v, the director's services %v", c, nodeDelta, dirDelta)
 		}
 	}
-	if got := node["connections_total{}"] - before["connections_total{}"]; got != n1+n2 {
-		t.Errorf("node_exporter counted %v new connections, want the %d requests made (one connection each)", got, n1+n2)
+	// The client may open a connection more than it sends requests (a
+	// kept-alive one the server closed is dialled again); never fewer.
+	if got := node["connections_total{}"] - before["connections_total{}"]; got < float64(n1+n2) || got > float64(n1+n2)+2 {
+		t.Errorf("node_exporter counted %v new connections, want the %d requests made (one connection each, a retried dial or two at most)", got, n1+n2)
 	}
 
 	// Per service and per real server: connections, packets and bytes,

@@ -230,11 +230,17 @@ func TestVRRPPair(t *testing.T) {
 		w.waitRole(t, w.b, "BACKUP", 10*time.Second)
 		t.Logf("healed: B BACKUP again after %.2fs", time.Since(healed).Seconds())
 		st := w.status(t, w.a)
-		if st.VRRP == nil || st.VRRP.Role != "MASTER" || st.VRRP.LowerPriorityMaster == nil {
-			t.Errorf("A after the split: %+v; want MASTER, having reported the second master", st.VRRP)
+		if st.VRRP == nil || st.VRRP.Role != "MASTER" {
+			t.Errorf("A after the split: %+v; want MASTER", st.VRRP)
 		}
-		if !strings.Contains(w.a.dlog.String(), "another MASTER is on the link") {
-			t.Error("A's director did not log the second master")
+		// keepalived tells A of the second master only when A hears B's
+		// advert before B hears A's and steps down; which comes first is
+		// a race. When it did tell, the director must have said so.
+		switch logged := strings.Contains(w.a.dlog.String(), "another MASTER is on the link"); {
+		case st.VRRP != nil && st.VRRP.LowerPriorityMaster != nil && !logged:
+			t.Error("A's keepalived reported the second master, and A's director did not log it")
+		case st.VRRP != nil && st.VRRP.LowerPriorityMaster == nil:
+			t.Logf("B stepped down before A heard its adverts: keepalived reported no second master to A")
 		}
 		if !w.a.hasVIP(t) || w.b.hasVIP(t) {
 			t.Errorf("after the split the VIP is on A: %v, on B: %v; want A only", w.a.hasVIP(t), w.b.hasVIP(t))
