@@ -95,9 +95,24 @@ type Spec struct {
 // passed to Probe carries a deadline.
 const DefaultTimeout = 5 * time.Second
 
-// New validates spec and returns the prober of its kind. Errors name the
-// offending option, using the configuration file's spelling.
-func New(spec Spec) (Prober, error) {
+// Shared is what the probers built by one director share: the bound on
+// exec checks running at once, which is on the director, as its fd and
+// process limits are, not on any one check. The engine holds one.
+type Shared struct {
+	execSlots slots
+}
+
+// NewShared returns the resources of one director's probers.
+func NewShared() *Shared { return &Shared{execSlots: make(slots, ExecConcurrency)} }
+
+// New is Shared.New with resources of its own: for validating a spec, or
+// a prober used alone.
+func New(spec Spec) (Prober, error) { return NewShared().New(spec) }
+
+// New validates spec and returns the prober of its kind, sharing sh with
+// the others sh built. Errors name the offending option, using the
+// configuration file's spelling.
+func (sh *Shared) New(spec Spec) (Prober, error) {
 	k, err := validateCommon(spec)
 	if err != nil {
 		return nil, err
@@ -110,7 +125,7 @@ func New(spec Spec) (Prober, error) {
 	if errs := opts.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("%s: %v", spec, errs[0])
 	}
-	return k.build(spec)
+	return k.build(spec, sh)
 }
 
 func validateCommon(spec Spec) (Kind, error) {

@@ -175,7 +175,7 @@ type compiledStep struct {
 	startTLS bool
 }
 
-func newDialogue(spec Spec) (Prober, error) {
+func newDialogue(spec Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(DialogueOptions)
 	p := &dialogueProber{spec: spec, tlsAt: o.TLS}
 	for _, s := range o.Steps {

@@ -155,7 +155,7 @@ type dnsProber struct {
 }
 
 // newDNS builds the prober of a spec whose options passed Validate.
-func newDNS(spec Spec) (Prober, error) {
+func newDNS(spec Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(DNSOptions)
 	p := &dnsProber{spec: spec, transport: o.transport(), name: o.queryName(),
 		qtype: dns.StringToType[o.queryType()], recursion: !o.NoRecursion,

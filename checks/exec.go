@@ -50,11 +50,6 @@ const execLineCap = 256
 // and its process group has been killed: the pipe's last bytes.
 const execExitGrace = 100 * time.Millisecond
 
-// execSlots bounds the exec checks running at once. It is the package's
-// one piece of shared state, deliberately: the bound is on the director
-// process, as its fd and process limits are, not on any one check.
-var execSlots = make(slots, ExecConcurrency)
-
 // slots is a counting semaphore.
 type slots chan struct{}
 
@@ -206,9 +201,9 @@ type execProber struct {
 	slots   slots
 }
 
-func newExec(spec Spec) (Prober, error) {
+func newExec(spec Spec, shared *Shared) (Prober, error) {
 	o := spec.Options.(ExecOptions)
-	p := &execProber{spec: spec, argv: o.Command, dynamic: o.DynamicWeight, slots: execSlots}
+	p := &execProber{spec: spec, argv: o.Command, dynamic: o.DynamicWeight, slots: shared.execSlots}
 	if o.User != "" {
 		var err error
 		if p.cred, err = lookupCredential(o.User); err != nil {

@@ -320,3 +320,27 @@ func TestExecOptions(t *testing.T) {
 		}
 	}
 }
+
+// The exec bound belongs to the Shared that built the probers (one per
+// director), not to the package: probers of one Shared share its slots,
+// those of another do not.
+func TestExecSlotsPerShared(t *testing.T) {
+	spec := execSpec(ExecOptions{Command: []string{script(t, "exit 0")}})
+	busy := NewShared()
+	for range ExecConcurrency {
+		busy.execSlots <- struct{}{} // every slot of this director taken
+	}
+	p, err := busy.New(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := probeWithin(t, p, 200*time.Millisecond)
+	if !res.Inconclusive || !strings.Contains(res.Reason, "slots busy") {
+		t.Errorf("a prober of a Shared with no free slot: %+v, want inconclusive, slots busy", res)
+	}
+	other, err := NewShared().New(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOK(t, probeWithin(t, other, 2*time.Second))
+}

@@ -78,7 +78,7 @@ type grpcProber struct {
 	tls     *tls.Config // nil without TLS
 }
 
-func newGRPC(spec Spec) (Prober, error) {
+func newGRPC(spec Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(GRPCOptions)
 	p := &grpcProber{spec: spec, service: o.Service}
 	if o.TLS {

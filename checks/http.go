@@ -242,7 +242,7 @@ type httpProber struct {
 }
 
 // newHTTP builds the prober of a spec whose options passed Validate.
-func newHTTP(spec Spec) (Prober, error) {
+func newHTTP(spec Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(HTTPOptions)
 	p := &httpProber{spec: spec, method: o.method(), maxBody: o.maxBody()}
 	hostport := spec.Target.String()

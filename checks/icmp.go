@@ -63,7 +63,7 @@ type icmpProber struct {
 }
 
 // newICMP builds the prober of a spec whose options passed Validate.
-func newICMP(spec Spec) (Prober, error) {
+func newICMP(spec Spec, _ *Shared) (Prober, error) {
 	addr := spec.Target.Addr().Unmap()
 	p := &icmpProber{spec: spec, privileged: spec.Options.(ICMPOptions).Privileged,
 		ip: net.IPAddr{IP: addr.AsSlice(), Zone: addr.Zone()}}

@@ -104,7 +104,7 @@ type ldapProber struct {
 	opts LDAPOptions
 }
 
-func newLDAP(spec Spec) (Prober, error) {
+func newLDAP(spec Spec, _ *Shared) (Prober, error) {
 	return &ldapProber{spec: spec, opts: spec.Options.(LDAPOptions)}, nil
 }
 

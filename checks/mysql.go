@@ -29,7 +29,7 @@ type mysqlProber struct {
 	opts SQLOptions
 }
 
-func newMySQL(spec Spec) (Prober, error) {
+func newMySQL(spec Spec, _ *Shared) (Prober, error) {
 	return &mysqlProber{spec: spec, opts: spec.Options.(SQLOptions)}, nil
 }
 

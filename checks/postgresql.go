@@ -30,7 +30,7 @@ type postgresqlProber struct {
 	base *pgx.ConnConfig // copied for each check
 }
 
-func newPostgreSQL(spec Spec) (Prober, error) {
+func newPostgreSQL(spec Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(SQLOptions)
 	// ParseConfig is the only way to make a config pgx accepts; it also
 	// reads the PG* environment and ~/.pgpass, so every setting that

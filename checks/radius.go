@@ -92,7 +92,7 @@ type radiusProber struct {
 	opts RADIUSOptions
 }
 
-func newRADIUS(spec Spec) (Prober, error) {
+func newRADIUS(spec Spec, _ *Shared) (Prober, error) {
 	return &radiusProber{spec: spec, opts: spec.Options.(RADIUSOptions)}, nil
 }
 

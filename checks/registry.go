@@ -54,7 +54,7 @@ type Kind struct {
 	Decode func(d Decoder) Options
 	// build makes the prober of a spec whose Options are this kind's and
 	// have passed Validate.
-	build func(Spec) (Prober, error)
+	build func(Spec, *Shared) (Prober, error)
 }
 
 // Key is one option key of a kind.

@@ -141,7 +141,7 @@ type sipProber struct {
 	statuses []StatusRange
 }
 
-func newSIP(spec Spec) (Prober, error) {
+func newSIP(spec Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(SIPOptions)
 	p := &sipProber{spec: spec, tcp: o.transport() == "tcp"}
 	if err := sip.ParseUri(o.requestURI(spec.Target), &p.uri); err != nil {

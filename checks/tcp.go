@@ -89,7 +89,7 @@ type tcpProber struct {
 }
 
 // newTCP builds the prober of a spec whose options passed Validate.
-func newTCP(spec Spec) (Prober, error) {
+func newTCP(spec Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(TCPOptions)
 	p := &tcpProber{spec: spec, send: o.Send}
 	if o.Expect != "" {

@@ -77,7 +77,7 @@ type udpProber struct {
 	expect *regexp.Regexp // nil accepts any reply
 }
 
-func newUDP(spec Spec) (Prober, error) {
+func newUDP(spec Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(UDPOptions)
 	send, _ := unescape(o.Send) // Validate checked it
 	p := &udpProber{spec: spec, send: []byte(send)}

@@ -38,7 +38,8 @@ type Options struct {
 	// DryRun only changes how table changes are logged: the table is
 	// expected to be an in-memory one.
 	DryRun bool
-	// NewProber builds a prober from a spec; checks.New when nil.
+	// NewProber builds a prober from a spec; when nil, the engine's own
+	// checks.Shared builds them (one exec concurrency bound per director).
 	NewProber func(checks.Spec) (checks.Prober, error)
 	// ReconcileTimeout bounds one reconcile run; 30s when zero.
 	ReconcileTimeout time.Duration
@@ -168,7 +169,7 @@ type reloadRequest struct {
 // ready to Run. Nothing runs and nothing touches the table until Run.
 func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if opts.NewProber == nil {
-		opts.NewProber = checks.New
+		opts.NewProber = checks.NewShared().New
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
