@@ -691,10 +691,7 @@ func (c *ldConv) check(v *ldVirtual, opt map[string]ldLine, t ldTimeouts, vport 
 			used["receive"] = true
 			delete(opt, "receive")
 		}
-		if o, ok := opt["virtualhost"]; ok {
-			b.set("host", unquote(o.value), o.at, "")
-			used["virtualhost"] = true
-		}
+		copyOpt(b, opt, used, "virtualhost", "host")
 		if o, ok := opt["httpmethod"]; ok {
 			b.set("method", strings.ToUpper(unquote(o.value)), o.at, "")
 			used["httpmethod"] = true
@@ -760,26 +757,17 @@ func (c *ldConv) check(v *ldVirtual, opt map[string]ldLine, t ldTimeouts, vport 
 	case "mysql", "pgsql":
 		typ := map[string]string{"mysql": "mysql", "pgsql": "postgresql"}[service]
 		b.set("type", typ, v.at, "")
-		if o, ok := opt["login"]; ok {
-			b.set("login", unquote(o.value), o.at, "")
-			used["login"] = true
-		} else {
+		if !copyOpt(b, opt, used, "login", "login") {
 			b.set("login", "root", pos{}, "")
 		}
-		if o, ok := opt["database"]; ok {
-			b.set("database", unquote(o.value), o.at, "")
-			used["database"] = true
-		}
+		copyOpt(b, opt, used, "database", "database")
 		if req != "" {
 			b.set("query", req, optAt(opt, "request"), "")
 			used["request"] = true
 		}
 	case "ldap":
 		b.set("type", "ldap", v.at, "")
-		if o, ok := opt["login"]; ok {
-			b.set("bind_dn", unquote(o.value), o.at, "")
-			used["login"] = true
-		}
+		copyOpt(b, opt, used, "login", "bind_dn")
 		if req != "" {
 			b.set("search_base", req, optAt(opt, "request"), "")
 			used["request"] = true
@@ -820,6 +808,16 @@ func (c *ldConv) check(v *ldVirtual, opt map[string]ldLine, t ldTimeouts, vport 
 		return c.finishCheck(b, opt, used, service, timeout, timeoutAt, t)
 	}
 	return c.finishCheck(b, opt, used, service, 0, pos{}, t)
+}
+
+// copyOpt sets the check key to the ldirectord option's value, if set.
+func copyOpt(b *block, opt map[string]ldLine, used map[string]bool, from, to string) bool {
+	o, ok := opt[from]
+	if ok {
+		b.set(to, unquote(o.value), o.at, "")
+		used[from] = true
+	}
+	return ok
 }
 
 func hasLogin(opt map[string]ldLine) bool { _, ok := opt["login"]; return ok }
