@@ -496,6 +496,7 @@ func (c *kaConv) virtualServer(n *knode) {
 	}
 
 	// One director virtual server per member.
+	warnedPorts := false
 	for _, m := range members {
 		out := &vsBlock{}
 		out.comment = []string{fmt.Sprintf("%s: %s", n.at, what)}
@@ -531,8 +532,48 @@ func (c *kaConv) virtualServer(n *knode) {
 			}
 			out.reals = append(out.reals, rb)
 		}
+		if m.fwmark != 0 {
+			if !fwmarkPorts(out, m.at.line) && !warnedPorts {
+				warnedPorts = true
+				c.approx(m.at, "fwmark "+strconv.Itoa(m.fwmark), "a check on each real server's own port cannot be kept: the real servers of this fwmark service use different ports and IPVS ignores them; set the check's port")
+			}
+		}
 		c.doc.vss = append(c.doc.vss, out)
 	}
+}
+
+// fwmarkPorts drops the real servers' ports from a fwmark service, as
+// keepalived does (IPVS keeps the packet's port), and moves them to the
+// check, which keepalived runs on them. It says false when the real
+// servers' ports differ and the check has none of its own.
+func fwmarkPorts(vs *vsBlock, line int) bool {
+	ports := map[uint16]bool{}
+	for _, rb := range vs.reals {
+		s, _ := strconv.Unquote(rb.items[0].value)
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			continue
+		}
+		ports[ap.Port()] = true
+		rb.items[0].value = tomlString(ap.Addr().String())
+		rb.items[0].note = "keepalived ignores a fwmark real server's port"
+	}
+	if vs.check == nil || len(ports) == 0 {
+		return true
+	}
+	t, _ := vs.check.get("type")
+	if _, has := vs.check.get("port"); has || t == `"none"` || t == `"icmp"` {
+		return true
+	}
+	if len(ports) > 1 {
+		return false
+	}
+	check := &block{comment: vs.check.comment, items: append([]item(nil), vs.check.items...)}
+	for p := range ports {
+		check.set("port", int(p), pos{}, "the real servers' port, which keepalived checks")
+	}
+	vs.check = check
+	return true
 }
 
 // fixDRPort writes a dr/tun real server with the virtual server's port:
