@@ -533,7 +533,7 @@ func (c *kaConv) virtualServer(n *knode) {
 			out.reals = append(out.reals, rb)
 		}
 		if m.fwmark != 0 {
-			if !fwmarkPorts(out, m.at.line) && !warnedPorts {
+			if !fwmarkPorts(out, "keepalived") && !warnedPorts {
 				warnedPorts = true
 				c.approx(m.at, "fwmark "+strconv.Itoa(m.fwmark), "a check on each real server's own port cannot be kept: the real servers of this fwmark service use different ports and IPVS ignores them; set the check's port")
 			}
@@ -543,10 +543,10 @@ func (c *kaConv) virtualServer(n *knode) {
 }
 
 // fwmarkPorts drops the real servers' ports from a fwmark service, as
-// keepalived does (IPVS keeps the packet's port), and moves them to the
+// keepalived does (and ipvsadm, so ldirectord, but for masq) (IPVS keeps the packet's port), and moves them to the
 // check, which keepalived runs on them. It says false when the real
 // servers' ports differ and the check has none of its own.
-func fwmarkPorts(vs *vsBlock, line int) bool {
+func fwmarkPorts(vs *vsBlock, who string) bool {
 	ports := map[uint16]bool{}
 	for _, rb := range vs.reals {
 		s, _ := strconv.Unquote(rb.items[0].value)
@@ -556,7 +556,7 @@ func fwmarkPorts(vs *vsBlock, line int) bool {
 		}
 		ports[ap.Port()] = true
 		rb.items[0].value = tomlString(ap.Addr().String())
-		rb.items[0].note = "keepalived ignores a fwmark real server's port"
+		rb.items[0].note = who + " ignores a fwmark real server's port"
 	}
 	if vs.check == nil || len(ports) == 0 {
 		return true
@@ -570,7 +570,7 @@ func fwmarkPorts(vs *vsBlock, line int) bool {
 	}
 	check := &block{comment: vs.check.comment, items: append([]item(nil), vs.check.items...)}
 	for p := range ports {
-		check.set("port", int(p), pos{}, "the real servers' port, which keepalived checks")
+		check.set("port", int(p), pos{}, "the real servers' port, which "+who+" checks")
 	}
 	vs.check = check
 	return true
