@@ -102,8 +102,7 @@ func (l *loader) parseCheck(t table, sec section) rawCheck {
 	r.Rise = set(int(rise), n, ok)
 	fall, n, ok := t.intRange("fall", 1, 1000, "fall must be 1-1000")
 	r.Fall = set(int(fall), n, ok)
-	port, n, ok := t.intRange("port", 1, 65535, "ports are 1-65535")
-	r.Port = set(uint16(port), n, ok)
+	r.Port = set(l.checkPort(t))
 	r.Address = set(l.ipOnly(t, "address"))
 	r.Source = set(l.ipOnly(t, "source"))
 	// Every value of every kind's keys is judged here, whatever the type:

@@ -45,6 +45,7 @@ type loader struct {
 	file  string
 	dir   string // for relative ca_file paths
 	lines *lineIndex
+	ports *portNames // port names, from the services database
 	errs  []Problem
 	warns []Problem
 }
