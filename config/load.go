@@ -66,10 +66,11 @@ var (
 		"notify_command", "notify_url", "quorum", "hysteresis", "panic_threshold",
 		"scheduler_flags", "ops", "announce", "announce_rule", "announce_above", "withdraw_below", "communities", "med", "local_pref",
 	}, nested: merge(nestedCheckKeys("[virtual_server.check]"), map[string]string{"weight": "[[virtual_server.real_server]]"})}
-	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding"},
-		nested: nestedCheckKeys("[virtual_server.check]")}
+	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding", "check"},
+		nested: nestedCheckKeys("[[virtual_server.real_server.check]]")}
 	secDefaultsCheck = section{name: "[defaults.check]", keys: checkKeys}
 	secVSCheck       = section{name: "[virtual_server.check]", keys: checkKeys}
+	secRSCheck       = section{name: "[[virtual_server.real_server.check]]", keys: checkKeys}
 )
 
 func nestedCheckKeys(where string) map[string]string {
@@ -517,18 +518,8 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 		vs.DrainTimeout = v
 	}
 
-	// check
-	var own rawCheck
-	if ct, ok := t.sub("check"); ok {
-		own = l.parseCheck(ct, secVSCheck)
-	}
-	vs.Check = l.mergeCheck(defCheck, own)
-	checkNode := t.n.child("check")
-	if own.Source.Set {
-		checkNode = own.Source.N
-	} else if defCheck.Source.Set {
-		checkNode = defCheck.Source.N
-	}
+	// checks
+	vsRaw, srcNodes := l.virtualServerChecks(t, defCheck, &vs)
 
 	// real servers
 	seen := map[netip.AddrPort]int{}
@@ -541,6 +532,10 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 		}
 		if v, _, ok := rt.intRange("weight", 0, 65535, "IPVS weights are 0-65535"); ok {
 			rs.Weight = uint32(v)
+		}
+		rsSrc := srcNodes
+		if entries := checkTables(rt); len(entries) > 0 {
+			rs.Checks, rsSrc = l.realServerChecks(defCheck, vsRaw, vs.Checks, srcNodes, entries)
 		}
 		s, n, ok := rt.str("address")
 		if !ok {
@@ -562,7 +557,9 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			} else {
 				seen[ap] = rs.Line
 			}
-			l.checkProbeTarget(vs.Check, ap, n, checkNode)
+			for i, c := range vs.ChecksOf(&rs) {
+				l.checkProbeTarget(c, ap, n, rsSrc[i])
+			}
 		}
 		vs.RealServers = append(vs.RealServers, rs)
 	}
@@ -666,7 +663,10 @@ func (c *Config) Summary() string {
 		vs := &c.VirtualServers[i]
 		rs += len(vs.RealServers)
 		for j := range vs.RealServers {
-			probes[vs.CheckSpec(&vs.RealServers[j]).Key()] = true
+			rs := &vs.RealServers[j]
+			for _, c := range vs.ChecksOf(rs) {
+				probes[vs.CheckSpec(rs, &c).Key()] = true
+			}
 		}
 	}
 	return fmt.Sprintf("%s: %s, %s, %s", c.Path,
