@@ -179,8 +179,10 @@ func checkKeyRank(key string) int {
 		return 3
 	case "fall":
 		return 4
-	case "port", "address", "source":
+	case "retry_interval":
 		return 5
+	case "port", "address", "source":
+		return 6
 	}
 	return 10
 }

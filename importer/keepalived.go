@@ -464,9 +464,6 @@ func (c *kaConv) virtualServer(n *knode) {
 		}
 		vs.check = chosen.check
 		vs.check.set("interval", seconds(delay), delayAt, map[bool]string{true: "keepalived's default delay_loop"}[delayAt.line == 0])
-		if was, at, cut := fitTimeout(vs.check, delay); cut {
-			c.approx(at, "connect_timeout", "%s instead of %s: the director wants the timeout below the interval", seconds(delay*0.8), was)
-		}
 	}
 	if vsHost != nil {
 		if t, _ := vs.check.get("type"); t == `"http"` || t == `"https"` {
@@ -722,6 +719,11 @@ func (c *kaConv) checker(x *knode, vsHost *knode) (*block, []record) {
 	}
 	ok(x)
 	retry, retryAt := kaRetry, pos{}
+	// keepalived waits 3s before retrying an HTTP or SSL check, 1s others.
+	retryDelay, retryDelayAt := 1.0, pos{}
+	if kind == "HTTP_GET" || kind == "SSL_GET" {
+		retryDelay = 3
+	}
 	timeout := float64(kaConnectTimeout)
 	var timeoutAt pos
 	helo := "smtpchecker.keepalived.org"
@@ -769,7 +771,13 @@ func (c *kaConv) checker(x *knode, vsHost *knode) (*block, []record) {
 			retry, retryAt = v, o.at
 			ok(o)
 		case "delay_before_retry":
-			bad(o, Approximate, "the check interval: a failed check is retried at the next interval (retry_interval is not built in yet)")
+			v, good := kaSeconds(o.arg(1))
+			if !good {
+				bad(o, NotConverted, "%q is not a number of seconds", o.arg(1))
+				continue
+			}
+			retryDelay, retryDelayAt = v, o.at
+			ok(o)
 		case "warmup":
 			bad(o, NotConverted, "the director spreads its first checks itself")
 		case "delay_loop":
@@ -866,26 +874,11 @@ func (c *kaConv) checker(x *knode, vsHost *knode) (*block, []record) {
 	}
 	b.set("timeout", seconds(timeout), timeoutAt, map[bool]string{true: "keepalived's default connect_timeout"}[timeoutAt.line == 0])
 	b.set("fall", retry+1, retryAt, "a server is down after the first failure and its retries")
+	if retry > 0 {
+		b.set("retry_interval", seconds(retryDelay), retryDelayAt, map[bool]string{true: "keepalived's default delay_before_retry"}[retryDelayAt.line == 0])
+	}
 	_ = vsHost
 	return b, recs
-}
-
-// fitTimeout keeps the timeout below the interval, as the director
-// wants; it says what it was and where it came from when it cut it.
-func fitTimeout(b *block, interval float64) (string, pos, bool) {
-	for i, it := range b.items {
-		if it.key != "timeout" {
-			continue
-		}
-		s, _ := strconv.Unquote(it.value)
-		t, err := parseSeconds(s)
-		if err == nil && t >= interval {
-			b.items[i].value = tomlString(seconds(interval * 0.8))
-			b.items[i].note = "was " + s + ": the director wants the timeout below the interval"
-			return s, it.from, true
-		}
-	}
-	return "", pos{}, false
 }
 
 func parseSeconds(s string) (float64, error) {

@@ -834,12 +834,6 @@ func (c *ldConv) finishCheck(b *block, opt map[string]ldLine, used map[string]bo
 		if t.failureAt.line != 0 && t.failureAt != c.failureAt {
 			b.set("fall", t.failure, t.failureAt, "")
 		}
-		// The interval is [defaults.check]'s; keep the timeout below it.
-		b.set("interval", seconds(c.interval), c.intervalAt, "")
-		if was, at, cut := fitTimeout(b, c.interval); cut {
-			c.approx(at, "timeout", "%s instead of %s: the director wants the timeout below the interval", seconds(c.interval*0.8), was)
-		}
-		b.del("interval")
 	}
 	for _, key := range []string{"checkport", "request", "receive", "virtualhost", "login", "passwd", "database", "secret", "httpmethod", "checkcommand"} {
 		o, ok := opt[key]
