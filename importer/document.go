@@ -22,6 +22,7 @@ type document struct {
 type block struct {
 	comment []string
 	items   []item
+	checks  []*block // a real server's own checks
 }
 
 type item struct {
@@ -33,8 +34,8 @@ type item struct {
 
 type vsBlock struct {
 	block
-	check *block
-	reals []*block
+	checks []*block
+	reals  []*block
 }
 
 func (b *block) set(key string, value any, from pos, note string) {
@@ -149,26 +150,39 @@ func (d *document) render() string {
 				break
 			}
 		}
-		if vs.check != nil {
-			slices.SortStableFunc(vs.check.items, func(a, b item) int { return checkKeyRank(a.key) - checkKeyRank(b.key) })
-		}
 		vs.write(&b, "[[virtual_server]]", "", file)
-		if vs.check != nil {
+		header := "[virtual_server.check]"
+		if len(vs.checks) > 1 {
+			header = "[[virtual_server.check]]"
+		}
+		for _, c := range vs.checks {
+			sortCheck(c)
 			b.WriteString("\n")
-			vs.check.write(&b, "[virtual_server.check]", "  ", file)
+			c.write(&b, header, "  ", file)
 		}
 		for _, rs := range vs.reals {
 			b.WriteString("\n")
 			rs.write(&b, "[[virtual_server.real_server]]", "  ", file)
+			for _, c := range rs.checks {
+				sortCheck(c)
+				b.WriteString("\n")
+				c.write(&b, "[[virtual_server.real_server.check]]", "    ", file)
+			}
 		}
 	}
 	return b.String()
+}
+
+func sortCheck(c *block) {
+	slices.SortStableFunc(c.items, func(a, b item) int { return checkKeyRank(a.key) - checkKeyRank(b.key) })
 }
 
 // checkKeyRank orders a check's keys: the common ones first, as
 // config.example.toml has them.
 func checkKeyRank(key string) int {
 	switch key {
+	case "name":
+		return -1
 	case "type":
 		return 0
 	case "interval":

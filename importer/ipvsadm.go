@@ -55,8 +55,9 @@ func importIpvsadm(name string, data []byte) (*Result, error) {
 		}
 	}
 	for _, vs := range c.doc.vss {
-		vs.check = &block{}
-		vs.check.set("type", "none", pos{}, "ipvsadm checks nothing; replace with a real check")
+		none := &block{}
+		none.set("type", "none", pos{}, "ipvsadm checks nothing; replace with a real check")
+		vs.checks = []*block{none}
 	}
 	sortNotes(c.notes)
 	return c.result(&c.doc), nil

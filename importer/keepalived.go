@@ -215,14 +215,14 @@ func kaPort(s string) (int, error) {
 	return p, nil
 }
 
-// realOut is a converted real_server and the check it had.
+// realOut is a converted real_server and the checks it had.
 type realOut struct {
 	at      pos
 	block   *block
-	check   *block   // nil: no checker
-	records []record // the checker's options, counted once the check is chosen
+	checks  []*block // none: no checker
+	records []record // the checkers' options, counted once the checks are placed
 	inhibit bool
-	ckNode  *knode
+	ckNodes []*knode // the checker of each check
 }
 
 // record is an option's outcome held back until it is known to count.
@@ -436,40 +436,56 @@ func (c *kaConv) virtualServer(n *knode) {
 		vs.set("forwarding", fwd, fwdAt, "")
 	}
 
-	// The check: the director has one per virtual server.
+	// The checks: the first real server's checkers become the virtual
+	// server's; another real server's differences become its own check
+	// entries (overriding keys, or adding checks).
 	var chosen *realOut
 	for _, r := range reals {
-		if r.check != nil {
+		if len(r.checks) > 0 {
 			chosen = r
 			break
 		}
 	}
+	interval := func(b *block) {
+		b.set("interval", seconds(delay), delayAt, map[bool]string{true: "keepalived's default delay_loop"}[delayAt.line == 0])
+	}
 	if chosen == nil {
-		vs.check = &block{}
-		vs.check.set("type", "none", n.at, "no real server has a checker")
+		none := &block{}
+		none.set("type", "none", n.at, "no real server has a checker")
+		vs.checks = []*block{none}
 		for _, r := range reals {
 			c.flush(r.records)
 		}
 	} else {
-		for _, r := range reals {
-			switch {
-			case r.check == nil:
-				c.approx(r.at, "real_server "+r.block.items[0].value, "a real server checked like the others (line %d); keepalived never checks a real server without a checker", chosen.ckNode.at.line)
-			case r == chosen || sameCheck(r.check, chosen.check):
-				c.flush(r.records)
-			default:
-				c.flush(r.records)
-				c.approx(r.ckNode.at, r.ckNode.name(), "the checker of line %d: the director checks every real server of a virtual server alike", chosen.ckNode.at.line)
-			}
+		for _, cb := range chosen.checks {
+			vs.checks = append(vs.checks, &block{items: append([]item(nil), cb.items...)})
 		}
-		vs.check = chosen.check
-		vs.check.set("interval", seconds(delay), delayAt, map[bool]string{true: "keepalived's default delay_loop"}[delayAt.line == 0])
+		for _, cb := range vs.checks {
+			interval(cb)
+		}
+		for _, r := range reals {
+			c.flush(r.records)
+			if r == chosen {
+				continue
+			}
+			if len(r.checks) == 0 {
+				c.approx(r.at, "real_server "+r.block.items[0].value, "a real server checked like the others (line %d); keepalived never checks a real server without a checker", chosen.ckNodes[0].at.line)
+				continue
+			}
+			c.ownChecks(r, vs.checks, interval)
+		}
 	}
 	if vsHost != nil {
-		if t, _ := vs.check.get("type"); t == `"http"` || t == `"https"` {
-			if _, ok := vs.check.get("host"); !ok {
-				vs.check.set("host", vsHost.arg(1), vsHost.at, "")
+		used := false
+		for _, cb := range vs.checks {
+			if t, _ := cb.get("type"); t == `"http"` || t == `"https"` {
+				if _, ok := cb.get("host"); !ok {
+					cb.set("host", vsHost.arg(1), vsHost.at, "")
+				}
+				used = true
 			}
+		}
+		if used {
 			c.exact(vsHost.at, vsHost.name())
 		} else {
 			c.ignored(vsHost.at, vsHost.name(), "no HTTP check uses it")
@@ -521,9 +537,9 @@ func (c *kaConv) virtualServer(n *knode) {
 			}
 		}
 		out.items = append(out.items, vs.items...)
-		out.check = vs.check
+		out.checks = vs.checks
 		for _, r := range reals {
-			rb := &block{items: append([]item(nil), r.block.items...)}
+			rb := &block{items: append([]item(nil), r.block.items...), checks: r.block.checks}
 			if m.fwmark == 0 && fwd != "nat" {
 				fixDRPort(rb, m.port)
 			}
@@ -555,21 +571,23 @@ func fwmarkPorts(vs *vsBlock, who string) bool {
 		rb.items[0].value = tomlString(ap.Addr().String())
 		rb.items[0].note = who + " ignores a fwmark real server's port"
 	}
-	if vs.check == nil || len(ports) == 0 {
+	if len(ports) == 0 {
 		return true
 	}
-	t, _ := vs.check.get("type")
-	if _, has := vs.check.get("port"); has || t == `"none"` || t == `"icmp"` {
-		return true
+	for i, cb := range vs.checks {
+		t, _ := cb.get("type")
+		if _, has := cb.get("port"); has || t == `"none"` || t == `"icmp"` {
+			continue
+		}
+		if len(ports) > 1 {
+			return false
+		}
+		check := &block{comment: cb.comment, items: append([]item(nil), cb.items...)}
+		for p := range ports {
+			check.set("port", int(p), pos{}, "the real servers' port, which "+who+" checks")
+		}
+		vs.checks[i] = check
 	}
-	if len(ports) > 1 {
-		return false
-	}
-	check := &block{comment: vs.check.comment, items: append([]item(nil), vs.check.items...)}
-	for p := range ports {
-		check.set("port", int(p), pos{}, "the real servers' port, which "+who+" checks")
-	}
-	vs.check = check
 	return true
 }
 
@@ -668,16 +686,25 @@ func (c *kaConv) realServer(o *knode, vsHost *knode) *realOut {
 		case "virtualhost":
 			c.unsupported(x.at, x.name(), "set on the checker instead")
 		case "HTTP_GET", "SSL_GET", "TCP_CHECK", "MISC_CHECK", "SMTP_CHECK", "DNS_CHECK", "UDP_CHECK", "PING_CHECK", "BFD_CHECK", "FILE_CHECK":
-			if r.check != nil {
-				c.approx(x.at, x.name(), "nothing: the director runs one check per real server; the checker of line %d is used", r.ckNode.at.line)
-				continue
-			}
 			b, recs := c.checker(x, vsHost)
+			r.records = append(r.records, recs...)
 			if b == nil {
-				c.flush(recs)
 				continue
 			}
-			r.check, r.records, r.ckNode = b, recs, x
+			// Two checks of one type need names of their own.
+			t, _ := b.get("type")
+			same := 1
+			for _, o := range r.checks {
+				if ot, _ := o.get("type"); ot == t {
+					same++
+				}
+			}
+			if same > 1 {
+				tn, _ := strconv.Unquote(t)
+				b.set("name", tn+"-"+strconv.Itoa(same), x.at, "")
+			}
+			r.checks = append(r.checks, b)
+			r.ckNodes = append(r.ckNodes, x)
 		default:
 			c.unsupported(x.at, x.name(), "not known to the importer")
 		}
@@ -889,17 +916,60 @@ func parseSeconds(s string) (float64, error) {
 	return strconv.ParseFloat(strings.TrimSuffix(s, "s"), 64)
 }
 
-// sameCheck says whether two checks have the same keys and values.
-func sameCheck(a, b *block) bool {
-	if len(a.items) != len(b.items) {
-		return false
+// checkName is a check's name: its name key, else its type.
+func checkName(b *block) string {
+	if v, ok := b.get("name"); ok {
+		return v
 	}
-	for i := range a.items {
-		if a.items[i].key != b.items[i].key || a.items[i].value != b.items[i].value {
-			return false
+	v, _ := b.get("type")
+	return v
+}
+
+// ownChecks writes what a real server's checkers do differently from the
+// virtual server's checks as its own check entries: keys that differ
+// override, a checker the others lack is added.
+func (c *kaConv) ownChecks(r *realOut, vsChecks []*block, interval func(*block)) {
+	seen := map[string]bool{}
+	for i, rc := range r.checks {
+		name := checkName(rc)
+		seen[name] = true
+		var vc *block
+		for _, x := range vsChecks {
+			if checkName(x) == name {
+				vc = x
+			}
+		}
+		own := &block{}
+		nameValue, _ := strconv.Unquote(name)
+		own.set("name", nameValue, r.ckNodes[i].at, "")
+		if vc == nil {
+			own.items = append(own.items[:0], rc.items...)
+			if _, ok := own.get("name"); !ok {
+				own.set("name", nameValue, r.ckNodes[i].at, "")
+			}
+			interval(own)
+			r.block.checks = append(r.block.checks, own)
+			continue
+		}
+		for _, it := range rc.items {
+			if v, ok := vc.get(it.key); !ok || v != it.value {
+				own.items = append(own.items, it)
+			}
+		}
+		for _, it := range vc.items {
+			if _, ok := rc.get(it.key); !ok && it.key != "interval" && it.key != "name" {
+				c.approx(r.ckNodes[i].at, r.ckNodes[i].name(), "the check of line %d with %s = %s, which this checker does not set: an override cannot unset a key", vc.items[0].from.line, it.key, it.value)
+			}
+		}
+		if len(own.items) > 1 {
+			r.block.checks = append(r.block.checks, own)
 		}
 	}
-	return true
+	for _, vc := range vsChecks {
+		if !seen[checkName(vc)] {
+			c.approx(r.at, "real_server "+r.block.items[0].value, "also checked by %s, a checker the others have and this real server has not", checkName(vc))
+		}
+	}
 }
 
 func kaSeconds(s string) (float64, bool) {

@@ -559,7 +559,7 @@ func (c *ldConv) virtual(v *ldVirtual) {
 		}
 		vs.reals = append(vs.reals, b)
 	}
-	vs.check = c.check(v, opt, t, vport, proto)
+	vs.checks = []*block{c.check(v, opt, t, vport, proto)}
 	if fwmark != 0 && count["nat"] == 0 && !fwmarkPorts(vs, "ldirectord") {
 		c.approx(v.at, v.key, "a check on each real server's own port cannot be kept: the real servers of this fwmark service use different ports and IPVS ignores them; set checkport")
 	}
