@@ -222,7 +222,22 @@ func (b *block) write(w *strings.Builder, header, indent, file string) {
 		}
 	}
 	for _, it := range b.items {
-		line := indent + it.key + " = " + it.value
+		value := it.value
+		if strings.Contains(value, "\n") {
+			// A multi-line array: its entries one level in, the closing
+			// bracket at the key's level.
+			parts := strings.Split(value, "\n")
+			for i := 1; i < len(parts); i++ {
+				p := strings.TrimLeft(parts[i], " ")
+				if i == len(parts)-1 {
+					parts[i] = indent + p
+				} else {
+					parts[i] = indent + "  " + p
+				}
+			}
+			value = strings.Join(parts, "\n")
+		}
+		line := indent + it.key + " = " + value
 		var where string
 		switch {
 		case it.from.line == 0:

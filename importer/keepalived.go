@@ -686,25 +686,24 @@ func (c *kaConv) realServer(o *knode, vsHost *knode) *realOut {
 		case "virtualhost":
 			c.unsupported(x.at, x.name(), "set on the checker instead")
 		case "HTTP_GET", "SSL_GET", "TCP_CHECK", "MISC_CHECK", "SMTP_CHECK", "DNS_CHECK", "UDP_CHECK", "PING_CHECK", "BFD_CHECK", "FILE_CHECK":
-			b, recs := c.checker(x, vsHost)
+			bs, recs := c.checker(x, vsHost)
 			r.records = append(r.records, recs...)
-			if b == nil {
-				continue
-			}
-			// Two checks of one type need names of their own.
-			t, _ := b.get("type")
-			same := 1
-			for _, o := range r.checks {
-				if ot, _ := o.get("type"); ot == t {
-					same++
+			for _, b := range bs {
+				// Two checks of one type need names of their own.
+				t, _ := b.get("type")
+				same := 1
+				for _, o := range r.checks {
+					if ot, _ := o.get("type"); ot == t {
+						same++
+					}
 				}
+				if same > 1 {
+					tn, _ := strconv.Unquote(t)
+					b.set("name", tn+"-"+strconv.Itoa(same), x.at, "")
+				}
+				r.checks = append(r.checks, b)
+				r.ckNodes = append(r.ckNodes, x)
 			}
-			if same > 1 {
-				tn, _ := strconv.Unquote(t)
-				b.set("name", tn+"-"+strconv.Itoa(same), x.at, "")
-			}
-			r.checks = append(r.checks, b)
-			r.ckNodes = append(r.ckNodes, x)
 		default:
 			c.unsupported(x.at, x.name(), "not known to the importer")
 		}
@@ -714,7 +713,7 @@ func (c *kaConv) realServer(o *knode, vsHost *knode) *realOut {
 
 // checker converts one checker block into a check; its options' outcomes
 // are returned to be counted once the virtual server's check is chosen.
-func (c *kaConv) checker(x *knode, vsHost *knode) (*block, []record) {
+func (c *kaConv) checker(x *knode, vsHost *knode) ([]*block, []record) {
 	var recs []record
 	ok := func(o *knode) { recs = append(recs, record{at: o.at, opt: o.name()}) }
 	bad := func(o *knode, out Outcome, format string, args ...any) {
@@ -754,6 +753,7 @@ func (c *kaConv) checker(x *knode, vsHost *knode) (*block, []record) {
 	timeout := float64(kaConnectTimeout)
 	var timeoutAt pos
 	helo := "smtpchecker.keepalived.org"
+	var hosts []*knode
 	urls := 0
 	for _, o := range x.children {
 		switch o.name() {
@@ -865,7 +865,7 @@ func (c *kaConv) checker(x *knode, vsHost *knode) (*block, []record) {
 			helo = o.arg(1)
 			ok(o)
 		case "host":
-			bad(o, Approximate, "a check of the real server itself: several hosts in one checker are not built in yet")
+			hosts = append(hosts, o)
 		case "type":
 			b.set("query_type", strings.ToUpper(o.arg(1)), o.at, "")
 			ok(o)
@@ -905,7 +905,40 @@ func (c *kaConv) checker(x *knode, vsHost *knode) (*block, []record) {
 		b.set("retry_interval", seconds(retryDelay), retryDelayAt, map[bool]string{true: "keepalived's default delay_before_retry"}[retryDelayAt.line == 0])
 	}
 	_ = vsHost
-	return b, recs
+	if len(hosts) == 0 {
+		return []*block{b}, recs
+	}
+	// SMTP_CHECK host blocks: each host is checked instead of the real
+	// server, all of them must answer.
+	var out []*block
+	for _, h := range hosts {
+		hb := &block{items: append([]item(nil), b.items...)}
+		recs = append(recs, record{at: h.at, opt: h.name()})
+		for _, o := range h.children {
+			key := map[string]string{"connect_ip": "address", "connect_port": "port", "bindto": "source", "bind_to": "source"}[o.name()]
+			if key == "" {
+				recs = append(recs, record{at: o.at, opt: o.name(), outcome: NotConverted, msg: "no such setting for a host in the director"})
+				continue
+			}
+			if key == "port" {
+				p, err := kaPort(o.arg(1))
+				if err != nil || p == 0 {
+					recs = append(recs, record{at: o.at, opt: o.name(), outcome: NotConverted, msg: fmt.Sprintf("%q is not a port", o.arg(1))})
+					continue
+				}
+				hb.set(key, p, o.at, "")
+			} else {
+				if _, err := netip.ParseAddr(o.arg(1)); err != nil {
+					recs = append(recs, record{at: o.at, opt: o.name(), outcome: NotConverted, msg: fmt.Sprintf("%q is not an address", o.arg(1))})
+					continue
+				}
+				hb.set(key, o.arg(1), o.at, "")
+			}
+			recs = append(recs, record{at: o.at, opt: o.name()})
+		}
+		out = append(out, hb)
+	}
+	return out, recs
 }
 
 func parseSeconds(s string) (float64, error) {
