@@ -3,6 +3,7 @@ package importer
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -438,6 +439,8 @@ func (c *ldConv) virtual(v *ldVirtual) {
 		port   int
 		fwd    string
 		weight int
+		pair   []string // its own request and receive
+		pairAt pos
 	}
 	var rs []real
 	count := map[string]int{}
@@ -503,15 +506,23 @@ func (c *ldConv) virtual(v *ldVirtual) {
 				rest = rest[1:]
 			}
 		}
+		var pair []string
 		if len(rest) > 0 {
-			c.approx(r.at, r.key+" "+strings.Join(rest, " "), "the virtual server's request and receive: per-server ones are not built in yet")
-		} else if last != "" {
+			for _, m := range quoted.FindAllStringSubmatch(strings.Join(rest, " "), -1) {
+				pair = append(pair, m[1])
+			}
+			if len(pair) != 2 {
+				c.unsupported(r.at, r.key+" "+strings.Join(rest, " "), "only a quoted request and receive are read here; the virtual server's are used")
+				pair = nil
+			}
+		}
+		if last != "" {
 			c.approx(r.at, r.key, "%d real servers, one per address of the range", len(addrs))
 		} else {
 			c.exact(r.at, r.key)
 		}
 		for _, a := range addrs {
-			rs = append(rs, real{at: r.at, addr: a, port: port, fwd: fwd, weight: weight})
+			rs = append(rs, real{at: r.at, addr: a, port: port, fwd: fwd, weight: weight, pair: pair, pairAt: r.at})
 		}
 		count[fwd]++
 	}
@@ -560,6 +571,36 @@ func (c *ldConv) virtual(v *ldVirtual) {
 		vs.reals = append(vs.reals, b)
 	}
 	vs.checks = []*block{c.check(v, opt, t, vport, proto)}
+	// A real server's own request and receive override the check's.
+	counted := map[pos]bool{}
+	for i, r := range rs {
+		if r.pair == nil {
+			continue
+		}
+		typ, _ := vs.checks[0].get("type")
+		own := &block{}
+		switch typ {
+		case `"http"`, `"https"`:
+			path := r.pair[0]
+			if !strings.HasPrefix(path, "/") {
+				path = "/" + path
+			}
+			own.set("path", path, r.pairAt, "")
+			own.set("expect_body", r.pair[1], r.pairAt, "")
+		case `"tcp"`:
+			own.set("send", strings.ReplaceAll(r.pair[0], `\n`, "\n"), r.pairAt, "")
+			own.set("expect", r.pair[1], r.pairAt, "")
+		default:
+			if !counted[r.pairAt] {
+				c.unsupported(r.pairAt, "real", "a request and receive of its own for a %s check", typ)
+				counted[r.pairAt] = true
+			}
+			continue
+		}
+		tn, _ := strconv.Unquote(typ)
+		own.items = append([]item{{key: "name", value: tomlString(tn), from: r.pairAt}}, own.items...)
+		vs.reals[i].checks = append(vs.reals[i].checks, own)
+	}
 	if fwmark != 0 && count["nat"] == 0 && !fwmarkPorts(vs, "ldirectord") {
 		c.approx(v.at, v.key, "a check on each real server's own port cannot be kept: the real servers of this fwmark service use different ports and IPVS ignores them; set checkport")
 	}
@@ -822,6 +863,8 @@ func copyOpt(b *block, opt map[string]ldLine, used map[string]bool, from, to str
 	}
 	return ok
 }
+
+var quoted = regexp.MustCompile(`"([^"]*)"`)
 
 func hasLogin(opt map[string]ldLine) bool { _, ok := opt["login"]; return ok }
 
