@@ -16,7 +16,7 @@ import (
 var fixtures = map[string]Options{
 	"http": HTTPOptions{Method: "HEAD", Path: "/healthz", Host: "example.com",
 		Headers: []Header{{"X-A", "1"}, {"X-B", "2"}}, ExpectStatus: []string{"200-299", "301"},
-		ExpectBody: "ok", MaxBodyBytes: 100},
+		ExpectBody: "ok", ExpectDigest: "0123456789abcdef0123456789abcdef", MaxBodyBytes: 100},
 	"https": HTTPOptions{Method: "GET", Path: "/healthz", Host: "example.com",
 		Headers: []Header{{"X-A", "1"}}, ExpectStatus: []string{"204"}, ExpectBody: "ok", MaxBodyBytes: 100,
 		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
@@ -71,7 +71,7 @@ func TestRegistry(t *testing.T) {
 	if got, want := KindNames(), []string{"http", "https", "tcp", "udp", "icmp", "dns", "grpc", "dialogue", "mysql", "postgresql", "ldap", "radius", "exec", "sip", "none"}; !slices.Equal(got, want) {
 		t.Errorf("KindNames() = %v, want %v", got, want)
 	}
-	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
+	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "expect_digest", "url", "max_body_bytes",
 		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "privileged",
 		"query_name", "query_type", "transport", "recursion", "expect_rcode", "expect_answer", "edns_size", "grpc_service",
 		"steps", "login", "password_file", "database", "query", "bind_dn", "search_base", "search_filter",
@@ -83,7 +83,8 @@ func TestRegistry(t *testing.T) {
 
 func TestUsedBy(t *testing.T) {
 	for _, tt := range []struct{ key, want string }{
-		{"path", "http and https checks"},
+		{"path", "http and https checks without url entries"},
+		{"url", "http and https checks"},
 		{"server_name", "https checks and tcp and grpc checks with tls = true and dialogue checks with tls = true or a starttls step"},
 		{"tls", "tcp, grpc and dialogue checks (https checks always use TLS)"},
 		{"send", "tcp and udp checks"},
@@ -118,6 +119,8 @@ func mutate(t *testing.T, v reflect.Value) {
 		v.Set(reflect.ValueOf(append(slices.Clone(x), Header{"X", "y"})))
 	case []string:
 		v.Set(reflect.ValueOf(append(slices.Clone(x), "204")))
+	case []HTTPURL:
+		v.Set(reflect.ValueOf(append(slices.Clone(x), HTTPURL{Path: "/x"}))) // TestKeyURLs changes each entry's fields
 	case []Step:
 		v.Set(reflect.ValueOf(append(slices.Clone(x), Step{Send: "x"}))) // TestKeySteps changes each step's fields
 	case string:

@@ -411,8 +411,8 @@ func TestErrors(t *testing.T) {
 			}},
 		{"http keys on tcp check", vs("[virtual_server.check]\ntype = \"tcp\"\npath = \"/x\"\nexpect_status = [\"200\"]\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{
-				`director.toml:6: virtual_server[web].check.path: path is only used by http and https checks; this check's type is "tcp"`,
-				`director.toml:7: virtual_server[web].check.expect_status: expect_status is only used by http and https checks; this check's type is "tcp"`,
+				`director.toml:6: virtual_server[web].check.path: path is only used by http and https checks without url entries; this check's type is "tcp"`,
+				`director.toml:7: virtual_server[web].check.expect_status: expect_status is only used by http and https checks without url entries; this check's type is "tcp"`,
 			}},
 		{"tcp keys on http check", vs("[virtual_server.check]\ntype = \"http\"\nsend = \"x\"\ntls = true\nserver_name = \"a\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{
