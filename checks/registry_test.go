@@ -22,7 +22,7 @@ var fixtures = map[string]Options{
 		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
 	"tcp": TCPOptions{Send: "PING\r\n", Expect: "PONG", TLS: true,
 		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
-	"icmp": ICMPOptions{Privileged: true},
+	"icmp": ICMPOptions{Socket: ICMPSocketRaw},
 	"dns": DNSOptions{QueryName: "www.example.com", QueryType: "A", Transport: "tcp", NoRecursion: true,
 		ExpectRcode: "NXDOMAIN", ExpectAnswer: "192\\.0\\.2\\.1", EDNSSize: 1232},
 	"grpc": GRPCOptions{Service: "orders.v1", TLS: true,
@@ -127,6 +127,8 @@ func mutate(t *testing.T, v reflect.Value) {
 		v.SetString(x + "x")
 	case bool:
 		v.SetBool(!x)
+	case ICMPSocket:
+		v.Set(reflect.ValueOf((x + 1) % (ICMPSocketPing + 1)))
 	case int64:
 		v.SetInt(x + 1)
 	default:
@@ -368,7 +370,14 @@ func TestDecode(t *testing.T) {
 		{kind: "tcp", m: map[string]any{"tls": true, "server_name": "a.example", "expect": "[a"},
 			want:    TCPOptions{TLS: true, Expect: "[a", TLSOptions: TLSOptions{ServerName: "a.example"}},
 			invalid: []string{"expect: invalid regular expression: error parsing regexp: missing closing ]: `[a`"}},
-		{kind: "icmp", m: map[string]any{"privileged": true, "path": "/"}, want: ICMPOptions{Privileged: true}},
+		{kind: "icmp", m: map[string]any{"privileged": true, "path": "/"}, want: ICMPOptions{Socket: ICMPSocketRaw}},
+		{kind: "icmp", m: map[string]any{"privileged": false}, want: ICMPOptions{Socket: ICMPSocketPing}},
+		{kind: "icmp", m: map[string]any{}, want: ICMPOptions{Socket: ICMPSocketAuto}},
+		{kind: "http", m: map[string]any{"path": "/ignored", "url": []map[string]any{{"path": "/a", "expect_digest": "x"}, {"expect_status": []string{"301"}}}},
+			want: HTTPOptions{URLs: []HTTPURL{{Path: "/a", ExpectDigest: "x"}, {ExpectStatus: []string{"301"}}}},
+			invalid: []string{`url[0].expect_digest: "x" is not a digest: want 32 hex digits (MD5, as keepalived's genhash prints) or "sha256:" and 64 hex digits`,
+				`url[1].path: missing: each url entry needs its path, such as path = "/healthz"`},
+			unused: []string{"path", "expect_status", "expect_body", "expect_digest"}},
 		{kind: "dialogue", m: map[string]any{"steps": []map[string]any{{"expect": "^220"}, {"send": `QUIT\r\n`, "expect": "^221"}},
 			"server_name": "a.example"},
 			want:   DialogueOptions{Steps: []Step{{Expect: "^220"}, {Send: `QUIT\r\n`, Expect: "^221"}}},

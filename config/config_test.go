@@ -291,7 +291,7 @@ persistence = "60s"
 	if m4.FWMark != 10 || m4.Family != "ipv4" || m4.Protocol != "" || m4.Address.IsValid() || m4.PersistenceNetmask != 32 {
 		t.Errorf("mark4 = %+v", m4)
 	}
-	if m6.FWMark != 10 || m6.Family != "ipv6" || m6.PersistenceNetmask != 128 || m6.Check.Options != (checks.ICMPOptions{Privileged: true}) {
+	if m6.FWMark != 10 || m6.Family != "ipv6" || m6.PersistenceNetmask != 128 || m6.Check.Options != (checks.ICMPOptions{Socket: checks.ICMPSocketRaw}) {
 		t.Errorf("mark6 = %+v", m6)
 	}
 	if got := m6.RealServers[0].Address; got != netip.MustParseAddrPort("[2001:db8::21]:0") {

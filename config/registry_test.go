@@ -158,12 +158,12 @@ privileged = true
 		{`type = "tcp"`, checks.TCPOptions{Send: "PING\r\n", Expect: "PONG"}},
 		{`type = "tcp", tls = true, expect = "^\\+PONG"`, checks.TCPOptions{Send: "PING\r\n", Expect: `^\+PONG`, TLS: true,
 			TLSOptions: checks.TLSOptions{ServerName: "sni.example"}}},
-		{`type = "icmp"`, checks.ICMPOptions{Privileged: true}},
+		{`type = "icmp"`, checks.ICMPOptions{Socket: checks.ICMPSocketRaw}},
 		{`type = "dialogue", steps = [{ expect = "^220" }, { send = "QUIT\r\n", starttls = true }]`, checks.DialogueOptions{
 			Steps:      []checks.Step{{Expect: "^220"}, {Send: "QUIT\r\n", StartTLS: true}},
 			TLSOptions: checks.TLSOptions{ServerName: "sni.example"}}},
 		{`type = "udp"`, checks.UDPOptions{Send: "PING\r\n", Expect: "PONG"}},
-		{`type = "icmp", privileged = false`, checks.ICMPOptions{}},
+		{`type = "icmp", privileged = false`, checks.ICMPOptions{Socket: checks.ICMPSocketPing}},
 	} {
 		t.Run(tt.check, func(t *testing.T) {
 			cfg := mustParse(t, defaults+vs("check = { "+tt.check+" }\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
@@ -210,12 +210,15 @@ func TestCheckSpecKeys(t *testing.T) {
 		{`type = "http"`, "type = \"http\"\nmethod = \"get\"\npath = \"/\"\nexpect_status = [\"200-299\"]\nmax_body_bytes = 65536"},
 		{`type = "tcp"`, "rise = 5\nfall = 1"}, // thresholds are the health machine's, not the probe's
 		{`type = "tcp"`, "type = \"tcp\"\ntls = false"},
-		{`type = "icmp"`, "type = \"icmp\"\nprivileged = false"},
 	}
 	for _, p := range same {
 		if key(t, p[0]) != key(t, p[1]) {
 			t.Errorf("%q and %q give different keys", p[0], p[1])
 		}
+	}
+	// privileged unset falls back to raw sockets; false does not.
+	if key(t, "type = \"icmp\"") == key(t, "type = \"icmp\"\nprivileged = false") {
+		t.Error("icmp checks with privileged unset and false give the same key")
 	}
 	base := map[string]string{
 		"http":            "type = \"http\"\nmethod = \"GET\"\npath = \"/a\"\nhost = \"h\"\nheaders = { A = \"1\" }\nexpect_status = [\"200\"]\nmax_body_bytes = 100",
