@@ -22,6 +22,18 @@ import (
 // kernel's default, "1 0"), with lo up.
 func refusingNetNS(t *testing.T, f func() error) {
 	t.Helper()
+	inNetNS(t, "1 0", func() error {
+		if err := testutil.LoopbackUp(); err != nil {
+			return err
+		}
+		return f()
+	})
+}
+
+// inNetNS runs f in a network namespace of its own, with
+// net.ipv4.ping_group_range (per namespace) set to pingRange.
+func inNetNS(t *testing.T, pingRange string, f func() error) {
+	t.Helper()
 	ns, err := testutil.NewNetNS()
 	if errors.Is(err, os.ErrPermission) {
 		t.Skipf("a network namespace of its own needs CAP_SYS_ADMIN: %v", err)
@@ -30,10 +42,7 @@ func refusingNetNS(t *testing.T, f func() error) {
 	}
 	defer ns.Close()
 	err = ns.Do(func() error {
-		if err := testutil.LoopbackUp(); err != nil {
-			return err
-		}
-		if err := os.WriteFile(pingGroupRangeFile, []byte("1 0"), 0o644); err != nil {
+		if err := os.WriteFile(pingGroupRangeFile, []byte(pingRange), 0o644); err != nil {
 			return err
 		}
 		return f()

@@ -2,7 +2,6 @@ package checks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -10,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/lvsdirector/director/internal/testutil"
 )
 
 func needRoot(t *testing.T) {
@@ -123,18 +120,8 @@ func TestUnreachableNetwork(t *testing.T) {
 		res  Result
 	}
 	var outcomes []outcome
-	ns, err := testutil.NewNetNS()
-	if errors.Is(err, os.ErrPermission) {
-		t.Skipf("a network namespace of its own needs CAP_SYS_ADMIN: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	err = ns.Do(func() error {
-		// Unprivileged ping sockets are allowed per namespace.
-		if err := os.WriteFile(pingGroupRangeFile, []byte("0 2147483647"), 0o644); err != nil {
-			return err
-		}
+	// Unprivileged ping sockets are allowed per namespace.
+	inNetNS(t, "0 2147483647", func() error {
 		for _, a := range targets {
 			addr := netip.MustParseAddr(a)
 			for _, spec := range []Spec{
@@ -150,9 +137,6 @@ func TestUnreachableNetwork(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, o := range outcomes {
 		if o.res.OK || o.res.Reason != "unreachable" {
 			t.Errorf("%s (options %+v): OK=%v reason %q, want unreachable", o.spec, o.spec.Options, o.res.OK, o.res.Reason)
