@@ -143,6 +143,11 @@ func (o HTTPOptions) Validate() []OptionError {
 	}
 	if len(o.URLs) == 0 {
 		errs = append(errs, o.validateURL(HTTPURL{o.Path, o.ExpectStatus, o.ExpectBody, o.ExpectDigest}, 0)...)
+	} else if o.Path != "" || len(o.ExpectStatus) > 0 || o.ExpectBody != "" || o.ExpectDigest != "" {
+		// The config never reads them beside url entries; a caller
+		// building options must not expect them to count.
+		errs = append(errs, OptionError{Key: "url", With: []string{"path", "expect_status", "expect_body", "expect_digest"},
+			Msg: "with url entries, path, expect_status, expect_body and expect_digest belong in each entry"})
 	}
 	for i, u := range o.URLs {
 		if u.Path == "" {

@@ -138,6 +138,7 @@ func TestHTTPURLValidate(t *testing.T) {
 			"url[1].expect_body: invalid regular expression: error parsing regexp: missing closing ): `(`",
 			`url[1].expect_digest: "x" is not a digest: want 32 hex digits (MD5, as keepalived's genhash prints) or "sha256:" and 64 hex digits`}},
 		{HTTPOptions{Method: "HEAD", URLs: []HTTPURL{{Path: "/a", ExpectBody: "x"}}}, []string{"url[0].expect_body: a HEAD response has no body (use method GET)"}},
+		{HTTPOptions{Path: "/x", URLs: []HTTPURL{{Path: "/a"}}}, []string{"url: with url entries, path, expect_status, expect_body and expect_digest belong in each entry"}},
 	} {
 		var got []string
 		for _, e := range tt.o.Validate() {
