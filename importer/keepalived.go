@@ -754,7 +754,7 @@ func (c *kaConv) checker(x *knode, vsHost *knode) ([]*block, []record) {
 	var timeoutAt pos
 	helo := "smtpchecker.keepalived.org"
 	var hosts []*knode
-	urls := 0
+	var urls []*block
 	for _, o := range x.children {
 		switch o.name() {
 		case "connect_timeout", "misc_timeout":
@@ -812,25 +812,21 @@ func (c *kaConv) checker(x *knode, vsHost *knode) ([]*block, []record) {
 		case "alpha":
 			ok(o)
 		case "url":
-			urls++
-			if urls > 1 {
-				bad(o, Approximate, "nothing: only the first url is checked (several urls are not built in yet)")
-				continue
-			}
 			ok(o)
+			ub := &block{}
 			for _, u := range o.children {
 				switch u.name() {
 				case "path":
-					b.set("path", u.arg(1), u.at, "")
+					ub.set("path", u.arg(1), u.at, "")
 					ok(u)
 				case "status_code":
-					codes := u.words[1:]
-					b.set("expect_status", codes, u.at, "")
+					ub.set("expect_status", u.words[1:], u.at, "")
 					ok(u)
 				case "digest":
-					bad(u, Approximate, "the status only: comparing the body's MD5 is not built in yet")
+					ub.set("expect_digest", strings.ToLower(u.arg(1)), u.at, "")
+					ok(u)
 				case "regex":
-					b.set("expect_body", u.arg(1), u.at, "")
+					ub.set("expect_body", u.arg(1), u.at, "")
 					ok(u)
 				case "virtualhost":
 					b.set("host", u.arg(1), u.at, "")
@@ -839,6 +835,10 @@ func (c *kaConv) checker(x *knode, vsHost *knode) ([]*block, []record) {
 					bad(u, NotConverted, "no such HTTP check setting in the director")
 				}
 			}
+			if _, has := ub.get("path"); !has {
+				ub.set("path", "/", o.at, "")
+			}
+			urls = append(urls, ub)
 		case "virtualhost":
 			b.set("host", o.arg(1), o.at, "")
 			ok(o)
@@ -883,6 +883,23 @@ func (c *kaConv) checker(x *knode, vsHost *knode) ([]*block, []record) {
 		default:
 			bad(o, NotConverted, "no such checker setting in the director")
 		}
+	}
+	switch {
+	case len(urls) == 1:
+		b.items = append(b.items, urls[0].items...)
+	case len(urls) > 1:
+		// Several url blocks: url entries, as an array of inline tables.
+		var list strings.Builder
+		list.WriteString("[\n")
+		for _, u := range urls {
+			var kv []string
+			for _, it := range u.items {
+				kv = append(kv, it.key+" = "+it.value)
+			}
+			list.WriteString("  { " + strings.Join(kv, ", ") + " },\n")
+		}
+		list.WriteString("]")
+		b.set("url", rawTOML(list.String()), urls[0].items[0].from, "")
 	}
 	if kind == "SMTP_CHECK" {
 		b.set("steps", rawTOML("[\n    { expect = '^220' },\n    { send = "+tomlValue("HELO "+helo+`\r\n`)+", expect = '^250' },\n    { send = 'QUIT\\r\\n', expect = '^221' },\n  ]"), x.at, "")
