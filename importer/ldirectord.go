@@ -556,8 +556,8 @@ func (c *ldConv) virtual(v *ldVirtual) {
 	for _, r := range rs {
 		b := &block{}
 		port := r.port
-		if fwmark == 0 && r.fwd != "nat" {
-			port = vport // ldirectord uses the virtual port unless masq
+		if fwmark == 0 && (r.fwd != "nat" || port == 0) {
+			port = vport // ldirectord uses the virtual port unless masq gives one
 		}
 		s := r.addr.String()
 		if port != 0 {
