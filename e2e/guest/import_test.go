@@ -3,6 +3,7 @@
 package guest
 
 import (
+	"crypto/md5"
 	"fmt"
 	"os"
 	"os/exec"
@@ -163,6 +164,54 @@ virtual_server group web {
 		"-a -u 10.0.100.34:5353 -r 10.0.11.2:5353 -m -w 5",
 		"-a -u 10.0.100.34:5353 -r 10.0.12.2:5353 -m -w 6",
 	},
+}, {
+	// HTTP_GET with two url blocks, one a digest of the page each real
+	// server serves ("rs1\n", "rs2\n"): the real servers' checkers differ,
+	// so the second real server gets a check entry of its own; a wrong
+	// one would leave it out of the director's table.
+	name: "http_get_digests",
+	conf: fmt.Sprintf(`virtual_server 10.0.100.35 80 {
+    delay_loop 2
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 10.0.11.2 80 {
+        weight 1
+        HTTP_GET {
+            url {
+              path /
+              digest %x
+            }
+            url {
+              path /healthz
+              status_code 200
+            }
+            connect_timeout 1
+            delay_before_retry 1
+        }
+    }
+    real_server 10.0.12.2 80 {
+        weight 2
+        HTTP_GET {
+            url {
+              path /
+              digest %x
+            }
+            url {
+              path /healthz
+              status_code 200
+            }
+            connect_timeout 1
+            delay_before_retry 1
+        }
+    }
+}
+`, md5.Sum([]byte("rs1\n")), md5.Sum([]byte("rs2\n"))),
+	want: []string{
+		"-A -t 10.0.100.35:80 -s rr",
+		"-a -t 10.0.100.35:80 -r 10.0.11.2:80 -m -w 1",
+		"-a -t 10.0.100.35:80 -r 10.0.12.2:80 -m -w 2",
+	},
 }}
 
 // ipvsadmSave returns the table as ipvsadm -Sn prints it, lines sorted.
@@ -208,8 +257,9 @@ func waitSave(t *testing.T, within time.Duration, what string, want []string) []
 // ipvsadm -Sn; keepalived stops; the director runs what director import
 // made of the same file; the table is the same, line for line: services,
 // schedulers and flags, persistence, destinations, forwarding, weights.
-// HTTP_GET, TCP_CHECK, MISC_CHECK, a virtual_server_group (range and
-// fwmark) and a sorry server are among the configs.
+// HTTP_GET (with digests that differ per real server), TCP_CHECK,
+// MISC_CHECK, a virtual_server_group (range and fwmark) and a sorry
+// server are among the configs.
 func Test30ImportKeepalived(t *testing.T) {
 	guest(t)
 	if _, err := exec.LookPath("keepalived"); err != nil {
