@@ -81,6 +81,7 @@ func (e *Engine) observeRamps(ramps slowstart.Set, cfg *config.Config, state fun
 			if ramps.Observe(id, st != health.Unknown, e.view(id, st).Serving(), now) && vs.SlowStart > 0 {
 				started = append(started, id)
 			}
+			ramps.Settle(id, vs.SlowStart, now)
 		}
 	}
 	return started

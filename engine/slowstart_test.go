@@ -289,3 +289,23 @@ func TestSlowStartAdoptsTable(t *testing.T) {
 		t.Errorf("weights of c, out of a serving pool at start: %v, want a ramp when it comes up: 0 1 33 67 100", got)
 	}
 }
+
+// A reload that turns slow start on does not ramp servers already
+// serving, even one that came up a moment ago.
+func TestSlowStartTurnedOn(t *testing.T) {
+	sw := switches{ssA: {}, ssB: {}}
+	table := ipvs.NewMemory()
+	h, _ := startAdmin(t, slowStartConfig(0, ssA, ssB), table, func(o *Options) { o.NewProber = sw.prober })
+	h.eventually(map[netip.AddrPort]uint32{ssA: 100, ssB: 100}, "both up")
+	sw[ssA].Store(true)
+	h.eventually(map[netip.AddrPort]uint32{ssA: 0, ssB: 100}, "a down")
+	sw[ssA].Store(false)
+	h.eventually(map[netip.AddrPort]uint32{ssA: 100, ssB: 100}, "a back at once, slow start off")
+	tr := traceWeights(t, table, ssA)
+	reload(t, h, slowStartConfig(10*time.Second, ssA, ssB))
+	h.engine.reconcileNow(t, rampTrigger)
+	time.Sleep(200 * time.Millisecond) // a ramp would hold weight 1 for a second: the trace sees it
+	if got := tr.all(); !slices.Equal(got, []int64{100}) {
+		t.Errorf("weights of a after slow start was turned on: %v, want 100 throughout", got)
+	}
+}

@@ -153,6 +153,15 @@ func (s Set) Observe(id config.ServerID, verdict, serving bool, now time.Time) (
 	return false
 }
 
+// Settle ends id's ramp for good once it is over under a slow start of d
+// (at once when d is 0, off): a slow start that a reload lengthens or
+// turns on later does not take a server at its full weight back down.
+func (s Set) Settle(id config.ServerID, d time.Duration, now time.Time) {
+	if cur := s[id]; cur.Serving && !cur.Since.IsZero() && (d <= 0 || now.Sub(cur.Since) >= d) {
+		s[id] = Server{Serving: true}
+	}
+}
+
 // Serving is how long ago id started serving, when the director saw it
 // start; ok is false when it is not serving or served before the director
 // knew it.

@@ -147,7 +147,7 @@ func TestSet(t *testing.T) {
 	const d = 10 * time.Second
 	type step struct {
 		at      time.Duration // since t0
-		do      string        // "unknown" (no verdict), "up", "out", "add" (Out), "adopt" (Adopt since t0-5s), "adopt-old" (Adopt, zero)
+		do      string        // "unknown" (no verdict), "up", "out", "add" (Out), "adopt" (Adopt since t0-5s), "adopt-old" (Adopt, zero), "settle" (Settle with d), "settle-off" (Settle with 0)
 		started bool
 		ramp    string // "" not ramping; else the elapsed time
 	}
@@ -181,6 +181,14 @@ func TestSet(t *testing.T) {
 		{"adopted mid-ramp goes on", []step{
 			{0, "adopt", false, "5s"}, {time.Second, "up", false, "6s"}, {5 * time.Second, "up", false, ""},
 		}},
+		{"settled after its ramp: a longer slow start does not ramp it again", []step{
+			{0, "out", false, ""}, {time.Second, "up", true, "0s"}, {5 * time.Second, "settle", false, "4s"},
+			{11 * time.Second, "settle", false, ""}, {12 * time.Second, "up", false, ""},
+		}},
+		{"slow start off: settled at once, turning it on later does not ramp it", []step{
+			{0, "out", false, ""}, {time.Second, "up", true, "0s"}, {time.Second, "settle-off", false, ""},
+			{2 * time.Second, "up", false, ""},
+		}},
 		{"adopted serving does not ramp", []step{
 			{0, "adopt-old", false, ""}, {time.Second, "up", false, ""},
 		}},
@@ -204,6 +212,10 @@ func TestSet(t *testing.T) {
 					s.Adopt(x, t0.Add(-5*time.Second))
 				case "adopt-old":
 					s.Adopt(x, time.Time{})
+				case "settle":
+					s.Settle(x, d, now)
+				case "settle-off":
+					s.Settle(x, 0, now)
 				}
 				if started != st.started {
 					t.Errorf("at %v %s: started %v, want %v", st.at, st.do, started, st.started)
