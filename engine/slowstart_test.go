@@ -12,6 +12,7 @@ import (
 
 	"github.com/lvsdirector/director/checks"
 	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/internal/logbuf"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -40,6 +41,23 @@ func (s switches) prober(spec checks.Spec) (checks.Prober, error) {
 		return nil, fmt.Errorf("no switch for %s", spec.Target)
 	}
 	return switchProber{sw}, nil
+}
+
+// startRamps runs an engine on cfg whose servers' health sw sets, and
+// waits until a and b are up at weight 100.
+func startRamps(t *testing.T, cfg *config.Config, sw switches) (*harness, ipvs.Table, *logbuf.Buffer) {
+	t.Helper()
+	table := ipvs.NewMemory()
+	h, logs := startAdmin(t, cfg, table, func(o *Options) { o.NewProber = sw.prober })
+	h.eventually(map[netip.AddrPort]uint32{ssA: 100, ssB: 100}, "both up")
+	return h, table, logs
+}
+
+// bounce takes a down and waits until it is quiesced; the caller brings it back.
+func bounce(h *harness, sw switches) {
+	h.t.Helper()
+	sw[ssA].Store(true)
+	h.eventually(map[netip.AddrPort]uint32{ssA: 0, ssB: 100}, "a down")
 }
 
 // slowStartConfig is one wlc virtual server, web, with the given real
@@ -126,6 +144,7 @@ func TestSlowStartRamp(t *testing.T) {
 	tr := traceWeights(t, table, ssA)
 	h, logs := startAdmin(t, slowStartConfig(3*time.Second, ssA, ssB), table, func(o *Options) { o.NewProber = sw.prober })
 	h.eventually(map[netip.AddrPort]uint32{ssA: 100, ssB: 100}, "both up")
+	tr.reaches(t, 100)
 	if got := tr.all(); !slices.Equal(got, []int64{-1, 0, 100}) && !slices.Equal(got, []int64{-1, 100}) {
 		t.Errorf("weights of a at start: %v, want its full weight at its first verdict, no ramp", got)
 	}
@@ -173,11 +192,8 @@ func TestSlowStartRamp(t *testing.T) {
 // when it comes back.
 func TestSlowStartFailMidRamp(t *testing.T) {
 	sw := switches{ssA: {}, ssB: {}}
-	table := ipvs.NewMemory()
-	h, _ := startAdmin(t, slowStartConfig(3*time.Second, ssA, ssB), table, func(o *Options) { o.NewProber = sw.prober })
-	h.eventually(map[netip.AddrPort]uint32{ssA: 100, ssB: 100}, "both up")
-	sw[ssA].Store(true)
-	h.eventually(map[netip.AddrPort]uint32{ssA: 0, ssB: 100}, "a down")
+	h, table, _ := startRamps(t, slowStartConfig(3*time.Second, ssA, ssB), sw)
+	bounce(h, sw)
 	sw[ssA].Store(false)
 	h.eventually(map[netip.AddrPort]uint32{ssA: 33, ssB: 100}, "a ramping")
 	tr := traceWeights(t, table, ssA)
@@ -195,9 +211,7 @@ func TestSlowStartFailMidRamp(t *testing.T) {
 // starts a ramp, as coming back from down does.
 func TestSlowStartAfterDrain(t *testing.T) {
 	sw := switches{ssA: {}, ssB: {}}
-	table := ipvs.NewMemory()
-	h, _ := startAdmin(t, slowStartConfig(3*time.Second, ssA, ssB), table, func(o *Options) { o.NewProber = sw.prober })
-	h.eventually(map[netip.AddrPort]uint32{ssA: 100, ssB: 100}, "both up")
+	h, table, _ := startRamps(t, slowStartConfig(3*time.Second, ssA, ssB), sw)
 	if _, err := h.engine.SetOverride(tctx(t), OverrideRequest{VirtualServer: "web", RealServer: ssA, Kind: OverrideDrain, Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -218,12 +232,8 @@ func TestSlowStartAfterDrain(t *testing.T) {
 // server does not; slow_start turned off gives every weight at once.
 func TestSlowStartReload(t *testing.T) {
 	sw := switches{ssA: {}, ssB: {}, ssC: {}}
-	table := ipvs.NewMemory()
-	cfg := slowStartConfig(10*time.Second, ssA, ssB)
-	h, logs := startAdmin(t, cfg, table, func(o *Options) { o.NewProber = sw.prober })
-	h.eventually(map[netip.AddrPort]uint32{ssA: 100, ssB: 100}, "both up")
-	sw[ssA].Store(true)
-	h.eventually(map[netip.AddrPort]uint32{ssA: 0, ssB: 100}, "a down")
+	h, table, logs := startRamps(t, slowStartConfig(10*time.Second, ssA, ssB), sw)
+	bounce(h, sw)
 	sw[ssA].Store(false)
 	h.eventually(map[netip.AddrPort]uint32{ssA: 10, ssB: 100}, "a at its ramp's second step (10%)")
 
@@ -278,6 +288,7 @@ func TestSlowStartAdoptsTable(t *testing.T) {
 	trA, trB, trC := traceWeights(t, table, ssA), traceWeights(t, table, ssB), traceWeights(t, table, ssC)
 	h, _ := startAdmin(t, cfg, table, func(o *Options) { o.NewProber = sw.prober })
 	h.eventually(map[netip.AddrPort]uint32{ssA: 100, ssB: 100, ssC: 100}, "all at their full weight")
+	trB.reaches(t, 100)
 	trC.reaches(t, 100)
 	if got := trA.all(); !slices.Equal(got, []int64{100}) {
 		t.Errorf("weights of a, at its weight at start: %v, want 100 throughout", got)
@@ -294,11 +305,8 @@ func TestSlowStartAdoptsTable(t *testing.T) {
 // serving, even one that came up a moment ago.
 func TestSlowStartTurnedOn(t *testing.T) {
 	sw := switches{ssA: {}, ssB: {}}
-	table := ipvs.NewMemory()
-	h, _ := startAdmin(t, slowStartConfig(0, ssA, ssB), table, func(o *Options) { o.NewProber = sw.prober })
-	h.eventually(map[netip.AddrPort]uint32{ssA: 100, ssB: 100}, "both up")
-	sw[ssA].Store(true)
-	h.eventually(map[netip.AddrPort]uint32{ssA: 0, ssB: 100}, "a down")
+	h, table, _ := startRamps(t, slowStartConfig(0, ssA, ssB), sw)
+	bounce(h, sw)
 	sw[ssA].Store(false)
 	h.eventually(map[netip.AddrPort]uint32{ssA: 100, ssB: 100}, "a back at once, slow start off")
 	tr := traceWeights(t, table, ssA)
