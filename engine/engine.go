@@ -30,6 +30,7 @@ import (
 	"github.com/lvsdirector/director/policy/override"
 	"github.com/lvsdirector/director/policy/panicguard"
 	"github.com/lvsdirector/director/policy/quorum"
+	"github.com/lvsdirector/director/policy/slowstart"
 )
 
 // Options are the engine's collaborators.
@@ -223,9 +224,11 @@ type Engine struct {
 	dampers      damping.Set
 	guard        *panicguard.Guard
 	quorum       quorum.State
-	maint        maintReader   // the maintenance directory (files.go)
-	stateFile    stateFileKeep // what the state file holds (files.go)
-	ann          announcing    // VIPs to announce (announce.go)
+	ramps        slowstart.Set            // who serves since when, for slow start (slowstart.go)
+	ramping      map[config.ServerID]bool // the servers shown in slow start
+	maint        maintReader              // the maintenance directory (files.go)
+	stateFile    stateFileKeep            // what the state file holds (files.go)
+	ann          announcing               // VIPs to announce (announce.go)
 	lastPublish  time.Time
 }
 
@@ -291,6 +294,8 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		dampers:       damping.Set{},
 		guard:         panicguard.New(),
 		quorum:        quorum.State{},
+		ramps:         slowstart.Set{},
+		ramping:       map[config.ServerID]bool{},
 		maint:         maintReader{warned: map[string]bool{}},
 	}
 	if _, err := e.buildProbers(cfg); err != nil {
