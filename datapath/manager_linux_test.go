@@ -1,6 +1,6 @@
 //go:build linux
 
-package datapath
+package datapath_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/lvsdirector/director/datapath"
 	"github.com/lvsdirector/director/internal/testutil"
 )
 
@@ -26,7 +27,7 @@ import (
 type lab struct {
 	director, rs *testutil.NetNS
 	host, rsh    *netlink.Handle
-	route        Route
+	route        datapath.Route
 	port         uint16
 }
 
@@ -51,7 +52,7 @@ func newLab(t *testing.T) *lab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rs.Close() })
-	l := &lab{director: dir, rs: rs, route: Route{Source: labSource, RealServer: labRIP, VIP: labVIP}, port: 8080}
+	l := &lab{director: dir, rs: rs, route: datapath.Route{Source: labSource, RealServer: labRIP, VIP: labVIP}, port: 8080}
 	if l.host, err = netlink.NewHandleAt(netns.NsHandle(dir.File().Fd()), unix.NETLINK_ROUTE); err != nil {
 		t.Fatal(err)
 	}
@@ -118,9 +119,9 @@ func (l *lab) serve(t *testing.T) {
 	testutil.ServeConns(t, ln, func(c net.Conn) { io.WriteString(c, c.LocalAddr().String()+"\n") })
 }
 
-func (l *lab) manager(t *testing.T) *Manager {
+func (l *lab) manager(t *testing.T) *datapath.Manager {
 	t.Helper()
-	m, err := New(l.host, nil)
+	m, err := datapath.New(l.host, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestDialReachesTheRealServerThroughTheVIP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Sync(context.Background(), []Route{l.route}); err != nil {
+	if err := m.Sync(context.Background(), []datapath.Route{l.route}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -190,7 +191,7 @@ func TestDialGetsNoAnswerWithoutTheVIPOnTheRealServer(t *testing.T) {
 	l := newLab(t)
 	l.serve(t)
 	m := l.manager(t)
-	if err := m.Sync(context.Background(), []Route{l.route}); err != nil {
+	if err := m.Sync(context.Background(), []datapath.Route{l.route}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -223,23 +224,19 @@ func TestSyncKeepsRebuildsAndRemoves(t *testing.T) {
 	l := newLab(t)
 	m := l.manager(t)
 	ctx := context.Background()
-	if err := m.Sync(ctx, []Route{l.route}); err != nil {
+	if err := m.Sync(ctx, []datapath.Route{l.route}); err != nil {
 		t.Fatal(err)
 	}
 	ino := func() uint64 {
 		t.Helper()
-		sp := m.spaces[labSource]
-		if sp == nil {
+		n := m.NamespaceInode(labSource)
+		if n == 0 {
 			t.Fatal("no namespace for the source")
 		}
-		var st unix.Stat_t
-		if err := unix.Fstat(int(sp.ns), &st); err != nil {
-			t.Fatal(err)
-		}
-		return st.Ino
+		return n
 	}
 	first := ino()
-	if err := m.Sync(ctx, []Route{l.route, l.route}); err != nil {
+	if err := m.Sync(ctx, []datapath.Route{l.route, l.route}); err != nil {
 		t.Fatal(err)
 	}
 	if ino() != first {
@@ -247,7 +244,7 @@ func TestSyncKeepsRebuildsAndRemoves(t *testing.T) {
 	}
 	other := l.route
 	other.VIP = netip.MustParseAddr("10.77.100.2")
-	if err := m.Sync(ctx, []Route{l.route, other}); err != nil {
+	if err := m.Sync(ctx, []datapath.Route{l.route, other}); err != nil {
 		t.Fatal(err)
 	}
 	if ino() == first {
@@ -260,7 +257,7 @@ func TestSyncKeepsRebuildsAndRemoves(t *testing.T) {
 		t.Errorf("namespaces %v left after an empty Sync", got)
 	}
 	_, err := m.Dial(ctx, "tcp", l.route, l.port)
-	var setup *SetupError
+	var setup *datapath.SetupError
 	if !errors.As(err, &setup) {
 		t.Errorf("dial through a removed route: %v, want a SetupError", err)
 	}
@@ -271,7 +268,7 @@ func TestSyncSaysWhatIsMissing(t *testing.T) {
 	m := l.manager(t)
 	tun := l.route
 	tun.Tunnel = true
-	err := m.Sync(context.Background(), []Route{tun})
+	err := m.Sync(context.Background(), []datapath.Route{tun})
 	if err == nil {
 		if _, e := os.Stat("/sys/module/ipip"); e == nil {
 			t.Skip("this kernel has ipip")
@@ -291,7 +288,7 @@ func TestSyncSaysWhatIsMissing(t *testing.T) {
 
 	unrouted := l.route
 	unrouted.RealServer = netip.MustParseAddr("10.99.0.2")
-	if err := m.Sync(context.Background(), []Route{unrouted}); err == nil || !strings.Contains(err.Error(), "no route to the real server") {
+	if err := m.Sync(context.Background(), []datapath.Route{unrouted}); err == nil || !strings.Contains(err.Error(), "no route to the real server") {
 		t.Errorf("a real server the director cannot reach: %v", err)
 	}
 }
