@@ -14,7 +14,7 @@ import (
 
 // commonCheckKeys are the keys every check has; each kind's own keys come
 // from the prober registry (checks.Kinds).
-var commonCheckKeys = []string{"type", "interval", "timeout", "rise", "fall", "port", "address", "source"}
+var commonCheckKeys = []string{"type", "interval", "timeout", "rise", "fall", "port", "address", "source", "datapath"}
 
 // checkKeys is every key a check table may hold, in the order hints list
 // them.
@@ -63,6 +63,7 @@ type rawCheck struct {
 	Port       opt[uint16]
 	Address    opt[netip.Addr]
 	Source     opt[netip.Addr]
+	DataPath   opt[bool]
 }
 
 // present reports whether the table wrote key at all (valid or not).
@@ -93,6 +94,7 @@ func (l *loader) parseCheck(t table, sec section) rawCheck {
 	r.Port = set(uint16(port), n, ok)
 	r.Address = set(l.ipOnly(t, "address"))
 	r.Source = set(l.ipOnly(t, "source"))
+	r.DataPath = set(t.boolean("datapath"))
 	// Every value of every kind's keys is judged here, whatever the type:
 	// [defaults.check] serves checks of any type, and a bad value is
 	// reported even where no check uses it.
@@ -145,6 +147,7 @@ func (l *loader) mergeCheck(def, vs rawCheck) Check {
 		Address:  pick(netip.Addr{}, vs.Address, def.Address).V,
 		Source:   pick(netip.Addr{}, vs.Source, def.Source).V,
 	}
+	c.DataPath = pick(false, vs.DataPath, def.DataPath).V
 
 	// timeout < interval, unless either was written wrongly (already reported).
 	bad := func(key string) bool {
@@ -368,7 +371,7 @@ func (vs *VirtualServer) CheckSpec(rs *RealServer) checks.Spec {
 	if c.Port != 0 {
 		port = c.Port
 	}
-	return checks.Spec{
+	spec := checks.Spec{
 		Type:          c.Type,
 		Target:        netip.AddrPortFrom(addr, port),
 		Source:        c.Source,
@@ -377,5 +380,44 @@ func (vs *VirtualServer) CheckSpec(rs *RealServer) checks.Spec {
 		Options:       c.Options,
 		VirtualServer: vs.Name,
 		RealServer:    rs.Address,
+	}
+	if c.DataPath && vs.FWMark == 0 && (rs.Forwarding == "dr" || rs.Forwarding == "tun") {
+		spec.DataPath = checks.DataPath{VIP: vs.Address.Addr(), Tunnel: rs.Forwarding == "tun"}
+	}
+	return spec
+}
+
+// dataPathApplies says whether datapath = true can apply to vs's check:
+// the check's kind can, and vs is an IPv4 dr or tun service with an
+// address.
+func dataPathApplies(vs *VirtualServer) bool {
+	kind, ok := checks.LookupKind(vs.Check.Type)
+	return ok && kind.DataPath && vs.FWMark == 0 && vs.Address.Addr().Is4() &&
+		(vs.Forwarding == "dr" || vs.Forwarding == "tun")
+}
+
+// checkDataPath judges datapath = true on vs's check (c, whose datapath
+// key is at n) for one of its real servers, rs at rsNode (nil: the
+// virtual server's own rules).
+func (l *loader) checkDataPath(vs *VirtualServer, c Check, n node, rs *RealServer, rsNode node) {
+	if !c.DataPath {
+		return
+	}
+	if rs != nil {
+		if rs.Forwarding != "dr" && rs.Forwarding != "tun" {
+			l.errorf(rsNode, "uses %s forwarding, but the check has datapath = true, which probes the way dr and tun forwarding deliver (a %s real server is reached at its own address: leave datapath out)", rs.Forwarding, rs.Forwarding)
+		}
+		return
+	}
+	kind, ok := checks.LookupKind(c.Type)
+	switch {
+	case ok && !kind.DataPath:
+		l.errorf(n, "datapath is only used by %s; this check's type is %q", checks.DataPathKinds(), c.Type)
+	case vs.FWMark != 0:
+		l.errorf(n, "datapath needs the virtual server's address, which the probe is sent to; a fwmark service has none")
+	case vs.Address.Addr().Is6():
+		l.errorf(n, "datapath checks are IPv4 only; this virtual server is IPv6")
+	case !c.Source.IsValid():
+		l.errorf(n, "datapath = true needs source: an unused IPv4 address on the real servers' segment, which the director's probe namespace takes (not an address of the director's own: the real server's answers must reach the namespace)")
 	}
 }

@@ -475,6 +475,13 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 		own = l.parseCheck(ct, secVSCheck)
 	}
 	vs.Check = l.mergeCheck(defCheck, own)
+	dataPathNode := pick(false, own.DataPath, defCheck.DataPath).N
+	if !own.DataPath.Set && !dataPathApplies(&vs) {
+		// [defaults.check] serves every virtual server: its datapath
+		// applies where it can and is simply unused elsewhere.
+		vs.Check.DataPath = false
+	}
+	l.checkDataPath(&vs, vs.Check, dataPathNode, nil, node{})
 	checkNode := t.n.child("check")
 	if own.Source.Set {
 		checkNode = own.Source.N
@@ -516,6 +523,9 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 				seen[ap] = rs.Line
 			}
 			l.checkProbeTarget(vs.Check, ap, n, checkNode)
+			if own.DataPath.Set {
+				l.checkDataPath(&vs, vs.Check, dataPathNode, &rs, n)
+			}
 		}
 		vs.RealServers = append(vs.RealServers, rs)
 	}
