@@ -69,6 +69,10 @@ type Options struct {
 	StuckAfter time.Duration
 	// Announcer, when set, is handed the VIPs to announce (announce.go).
 	Announcer Announcer
+	// DataPath, when set, is what data-path checks probe through
+	// (datapath.go); the engine syncs it at start and after each reload
+	// and closes it when Run returns. Without it they are inconclusive.
+	DataPath DataPath
 }
 
 // server is one real server of one virtual server, with its health.
@@ -169,7 +173,11 @@ type reloadRequest struct {
 // ready to Run. Nothing runs and nothing touches the table until Run.
 func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if opts.NewProber == nil {
-		opts.NewProber = checks.NewShared().New
+		sh := checks.NewShared()
+		if opts.DataPath != nil {
+			sh.DataPath = opts.DataPath
+		}
+		opts.NewProber = sh.New
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
