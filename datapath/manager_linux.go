@@ -294,30 +294,36 @@ func (sp *space) close() {
 // from the VIP, which only marked sockets route, so a reverse-path check
 // would drop them (IPv4 settings are inherited from the host's).
 func newNamespace() (netns.NsHandle, error) {
+	return onOwnThread(func() (netns.NsHandle, error) {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return -1, fmt.Errorf("creating a network namespace: %w", hint(err, ""))
+		}
+		for _, conf := range []string{"all", "default"} {
+			if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+conf+"/rp_filter", []byte("0"), 0); err != nil {
+				return -1, fmt.Errorf("rp_filter off: %w", err)
+			}
+		}
+		return netns.Get()
+	})
+}
+
+// onOwnThread runs f on an OS thread of its own and returns its result.
+// The thread is never unlocked: f may move it into another namespace,
+// and Go ends a locked thread with its goroutine, so no other goroutine
+// ever runs there.
+func onOwnThread[T any](f func() (T, error)) (T, error) {
 	type result struct {
-		ns  netns.NsHandle
+		v   T
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
-		// Never unlocked: the thread is in the new namespace and ends
-		// with this goroutine, so no other goroutine ever runs on it.
 		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			ch <- result{-1, fmt.Errorf("creating a network namespace: %w", hint(err, ""))}
-			return
-		}
-		for _, conf := range []string{"all", "default"} {
-			if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+conf+"/rp_filter", []byte("0"), 0); err != nil {
-				ch <- result{-1, fmt.Errorf("rp_filter off: %w", err)}
-				return
-			}
-		}
-		ns, err := netns.Get()
-		ch <- result{ns, err}
+		v, err := f()
+		ch <- result{v, err}
 	}()
 	r := <-ch
-	return r.ns, r.err
+	return r.v, r.err
 }
 
 // SetupError says a probe could not be sent because the director's own
@@ -330,19 +336,12 @@ func (e *SetupError) Unwrap() error { return e.Err }
 // Dial connects over network ("tcp") to r's VIP at port, delivered
 // through r's data path. The connection is usable from any goroutine.
 func (m *Manager) Dial(ctx context.Context, network string, r Route, port uint16) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		// Never unlocked, as in newNamespace: the socket is made on a
-		// thread in the probe namespace, which ends with this goroutine.
-		runtime.LockOSThread()
+	// The socket is made on a thread in the probe namespace; the
+	// connection stays there whichever thread uses it.
+	return onOwnThread(func() (net.Conn, error) {
 		mark, err := m.enter(r)
 		if err != nil {
-			ch <- result{nil, &SetupError{err}}
-			return
+			return nil, &SetupError{err}
 		}
 		d := net.Dialer{KeepAlive: -1, Control: func(_, _ string, c syscall.RawConn) error {
 			var serr error
@@ -353,11 +352,8 @@ func (m *Manager) Dial(ctx context.Context, network string, r Route, port uint16
 			}
 			return serr
 		}}
-		c, err := d.DialContext(ctx, network, netip.AddrPortFrom(r.VIP, port).String())
-		ch <- result{c, err}
-	}()
-	res := <-ch
-	return res.c, res.err
+		return d.DialContext(ctx, network, netip.AddrPortFrom(r.VIP, port).String())
+	})
 }
 
 // enter moves the calling thread into the namespace of r and returns the
