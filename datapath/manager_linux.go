@@ -44,7 +44,7 @@ type Manager struct {
 	// namespace's descriptor while a probe's thread is entering it.
 	mu     sync.RWMutex
 	spaces map[netip.Addr]*space
-	failed map[netip.Addr]error // why the namespace of a source is missing
+	failed map[Route]error // why a route of the last Sync has no path
 }
 
 // space is one built namespace.
@@ -67,27 +67,50 @@ func New(host *netlink.Handle, log *slog.Logger) (*Manager, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Manager{host: host, log: log, spaces: map[netip.Addr]*space{}, failed: map[netip.Addr]error{}}, nil
+	return &Manager{host: host, log: log, spaces: map[netip.Addr]*space{}, failed: map[Route]error{}}, nil
 }
 
 // Sync makes the namespaces hold exactly routes: namespaces whose layout
 // is unchanged are kept as they are (probes through them go on), changed
 // ones are rebuilt, ones no route uses are removed. It returns every
-// problem; a namespace that could not be built is left out, and Dial
-// through it returns a SetupError saying why.
+// problem; a route the director cannot reach, or whose namespace could
+// not be built, is left out, and Dial through it returns a SetupError
+// saying why.
 func (m *Manager) Sync(ctx context.Context, routes []Route) error {
-	hops, err := m.nextHops(routes)
-	var layouts map[netip.Addr]layout
-	if err == nil {
-		layouts, err = plan(routes, hops)
+	failed := map[Route]error{}
+	var errs []error
+	hops := map[netip.Addr]NextHop{}
+	var usable []Route
+	unreachable := map[netip.Addr]error{}
+	for _, r := range routes {
+		if !r.Source.Is4() || !r.RealServer.Is4() || !r.VIP.Is4() {
+			failed[r] = fmt.Errorf("datapath: %s: only IPv4 is supported", r)
+			errs = append(errs, failed[r])
+			continue
+		}
+		if err := unreachable[r.RealServer]; err != nil {
+			failed[r] = err
+			continue
+		}
+		if _, ok := hops[r.RealServer]; !ok {
+			hop, err := m.nextHop(r)
+			if err != nil {
+				failed[r], unreachable[r.RealServer] = err, err
+				errs = append(errs, err)
+				continue
+			}
+			hops[r.RealServer] = hop
+		}
+		usable = append(usable, r)
 	}
+	layouts, err := plan(usable, hops)
 	if err != nil {
 		// Nothing of the previous routes is kept: probes through them
 		// fail with err rather than go on through a stale path.
 		m.Close()
 		m.mu.Lock()
 		for _, r := range routes {
-			m.failed[r.Source] = err
+			m.failed[r] = err
 		}
 		m.mu.Unlock()
 		return err
@@ -100,12 +123,11 @@ func (m *Manager) Sync(ctx context.Context, routes []Route) error {
 			delete(m.spaces, src)
 		}
 	}
-	m.failed = map[netip.Addr]error{}
+	m.failed = failed
 	m.mu.Unlock()
 	for _, sp := range stale {
 		sp.close()
 	}
-	var errs []error
 	for _, src := range sortedKeys(layouts) {
 		m.mu.RLock()
 		_, kept := m.spaces[src]
@@ -120,7 +142,11 @@ func (m *Manager) Sync(ctx context.Context, routes []Route) error {
 		sp, err := m.build(l)
 		m.mu.Lock()
 		if err != nil {
-			m.failed[src] = err
+			for _, r := range usable {
+				if r.Source == src {
+					m.failed[r] = err
+				}
+			}
 			errs = append(errs, err)
 		} else {
 			m.spaces[src] = sp
@@ -133,28 +159,21 @@ func (m *Manager) Sync(ctx context.Context, routes []Route) error {
 	return errors.Join(errs...)
 }
 
-// nextHops asks the director's own routing table how it reaches each
-// real server, as the kernel's DR and TUN forwarding would.
-func (m *Manager) nextHops(routes []Route) (map[netip.Addr]NextHop, error) {
-	hops := map[netip.Addr]NextHop{}
-	for _, r := range routes {
-		if _, ok := hops[r.RealServer]; ok {
-			continue
-		}
-		rs, err := m.host.RouteGet(r.RealServer.AsSlice())
-		if err != nil || len(rs) == 0 {
-			return nil, fmt.Errorf("datapath: %s: no route to the real server: %w", r, hint(err, ""))
-		}
-		hop := NextHop{Link: rs[0].LinkIndex}
-		if gw, ok := netip.AddrFromSlice(rs[0].Gw); ok && rs[0].Gw != nil {
-			hop.Gateway = gw.Unmap()
-		}
-		if rs[0].Type == unix.RTN_LOCAL {
-			return nil, fmt.Errorf("datapath: %s: the real server's address is the director's own", r)
-		}
-		hops[r.RealServer] = hop
+// nextHop asks the director's own routing table how it reaches r's real
+// server, as the kernel's DR and TUN forwarding would.
+func (m *Manager) nextHop(r Route) (NextHop, error) {
+	rs, err := m.host.RouteGet(r.RealServer.AsSlice())
+	if err != nil || len(rs) == 0 {
+		return NextHop{}, fmt.Errorf("datapath: %s: no route to the real server: %w", r, hint(err, ""))
 	}
-	return hops, nil
+	if rs[0].Type == unix.RTN_LOCAL {
+		return NextHop{}, fmt.Errorf("datapath: %s: the real server's address is the director's own", r)
+	}
+	hop := NextHop{Link: rs[0].LinkIndex}
+	if gw, ok := netip.AddrFromSlice(rs[0].Gw); ok && rs[0].Gw != nil {
+		hop.Gateway = gw.Unmap()
+	}
+	return hop, nil
 }
 
 // build creates the namespace of l. On error nothing of it is left.
@@ -361,11 +380,11 @@ func (m *Manager) Dial(ctx context.Context, network string, r Route, port uint16
 func (m *Manager) enter(r Route) (uint32, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	if err := m.failed[r]; err != nil {
+		return 0, err
+	}
 	sp := m.spaces[r.Source]
 	if sp == nil {
-		if err := m.failed[r.Source]; err != nil {
-			return 0, err
-		}
 		return 0, fmt.Errorf("datapath: no probe namespace for source %s", r.Source)
 	}
 	mark := sp.layout.mark(r)
@@ -386,7 +405,7 @@ func (m *Manager) Close() error {
 		sp.close()
 		delete(m.spaces, src)
 	}
-	m.failed = map[netip.Addr]error{}
+	m.failed = map[Route]error{}
 	return nil
 }
 

@@ -288,7 +288,17 @@ func TestSyncSaysWhatIsMissing(t *testing.T) {
 
 	unrouted := l.route
 	unrouted.RealServer = netip.MustParseAddr("10.99.0.2")
-	if err := m.Sync(context.Background(), []datapath.Route{unrouted}); err == nil || !strings.Contains(err.Error(), "no route to the real server") {
+	// One real server the director cannot reach does not take the
+	// others' data path down.
+	if err := m.Sync(context.Background(), []datapath.Route{unrouted, l.route}); err == nil || !strings.Contains(err.Error(), "no route to the real server") {
 		t.Errorf("a real server the director cannot reach: %v", err)
+	}
+	if got := m.Sources(); len(got) != 1 || got[0] != labSource {
+		t.Errorf("namespaces %v, want the one of %s for the reachable real server", got, labSource)
+	}
+	_, derr = m.Dial(context.Background(), "tcp", unrouted, l.port)
+	var setup *datapath.SetupError
+	if !errors.As(derr, &setup) || !strings.Contains(derr.Error(), "no route to the real server") {
+		t.Errorf("dial through the unreachable real server: %v, want a SetupError saying why", derr)
 	}
 }
