@@ -24,8 +24,11 @@ func dataPathRoutes(cfg *config.Config) []datapath.Route {
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
 		for j := range vs.RealServers {
-			if r, ok := vs.CheckSpec(&vs.RealServers[j]).DataPathRoute(); ok {
-				routes = append(routes, r)
+			rs := &vs.RealServers[j]
+			for _, c := range vs.ChecksOf(rs) {
+				if r, ok := vs.CheckSpec(rs, &c).DataPathRoute(); ok {
+					routes = append(routes, r)
+				}
 			}
 		}
 	}

@@ -54,7 +54,7 @@ func dataPathConfig(source string, rips ...string) *config.Config {
 	cfg := testConfig("quiesce")
 	vs := &cfg.VirtualServers[0]
 	vs.Forwarding = "dr"
-	vs.Check.DataPath, vs.Check.Source = true, netip.MustParseAddr(source)
+	vs.Checks[0].DataPath, vs.Checks[0].Source = true, netip.MustParseAddr(source)
 	for _, rip := range rips {
 		vs.RealServers = append(vs.RealServers, config.RealServer{Address: netip.AddrPortFrom(netip.MustParseAddr(rip), 80), Weight: 1, Forwarding: "dr"})
 	}
