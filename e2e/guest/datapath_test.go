@@ -17,11 +17,14 @@ import (
 // not the data-path service's, the classic DR misconfiguration: the
 // data-path check takes it out while the plain check of the very same
 // server keeps it in. With the VIP added it comes in and serves clients;
-// with the VIP removed again it goes out again.
+// with the VIP removed again it goes out again. The same for a TUN real
+// server, probed inside IPIP.
 func Test28DataPathDR(t *testing.T) {
 	guest(t)
-	b := rs(3)
-	const dpVIP, plainVIP = "10.0.100.14", "10.0.100.15"
+	b, tb := rs(3), rs(5)
+	const dpVIP, plainVIP, tunVIP = "10.0.100.14", "10.0.100.15", "10.0.100.16"
+	// The probe namespace's own address on rs5's segment, for TUN.
+	const tunSource = "10.0.15.50"
 	// The probe namespace's own address on rs3's segment (10.0.13.0/24).
 	const source = "10.0.13.50"
 	if err := b.ns.sh("ip addr add " + plainVIP + "/32 dev lo"); err != nil {
@@ -30,6 +33,7 @@ func Test28DataPathDR(t *testing.T) {
 	t.Cleanup(func() {
 		b.ns.sh("ip addr del " + plainVIP + "/32 dev lo")
 		b.ns.sh("ip addr del " + dpVIP + "/32 dev lo 2>/dev/null || true")
+		tb.ns.sh("ip addr del " + tunVIP + "/32 dev lo 2>/dev/null || true")
 	})
 	d := startDirector(t, directorConfig("30s", "keep", fmt.Sprintf(`[[virtual_server]]
 name = "datapath"
@@ -48,14 +52,26 @@ name = "plain"
 address = "%s:80"
 scheduler = "rr"
 forwarding = "dr"
-%s%s`, dpVIP, source, reals(b.addr4(80)+" 1"), plainVIP, httpCheck, reals(b.addr4(80)+" 1"))))
+%s%s
+[[virtual_server]]
+name = "tun"
+address = "%s:80"
+scheduler = "rr"
+forwarding = "tun"
+  [virtual_server.check]
+  type = "tcp"
+  datapath = true
+  source = %q
+%s`, dpVIP, source, reals(b.addr4(80)+" 1"), plainVIP, httpCheck, reals(b.addr4(80)+" 1"),
+		tunVIP, tunSource, reals(tb.addr4(80)+" 1"))))
 
 	dp, plain := "TCP "+dpVIP+":80", "TCP "+plainVIP+":80"
 	route := func(w int) string { return fmt.Sprintf("%s Route %d", b.addr4(80), w) }
 	// The start (building the probe namespace included) gets a slack of
-	// its own: under emulation on a busy host it took 18s.
-	waitTable(t, upWithin()+slack, "the plain check keeps rs3 in", dests(plain, "rr", route(1)))
-	waitLog(t, d, `reason="datapath: no answer for VIP"`)
+	// its own: under emulation on a busy host the director took 17s to
+	// start and its first checks timed out.
+	waitTable(t, upWithin()+3*slack, "the plain check keeps rs3 in", dests(plain, "rr", route(1)))
+	waitLog(t, d, "virtual_server=datapath real_server="+b.addr4(80)+` from=unknown reason="datapath: no answer for VIP"`)
 	waitTable(t, time.Second, "the data-path check keeps rs3 out", func(tb table) error {
 		if err := dests(dp, "rr", route(0))(tb); err != nil {
 			return err
@@ -83,6 +99,20 @@ forwarding = "dr"
 			return err
 		}
 		return dests(plain, "rr", route(1))(tb)
+	})
+
+	// TUN: the probe goes inside an IPIP packet to rs5, which takes it
+	// off tunl0 only when it holds the VIP.
+	t.Run("tun", func(t *testing.T) {
+		tun := "TCP " + tunVIP + ":80"
+		tunnel := func(w int) string { return fmt.Sprintf("%s Tunnel %d", tb.addr4(80), w) }
+		waitLog(t, d, "virtual_server=tun real_server="+tb.addr4(80)+` from=unknown reason="datapath: no answer for VIP"`)
+		waitTable(t, time.Second, "without the VIP, the data-path check keeps rs5 out", dests(tun, "rr", tunnel(0)))
+		if err := tb.ns.sh("ip addr add " + tunVIP + "/32 dev lo"); err != nil {
+			t.Fatal(err)
+		}
+		waitTable(t, upWithin(), "with the VIP on its lo, the data-path check takes rs5 in", dests(tun, "rr", tunnel(1)))
+		served(t, "http://"+tunVIP+"/", 5, []string{"rs5"}, "rs5")
 	})
 }
 
