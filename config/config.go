@@ -161,6 +161,11 @@ type Check struct {
 	Port    uint16     // 0: the real server's port
 	Address netip.Addr // zero: the real server's address
 	Source  netip.Addr // zero: let the kernel choose
+	// DataPath probes through the data path of a dr or tun service
+	// (datapath = true): addressed to the VIP, delivered to the real
+	// server, from the director's probe namespace, which takes Source
+	// as its address (checks.Spec.DataPath, package datapath).
+	DataPath bool
 
 	// Options are the type's own settings, decoded and validated by its
 	// prober (checks.HTTPOptions for http and https, checks.TCPOptions,

@@ -637,7 +637,7 @@ func TestExampleConfig(t *testing.T) {
 	if len(cfg.Warnings) != 0 {
 		t.Errorf("warnings: %v", cfg.Warnings)
 	}
-	if got, want := cfg.Summary(), "../config.example.toml: 3 virtual servers, 6 real servers, 8 checks"; got != want {
+	if got, want := cfg.Summary(), "../config.example.toml: 4 virtual servers, 8 real servers, 10 checks"; got != want {
 		t.Errorf("Summary() = %q, want %q", got, want)
 	}
 }

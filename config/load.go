@@ -523,6 +523,7 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 
 	// checks
 	vsRaw, srcNodes := l.virtualServerChecks(t, defCheck, &vs)
+	dataPathReported := false
 
 	// real servers
 	seen := map[netip.AddrPort]int{}
@@ -562,6 +563,7 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			}
 			for i, c := range vs.ChecksOf(&rs) {
 				l.checkProbeTarget(c, ap, n, rsSrc[i])
+				l.checkDataPath(&vs, t, c, &rs, n, &dataPathReported)
 			}
 		}
 		vs.RealServers = append(vs.RealServers, rs)

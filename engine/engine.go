@@ -73,6 +73,10 @@ type Options struct {
 	StuckAfter time.Duration
 	// Announcer, when set, is handed the VIPs to announce (announce.go).
 	Announcer Announcer
+	// DataPath, when set, is what data-path checks probe through
+	// (datapath.go); the engine syncs it at start and after each reload
+	// and closes it when Run returns. Without it they are inconclusive.
+	DataPath DataPath
 }
 
 // server is one real server of one virtual server, with its health.
@@ -250,7 +254,11 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.NewProber == nil {
-		opts.NewProber = checks.NewShared().WithLogger(opts.Logger).New
+		sh := checks.NewShared().WithLogger(opts.Logger)
+		if opts.DataPath != nil {
+			sh.DataPath = opts.DataPath
+		}
+		opts.NewProber = sh.New
 	}
 	if opts.ReconcileTimeout == 0 {
 		opts.ReconcileTimeout = 30 * time.Second

@@ -33,6 +33,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer e.closeDataPath()
+	if err := e.syncDataPath(ctx, e.cfg); err != nil {
+		return fmt.Errorf("setting up data-path checks: %w", err)
+	}
 	now := time.Now()
 	e.loadState(ctx, now) // API overrides and managed services of the last run (files.go)
 	e.adoptConfig(e.cfg, fresh, probeCtx)

@@ -96,6 +96,10 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 	e.switchDrains(drains, restored, kernel)
 	e.ramps = ramps
 	e.rampsStarted(rampsStarted)
+	if err := e.syncDataPath(ctx, cfg); err != nil {
+		e.log.Error("data-path checks: their probe namespaces could not be set up; those checks are inconclusive until a reload succeeds",
+			"path", cfg.Path, "err", err)
+	}
 
 	ch := config.Diff(old, cfg)
 	e.log.Info("config reloaded", "path", cfg.Path, "kernel_changes", len(ops),
