@@ -79,7 +79,11 @@ type Director struct {
 
 // VirtualServer is one [[virtual_server]] with defaults applied.
 type VirtualServer struct {
-	Name string
+	// Name is the written name; for a member of a group (addresses or
+	// fwmarks) it is "NAME@MEMBER", such as "web@192.0.2.10:80" or
+	// "web@fwmark10", and Group is the written name ("" otherwise).
+	Name  string
+	Group string
 	// Either Address (with Protocol) or FWMark (with Family) is set.
 	Address   netip.AddrPort
 	FWMark    uint32

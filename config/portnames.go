@@ -108,7 +108,8 @@ func (l *loader) withPortNumber(s string, n node, protos ...string) (string, boo
 	if !isName {
 		return s, true
 	}
-	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err != nil {
+	first, _, _ := strings.Cut(host, "-") // a group's range: "10.0.0.1-20"
+	if _, err := netip.ParseAddr(strings.Trim(first, "[]")); err != nil {
 		return s, true // not an address: the caller's message says so
 	}
 	port, msg := l.resolvePort(name, protos...)
