@@ -96,10 +96,13 @@ type VirtualServer struct {
 	SchedulerFlags     []string
 	OnePacket          bool
 	Persistence        time.Duration
-	PersistenceNetmask uint8          // prefix length; default 32 (ipv4) / 128 (ipv6)
-	Forwarding         string         // "nat" (default) | "dr" | "tun"
-	OnFailure          string         // inherited from [director] unless set here
-	Fallback           netip.AddrPort // zero when none
+	PersistenceNetmask uint8  // prefix length; default 32 (ipv4) / 128 (ipv6)
+	Forwarding         string // "nat" (default) | "dr" | "tun"
+	// Tunnel is tun_type, tun_port, tun_csum: the default of its tun real
+	// servers (and the fallback's); zero unless Forwarding is "tun".
+	Tunnel    Tunnel
+	OnFailure string         // inherited from [director] unless set here
+	Fallback  netip.AddrPort // zero when none
 	// DrainTimeout is [director] drain_timeout unless set here; UDP
 	// services default to 0 (delete at once), see README "Graceful drain".
 	DrainTimeout time.Duration
@@ -126,6 +129,7 @@ type RealServer struct {
 	Address    netip.AddrPort // for fwmark services the port may be 0
 	Weight     uint32         // default 1
 	Forwarding string         // inherited from the virtual server unless set
+	Tunnel     Tunnel         // zero unless Forwarding is "tun"
 	Line       int
 }
 

@@ -62,11 +62,11 @@ var (
 	secDefaults = section{name: "[defaults]", keys: []string{"check"}, nested: nestedCheckKeys("[defaults.check]")}
 	secVS       = section{name: "[[virtual_server]]", keys: []string{
 		"name", "address", "fwmark", "addresses", "fwmarks", "family", "protocol", "scheduler", "persistence",
-		"persistence_netmask", "forwarding", "on_failure", "drain_timeout", "fallback", "check", "real_server",
+		"persistence_netmask", "forwarding", "tun_type", "tun_port", "tun_csum", "on_failure", "drain_timeout", "fallback", "check", "real_server",
 		"notify_command", "notify_url", "quorum", "hysteresis", "panic_threshold",
 		"scheduler_flags", "ops", "announce", "announce_rule", "announce_above", "withdraw_below", "communities", "med", "local_pref",
 	}, nested: merge(nestedCheckKeys("[virtual_server.check]"), map[string]string{"weight": "[[virtual_server.real_server]]"})}
-	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding"},
+	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding", "tun_type", "tun_port", "tun_csum"},
 		nested: nestedCheckKeys("[virtual_server.check]")}
 	secDefaultsCheck = section{name: "[defaults.check]", keys: checkKeys}
 	secVSCheck       = section{name: "[virtual_server.check]", keys: checkKeys}
@@ -559,6 +559,7 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 	if v, _, ok := t.enum("forwarding", "forwarding method", forwardings, forwardingAliases); ok {
 		vs.Forwarding = v
 	}
+	vs.Tunnel = l.tunnel(t, vs.Forwarding, Tunnel{})
 	if v, _, ok := t.enum("on_failure", "on_failure action", onFailures, onFailureAliases); ok {
 		vs.OnFailure = v
 	}
@@ -598,6 +599,7 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 		if v, _, ok := rt.enum("forwarding", "forwarding method", forwardings, forwardingAliases); ok {
 			rs.Forwarding = v
 		}
+		rs.Tunnel = l.tunnel(rt, rs.Forwarding, vs.Tunnel)
 		if v, _, ok := rt.intRange("weight", 0, 65535, "IPVS weights are 0-65535"); ok {
 			rs.Weight = uint32(v)
 		}
