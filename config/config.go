@@ -28,6 +28,8 @@ type Config struct {
 	RouteTable *RouteTable
 	// VRRP is [vrrp] (vrrp.go); nil without it.
 	VRRP *VRRP
+	// Email is [notify.email] (email.go); nil without it.
+	Email *Email
 	// Warnings are non-fatal findings (for example a virtual server with
 	// no real servers), sorted by line. `director check` should print them.
 	Warnings []Problem

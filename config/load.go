@@ -54,7 +54,7 @@ var (
 )
 
 var (
-	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server", "vrrp", "announce", "bgp", "route_table"}}
+	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server", "vrrp", "announce", "bgp", "route_table", "notify"}}
 	secDirector = section{name: "[director]", keys: []string{"listen", "max_connections", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "watch_config", "kernel_stats",
 		"notify_command", "notify_url", "notify_timeout", "maintenance_dir", "api_token_file", "state_file", "panic_threshold",
 		"flap_damping", "flap_penalty", "flap_suppress", "flap_reuse", "flap_half_life", "flap_max_suppress"},
@@ -222,6 +222,7 @@ func (l *loader) config(raw map[string]any) *Config {
 	}
 	l.checkAnnounce(cfg, vsNodes)
 	l.vrrp(root, cfg)
+	l.email(root, cfg)
 	return cfg
 }
 
