@@ -97,7 +97,13 @@ func (n *Notifier) runEmail(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		s := n.opts.Email()
+		// Settings are asked for only once there is something to mail:
+		// Email may read state that does not exist yet when Run starts
+		// (the engine's running config).
+		var s *EmailSettings
+		if len(m.pending) > 0 || len(m.down) > 0 {
+			s = n.opts.Email()
+		}
 		next := m.nextWake(s, time.Now())
 		if !next.IsZero() {
 			timer.Reset(max(time.Until(next), 0))

@@ -298,6 +298,26 @@ func TestEmailRepeat(t *testing.T) {
 	}
 }
 
+// Run must not ask for the settings before an event: in the director they
+// come from the engine, which does not exist yet when the notifier starts.
+func TestEmailSettingsNotReadBeforeAnEvent(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	n := New(Options{Logger: quiet(), Email: func() *EmailSettings {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		return nil
+	}})
+	run(t, n)
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 0 {
+		t.Errorf("Email called %d times before any event", calls)
+	}
+}
+
 func TestParseSubject(t *testing.T) {
 	if _, err := ParseSubject(DefaultSubject); err != nil {
 		t.Error(err)
