@@ -69,7 +69,10 @@ type CountersV1 struct {
 
 // VirtualServerV1 is one configured virtual service.
 type VirtualServerV1 struct {
-	Name           string         `json:"name"`
+	Name string `json:"name"`
+	// Group is the [[virtual_server]] name of a group member (whose own
+	// name is "NAME@MEMBER"); absent otherwise.
+	Group          string         `json:"group,omitempty"`
 	Service        ServiceV1      `json:"service"`
 	Forwarding     string         `json:"forwarding"` // "nat" | "dr" | "tun"
 	OnFailure      string         `json:"on_failure"` // "quiesce" | "remove"
@@ -243,7 +246,7 @@ func statusV1(st engine.Status, version string) StatusV1 {
 	}
 	for _, vs := range st.VirtualServers {
 		v := VirtualServerV1{
-			Name: vs.Name, Service: serviceV1(vs.Service), Forwarding: vs.Forwarding,
+			Name: vs.Name, Group: vs.Group, Service: serviceV1(vs.Service), Forwarding: vs.Forwarding,
 			OnFailure: vs.OnFailure, Check: vs.Check, FallbackActive: vs.FallbackActive,
 			InKernel: vs.InKernel, Counters: countersV1(vs.Counters), RealServers: []RealServerV1{},
 			Quorum: vs.Quorum, Hysteresis: vs.Hysteresis, HealthyWeight: vs.HealthyWeight, QuorumLost: vs.QuorumLost,

@@ -28,6 +28,8 @@ type Config struct {
 	RouteTable *RouteTable
 	// VRRP is [vrrp] (vrrp.go); nil without it.
 	VRRP *VRRP
+	// Email is [notify.email] (email.go); nil without it.
+	Email *Email
 	// Warnings are non-fatal findings (for example a virtual server with
 	// no real servers), sorted by line. `director check` should print them.
 	Warnings []Problem
@@ -81,7 +83,11 @@ type Director struct {
 
 // VirtualServer is one [[virtual_server]] with defaults applied.
 type VirtualServer struct {
-	Name string
+	// Name is the written name; for a member of a group (addresses or
+	// fwmarks) it is "NAME@MEMBER", such as "web@192.0.2.10:80" or
+	// "web@fwmark10", and Group is the written name ("" otherwise).
+	Name  string
+	Group string
 	// Either Address (with Protocol) or FWMark (with Family) is set.
 	Address   netip.AddrPort
 	FWMark    uint32
@@ -94,10 +100,13 @@ type VirtualServer struct {
 	SchedulerFlags     []string
 	OnePacket          bool
 	Persistence        time.Duration
-	PersistenceNetmask uint8          // prefix length; default 32 (ipv4) / 128 (ipv6)
-	Forwarding         string         // "nat" (default) | "dr" | "tun"
-	OnFailure          string         // inherited from [director] unless set here
-	Fallback           netip.AddrPort // zero when none
+	PersistenceNetmask uint8  // prefix length; default 32 (ipv4) / 128 (ipv6)
+	Forwarding         string // "nat" (default) | "dr" | "tun"
+	// Tunnel is tun_type, tun_port, tun_csum: the default of its tun real
+	// servers (and the fallback's); zero unless Forwarding is "tun".
+	Tunnel    Tunnel
+	OnFailure string         // inherited from [director] unless set here
+	Fallback  netip.AddrPort // zero when none
 	// DrainTimeout is [director] drain_timeout unless set here; UDP
 	// services default to 0 (delete at once), see README "Graceful drain".
 	DrainTimeout time.Duration
@@ -137,6 +146,7 @@ type RealServer struct {
 	// each overridden by the entry of its name, then the entries that add
 	// a check. nil: the virtual server's (VirtualServer.ChecksOf).
 	Checks []Check
+	Tunnel Tunnel // zero unless Forwarding is "tun"
 	Line   int
 }
 

@@ -434,7 +434,7 @@ func TestErrors(t *testing.T) {
 		{"same address other protocol is fine, same fwmark is not", "[[virtual_server]]\nname = \"a\"\naddress = \"192.0.2.10:53\"\nprotocol = \"udp\"\n[[virtual_server]]\nname = \"b\"\naddress = \"192.0.2.10:53\"\n[[virtual_server]]\nname = \"c\"\nfwmark = 5\n[[virtual_server]]\nname = \"d\"\nfwmark = 5\nfamily = \"ipv4\"\n[[virtual_server]]\nname = \"e\"\nfwmark = 5\nfamily = \"ipv6\"\n",
 			[]string{`director.toml:13: virtual_server[d].fwmark: duplicate virtual service fwmark 5 (ipv4); virtual_server[c] on line 8 already defines it`}},
 		{"neither address nor fwmark", "[[virtual_server]]\nname = \"web\"\n",
-			[]string{`director.toml:1: virtual_server[web].address: missing; set address (such as "192.0.2.10:80") or fwmark`}},
+			[]string{`director.toml:1: virtual_server[web].address: missing; set address (such as "192.0.2.10:80") or fwmark, or addresses or fwmarks for a group`}},
 		{"both address and fwmark", "[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.10:80\"\nfwmark = 3\n",
 			[]string{`director.toml:4: virtual_server[web].fwmark: set either address or fwmark, not both`}},
 		{"address without port", "[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.10\"\n",

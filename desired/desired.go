@@ -131,12 +131,12 @@ func Build(cfg *config.Config, in Input) []ipvs.DesiredService {
 				continue
 			}
 			ds.Destinations = append(ds.Destinations, ipvs.Destination{
-				Address: rs.Address, Weight: w, Forwarding: Forwarding(rs.Forwarding),
+				Address: rs.Address, Weight: w, Forwarding: Forwarding(rs.Forwarding), Tunnel: TunnelOf(rs.Tunnel),
 			})
 		}
 		if takeover {
 			ds.Destinations = append(ds.Destinations, ipvs.Destination{
-				Address: vs.Fallback, Weight: FallbackWeight, Forwarding: Forwarding(vs.Forwarding),
+				Address: vs.Fallback, Weight: FallbackWeight, Forwarding: Forwarding(vs.Forwarding), Tunnel: TunnelOf(vs.Tunnel),
 			})
 		}
 		out = append(out, ds)
@@ -195,6 +195,24 @@ func Forwarding(f string) ipvs.Forwarding {
 		return ipvs.TUN
 	}
 	return ipvs.NAT
+}
+
+// TunnelOf is the kernel's encapsulation for a config's tunnel.
+func TunnelOf(t config.Tunnel) ipvs.Tunnel {
+	out := ipvs.Tunnel{Port: t.Port}
+	switch t.Type {
+	case "gue":
+		out.Type = ipvs.TunnelGUE
+	case "gre":
+		out.Type = ipvs.TunnelGRE
+	}
+	switch t.Csum {
+	case "csum":
+		out.Flags = ipvs.TunnelCsum
+	case "remcsum":
+		out.Flags = ipvs.TunnelRemCsum
+	}
+	return out
 }
 
 // DestKey names one destination of one service, normalized so that a

@@ -91,7 +91,10 @@ type Status struct {
 
 // VirtualServerStatus is one configured virtual service.
 type VirtualServerStatus struct {
-	Name       string
+	Name string
+	// Group is the written name of the group this service is a member of
+	// (config.VirtualServer.Group); "" when not a member.
+	Group      string
 	Service    ipvs.Service // the settings the director programs
 	Forwarding string       // the default for its real servers
 	OnFailure  string
@@ -338,7 +341,7 @@ func (e *Engine) publishSnapshot(now time.Time) {
 		vs := &e.cfg.VirtualServers[i]
 		svc := desired.Service(vs)
 		v := VirtualServerStatus{
-			Name: vs.Name, Service: svc.Normalize(), Forwarding: vs.Forwarding,
+			Name: vs.Name, Group: vs.Group, Service: svc.Normalize(), Forwarding: vs.Forwarding,
 			OnFailure: vs.OnFailure, Check: checkTypes(vs.Checks), Fallback: vs.Fallback,
 		}
 		v.Quorum, v.Hysteresis, v.PanicThreshold = desired.QuorumOf(vs), vs.Hysteresis, vs.PanicThreshold
