@@ -306,7 +306,14 @@ func writeConfig(o Options, listen string) (string, error) {
 				fmt.Fprintf(&b, "  [virtual_server.check]\n  type = \"icmp\"\n  privileged = %v\n  interval = %q\n",
 					g.Kind == "icmp-raw", g.Interval.String())
 			default:
-				fmt.Fprintf(&b, "  [virtual_server.check]\n  type = %q\n  interval = %q\n%s", g.Kind, g.Interval.String(), kindOptions[g.Kind])
+				opts := kindOptions[g.Kind]
+				if protocolKind(g.Kind) {
+					var err error
+					if opts, err = protocolOptions(g.Kind, o.WorkDir); err != nil {
+						return "", err
+					}
+				}
+				fmt.Fprintf(&b, "  [virtual_server.check]\n  type = %q\n  interval = %q\n%s", g.Kind, g.Interval.String(), opts)
 			}
 			for i := v; i < g.N; i += nvs {
 				fmt.Fprintf(&b, "  [[virtual_server.real_server]]\n  address = %q\n  weight = 100\n", backendAddr(first+i, o.Port).String())
