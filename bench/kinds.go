@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"text/tabwriter"
@@ -238,6 +239,7 @@ type KindRow struct {
 	Kind     string       `json:"kind"`
 	N        int          `json:"n"`
 	Director CheckerStats `json:"director"`
+	Failed   string       `json:"failed,omitempty"` // why the run gave no figures
 }
 
 // KindsReport is a table of CPU per check, one harness run per kind.
@@ -249,27 +251,60 @@ type KindsReport struct {
 
 // RunKinds runs the harness once per kind, each with its own backends and
 // its own director: N real servers every o.Interval, exec a tenth of N
-// (one fork per check). o.Kind, o.Groups, o.Floor and o.Storm are
-// ignored.
+// (one fork per check), or the count a kind names ("mysql:200"). A kind
+// whose run fails gets a row saying why, and the next one runs. o.Kind,
+// o.Groups, o.Floor and o.Storm are ignored.
 func RunKinds(ctx context.Context, o Options, kinds []string) (*KindsReport, error) {
-	rep := &KindsReport{Interval: o.Interval.String(), Timeout: o.Timeout.String()}
-	for _, k := range kinds {
-		if !knownKind(k) {
+	type run struct {
+		kind string
+		n    int
+	}
+	var runs []run
+	for _, spec := range kinds {
+		k, count, hasCount := strings.Cut(spec, ":")
+		n, err := strconv.Atoi(count)
+		switch {
+		case !knownKind(k):
 			return nil, fmt.Errorf("bench: kind %q: want one of %s", k, strings.Join(Kinds, ", "))
+		case hasCount && (err != nil || n < 1):
+			return nil, fmt.Errorf("bench: %q: want kind:count with a positive count", spec)
+		case !hasCount && k == "exec":
+			n = max(1, o.N/10)
+		case !hasCount:
+			n = o.N
 		}
+		runs = append(runs, run{k, n})
+	}
+	rep := &KindsReport{Interval: o.Interval.String(), Timeout: o.Timeout.String()}
+	for _, r := range runs {
 		ko := o
-		ko.Kind, ko.Groups, ko.Floor, ko.Storm, ko.Peers = k, nil, false, 0, nil
-		if k == "exec" {
-			ko.N = max(1, o.N/10)
+		ko.Kind, ko.N, ko.Groups, ko.Floor, ko.Storm, ko.Peers = r.kind, r.n, nil, false, 0, nil
+		ko.logf("kind %s: %d real servers every %s", r.kind, ko.N, ko.Interval)
+		res, err := Run(ctx, ko)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
-		ko.logf("kind %s: %d real servers every %s", k, ko.N, ko.Interval)
-		r, err := Run(ctx, ko)
+		row := KindRow{Kind: r.kind, N: ko.N}
 		if err != nil {
-			return nil, fmt.Errorf("kind %s: %w", k, err)
+			row.Failed = err.Error()
+			ko.logf("kind %s: %v", r.kind, err)
+		} else {
+			row.Director = res.Director
 		}
-		rep.Rows = append(rep.Rows, KindRow{Kind: k, N: ko.N, Director: r.Director})
+		rep.Rows = append(rep.Rows, row)
 	}
 	return rep, nil
+}
+
+// Failed lists the kinds whose runs failed, with why.
+func (r *KindsReport) Failed() []string {
+	var out []string
+	for _, row := range r.Rows {
+		if row.Failed != "" {
+			out = append(out, row.Kind+": "+row.Failed)
+		}
+	}
+	return out
 }
 
 // Print writes the table: one row per kind.
@@ -278,6 +313,10 @@ func (r *KindsReport) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "kind\treal servers\tplanned/s\tdone/s\tbackend saw/s\tfailed/s\ton time\tlag p99≤\tCPU s/1000\tcores\tpeak RSS MB\t")
 	for _, row := range r.Rows {
+		if row.Failed != "" {
+			fmt.Fprintf(tw, "%s\t%d\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", row.Kind, row.N)
+			continue
+		}
 		s := row.Director
 		saw := fmt.Sprintf("%.1f", s.BackendPerSec)
 		if noBackend(row.Kind) {
@@ -288,4 +327,7 @@ func (r *KindsReport) Print(w io.Writer) {
 			ms(s.LagP99), s.CPUPer1000Checks, s.CPUCores, float64(s.PeakRSSBytes)/(1<<20))
 	}
 	tw.Flush()
+	for _, f := range r.Failed() {
+		fmt.Fprintf(w, "no figures for %s\n", f)
+	}
 }

@@ -31,6 +31,9 @@ func TestHarnessKinds(t *testing.T) {
 	var out bytes.Buffer
 	rep.Print(&out)
 	t.Log("\n" + out.String())
+	if failed := rep.Failed(); len(failed) > 0 {
+		t.Errorf("runs failed: %q\n%s", failed, progress.String())
+	}
 	if len(rep.Rows) != len(kinds) {
 		t.Fatalf("%d rows, want one per kind (%d)", len(rep.Rows), len(kinds))
 	}

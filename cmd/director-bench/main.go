@@ -86,7 +86,7 @@ func harnessMain(args []string) int {
 	table := fs.String("table", "memory", "with -reconcile: memory, or netlink (the kernel's IPVS table; it must be empty; needs CAP_NET_ADMIN)")
 	peers := fs.String("peers", "", "also measure these peer checkers, comma-separated, each in its own window: ldirectord (host), keepalived (needs IPVS: the e2e VM)")
 	changes := fs.Int("changes", 1000, "with -reconcile: weight changes to apply")
-	kinds := fs.String("kinds", "", "one run per kind, comma-separated (or \"all\"), -n real servers each (exec: a tenth), and a table of CPU per 1,000 checks")
+	kinds := fs.String("kinds", "", "one run per kind, comma-separated (or \"all\"), -n real servers each (exec: a tenth; kind:n for another count), and a table of CPU per 1,000 checks")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	fs.Parse(args)
 
@@ -157,8 +157,10 @@ func harnessMain(args []string) int {
 				return 1
 			}
 			rep.Print(os.Stdout)
-			out = rep
-			return writeJSON(*jsonOut, out)
+			if st := writeJSON(*jsonOut, rep); st != 0 || len(rep.Failed()) > 0 {
+				return 1
+			}
+			return 0
 		}
 		rep, err := bench.Run(ctx, o)
 		if err != nil {
