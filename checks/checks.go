@@ -29,10 +29,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -79,6 +81,11 @@ type Spec struct {
 	Source   netip.Addr     // optional local address to send from
 	Timeout  time.Duration  // bound on the whole check; callers also put it on the context
 	Interval time.Duration  // how often the scheduler runs it (part of the identity)
+	// RetryInterval, when above 0, is how soon the scheduler runs it again
+	// after a failure, until Fall failures in a row (keepalived's
+	// delay_before_retry). Both are part of the identity only when it is set.
+	RetryInterval time.Duration
+	Fall          int
 	// Options are the kind's own settings (HTTPOptions for http and https,
 	// TCPOptions, ICMPOptions); nil means the kind's Zero.
 	Options Options
@@ -97,13 +104,29 @@ const DefaultTimeout = 5 * time.Second
 
 // Shared is what the probers built by one director share: the bound on
 // exec checks running at once, which is on the director, as its fd and
-// process limits are, not on any one check. The engine holds one.
+// process limits are, not on any one check; whether icmp checks fell back
+// to raw sockets; the logger for such director-wide events. The engine
+// holds one.
 type Shared struct {
 	execSlots slots
+	// icmpRaw is set once an icmp check found ping sockets refused and a
+	// raw socket allowed: icmp checks without privileged use raw sockets
+	// from then on, and the fallback is logged once.
+	icmpRaw atomic.Bool
+	log     *slog.Logger
 }
 
 // NewShared returns the resources of one director's probers.
-func NewShared() *Shared { return &Shared{execSlots: make(slots, ExecConcurrency)} }
+func NewShared() *Shared {
+	return &Shared{execSlots: make(slots, ExecConcurrency), log: slog.New(slog.DiscardHandler)}
+}
+
+// WithLogger sets where the probers log events of the whole director
+// (an icmp fallback to raw sockets), and returns sh.
+func (sh *Shared) WithLogger(l *slog.Logger) *Shared {
+	sh.log = l
+	return sh
+}
 
 // New is Shared.New with resources of its own: for validating a spec, or
 // a prober used alone.
@@ -191,6 +214,10 @@ func (s Spec) canonical() string {
 	c.str("source", s.Source.String())
 	c.str("timeout", s.Timeout.String())
 	c.str("interval", s.Interval.String())
+	if s.RetryInterval > 0 {
+		c.str("retry_interval", s.RetryInterval.String())
+		c.int("fall", int64(s.Fall))
+	}
 	opts := s.Options
 	if k, ok := LookupKind(s.Type); ok {
 		opts = s.options(k)
