@@ -119,6 +119,34 @@ func TestMySQLConnection(t *testing.T) {
 	hangUp := testutil.ServeConns(t, testutil.Listen(t), func(net.Conn) {})
 	probeTargets(t, "mysql", SQLOptions{Login: "probe", Query: "SELECT 1"}, true, append(deadServers(t),
 		targetCase{"closed at once", hangUp, 5 * time.Second, "error: connection closed"}))
+
+	// A server whose greeting lacks CLIENT_SSL, as one without TLS
+	// configured sends: a check with tls = true fails rather than log in
+	// in the clear.
+	noTLS := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
+		c.Write(mysqlGreeting(0x0001 | 0x0200 | 0x2000 | 0x8000 | 0x80000)) // long password, 4.1, transactions, secure connection, plugin auth
+		c.Read(make([]byte, 1024))
+	})
+	res := probeWithin(t, mustNew(t, Spec{Type: "mysql", Target: noTLS,
+		Options: withSQLTLS(SQLOptions{Login: "probe"}, TLSOptions{TLSSkipVerify: true})}), 5*time.Second)
+	wantReason(t, res, tlsNotOffered)
+}
+
+// mysqlGreeting is a server's first packet (protocol 10) with the
+// capability flags caps and mysql_native_password.
+func mysqlGreeting(caps uint32) []byte {
+	scramble := []byte("abcdefghijklmnopqrst")
+	p := []byte{10}
+	p = append(p, "5.7.0-test\x00"...)
+	p = append(p, 1, 0, 0, 0)      // connection id
+	p = append(p, scramble[:8]...) // auth plugin data, part 1
+	p = append(p, 0)               // filler
+	p = append(p, byte(caps), byte(caps>>8), 33, 2, 0, byte(caps>>16), byte(caps>>24), 21)
+	p = append(p, make([]byte, 10)...) // reserved
+	p = append(p, scramble[8:]...)
+	p = append(p, 0)
+	p = append(p, "mysql_native_password\x00"...)
+	return append([]byte{byte(len(p)), byte(len(p) >> 8), byte(len(p) >> 16), 0}, p...)
 }
 
 // withSQLTLS is o with tls = true and the TLS options t.
