@@ -209,7 +209,13 @@ func tlsReason(err error) string {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "tls: connection closed during handshake"
 	}
-	msg := shortError(err)
+	return tlsMessage(shortError(err))
+}
+
+// tlsMessage makes a handshake failure's text a reason: "tls: " and the
+// cause without the prefixes that repeat it. It is all there is of a
+// failure a library reports only as text (ldap's StartTLS).
+func tlsMessage(msg string) string {
 	msg = strings.TrimPrefix(msg, "tls: ")
 	msg = strings.TrimPrefix(msg, "failed to verify certificate: ")
 	msg = strings.TrimPrefix(msg, "x509: ")

@@ -209,8 +209,9 @@ func UsedBy(key string) string {
 			continue
 		}
 		x := k.Keys[i]
-		if n := len(groups); n > 0 && groups[n-1].when == x.When {
-			groups[n-1].names = append(groups[n-1].names, k.Name)
+		// Kinds that use the key alike go together, wherever they are.
+		if g := slices.IndexFunc(groups, func(g group) bool { return g.when == x.When }); g >= 0 {
+			groups[g].names = append(groups[g].names, k.Name)
 		} else {
 			groups = append(groups, group{[]string{k.Name}, x.When})
 		}
