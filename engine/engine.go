@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,13 +134,11 @@ func (s *server) describe() string {
 // types, "http" or "http+icmp" (one label per server, so that its series
 // keep counting across results of different checks).
 func (s *server) checkLabel() string {
-	var types []string
-	for _, c := range s.checks {
-		if !slices.Contains(types, c.spec.Type) {
-			types = append(types, c.spec.Type)
-		}
+	types := make([]string, len(s.checks))
+	for i, c := range s.checks {
+		types[i] = c.spec.Type
 	}
-	return strings.Join(types, "+")
+	return joinTypes(types)
 }
 
 // checksKey identifies the server's set of checks (names and specs), to

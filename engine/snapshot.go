@@ -223,13 +223,22 @@ func (e *Engine) noteTransition(s *server, t health.Transition) {
 
 // checkTypes is the types of checks, joined by "+": "http", "http+icmp".
 func checkTypes(checks []config.Check) string {
-	var types []string
-	for _, c := range checks {
-		if !slices.Contains(types, c.Type) {
-			types = append(types, c.Type)
+	types := make([]string, len(checks))
+	for i, c := range checks {
+		types[i] = c.Type
+	}
+	return joinTypes(types)
+}
+
+// joinTypes joins check types by "+", each once, in order.
+func joinTypes(types []string) string {
+	var once []string
+	for _, t := range types {
+		if !slices.Contains(once, t) {
+			once = append(once, t)
 		}
 	}
-	return strings.Join(types, "+")
+	return strings.Join(once, "+")
 }
 
 // changed counts a change a snapshot shows; urgent ones (state, table,
