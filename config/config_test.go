@@ -291,7 +291,7 @@ persistence = "60s"
 	if m4.FWMark != 10 || m4.Family != "ipv4" || m4.Protocol != "" || m4.Address.IsValid() || m4.PersistenceNetmask != 32 {
 		t.Errorf("mark4 = %+v", m4)
 	}
-	if m6.FWMark != 10 || m6.Family != "ipv6" || m6.PersistenceNetmask != 128 || m6.Checks[0].Options != (checks.ICMPOptions{Privileged: true}) {
+	if m6.FWMark != 10 || m6.Family != "ipv6" || m6.PersistenceNetmask != 128 || m6.Checks[0].Options != (checks.ICMPOptions{Socket: checks.ICMPSocketRaw}) {
 		t.Errorf("mark6 = %+v", m6)
 	}
 	if got := m6.RealServers[0].Address; got != netip.MustParseAddrPort("[2001:db8::21]:0") {
@@ -407,8 +407,8 @@ func TestErrors(t *testing.T) {
 			}},
 		{"http keys on tcp check", vs("[virtual_server.check]\ntype = \"tcp\"\npath = \"/x\"\nexpect_status = [\"200\"]\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{
-				`director.toml:6: virtual_server[web].check.path: path is only used by http and https checks; this check's type is "tcp"`,
-				`director.toml:7: virtual_server[web].check.expect_status: expect_status is only used by http and https checks; this check's type is "tcp"`,
+				`director.toml:6: virtual_server[web].check.path: path is only used by http and https checks without url entries; this check's type is "tcp"`,
+				`director.toml:7: virtual_server[web].check.expect_status: expect_status is only used by http and https checks without url entries; this check's type is "tcp"`,
 			}},
 		{"tcp keys on http check", vs("[virtual_server.check]\ntype = \"http\"\nsend = \"x\"\ntls = true\nserver_name = \"a\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{

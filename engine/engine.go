@@ -40,7 +40,8 @@ type Options struct {
 	// expected to be an in-memory one.
 	DryRun bool
 	// NewProber builds a prober from a spec; when nil, the engine's own
-	// checks.Shared builds them (one exec concurrency bound per director).
+	// checks.Shared builds them (one exec concurrency bound per director,
+	// one log line when icmp checks fall back to raw sockets).
 	NewProber func(checks.Spec) (checks.Prober, error)
 	// ReconcileTimeout bounds one reconcile run; 30s when zero.
 	ReconcileTimeout time.Duration
@@ -239,11 +240,11 @@ type reloadRequest struct {
 // New validates that every check in cfg can be built and returns an engine
 // ready to Run. Nothing runs and nothing touches the table until Run.
 func New(cfg *config.Config, opts Options) (*Engine, error) {
-	if opts.NewProber == nil {
-		opts.NewProber = checks.NewShared().New
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.NewProber == nil {
+		opts.NewProber = checks.NewShared().WithLogger(opts.Logger).New
 	}
 	if opts.ReconcileTimeout == 0 {
 		opts.ReconcileTimeout = 30 * time.Second
