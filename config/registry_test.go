@@ -191,7 +191,10 @@ func TestCheckURLEntries(t *testing.T) {
 	}
 	inline := mustParse(t, vs("check = { type = \"http\", url = [{ path = \"/a\" }] }\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
 	plain := mustParse(t, vs("check = { type = \"http\", path = \"/a\" }\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
-	key := func(c *Config) string { v := &c.VirtualServers[0]; return v.CheckSpec(&v.RealServers[0], &v.Checks[0]).Key() }
+	key := func(c *Config) string {
+		v := &c.VirtualServers[0]
+		return v.CheckSpec(&v.RealServers[0], &v.Checks[0]).Key()
+	}
 	if key(inline) != key(plain) {
 		t.Error("one url entry and the same path on the check give different keys")
 	}

@@ -111,6 +111,15 @@ func (s *server) check(name string) *serverCheck {
 	return nil
 }
 
+// historyOf is the recent results of the server's check c: the server's
+// own when c is its only check.
+func (s *server) historyOf(c *serverCheck) *history {
+	if len(s.checks) == 1 {
+		return &s.history
+	}
+	return &c.history
+}
+
 // checkWeight is the weight the server's checks report: the first one
 // (in config order) that reports one.
 func (s *server) checkWeight() (uint32, bool) {

@@ -380,13 +380,14 @@ func (e *Engine) publishSnapshot(now time.Time) {
 				r.Check = s.describe()
 				r.Checks = make([]CheckStatus, len(s.checks))
 				for k, c := range s.checks {
+					ch := s.historyOf(c)
 					cs := CheckStatus{Name: c.name, Check: c.spec.String(),
-						ConsecutiveFailures: c.history.failures, ConsecutiveSuccesses: c.history.successes}
+						ConsecutiveFailures: ch.failures, ConsecutiveSuccesses: ch.successes}
 					if m := s.health.Check(c.name); m != nil {
 						cs.State = m.State()
 					}
-					if n := len(c.history.results); n > 0 {
-						last := c.history.results[n-1]
+					if n := len(ch.results); n > 0 {
+						last := ch.results[n-1]
 						cs.Last = &last
 					}
 					r.Checks[k] = cs
