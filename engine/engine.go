@@ -77,6 +77,8 @@ type Options struct {
 type server struct {
 	id     config.ServerID
 	checks []*serverCheck // in the config's order
+	// label is checkLabel of checks, kept: it is read for every result.
+	label string
 	// health combines the checks' verdicts: up only while all are up.
 	health *health.Group
 	lastAt time.Time // when the state last changed
@@ -143,7 +145,10 @@ func (s *server) describe() string {
 // checkLabel is the metrics' check label of the server: its checks'
 // types, "http" or "http+icmp" (one label per server, so that its series
 // keep counting across results of different checks).
-func (s *server) checkLabel() string {
+func (s *server) checkLabel() string { return s.label }
+
+// typesLabel joins the types of the server's checks for checkLabel.
+func (s *server) typesLabel() string {
 	types := make([]string, len(s.checks))
 	for i, c := range s.checks {
 		types[i] = c.spec.Type
