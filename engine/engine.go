@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,6 +82,8 @@ type Options struct {
 type server struct {
 	id     config.ServerID
 	checks []*serverCheck // in the config's order
+	// label is checkLabel of checks, kept: it is read for every result.
+	label string
 	// health combines the checks' verdicts: up only while all are up.
 	health *health.Group
 	lastAt time.Time // when the state last changed
@@ -117,6 +118,15 @@ func (s *server) check(name string) *serverCheck {
 	return nil
 }
 
+// historyOf is the recent results of the server's check c: the server's
+// own when c is its only check.
+func (s *server) historyOf(c *serverCheck) *history {
+	if len(s.checks) == 1 {
+		return &s.history
+	}
+	return &c.history
+}
+
 // checkWeight is the weight the server's checks report: the first one
 // (in config order) that reports one.
 func (s *server) checkWeight() (uint32, bool) {
@@ -140,14 +150,15 @@ func (s *server) describe() string {
 // checkLabel is the metrics' check label of the server: its checks'
 // types, "http" or "http+icmp" (one label per server, so that its series
 // keep counting across results of different checks).
-func (s *server) checkLabel() string {
-	var types []string
-	for _, c := range s.checks {
-		if !slices.Contains(types, c.spec.Type) {
-			types = append(types, c.spec.Type)
-		}
+func (s *server) checkLabel() string { return s.label }
+
+// typesLabel joins the types of the server's checks for checkLabel.
+func (s *server) typesLabel() string {
+	types := make([]string, len(s.checks))
+	for i, c := range s.checks {
+		types[i] = c.spec.Type
 	}
-	return strings.Join(types, "+")
+	return joinTypes(types)
 }
 
 // checksKey identifies the server's set of checks (names and specs), to

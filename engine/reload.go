@@ -261,6 +261,7 @@ func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer, lis
 	}
 	s.health.Keep(names)
 	s.checks = next
+	s.label = s.typesLabel()
 }
 
 // beginDrains adds drains that start now, logging and showing each.

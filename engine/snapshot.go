@@ -228,13 +228,22 @@ func (e *Engine) noteTransition(s *server, t health.Transition) {
 
 // checkTypes is the types of checks, joined by "+": "http", "http+icmp".
 func checkTypes(checks []config.Check) string {
-	var types []string
-	for _, c := range checks {
-		if !slices.Contains(types, c.Type) {
-			types = append(types, c.Type)
+	types := make([]string, len(checks))
+	for i, c := range checks {
+		types[i] = c.Type
+	}
+	return joinTypes(types)
+}
+
+// joinTypes joins check types by "+", each once, in order.
+func joinTypes(types []string) string {
+	var once []string
+	for _, t := range types {
+		if !slices.Contains(once, t) {
+			once = append(once, t)
 		}
 	}
-	return strings.Join(types, "+")
+	return strings.Join(once, "+")
 }
 
 // changed counts a change a snapshot shows; urgent ones (state, table,
@@ -381,13 +390,14 @@ func (e *Engine) publishSnapshot(now time.Time) {
 				r.Check = s.describe()
 				r.Checks = make([]CheckStatus, len(s.checks))
 				for k, c := range s.checks {
+					ch := s.historyOf(c)
 					cs := CheckStatus{Name: c.name, Check: c.spec.String(),
-						ConsecutiveFailures: c.history.failures, ConsecutiveSuccesses: c.history.successes}
+						ConsecutiveFailures: ch.failures, ConsecutiveSuccesses: ch.successes}
 					if m := s.health.Check(c.name); m != nil {
 						cs.State = m.State()
 					}
-					if n := len(c.history.results); n > 0 {
-						last := c.history.results[n-1]
+					if n := len(ch.results); n > 0 {
+						last := ch.results[n-1]
 						cs.Last = &last
 					}
 					r.Checks[k] = cs

@@ -76,6 +76,7 @@ func harnessMain(args []string) int {
 	fs.DurationVar(&o.Timeout, "timeout", 500*time.Millisecond, "check timeout")
 	fs.IntVar(&o.Rise, "rise", 2, "rise")
 	fs.IntVar(&o.Fall, "fall", 3, "fall")
+	fs.DurationVar(&o.RetryInterval, "retry-interval", 0, "retry_interval of every check (0: off); the storm's detection time shows its effect")
 	fs.DurationVar(&o.Window, "window", 30*time.Second, "measurement window per checker")
 	fs.BoolVar(&o.Floor, "floor", false, "also measure the minimal reference checker on the same backends")
 	fs.IntVar(&o.Storm, "storm", 0, "after the window, kill this many backends at once and time the director's reaction")
