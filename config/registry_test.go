@@ -167,7 +167,7 @@ privileged = true
 	} {
 		t.Run(tt.check, func(t *testing.T) {
 			cfg := mustParse(t, defaults+vs("check = { "+tt.check+" }\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
-			if got := cfg.VirtualServers[0].Check.Options; !reflect.DeepEqual(got, tt.want) {
+			if got := cfg.VirtualServers[0].Checks[0].Options; !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("options %#v\nwant %#v", got, tt.want)
 			}
 		})
@@ -186,12 +186,30 @@ func TestCheckURLEntries(t *testing.T) {
 	want := checks.HTTPOptions{Host: "www.example", URLs: []checks.HTTPURL{
 		{Path: "/a", ExpectDigest: "0123456789ABCDEF0123456789abcdef"},
 		{Path: "/b", ExpectStatus: []string{"200", "301"}, ExpectBody: "fine"}}}
-	if got := cfg.VirtualServers[0].Check.Options; !reflect.DeepEqual(got, want) {
+	if got := cfg.VirtualServers[0].Checks[0].Options; !reflect.DeepEqual(got, want) {
 		t.Errorf("options %#v\nwant %#v", got, want)
+	}
+	// In an array of checks, url entries go to the check above them.
+	several := mustParse(t, vs("[[virtual_server.check]]\ntype = \"http\"\n[[virtual_server.check.url]]\npath = \"/a\"\n"+
+		"[[virtual_server.check]]\ntype = \"http\"\nname = \"second\"\n[[virtual_server.check.url]]\npath = \"/b\"\n[[virtual_server.check.url]]\npath = \"/c\"\n"+
+		"[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
+	var paths [][]string
+	for _, c := range several.VirtualServers[0].Checks {
+		var p []string
+		for _, u := range c.Options.(checks.HTTPOptions).URLs {
+			p = append(p, u.Path)
+		}
+		paths = append(paths, p)
+	}
+	if !reflect.DeepEqual(paths, [][]string{{"/a"}, {"/b", "/c"}}) {
+		t.Errorf("url paths per check: %q", paths)
 	}
 	inline := mustParse(t, vs("check = { type = \"http\", url = [{ path = \"/a\" }] }\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
 	plain := mustParse(t, vs("check = { type = \"http\", path = \"/a\" }\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
-	key := func(c *Config) string { v := &c.VirtualServers[0]; return v.CheckSpec(&v.RealServers[0]).Key() }
+	key := func(c *Config) string {
+		v := &c.VirtualServers[0]
+		return v.CheckSpec(&v.RealServers[0], &v.Checks[0]).Key()
+	}
 	if key(inline) != key(plain) {
 		t.Error("one url entry and the same path on the check give different keys")
 	}
@@ -204,7 +222,7 @@ func TestCheckSpecKeys(t *testing.T) {
 		t.Helper()
 		cfg := mustParse(t, vs("[virtual_server.check]\n"+check+"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
 		vs := &cfg.VirtualServers[0]
-		return vs.CheckSpec(&vs.RealServers[0]).Key()
+		return vs.CheckSpec(&vs.RealServers[0], &vs.Checks[0]).Key()
 	}
 	same := [][2]string{
 		{`type = "http"`, "type = \"http\"\nmethod = \"get\"\npath = \"/\"\nexpect_status = [\"200-299\"]\nmax_body_bytes = 65536"},
@@ -255,16 +273,16 @@ func TestCheckSpecKeys(t *testing.T) {
 }
 
 func TestCheckSpec(t *testing.T) {
-	vs := VirtualServer{Name: "web", Check: Check{Type: "http", Interval: time.Second, Timeout: time.Millisecond,
-		Source: netip.MustParseAddr("10.0.0.9"), Options: checks.HTTPOptions{Path: "/x"}}}
+	vs := VirtualServer{Name: "web", Checks: []Check{{Type: "http", Interval: time.Second, Timeout: time.Millisecond,
+		Source: netip.MustParseAddr("10.0.0.9"), Options: checks.HTTPOptions{Path: "/x"}}}}
 	rs := RealServer{Address: netip.MustParseAddrPort("10.0.0.1:8080")}
-	want := checks.Spec{Type: "http", Target: rs.Address, Source: vs.Check.Source, Timeout: time.Millisecond,
+	want := checks.Spec{Type: "http", Target: rs.Address, Source: vs.Checks[0].Source, Timeout: time.Millisecond,
 		Interval: time.Second, Options: checks.HTTPOptions{Path: "/x"}, VirtualServer: "web", RealServer: rs.Address}
-	if got := vs.CheckSpec(&rs); !reflect.DeepEqual(got, want) {
+	if got := vs.CheckSpec(&rs, &vs.Checks[0]); !reflect.DeepEqual(got, want) {
 		t.Errorf("CheckSpec = %+v, want %+v", got, want)
 	}
-	vs.Check.Port, vs.Check.Address = 81, netip.MustParseAddr("10.0.0.2")
-	if got := vs.CheckSpec(&rs).Target; got != netip.MustParseAddrPort("10.0.0.2:81") {
+	vs.Checks[0].Port, vs.Checks[0].Address = 81, netip.MustParseAddr("10.0.0.2")
+	if got := vs.CheckSpec(&rs, &vs.Checks[0]).Target; got != netip.MustParseAddrPort("10.0.0.2:81") {
 		t.Errorf("target with the check's address and port = %v", got)
 	}
 }
