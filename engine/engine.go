@@ -30,6 +30,7 @@ import (
 	"github.com/lvsdirector/director/policy/override"
 	"github.com/lvsdirector/director/policy/panicguard"
 	"github.com/lvsdirector/director/policy/quorum"
+	"github.com/lvsdirector/director/policy/slowstart"
 )
 
 // Options are the engine's collaborators.
@@ -72,6 +73,10 @@ type Options struct {
 	StuckAfter time.Duration
 	// Announcer, when set, is handed the VIPs to announce (announce.go).
 	Announcer Announcer
+	// DataPath, when set, is what data-path checks probe through
+	// (datapath.go); the engine syncs it at start and after each reload
+	// and closes it when Run returns. Without it they are inconclusive.
+	DataPath DataPath
 }
 
 // server is one real server of one virtual server, with its health.
@@ -223,9 +228,11 @@ type Engine struct {
 	dampers      damping.Set
 	guard        *panicguard.Guard
 	quorum       quorum.State
-	maint        maintReader   // the maintenance directory (files.go)
-	stateFile    stateFileKeep // what the state file holds (files.go)
-	ann          announcing    // VIPs to announce (announce.go)
+	ramps        slowstart.Set            // who serves since when, for slow start (slowstart.go)
+	ramping      map[config.ServerID]bool // the servers shown in slow start
+	maint        maintReader              // the maintenance directory (files.go)
+	stateFile    stateFileKeep            // what the state file holds (files.go)
+	ann          announcing               // VIPs to announce (announce.go)
 	lastPublish  time.Time
 }
 
@@ -247,7 +254,11 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.NewProber == nil {
-		opts.NewProber = checks.NewShared().WithLogger(opts.Logger).New
+		sh := checks.NewShared().WithLogger(opts.Logger)
+		if opts.DataPath != nil {
+			sh.DataPath = opts.DataPath
+		}
+		opts.NewProber = sh.New
 	}
 	if opts.ReconcileTimeout == 0 {
 		opts.ReconcileTimeout = 30 * time.Second
@@ -291,6 +302,8 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		dampers:       damping.Set{},
 		guard:         panicguard.New(),
 		quorum:        quorum.State{},
+		ramps:         slowstart.Set{},
+		ramping:       map[config.ServerID]bool{},
 		maint:         maintReader{warned: map[string]bool{}},
 	}
 	if _, err := e.buildProbers(cfg); err != nil {
