@@ -159,7 +159,8 @@ type RealServerV1 struct {
 	Since                time.Time       `json:"since"` // last state change
 	ConfiguredWeight     uint32          `json:"configured_weight"`
 	ProgrammedWeight     *int64          `json:"programmed_weight"` // null: not in the kernel table
-	Check                string          `json:"check"`             // the check, described
+	Check                string          `json:"check"`             // the check, described ("A + B" for several)
+	Checks               []CheckV1       `json:"checks"`            // each check, in the config's order; all must pass
 	ConsecutiveFailures  int             `json:"consecutive_failures"`
 	ConsecutiveSuccesses int             `json:"consecutive_successes"`
 	LastCheck            *CheckResultV1  `json:"last_check"`
@@ -205,6 +206,17 @@ type CheckResultV1 struct {
 	OK              bool      `json:"ok"`
 	Reason          string    `json:"reason,omitempty"` // "timeout", "refused", "status 503", ...
 	DurationSeconds float64   `json:"duration_seconds"`
+	Check           string    `json:"check,omitempty"` // the check's name, in the history of a server with several
+}
+
+// CheckV1 is one check of a real server, with its own verdict.
+type CheckV1 struct {
+	Name                 string         `json:"name"`
+	Check                string         `json:"check"` // described
+	State                string         `json:"state"` // "unknown" | "up" | "down"
+	ConsecutiveFailures  int            `json:"consecutive_failures"`
+	ConsecutiveSuccesses int            `json:"consecutive_successes"`
+	LastCheck            *CheckResultV1 `json:"last_check"`
 }
 
 // EventV1 is one state change.
@@ -268,6 +280,15 @@ func statusV1(st engine.Status, version string) StatusV1 {
 				c := resultV1(*rs.Last)
 				r.LastCheck = &c
 			}
+			r.Checks = make([]CheckV1, len(rs.Checks))
+			for k, c := range rs.Checks {
+				r.Checks[k] = CheckV1{Name: c.Name, Check: c.Check, State: c.State.String(),
+					ConsecutiveFailures: c.ConsecutiveFailures, ConsecutiveSuccesses: c.ConsecutiveSuccesses}
+				if c.Last != nil {
+					last := resultV1(*c.Last)
+					r.Checks[k].LastCheck = &last
+				}
+			}
 			if r.State == "up" {
 				v.RealServersUp++
 			}
@@ -311,7 +332,7 @@ func countersV1(c ipvs.Counters) CountersV1 {
 }
 
 func resultV1(r engine.CheckResult) CheckResultV1 {
-	return CheckResultV1{Time: r.Time.UTC(), OK: r.OK, Reason: r.Reason, DurationSeconds: r.Duration.Seconds()}
+	return CheckResultV1{Time: r.Time.UTC(), OK: r.OK, Reason: r.Reason, DurationSeconds: r.Duration.Seconds(), Check: r.Check}
 }
 
 // resultsV1 converts oldest-first results to newest first, the order a

@@ -79,6 +79,11 @@ type Spec struct {
 	Source   netip.Addr     // optional local address to send from
 	Timeout  time.Duration  // bound on the whole check; callers also put it on the context
 	Interval time.Duration  // how often the scheduler runs it (part of the identity)
+	// RetryInterval, when above 0, is how soon the scheduler runs it again
+	// after a failure, until Fall failures in a row (keepalived's
+	// delay_before_retry). Both are part of the identity only when it is set.
+	RetryInterval time.Duration
+	Fall          int
 	// Options are the kind's own settings (HTTPOptions for http and https,
 	// TCPOptions, ICMPOptions); nil means the kind's Zero.
 	Options Options
@@ -191,6 +196,10 @@ func (s Spec) canonical() string {
 	c.str("source", s.Source.String())
 	c.str("timeout", s.Timeout.String())
 	c.str("interval", s.Interval.String())
+	if s.RetryInterval > 0 {
+		c.str("retry_interval", s.RetryInterval.String())
+		c.int("fall", int64(s.Fall))
+	}
 	opts := s.Options
 	if k, ok := LookupKind(s.Type); ok {
 		opts = s.options(k)

@@ -117,8 +117,12 @@ type VirtualServer struct {
 	PanicThreshold float64
 	// Announce says whether and how the VIP is announced ([bgp],
 	// [route_table]).
-	Announce    VIPAnnounce
-	Check       Check
+	Announce VIPAnnounce
+	// Checks are [[virtual_server.check]] in the order written (one
+	// table is one check; none is one tcp check), each with
+	// [defaults.check] merged in. A real server passes only while all of
+	// its checks pass (ChecksOf).
+	Checks      []Check
 	RealServers []RealServer
 	Line        int // line of the [[virtual_server]] header, for messages
 }
@@ -128,18 +132,31 @@ type RealServer struct {
 	Address    netip.AddrPort // for fwmark services the port may be 0
 	Weight     uint32         // default 1
 	Forwarding string         // inherited from the virtual server unless set
-	Line       int
+	// Checks are this real server's checks when it has
+	// [[virtual_server.real_server.check]] entries: the virtual server's,
+	// each overridden by the entry of its name, then the entries that add
+	// a check. nil: the virtual server's (VirtualServer.ChecksOf).
+	Checks []Check
+	Line   int
 }
 
 // Check is a check with [defaults.check] merged in. Port and Address
 // override the target (the real server's) when set. VirtualServer.CheckSpec
 // aims it at one real server.
 type Check struct {
-	Type     string // a kind of the prober registry (checks.KindNames); default "tcp"
+	Type string // a kind of the prober registry (checks.KindNames); default "tcp"
+	// Name tells a server's checks apart (status, logs, and which of the
+	// virtual server's checks a real server's entry overrides); default
+	// the type.
+	Name     string
 	Interval time.Duration
-	Timeout  time.Duration
-	Rise     int
-	Fall     int
+	// Timeout bounds one run; it may exceed Interval (runs never overlap).
+	Timeout time.Duration
+	// RetryInterval, when above 0, replaces Interval after a failure until
+	// the check passes or has failed Fall times in a row.
+	RetryInterval time.Duration
+	Rise          int
+	Fall          int
 
 	Port    uint16     // 0: the real server's port
 	Address netip.Addr // zero: the real server's address

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/lvsdirector/director/checks"
+	"github.com/lvsdirector/director/internal/etcservices"
 	"github.com/lvsdirector/director/internal/safefile"
 )
 
@@ -64,10 +66,11 @@ var (
 		"notify_command", "notify_url", "quorum", "hysteresis", "panic_threshold",
 		"scheduler_flags", "ops", "announce", "announce_rule", "announce_above", "withdraw_below", "communities", "med", "local_pref",
 	}, nested: merge(nestedCheckKeys("[virtual_server.check]"), map[string]string{"weight": "[[virtual_server.real_server]]"})}
-	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding"},
-		nested: nestedCheckKeys("[virtual_server.check]")}
+	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding", "check"},
+		nested: nestedCheckKeys("[[virtual_server.real_server.check]]")}
 	secDefaultsCheck = section{name: "[defaults.check]", keys: checkKeys}
 	secVSCheck       = section{name: "[virtual_server.check]", keys: checkKeys}
+	secRSCheck       = section{name: "[[virtual_server.real_server.check]]", keys: checkKeys}
 )
 
 func nestedCheckKeys(where string) map[string]string {
@@ -130,7 +133,15 @@ func readConfigFile(path string, maxBytes int64) ([]byte, error) {
 // and as Config.Path; relative ca_file paths are taken from its directory.
 // Nesting deeper than MaxNesting is refused before the file is parsed.
 func Parse(name string, data []byte) (*Config, error) {
-	l := &loader{file: name, dir: filepath.Dir(name)}
+	return ParseWith(name, data, Options{})
+}
+
+// ParseWith is Parse with o's outside sources (the services database).
+func ParseWith(name string, data []byte, o Options) (*Config, error) {
+	if o.ServicesFile == "" {
+		o.ServicesFile = etcservices.DefaultPath
+	}
+	l := &loader{file: name, dir: filepath.Dir(name), ports: &portNames{path: o.ServicesFile}}
 	if line := nestedTooDeep(string(data), MaxNesting); line > 0 {
 		return nil, &Errors{Problems: []Problem{{File: name, Line: line,
 			Msg: fmt.Sprintf("arrays and tables nested more than %d deep; a director config needs no more than a few levels", MaxNesting)}}}
@@ -318,6 +329,36 @@ func parseTarget(s string) (target, string) {
 	return t, ""
 }
 
+// fallback checks the fallback's address tg at n against the virtual
+// server and its real servers (seen), and sets it when valid.
+func (l *loader) fallback(vs *VirtualServer, vsOK bool, tg target, n node, seen map[netip.AddrPort]int) {
+	ap, ok := l.checkTarget(vs, vsOK, tg, vs.Forwarding, false, n, "fallback")
+	if !ok {
+		return
+	}
+	if line, dup := seen[ap]; dup {
+		l.errorf(n, "%s is also a real server (line %d); the fallback must be a different server", ap, line)
+		return
+	}
+	vs.Fallback = ap
+}
+
+// target reads a real server or fallback address at n (parseTarget),
+// its port possibly a name of the virtual server's protocol, reporting
+// what is wrong.
+func (l *loader) target(s string, n node, proto string) (target, bool) {
+	s, ok := l.withPortNumber(s, n, serviceProtocols(proto)...)
+	if !ok {
+		return target{}, false
+	}
+	tg, msg := parseTarget(s)
+	if msg != "" {
+		l.errorf(n, "%s", msg)
+		return target{}, false
+	}
+	return tg, true
+}
+
 func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map[string]int, services map[string]string) VirtualServer {
 	t.unknown(secVS)
 	vs := VirtualServer{
@@ -366,9 +407,17 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			l.errorf(t.n.child("protocol"), "is not used with fwmark; the firewall mark already selects the packets")
 		}
 	default:
+		// The protocol picks the port name's entry; a bad one is
+		// reported below, and tcp stands in meanwhile.
+		proto, _ := t.m["protocol"].(string)
+		if !slices.Contains(protocols, proto) {
+			proto = defaultProtocol
+		}
 		if s, n, ok := t.str("address"); ok {
-			ap, err := netip.ParseAddrPort(s)
+			numbered, named := l.withPortNumber(s, n, proto)
+			ap, err := netip.ParseAddrPort(numbered)
 			switch {
+			case !named:
 			case err != nil:
 				if a, err := netip.ParseAddr(s); err == nil {
 					l.errorf(n, "%q has no port; write %q", s, netip.AddrPortFrom(a, 80).String())
@@ -472,18 +521,8 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 		vs.DrainTimeout = v
 	}
 
-	// check
-	var own rawCheck
-	if ct, ok := t.sub("check"); ok {
-		own = l.parseCheck(ct, secVSCheck)
-	}
-	vs.Check = l.mergeCheck(defCheck, own)
-	checkNode := t.n.child("check")
-	if own.Source.Set {
-		checkNode = own.Source.N
-	} else if defCheck.Source.Set {
-		checkNode = defCheck.Source.N
-	}
+	// checks
+	vsRaw, srcNodes := l.virtualServerChecks(t, defCheck, &vs)
 
 	// real servers
 	seen := map[netip.AddrPort]int{}
@@ -497,6 +536,10 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 		if v, _, ok := rt.intRange("weight", 0, 65535, "IPVS weights are 0-65535"); ok {
 			rs.Weight = uint32(v)
 		}
+		rsSrc := srcNodes
+		if entries := checkTables(rt); len(entries) > 0 {
+			rs.Checks, rsSrc = l.realServerChecks(defCheck, vsRaw, vs.Checks, srcNodes, entries)
+		}
 		s, n, ok := rt.str("address")
 		if !ok {
 			if !rt.has("address") {
@@ -505,9 +548,8 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			vs.RealServers = append(vs.RealServers, rs)
 			continue
 		}
-		tg, msg := parseTarget(s)
-		if msg != "" {
-			l.errorf(n, "%s", msg)
+		tg, ok := l.target(s, n, vs.Protocol)
+		if !ok {
 			vs.RealServers = append(vs.RealServers, rs)
 			continue
 		}
@@ -518,21 +560,17 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			} else {
 				seen[ap] = rs.Line
 			}
-			l.checkProbeTarget(vs.Check, ap, n, checkNode)
+			for i, c := range vs.ChecksOf(&rs) {
+				l.checkProbeTarget(c, ap, n, rsSrc[i])
+			}
 		}
 		vs.RealServers = append(vs.RealServers, rs)
 	}
 
 	// fallback
 	if s, n, ok := t.str("fallback"); ok {
-		if tg, msg := parseTarget(s); msg != "" {
-			l.errorf(n, "%s", msg)
-		} else if ap, ok := l.checkTarget(&vs, addrOK, tg, vs.Forwarding, false, n, "fallback"); ok {
-			if line, dup := seen[ap]; dup {
-				l.errorf(n, "%s is also a real server (line %d); the fallback must be a different server", ap, line)
-			} else {
-				vs.Fallback = ap
-			}
+		if tg, ok := l.target(s, n, vs.Protocol); ok {
+			l.fallback(&vs, addrOK, tg, n, seen)
 		}
 	}
 
@@ -629,7 +667,10 @@ func (c *Config) Summary() string {
 		vs := &c.VirtualServers[i]
 		rs += len(vs.RealServers)
 		for j := range vs.RealServers {
-			probes[vs.CheckSpec(&vs.RealServers[j]).Key()] = true
+			rs := &vs.RealServers[j]
+			for _, c := range vs.ChecksOf(rs) {
+				probes[vs.CheckSpec(rs, &c).Key()] = true
+			}
 		}
 	}
 	return fmt.Sprintf("%s: %s, %s, %s", c.Path,

@@ -153,7 +153,7 @@ privileged = true
 	} {
 		t.Run(tt.check, func(t *testing.T) {
 			cfg := mustParse(t, defaults+vs("check = { "+tt.check+" }\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
-			if got := cfg.VirtualServers[0].Check.Options; !reflect.DeepEqual(got, tt.want) {
+			if got := cfg.VirtualServers[0].Checks[0].Options; !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("options %#v\nwant %#v", got, tt.want)
 			}
 		})
@@ -167,7 +167,7 @@ func TestCheckSpecKeys(t *testing.T) {
 		t.Helper()
 		cfg := mustParse(t, vs("[virtual_server.check]\n"+check+"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
 		vs := &cfg.VirtualServers[0]
-		return vs.CheckSpec(&vs.RealServers[0]).Key()
+		return vs.CheckSpec(&vs.RealServers[0], &vs.Checks[0]).Key()
 	}
 	same := [][2]string{
 		{`type = "http"`, "type = \"http\"\nmethod = \"get\"\npath = \"/\"\nexpect_status = [\"200-299\"]\nmax_body_bytes = 65536"},
@@ -215,16 +215,16 @@ func TestCheckSpecKeys(t *testing.T) {
 }
 
 func TestCheckSpec(t *testing.T) {
-	vs := VirtualServer{Name: "web", Check: Check{Type: "http", Interval: time.Second, Timeout: time.Millisecond,
-		Source: netip.MustParseAddr("10.0.0.9"), Options: checks.HTTPOptions{Path: "/x"}}}
+	vs := VirtualServer{Name: "web", Checks: []Check{{Type: "http", Interval: time.Second, Timeout: time.Millisecond,
+		Source: netip.MustParseAddr("10.0.0.9"), Options: checks.HTTPOptions{Path: "/x"}}}}
 	rs := RealServer{Address: netip.MustParseAddrPort("10.0.0.1:8080")}
-	want := checks.Spec{Type: "http", Target: rs.Address, Source: vs.Check.Source, Timeout: time.Millisecond,
+	want := checks.Spec{Type: "http", Target: rs.Address, Source: vs.Checks[0].Source, Timeout: time.Millisecond,
 		Interval: time.Second, Options: checks.HTTPOptions{Path: "/x"}, VirtualServer: "web", RealServer: rs.Address}
-	if got := vs.CheckSpec(&rs); !reflect.DeepEqual(got, want) {
+	if got := vs.CheckSpec(&rs, &vs.Checks[0]); !reflect.DeepEqual(got, want) {
 		t.Errorf("CheckSpec = %+v, want %+v", got, want)
 	}
-	vs.Check.Port, vs.Check.Address = 81, netip.MustParseAddr("10.0.0.2")
-	if got := vs.CheckSpec(&rs).Target; got != netip.MustParseAddrPort("10.0.0.2:81") {
+	vs.Checks[0].Port, vs.Checks[0].Address = 81, netip.MustParseAddr("10.0.0.2")
+	if got := vs.CheckSpec(&rs, &vs.Checks[0]).Target; got != netip.MustParseAddrPort("10.0.0.2:81") {
 		t.Errorf("target with the check's address and port = %v", got)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,20 +76,86 @@ type Options struct {
 
 // server is one real server of one virtual server, with its health.
 type server struct {
-	id       config.ServerID
-	checkKey string
-	check    checks.Spec
-	machine  *health.Machine
-	lastAt   time.Time // when the state last changed
+	id     config.ServerID
+	checks []*serverCheck // in the config's order
+	// health combines the checks' verdicts: up only while all are up.
+	health *health.Group
+	lastAt time.Time // when the state last changed
 	// programmed is the weight the last reconcile left in the kernel; -1 absent.
 	programmed int64
 	// reported is what the metrics show for it, to skip unchanged updates.
 	reported reported
-	history  history // recent results, for Status (snapshot.go)
-	// checkWeight is the weight the last passing result reported (exec's
-	// dynamic weight); hasCheckWeight is false when it reported none.
-	hasCheckWeight bool
-	checkWeight    uint32
+	history  history // recent results of all its checks, for Status (snapshot.go)
+}
+
+// serverCheck is one check of one server. Its runner (by key) may be
+// shared with other servers; its health machine (in server.health, by
+// name) and history are the server's own.
+type serverCheck struct {
+	name    string
+	key     string
+	spec    checks.Spec
+	history history
+	// weight is the weight the check's last passing result reported
+	// (exec's dynamic weight); hasWeight is false when it reported none.
+	hasWeight bool
+	weight    uint32
+}
+
+// check returns the server's check called name, or nil.
+func (s *server) check(name string) *serverCheck {
+	for _, c := range s.checks {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// checkWeight is the weight the server's checks report: the first one
+// (in config order) that reports one.
+func (s *server) checkWeight() (uint32, bool) {
+	for _, c := range s.checks {
+		if c.hasWeight {
+			return c.weight, true
+		}
+	}
+	return 0, false
+}
+
+// describe is the server's checks, described, for logs and status.
+func (s *server) describe() string {
+	parts := make([]string, len(s.checks))
+	for i, c := range s.checks {
+		parts[i] = c.spec.String()
+	}
+	return strings.Join(parts, " + ")
+}
+
+// checkLabel is the metrics' check label of the server: its checks'
+// types, "http" or "http+icmp" (one label per server, so that its series
+// keep counting across results of different checks).
+func (s *server) checkLabel() string {
+	var types []string
+	for _, c := range s.checks {
+		if !slices.Contains(types, c.spec.Type) {
+			types = append(types, c.spec.Type)
+		}
+	}
+	return strings.Join(types, "+")
+}
+
+// checksKey identifies the server's set of checks (names and specs), to
+// tell whether a verdict kept across a drain still applies.
+func (s *server) checksKey() string {
+	var b strings.Builder
+	for _, c := range s.checks {
+		b.WriteString(c.name)
+		b.WriteByte(0)
+		b.WriteString(c.key)
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // reported is a real server's series as last set in the metrics.
@@ -142,7 +210,7 @@ type Engine struct {
 	cfg          *config.Config
 	servers      map[config.ServerID]*server
 	probes       map[string]*probeRunner
-	listeners    map[string][]config.ServerID // check key -> the servers it feeds
+	listeners    map[string][]listener // check key -> the servers' checks it feeds
 	managed      map[ipvs.ServiceKey]bool
 	retired      map[ipvs.ServiceKey]bool
 	reconciled   bool                // the last reconcile succeeded
@@ -161,6 +229,12 @@ type Engine struct {
 	stateFile    stateFileKeep            // what the state file holds (files.go)
 	ann          announcing               // VIPs to announce (announce.go)
 	lastPublish  time.Time
+}
+
+// listener is one server's check fed by a runner.
+type listener struct {
+	id    config.ServerID
+	check string // the check's name
 }
 
 type reloadRequest struct {
@@ -211,7 +285,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		started:       make(chan struct{}),
 		servers:       map[config.ServerID]*server{},
 		probes:        map[string]*probeRunner{},
-		listeners:     map[string][]config.ServerID{},
+		listeners:     map[string][]listener{},
 		managed:       map[ipvs.ServiceKey]bool{},
 		retired:       map[ipvs.ServiceKey]bool{},
 		drains:        drain.Set{},
@@ -242,18 +316,21 @@ func (e *Engine) buildProbers(cfg *config.Config) (map[string]*probeRunner, erro
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
 		for j := range vs.RealServers {
-			spec := vs.CheckSpec(&vs.RealServers[j])
-			key := spec.Key()
-			if e.probes[key] != nil || fresh[key] != nil {
-				continue
+			rs := &vs.RealServers[j]
+			for _, c := range vs.ChecksOf(rs) {
+				spec := vs.CheckSpec(rs, &c)
+				key := spec.Key()
+				if e.probes[key] != nil || fresh[key] != nil {
+					continue
+				}
+				p, err := e.opts.NewProber(spec)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: virtual server %q, real server %s: check %q: %w",
+						cfg.Path, vs.Name, rs.Address, c.Name, err))
+					continue
+				}
+				fresh[key] = &probeRunner{spec: spec, prober: p}
 			}
-			p, err := e.opts.NewProber(spec)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: virtual server %q, real server %s: check: %w",
-					cfg.Path, vs.Name, vs.RealServers[j].Address, err))
-				continue
-			}
-			fresh[key] = &probeRunner{spec: spec, prober: p}
 		}
 	}
 	return fresh, errors.Join(errs...)

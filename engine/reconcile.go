@@ -96,7 +96,7 @@ func (e *Engine) desiredAt(now time.Time) ([]ipvs.DesiredService, []ipvs.Service
 // stateOf is id's health; unknown for a server the engine does not know.
 func (e *Engine) stateOf(id config.ServerID) health.State {
 	if s := e.servers[id]; s != nil {
-		return s.machine.State()
+		return s.health.State()
 	}
 	return health.Unknown
 }
@@ -106,7 +106,7 @@ func (e *Engine) stateOf(id config.ServerID) health.State {
 func (e *Engine) view(id config.ServerID, state health.State) desired.View {
 	v := desired.View{State: state, Suppressed: e.dampers.Suppressed(id), Kept: e.guard.Kept(id, state)}
 	if s := e.servers[id]; s != nil {
-		v.HasWeight, v.Weight = s.hasCheckWeight, s.checkWeight
+		v.Weight, v.HasWeight = s.checkWeight()
 	}
 	if o, ok := e.overrides.Effective(id); ok {
 		v.Hold = o.Hold()
@@ -143,7 +143,7 @@ func (e *Engine) recordProgrammed() {
 			}
 			// Only what changed: with thousands of servers, setting every
 			// series on every reconcile is most of a transition's cost.
-			now := reported{s.machine.State(), s.programmed, rs.Weight}
+			now := reported{s.health.State(), s.programmed, rs.Weight}
 			if s.reported != now {
 				s.reported = now
 				e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), now.state.String(), now.programmed, now.configured)
