@@ -50,6 +50,9 @@ func seedRamps(ramps slowstart.Set, cfg *config.Config, kernel map[desired.DestK
 	}
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
+		if vs.SlowStart <= 0 {
+			continue
+		}
 		key := desired.ServiceKey(vs)
 		for _, rs := range vs.RealServers {
 			id := config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}
@@ -58,7 +61,7 @@ func seedRamps(ramps slowstart.Set, cfg *config.Config, kernel map[desired.DestK
 			}
 			d, ok := kernel[desired.Key(key, rs.Address)]
 			switch {
-			case ok && d.Weight > 0 && vs.SlowStart > 0 && d.Weight < rs.Weight:
+			case ok && d.Weight > 0 && d.Weight < rs.Weight:
 				ramps.Adopt(id, now.Add(-slowstart.Resume(d.Weight, rs.Weight, vs.SlowStart)))
 			case ok && d.Weight > 0:
 				ramps.Adopt(id, time.Time{})
@@ -70,15 +73,26 @@ func seedRamps(ramps slowstart.Set, cfg *config.Config, kernel map[desired.DestK
 }
 
 // observeRamps feeds ramps whether each server of cfg serves now (state
-// gives its health) and returns those whose ramp begins.
+// gives its health) and returns those whose ramp begins. Servers of a
+// virtual server without slow start are not followed (what is known of
+// them is forgotten): a director without slow start pays nothing for it,
+// and a reload that turns it on finds each server as it is then.
 func (e *Engine) observeRamps(ramps slowstart.Set, cfg *config.Config, state func(config.ServerID) health.State, now time.Time) []config.ServerID {
 	var started []config.ServerID
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
+		if vs.SlowStart <= 0 {
+			if len(ramps) > 0 {
+				for _, rs := range vs.RealServers {
+					delete(ramps, config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address})
+				}
+			}
+			continue
+		}
 		for _, rs := range vs.RealServers {
 			id := config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}
 			st := state(id)
-			if ramps.Observe(id, st != health.Unknown, e.view(id, st).Serving(), now) && vs.SlowStart > 0 {
+			if ramps.Observe(id, st != health.Unknown, e.view(id, st).Serving(), now) {
 				started = append(started, id)
 			}
 			ramps.Settle(id, vs.SlowStart, now)

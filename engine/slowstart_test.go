@@ -301,8 +301,9 @@ func TestSlowStartAdoptsTable(t *testing.T) {
 	}
 }
 
-// A reload that turns slow start on does not ramp servers already
-// serving, even one that came up a moment ago.
+// A reload that turns slow start on, or lengthens it past a finished
+// ramp, does not ramp servers already serving, even one that came up a
+// moment ago.
 func TestSlowStartTurnedOn(t *testing.T) {
 	sw := switches{ssA: {}, ssB: {}}
 	h, table, _ := startRamps(t, slowStartConfig(0, ssA, ssB), sw)
@@ -315,5 +316,19 @@ func TestSlowStartTurnedOn(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // a ramp would hold weight 1 for a second: the trace sees it
 	if got := tr.all(); !slices.Equal(got, []int64{100}) {
 		t.Errorf("weights of a after slow start was turned on: %v, want 100 throughout", got)
+	}
+
+	// A one-step ramp of 1s, over; then slow_start becomes a minute.
+	reload(t, h, slowStartConfig(time.Second, ssA, ssB))
+	bounce(h, sw)
+	sw[ssA].Store(false)
+	h.eventually(map[netip.AddrPort]uint32{ssA: 1, ssB: 100}, "a ramping")
+	h.eventually(map[netip.AddrPort]uint32{ssA: 100, ssB: 100}, "a's ramp over")
+	tr = traceWeights(t, table, ssA)
+	reload(t, h, slowStartConfig(time.Minute, ssA, ssB))
+	h.engine.reconcileNow(t, rampTrigger)
+	time.Sleep(200 * time.Millisecond)
+	if got := tr.all(); !slices.Equal(got, []int64{100}) {
+		t.Errorf("weights of a after slow start was lengthened past its finished ramp: %v, want 100 throughout", got)
 	}
 }
