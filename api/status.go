@@ -173,6 +173,17 @@ type RealServerV1 struct {
 	Suppressed           bool            `json:"suppressed"`       // flap damping holds it out
 	SuppressedUntil      *time.Time      `json:"suppressed_until"` // when the penalty decays below flap_reuse
 	HeldByPanic          bool            `json:"held_by_panic"`    // the panic guard keeps it in
+	SlowStart            *SlowStartV1    `json:"slow_start"`       // its ramp while in slow start; null otherwise
+}
+
+// SlowStartV1 is a real server's slow start in progress: its weight
+// ramps to target_weight between since and until.
+type SlowStartV1 struct {
+	Since        time.Time `json:"since"`
+	Until        time.Time `json:"until"`
+	Weight       uint32    `json:"weight"`        // the ramp's weight now
+	TargetWeight uint32    `json:"target_weight"` // configured, or the check's
+	Percent      int       `json:"percent"`       // weight as a share of target_weight, rounded down
 }
 
 // OverrideV1 is an operator's hold on a real server.
@@ -254,6 +265,12 @@ func statusV1(st engine.Status, version string) StatusV1 {
 			if rs.Override != nil {
 				o := overrideV1(*rs.Override)
 				r.Override = &o
+			}
+			if ss := rs.SlowStart; ss != nil {
+				r.SlowStart = &SlowStartV1{Since: ss.Since.UTC(), Until: ss.Until.UTC(), Weight: ss.Weight, TargetWeight: ss.Target}
+				if ss.Target > 0 {
+					r.SlowStart.Percent = int(uint64(ss.Weight) * 100 / uint64(ss.Target))
+				}
 			}
 			if rs.ProgrammedWeight >= 0 {
 				w := rs.ProgrammedWeight

@@ -29,11 +29,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lvsdirector/director/datapath"
@@ -140,16 +142,32 @@ const DefaultTimeout = 5 * time.Second
 
 // Shared is what the probers built by one director share: the bound on
 // exec checks running at once, which is on the director, as its fd and
-// process limits are, not on any one check. The engine holds one.
+// process limits are, not on any one check; whether icmp checks fell back
+// to raw sockets; the logger for such director-wide events. The engine
+// holds one.
 type Shared struct {
 	execSlots slots
+	// icmpRaw is set once an icmp check found ping sockets refused and a
+	// raw socket allowed: icmp checks without privileged use raw sockets
+	// from then on, and the fallback is logged once.
+	icmpRaw atomic.Bool
+	log     *slog.Logger
 	// DataPath dials for data-path checks; without it they fail as
 	// inconclusive ("local: datapath: ..."). Set it before New.
 	DataPath DataPathDialer
 }
 
 // NewShared returns the resources of one director's probers.
-func NewShared() *Shared { return &Shared{execSlots: make(slots, ExecConcurrency)} }
+func NewShared() *Shared {
+	return &Shared{execSlots: make(slots, ExecConcurrency), log: slog.New(slog.DiscardHandler)}
+}
+
+// WithLogger sets where the probers log events of the whole director
+// (an icmp fallback to raw sockets), and returns sh.
+func (sh *Shared) WithLogger(l *slog.Logger) *Shared {
+	sh.log = l
+	return sh
+}
 
 // New is Shared.New with resources of its own: for validating a spec, or
 // a prober used alone.

@@ -51,6 +51,8 @@ type Director struct {
 	// kept at weight 0 waiting for its connections to end; default 5m, 0
 	// deletes at once.
 	DrainTimeout time.Duration
+	// SlowStart is the default of every virtual server's; 0 is off.
+	SlowStart time.Duration
 	// WatchConfig reloads when the config file changes, as SIGHUP does.
 	WatchConfig bool
 	// KernelStats is which kernel IPVS counters /metrics exports:
@@ -99,7 +101,11 @@ type VirtualServer struct {
 	// DrainTimeout is [director] drain_timeout unless set here; UDP
 	// services default to 0 (delete at once), see README "Graceful drain".
 	DrainTimeout time.Duration
-	Notify       Notify // [director]'s, with this server's notify_command / notify_url
+	// SlowStart: a real server that starts serving again gets its weight
+	// in steps over this long (policy/slowstart); 0 is off. [director]'s
+	// unless set here.
+	SlowStart time.Duration
+	Notify    Notify // [director]'s, with this server's notify_command / notify_url
 	// Quorum is the healthy weight (sum of the weights of real servers
 	// that are up) below which the fallback takes over; Hysteresis widens
 	// it both ways (keepalived's quorum and hysteresis). Default 1 and 0.

@@ -291,7 +291,7 @@ persistence = "60s"
 	if m4.FWMark != 10 || m4.Family != "ipv4" || m4.Protocol != "" || m4.Address.IsValid() || m4.PersistenceNetmask != 32 {
 		t.Errorf("mark4 = %+v", m4)
 	}
-	if m6.FWMark != 10 || m6.Family != "ipv6" || m6.PersistenceNetmask != 128 || m6.Checks[0].Options != (checks.ICMPOptions{Privileged: true}) {
+	if m6.FWMark != 10 || m6.Family != "ipv6" || m6.PersistenceNetmask != 128 || m6.Checks[0].Options != (checks.ICMPOptions{Socket: checks.ICMPSocketRaw}) {
 		t.Errorf("mark6 = %+v", m6)
 	}
 	if got := m6.RealServers[0].Address; got != netip.MustParseAddrPort("[2001:db8::21]:0") {
@@ -341,7 +341,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top-level key", "[directr]\nlisten = \"x\"\n",
 			[]string{`director.toml:1: directr: unknown key; did you mean "director"?`}},
 		{"unknown key without suggestion", "[director]\nfoo = 1\n",
-			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, max_connections, resync_interval, on_failure, on_shutdown, drain_timeout, watch_config, kernel_stats, notify_command, notify_url, notify_timeout, maintenance_dir, api_token_file, state_file, panic_threshold, flap_damping, flap_penalty, flap_suppress, flap_reuse, flap_half_life, flap_max_suppress`}},
+			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, max_connections, resync_interval, on_failure, on_shutdown, drain_timeout, slow_start, watch_config, kernel_stats, notify_command, notify_url, notify_timeout, maintenance_dir, api_token_file, state_file, panic_threshold, flap_damping, flap_penalty, flap_suppress, flap_reuse, flap_half_life, flap_max_suppress`}},
 		{"unknown key belongs elsewhere", vs("interval = \"5s\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{`director.toml:4: virtual_server[web].interval: unknown key; interval belongs in [virtual_server.check]`}},
 		{"unknown real server key", vs("[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\nwieght = 5\n"),
@@ -407,8 +407,8 @@ func TestErrors(t *testing.T) {
 			}},
 		{"http keys on tcp check", vs("[virtual_server.check]\ntype = \"tcp\"\npath = \"/x\"\nexpect_status = [\"200\"]\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{
-				`director.toml:6: virtual_server[web].check.path: path is only used by http and https checks; this check's type is "tcp"`,
-				`director.toml:7: virtual_server[web].check.expect_status: expect_status is only used by http and https checks; this check's type is "tcp"`,
+				`director.toml:6: virtual_server[web].check.path: path is only used by http and https checks without url entries; this check's type is "tcp"`,
+				`director.toml:7: virtual_server[web].check.expect_status: expect_status is only used by http and https checks without url entries; this check's type is "tcp"`,
 			}},
 		{"tcp keys on http check", vs("[virtual_server.check]\ntype = \"http\"\nsend = \"x\"\ntls = true\nserver_name = \"a\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{

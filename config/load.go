@@ -55,14 +55,14 @@ var (
 
 var (
 	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server", "vrrp", "announce", "bgp", "route_table"}}
-	secDirector = section{name: "[director]", keys: []string{"listen", "max_connections", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "watch_config", "kernel_stats",
+	secDirector = section{name: "[director]", keys: []string{"listen", "max_connections", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "slow_start", "watch_config", "kernel_stats",
 		"notify_command", "notify_url", "notify_timeout", "maintenance_dir", "api_token_file", "state_file", "panic_threshold",
 		"flap_damping", "flap_penalty", "flap_suppress", "flap_reuse", "flap_half_life", "flap_max_suppress"},
 		nested: nestedCheckKeys("[defaults.check]")}
 	secDefaults = section{name: "[defaults]", keys: []string{"check"}, nested: nestedCheckKeys("[defaults.check]")}
 	secVS       = section{name: "[[virtual_server]]", keys: []string{
 		"name", "address", "fwmark", "family", "protocol", "scheduler", "persistence",
-		"persistence_netmask", "forwarding", "on_failure", "drain_timeout", "fallback", "check", "real_server",
+		"persistence_netmask", "forwarding", "on_failure", "drain_timeout", "slow_start", "fallback", "check", "real_server",
 		"notify_command", "notify_url", "quorum", "hysteresis", "panic_threshold",
 		"scheduler_flags", "ops", "announce", "announce_rule", "announce_above", "withdraw_below", "communities", "med", "local_pref",
 	}, nested: merge(nestedCheckKeys("[virtual_server.check]"), map[string]string{"weight": "[[virtual_server.real_server]]"})}
@@ -234,6 +234,9 @@ func (l *loader) director(t table, d *Director) {
 	}
 	if v, ok := l.drainTimeout(t); ok {
 		d.DrainTimeout = v
+	}
+	if v, ok := l.slowStart(t); ok {
+		d.SlowStart = v
 	}
 	if v, _, ok := t.boolean("watch_config"); ok {
 		d.WatchConfig = v
@@ -574,6 +577,7 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 	}
 
 	l.vsAdmin(t, d, &vs)
+	l.vsSlowStart(t, d, &vs)
 	l.vsAnnounce(t, &vs)
 	l.quorumWarnings(t, &vs)
 

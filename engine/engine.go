@@ -30,6 +30,7 @@ import (
 	"github.com/lvsdirector/director/policy/override"
 	"github.com/lvsdirector/director/policy/panicguard"
 	"github.com/lvsdirector/director/policy/quorum"
+	"github.com/lvsdirector/director/policy/slowstart"
 )
 
 // Options are the engine's collaborators.
@@ -41,7 +42,8 @@ type Options struct {
 	// expected to be an in-memory one.
 	DryRun bool
 	// NewProber builds a prober from a spec; when nil, the engine's own
-	// checks.Shared builds them (one exec concurrency bound per director).
+	// checks.Shared builds them (one exec concurrency bound per director,
+	// one log line when icmp checks fall back to raw sockets).
 	NewProber func(checks.Spec) (checks.Prober, error)
 	// ReconcileTimeout bounds one reconcile run; 30s when zero.
 	ReconcileTimeout time.Duration
@@ -226,9 +228,11 @@ type Engine struct {
 	dampers      damping.Set
 	guard        *panicguard.Guard
 	quorum       quorum.State
-	maint        maintReader   // the maintenance directory (files.go)
-	stateFile    stateFileKeep // what the state file holds (files.go)
-	ann          announcing    // VIPs to announce (announce.go)
+	ramps        slowstart.Set            // who serves since when, for slow start (slowstart.go)
+	ramping      map[config.ServerID]bool // the servers shown in slow start
+	maint        maintReader              // the maintenance directory (files.go)
+	stateFile    stateFileKeep            // what the state file holds (files.go)
+	ann          announcing               // VIPs to announce (announce.go)
 	lastPublish  time.Time
 }
 
@@ -246,15 +250,15 @@ type reloadRequest struct {
 // New validates that every check in cfg can be built and returns an engine
 // ready to Run. Nothing runs and nothing touches the table until Run.
 func New(cfg *config.Config, opts Options) (*Engine, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	if opts.NewProber == nil {
-		sh := checks.NewShared()
+		sh := checks.NewShared().WithLogger(opts.Logger)
 		if opts.DataPath != nil {
 			sh.DataPath = opts.DataPath
 		}
 		opts.NewProber = sh.New
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
 	}
 	if opts.ReconcileTimeout == 0 {
 		opts.ReconcileTimeout = 30 * time.Second
@@ -298,6 +302,8 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		dampers:       damping.Set{},
 		guard:         panicguard.New(),
 		quorum:        quorum.State{},
+		ramps:         slowstart.Set{},
+		ramping:       map[config.ServerID]bool{},
 		maint:         maintReader{warned: map[string]bool{}},
 	}
 	if _, err := e.buildProbers(cfg); err != nil {

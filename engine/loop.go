@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/desired"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -38,6 +40,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	now := time.Now()
 	e.loadState(ctx, now) // API overrides and managed services of the last run (files.go)
 	e.adoptConfig(e.cfg, fresh, probeCtx)
+	seedRamps(e.ramps, e.cfg, desired.Index(e.actual), func(config.ServerID) bool { return true }, now)
 	e.retireRecorded(now) // services of the last run the config dropped
 	e.strayDrains(now)
 	e.recordOwned(ctx) // before the first reconcile creates any
@@ -47,6 +50,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer resync.Stop()
 	retry := newBackoff(time.Second, e.cfg.Director.ResyncInterval)
 	defer retry.stop()
+	// The next step of a slow start; stopped while nothing ramps.
+	rampStep := time.NewTimer(time.Hour)
+	rampStep.Stop()
+	defer rampStep.Stop()
 
 	reconcile := func(trigger string) {
 		if e.reconcile(ctx, trigger) {
@@ -55,6 +62,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			retry.schedule()
 		}
 		e.announceVIPs(time.Now())
+		if next, ok := e.reportRamps(time.Now()); ok {
+			rampStep.Reset(next)
+		} else {
+			rampStep.Stop()
+		}
 	}
 	// Maintenance files before the first reconcile, read while we wait.
 	e.applyMaintenance(e.maint.readNow(ctx, e), time.Now())
@@ -104,6 +116,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-settle.C:
 			settling = false
 			reconcile("transition")
+		case <-rampStep.C:
+			reconcile(rampTrigger)
 		case <-resync.C:
 			reconcile("resync")
 		case <-retry.C():

@@ -150,6 +150,8 @@ type RealServerAdmin struct {
 	Suppressed      bool      // flap damping holds it out
 	SuppressedUntil time.Time // when the penalty will have decayed below flap_reuse
 	HeldByPanic     bool      // the panic guard keeps it in though its checks fail
+	// SlowStart is its ramp while it is in slow start; nil otherwise.
+	SlowStart *SlowStart
 }
 
 // DrainingServer is a real server on its way out, for status pages.
@@ -298,6 +300,10 @@ func (e *Engine) Status() Status {
 				o := *r.Override
 				r.Override = &o
 			}
+			if r.SlowStart != nil {
+				ss := *r.SlowStart
+				r.SlowStart = &ss
+			}
 		}
 	}
 	st.Events = slices.Clone(st.Events)
@@ -326,6 +332,7 @@ func (e *Engine) publishSnapshot(now time.Time) {
 		kernelSvc[e.actual[i].Key.Normalize()] = &e.actual[i]
 	}
 	p := damping.Params(e.cfg.Director.Damping)
+	ramps := e.rampsNow(now)
 	st.VirtualServers = make([]VirtualServerStatus, 0, len(e.cfg.VirtualServers))
 	for i := range e.cfg.VirtualServers {
 		vs := &e.cfg.VirtualServers[i]
@@ -400,6 +407,9 @@ func (e *Engine) publishSnapshot(now time.Time) {
 			}
 			if panic != nil {
 				r.HeldByPanic = panic.Kept[id]
+			}
+			if ramp, ok := ramps[id]; ok {
+				r.SlowStart = &ramp
 			}
 			if view := e.view(id, r.State); view.Serving() {
 				w := rs.Weight
