@@ -38,6 +38,9 @@ const Alias = "director-datapath"
 type Manager struct {
 	host *netlink.Handle
 	log  *slog.Logger
+	// origin is the namespace the director's threads run in, where a
+	// dial's thread returns.
+	origin netns.NsHandle
 
 	// mu guards spaces and failed against Dial, which holds it (read)
 	// only while it enters a namespace: Sync and Close may not close a
@@ -67,7 +70,15 @@ func New(host *netlink.Handle, log *slog.Logger) (*Manager, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Manager{host: host, log: log, spaces: map[netip.Addr]*space{}, failed: map[Route]error{}}, nil
+	// Any thread the scheduler hands out is in the director's namespace:
+	// threads moved elsewhere stay locked and end with their goroutine.
+	runtime.LockOSThread()
+	origin, err := netns.Get()
+	runtime.UnlockOSThread()
+	if err != nil {
+		return nil, fmt.Errorf("datapath: the director's network namespace: %w", err)
+	}
+	return &Manager{host: host, log: log, origin: origin, spaces: map[netip.Addr]*space{}, failed: map[Route]error{}}, nil
 }
 
 // Sync makes the namespaces hold exactly routes: namespaces whose layout
@@ -355,12 +366,24 @@ func (e *SetupError) Unwrap() error { return e.Err }
 // Dial connects over network ("tcp") to r's VIP at port, delivered
 // through r's data path. The connection is usable from any goroutine.
 func (m *Manager) Dial(ctx context.Context, network string, r Route, port uint16) (net.Conn, error) {
-	// The socket is made on a thread in the probe namespace; the
-	// connection stays there whichever thread uses it.
-	return onOwnThread(func() (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		// The socket is made on a thread in the probe namespace; the
+		// connection stays there whichever thread uses it. The thread
+		// then goes back to the director's namespace and to the
+		// scheduler (a thread made and ended per probe made a dial cost
+		// 3 to 9 times a plain one, BenchmarkDial); if it cannot, it
+		// stays locked and ends with
+		// this goroutine, so no other goroutine ever runs there.
+		runtime.LockOSThread()
 		mark, err := m.enter(r)
 		if err != nil {
-			return nil, &SetupError{err}
+			ch <- result{nil, &SetupError{err}}
+			return
 		}
 		d := net.Dialer{KeepAlive: -1, Control: func(_, _ string, c syscall.RawConn) error {
 			var serr error
@@ -371,8 +394,14 @@ func (m *Manager) Dial(ctx context.Context, network string, r Route, port uint16
 			}
 			return serr
 		}}
-		return d.DialContext(ctx, network, netip.AddrPortFrom(r.VIP, port).String())
-	})
+		c, err := d.DialContext(ctx, network, netip.AddrPortFrom(r.VIP, port).String())
+		if netns.Set(m.origin) == nil {
+			runtime.UnlockOSThread()
+		}
+		ch <- result{c, err}
+	}()
+	res := <-ch
+	return res.c, res.err
 }
 
 // enter moves the calling thread into the namespace of r and returns the

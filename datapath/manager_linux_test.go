@@ -5,10 +5,12 @@ package datapath_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +39,7 @@ var (
 	labSource = netip.MustParseAddr("10.77.0.50")
 )
 
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab {
 	t.Helper()
 	dir, err := testutil.NewNetNS()
 	if errors.Is(err, os.ErrPermission) {
@@ -87,7 +89,7 @@ func newLab(t *testing.T) *lab {
 }
 
 // vipOnRealServer adds (or removes) the VIP on the real server's lo.
-func (l *lab) vipOnRealServer(t *testing.T, on bool) {
+func (l *lab) vipOnRealServer(t testing.TB, on bool) {
 	t.Helper()
 	lo, err := l.rsh.LinkByName("lo")
 	if err != nil {
@@ -106,7 +108,7 @@ func (l *lab) vipOnRealServer(t *testing.T, on bool) {
 
 // serve listens on the real server's port on all its addresses and
 // greets each connection with the address it was made to.
-func (l *lab) serve(t *testing.T) {
+func (l *lab) serve(t testing.TB) {
 	t.Helper()
 	var ln net.Listener
 	err := l.rs.Do(func() (err error) {
@@ -163,6 +165,38 @@ func TestDialReachesTheRealServerThroughTheVIP(t *testing.T) {
 		t.Errorf("real server accepted on %s, want %s", got, want)
 	}
 
+	// Dialing threads go back to the director's namespace: none that
+	// the scheduler hands out later is left in the probe namespace.
+	for range 20 {
+		if c, err := m.Dial(ctx, "tcp", l.route, l.port); err == nil {
+			c.Close()
+		}
+	}
+	// Threads that entered a namespace of the test's end soon after;
+	// none may stay in the probe namespace.
+	probe := fmt.Sprintf("net:[%d]", m.NamespaceInode(labSource))
+	var away []string
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		away = away[:0]
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, task := range tasks {
+			if task.Name() == strconv.Itoa(os.Getpid()) {
+				// The main thread is parked for good, never ended, when
+				// a goroutine ends locked to it: it runs nothing more.
+				continue
+			}
+			if ns, err := os.Readlink("/proc/self/task/" + task.Name() + "/ns/net"); err == nil && ns == probe {
+				away = append(away, task.Name()+":"+ns)
+			}
+		}
+		if len(away) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(away) > 0 {
+		t.Errorf("threads left in the probe namespace (%s) after dials: %v", probe, away)
+	}
+
 	// Nothing was added to the director's own namespace.
 	after, err := l.host.LinkList()
 	if err != nil {
@@ -174,6 +208,8 @@ func TestDialReachesTheRealServerThroughTheVIP(t *testing.T) {
 
 	// The pitfall the namespace avoids: the director's own stack
 	// delivers the VIP locally, where nothing listens.
+	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
 	err = l.director.Do(func() error {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(labVIP, l.port).String())
@@ -301,4 +337,47 @@ func TestSyncSaysWhatIsMissing(t *testing.T) {
 	if !errors.As(derr, &setup) || !strings.Contains(derr.Error(), "no route to the real server") {
 		t.Errorf("dial through the unreachable real server: %v, want a SetupError saying why", derr)
 	}
+}
+
+// BenchmarkDial compares a connection through the data path (a thread
+// that enters the probe namespace, per dial) with a plain one from the
+// director's namespace to the real server's address, in the same run.
+func BenchmarkDial(b *testing.B) {
+	l := newLab(b)
+	l.serve(b)
+	l.vipOnRealServer(b, true)
+	m, err := datapath.New(l.host, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Sync(context.Background(), []datapath.Route{l.route}); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.Run("datapath", func(b *testing.B) {
+		for b.Loop() {
+			c, err := m.Dial(ctx, "tcp", l.route, l.port)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
+		}
+	})
+	b.Run("plain", func(b *testing.B) {
+		err := l.director.Do(func() error {
+			for b.Loop() {
+				var d net.Dialer
+				c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(labRIP, l.port).String())
+				if err != nil {
+					return err
+				}
+				c.Close()
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	})
 }
