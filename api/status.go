@@ -69,7 +69,10 @@ type CountersV1 struct {
 
 // VirtualServerV1 is one configured virtual service.
 type VirtualServerV1 struct {
-	Name           string         `json:"name"`
+	Name string `json:"name"`
+	// Group is the [[virtual_server]] name of a group member (whose own
+	// name is "NAME@MEMBER"); absent otherwise.
+	Group          string         `json:"group,omitempty"`
 	Service        ServiceV1      `json:"service"`
 	Forwarding     string         `json:"forwarding"` // "nat" | "dr" | "tun"
 	OnFailure      string         `json:"on_failure"` // "quiesce" | "remove"
@@ -173,6 +176,17 @@ type RealServerV1 struct {
 	Suppressed           bool            `json:"suppressed"`       // flap damping holds it out
 	SuppressedUntil      *time.Time      `json:"suppressed_until"` // when the penalty decays below flap_reuse
 	HeldByPanic          bool            `json:"held_by_panic"`    // the panic guard keeps it in
+	SlowStart            *SlowStartV1    `json:"slow_start"`       // its ramp while in slow start; null otherwise
+}
+
+// SlowStartV1 is a real server's slow start in progress: its weight
+// ramps to target_weight between since and until.
+type SlowStartV1 struct {
+	Since        time.Time `json:"since"`
+	Until        time.Time `json:"until"`
+	Weight       uint32    `json:"weight"`        // the ramp's weight now
+	TargetWeight uint32    `json:"target_weight"` // configured, or the check's
+	Percent      int       `json:"percent"`       // weight as a share of target_weight, rounded down
 }
 
 // OverrideV1 is an operator's hold on a real server.
@@ -232,7 +246,7 @@ func statusV1(st engine.Status, version string) StatusV1 {
 	}
 	for _, vs := range st.VirtualServers {
 		v := VirtualServerV1{
-			Name: vs.Name, Service: serviceV1(vs.Service), Forwarding: vs.Forwarding,
+			Name: vs.Name, Group: vs.Group, Service: serviceV1(vs.Service), Forwarding: vs.Forwarding,
 			OnFailure: vs.OnFailure, Check: vs.Check, FallbackActive: vs.FallbackActive,
 			InKernel: vs.InKernel, Counters: countersV1(vs.Counters), RealServers: []RealServerV1{},
 			Quorum: vs.Quorum, Hysteresis: vs.Hysteresis, HealthyWeight: vs.HealthyWeight, QuorumLost: vs.QuorumLost,
@@ -254,6 +268,12 @@ func statusV1(st engine.Status, version string) StatusV1 {
 			if rs.Override != nil {
 				o := overrideV1(*rs.Override)
 				r.Override = &o
+			}
+			if ss := rs.SlowStart; ss != nil {
+				r.SlowStart = &SlowStartV1{Since: ss.Since.UTC(), Until: ss.Until.UTC(), Weight: ss.Weight, TargetWeight: ss.Target}
+				if ss.Target > 0 {
+					r.SlowStart.Percent = int(uint64(ss.Weight) * 100 / uint64(ss.Target))
+				}
 			}
 			if rs.ProgrammedWeight >= 0 {
 				w := rs.ProgrammedWeight

@@ -52,7 +52,7 @@ func TestStatusJSONSchema(t *testing.T) {
 		{"pool", vs["pool"], "damped disabled down drained draining idle serving total unknown"},
 		{"service", vs["service"], "address family persistence_netmask persistence_seconds protocol scheduler"},
 		{"counters", vs["counters"], "active_connections bytes_in bytes_out connections inactive_connections packets_in packets_out persistent_connections"},
-		{"real server", rs, "address check checks configured_weight consecutive_failures consecutive_successes counters flap_penalty forwarding held_by_panic history last_check last_failure last_success override programmed_weight since state suppressed suppressed_until"},
+		{"real server", rs, "address check checks configured_weight consecutive_failures consecutive_successes counters flap_penalty forwarding held_by_panic history last_check last_failure last_success override programmed_weight since slow_start state suppressed suppressed_until"},
 		{"check result", rs["last_check"], "duration_seconds ok reason time"},
 		{"a real server's check", rs["checks"].([]any)[0], "check consecutive_failures consecutive_successes last_check name state"},
 		{"event", ev, "check from real_server reason recent time to virtual_server"},

@@ -30,12 +30,15 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/lvsdirector/director/datapath"
 )
 
 // Result is the outcome of one probe.
@@ -96,6 +99,41 @@ type Spec struct {
 	// several virtual servers stay one check.
 	VirtualServer string
 	RealServer    netip.AddrPort
+	// DataPath, when its VIP is set, makes this a data-path check
+	// (datapath = true): the probe is addressed to the VIP at the
+	// target's port and delivered to the target's address the way the
+	// kernel's DR or TUN forwarding delivers a client's packet, from a
+	// namespace of the director's own that takes Source as its address
+	// (package datapath). Only kinds with DataPath have it.
+	DataPath DataPath
+
+	// dataPath is the dialer of data-path checks, set by Shared.New.
+	dataPath DataPathDialer
+}
+
+// DataPath is the data path a check probes through.
+type DataPath struct {
+	VIP netip.Addr
+	// Tunnel is TUN forwarding (IPIP to the real server); false is DR.
+	Tunnel bool
+}
+
+// On reports whether the check goes through the data path.
+func (d DataPath) On() bool { return d.VIP.IsValid() }
+
+// DataPathRoute is the route a data-path check probes through; ok is
+// false for other checks.
+func (s Spec) DataPathRoute() (r datapath.Route, ok bool) {
+	if !s.DataPath.On() {
+		return r, false
+	}
+	return datapath.Route{Source: s.Source, RealServer: s.Target.Addr(), VIP: s.DataPath.VIP, Tunnel: s.DataPath.Tunnel}, true
+}
+
+// DataPathDialer connects to a VIP through one real server's data path:
+// the director's datapath.Manager.
+type DataPathDialer interface {
+	Dial(ctx context.Context, network string, r datapath.Route, port uint16) (net.Conn, error)
 }
 
 // DefaultTimeout bounds a probe when neither Spec.Timeout nor the context
@@ -114,6 +152,9 @@ type Shared struct {
 	// from then on, and the fallback is logged once.
 	icmpRaw atomic.Bool
 	log     *slog.Logger
+	// DataPath dials for data-path checks; without it they fail as
+	// inconclusive ("local: datapath: ..."). Set it before New.
+	DataPath DataPathDialer
 }
 
 // NewShared returns the resources of one director's probers.
@@ -148,6 +189,7 @@ func (sh *Shared) New(spec Spec) (Prober, error) {
 	if errs := opts.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("%s: %v", spec, errs[0])
 	}
+	spec.dataPath = sh.DataPath
 	return k.build(spec, sh)
 }
 
@@ -179,6 +221,16 @@ func validateCommon(spec Spec) (Kind, error) {
 	}
 	if spec.Interval < 0 {
 		return k, fmt.Errorf("%s: interval %s is negative", spec, spec.Interval)
+	}
+	if dp := spec.DataPath; dp.On() {
+		switch {
+		case !k.DataPath:
+			return k, fmt.Errorf("%s: datapath: %s checks cannot probe through the data path (%s can)", spec, spec.Type, DataPathKinds())
+		case !spec.Source.IsValid():
+			return k, fmt.Errorf("%s: datapath: needs a source address, which the director's probe namespace takes on the real servers' segment", spec)
+		case !dp.VIP.Is4() || !spec.Target.Addr().Is4() || !spec.Source.Is4():
+			return k, fmt.Errorf("%s: datapath: only IPv4 virtual and real servers are supported", spec)
+		}
 	}
 	return k, nil
 }
@@ -225,6 +277,10 @@ func (s Spec) canonical() string {
 			c.str("virtual_server", s.VirtualServer)
 			c.str("real_server", s.RealServer.String())
 		}
+	}
+	if dp := s.DataPath; dp.On() {
+		c.str("datapath_vip", dp.VIP.String())
+		c.boolean("datapath_tunnel", dp.Tunnel)
 	}
 	if opts != nil {
 		c.b.WriteString("options={")

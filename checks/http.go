@@ -76,15 +76,17 @@ var (
 	httpKind = Kind{
 		Name: "http", Foreign: map[string]string{"http_get": "keepalived's HTTP_GET"},
 		Keys: httpKeys, Zero: HTTPOptions{},
-		Decode: func(d Decoder) Options { return decodeHTTP(d, false) },
-		build:  newHTTP,
+		Decode:   func(d Decoder) Options { return decodeHTTP(d, false) },
+		build:    newHTTP,
+		DataPath: true,
 	}
 	httpsKind = Kind{
 		Name: "https", Foreign: map[string]string{"ssl_get": "keepalived's SSL_GET"},
-		Keys:   slices.Concat(httpKeys, tlsOptionKeys("")),
-		Zero:   HTTPOptions{},
-		Decode: func(d Decoder) Options { return decodeHTTP(d, true) },
-		build:  newHTTP,
+		Keys:     slices.Concat(httpKeys, tlsOptionKeys("")),
+		Zero:     HTTPOptions{},
+		Decode:   func(d Decoder) Options { return decodeHTTP(d, true) },
+		build:    newHTTP,
+		DataPath: true,
 	}
 )
 

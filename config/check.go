@@ -14,7 +14,7 @@ import (
 
 // commonCheckKeys are the keys every check has; each kind's own keys come
 // from the prober registry (checks.Kinds).
-var commonCheckKeys = []string{"type", "name", "interval", "timeout", "retry_interval", "rise", "fall", "port", "address", "source"}
+var commonCheckKeys = []string{"type", "name", "interval", "timeout", "retry_interval", "rise", "fall", "port", "address", "source", "datapath"}
 
 // checkKeys is every key a check table may hold, in the order hints list
 // them.
@@ -65,6 +65,7 @@ type rawCheck struct {
 	Port          opt[uint16]
 	Address       opt[netip.Addr]
 	Source        opt[netip.Addr]
+	DataPath      opt[bool]
 }
 
 // present reports whether the table wrote key at all (valid or not).
@@ -105,6 +106,11 @@ func (l *loader) parseCheck(t table, sec section) rawCheck {
 	r.Port = set(l.checkPort(t))
 	r.Address = set(l.ipOnly(t, "address"))
 	r.Source = set(l.ipOnly(t, "source"))
+	r.DataPath = set(t.boolean("datapath"))
+	if r.DataPath.Set && sec.name == secDefaultsCheck.name {
+		l.errorf(r.DataPath.N, "datapath belongs in a virtual server's check (or a real server's), not [defaults.check]: it only applies to dr and tun services")
+		r.DataPath = opt[bool]{}
+	}
 	// Every value of every kind's keys is judged here, whatever the type:
 	// [defaults.check] serves checks of any type, and a bad value is
 	// reported even where no check uses it.
@@ -165,6 +171,8 @@ func (l *loader) mergeCheck(def rawCheck, own ...rawCheck) Check {
 	if c.Name == "" {
 		c.Name = c.Type
 	}
+	dataPath := pickOf(false, layers, func(r rawCheck) opt[bool] { return r.DataPath })
+	c.DataPath = dataPath.V
 
 	// Rules between keys, unless one was written wrongly (already reported).
 	bad := func(key string) bool {
@@ -190,6 +198,14 @@ func (l *loader) mergeCheck(def rawCheck, own ...rawCheck) Check {
 		return c
 	}
 	kind, _ := checks.LookupKind(c.Type)
+	if c.DataPath {
+		switch {
+		case !kind.DataPath:
+			l.errorOnce(dataPath.N, "datapath is only used by %s; this check's type is %q", checks.DataPathKinds(), c.Type)
+		case !c.Source.IsValid():
+			l.errorOnce(dataPath.N, "datapath = true needs source: an unused IPv4 address on the real servers' segment, which the director's probe namespace takes (not an address of the director's own: the real server's answers must reach the namespace)")
+		}
+	}
 	tables := make([]table, len(layers))
 	for i, r := range layers {
 		tables[i] = r.t
@@ -422,7 +438,7 @@ func (vs *VirtualServer) CheckSpec(rs *RealServer, c *Check) checks.Spec {
 	if c.Port != 0 {
 		port = c.Port
 	}
-	return checks.Spec{
+	spec := checks.Spec{
 		Type:          c.Type,
 		Target:        netip.AddrPortFrom(addr, port),
 		Source:        c.Source,
@@ -433,5 +449,41 @@ func (vs *VirtualServer) CheckSpec(rs *RealServer, c *Check) checks.Spec {
 		Options:       c.Options,
 		VirtualServer: vs.Name,
 		RealServer:    rs.Address,
+	}
+	if c.DataPath && vs.FWMark == 0 && (rs.Forwarding == "dr" || rs.Forwarding == "tun") {
+		spec.DataPath = checks.DataPath{VIP: vs.Address.Addr(), Tunnel: rs.Forwarding == "tun"}
+	}
+	return spec
+}
+
+// checkDataPath judges datapath = true on c, one of the checks of rs (at
+// rsNode), a real server of vs (whose table is t). Problems of the
+// virtual server itself are reported once, with *reported.
+func (l *loader) checkDataPath(vs *VirtualServer, t table, c Check, rs *RealServer, rsNode node, reported *bool) {
+	if !c.DataPath {
+		return
+	}
+	if rs.Forwarding != "dr" && rs.Forwarding != "tun" {
+		l.errorf(rsNode, "uses %s forwarding, but its check %q has datapath = true, which probes the way dr and tun forwarding deliver (a %s real server is reached at its own address: leave datapath out)", rs.Forwarding, c.Name, rs.Forwarding)
+	}
+	if *reported {
+		return
+	}
+	switch {
+	case vs.FWMark != 0:
+		*reported = true
+		l.errorf(t.n.child("fwmark"), "a fwmark service has no address for its datapath checks to send the probe to; leave datapath out")
+	case vs.Address.Addr().Is6():
+		*reported = true
+		l.errorf(t.n.child("address"), "datapath checks are IPv4 only; this virtual server is IPv6")
+	}
+}
+
+// errorOnce is errorf for a table several checks merge (a virtual
+// server's check under each real server's override): it reports once.
+func (l *loader) errorOnce(n node, format string, a ...any) {
+	p := Problem{File: l.file, Line: l.lineOf(n), Key: n.key, Msg: fmt.Sprintf(format, a...)}
+	if !slices.Contains(l.errs, p) {
+		l.errs = append(l.errs, p)
 	}
 }

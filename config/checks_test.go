@@ -209,7 +209,7 @@ type = "tcp"
 address = "10.0.0.1:80"
   [[virtual_server.real_server.check]]
   path = "/x"
-`, []string{`director.toml:10: virtual_server[web].real_server[0].check[0].path: path is only used by http and https checks; this check's type is "tcp"`}},
+`, []string{`director.toml:10: virtual_server[web].real_server[0].check[0].path: path is only used by http and https checks without url entries; this check's type is "tcp"`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sameLines(t, problems(t, vsOrRaw(tt.body)), tt.want)

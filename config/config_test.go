@@ -341,7 +341,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top-level key", "[directr]\nlisten = \"x\"\n",
 			[]string{`director.toml:1: directr: unknown key; did you mean "director"?`}},
 		{"unknown key without suggestion", "[director]\nfoo = 1\n",
-			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, max_connections, resync_interval, on_failure, on_shutdown, drain_timeout, watch_config, kernel_stats, notify_command, notify_url, notify_timeout, maintenance_dir, api_token_file, state_file, panic_threshold, flap_damping, flap_penalty, flap_suppress, flap_reuse, flap_half_life, flap_max_suppress`}},
+			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, max_connections, resync_interval, on_failure, on_shutdown, drain_timeout, slow_start, watch_config, kernel_stats, notify_command, notify_url, notify_timeout, maintenance_dir, api_token_file, state_file, panic_threshold, flap_damping, flap_penalty, flap_suppress, flap_reuse, flap_half_life, flap_max_suppress`}},
 		{"unknown key belongs elsewhere", vs("interval = \"5s\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{`director.toml:4: virtual_server[web].interval: unknown key; interval belongs in [virtual_server.check]`}},
 		{"unknown real server key", vs("[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\nwieght = 5\n"),
@@ -434,7 +434,7 @@ func TestErrors(t *testing.T) {
 		{"same address other protocol is fine, same fwmark is not", "[[virtual_server]]\nname = \"a\"\naddress = \"192.0.2.10:53\"\nprotocol = \"udp\"\n[[virtual_server]]\nname = \"b\"\naddress = \"192.0.2.10:53\"\n[[virtual_server]]\nname = \"c\"\nfwmark = 5\n[[virtual_server]]\nname = \"d\"\nfwmark = 5\nfamily = \"ipv4\"\n[[virtual_server]]\nname = \"e\"\nfwmark = 5\nfamily = \"ipv6\"\n",
 			[]string{`director.toml:13: virtual_server[d].fwmark: duplicate virtual service fwmark 5 (ipv4); virtual_server[c] on line 8 already defines it`}},
 		{"neither address nor fwmark", "[[virtual_server]]\nname = \"web\"\n",
-			[]string{`director.toml:1: virtual_server[web].address: missing; set address (such as "192.0.2.10:80") or fwmark`}},
+			[]string{`director.toml:1: virtual_server[web].address: missing; set address (such as "192.0.2.10:80") or fwmark, or addresses or fwmarks for a group`}},
 		{"both address and fwmark", "[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.10:80\"\nfwmark = 3\n",
 			[]string{`director.toml:4: virtual_server[web].fwmark: set either address or fwmark, not both`}},
 		{"address without port", "[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.10\"\n",
@@ -637,7 +637,7 @@ func TestExampleConfig(t *testing.T) {
 	if len(cfg.Warnings) != 0 {
 		t.Errorf("warnings: %v", cfg.Warnings)
 	}
-	if got, want := cfg.Summary(), "../config.example.toml: 3 virtual servers, 6 real servers, 8 checks"; got != want {
+	if got, want := cfg.Summary(), "../config.example.toml: 4 virtual servers, 8 real servers, 10 checks"; got != want {
 		t.Errorf("Summary() = %q, want %q", got, want)
 	}
 }

@@ -11,7 +11,8 @@ import (
 type Change struct {
 	AddedVS, RemovedVS, ChangedVS []string
 	AddedRS, RemovedRS            []string // "virtual_server/ip:port"
-	// ReweightedRS are real servers kept with another weight or forwarding.
+	// ReweightedRS are real servers kept with another weight, forwarding
+	// or tunnel.
 	ReweightedRS []string
 	// RecheckedRS are real servers kept with other checks of their own
 	// ([[virtual_server.real_server.check]]); only those checks restart.
@@ -55,7 +56,7 @@ func Diff(old, next *Config) Change {
 			switch {
 			case !ok:
 				c.AddedRS = append(c.AddedRS, vs.Name+"/"+rs.Address.String())
-			case before.Weight != rs.Weight || before.Forwarding != rs.Forwarding:
+			case before.Weight != rs.Weight || before.Forwarding != rs.Forwarding || before.Tunnel != rs.Tunnel:
 				c.ReweightedRS = append(c.ReweightedRS, vs.Name+"/"+rs.Address.String())
 			}
 			if ok && !reflect.DeepEqual(o.ChecksOf(&before), vs.ChecksOf(&rs)) && reflect.DeepEqual(o.Checks, vs.Checks) {

@@ -108,7 +108,8 @@ func (l *loader) withPortNumber(s string, n node, protos ...string) (string, boo
 	if !isName {
 		return s, true
 	}
-	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err != nil {
+	first, _, _ := strings.Cut(host, "-") // a group's range: "10.0.0.1-20"
+	if _, err := netip.ParseAddr(strings.Trim(first, "[]")); err != nil {
 		return s, true // not an address: the caller's message says so
 	}
 	port, msg := l.resolvePort(name, protos...)
@@ -131,14 +132,18 @@ func serviceProtocols(proto string) []string {
 
 // checkPort reads a check's port: a number 1-65535 or a service name
 // (tcp, then udp: a check's type may use either).
-func (l *loader) checkPort(t table) (uint16, node, bool) {
-	v, n, present := t.get("port")
+func (l *loader) checkPort(t table) (uint16, node, bool) { return l.portKey(t, "port", "tcp", "udp") }
+
+// portKey reads a port key: a number 1-65535 or a service name, looked
+// up under the first of protos that lists it.
+func (l *loader) portKey(t table, key string, protos ...string) (uint16, node, bool) {
+	v, n, present := t.get(key)
 	if s, ok := v.(string); present && ok {
 		if !isPortName(s) {
 			l.errorf(n, "%q is neither a port number nor a service name; ports are 1-65535", s)
 			return 0, n, false
 		}
-		port, msg := l.resolvePort(s, "tcp", "udp")
+		port, msg := l.resolvePort(s, protos...)
 		if msg == "" && port == 0 {
 			msg = fmt.Sprintf("service %q has port 0 in %s; ports are 1-65535", s, l.ports.path)
 		}
@@ -148,6 +153,6 @@ func (l *loader) checkPort(t table) (uint16, node, bool) {
 		}
 		return port, n, true
 	}
-	port, n, ok := t.intRange("port", 1, 65535, "ports are 1-65535")
+	port, n, ok := t.intRange(key, 1, 65535, "ports are 1-65535")
 	return uint16(port), n, ok
 }

@@ -189,6 +189,21 @@ func TestCheckURLEntries(t *testing.T) {
 	if got := cfg.VirtualServers[0].Checks[0].Options; !reflect.DeepEqual(got, want) {
 		t.Errorf("options %#v\nwant %#v", got, want)
 	}
+	// In an array of checks, url entries go to the check above them.
+	several := mustParse(t, vs("[[virtual_server.check]]\ntype = \"http\"\n[[virtual_server.check.url]]\npath = \"/a\"\n"+
+		"[[virtual_server.check]]\ntype = \"http\"\nname = \"second\"\n[[virtual_server.check.url]]\npath = \"/b\"\n[[virtual_server.check.url]]\npath = \"/c\"\n"+
+		"[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
+	var paths [][]string
+	for _, c := range several.VirtualServers[0].Checks {
+		var p []string
+		for _, u := range c.Options.(checks.HTTPOptions).URLs {
+			p = append(p, u.Path)
+		}
+		paths = append(paths, p)
+	}
+	if !reflect.DeepEqual(paths, [][]string{{"/a"}, {"/b", "/c"}}) {
+		t.Errorf("url paths per check: %q", paths)
+	}
 	inline := mustParse(t, vs("check = { type = \"http\", url = [{ path = \"/a\" }] }\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
 	plain := mustParse(t, vs("check = { type = \"http\", path = \"/a\" }\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
 	key := func(c *Config) string {

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +29,7 @@ import (
 	"github.com/lvsdirector/director/policy/override"
 	"github.com/lvsdirector/director/policy/panicguard"
 	"github.com/lvsdirector/director/policy/quorum"
+	"github.com/lvsdirector/director/policy/slowstart"
 )
 
 // Options are the engine's collaborators.
@@ -72,12 +72,18 @@ type Options struct {
 	StuckAfter time.Duration
 	// Announcer, when set, is handed the VIPs to announce (announce.go).
 	Announcer Announcer
+	// DataPath, when set, is what data-path checks probe through
+	// (datapath.go); the engine syncs it at start and after each reload
+	// and closes it when Run returns. Without it they are inconclusive.
+	DataPath DataPath
 }
 
 // server is one real server of one virtual server, with its health.
 type server struct {
 	id     config.ServerID
 	checks []*serverCheck // in the config's order
+	// label is checkLabel of checks, kept: it is read for every result.
+	label string
 	// health combines the checks' verdicts: up only while all are up.
 	health *health.Group
 	lastAt time.Time // when the state last changed
@@ -112,6 +118,15 @@ func (s *server) check(name string) *serverCheck {
 	return nil
 }
 
+// historyOf is the recent results of the server's check c: the server's
+// own when c is its only check.
+func (s *server) historyOf(c *serverCheck) *history {
+	if len(s.checks) == 1 {
+		return &s.history
+	}
+	return &c.history
+}
+
 // checkWeight is the weight the server's checks report: the first one
 // (in config order) that reports one.
 func (s *server) checkWeight() (uint32, bool) {
@@ -135,14 +150,15 @@ func (s *server) describe() string {
 // checkLabel is the metrics' check label of the server: its checks'
 // types, "http" or "http+icmp" (one label per server, so that its series
 // keep counting across results of different checks).
-func (s *server) checkLabel() string {
-	var types []string
-	for _, c := range s.checks {
-		if !slices.Contains(types, c.spec.Type) {
-			types = append(types, c.spec.Type)
-		}
+func (s *server) checkLabel() string { return s.label }
+
+// typesLabel joins the types of the server's checks for checkLabel.
+func (s *server) typesLabel() string {
+	types := make([]string, len(s.checks))
+	for i, c := range s.checks {
+		types[i] = c.spec.Type
 	}
-	return strings.Join(types, "+")
+	return joinTypes(types)
 }
 
 // checksKey identifies the server's set of checks (names and specs), to
@@ -223,9 +239,11 @@ type Engine struct {
 	dampers      damping.Set
 	guard        *panicguard.Guard
 	quorum       quorum.State
-	maint        maintReader   // the maintenance directory (files.go)
-	stateFile    stateFileKeep // what the state file holds (files.go)
-	ann          announcing    // VIPs to announce (announce.go)
+	ramps        slowstart.Set            // who serves since when, for slow start (slowstart.go)
+	ramping      map[config.ServerID]bool // the servers shown in slow start
+	maint        maintReader              // the maintenance directory (files.go)
+	stateFile    stateFileKeep            // what the state file holds (files.go)
+	ann          announcing               // VIPs to announce (announce.go)
 	lastPublish  time.Time
 }
 
@@ -247,7 +265,11 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.NewProber == nil {
-		opts.NewProber = checks.NewShared().WithLogger(opts.Logger).New
+		sh := checks.NewShared().WithLogger(opts.Logger)
+		if opts.DataPath != nil {
+			sh.DataPath = opts.DataPath
+		}
+		opts.NewProber = sh.New
 	}
 	if opts.ReconcileTimeout == 0 {
 		opts.ReconcileTimeout = 30 * time.Second
@@ -291,6 +313,8 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		dampers:       damping.Set{},
 		guard:         panicguard.New(),
 		quorum:        quorum.State{},
+		ramps:         slowstart.Set{},
+		ramping:       map[config.ServerID]bool{},
 		maint:         maintReader{warned: map[string]bool{}},
 	}
 	if _, err := e.buildProbers(cfg); err != nil {

@@ -46,7 +46,7 @@ type probeRunner struct {
 // of the interval so that a thousand checks do not all fire at the same
 // instant. After that, runs are planned on a fixed grid (the last planned
 // start + k × step), so lateness never accumulates into drift; a run that
-// is a whole step late is dropped and counted rather than run twice. A run
+// is a whole interval late is dropped and counted rather than run twice. A run
 // never overlaps the previous one: when one lasts past the next slot (a
 // timeout not shorter than the interval), the next starts at the first
 // slot after it ended, and the slots passed are counted as dropped. The
@@ -74,10 +74,11 @@ func (p *probeRunner) fire() {
 	defer p.inflight.Done()
 
 	now := time.Now()
-	if behind := now.Sub(p.due); behind >= p.step {
-		missed := int(behind / p.step)
-		p.sched.Skipped(missed)
-		p.due = p.due.Add(time.Duration(missed) * p.step)
+	// A run a whole interval late is dropped and counted (a retry slot
+	// passed is not counted: the interval's runs are what was planned).
+	if behind := now.Sub(p.due); behind >= p.spec.Interval {
+		p.sched.Skipped(int(behind / p.spec.Interval))
+		p.due = p.due.Add(behind / p.step * p.step)
 	}
 	p.sched.Started(now.Sub(p.due))
 	pctx, pcancel := context.WithTimeout(p.ctx, p.spec.Timeout)
@@ -99,7 +100,9 @@ func (p *probeRunner) fire() {
 		p.failures++
 	}
 	p.step = runStep(p.spec.Interval, p.spec.RetryInterval, p.failures, p.spec.Fall)
-	next, dropped := nextSlot(p.due, time.Now(), p.step)
+	end := time.Now()
+	next, _ := nextSlot(p.due, end, p.step)
+	_, dropped := nextSlot(p.due, end, p.spec.Interval)
 	p.sched.Skipped(dropped)
 	p.due = next
 	p.mu.Lock()
@@ -126,7 +129,9 @@ func runStep(interval, retry time.Duration, failures, fall int) time.Duration {
 // nextSlot is when the run after one planned for due that ended at end
 // starts: due + step, or, when the run lasted past that, the first slot
 // of the grid due + k × step not before end; dropped is how many slots
-// passed while the run went on.
+// passed while the run went on. The runner counts dropped runs on the
+// interval's grid only: a failed run outlasting retry_interval drops
+// nothing that was planned.
 func nextSlot(due, end time.Time, step time.Duration) (next time.Time, dropped int) {
 	next = due.Add(step)
 	if !next.Before(end) {

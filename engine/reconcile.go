@@ -24,9 +24,12 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 	// kernel, so drift made behind our back is still found and repaired;
 	// so does a transition after a failed reconcile, when what the
 	// director last knew may be wrong.
-	table, retired := e.desired()
+	e.rampsStarted(e.observeRamps(e.ramps, e.cfg, e.stateOf, start))
+	table, retired := e.desiredAt(start)
 	e.recordOwned(ctx) // retries a failed write before anything is created
-	known := trigger == "transition" && e.actual != nil && e.reconciled
+	// A slow start's step changes weights the director itself set a
+	// moment ago: like a transition, it needs no fresh read.
+	known := (trigger == "transition" || trigger == rampTrigger) && e.actual != nil && e.reconciled
 
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReconcileTimeout)
 	defer cancel()
@@ -78,9 +81,12 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 // desired is the table the kernel should hold now: the config with the
 // servers' health and the policies' decisions, plus the draining servers;
 // and the retired services to delete.
-func (e *Engine) desired() ([]ipvs.DesiredService, []ipvs.ServiceKey) {
+func (e *Engine) desired() ([]ipvs.DesiredService, []ipvs.ServiceKey) { return e.desiredAt(time.Now()) }
+
+// desiredAt is desired with the slow starts as they are at now.
+func (e *Engine) desiredAt(now time.Time) ([]ipvs.DesiredService, []ipvs.ServiceKey) {
 	table := desired.Build(e.cfg, desired.Input{
-		View:       func(id config.ServerID) desired.View { return e.view(id, e.stateOf(id)) },
+		View:       func(id config.ServerID) desired.View { return e.viewAt(id, e.stateOf(id), e.ramps, now) },
 		QuorumLost: e.evaluateQuorum,
 	})
 	table = drain.With(table, e.drains)

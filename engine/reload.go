@@ -56,8 +56,14 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 		}
 	}
 	states := desired.PlannedStates(cfg, known, kernel)
+	// Slow start as it will be under cfg: servers it adds to a pool that
+	// serves, and draining ones it restores, ramp from this table on.
+	ramps := e.ramps.Clone()
+	ramps.Keep(func(id config.ServerID) bool { _, ok := states[id]; return ok })
+	seedRamps(ramps, cfg, kernel, func(id config.ServerID) bool { return e.servers[id] == nil }, now)
+	rampsStarted := e.observeRamps(ramps, cfg, func(id config.ServerID) health.State { return states[id] }, now)
 	table := drain.With(desired.Build(cfg, desired.Input{
-		View: func(id config.ServerID) desired.View { return e.view(id, states[id]) }, // overrides survive reloads
+		View: func(id config.ServerID) desired.View { return e.viewAt(id, states[id], ramps, now) }, // overrides survive reloads
 		QuorumLost: func(vs *config.VirtualServer, healthy uint64) bool {
 			return e.quorum.Peek(vs.Name, healthy, desired.QuorumOf(vs), vs.Hysteresis)
 		},
@@ -88,6 +94,12 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 	e.actual = actual
 	e.adoptConfig(cfg, fresh, probeCtx)
 	e.switchDrains(drains, restored, kernel)
+	e.ramps = ramps
+	e.rampsStarted(rampsStarted)
+	if err := e.syncDataPath(ctx, cfg); err != nil {
+		e.log.Error("data-path checks: their probe namespaces could not be set up; those checks are inconclusive until a reload succeeds",
+			"path", cfg.Path, "err", err)
+	}
 
 	ch := config.Diff(old, cfg)
 	e.log.Info("config reloaded", "path", cfg.Path, "kernel_changes", len(ops),
@@ -249,6 +261,7 @@ func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer, lis
 	}
 	s.health.Keep(names)
 	s.checks = next
+	s.label = s.typesLabel()
 }
 
 // beginDrains adds drains that start now, logging and showing each.

@@ -77,8 +77,10 @@ func (e *Engine) noteResult(s *server, c *serverCheck, res checks.Result) {
 		at = time.Now()
 	}
 	cr := CheckResult{Time: at, OK: res.OK, Reason: res.Reason, Duration: res.Duration}
-	c.history.add(cr, e.opts.HistoryLength)
 	if len(s.checks) > 1 {
+		// A server's only check has the server's history (historyOf):
+		// one history to keep per result, as before several checks.
+		c.history.add(cr, e.opts.HistoryLength)
 		cr.Check = c.name
 	}
 	s.history.add(cr, e.opts.HistoryLength)

@@ -126,3 +126,35 @@ func TestRunnerLongRunsKeepTheGrid(t *testing.T) {
 		t.Errorf("skipped = %v after %d runs of 50ms every 20ms, want at least %d", skipped, runs, 2*runs)
 	}
 }
+
+// slowFailingProber fails after took.
+type slowFailingProber struct{ took time.Duration }
+
+func (p slowFailingProber) Probe(ctx context.Context) checks.Result {
+	select {
+	case <-time.After(p.took):
+	case <-ctx.Done():
+	}
+	return checks.Result{Reason: "timeout"}
+}
+
+// A failed run that outlasts retry_interval (a timeout longer than the
+// retry) drops no planned run: the retry follows when it ends, and only
+// the interval's slots count as skipped.
+func TestRetryAfterLongFailureSkipsNothing(t *testing.T) {
+	m := metrics.New(metrics.Build{})
+	p := &probeRunner{
+		spec: checks.Spec{Type: "tcp", Target: netip.MustParseAddrPort("127.0.0.1:1"), Interval: time.Second, Timeout: time.Second,
+			RetryInterval: 5 * time.Millisecond, Fall: 3},
+		prober: slowFailingProber{took: 30 * time.Millisecond},
+	}
+	out := make(chan probeResult, 10)
+	p.start(context.Background(), out, m.Schedule)
+	for range 3 {
+		<-out
+	}
+	p.stop()
+	if skipped := testutil.ToFloat64(m.Schedule.SkippedCounter()); skipped != 0 {
+		t.Errorf("skipped = %v after failed runs of 30ms with retry_interval 5ms, want 0", skipped)
+	}
+}

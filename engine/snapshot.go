@@ -91,7 +91,10 @@ type Status struct {
 
 // VirtualServerStatus is one configured virtual service.
 type VirtualServerStatus struct {
-	Name       string
+	Name string
+	// Group is the written name of the group this service is a member of
+	// (config.VirtualServer.Group); "" when not a member.
+	Group      string
 	Service    ipvs.Service // the settings the director programs
 	Forwarding string       // the default for its real servers
 	OnFailure  string
@@ -150,6 +153,8 @@ type RealServerAdmin struct {
 	Suppressed      bool      // flap damping holds it out
 	SuppressedUntil time.Time // when the penalty will have decayed below flap_reuse
 	HeldByPanic     bool      // the panic guard keeps it in though its checks fail
+	// SlowStart is its ramp while it is in slow start; nil otherwise.
+	SlowStart *SlowStart
 }
 
 // DrainingServer is a real server on its way out, for status pages.
@@ -223,13 +228,22 @@ func (e *Engine) noteTransition(s *server, t health.Transition) {
 
 // checkTypes is the types of checks, joined by "+": "http", "http+icmp".
 func checkTypes(checks []config.Check) string {
-	var types []string
-	for _, c := range checks {
-		if !slices.Contains(types, c.Type) {
-			types = append(types, c.Type)
+	types := make([]string, len(checks))
+	for i, c := range checks {
+		types[i] = c.Type
+	}
+	return joinTypes(types)
+}
+
+// joinTypes joins check types by "+", each once, in order.
+func joinTypes(types []string) string {
+	var once []string
+	for _, t := range types {
+		if !slices.Contains(once, t) {
+			once = append(once, t)
 		}
 	}
-	return strings.Join(types, "+")
+	return strings.Join(once, "+")
 }
 
 // changed counts a change a snapshot shows; urgent ones (state, table,
@@ -298,6 +312,10 @@ func (e *Engine) Status() Status {
 				o := *r.Override
 				r.Override = &o
 			}
+			if r.SlowStart != nil {
+				ss := *r.SlowStart
+				r.SlowStart = &ss
+			}
 		}
 	}
 	st.Events = slices.Clone(st.Events)
@@ -326,12 +344,13 @@ func (e *Engine) publishSnapshot(now time.Time) {
 		kernelSvc[e.actual[i].Key.Normalize()] = &e.actual[i]
 	}
 	p := damping.Params(e.cfg.Director.Damping)
+	ramps := e.rampsNow(now)
 	st.VirtualServers = make([]VirtualServerStatus, 0, len(e.cfg.VirtualServers))
 	for i := range e.cfg.VirtualServers {
 		vs := &e.cfg.VirtualServers[i]
 		svc := desired.Service(vs)
 		v := VirtualServerStatus{
-			Name: vs.Name, Service: svc.Normalize(), Forwarding: vs.Forwarding,
+			Name: vs.Name, Group: vs.Group, Service: svc.Normalize(), Forwarding: vs.Forwarding,
 			OnFailure: vs.OnFailure, Check: checkTypes(vs.Checks), Fallback: vs.Fallback,
 		}
 		v.Quorum, v.Hysteresis, v.PanicThreshold = desired.QuorumOf(vs), vs.Hysteresis, vs.PanicThreshold
@@ -371,13 +390,14 @@ func (e *Engine) publishSnapshot(now time.Time) {
 				r.Check = s.describe()
 				r.Checks = make([]CheckStatus, len(s.checks))
 				for k, c := range s.checks {
+					ch := s.historyOf(c)
 					cs := CheckStatus{Name: c.name, Check: c.spec.String(),
-						ConsecutiveFailures: c.history.failures, ConsecutiveSuccesses: c.history.successes}
+						ConsecutiveFailures: ch.failures, ConsecutiveSuccesses: ch.successes}
 					if m := s.health.Check(c.name); m != nil {
 						cs.State = m.State()
 					}
-					if n := len(c.history.results); n > 0 {
-						last := c.history.results[n-1]
+					if n := len(ch.results); n > 0 {
+						last := ch.results[n-1]
 						cs.Last = &last
 					}
 					r.Checks[k] = cs
@@ -400,6 +420,9 @@ func (e *Engine) publishSnapshot(now time.Time) {
 			}
 			if panic != nil {
 				r.HeldByPanic = panic.Kept[id]
+			}
+			if ramp, ok := ramps[id]; ok {
+				r.SlowStart = &ramp
 			}
 			if view := e.view(id, r.State); view.Serving() {
 				w := rs.Weight

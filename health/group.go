@@ -82,6 +82,25 @@ func Combine(states ...State) State {
 	return Unknown
 }
 
+// combined is Combine over the checks' states, without allocating: it
+// runs for every result.
+func (g *Group) combined() State {
+	all := len(g.machines) > 0
+	for _, m := range g.machines {
+		switch m.State() {
+		case Down:
+			return Down
+		case Up:
+		default:
+			all = false
+		}
+	}
+	if all {
+		return Up
+	}
+	return Unknown
+}
+
 // Observe feeds one result of the check name (ignored if the group lacks
 // it). It returns the server's transition, if the result caused one: its
 // reason is the check's, prefixed with the check's name when the server
@@ -92,11 +111,7 @@ func (g *Group) Observe(name string, ok bool, reason string) (Transition, bool) 
 		return Transition{}, false
 	}
 	m.Observe(ok, reason)
-	states := make([]State, len(g.machines))
-	for i, m := range g.machines {
-		states[i] = m.State()
-	}
-	to := Combine(states...)
+	to := g.combined()
 	if to == g.state {
 		return Transition{}, false
 	}
@@ -108,11 +123,11 @@ func (g *Group) Observe(name string, ok bool, reason string) (Transition, bool) 
 		// The check that keeps the server out: this one when it is down,
 		// else the first that is down, else the first without a verdict.
 		i := slices.Index(g.names, name)
-		if states[i] != Down {
-			i = slices.Index(states, Down)
+		if m.State() != Down {
+			i = slices.IndexFunc(g.machines, func(m *Machine) bool { return m.State() == Down })
 		}
 		if i < 0 {
-			i = slices.IndexFunc(states, func(s State) bool { return s != Up })
+			i = slices.IndexFunc(g.machines, func(m *Machine) bool { return m.State() != Up })
 		}
 		t.Reason = g.machines[i].LastReason()
 		if t.Reason == "" {

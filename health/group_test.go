@@ -123,3 +123,17 @@ func TestGroupReload(t *testing.T) {
 		t.Errorf("names %q", got)
 	}
 }
+
+// combined agrees with Combine.
+func TestGroupCombinedIsCombine(t *testing.T) {
+	for _, states := range [][]State{nil, {Up}, {Down}, {Unknown}, {Up, Unknown}, {Up, Down}, {Unknown, Down}, {Up, Up}} {
+		g := NewGroup(Unknown)
+		for i, s := range states {
+			g.names = append(g.names, fmt.Sprint(i))
+			g.machines = append(g.machines, New(1, 1, s))
+		}
+		if got, want := g.combined(), Combine(states...); got != want {
+			t.Errorf("%v: combined %v, Combine %v", states, got, want)
+		}
+	}
+}

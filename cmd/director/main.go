@@ -24,6 +24,7 @@ import (
 
 	"github.com/lvsdirector/director/api"
 	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/datapath"
 	"github.com/lvsdirector/director/engine"
 	"github.com/lvsdirector/director/internal/apitoken"
 	"github.com/lvsdirector/director/ipvs"
@@ -276,8 +277,13 @@ func runCmd(args []string, stderr io.Writer) int {
 	var eng *engine.Engine
 	onTransition, onVSEvent, onVRRP, stopNotify := startNotifier(log, m, cfg, func() *config.Config { return eng.Config() })
 	defer stopNotify()
+	dp, err := datapath.New(nil, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "director: %v\n", err)
+		return 1
+	}
 	eng, err = engine.New(cfg, engine.Options{Table: table, Metrics: m, Logger: log, DryRun: *dryRun, OnTransition: onTransition,
-		OnVirtualServerEvent: onVSEvent, StateFile: stateFile(cfg, *dryRun), Announcer: ann.engineAnnouncer()})
+		OnVirtualServerEvent: onVSEvent, StateFile: stateFile(cfg, *dryRun), Announcer: ann.engineAnnouncer(), DataPath: dp})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -239,7 +239,7 @@ func describeResult(c *api.CheckResultV1, failures int) string {
 }
 
 // stateLabel is the health state with what overrides it: "up,drain",
-// "up,damped", "down,held".
+// "up,damped", "down,held", or what ramps it: "up,slow start 40%".
 func stateLabel(rs api.RealServerV1) string {
 	s := rs.State
 	if rs.Override != nil {
@@ -250,6 +250,9 @@ func stateLabel(rs api.RealServerV1) string {
 	}
 	if rs.HeldByPanic {
 		s += ",held"
+	}
+	if rs.SlowStart != nil {
+		s += fmt.Sprintf(",slow start %d%%", rs.SlowStart.Percent)
 	}
 	return s
 }

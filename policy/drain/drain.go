@@ -86,7 +86,8 @@ func Next(old, next *config.Config, running Set, of Health, kernel map[desired.D
 			id := config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}
 			d := &Drain{
 				ID: id, Service: desired.Service(vs), Configured: rs.Weight, Since: now, Timeout: timeout,
-				Dest: ipvs.Destination{Address: rs.Address, Weight: 0, Forwarding: desired.Forwarding(rs.Forwarding)},
+				// The kernel's tunnel: a TUN destination keeps its encapsulation while it drains.
+				Dest: ipvs.Destination{Address: rs.Address, Weight: 0, Forwarding: desired.Forwarding(rs.Forwarding), Tunnel: st.Tunnel},
 			}
 			if of != nil {
 				d.Health, d.CheckKey = of(id)
@@ -121,7 +122,7 @@ func Strays(cfg *config.Config, actual []ipvs.ServiceState, now time.Time) Set {
 			out[k] = &Drain{
 				ID: config.ServerID{VirtualServer: vs.Name, RealServer: d.Address}, Service: desired.Service(vs),
 				Since: now, Timeout: vs.DrainTimeout,
-				Dest: ipvs.Destination{Address: d.Address, Weight: 0, Forwarding: d.Forwarding},
+				Dest: ipvs.Destination{Address: d.Address, Weight: 0, Forwarding: d.Forwarding, Tunnel: d.Tunnel},
 			}
 		}
 	}
@@ -144,7 +145,7 @@ func Retired(svc *ipvs.ServiceState, timeout time.Duration, now time.Time) Set {
 		out[desired.Key(svc.Key, d.Address)] = &Drain{
 			ID: config.ServerID{VirtualServer: svc.Key.String(), RealServer: d.Address}, Service: svc.Service,
 			Since: now, Timeout: timeout,
-			Dest: ipvs.Destination{Address: d.Address, Weight: 0, Forwarding: d.Forwarding},
+			Dest: ipvs.Destination{Address: d.Address, Weight: 0, Forwarding: d.Forwarding, Tunnel: d.Tunnel},
 		}
 	}
 	return out
