@@ -15,6 +15,7 @@ type document struct {
 	header   []string
 	director block
 	defaults block
+	email    block // [notify.email]
 	vss      []*vsBlock
 }
 
@@ -140,6 +141,10 @@ func (d *document) render() string {
 	if len(d.defaults.items) > 0 {
 		b.WriteString("\n")
 		d.defaults.write(&b, "[defaults.check]", "", "")
+	}
+	if len(d.email.items) > 0 {
+		b.WriteString("\n")
+		d.email.write(&b, "[notify.email]", "", "")
 	}
 	for _, vs := range d.vss {
 		b.WriteString("\n")

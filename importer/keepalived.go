@@ -2,6 +2,7 @@ package importer
 
 import (
 	"fmt"
+	"net/mail"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -67,8 +68,11 @@ func (c *kaConv) top(n *knode) {
 	switch n.name() {
 	case "global_defs":
 		c.exact(n.at, n.name())
+		done := c.email(n)
 		for _, o := range n.children {
-			c.global(o)
+			if !done[o] {
+				c.global(o)
+			}
 		}
 	case "virtual_server_group":
 		// read first, counted where used
@@ -84,8 +88,8 @@ func (c *kaConv) top(n *knode) {
 
 func (c *kaConv) global(o *knode) {
 	switch o.name() {
-	case "notification_email", "notification_email_from", "smtp_server", "smtp_connect_timeout", "smtp_helo_name", "smtp_alert", "smtp_alert_checker":
-		c.unsupported(o.at, o.name(), "e-mail alerts are not built in yet; send them from notify_command")
+	case "smtp_helo_name", "smtp_alert", "smtp_alert_checker", "smtp_alert_vrrp":
+		c.unsupported(o.at, o.name(), "[notify.email] mails every event the director has")
 	case "lvs_flush_onstop":
 		c.doc.director.set("on_shutdown", "flush", o.at, "lvs_flush_onstop")
 		c.exact(o.at, o.name())
@@ -104,6 +108,95 @@ func (c *kaConv) global(o *knode) {
 			c.ignored(o.at, o.name(), "keepalived's own setting, not the director's job")
 		}
 	}
+}
+
+// email converts global_defs' mail settings into [notify.email] when
+// they make a complete one, and says which options it handled.
+func (c *kaConv) email(g *knode) map[*knode]bool {
+	done := map[*knode]bool{}
+	var to, from, server, timeout *knode
+	for _, o := range g.children {
+		switch o.name() {
+		case "notification_email":
+			to = o
+		case "notification_email_from":
+			from = o
+		case "smtp_server":
+			server = o
+		case "smtp_connect_timeout":
+			timeout = o
+		default:
+			continue
+		}
+		done[o] = true
+	}
+	if to == nil && from == nil && server == nil && timeout == nil {
+		return done
+	}
+	var addrs []string
+	problem := ""
+	if to != nil {
+		for _, a := range to.children {
+			addrs = append(addrs, strings.Join(a.words, " "))
+		}
+	}
+	for _, a := range addrs {
+		if _, err := mail.ParseAddress(a); err != nil || !strings.Contains(a, "@") {
+			problem = fmt.Sprintf("%q is not a mail address", a)
+		}
+	}
+	var relay string
+	switch {
+	case to == nil || len(addrs) == 0:
+		problem = "no notification_email recipients"
+	case from == nil:
+		problem = "no notification_email_from"
+	case server == nil:
+		problem = "no smtp_server"
+	}
+	if from != nil && problem == "" {
+		if _, err := mail.ParseAddress(from.arg(1)); err != nil || !strings.Contains(from.arg(1), "@") {
+			problem = fmt.Sprintf("%q is not a mail address", from.arg(1))
+		}
+	}
+	if server != nil && problem == "" {
+		port := 25
+		if server.arg(2) != "" {
+			p, err := kaPort(server.arg(2))
+			if err != nil {
+				problem = fmt.Sprintf("%q is not a port", server.arg(2))
+			}
+			port = p
+		}
+		if _, err := netip.ParseAddr(server.arg(1)); err == nil {
+			relay = hostPort(server.arg(1), port)
+		} else {
+			relay = server.arg(1) + ":" + strconv.Itoa(port)
+		}
+	}
+	if problem != "" {
+		for _, o := range []*knode{to, from, server, timeout} {
+			if o != nil {
+				c.unsupported(o.at, o.name(), "[notify.email] needs a relay, a sender and recipients that are mail addresses: %s", problem)
+			}
+		}
+		return done
+	}
+	c.doc.email.set("server", relay, server.at, "")
+	c.doc.email.set("from", from.arg(1), from.at, "")
+	c.doc.email.set("to", addrs, to.at, "")
+	c.exact(to.at, to.name())
+	c.exact(from.at, from.name())
+	c.exact(server.at, server.name())
+	if timeout != nil {
+		if v, ok := kaSeconds(timeout.arg(1)); ok {
+			c.doc.director.set("notify_timeout", seconds(v), timeout.at, "")
+			c.approx(timeout.at, timeout.name(), "notify_timeout, which bounds the whole SMTP exchange (and notify_command, webhooks)")
+		} else {
+			c.unsupported(timeout.at, timeout.name(), "%q is not a number of seconds", timeout.arg(1))
+		}
+	}
+	return done
 }
 
 // group reads a virtual_server_group: its members, each a service.
