@@ -2,6 +2,7 @@ package importer
 
 import (
 	"fmt"
+	"net/mail"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -95,9 +96,16 @@ func importLdirectord(name string, data []byte) (*Result, error) {
 	}
 	c.doc.director.set("on_failure", "quiesce", pos{}, "ldirectord's default quiescent = yes")
 	c.doc.director.set("on_shutdown", "flush", pos{}, "ldirectord's default cleanstop = yes")
+	var mailOpts []ldLine
 	for _, g := range globals {
-		c.global(g)
+		switch g.key {
+		case "emailalert", "emailalertfrom", "smtp", "emailalertfreq":
+			mailOpts = append(mailOpts, g)
+		default:
+			c.global(g)
+		}
 	}
+	c.email(mailOpts)
 	c.doc.defaults.set("interval", seconds(c.interval), c.intervalAt, map[bool]string{true: "ldirectord's default checkinterval"}[c.intervalAt.line == 0])
 	c.doc.defaults.set("rise", 1, pos{}, "ldirectord puts a server back after one good check")
 	c.doc.defaults.set("fall", c.failure, c.failureAt, map[bool]string{true: "ldirectord's default failurecount"}[c.failureAt.line == 0])
@@ -106,6 +114,64 @@ func importLdirectord(name string, data []byte) (*Result, error) {
 	}
 	sortNotes(c.notes)
 	return c.result(&c.doc), nil
+}
+
+// email converts the global mail options into [notify.email] when they
+// make a complete one (recipients, a sender, a relay).
+func (c *ldConv) email(opts []ldLine) {
+	if len(opts) == 0 {
+		return
+	}
+	get := map[string]ldLine{}
+	for _, o := range opts {
+		get[o.key] = o
+	}
+	var to []string
+	problem := ""
+	for _, a := range strings.Split(unquote(get["emailalert"].value), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			if _, err := mail.ParseAddress(a); err != nil || !strings.Contains(a, "@") {
+				problem = fmt.Sprintf("%q is not a mail address", a)
+			}
+			to = append(to, a)
+		}
+	}
+	from := unquote(get["emailalertfrom"].value)
+	relay := unquote(get["smtp"].value)
+	switch {
+	case len(to) == 0:
+		problem = "no emailalert recipients"
+	case from == "":
+		problem = "no emailalertfrom (ldirectord lets the system choose; the director needs it)"
+	case relay == "":
+		problem = "no smtp relay (ldirectord then uses the local sendmail)"
+	}
+	if _, err := mail.ParseAddress(from); problem == "" && (err != nil || !strings.Contains(from, "@")) {
+		problem = fmt.Sprintf("%q is not a mail address", from)
+	}
+	if problem != "" {
+		for _, o := range opts {
+			c.unsupported(o.at, o.key, "[notify.email] needs a relay, a sender and recipients that are mail addresses: %s", problem)
+		}
+		return
+	}
+	if !strings.Contains(relay, ":") {
+		relay += ":25"
+	}
+	c.doc.email.set("server", relay, get["smtp"].at, "")
+	c.doc.email.set("from", from, get["emailalertfrom"].at, "")
+	c.doc.email.set("to", to, get["emailalert"].at, "")
+	for _, k := range []string{"emailalert", "emailalertfrom", "smtp"} {
+		c.exact(get[k].at, k)
+	}
+	if o, ok := get["emailalertfreq"]; ok {
+		if n, err := strconv.Atoi(unquote(o.value)); err == nil && n >= 0 {
+			c.doc.email.set("repeat", strconv.Itoa(n)+"s", o.at, "")
+			c.exact(o.at, o.key)
+		} else {
+			c.unsupported(o.at, o.key, "%q is not a number of seconds", o.value)
+		}
+	}
 }
 
 func unquote(s string) string {
