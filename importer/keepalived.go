@@ -425,11 +425,13 @@ func (c *kaConv) virtualServer(n *knode) {
 				continue
 			}
 			fwdAt = o.at
-			if len(o.words) > 2 && !(len(o.words) == 4 && o.arg(2) == "type" && o.arg(3) == "ipip") {
-				c.unsupported(o.at, o.name()+" "+strings.Join(o.words[2:], " "), "tunnel types other than ipip are not built in yet; ipip is used")
-			} else {
-				c.exact(o.at, o.name())
+			if len(o.words) > 2 {
+				if msg := tunnelOptions(vs, o); msg != "" {
+					c.unsupported(o.at, o.name()+" "+strings.Join(o.words[2:], " "), "%s; ipip is used", msg)
+					continue
+				}
 			}
+			c.exact(o.at, o.name())
 		case "persistence_timeout":
 			secs := kaPersistence
 			if o.arg(1) != "" {
@@ -682,6 +684,58 @@ func fwmarkPorts(vs *vsBlock, who string) bool {
 		vs.checks[i] = check
 	}
 	return true
+}
+
+// tunnelOptions reads what follows "lvs_method TUN": type ipip, gue (with
+// port N) or gre, and nocsum, csum or remcsum; it says what is wrong.
+func tunnelOptions(vs *vsBlock, o *knode) string {
+	if strings.ToUpper(o.arg(1)) != "TUN" {
+		return "options after " + o.arg(1)
+	}
+	typ, port, csum := "ipip", 0, ""
+	w := o.words[2:]
+	for i := 0; i < len(w); i++ {
+		switch w[i] {
+		case "type":
+			if i+1 >= len(w) {
+				return "type needs ipip, gue or gre"
+			}
+			i++
+			typ = w[i]
+			if typ != "ipip" && typ != "gue" && typ != "gre" {
+				return fmt.Sprintf("no tunnel type %q", typ)
+			}
+		case "port":
+			if i+1 >= len(w) {
+				return "port needs a number"
+			}
+			i++
+			p, err := kaPort(w[i])
+			if err != nil || p == 0 {
+				return fmt.Sprintf("%q is not a port", w[i])
+			}
+			port = p
+		case "nocsum":
+			csum = "none"
+		case "csum", "remcsum":
+			csum = w[i]
+		default:
+			return fmt.Sprintf("%q is not a tunnel option", w[i])
+		}
+	}
+	if (typ == "gue") != (port != 0) || (typ == "ipip" && csum != "" && csum != "none") || (typ == "gre" && csum == "remcsum") {
+		return "not a tunnel the kernel has (gue needs a port, ipip takes no checksum, remcsum is for gue)"
+	}
+	if typ != "ipip" {
+		vs.set("tun_type", typ, o.at, "")
+	}
+	if port != 0 {
+		vs.set("tun_port", port, o.at, "")
+	}
+	if csum != "" && typ != "ipip" {
+		vs.set("tun_csum", csum, o.at, "")
+	}
+	return ""
 }
 
 // fixDRPort writes a dr/tun real server with the virtual server's port:
