@@ -45,6 +45,10 @@ type Kind struct {
 	// (Spec.VirtualServer and RealServer), so checks alike in all else
 	// are not shared between servers.
 	PerServer bool
+	// DataPath says the kind can probe through the data path of a DR or
+	// TUN service (datapath = true): it connects with dial or
+	// dialNetwork, which then go through Spec.DataPath.
+	DataPath bool
 	// Zero is the kind's options with every key left out; a Spec whose
 	// Options is nil has these.
 	Zero Options
@@ -226,6 +230,18 @@ func UsedBy(key string) string {
 		s += " (" + strings.Join(notes, "; ") + ")"
 	}
 	return s
+}
+
+// DataPathKinds lists the kinds that can probe through the data path:
+// "http, https, tcp and dialogue checks".
+func DataPathKinds() string {
+	var names []string
+	for _, k := range registry {
+		if k.DataPath {
+			names = append(names, k.Name)
+		}
+	}
+	return andList(names) + " checks"
 }
 
 // PortlessKinds lists the kinds that check an address without a port, for

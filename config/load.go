@@ -55,21 +55,22 @@ var (
 
 var (
 	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server", "vrrp", "announce", "bgp", "route_table", "notify"}}
-	secDirector = section{name: "[director]", keys: []string{"listen", "max_connections", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "watch_config", "kernel_stats",
+	secDirector = section{name: "[director]", keys: []string{"listen", "max_connections", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "slow_start", "watch_config", "kernel_stats",
 		"notify_command", "notify_url", "notify_timeout", "maintenance_dir", "api_token_file", "state_file", "panic_threshold",
 		"flap_damping", "flap_penalty", "flap_suppress", "flap_reuse", "flap_half_life", "flap_max_suppress"},
 		nested: nestedCheckKeys("[defaults.check]")}
 	secDefaults = section{name: "[defaults]", keys: []string{"check"}, nested: nestedCheckKeys("[defaults.check]")}
 	secVS       = section{name: "[[virtual_server]]", keys: []string{
 		"name", "address", "fwmark", "addresses", "fwmarks", "family", "protocol", "scheduler", "persistence",
-		"persistence_netmask", "forwarding", "tun_type", "tun_port", "tun_csum", "on_failure", "drain_timeout", "fallback", "check", "real_server",
+		"persistence_netmask", "forwarding", "tun_type", "tun_port", "tun_csum", "on_failure", "drain_timeout", "slow_start", "fallback", "check", "real_server",
 		"notify_command", "notify_url", "quorum", "hysteresis", "panic_threshold",
 		"scheduler_flags", "ops", "announce", "announce_rule", "announce_above", "withdraw_below", "communities", "med", "local_pref",
 	}, nested: merge(nestedCheckKeys("[virtual_server.check]"), map[string]string{"weight": "[[virtual_server.real_server]]"})}
-	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding", "tun_type", "tun_port", "tun_csum"},
-		nested: nestedCheckKeys("[virtual_server.check]")}
+	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding", "tun_type", "tun_port", "tun_csum", "check"},
+		nested: nestedCheckKeys("[[virtual_server.real_server.check]]")}
 	secDefaultsCheck = section{name: "[defaults.check]", keys: checkKeys}
 	secVSCheck       = section{name: "[virtual_server.check]", keys: checkKeys}
+	secRSCheck       = section{name: "[[virtual_server.real_server.check]]", keys: checkKeys}
 )
 
 func nestedCheckKeys(where string) map[string]string {
@@ -249,6 +250,9 @@ func (l *loader) director(t table, d *Director) {
 	}
 	if v, ok := l.drainTimeout(t); ok {
 		d.DrainTimeout = v
+	}
+	if v, ok := l.slowStart(t); ok {
+		d.SlowStart = v
 	}
 	if v, _, ok := t.boolean("watch_config"); ok {
 		d.WatchConfig = v
@@ -575,18 +579,9 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 		vs.DrainTimeout = v
 	}
 
-	// check
-	var own rawCheck
-	if ct, ok := t.sub("check"); ok {
-		own = l.parseCheck(ct, secVSCheck)
-	}
-	vs.Check = l.mergeCheck(defCheck, own)
-	checkNode := t.n.child("check")
-	if own.Source.Set {
-		checkNode = own.Source.N
-	} else if defCheck.Source.Set {
-		checkNode = defCheck.Source.N
-	}
+	// checks
+	vsRaw, srcNodes := l.virtualServerChecks(t, defCheck, &vs)
+	dataPathReported := false
 
 	// real servers
 	seen := map[netip.AddrPort]int{}
@@ -603,6 +598,10 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 		rs.Tunnel = l.tunnel(rt, rs.Forwarding, vs.Tunnel)
 		if v, _, ok := rt.intRange("weight", 0, 65535, "IPVS weights are 0-65535"); ok {
 			rs.Weight = uint32(v)
+		}
+		rsSrc := srcNodes
+		if entries := checkTables(rt); len(entries) > 0 {
+			rs.Checks, rsSrc = l.realServerChecks(defCheck, vsRaw, vs.Checks, srcNodes, entries)
 		}
 		s, n, ok := rt.str("address")
 		if !ok {
@@ -625,7 +624,10 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			} else {
 				seen[ap] = rs.Line
 			}
-			l.checkProbeTarget(vs.Check, ap, n, checkNode)
+			for i, c := range vs.ChecksOf(&rs) {
+				l.checkProbeTarget(c, ap, n, rsSrc[i])
+				l.checkDataPath(&vs, t, c, &rs, n, &dataPathReported)
+			}
 		}
 		vs.RealServers = append(vs.RealServers, rs)
 	}
@@ -639,6 +641,7 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 	}
 
 	l.vsAdmin(t, d, &vs)
+	l.vsSlowStart(t, d, &vs)
 	l.vsAnnounce(t, &vs)
 	l.quorumWarnings(t, &vs)
 
@@ -730,7 +733,10 @@ func (c *Config) Summary() string {
 		vs := &c.VirtualServers[i]
 		rs += len(vs.RealServers)
 		for j := range vs.RealServers {
-			probes[vs.CheckSpec(&vs.RealServers[j]).Key()] = true
+			rs := &vs.RealServers[j]
+			for _, c := range vs.ChecksOf(rs) {
+				probes[vs.CheckSpec(rs, &c).Key()] = true
+			}
 		}
 	}
 	return fmt.Sprintf("%s: %s, %s, %s", c.Path,

@@ -74,8 +74,8 @@ fwmark = 3
 			t.Errorf("got %s, want %s", c.got, c.want)
 		}
 	}
-	if vs[0].Check.Port != 443 || vs[2].Check.Port != 1812 {
-		t.Errorf("check ports %d, %d; want 443, 1812", vs[0].Check.Port, vs[2].Check.Port)
+	if vs[0].Checks[0].Port != 443 || vs[2].Checks[0].Port != 1812 {
+		t.Errorf("check ports %d, %d; want 443, 1812", vs[0].Checks[0].Port, vs[2].Checks[0].Port)
 	}
 }
 
