@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,5 +74,35 @@ password_file = "x"`, []string{
 	} {
 		_, errs := parseNamed(t, "[notify.email]\n"+c.body+"\n")
 		sameLines(t, errs, c.want)
+	}
+}
+
+// The commented-out [notify.email] of config.example.toml, uncommented
+// (its password file made to exist), loads as documented.
+func TestEmailExample(t *testing.T) {
+	data, err := os.ReadFile("../config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	at := strings.Index(text, "#[notify.email]")
+	end := strings.Index(text, "# --- Active-backup with keepalived")
+	if at < 0 || end < at {
+		t.Fatal("config.example.toml has no #[notify.email] block before the keepalived section")
+	}
+	pw := testutil.WriteFile(t, t.TempDir(), "smtp-password", "x\n")
+	var b strings.Builder
+	for _, line := range strings.Split(text[at:end], "\n") {
+		if rest, ok := strings.CutPrefix(line, "#"); ok && !strings.HasPrefix(rest, "#") {
+			line = strings.Replace(rest, "/etc/director/smtp-password", pw, 1)
+		}
+		b.WriteString(line + "\n")
+	}
+	cfg, err := Parse("example.toml", []byte(b.String()))
+	if err != nil {
+		t.Fatalf("the uncommented [notify.email] example does not load: %v\n%s", err, b.String())
+	}
+	if e := cfg.Email; e == nil || e.Server != "localhost:25" || !e.StartTLS || e.Repeat != time.Hour || e.PasswordFile != pw {
+		t.Errorf("[notify.email] from the example: %+v", cfg.Email)
 	}
 }

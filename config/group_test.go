@@ -63,7 +63,8 @@ address = "192.0.2.30:80"
 	})
 	// The members share one check: a real server is probed once.
 	a, b := &cfg.VirtualServers[0], &cfg.VirtualServers[1]
-	if a.CheckSpec(&a.RealServers[0], &a.Checks[0]).Key() != b.CheckSpec(&b.RealServers[0], &b.Checks[0]).Key() {
+	ca, cb := a.ChecksOf(&a.RealServers[0]), b.ChecksOf(&b.RealServers[0])
+	if len(ca) != 1 || len(cb) != 1 || a.CheckSpec(&a.RealServers[0], &ca[0]).Key() != b.CheckSpec(&b.RealServers[0], &cb[0]).Key() {
 		t.Error("members' checks of one real server differ; they would be probed once per member")
 	}
 }

@@ -34,8 +34,9 @@ var guestPackages = []string{"busybox-static", "ipvsadm", "libnl-3-200", "libnl-
 // guestModules are loaded by /init in this order (busybox insmod does not
 // resolve dependencies): IPVS and its schedulers, veth for namespaces,
 // the bridge for the shared segment of the BGP and VRRP scenarios, and
-// ipip, fou (gue) and ip_gre for the tunnelling real servers and the
-// data-path checks, macvlan for the data-path checks.
+// ipip for the tunnelling real server and the data-path checks, fou
+// (gue) and ip_gre for the tunnelling real servers of scenario 29,
+// macvlan for the data-path checks.
 var guestModules = []string{
 	"crc32c_generic", "libcrc32c", "nf_defrag_ipv4", "nf_defrag_ipv6", "nf_conntrack", "ip_vs",
 	"ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_lblc", "ip_vs_lblcr", "ip_vs_dh",
