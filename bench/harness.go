@@ -42,6 +42,7 @@ type Options struct {
 	Rise, Fall     int
 	Window         time.Duration // measurement window per checker
 	Floor          bool          // also measure the reference checker
+	CFloor         bool          // also measure the C event-loop floor (cfloor/cfloor.c, built with cc)
 	Peers          []string      // also measure these peer checkers (peers.go): ldirectord, keepalived
 	Storm          int           // backends to kill at once after the window (0: no storm)
 	Port           int           // backend port
@@ -97,6 +98,9 @@ type Report struct {
 	Director       CheckerStats  `json:"director"`
 	Floor          *CheckerStats `json:"floor,omitempty"`
 	Ratio          float64       `json:"director_over_floor_cpu,omitempty"`
+	CFloor         *CheckerStats `json:"c_floor,omitempty"`
+	CRatio         float64       `json:"director_over_c_floor_cpu,omitempty"`
+	CFloorSkipped  string        `json:"c_floor_skipped,omitempty"`
 	Storm          *StormStats   `json:"storm,omitempty"`
 	Peers          []PeerStats   `json:"peers,omitempty"`
 }
@@ -107,7 +111,7 @@ func (o *Options) logf(format string, a ...any) {
 	}
 }
 
-// Run runs the harness: backends, then the floor checker (if asked), then
+// Run runs the harness: backends, then the floor checkers (if asked), then
 // the director, then the storm (if asked). Everything it starts it stops.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.N < 1 || o.VirtualServers < 1 || o.Interval <= 0 || o.Timeout <= 0 || o.Window <= 0 {
@@ -117,12 +121,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if !knownKind(o.Kind) {
 			return nil, fmt.Errorf("bench: kind %q: want one of %s", o.Kind, strings.Join(Kinds, ", "))
 		}
-		if o.Floor && o.Kind != "http" && o.Kind != "tcp" {
-			return nil, fmt.Errorf("bench: the floor checker does http and tcp, not %s", o.Kind)
+		if (o.Floor || o.CFloor) && o.Kind != "http" && o.Kind != "tcp" {
+			return nil, fmt.Errorf("bench: the floor checkers do http and tcp, not %s", o.Kind)
 		}
 		o.Groups = []Group{{Kind: o.Kind, N: o.N, Interval: o.Interval}}
 	} else {
-		o.N, o.Kind, o.Interval, o.Floor = 0, "mixed", 0, false
+		o.N, o.Kind, o.Interval, o.Floor, o.CFloor = 0, "mixed", 0, false, false
 		for _, g := range o.Groups {
 			o.N += g.N
 			o.Interval = max(o.Interval, g.Interval)
@@ -146,6 +150,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		rep.Floor = fs
 	}
+	if o.CFloor {
+		if rep.CFloor, rep.CFloorSkipped, err = runCFloor(ctx, o, backends); err != nil {
+			return nil, err
+		}
+		if rep.CFloorSkipped != "" {
+			o.logf("C floor: skipped: %s", rep.CFloorSkipped)
+		}
+	}
 	if rep.Peers, err = runPeers(ctx, o, backends); err != nil {
 		return nil, err
 	}
@@ -157,6 +169,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.Storm = storm
 	if rep.Floor != nil && rep.Floor.CPUPer1000Checks > 0 {
 		rep.Ratio = rep.Director.CPUPer1000Checks / rep.Floor.CPUPer1000Checks
+	}
+	if rep.CFloor != nil && rep.CFloor.CPUPer1000Checks > 0 {
+		rep.CRatio = rep.Director.CPUPer1000Checks / rep.CFloor.CPUPer1000Checks
 	}
 	rep.fillPeerRatios()
 	return rep, nil
@@ -253,33 +268,8 @@ func (w *window) fill(s *CheckerStats, o Options, completed float64) {
 }
 
 func runFloor(ctx context.Context, o Options, backends *child) (*CheckerStats, error) {
-	f, err := startChild(ctx, o.SelfBin, "floor", "-kind", o.Kind, "-n", strconv.Itoa(o.N),
+	return measureFloor(ctx, o, backends, "floor", o.SelfBin, "floor", "-kind", o.Kind, "-n", strconv.Itoa(o.N),
 		"-port", strconv.Itoa(o.Port), "-interval", o.Interval.String(), "-timeout", o.Timeout.String())
-	if err != nil {
-		return nil, err
-	}
-	o.logf("floor checker: warming up for one interval, then measuring for %s", o.Window)
-	time.Sleep(o.Interval + 500*time.Millisecond) // every target has had its first, jittered run
-	w, err := measure(ctx, o, f.cmd.Process.Pid, backends, nil)
-	if err != nil {
-		f.finish()
-		return nil, err
-	}
-	rss, _ := procPeakRSS(f.cmd.Process.Pid)
-	out, err := f.finish()
-	if err != nil {
-		return nil, fmt.Errorf("floor checker: %w", err)
-	}
-	var fs FloorStats
-	if err := json.Unmarshal([]byte(out), &fs); err != nil {
-		return nil, fmt.Errorf("floor checker output %q: %w", out, err)
-	}
-	s := &CheckerStats{Checker: "floor", PeakRSSBytes: rss}
-	// The floor keeps no counts per window; the backends' count is its
-	// completed checks (each connection accepted is one check).
-	w.fill(s, o, float64(w.seen1-w.seen0))
-	s.FailedPerSec = float64(fs.Failed) / max(w.end.Sub(w.start).Seconds(), 1) // whole run; it should be 0
-	return s, nil
 }
 
 // vsAddress is the i-th benchmark virtual service, in 198.18.0.0/15

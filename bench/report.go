@@ -16,6 +16,9 @@ func (r *Report) Print(w io.Writer) {
 	if r.Floor != nil {
 		rows = append(rows, r.Floor)
 	}
+	if r.CFloor != nil {
+		rows = append(rows, r.CFloor)
+	}
 	for i := range r.Peers {
 		if r.Peers[i].Skipped == "" {
 			rows = append(rows, &r.Peers[i].CheckerStats)
@@ -37,6 +40,15 @@ func (r *Report) Print(w io.Writer) {
 	tw.Flush()
 	if r.Ratio > 0 {
 		fmt.Fprintf(w, "\ndirector ÷ floor, CPU per check: %.2f×\n", r.Ratio)
+	}
+	if r.CRatio > 0 {
+		fmt.Fprintf(w, "director ÷ C floor, CPU per check: %.2f×\n", r.CRatio)
+		if r.Ratio > 0 {
+			fmt.Fprintf(w, "Go floor ÷ C floor, CPU per check: %.2f×\n", r.CRatio/r.Ratio)
+		}
+	}
+	if r.CFloorSkipped != "" {
+		fmt.Fprintf(w, "C floor skipped: %s\n", r.CFloorSkipped)
 	}
 	r.printPeers(w)
 	if st := r.Storm; st != nil {

@@ -4,6 +4,7 @@
 //
 //	director-bench -director ./director -kind http -n 1000 -interval 1s -window 30s -floor
 //	director-bench -director ./director -kind tcp -n 1000 -storm 1000 -fall 3
+//	director-bench -director ./director -kind tcp -n 1000 -window 20s -floor -cfloor   # both ratios
 //	director-bench -reconcile -n 10000 -changes 1000
 //	director-bench -director ./director -kind http -n 1000 -interval 1s -timeout 1s -floor -peers ldirectord
 //	director-bench -reconcile -table netlink -n 10000   # the kernel's table (inside the e2e VM)
@@ -77,6 +78,7 @@ func harnessMain(args []string) int {
 	fs.IntVar(&o.Fall, "fall", 3, "fall")
 	fs.DurationVar(&o.Window, "window", 30*time.Second, "measurement window per checker")
 	fs.BoolVar(&o.Floor, "floor", false, "also measure the minimal reference checker on the same backends")
+	fs.BoolVar(&o.CFloor, "cfloor", false, "also measure the C event-loop floor (bench/cfloor, built with cc) on the same backends")
 	fs.IntVar(&o.Storm, "storm", 0, "after the window, kill this many backends at once and time the director's reaction")
 	fs.IntVar(&o.Port, "port", 8080, "backend port")
 	mix := fs.String("mix", "", "several groups in one director, e.g. http:10000:5s,tcp:10000:2s (replaces -kind, -n, -interval; no floor)")
