@@ -2,6 +2,7 @@ package checks
 
 import (
 	"bufio"
+	"bytes"
 	"compress/flate"
 	"compress/gzip"
 	"context"
@@ -239,6 +240,7 @@ type httpProber struct {
 	body     *regexp.Regexp
 	maxBody  int64
 	tls      *tls.Config // nil for plain http
+	fast     *fastSpec   // how a FastLoop runs it; nil: only Probe
 }
 
 // newHTTP builds the prober of a spec whose options passed Validate.
@@ -276,6 +278,17 @@ func newHTTP(spec Spec, _ *Shared) (Prober, error) {
 			return nil, err
 		}
 	}
+	// Plain HTTP judged on its status can run on a FastLoop: the same
+	// request bytes, the head parsed by the same ReadResponse.
+	if p.tls == nil && p.body == nil {
+		var b bytes.Buffer
+		if err := p.request().Write(&b); err == nil {
+			if f := newFastSpec(&p.spec); f != nil {
+				f.http, f.request, f.req = p, b.Bytes(), p.request()
+				p.fast = f
+			}
+		}
+	}
 	return p, nil
 }
 
@@ -298,16 +311,7 @@ func (p *httpProber) probe(ctx context.Context) string {
 	defer conn.Close()
 	defer deadlineConn(ctx, conn)()
 
-	req := &http.Request{
-		Method:     p.method,
-		URL:        p.reqURL,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     p.header,
-		Host:       p.host,
-		Close:      true,
-	}
+	req := p.request()
 	bw := bufio.NewWriterSize(conn, 1024)
 	if err := req.Write(bw); err != nil {
 		return classify(ctx, err)
@@ -341,6 +345,20 @@ func (p *httpProber) probe(ctx context.Context) string {
 	}
 	capped.left += p.maxBody
 	return p.judgeBody(ctx, resp, capped)
+}
+
+// request is the check's request: HTTP/1.1, on a connection of its own.
+func (p *httpProber) request() *http.Request {
+	return &http.Request{
+		Method:     p.method,
+		URL:        p.reqURL,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     p.header,
+		Host:       p.host,
+		Close:      true,
+	}
 }
 
 // judgeBody reads the body, up to maxBody bytes, and matches it. The body

@@ -1,0 +1,559 @@
+package checks
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// FastLoop runs the simplest and most common checks — a TCP connect, a
+// plain HTTP/1.x request judged on its status — from one goroutine on
+// non-blocking sockets and one epoll set, many checks per wake-up: what
+// keepalived's checker does. The usual path (a goroutine per run, Go's
+// net.Dialer, a context and runtime timer per run) costs about three times
+// the CPU per check (docs/performance.md); here a check is a socket, a
+// connect, one epoll registration, a getsockopt, (a write and reads) and
+// a close, with no goroutine, context or runtime timer of its own.
+//
+// It serves the probers the registry builds: a prober whose spec it can
+// run (Supports) is run the same way, with the same Result and reasons;
+// the HTTP response is parsed by net/http's ReadResponse as on the usual
+// path. Everything else (TLS, send/expect, bodies, other kinds) stays on
+// Probe.
+//
+// Timers (At) and runs (Start) belong to the loop's goroutine: call them
+// from a function the loop runs (Do, a timer, a run's done). Do may be
+// called from any goroutine.
+type FastLoop struct {
+	epfd, wakefd int
+
+	mu      sync.Mutex
+	queue   []func() // for the loop, from other goroutines
+	closed  bool
+	stopped chan struct{} // closed when the loop goroutine has ended
+
+	timers timerHeap
+	runs   map[int32]*FastRun // in flight, by socket
+	events []unix.EpollEvent
+}
+
+// NewFastLoop starts a loop; Close ends it.
+func NewFastLoop() (*FastLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("fast checks: epoll: %w", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("fast checks: eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, fmt.Errorf("fast checks: epoll: %w", err)
+	}
+	l := &FastLoop{epfd: epfd, wakefd: wakefd, stopped: make(chan struct{}),
+		runs: map[int32]*FastRun{}, events: make([]unix.EpollEvent, 256)}
+	go l.run()
+	return l, nil
+}
+
+// Close ends the loop: runs in flight are dropped without a result,
+// timers never fire. It waits for the loop's goroutine to end.
+func (l *FastLoop) Close() {
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		l.wake()
+	}
+	l.mu.Unlock()
+	<-l.stopped
+}
+
+// Do runs fn in the loop's goroutine and returns once it has run. On a
+// closed loop fn runs at once, in the caller's goroutine (nothing else
+// runs on the loop any more).
+func (l *FastLoop) Do(fn func()) {
+	done := make(chan struct{})
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		<-l.stopped
+		fn()
+		return
+	}
+	l.queue = append(l.queue, func() { fn(); close(done) })
+	if len(l.queue) == 1 {
+		l.wake()
+	}
+	l.mu.Unlock()
+	select {
+	case <-done:
+	case <-l.stopped:
+		// Closed before fn ran: the loop will not run it any more.
+		l.mu.Lock()
+		pending := l.queue
+		l.queue = nil
+		l.mu.Unlock()
+		for _, f := range pending {
+			f()
+		}
+		<-done
+	}
+}
+
+func (l *FastLoop) wake() {
+	var one = [8]byte{1}
+	unix.Write(l.wakefd, one[:])
+}
+
+// FastTimer is a function due at a time, run by the loop.
+type FastTimer struct {
+	at    time.Time
+	fn    func()
+	index int // in the heap; -1 when fired or stopped
+}
+
+// At runs fn in the loop at t (at once if t has passed). Loop goroutine
+// only.
+func (l *FastLoop) At(t time.Time, fn func()) *FastTimer {
+	tm := &FastTimer{at: t, fn: fn}
+	heap.Push(&l.timers, tm)
+	return tm
+}
+
+// Stop keeps the timer from firing. Loop goroutine only.
+func (l *FastLoop) Stop(tm *FastTimer) {
+	if tm != nil && tm.index >= 0 {
+		heap.Remove(&l.timers, tm.index)
+	}
+}
+
+type timerHeap []*FastTimer
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].index = i; h[j].index = j }
+func (h *timerHeap) Push(x any)        { t := x.(*FastTimer); t.index = len(*h); *h = append(*h, t) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	t.index = -1
+	return t
+}
+
+// run is the loop: wait for sockets and the next timer, handle what is
+// ready, fire what is due.
+func (l *FastLoop) run() {
+	defer close(l.stopped)
+	defer func() {
+		for fd := range l.runs {
+			unix.Close(int(fd))
+		}
+		unix.Close(l.epfd)
+		unix.Close(l.wakefd)
+	}()
+	for {
+		wait := -1
+		if len(l.timers) > 0 {
+			d := time.Until(l.timers[0].at)
+			// Round up: waking a moment early would only loop again.
+			wait = max(0, int((d+time.Millisecond-1)/time.Millisecond))
+		}
+		n, err := unix.EpollWait(l.epfd, l.events, wait)
+		if err != nil && err != unix.EINTR {
+			panic(fmt.Sprintf("fast checks: epoll_wait: %v", err)) // a bad fd or buffer: a bug here
+		}
+		for i := range n {
+			ev := l.events[i]
+			if ev.Fd == -1 {
+				if !l.drainQueue() {
+					return
+				}
+				continue
+			}
+			if r := l.runs[ev.Fd]; r != nil {
+				r.ready(ev.Events)
+			}
+		}
+		now := time.Now()
+		for len(l.timers) > 0 && !l.timers[0].at.After(now) {
+			tm := heap.Pop(&l.timers).(*FastTimer)
+			tm.fn()
+		}
+	}
+}
+
+// drainQueue runs what other goroutines handed in; false once closed.
+func (l *FastLoop) drainQueue() bool {
+	var b [8]byte
+	unix.Read(l.wakefd, b[:])
+	l.mu.Lock()
+	q, closed := l.queue, l.closed
+	l.queue = nil
+	l.mu.Unlock()
+	for _, fn := range q {
+		fn()
+	}
+	return !closed
+}
+
+// fastSpec is what the loop needs to run a prober's check.
+type fastSpec struct {
+	spec    *Spec
+	family  int
+	addr    unix.Sockaddr
+	source  unix.Sockaddr // nil: any
+	http    *httpProber   // nil: a TCP connect
+	request []byte        // the HTTP request as written, built once per prober
+	req     *http.Request // the same request, for ReadResponse (read only)
+}
+
+// fastOf returns how the loop runs p, nil when it cannot.
+func fastOf(p Prober) *fastSpec {
+	switch p := p.(type) {
+	case *tcpProber:
+		return p.fast
+	case *httpProber:
+		return p.fast
+	}
+	return nil
+}
+
+// Supports says whether the loop can run p's checks.
+func (l *FastLoop) Supports(p Prober) bool { return fastOf(p) != nil }
+
+// newFastSpec prepares the loop's form of a check of spec: nil when the
+// target cannot be put in a socket address (never for a valid spec).
+func newFastSpec(spec *Spec) *fastSpec {
+	f := &fastSpec{spec: spec}
+	f.family, f.addr = sockaddr(spec.Target.Addr(), spec.Target.Port())
+	if spec.Source.IsValid() {
+		fam, src := sockaddr(spec.Source, 0)
+		if fam != f.family {
+			return nil
+		}
+		f.source = src
+	}
+	return f
+}
+
+func sockaddr(a netip.Addr, port uint16) (int, unix.Sockaddr) {
+	if a.Is4() || a.Is4In6() {
+		return unix.AF_INET, &unix.SockaddrInet4{Port: int(port), Addr: a.Unmap().As4()}
+	}
+	sa := &unix.SockaddrInet6{Port: int(port), Addr: a.As16()}
+	if z := a.Zone(); z != "" {
+		if ifi, err := net.InterfaceByName(z); err == nil {
+			sa.ZoneId = uint32(ifi.Index)
+		}
+	}
+	return unix.AF_INET6, sa
+}
+
+// FastRun is one check in flight on the loop.
+type FastRun struct {
+	loop     *FastLoop
+	f        *fastSpec
+	fd       int
+	start    time.Time
+	deadline time.Time
+	timer    *FastTimer
+	done     func(Result)
+	written  int    // bytes of the request written
+	buf      []byte // the response so far
+	scanned  int    // how much of buf was searched for the head's end
+	finished bool
+}
+
+// Start runs p's check, bounded by deadline (and by the spec's timeout
+// from now, when shorter), and calls done in the loop with its result.
+// It returns nil, and calls nothing, when the loop cannot run p. Loop
+// goroutine only.
+func (l *FastLoop) Start(p Prober, deadline time.Time, done func(Result)) *FastRun {
+	f := fastOf(p)
+	if f == nil {
+		return nil
+	}
+	r := &FastRun{loop: l, f: f, fd: -1, start: time.Now(), deadline: deadline, done: done}
+	if !r.start.Before(deadline) {
+		// As run does: a late start is the director's delay.
+		r.finish(reasonLate)
+		return r
+	}
+	if t := f.spec.Timeout; t > 0 && r.start.Add(t).Before(deadline) {
+		r.deadline = r.start.Add(t)
+	}
+	fd, err := unix.Socket(f.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		r.fail("socket", err)
+		return r
+	}
+	r.fd = fd
+	if f.source != nil {
+		if err := unix.Bind(fd, f.source); err != nil {
+			r.fail("bind", err)
+			return r
+		}
+	}
+	if err := unix.Connect(fd, f.addr); err != nil && err != unix.EINPROGRESS {
+		r.fail("connect", err)
+		return r
+	}
+	// Edge-triggered, in and out at once: the connect's completion and
+	// the answer each wake the loop once, with no second epoll_ctl.
+	ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		r.fail("epoll_ctl", err)
+		return r
+	}
+	l.runs[int32(fd)] = r
+	r.timer = l.At(r.deadline, r.expire)
+	return r
+}
+
+// Abort ends the run without a result. Loop goroutine only.
+func (r *FastRun) Abort() {
+	if r == nil || r.finished {
+		return
+	}
+	r.done = nil
+	r.finish("canceled")
+}
+
+func (r *FastRun) expire() {
+	r.timer = nil
+	r.finish("timeout")
+}
+
+// fail ends the run with the reason the usual path gives for err, which
+// is wrapped as net's dialer and connections wrap it.
+func (r *FastRun) fail(op string, err error) {
+	netOp := "read"
+	switch op {
+	case "write":
+		netOp = "write"
+	case "socket", "bind", "connect", "epoll_ctl":
+		netOp = "dial"
+	}
+	r.finish(classifyAt(&net.OpError{Op: netOp, Net: "tcp", Err: os.NewSyscallError(op, err)}, nil, r.deadline))
+}
+
+func (r *FastRun) finish(reason string) {
+	if r.finished {
+		return
+	}
+	r.finished = true
+	if r.timer != nil {
+		r.loop.Stop(r.timer)
+		r.timer = nil
+	}
+	if r.fd >= 0 {
+		delete(r.loop.runs, int32(r.fd))
+		unix.Close(r.fd) // also leaves the epoll set
+		r.fd = -1
+	}
+	if r.done != nil {
+		r.done(Result{OK: reason == "", Reason: reason, Inconclusive: strings.HasPrefix(reason, localPrefix),
+			Start: r.start, Duration: time.Since(r.start)})
+	}
+}
+
+// ready handles the socket's readiness.
+func (r *FastRun) ready(events uint32) {
+	if r.written == 0 && events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		soerr, err := unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err == nil && soerr != 0 {
+			err = unix.Errno(soerr)
+		}
+		if err != nil {
+			r.fail("connect", err)
+			return
+		}
+		if r.f.http == nil {
+			r.finish("")
+			return
+		}
+	}
+	if r.f.http == nil {
+		return // connecting still
+	}
+	if r.written < len(r.f.request) {
+		if events&unix.EPOLLOUT == 0 {
+			return
+		}
+		n, err := unix.Write(r.fd, r.f.request[r.written:])
+		if err != nil && err != unix.EAGAIN {
+			r.fail("write", err)
+			return
+		}
+		r.written += max(n, 0)
+		if r.written < len(r.f.request) {
+			return // the rest when the socket is writable again
+		}
+	}
+	// Read what has arrived (edge-triggered: until EAGAIN), up to the cap
+	// the usual path puts on the head.
+	var end error
+	for end == nil {
+		if len(r.buf) == cap(r.buf) {
+			if len(r.buf) >= maxHeadBytes {
+				break
+			}
+			grown := make([]byte, len(r.buf), min(maxHeadBytes, max(4096, 2*cap(r.buf))))
+			copy(grown, r.buf)
+			r.buf = grown
+		}
+		n, err := unix.Read(r.fd, r.buf[len(r.buf):cap(r.buf)])
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			if err == unix.EAGAIN {
+				goto parse
+			}
+		case err != nil:
+			end = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", err)}
+		case n == 0:
+			end = io.EOF
+		default:
+			r.buf = r.buf[:len(r.buf)+n]
+		}
+	}
+parse:
+	// Parse once the head may be complete (a blank line has come since
+	// the last look) or the reading is over: not at every packet, which
+	// would make a server trickling headers cost the square of their size.
+	full := end != nil || len(r.buf) >= maxHeadBytes
+	if !full {
+		from := max(0, r.scanned-2)
+		full = bytes.Contains(r.buf[from:], []byte("\n\n")) || bytes.Contains(r.buf[from:], []byte("\n\r\n"))
+		r.scanned = len(r.buf)
+	}
+	if !full {
+		return
+	}
+	if reason, complete := r.f.http.judgeHead(r.buf, end, r.deadline); complete {
+		r.finish(reason)
+	}
+}
+
+// errMore says the head is not complete yet and the connection is open.
+var errMore = errors.New("more to come")
+
+// heldResponse reads what has arrived of a response: after it, errMore
+// while the connection is open, else how the connection ended; at
+// maxHeadBytes an end of stream marked as the director's own cap, as
+// capReader does on the usual path.
+type heldResponse struct {
+	b   []byte
+	off int
+	end error
+	hit bool
+}
+
+func (h *heldResponse) Read(p []byte) (int, error) {
+	if h.end == nil && len(h.b) < maxHeadBytes {
+		// Whole lines only while more may come: bufio's ReadLine hands a
+		// partial line over as if complete when an error follows it.
+		h.b = h.b[:bytes.LastIndexByte(h.b, '\n')+1]
+	}
+	if h.off >= len(h.b) {
+		switch {
+		case len(h.b) >= maxHeadBytes:
+			h.hit = true
+			return 0, io.EOF
+		case h.end == nil:
+			return 0, errMore
+		}
+		return 0, h.end
+	}
+	n := copy(p, h.b[h.off:])
+	h.off += n
+	return n, nil
+}
+
+// judgeHead judges the response head that has arrived (end: nil while
+// the connection is open, else how it ended), as probe does once it has
+// parsed the head: complete is false while more must be read.
+func (p *httpProber) judgeHead(b []byte, end error, deadline time.Time) (reason string, complete bool) {
+	held := &heldResponse{b: b, end: end}
+	br := bufio.NewReaderSize(held, 4096)
+	req := p.fast.req
+	resp, err := http.ReadResponse(br, req)
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp, err = http.ReadResponse(br, req)
+	}
+	switch {
+	case errors.Is(err, errMore):
+		return "", false
+	case err != nil && held.hit:
+		return fmt.Sprintf("headers too large (limit %d)", maxHeadBytes), true
+	case err != nil:
+		return classifyAt(err, nil, deadline), true
+	case !statusOK(p.statuses, resp.StatusCode):
+		return fmt.Sprintf("status %d", resp.StatusCode), true
+	}
+	return "", true
+}
+
+// FastProber returns a Prober whose Probe runs p's check on the loop and
+// waits for it: the same check as p.Probe, on the loop's path. p itself
+// when the loop cannot run it.
+func (l *FastLoop) FastProber(p Prober) Prober {
+	if !l.Supports(p) {
+		return p
+	}
+	return &loopProber{loop: l, p: p}
+}
+
+type loopProber struct {
+	loop *FastLoop
+	p    Prober
+}
+
+// Probe bounds the check as run does: by ctx's deadline and the spec's
+// timeout, or DefaultTimeout when neither is set.
+func (lp *loopProber) Probe(ctx context.Context) Result {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(DefaultTimeout)
+		if t := fastOf(lp.p).spec.Timeout; t > 0 {
+			deadline = time.Now().Add(t)
+		}
+	}
+	ch := make(chan Result, 1)
+	var run *FastRun
+	lp.loop.Do(func() { run = lp.loop.Start(lp.p, deadline, func(r Result) { ch <- r }) })
+	select {
+	case res := <-ch:
+		return res
+	case <-ctx.Done():
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return <-ch // the loop's own timer ends the run at the same deadline
+	}
+	lp.loop.Do(func() { run.Abort() })
+	select {
+	case res := <-ch: // it ended before the abort
+		return res
+	default:
+	}
+	start := time.Now()
+	return Result{Reason: "canceled", Start: start}
+}
