@@ -43,6 +43,7 @@ type Options struct {
 	Window         time.Duration // measurement window per checker
 	Floor          bool          // also measure the reference checker
 	CFloor         bool          // also measure the C event-loop floor (cfloor/cfloor.c, built with cc)
+	NoFastChecks   bool          // run the director with fast_checks = false
 	Peers          []string      // also measure these peer checkers (peers.go): ldirectord, keepalived
 	Storm          int           // backends to kill at once after the window (0: no storm)
 	Port           int           // backend port
@@ -280,7 +281,7 @@ func vsAddress(i int) netip.AddrPort {
 
 func writeConfig(o Options, listen string) (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[director]\nlisten = %q\nresync_interval = \"30s\"\non_failure = \"quiesce\"\n\n", listen)
+	fmt.Fprintf(&b, "[director]\nlisten = %q\nresync_interval = \"30s\"\non_failure = \"quiesce\"\nfast_checks = %v\n\n", listen, !o.NoFastChecks)
 	fmt.Fprintf(&b, "[defaults.check]\ninterval = %q\ntimeout = %q\nrise = %d\nfall = %d\n\n",
 		o.Interval.String(), o.Timeout.String(), o.Rise, o.Fall)
 	// Each group's real servers are spread over its share of the virtual

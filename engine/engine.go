@@ -141,6 +141,7 @@ type Engine struct {
 	cfg          *config.Config
 	servers      map[config.ServerID]*server
 	probes       map[string]*probeRunner
+	fast         *checks.FastLoop             // runs the checks it can (fast_checks); nil when off
 	listeners    map[string][]config.ServerID // check key -> the servers it feeds
 	managed      map[ipvs.ServiceKey]bool
 	retired      map[ipvs.ServiceKey]bool

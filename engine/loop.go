@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lvsdirector/director/checks"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -27,6 +28,14 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer e.waitFiles()
 
 	e.actual = actual
+	if e.cfg.Director.FastChecks {
+		// Plain TCP and HTTP checks run on one event loop (probe_fast.go);
+		// closed after every runner has stopped (deferred before them).
+		if e.fast, err = checks.NewFastLoop(); err != nil {
+			return err
+		}
+		defer e.fast.Close()
+	}
 	fresh, err := e.buildProbers(e.cfg)
 	if err != nil {
 		return err

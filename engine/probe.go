@@ -38,6 +38,12 @@ type probeRunner struct {
 	mu      sync.Mutex // guards timer and stopped against stop
 	timer   *time.Timer
 	stopped bool
+
+	// loop, when set and able to run the prober, runs the check instead
+	// of a runtime timer and a goroutine per run (probe_fast.go).
+	loop     *checks.FastLoop
+	fastNext *checks.FastTimer // the next run; the loop's goroutine only
+	fastRun  *checks.FastRun   // the run in flight; the loop's goroutine only
 }
 
 // start schedules the check until stop. The first run waits a random part
@@ -50,6 +56,10 @@ func (p *probeRunner) start(parent context.Context, out chan<- probeResult, sche
 	p.ctx, p.cancel = context.WithCancel(parent)
 	p.out, p.sched, p.key = out, sched, p.spec.Key()
 	p.due = time.Now().Add(time.Duration(rand.Int64N(int64(p.spec.Interval))))
+	if p.onLoop() {
+		p.loop.Do(p.scheduleFast)
+		return
+	}
 	p.mu.Lock()
 	p.timer = time.AfterFunc(time.Until(p.due), p.fire)
 	p.mu.Unlock()
@@ -104,6 +114,9 @@ func (p *probeRunner) stop() {
 	p.mu.Unlock()
 	if p.cancel != nil {
 		p.cancel()
+	}
+	if p.onLoop() {
+		p.loop.Do(p.stopFast)
 	}
 	p.inflight.Wait()
 }

@@ -220,6 +220,7 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 	}
 	for key, p := range fresh {
 		e.probes[key] = p
+		p.loop = e.fast
 		p.start(probeCtx, e.results, e.opts.Metrics.Schedule)
 	}
 	e.listeners = listeners

@@ -78,6 +78,7 @@ func harnessMain(args []string) int {
 	fs.IntVar(&o.Fall, "fall", 3, "fall")
 	fs.DurationVar(&o.Window, "window", 30*time.Second, "measurement window per checker")
 	fs.BoolVar(&o.Floor, "floor", false, "also measure the minimal reference checker on the same backends")
+	fastChecks := fs.Bool("fast-checks", true, "the director's fast_checks setting (false: every check on the usual path)")
 	fs.BoolVar(&o.CFloor, "cfloor", false, "also measure the C event-loop floor (bench/cfloor, built with cc) on the same backends")
 	fs.IntVar(&o.Storm, "storm", 0, "after the window, kill this many backends at once and time the director's reaction")
 	fs.IntVar(&o.Port, "port", 8080, "backend port")
@@ -88,6 +89,7 @@ func harnessMain(args []string) int {
 	changes := fs.Int("changes", 1000, "with -reconcile: weight changes to apply")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	fs.Parse(args)
+	o.NoFastChecks = !*fastChecks
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
