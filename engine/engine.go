@@ -141,7 +141,8 @@ type Engine struct {
 	cfg          *config.Config
 	servers      map[config.ServerID]*server
 	probes       map[string]*probeRunner
-	fast         *checks.FastLoop             // runs the checks it can (fast_checks); nil when off
+	fast         []*checks.FastLoop           // run the checks they can (fast_checks); none when off
+	nextLoop     int                          // the loop the next runner goes to
 	listeners    map[string][]config.ServerID // check key -> the servers it feeds
 	managed      map[ipvs.ServiceKey]bool
 	retired      map[ipvs.ServiceKey]bool

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"time"
 
@@ -29,12 +30,18 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	e.actual = actual
 	if e.cfg.Director.FastChecks {
-		// Plain TCP and HTTP checks run on one event loop (probe_fast.go);
-		// closed after every runner has stopped (deferred before them).
-		if e.fast, err = checks.NewFastLoop(); err != nil {
-			return err
+		// Plain TCP and HTTP checks run on event loops (probe_fast.go),
+		// one per CPU the runtime uses: one loop is one thread, and on a
+		// busy machine one thread gets one thread's share of the CPU.
+		// Closed after every runner has stopped (deferred before them).
+		for range runtime.GOMAXPROCS(0) {
+			l, err := checks.NewFastLoop()
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			e.fast = append(e.fast, l)
 		}
-		defer e.fast.Close()
 	}
 	fresh, err := e.buildProbers(e.cfg)
 	if err != nil {

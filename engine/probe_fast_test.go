@@ -32,11 +32,11 @@ func TestFastChecksQuiesceRestoreCycle(t *testing.T) {
 			b2.start()
 			h.eventually(all, "b2 restarted")
 			h.stop() // Run has returned: its fields may be read
-			if h.engine.fast == nil {
+			if len(h.engine.fast) == 0 {
 				t.Fatal("fast_checks on, but the engine ran no loop")
 			}
 			p, err := checks.New(cfg.VirtualServers[0].CheckSpec(&cfg.VirtualServers[0].RealServers[0]))
-			if err != nil || !h.engine.fast.Supports(p) {
+			if err != nil || !h.engine.fast[0].Supports(p) {
 				t.Fatalf("%s check: the loop does not run it (%v)", kind, err)
 			}
 		})
