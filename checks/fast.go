@@ -45,9 +45,11 @@ type FastLoop struct {
 	closed  bool
 	stopped chan struct{} // closed when the loop goroutine has ended
 
-	timers timerHeap
-	runs   map[int32]*FastRun // in flight, by socket
-	events []unix.EpollEvent
+	timers  timerHeap
+	runs    map[int32]*FastRun // in flight, by socket
+	events  []unix.EpollEvent
+	scratch []byte        // what a read lands in before it is kept
+	br      *bufio.Reader // parses heads, reset for each
 }
 
 // NewFastLoop starts a loop; Close ends it.
@@ -68,7 +70,8 @@ func NewFastLoop() (*FastLoop, error) {
 		return nil, fmt.Errorf("fast checks: epoll: %w", err)
 	}
 	l := &FastLoop{epfd: epfd, wakefd: wakefd, stopped: make(chan struct{}),
-		runs: map[int32]*FastRun{}, events: make([]unix.EpollEvent, 256)}
+		runs: map[int32]*FastRun{}, events: make([]unix.EpollEvent, 256),
+		scratch: make([]byte, 16<<10), br: bufio.NewReaderSize(nil, 4096)}
 	go l.run()
 	return l, nil
 }
@@ -338,9 +341,25 @@ func (r *FastRun) Abort() {
 	r.finish("canceled")
 }
 
+// expire ends a run at its deadline. A loop that is behind (a busy
+// machine, thousands of sockets ready at once) may reach the deadline
+// before the readiness it has not read yet: one last look at the socket,
+// without waiting, so that a server that did answer in time is not failed
+// for the director's own delay.
 func (r *FastRun) expire() {
 	r.timer = nil
-	r.finish("timeout")
+	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN | unix.POLLOUT}}
+	if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
+		var events uint32
+		if fds[0].Revents&unix.POLLOUT != 0 {
+			events |= unix.EPOLLOUT
+		}
+		if fds[0].Revents&(unix.POLLIN|unix.POLLHUP|unix.POLLERR) != 0 {
+			events |= unix.EPOLLIN | unix.EPOLLERR
+		}
+		r.ready(events)
+	}
+	r.finish("timeout") // a no-op when ready finished it
 }
 
 // fail ends the run with the reason the usual path gives for err, which
@@ -410,32 +429,24 @@ func (r *FastRun) ready(events uint32) {
 		}
 	}
 	// Read what has arrived (edge-triggered: until EAGAIN), up to the cap
-	// the usual path puts on the head.
+	// the usual path puts on the head. Reads land in the loop's scratch
+	// buffer; a run keeps only what came (a head is usually one read).
 	var end error
-	for end == nil {
-		if len(r.buf) == cap(r.buf) {
-			if len(r.buf) >= maxHeadBytes {
-				break
-			}
-			grown := make([]byte, len(r.buf), min(maxHeadBytes, max(4096, 2*cap(r.buf))))
-			copy(grown, r.buf)
-			r.buf = grown
-		}
-		n, err := unix.Read(r.fd, r.buf[len(r.buf):cap(r.buf)])
+read:
+	for end == nil && len(r.buf) < maxHeadBytes {
+		n, err := unix.Read(r.fd, r.loop.scratch[:min(len(r.loop.scratch), maxHeadBytes-len(r.buf))])
 		switch {
-		case err == unix.EAGAIN || err == unix.EINTR:
-			if err == unix.EAGAIN {
-				goto parse
-			}
+		case err == unix.EINTR:
+		case err == unix.EAGAIN:
+			break read
 		case err != nil:
 			end = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", err)}
 		case n == 0:
 			end = io.EOF
 		default:
-			r.buf = r.buf[:len(r.buf)+n]
+			r.buf = append(r.buf, r.loop.scratch[:n]...)
 		}
 	}
-parse:
 	// Parse once the head may be complete (a blank line has come since
 	// the last look) or the reading is over: not at every packet, which
 	// would make a server trickling headers cost the square of their size.
@@ -448,7 +459,7 @@ parse:
 	if !full {
 		return
 	}
-	if reason, complete := r.f.http.judgeHead(r.buf, end, r.deadline); complete {
+	if reason, complete := r.f.http.judgeHead(r.loop.br, r.buf, end, r.deadline); complete {
 		r.finish(reason)
 	}
 }
@@ -488,12 +499,13 @@ func (h *heldResponse) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// judgeHead judges the response head that has arrived (end: nil while
+// judgeHead judges, reading through br, the response head that has arrived (end: nil while
 // the connection is open, else how it ended), as probe does once it has
 // parsed the head: complete is false while more must be read.
-func (p *httpProber) judgeHead(b []byte, end error, deadline time.Time) (reason string, complete bool) {
+func (p *httpProber) judgeHead(br *bufio.Reader, b []byte, end error, deadline time.Time) (reason string, complete bool) {
 	held := &heldResponse{b: b, end: end}
-	br := bufio.NewReaderSize(held, 4096)
+	br.Reset(held)
+	defer br.Reset(nil)
 	req := p.fast.req
 	resp, err := http.ReadResponse(br, req)
 	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {

@@ -216,3 +216,41 @@ func closedPort(t *testing.T) netip.AddrPort {
 	ln.Close()
 	return a
 }
+
+// A run whose deadline comes before the loop has read what the server
+// sent in time is judged on what was sent, not failed for the loop's
+// own delay.
+func TestFastLoopLateLoopIsNotTheServersFault(t *testing.T) {
+	l, err := NewFastLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, tc := range []struct {
+		spec Spec
+		want string
+	}{
+		{Spec{Type: "tcp", Target: serveOnce(t, "HTTP/1.1 200 OK\r\n\r\n")}, ""},
+		{Spec{Type: "http", Target: serveOnce(t, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")}, ""},
+		{Spec{Type: "http", Target: serveOnce(t, "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n")}, "status 500"},
+		{Spec{Type: "http", Target: serveOnce(t, "")}, "timeout"},
+	} {
+		p, _ := New(tc.spec)
+		ch := make(chan Result, 1)
+		// The loop reaches the deadline first, as a loop that fell behind
+		// would: its timer runs before the socket's readiness is read.
+		var run *FastRun
+		l.Do(func() {
+			run = l.Start(p, time.Now().Add(5*time.Second), func(r Result) { ch <- r })
+			l.Stop(run.timer)
+		})
+		time.Sleep(100 * time.Millisecond) // connected, the request written (by the loop)
+		l.Do(func() {
+			time.Sleep(300 * time.Millisecond) // the server answers meanwhile
+			run.expire()
+		})
+		if r := <-ch; r.Reason != tc.want {
+			t.Errorf("%s: %q after a late deadline, want %q", tc.spec, r.Reason, tc.want)
+		}
+	}
+}
