@@ -69,6 +69,9 @@ type CheckerStats struct {
 	CPUCores         float64 `json:"cpu_cores"`
 	PeakRSSBytes     int64   `json:"peak_rss_bytes"`
 	Goroutines       float64 `json:"goroutines,omitempty"`
+	// BackendsCPUCores is what the backends used meanwhile: on a small
+	// machine they compete with the checker for the same cores.
+	BackendsCPUCores float64 `json:"backends_cpu_cores,omitempty"`
 	GCPauseP50       float64 `json:"gc_pause_p50_seconds,omitempty"`
 	GCPauseMax       float64 `json:"gc_pause_max_seconds,omitempty"`
 }
@@ -225,7 +228,18 @@ func backendCount(b *child) (uint64, error) {
 type window struct {
 	start, end   time.Time
 	cpu0, cpu1   time.Duration
+	bcpu0, bcpu1 time.Duration // the backends' CPU
 	seen0, seen1 uint64
+}
+
+// backendsCPU is the CPU all backends processes have used so far.
+func backendsCPU(b *child) time.Duration {
+	var total time.Duration
+	for _, c := range append([]*child{b}, b.more...) {
+		cpu, _ := procCPU(c.cmd.Process.Pid)
+		total += cpu
+	}
+	return total
 }
 
 func measure(ctx context.Context, o Options, pid int, backends *child, between func()) (*window, error) {
@@ -237,6 +251,7 @@ func measure(ctx context.Context, o Options, pid int, backends *child, between f
 	if w.cpu0, err = procCPU(pid); err != nil {
 		return nil, err
 	}
+	w.bcpu0 = backendsCPU(backends)
 	w.start = time.Now()
 	select {
 	case <-time.After(o.Window):
@@ -246,6 +261,7 @@ func measure(ctx context.Context, o Options, pid int, backends *child, between f
 	if w.cpu1, err = procCPU(pid); err != nil {
 		return nil, err
 	}
+	w.bcpu1 = backendsCPU(backends)
 	w.end = time.Now()
 	if w.seen1, err = backendCount(backends); err != nil {
 		return nil, err
@@ -263,6 +279,7 @@ func (w *window) fill(s *CheckerStats, o Options, completed float64) {
 	s.CompletedPerSec = completed / secs
 	s.CPUSeconds = (w.cpu1 - w.cpu0).Seconds()
 	s.CPUCores = s.CPUSeconds / secs
+	s.BackendsCPUCores = (w.bcpu1 - w.bcpu0).Seconds() / secs
 	if completed > 0 {
 		s.CPUPer1000Checks = s.CPUSeconds / completed * 1000
 	}

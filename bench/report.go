@@ -38,8 +38,9 @@ func (r *Report) Print(w io.Writer) {
 			float64(s.PeakRSSBytes)/(1<<20), gor, gc50, gcMax)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "\nthe backends used %.2f cores during the director's window (2-core machines: they compete with it)\n", r.Director.BackendsCPUCores)
 	if r.Ratio > 0 {
-		fmt.Fprintf(w, "\ndirector ÷ floor, CPU per check: %.2f×\n", r.Ratio)
+		fmt.Fprintf(w, "director ÷ floor, CPU per check: %.2f×\n", r.Ratio)
 	}
 	if r.CRatio > 0 {
 		fmt.Fprintf(w, "director ÷ C floor, CPU per check: %.2f×\n", r.CRatio)
