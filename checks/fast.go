@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -39,6 +40,12 @@ import (
 // called from any goroutine.
 type FastLoop struct {
 	epfd, wakefd int
+	// epoll is epfd in the Go runtime's poller: the loop waits there
+	// (parked, no thread held) until a socket of its set is ready or the
+	// next timer is due (its read deadline, the loop's one runtime timer).
+	epoll    *os.File
+	epollRaw syscall.RawConn
+	waitTill time.Time // epoll's read deadline as last set
 
 	mu      sync.Mutex
 	queue   []func() // for the loop, from other goroutines
@@ -69,7 +76,19 @@ func NewFastLoop() (*FastLoop, error) {
 		unix.Close(wakefd)
 		return nil, fmt.Errorf("fast checks: epoll: %w", err)
 	}
-	l := &FastLoop{epfd: epfd, wakefd: wakefd, stopped: make(chan struct{}),
+	if err := unix.SetNonblock(epfd, true); err != nil { // so that NewFile puts it in the poller
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, fmt.Errorf("fast checks: epoll: %w", err)
+	}
+	epoll := os.NewFile(uintptr(epfd), "fast-checks-epoll")
+	epollRaw, err := epoll.SyscallConn()
+	if err != nil {
+		epoll.Close()
+		unix.Close(wakefd)
+		return nil, fmt.Errorf("fast checks: epoll: %w", err)
+	}
+	l := &FastLoop{epfd: epfd, wakefd: wakefd, epoll: epoll, epollRaw: epollRaw, stopped: make(chan struct{}),
 		runs: map[int32]*FastRun{}, events: make([]unix.EpollEvent, 256),
 		scratch: make([]byte, 16<<10), br: bufio.NewReaderSize(nil, 4096)}
 	go l.run()
@@ -170,20 +189,11 @@ func (l *FastLoop) run() {
 		for fd := range l.runs {
 			unix.Close(int(fd))
 		}
-		unix.Close(l.epfd)
+		l.epoll.Close()
 		unix.Close(l.wakefd)
 	}()
 	for {
-		wait := -1
-		if len(l.timers) > 0 {
-			d := time.Until(l.timers[0].at)
-			// Round up: waking a moment early would only loop again.
-			wait = max(0, int((d+time.Millisecond-1)/time.Millisecond))
-		}
-		n, err := unix.EpollWait(l.epfd, l.events, wait)
-		if err != nil && err != unix.EINTR {
-			panic(fmt.Sprintf("fast checks: epoll_wait: %v", err)) // a bad fd or buffer: a bug here
-		}
+		n := l.wait()
 		for i := range n {
 			ev := l.events[i]
 			if ev.Fd == -1 {
@@ -204,6 +214,33 @@ func (l *FastLoop) run() {
 	}
 }
 
+// wait returns the number of ready events in l.events, once there are
+// some or the next timer is due. It parks in the runtime's poller on the
+// epoll fd, which is readable while the set has ready sockets.
+func (l *FastLoop) wait() int {
+	var next time.Time // zero: no timer, no deadline
+	if len(l.timers) > 0 {
+		next = l.timers[0].at
+	}
+	if !next.Equal(l.waitTill) {
+		l.epoll.SetReadDeadline(next)
+		l.waitTill = next
+	}
+	n := 0
+	err := l.epollRaw.Read(func(uintptr) bool {
+		// Polled here, after the runtime armed its wait: readiness that
+		// comes between this look and the park still wakes it.
+		n = rawEpollNow(l.epfd, l.events)
+		return n > 0 || (len(l.timers) > 0 && !time.Now().Before(l.timers[0].at))
+	})
+	if err != nil {
+		// The deadline (the next timer) passed, maybe before the first
+		// look: look once more.
+		n = rawEpollNow(l.epfd, l.events)
+	}
+	return n
+}
+
 // drainQueue runs what other goroutines handed in; false once closed.
 func (l *FastLoop) drainQueue() bool {
 	var b [8]byte
@@ -222,7 +259,7 @@ func (l *FastLoop) drainQueue() bool {
 type fastSpec struct {
 	spec    *Spec
 	family  int
-	addr    unix.Sockaddr
+	raw     rawAddr       // the target, for connect
 	source  unix.Sockaddr // nil: any
 	http    *httpProber   // nil: a TCP connect
 	request []byte        // the HTTP request as written, built once per prober
@@ -247,7 +284,7 @@ func (l *FastLoop) Supports(p Prober) bool { return fastOf(p) != nil }
 // target cannot be put in a socket address (never for a valid spec).
 func newFastSpec(spec *Spec) *fastSpec {
 	f := &fastSpec{spec: spec}
-	f.family, f.addr = sockaddr(spec.Target.Addr(), spec.Target.Port())
+	f.family, f.raw = newRawAddr(spec.Target.Addr(), spec.Target.Port(), zoneIndex(spec.Target.Addr()))
 	if spec.Source.IsValid() {
 		fam, src := sockaddr(spec.Source, 0)
 		if fam != f.family {
@@ -262,13 +299,17 @@ func sockaddr(a netip.Addr, port uint16) (int, unix.Sockaddr) {
 	if a.Is4() || a.Is4In6() {
 		return unix.AF_INET, &unix.SockaddrInet4{Port: int(port), Addr: a.Unmap().As4()}
 	}
-	sa := &unix.SockaddrInet6{Port: int(port), Addr: a.As16()}
+	return unix.AF_INET6, &unix.SockaddrInet6{Port: int(port), Addr: a.As16(), ZoneId: zoneIndex(a)}
+}
+
+// zoneIndex is the interface index of an IPv6 address's zone, 0 for none.
+func zoneIndex(a netip.Addr) uint32 {
 	if z := a.Zone(); z != "" {
 		if ifi, err := net.InterfaceByName(z); err == nil {
-			sa.ZoneId = uint32(ifi.Index)
+			return uint32(ifi.Index)
 		}
 	}
-	return unix.AF_INET6, sa
+	return 0
 }
 
 // FastRun is one check in flight on the loop.
@@ -304,7 +345,7 @@ func (l *FastLoop) Start(p Prober, deadline time.Time, done func(Result)) *FastR
 	if t := f.spec.Timeout; t > 0 && r.start.Add(t).Before(deadline) {
 		r.deadline = r.start.Add(t)
 	}
-	fd, err := unix.Socket(f.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := rawSocket(f.family)
 	if err != nil {
 		r.fail("socket", err)
 		return r
@@ -316,14 +357,14 @@ func (l *FastLoop) Start(p Prober, deadline time.Time, done func(Result)) *FastR
 			return r
 		}
 	}
-	if err := unix.Connect(fd, f.addr); err != nil && err != unix.EINPROGRESS {
+	if err := rawConnect(fd, &f.raw); err != nil && err != unix.EINPROGRESS {
 		r.fail("connect", err)
 		return r
 	}
 	// Edge-triggered, in and out at once: the connect's completion and
 	// the answer each wake the loop once, with no second epoll_ctl.
 	ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		r.fail("epoll_ctl", err)
 		return r
 	}
@@ -386,7 +427,7 @@ func (r *FastRun) finish(reason string) {
 	}
 	if r.fd >= 0 {
 		delete(r.loop.runs, int32(r.fd))
-		unix.Close(r.fd) // also leaves the epoll set
+		rawClose(r.fd) // also leaves the epoll set
 		r.fd = -1
 	}
 	if r.done != nil {
@@ -398,7 +439,7 @@ func (r *FastRun) finish(reason string) {
 // ready handles the socket's readiness.
 func (r *FastRun) ready(events uint32) {
 	if r.written == 0 && events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
-		soerr, err := unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		soerr, err := rawSoError(r.fd)
 		if err == nil && soerr != 0 {
 			err = unix.Errno(soerr)
 		}
@@ -418,7 +459,7 @@ func (r *FastRun) ready(events uint32) {
 		if events&unix.EPOLLOUT == 0 {
 			return
 		}
-		n, err := unix.Write(r.fd, r.f.request[r.written:])
+		n, err := rawWrite(r.fd, r.f.request[r.written:])
 		if err != nil && err != unix.EAGAIN {
 			r.fail("write", err)
 			return
@@ -434,7 +475,7 @@ func (r *FastRun) ready(events uint32) {
 	var end error
 read:
 	for end == nil && len(r.buf) < maxHeadBytes {
-		n, err := unix.Read(r.fd, r.loop.scratch[:min(len(r.loop.scratch), maxHeadBytes-len(r.buf))])
+		n, err := rawRead(r.fd, r.loop.scratch[:min(len(r.loop.scratch), maxHeadBytes-len(r.buf))])
 		switch {
 		case err == unix.EINTR:
 		case err == unix.EAGAIN:
