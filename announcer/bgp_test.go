@@ -190,8 +190,8 @@ func TestEngineToRouter(t *testing.T) {
 	web := config.VirtualServer{
 		Name: "web", Address: netip.MustParseAddrPort("192.0.2.10:80"), Family: "ipv4", Protocol: "tcp", Scheduler: "mh",
 		PersistenceNetmask: 32, Forwarding: "nat", OnFailure: "quiesce",
-		Check: config.Check{Type: "http", Interval: interval, Timeout: 200 * time.Millisecond, Rise: 1, Fall: 1,
-			Options: checks.HTTPOptions{MaxBodyBytes: 1024, ExpectBody: "ok"}},
+		Checks: []config.Check{{Type: "http", Interval: interval, Timeout: 200 * time.Millisecond, Rise: 1, Fall: 1,
+			Options: checks.HTTPOptions{MaxBodyBytes: 1024, ExpectBody: "ok"}}},
 		RealServers: []config.RealServer{{Address: b1.addr, Weight: 1, Forwarding: "nat"}, {Address: b2.addr, Weight: 1, Forwarding: "nat"}},
 		Announce:    config.VIPAnnounce{Enabled: true, Rule: "all"},
 	}

@@ -192,8 +192,8 @@ func TestReadyzFollowsKernelFailures(t *testing.T) {
 		VirtualServers: []config.VirtualServer{{
 			Name: "web", Address: vip, Family: "ipv4", Protocol: "tcp", Scheduler: "wrr",
 			PersistenceNetmask: 32, Forwarding: "nat", OnFailure: "quiesce",
-			Check: config.Check{Type: "http", Interval: 100 * time.Millisecond, Timeout: 80 * time.Millisecond,
-				Rise: 1, Fall: 1, Options: checks.HTTPOptions{MaxBodyBytes: 1024}},
+			Checks: []config.Check{{Type: "http", Interval: 100 * time.Millisecond, Timeout: 80 * time.Millisecond,
+				Rise: 1, Fall: 1, Options: checks.HTTPOptions{MaxBodyBytes: 1024}}},
 			RealServers: []config.RealServer{{Address: up, Weight: 100, Forwarding: "nat"}},
 		}},
 	}

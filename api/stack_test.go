@@ -42,10 +42,10 @@ func startStack(t *testing.T) *stack {
 		Name: "web", Address: s.vip, Family: "ipv4", Protocol: "tcp", Scheduler: "wrr",
 		PersistenceNetmask: 32, Forwarding: "nat", OnFailure: "quiesce",
 		Fallback: netip.MustParseAddrPort("127.0.0.1:8089"),
-		Check: config.Check{
+		Checks: []config.Check{{
 			Type: "http", Interval: 100 * time.Millisecond, Timeout: 80 * time.Millisecond,
 			Rise: 2, Fall: 2, Options: checks.HTTPOptions{Path: "/healthz", MaxBodyBytes: 1024, ExpectBody: "ok"},
-		},
+		}},
 		RealServers: []config.RealServer{
 			{Address: s.up, Weight: 100, Forwarding: "nat"},
 			{Address: s.down, Weight: 50, Forwarding: "nat"},

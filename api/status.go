@@ -69,7 +69,10 @@ type CountersV1 struct {
 
 // VirtualServerV1 is one configured virtual service.
 type VirtualServerV1 struct {
-	Name           string         `json:"name"`
+	Name string `json:"name"`
+	// Group is the [[virtual_server]] name of a group member (whose own
+	// name is "NAME@MEMBER"); absent otherwise.
+	Group          string         `json:"group,omitempty"`
 	Service        ServiceV1      `json:"service"`
 	Forwarding     string         `json:"forwarding"` // "nat" | "dr" | "tun"
 	OnFailure      string         `json:"on_failure"` // "quiesce" | "remove"
@@ -159,7 +162,8 @@ type RealServerV1 struct {
 	Since                time.Time       `json:"since"` // last state change
 	ConfiguredWeight     uint32          `json:"configured_weight"`
 	ProgrammedWeight     *int64          `json:"programmed_weight"` // null: not in the kernel table
-	Check                string          `json:"check"`             // the check, described
+	Check                string          `json:"check"`             // the check, described ("A + B" for several)
+	Checks               []CheckV1       `json:"checks"`            // each check, in the config's order; all must pass
 	ConsecutiveFailures  int             `json:"consecutive_failures"`
 	ConsecutiveSuccesses int             `json:"consecutive_successes"`
 	LastCheck            *CheckResultV1  `json:"last_check"`
@@ -172,6 +176,17 @@ type RealServerV1 struct {
 	Suppressed           bool            `json:"suppressed"`       // flap damping holds it out
 	SuppressedUntil      *time.Time      `json:"suppressed_until"` // when the penalty decays below flap_reuse
 	HeldByPanic          bool            `json:"held_by_panic"`    // the panic guard keeps it in
+	SlowStart            *SlowStartV1    `json:"slow_start"`       // its ramp while in slow start; null otherwise
+}
+
+// SlowStartV1 is a real server's slow start in progress: its weight
+// ramps to target_weight between since and until.
+type SlowStartV1 struct {
+	Since        time.Time `json:"since"`
+	Until        time.Time `json:"until"`
+	Weight       uint32    `json:"weight"`        // the ramp's weight now
+	TargetWeight uint32    `json:"target_weight"` // configured, or the check's
+	Percent      int       `json:"percent"`       // weight as a share of target_weight, rounded down
 }
 
 // OverrideV1 is an operator's hold on a real server.
@@ -194,6 +209,17 @@ type CheckResultV1 struct {
 	OK              bool      `json:"ok"`
 	Reason          string    `json:"reason,omitempty"` // "timeout", "refused", "status 503", ...
 	DurationSeconds float64   `json:"duration_seconds"`
+	Check           string    `json:"check,omitempty"` // the check's name, in the history of a server with several
+}
+
+// CheckV1 is one check of a real server, with its own verdict.
+type CheckV1 struct {
+	Name                 string         `json:"name"`
+	Check                string         `json:"check"` // described
+	State                string         `json:"state"` // "unknown" | "up" | "down"
+	ConsecutiveFailures  int            `json:"consecutive_failures"`
+	ConsecutiveSuccesses int            `json:"consecutive_successes"`
+	LastCheck            *CheckResultV1 `json:"last_check"`
 }
 
 // EventV1 is one state change.
@@ -220,7 +246,7 @@ func statusV1(st engine.Status, version string) StatusV1 {
 	}
 	for _, vs := range st.VirtualServers {
 		v := VirtualServerV1{
-			Name: vs.Name, Service: serviceV1(vs.Service), Forwarding: vs.Forwarding,
+			Name: vs.Name, Group: vs.Group, Service: serviceV1(vs.Service), Forwarding: vs.Forwarding,
 			OnFailure: vs.OnFailure, Check: vs.Check, FallbackActive: vs.FallbackActive,
 			InKernel: vs.InKernel, Counters: countersV1(vs.Counters), RealServers: []RealServerV1{},
 			Quorum: vs.Quorum, Hysteresis: vs.Hysteresis, HealthyWeight: vs.HealthyWeight, QuorumLost: vs.QuorumLost,
@@ -243,6 +269,12 @@ func statusV1(st engine.Status, version string) StatusV1 {
 				o := overrideV1(*rs.Override)
 				r.Override = &o
 			}
+			if ss := rs.SlowStart; ss != nil {
+				r.SlowStart = &SlowStartV1{Since: ss.Since.UTC(), Until: ss.Until.UTC(), Weight: ss.Weight, TargetWeight: ss.Target}
+				if ss.Target > 0 {
+					r.SlowStart.Percent = int(uint64(ss.Weight) * 100 / uint64(ss.Target))
+				}
+			}
 			if rs.ProgrammedWeight >= 0 {
 				w := rs.ProgrammedWeight
 				r.ProgrammedWeight = &w
@@ -250,6 +282,15 @@ func statusV1(st engine.Status, version string) StatusV1 {
 			if rs.Last != nil {
 				c := resultV1(*rs.Last)
 				r.LastCheck = &c
+			}
+			r.Checks = make([]CheckV1, len(rs.Checks))
+			for k, c := range rs.Checks {
+				r.Checks[k] = CheckV1{Name: c.Name, Check: c.Check, State: c.State.String(),
+					ConsecutiveFailures: c.ConsecutiveFailures, ConsecutiveSuccesses: c.ConsecutiveSuccesses}
+				if c.Last != nil {
+					last := resultV1(*c.Last)
+					r.Checks[k].LastCheck = &last
+				}
 			}
 			if r.State == "up" {
 				v.RealServersUp++
@@ -294,7 +335,7 @@ func countersV1(c ipvs.Counters) CountersV1 {
 }
 
 func resultV1(r engine.CheckResult) CheckResultV1 {
-	return CheckResultV1{Time: r.Time.UTC(), OK: r.OK, Reason: r.Reason, DurationSeconds: r.Duration.Seconds()}
+	return CheckResultV1{Time: r.Time.UTC(), OK: r.OK, Reason: r.Reason, DurationSeconds: r.Duration.Seconds(), Check: r.Check}
 }
 
 // resultsV1 converts oldest-first results to newest first, the order a

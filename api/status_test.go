@@ -52,8 +52,9 @@ func TestStatusJSONSchema(t *testing.T) {
 		{"pool", vs["pool"], "damped disabled down drained draining idle serving total unknown"},
 		{"service", vs["service"], "address family persistence_netmask persistence_seconds protocol scheduler"},
 		{"counters", vs["counters"], "active_connections bytes_in bytes_out connections inactive_connections packets_in packets_out persistent_connections"},
-		{"real server", rs, "address check configured_weight consecutive_failures consecutive_successes counters flap_penalty forwarding held_by_panic history last_check last_failure last_success override programmed_weight since state suppressed suppressed_until"},
+		{"real server", rs, "address check checks configured_weight consecutive_failures consecutive_successes counters flap_penalty forwarding held_by_panic history last_check last_failure last_success override programmed_weight since slow_start state suppressed suppressed_until"},
 		{"check result", rs["last_check"], "duration_seconds ok reason time"},
+		{"a real server's check", rs["checks"].([]any)[0], "check consecutive_failures consecutive_successes last_check name state"},
 		{"event", ev, "check from real_server reason recent time to virtual_server"},
 	} {
 		if got := strings.Join(keysOf(t, tc.v, tc.where), " "); got != tc.want {
@@ -81,6 +82,10 @@ func TestStatusJSONSchema(t *testing.T) {
 	if down.State != "down" || down.ProgrammedWeight == nil || *down.ProgrammedWeight != 0 || down.ConfiguredWeight != 50 ||
 		down.LastCheck == nil || down.LastCheck.Reason != "status 503" || down.ConsecutiveFailures < 3 || down.LastSuccess != nil {
 		t.Errorf("down server = %+v (last %+v)", down, down.LastCheck)
+	}
+	if len(down.Checks) != 1 || down.Checks[0].State != "down" || down.Checks[0].LastCheck == nil ||
+		down.Checks[0].LastCheck.Reason != "status 503" || down.Checks[0].ConsecutiveFailures < 3 {
+		t.Errorf("down server's checks = %+v", down.Checks)
 	}
 	// History is newest first and ends with the last check.
 	if len(down.History) < 3 || down.History[0] != *down.LastCheck || down.History[0].Time.Before(down.History[len(down.History)-1].Time) {

@@ -66,7 +66,8 @@ func ParseGroups(s string) ([]Group, error) {
 // sockets) and icmp-raw (raw sockets) need none, the kernel answers echo
 // requests to any 127/8 address; exec (running /bin/true) and none touch
 // no backend.
-var Kinds = []string{"http", "tcp", "dialogue", "udp", "sip", "icmp", "icmp-raw", "exec", "none"}
+// The protocol kinds of kinds.go follow.
+var Kinds = append([]string{"http", "tcp", "dialogue", "udp", "sip", "icmp", "icmp-raw", "exec", "none"}, protocolKinds...)
 
 func knownKind(k string) bool { return slices.Contains(Kinds, k) }
 
@@ -90,8 +91,11 @@ type Backends struct {
 	addrs []netip.AddrPort
 	lns   []net.Listener
 	pcs   []net.PacketConn // UDP backends; Kill does not reach them
-	count atomic.Uint64
-	wg    sync.WaitGroup
+	stops []func()         // servers and daemons of the protocol kinds (kinds.go)
+
+	daemons map[string]*daemon // by kind, started on first use
+	count   atomic.Uint64
+	wg      sync.WaitGroup
 
 	mu     sync.Mutex
 	killed int
@@ -121,6 +125,13 @@ func StartBackends(groups []Group, first, port int) (*Backends, error) {
 			a := backendAddr(i, port)
 			i++
 			kind := g.Kind
+			if protocolKind(kind) {
+				if err := b.startProtocol(kind, a); err != nil {
+					b.Close()
+					return nil, fmt.Errorf("backend %d (%s) on %s: %w", i, kind, a, err)
+				}
+				continue
+			}
 			if overUDP(kind) {
 				pc, err := net.ListenPacket("udp", a.String())
 				if err != nil {
@@ -246,6 +257,9 @@ func (b *Backends) Close() {
 	}
 	for _, pc := range b.pcs {
 		pc.Close()
+	}
+	for _, stop := range b.stops {
+		stop()
 	}
 	b.wg.Wait()
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -84,19 +85,8 @@ func TestHarnessProberKinds(t *testing.T) {
 // o and logs its report, which it returns printed too.
 func runHarness(t *testing.T, o Options) (*Report, string) {
 	t.Helper()
-	dir := t.TempDir()
-	for _, b := range []struct{ out, pkg string }{
-		{"director", "../cmd/director"},
-		{"director-bench", "../cmd/director-bench"},
-	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", b.pkg, err, out)
-		}
-	}
 	var progress bytes.Buffer
-	o.DirectorBin, o.SelfBin = filepath.Join(dir, "director"), filepath.Join(dir, "director-bench")
-	o.WorkDir, o.Progress = dir, &progress
+	buildHarness(t, &o, &progress)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, o)
@@ -107,6 +97,24 @@ func runHarness(t *testing.T, o Options) (*Report, string) {
 	rep.Print(&out)
 	t.Log("\n" + out.String())
 	return rep, out.String()
+}
+
+// buildHarness builds the director and the harness into a temporary
+// directory and points o at them, with its progress to progress.
+func buildHarness(t *testing.T, o *Options, progress io.Writer) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, b := range []struct{ out, pkg string }{
+		{"director", "../cmd/director"},
+		{"director-bench", "../cmd/director-bench"},
+	} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", b.pkg, err, out)
+		}
+	}
+	o.DirectorBin, o.SelfBin = filepath.Join(dir, "director"), filepath.Join(dir, "director-bench")
+	o.WorkDir, o.Progress = dir, progress
 }
 
 func TestReconcileFigures(t *testing.T) {

@@ -53,9 +53,13 @@ func (r *Report) Print(w io.Writer) {
 	}
 	r.printPeers(w)
 	if st := r.Storm; st != nil {
-		fmt.Fprintf(w, "\nfailure storm: %d backends killed at once, %d detected; bound fall×interval+timeout+100ms = %s\n",
+		fmt.Fprintf(w, "\nfailure storm: %d backends killed at once, %d detected; bound interval+(fall−1)×step+timeout+100ms = %s\n",
 			st.Killed, st.Detected, sec(st.BoundSeconds))
-		fmt.Fprintf(w, "  detection latency p50 %s  p99 %s  max %s; minus fall×interval: p50 %s  p99 %s  max %s\n",
+		if st.RetryIntervalSeconds > 0 {
+			fmt.Fprintf(w, "  retry_interval %s: the fall−1 confirming runs come after it, not after the interval\n", sec(st.RetryIntervalSeconds))
+		}
+		fmt.Fprintf(w, "  detection latency mean %s (expected interval/2+(fall−1)×step = %s)\n", sec(st.LatencyMean), sec(st.ExpectedMeanSeconds))
+		fmt.Fprintf(w, "  detection latency p50 %s  p99 %s  max %s; minus interval+(fall−1)×step: p50 %s  p99 %s  max %s\n",
 			sec(st.LatencyP50), sec(st.LatencyP99), sec(st.LatencyMax), sec(st.OverheadP50), sec(st.OverheadP99), sec(st.OverheadMax))
 		fmt.Fprintf(w, "  all %d table changes applied %s after the kill; %.1f%% detected within the bound\n",
 			st.Killed, sec(st.AllAppliedSeconds), 100*st.WithinBound)

@@ -29,11 +29,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/netip"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/lvsdirector/director/datapath"
 )
 
 // Result is the outcome of one probe.
@@ -79,6 +84,11 @@ type Spec struct {
 	Source   netip.Addr     // optional local address to send from
 	Timeout  time.Duration  // bound on the whole check; callers also put it on the context
 	Interval time.Duration  // how often the scheduler runs it (part of the identity)
+	// RetryInterval, when above 0, is how soon the scheduler runs it again
+	// after a failure, until Fall failures in a row (keepalived's
+	// delay_before_retry). Both are part of the identity only when it is set.
+	RetryInterval time.Duration
+	Fall          int
 	// Options are the kind's own settings (HTTPOptions for http and https,
 	// TCPOptions, ICMPOptions); nil means the kind's Zero.
 	Options Options
@@ -89,6 +99,41 @@ type Spec struct {
 	// several virtual servers stay one check.
 	VirtualServer string
 	RealServer    netip.AddrPort
+	// DataPath, when its VIP is set, makes this a data-path check
+	// (datapath = true): the probe is addressed to the VIP at the
+	// target's port and delivered to the target's address the way the
+	// kernel's DR or TUN forwarding delivers a client's packet, from a
+	// namespace of the director's own that takes Source as its address
+	// (package datapath). Only kinds with DataPath have it.
+	DataPath DataPath
+
+	// dataPath is the dialer of data-path checks, set by Shared.New.
+	dataPath DataPathDialer
+}
+
+// DataPath is the data path a check probes through.
+type DataPath struct {
+	VIP netip.Addr
+	// Tunnel is TUN forwarding (IPIP to the real server); false is DR.
+	Tunnel bool
+}
+
+// On reports whether the check goes through the data path.
+func (d DataPath) On() bool { return d.VIP.IsValid() }
+
+// DataPathRoute is the route a data-path check probes through; ok is
+// false for other checks.
+func (s Spec) DataPathRoute() (r datapath.Route, ok bool) {
+	if !s.DataPath.On() {
+		return r, false
+	}
+	return datapath.Route{Source: s.Source, RealServer: s.Target.Addr(), VIP: s.DataPath.VIP, Tunnel: s.DataPath.Tunnel}, true
+}
+
+// DataPathDialer connects to a VIP through one real server's data path:
+// the director's datapath.Manager.
+type DataPathDialer interface {
+	Dial(ctx context.Context, network string, r datapath.Route, port uint16) (net.Conn, error)
 }
 
 // DefaultTimeout bounds a probe when neither Spec.Timeout nor the context
@@ -97,13 +142,32 @@ const DefaultTimeout = 5 * time.Second
 
 // Shared is what the probers built by one director share: the bound on
 // exec checks running at once, which is on the director, as its fd and
-// process limits are, not on any one check. The engine holds one.
+// process limits are, not on any one check; whether icmp checks fell back
+// to raw sockets; the logger for such director-wide events. The engine
+// holds one.
 type Shared struct {
 	execSlots slots
+	// icmpRaw is set once an icmp check found ping sockets refused and a
+	// raw socket allowed: icmp checks without privileged use raw sockets
+	// from then on, and the fallback is logged once.
+	icmpRaw atomic.Bool
+	log     *slog.Logger
+	// DataPath dials for data-path checks; without it they fail as
+	// inconclusive ("local: datapath: ..."). Set it before New.
+	DataPath DataPathDialer
 }
 
 // NewShared returns the resources of one director's probers.
-func NewShared() *Shared { return &Shared{execSlots: make(slots, ExecConcurrency)} }
+func NewShared() *Shared {
+	return &Shared{execSlots: make(slots, ExecConcurrency), log: slog.New(slog.DiscardHandler)}
+}
+
+// WithLogger sets where the probers log events of the whole director
+// (an icmp fallback to raw sockets), and returns sh.
+func (sh *Shared) WithLogger(l *slog.Logger) *Shared {
+	sh.log = l
+	return sh
+}
 
 // New is Shared.New with resources of its own: for validating a spec, or
 // a prober used alone.
@@ -125,6 +189,7 @@ func (sh *Shared) New(spec Spec) (Prober, error) {
 	if errs := opts.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("%s: %v", spec, errs[0])
 	}
+	spec.dataPath = sh.DataPath
 	return k.build(spec, sh)
 }
 
@@ -156,6 +221,16 @@ func validateCommon(spec Spec) (Kind, error) {
 	}
 	if spec.Interval < 0 {
 		return k, fmt.Errorf("%s: interval %s is negative", spec, spec.Interval)
+	}
+	if dp := spec.DataPath; dp.On() {
+		switch {
+		case !k.DataPath:
+			return k, fmt.Errorf("%s: datapath: %s checks cannot probe through the data path (%s can)", spec, spec.Type, DataPathKinds())
+		case !spec.Source.IsValid():
+			return k, fmt.Errorf("%s: datapath: needs a source address, which the director's probe namespace takes on the real servers' segment", spec)
+		case !dp.VIP.Is4() || !spec.Target.Addr().Is4() || !spec.Source.Is4():
+			return k, fmt.Errorf("%s: datapath: only IPv4 virtual and real servers are supported", spec)
+		}
 	}
 	return k, nil
 }
@@ -191,6 +266,10 @@ func (s Spec) canonical() string {
 	c.str("source", s.Source.String())
 	c.str("timeout", s.Timeout.String())
 	c.str("interval", s.Interval.String())
+	if s.RetryInterval > 0 {
+		c.str("retry_interval", s.RetryInterval.String())
+		c.int("fall", int64(s.Fall))
+	}
 	opts := s.Options
 	if k, ok := LookupKind(s.Type); ok {
 		opts = s.options(k)
@@ -198,6 +277,10 @@ func (s Spec) canonical() string {
 			c.str("virtual_server", s.VirtualServer)
 			c.str("real_server", s.RealServer.String())
 		}
+	}
+	if dp := s.DataPath; dp.On() {
+		c.str("datapath_vip", dp.VIP.String())
+		c.boolean("datapath_tunnel", dp.Tunnel)
 	}
 	if opts != nil {
 		c.b.WriteString("options={")

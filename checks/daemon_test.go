@@ -2,6 +2,8 @@ package checks
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"net"
 	"net/netip"
 	"os"
@@ -197,5 +199,48 @@ func probeTargets(t *testing.T, typ string, opts Options, noLeak bool, cases []t
 			}
 			wantResult(t, probeWithin(t, p, tc.timeout), tc.reason)
 		})
+	}
+}
+
+// serverCert writes a certificate for db.test, 127.0.0.1 and ::1, signed
+// by a new test CA, and its key (PKCS #8) into dir, for a server the test
+// starts; caFile is what a check's ca_file names.
+func serverCert(t *testing.T, dir string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	ca := testutil.TestCA(t)
+	cert, err := ca.Issue("db.test", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
+	writeFile(t, caFile, string(ca.PEM), 0o644)
+	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})), 0o644)
+	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})), 0o600)
+	return caFile, certFile, keyFile
+}
+
+// tlsCases are the TLS cases of a server that serves serverCert's
+// certificate: trusted through ca_file, untrusted without it, the wrong
+// name, and verification skipped. base holds the login.
+func tlsCases[O any](caFile string, base O, withTLS func(O, TLSOptions) O) []struct {
+	name   string
+	opts   O
+	reason string
+} {
+	return []struct {
+		name   string
+		opts   O
+		reason string
+	}{
+		{"tls", withTLS(base, TLSOptions{CAFile: caFile}), ""},
+		{"tls by name", withTLS(base, TLSOptions{CAFile: caFile, ServerName: "db.test"}), ""},
+		{"tls untrusted", withTLS(base, TLSOptions{}), "tls: certificate signed by unknown authority"},
+		{"tls wrong name", withTLS(base, TLSOptions{CAFile: caFile, ServerName: "other.test"}),
+			"tls: certificate is valid for db.test, not other.test"},
+		{"tls unverified", withTLS(base, TLSOptions{TLSSkipVerify: true, ServerName: "other.test"}), ""},
 	}
 }

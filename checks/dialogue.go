@@ -57,9 +57,10 @@ var dialogueKind = Kind{
 	},
 	Keys: slices.Concat([]Key{{Name: "steps"}, {Name: "tls", Note: "https checks always use TLS"}},
 		tlsOptionKeys("with tls = true or a starttls step")),
-	Zero:   DialogueOptions{},
-	Decode: decodeDialogue,
-	build:  newDialogue,
+	Zero:     DialogueOptions{},
+	Decode:   decodeDialogue,
+	build:    newDialogue,
+	DataPath: true,
 }
 
 func decodeDialogue(d Decoder) Options {

@@ -281,8 +281,11 @@ func fastOf(p Prober) *fastSpec {
 func (l *FastLoop) Supports(p Prober) bool { return fastOf(p) != nil }
 
 // newFastSpec prepares the loop's form of a check of spec: nil when the
-// target cannot be put in a socket address (never for a valid spec).
+// loop cannot run it.
 func newFastSpec(spec *Spec) *fastSpec {
+	if _, ok := spec.DataPathRoute(); ok {
+		return nil // dialled from the real server's namespace (datapath = true)
+	}
 	f := &fastSpec{spec: spec}
 	f.family, f.raw = newRawAddr(spec.Target.Addr(), spec.Target.Port(), zoneIndex(spec.Target.Addr()))
 	if spec.Source.IsValid() {
@@ -559,7 +562,7 @@ func (p *httpProber) judgeHead(br *bufio.Reader, b []byte, end error, deadline t
 		return fmt.Sprintf("headers too large (limit %d)", maxHeadBytes), true
 	case err != nil:
 		return classifyAt(err, nil, deadline), true
-	case !statusOK(p.statuses, resp.StatusCode):
+	case !statusOK(p.urls[0].statuses, resp.StatusCode):
 		return fmt.Sprintf("status %d", resp.StatusCode), true
 	}
 	return "", true

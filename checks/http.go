@@ -6,9 +6,13 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"context"
+	"crypto/md5"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"maps"
 	"net/http"
@@ -27,9 +31,29 @@ type HTTPOptions struct {
 	Headers      []Header // extra request headers, in order
 	ExpectStatus []string // codes and ranges, "200", "200-299"; default 200-299
 	ExpectBody   string   // regular expression over the first MaxBodyBytes of the body
-	MaxBodyBytes int64    // default DefaultMaxBodyBytes
-	TLSOptions            // https only
+	ExpectDigest string   // MD5 of the body as keepalived's genhash prints it, or "sha256:<hex>"
+	// URLs, when set, are several requests, each on a connection of its
+	// own and all of which must pass (keepalived's url {} blocks); Path,
+	// ExpectStatus, ExpectBody and ExpectDigest are then each entry's.
+	URLs         []HTTPURL
+	MaxBodyBytes int64 // default DefaultMaxBodyBytes
+	TLSOptions         // https only
 }
+
+// HTTPURL is one request of an http or https check and what its response
+// must be.
+type HTTPURL struct {
+	Path         string   // required in url entries
+	ExpectStatus []string // default 200-299
+	ExpectBody   string
+	ExpectDigest string
+}
+
+// withoutURLs qualifies the keys that url entries take over.
+const withoutURLs = "without url entries"
+
+// urlKeys are the keys of one entry of url.
+var urlKeys = []string{"path", "expect_status", "expect_body", "expect_digest"}
 
 // Header is one extra HTTP request header.
 type Header struct{ Name, Value string }
@@ -45,47 +69,69 @@ const (
 )
 
 var (
-	httpKeys = []Key{{Name: "method"}, {Name: "path"}, {Name: "host"}, {Name: "headers"},
-		{Name: "expect_status"}, {Name: "expect_body"}, {Name: "max_body_bytes"}}
+	httpKeys = []Key{{Name: "method"}, {Name: "path", When: withoutURLs}, {Name: "host"}, {Name: "headers"},
+		{Name: "expect_status", When: withoutURLs}, {Name: "expect_body", When: withoutURLs},
+		{Name: "expect_digest", When: withoutURLs}, {Name: "url"}, {Name: "max_body_bytes"}}
 
 	httpKind = Kind{
 		Name: "http", Foreign: map[string]string{"http_get": "keepalived's HTTP_GET"},
 		Keys: httpKeys, Zero: HTTPOptions{},
-		Decode: func(d Decoder) Options { return decodeHTTP(d, false) },
-		build:  newHTTP,
+		Decode:   func(d Decoder) Options { return decodeHTTP(d, false) },
+		build:    newHTTP,
+		DataPath: true,
 	}
 	httpsKind = Kind{
 		Name: "https", Foreign: map[string]string{"ssl_get": "keepalived's SSL_GET"},
-		Keys:   slices.Concat(httpKeys, tlsOptionKeys("")),
-		Zero:   HTTPOptions{},
-		Decode: func(d Decoder) Options { return decodeHTTP(d, true) },
-		build:  newHTTP,
+		Keys:     slices.Concat(httpKeys, tlsOptionKeys("")),
+		Zero:     HTTPOptions{},
+		Decode:   func(d Decoder) Options { return decodeHTTP(d, true) },
+		build:    newHTTP,
+		DataPath: true,
 	}
 )
 
 func decodeHTTP(d Decoder, withTLS bool) Options {
 	var o HTTPOptions
 	o.Method, _ = d.String("method")
-	o.Path, _ = d.String("path")
 	o.Host, _ = d.String("host")
 	if m, ok := d.StringTable("headers", "header values", headerProblem); ok {
 		for _, name := range slices.Sorted(maps.Keys(m)) {
 			o.Headers = append(o.Headers, Header{name, m[name]})
 		}
 	}
-	if list, ok := d.Strings("expect_status"); ok {
-		if len(list) == 0 {
-			d.Errorf("expect_status", "must not be empty; leave it out to accept 200-299")
-		} else {
-			o.ExpectStatus = list
+	if entries, ok := d.Tables("url", urlKeys); ok && len(entries) > 0 {
+		// Each entry says what its own request expects; the check's
+		// own keys would be ignored, so setting them is an error.
+		d.Unused("path", "expect_status", "expect_body", "expect_digest")
+		for _, e := range entries {
+			o.URLs = append(o.URLs, decodeURL(e))
 		}
+	} else {
+		u := decodeURL(d)
+		o.Path, o.ExpectStatus, o.ExpectBody, o.ExpectDigest = u.Path, u.ExpectStatus, u.ExpectBody, u.ExpectDigest
 	}
-	o.ExpectBody, _ = d.String("expect_body")
 	o.MaxBodyBytes, _ = d.Int("max_body_bytes", 1, maxBodyLimit, fmt.Sprintf("max_body_bytes must be 1-%d", maxBodyLimit))
 	if withTLS {
 		o.TLSOptions = decodeTLS(d)
 	}
 	return o
+}
+
+// decodeURL reads what one request expects, from the check or from one
+// entry of url.
+func decodeURL(d Decoder) HTTPURL {
+	var u HTTPURL
+	u.Path, _ = d.String("path")
+	if list, ok := d.Strings("expect_status"); ok {
+		if len(list) == 0 {
+			d.Errorf("expect_status", "must not be empty; leave it out to accept 200-299")
+		} else {
+			u.ExpectStatus = list
+		}
+	}
+	u.ExpectBody, _ = d.String("expect_body")
+	u.ExpectDigest, _ = d.String("expect_digest")
+	return u
 }
 
 // Validate checks each option, and that a HEAD request expects no body.
@@ -97,12 +143,20 @@ func (o HTTPOptions) Validate() []OptionError {
 	if m := o.method(); m != http.MethodGet && m != http.MethodHead {
 		bad("method", "unknown method %q; valid: GET, HEAD", o.Method)
 	}
-	switch {
-	case o.Path == "":
-	case !strings.HasPrefix(o.Path, "/"):
-		bad("path", "%q must start with \"/\"", o.Path)
-	case strings.ContainsFunc(o.Path, isControlOrSpace):
-		bad("path", "%q contains spaces or control characters", o.Path)
+	if len(o.URLs) == 0 {
+		errs = append(errs, o.validateURL(HTTPURL{o.Path, o.ExpectStatus, o.ExpectBody, o.ExpectDigest}, 0)...)
+	} else if o.Path != "" || len(o.ExpectStatus) > 0 || o.ExpectBody != "" || o.ExpectDigest != "" {
+		// The config never reads them beside url entries; a caller
+		// building options must not expect them to count.
+		errs = append(errs, OptionError{Key: "url", With: []string{"path", "expect_status", "expect_body", "expect_digest"},
+			Msg: "with url entries, path, expect_status, expect_body and expect_digest belong in each entry"})
+	}
+	for i, u := range o.URLs {
+		if u.Path == "" {
+			errs = append(errs, OptionError{Key: "url", Index: i + 1, Entry: "path",
+				Msg: "missing: each url entry needs its path, such as path = \"/healthz\""})
+		}
+		errs = append(errs, o.validateURL(u, i+1)...)
 	}
 	if o.Host != "" && (strings.ContainsFunc(o.Host, isControlOrSpace) || strings.ContainsAny(o.Host, "/?#@")) {
 		bad("host", "%q is not a valid Host header", o.Host)
@@ -112,19 +166,90 @@ func (o HTTPOptions) Validate() []OptionError {
 			errs = append(errs, OptionError{Key: "headers", Entry: h.Name, Msg: msg})
 		}
 	}
-	if _, err := ParseStatusRanges(o.ExpectStatus); err != nil {
-		bad("expect_status", "%v", err)
-	}
-	if msg := regexpProblem(o.ExpectBody); msg != "" {
-		bad("expect_body", "%s", msg)
-	} else if o.ExpectBody != "" && o.method() == http.MethodHead {
-		errs = append(errs, OptionError{Key: "expect_body", With: []string{"method"},
-			Msg: "a HEAD response has no body (use method GET)"})
-	}
 	if o.MaxBodyBytes < 0 || o.MaxBodyBytes > maxBodyLimit {
 		bad("max_body_bytes", "%d is out of range; max_body_bytes must be 1-%d", o.MaxBodyBytes, maxBodyLimit)
 	}
 	return errs
+}
+
+// validateURL judges what one request expects: the check's own keys when
+// index is 0, else the keys of url entry index (counted from 1).
+func (o HTTPOptions) validateURL(u HTTPURL, index int) []OptionError {
+	var errs []OptionError
+	bad := func(key, msg string, with ...string) {
+		if index == 0 {
+			errs = append(errs, OptionError{Key: key, With: with, Msg: msg})
+		} else {
+			errs = append(errs, OptionError{Key: "url", Index: index, Entry: key, With: with, Msg: msg})
+		}
+	}
+	switch {
+	case u.Path == "":
+	case !strings.HasPrefix(u.Path, "/"):
+		bad("path", fmt.Sprintf("%q must start with \"/\"", u.Path))
+	case strings.ContainsFunc(u.Path, isControlOrSpace):
+		bad("path", fmt.Sprintf("%q contains spaces or control characters", u.Path))
+	}
+	if _, err := ParseStatusRanges(u.ExpectStatus); err != nil {
+		bad("expect_status", err.Error())
+	}
+	head := o.method() == http.MethodHead
+	if msg := regexpProblem(u.ExpectBody); msg != "" {
+		bad("expect_body", msg)
+	} else if u.ExpectBody != "" && head {
+		bad("expect_body", "a HEAD response has no body (use method GET)", "method")
+	}
+	if _, _, err := ParseDigest(u.ExpectDigest); err != nil {
+		bad("expect_digest", err.Error())
+	} else if u.ExpectDigest != "" && head {
+		bad("expect_digest", "a HEAD response has no body (use method GET)", "method")
+	}
+	return errs
+}
+
+// urls are the requests the check makes, in order: the url entries, or
+// the one the check's own keys describe.
+func (o HTTPOptions) urls() []HTTPURL {
+	if len(o.URLs) > 0 {
+		return o.URLs
+	}
+	return []HTTPURL{{o.Path, o.ExpectStatus, o.ExpectBody, o.ExpectDigest}}
+}
+
+// ParseDigest parses an expect_digest value: 32 hex digits are an MD5
+// (what keepalived's genhash prints), "sha256:" and 64 hex digits a
+// SHA-256. It returns the algorithm's name ("md5" or "sha256") and the
+// digest; "" gives "", nil.
+func ParseDigest(s string) (alg string, sum []byte, err error) {
+	if s == "" {
+		return "", nil, nil
+	}
+	alg, digits, size := "md5", s, md5.Size
+	if rest, ok := strings.CutPrefix(s, "sha256:"); ok {
+		alg, digits, size = "sha256", rest, sha256.Size
+	}
+	sum, err = hex.DecodeString(digits)
+	if err != nil || len(sum) != size {
+		return "", nil, fmt.Errorf("%q is not a digest: want 32 hex digits (MD5, as keepalived's genhash prints) or \"sha256:\" and 64 hex digits", s)
+	}
+	return alg, sum, nil
+}
+
+// newDigest returns the hash of the named algorithm.
+func newDigest(alg string) hash.Hash {
+	if alg == "sha256" {
+		return sha256.New()
+	}
+	return md5.New()
+}
+
+// FormatDigest renders sum as expect_digest takes it: plain hex for MD5,
+// "sha256:<hex>" for SHA-256.
+func FormatDigest(alg string, sum []byte) string {
+	if alg == "sha256" {
+		return "sha256:" + hex.EncodeToString(sum)
+	}
+	return hex.EncodeToString(sum)
 }
 
 // method is the request method, GET by default.
@@ -135,11 +260,11 @@ func (o HTTPOptions) method() string {
 	return strings.ToUpper(o.Method)
 }
 
-func (o HTTPOptions) path() string {
-	if o.Path == "" {
+func (u HTTPURL) path() string {
+	if u.Path == "" {
 		return "/"
 	}
-	return o.Path
+	return u.Path
 }
 
 func (o HTTPOptions) maxBody() int64 {
@@ -153,30 +278,48 @@ func (o HTTPOptions) maxBody() int64 {
 func (o HTTPOptions) Canonical() string {
 	var c canonical
 	c.str("method", o.method())
-	c.str("path", o.path())
 	c.str("host", o.Host)
 	headers := make([]string, len(o.Headers))
 	for i, h := range o.Headers {
 		headers[i] = strconv.Quote(h.Name) + ":" + strconv.Quote(h.Value)
 	}
 	c.list("headers", headers)
-	status := o.ExpectStatus
-	if len(status) == 0 {
-		status = []string{"200-299"}
+	// The requests, each with its defaults applied: one url entry is the
+	// same check as the check's own keys saying the same.
+	c.b.WriteString("urls=[")
+	for _, u := range o.urls() {
+		var uc canonical
+		uc.str("path", u.path())
+		status := u.ExpectStatus
+		if len(status) == 0 {
+			status = []string{"200-299"}
+		}
+		uc.list("expect_status", status)
+		uc.str("expect_body", u.ExpectBody)
+		digest := u.ExpectDigest
+		if alg, sum, err := ParseDigest(digest); err == nil {
+			digest = FormatDigest(alg, sum) // lower case
+		}
+		uc.str("expect_digest", digest)
+		c.b.WriteString("{" + uc.text() + "},")
 	}
-	c.list("expect_status", status)
-	c.str("expect_body", o.ExpectBody)
+	c.b.WriteString("] ")
 	c.int("max_body_bytes", o.maxBody())
 	o.TLSOptions.canonical(&c)
 	return c.text()
 }
 
-// Describe is the URL checked, after the method unless it is GET:
-// "http://10.0.0.11:8080/healthz", "HEAD https://[2001:db8::1]:443/".
+// Describe is the URL checked, after the method unless it is GET, and how
+// many there are when more than one: "http://10.0.0.11:8080/healthz",
+// "HEAD https://[2001:db8::1]:443/", "http://10.0.0.11/a (+2 URLs)".
 func (o HTTPOptions) Describe(s Spec) string {
-	u := s.Type + "://" + s.Target.String() + o.path()
+	urls := o.urls()
+	u := s.Type + "://" + s.Target.String() + urls[0].path()
 	if o.method() == http.MethodHead {
-		return "HEAD " + u
+		u = "HEAD " + u
+	}
+	if len(urls) > 1 {
+		u += fmt.Sprintf(" (+%d URLs)", len(urls)-1)
 	}
 	return u
 }
@@ -227,20 +370,29 @@ func parseCodeRanges(list []string, least, most int) ([]StatusRange, error) {
 	return out, nil
 }
 
-// httpProber checks an HTTP or HTTPS server: one request on a fresh
-// connection, its status judged by the expected ranges, and optionally its
-// body by a regular expression. Redirects are not followed.
+// httpProber checks an HTTP or HTTPS server: for each URL one request on a
+// fresh connection, its status judged by the expected ranges, and
+// optionally its body by a regular expression and a digest. Redirects are
+// not followed. A check of several URLs fails at the first that fails.
 type httpProber struct {
-	spec     Spec
-	reqURL   *url.URL // the request target
-	host     string   // the Host header
-	method   string
-	header   http.Header
-	statuses []StatusRange
-	body     *regexp.Regexp
-	maxBody  int64
-	tls      *tls.Config // nil for plain http
-	fast     *fastSpec   // how a FastLoop runs it; nil: only Probe
+	spec    Spec
+	host    string // the Host header
+	method  string
+	header  http.Header
+	maxBody int64
+	tls     *tls.Config // nil for plain http
+	urls    []urlProbe
+	fast    *fastSpec // how a FastLoop runs it; nil: only Probe
+}
+
+// urlProbe is one request of a check and what its response must be.
+type urlProbe struct {
+	path      string
+	reqURL    *url.URL // the request target
+	statuses  []StatusRange
+	body      *regexp.Regexp // nil: any body
+	digestAlg string         // "" : no digest expected
+	digest    []byte
 }
 
 // newHTTP builds the prober of a spec whose options passed Validate.
@@ -248,11 +400,23 @@ func newHTTP(spec Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(HTTPOptions)
 	p := &httpProber{spec: spec, method: o.method(), maxBody: o.maxBody()}
 	hostport := spec.Target.String()
-	u, err := url.Parse(spec.Type + "://" + hostport + o.path())
-	if err != nil || u.Host != hostport {
-		return nil, fmt.Errorf("%s: path: %q is not a valid request path", spec, o.Path)
+	for i, u := range o.urls() {
+		target, err := url.Parse(spec.Type + "://" + hostport + u.path())
+		if err != nil || target.Host != hostport {
+			key := "path"
+			if len(o.URLs) > 0 {
+				key = fmt.Sprintf("url[%d].path", i)
+			}
+			return nil, fmt.Errorf("%s: %s: %q is not a valid request path", spec, key, u.Path)
+		}
+		up := urlProbe{path: u.path(), reqURL: target}
+		up.statuses, _ = ParseStatusRanges(u.ExpectStatus) // Validate judged them
+		if u.ExpectBody != "" {
+			up.body = regexp.MustCompile(u.ExpectBody) // Validate compiled it
+		}
+		up.digestAlg, up.digest, _ = ParseDigest(u.ExpectDigest)
+		p.urls = append(p.urls, up)
 	}
-	p.reqURL = u
 	p.host = hostport
 	if o.Host != "" {
 		p.host = o.Host
@@ -269,22 +433,21 @@ func newHTTP(spec Spec, _ *Shared) (Prober, error) {
 	if p.header.Get("Accept-Encoding") == "" {
 		p.header.Set("Accept-Encoding", "identity")
 	}
-	p.statuses, _ = ParseStatusRanges(o.ExpectStatus) // Validate judged them
-	if o.ExpectBody != "" {
-		p.body = regexp.MustCompile(o.ExpectBody) // Validate compiled it
-	}
 	if spec.Type == "https" {
+		var err error
 		if p.tls, err = tlsConfig(spec, o.TLSOptions, o.Host); err != nil {
 			return nil, err
 		}
 	}
-	// Plain HTTP judged on its status can run on a FastLoop: the same
-	// request bytes, the head parsed by the same ReadResponse.
-	if p.tls == nil && p.body == nil {
+	// Plain HTTP with one URL judged on its status can run on a FastLoop:
+	// the same request bytes, the head parsed by the same ReadResponse.
+	if u := &p.urls[0]; p.tls == nil && len(p.urls) == 1 && u.body == nil && u.digest == nil {
+		req := &http.Request{Method: p.method, URL: u.reqURL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: p.header, Host: p.host, Close: true}
 		var b bytes.Buffer
-		if err := p.request().Write(&b); err == nil {
+		if err := req.Write(&b); err == nil {
 			if f := newFastSpec(&p.spec); f != nil {
-				f.http, f.request, f.req = p, b.Bytes(), p.request()
+				f.http, f.request, f.req = p, b.Bytes(), req
 				p.fast = f
 			}
 		}
@@ -292,13 +455,37 @@ func newHTTP(spec Spec, _ *Shared) (Prober, error) {
 	return p, nil
 }
 
-// Probe sends one request on a new connection, which it closes before
-// returning; the deadline covers connect, handshake, request and body.
+// Probe sends one request per URL, each on a new connection which it
+// closes before the next; the deadline covers all of them: connects,
+// handshakes, requests and bodies.
 func (p *httpProber) Probe(ctx context.Context) Result {
 	return run(ctx, p.spec.Timeout, p.probe)
 }
 
 func (p *httpProber) probe(ctx context.Context) string {
+	for i := range p.urls {
+		u := &p.urls[i]
+		reason := p.exchange(ctx, u, func(resp *http.Response, capped *capReader) string {
+			return p.judge(ctx, u, resp, capped)
+		})
+		switch {
+		case reason == "" || len(p.urls) == 1:
+		case strings.HasPrefix(reason, localPrefix):
+			// The director's own trouble, not the URL's: the
+			// reason stays as inconclusive reasons are.
+		default:
+			reason = u.path + ": " + reason
+		}
+		if reason != "" {
+			return reason
+		}
+	}
+	return ""
+}
+
+// exchange sends u's request on a connection of its own and hands the
+// response to read, whose reason it returns.
+func (p *httpProber) exchange(ctx context.Context, u *urlProbe, read func(*http.Response, *capReader) string) string {
 	// One request on a connection of its own, without net/http's Transport:
 	// no connection pool, no per-request goroutines, no state shared between
 	// checks. The request is written and the response parsed by net/http's
@@ -311,7 +498,16 @@ func (p *httpProber) probe(ctx context.Context) string {
 	defer conn.Close()
 	defer deadlineConn(ctx, conn)()
 
-	req := p.request()
+	req := &http.Request{
+		Method:     p.method,
+		URL:        u.reqURL,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     p.header,
+		Host:       p.host,
+		Close:      true,
+	}
 	bw := bufio.NewWriterSize(conn, 1024)
 	if err := req.Write(bw); err != nil {
 		return classify(ctx, err)
@@ -336,40 +532,49 @@ func (p *httpProber) probe(ctx context.Context) string {
 		return classify(ctx, err)
 	}
 	defer resp.Body.Close()
+	return read(resp, capped)
+}
 
-	if !statusOK(p.statuses, resp.StatusCode) {
+// judge judges u's response: its status, then its body.
+func (p *httpProber) judge(ctx context.Context, u *urlProbe, resp *http.Response, capped *capReader) string {
+	if !statusOK(u.statuses, resp.StatusCode) {
 		return fmt.Sprintf("status %d", resp.StatusCode)
 	}
-	if p.body == nil {
+	if u.body == nil && u.digest == nil {
 		return ""
 	}
-	capped.left += p.maxBody
-	return p.judgeBody(ctx, resp, capped)
-}
-
-// request is the check's request: HTTP/1.1, on a connection of its own.
-func (p *httpProber) request() *http.Request {
-	return &http.Request{
-		Method:     p.method,
-		URL:        p.reqURL,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     p.header,
-		Host:       p.host,
-		Close:      true,
+	whole := u.digest != nil // a digest is of the whole body, not a prefix
+	data, reason := p.readBody(ctx, resp, capped, whole)
+	if reason != "" {
+		return reason
 	}
+	if u.body != nil && !u.body.Match(data) {
+		return "body mismatch"
+	}
+	if u.digest != nil {
+		h := newDigest(u.digestAlg)
+		h.Write(data)
+		if !bytes.Equal(h.Sum(nil), u.digest) {
+			return "digest mismatch"
+		}
+	}
+	return ""
 }
 
-// judgeBody reads the body, up to maxBody bytes, and matches it. The body
-// up to the cap must arrive within the deadline; then the regular
-// expression sees all of it at once. A body the server ended early (before
-// its Content-Length, or inside a chunk) fails: it is an incomplete
-// message (RFC 9112, section 6.3). One cut short by the director's own cap
-// on what it reads is judged as far as it came.
-func (p *httpProber) judgeBody(ctx context.Context, resp *http.Response, capped *capReader) string {
+// readBody reads the body, up to maxBody bytes, decoded from its transfer
+// coding (chunked) and from gzip. The body up to the cap must arrive
+// within the deadline. A body the server ended early (before its
+// Content-Length, or inside a chunk) fails: it is an incomplete message
+// (RFC 9112, section 6.3). One cut short by the director's own cap on what
+// it reads is returned as far as it came, unless whole is set: then a body
+// over the cap fails with "body too large".
+func (p *httpProber) readBody(ctx context.Context, resp *http.Response, capped *capReader, whole bool) ([]byte, string) {
+	capped.left += p.maxBody
 	var body io.Reader = resp.Body
 	limit := p.maxBody
+	if whole {
+		limit++ // one byte more tells a body over the cap
+	}
 	switch enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 	case "gzip", "x-gzip":
@@ -381,27 +586,24 @@ func (p *httpProber) judgeBody(ctx context.Context, resp *http.Response, capped 
 		case errors.Is(err, io.EOF):
 			body = strings.NewReader("") // no body at all
 		case err != nil:
-			return bodyError(ctx, resp, capped, err)
+			return nil, bodyError(ctx, resp, capped, err)
 		default:
 			defer zr.Close()
 			body, limit = zr, p.maxBody+1
 		}
 	default:
-		return fmt.Sprintf("body encoded as %q (only gzip is decoded)", clip(enc))
+		return nil, fmt.Sprintf("body encoded as %q (only gzip is decoded)", clip(enc))
 	}
 	data, err := io.ReadAll(io.LimitReader(body, limit))
-	if int64(len(data)) > p.maxBody {
-		return "body too large"
+	if int64(len(data)) > p.maxBody || (whole && capped.hit) {
+		return nil, "body too large"
 	}
 	if err != nil {
 		if reason := bodyError(ctx, resp, capped, err); reason != "" {
-			return reason
+			return nil, reason
 		}
 	}
-	if !p.body.Match(data) {
-		return "body mismatch"
-	}
-	return ""
+	return data, ""
 }
 
 // bodyError judges an error reading the body: "" when the director's own
@@ -474,4 +676,43 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// Fetched is what FetchDigest got from a URL.
+type Fetched struct {
+	Status int
+	Size   int64  // bytes of body digested
+	Digest string // as expect_digest takes it
+}
+
+// FetchDigest requests the one URL of the http or https check spec as the
+// check would, and digests its body with alg ("md5" or "sha256") as
+// expect_digest would: the body after its transfer coding (chunked) is
+// removed, up to max_body_bytes (a longer body fails with "body too
+// large"). The status is not judged. reason is "" on success, else what a
+// check would report.
+func FetchDigest(ctx context.Context, spec Spec, alg string) (Fetched, string, error) {
+	pr, err := New(spec)
+	if err != nil {
+		return Fetched{}, "", err
+	}
+	p, ok := pr.(*httpProber)
+	if !ok || len(p.urls) != 1 {
+		return Fetched{}, "", fmt.Errorf("%s: not an http or https check of one URL", spec)
+	}
+	ctx, cancel := withDeadline(ctx, spec.Timeout)
+	defer cancel()
+	var got Fetched
+	reason := p.exchange(ctx, &p.urls[0], func(resp *http.Response, capped *capReader) string {
+		got.Status = resp.StatusCode
+		data, reason := p.readBody(ctx, resp, capped, true)
+		if reason != "" {
+			return reason
+		}
+		h := newDigest(alg)
+		h.Write(data)
+		got.Size, got.Digest = int64(len(data)), FormatDigest(alg, h.Sum(nil))
+		return ""
+	})
+	return got, reason, nil
 }

@@ -23,8 +23,35 @@ const pingGroupRangeFile = "/proc/sys/net/ipv4/ping_group_range"
 
 // ICMPOptions are the options of icmp checks.
 type ICMPOptions struct {
-	// Privileged uses a raw socket instead of an unprivileged ping socket.
-	Privileged bool
+	// Socket is what the privileged key says: which socket echo
+	// requests go out on.
+	Socket ICMPSocket
+}
+
+// ICMPSocket is the kind of socket icmp checks send from.
+type ICMPSocket uint8
+
+const (
+	// ICMPSocketAuto (privileged unset) uses an unprivileged ping socket
+	// and, when net.ipv4.ping_group_range refuses it and the process
+	// holds CAP_NET_RAW, a raw socket, as ping(8) does.
+	ICMPSocketAuto ICMPSocket = iota
+	// ICMPSocketRaw (privileged = true) uses a raw socket only.
+	ICMPSocketRaw
+	// ICMPSocketPing (privileged = false) uses a ping socket only, and
+	// fails with a hint when it is refused.
+	ICMPSocketPing
+)
+
+// String is how Canonical renders the socket: "auto", "raw" or "ping".
+func (s ICMPSocket) String() string {
+	switch s {
+	case ICMPSocketRaw:
+		return "raw"
+	case ICMPSocketPing:
+		return "ping"
+	}
+	return "auto"
 }
 
 var icmpKind = Kind{
@@ -32,19 +59,30 @@ var icmpKind = Kind{
 	Keys: []Key{{Name: "privileged"}}, NoPort: true, Zero: ICMPOptions{},
 	Decode: func(d Decoder) Options {
 		var o ICMPOptions
-		o.Privileged, _ = d.Bool("privileged")
+		switch privileged, ok := d.Bool("privileged"); {
+		case !ok:
+		case privileged:
+			o.Socket = ICMPSocketRaw
+		default:
+			o.Socket = ICMPSocketPing
+		}
 		return o
 	},
 	build: newICMP,
 }
 
-// Validate has nothing to judge: every value is usable.
-func (o ICMPOptions) Validate() []OptionError { return nil }
+// Validate judges the socket kind, which the config always sets right.
+func (o ICMPOptions) Validate() []OptionError {
+	if o.Socket > ICMPSocketPing {
+		return []OptionError{{Key: "privileged", Msg: fmt.Sprintf("unknown socket kind %d", o.Socket)}}
+	}
+	return nil
+}
 
 // Canonical renders the one option.
 func (o ICMPOptions) Canonical() string {
 	var c canonical
-	c.boolean("privileged", o.Privileged)
+	c.str("privileged", o.Socket.String())
 	return c.text()
 }
 
@@ -53,19 +91,20 @@ func (o ICMPOptions) Describe(s Spec) string { return "icmp " + s.Target.Addr().
 
 // icmpProber sends ICMP (or ICMPv6) echo requests to the target address.
 // By default it uses an unprivileged ping socket (SOCK_DGRAM, allowed by
-// net.ipv4.ping_group_range); Privileged uses a raw socket (CAP_NET_RAW),
-// which costs more when many checks run at once.
+// net.ipv4.ping_group_range), falling back to a raw socket (CAP_NET_RAW),
+// which costs more when many checks run at once; see ICMPSocket.
 type icmpProber struct {
-	spec       Spec
-	privileged bool
-	ip         net.IPAddr
-	src        string
+	spec   Spec
+	socket ICMPSocket
+	shared *Shared
+	ip     net.IPAddr
+	src    string
 }
 
 // newICMP builds the prober of a spec whose options passed Validate.
-func newICMP(spec Spec, _ *Shared) (Prober, error) {
+func newICMP(spec Spec, shared *Shared) (Prober, error) {
 	addr := spec.Target.Addr().Unmap()
-	p := &icmpProber{spec: spec, privileged: spec.Options.(ICMPOptions).Privileged,
+	p := &icmpProber{spec: spec, socket: spec.Options.(ICMPOptions).Socket, shared: shared,
 		ip: net.IPAddr{IP: addr.AsSlice(), Zone: addr.Zone()}}
 	if spec.Source.IsValid() {
 		p.src = spec.Source.Unmap().WithZone("").String()
@@ -81,16 +120,48 @@ func (p *icmpProber) Probe(ctx context.Context) Result {
 }
 
 func (p *icmpProber) probe(ctx context.Context) string {
+	raw := p.socket == ICMPSocketRaw || (p.socket == ICMPSocketAuto && p.shared.icmpRaw.Load())
+	reason, refused := p.ping(ctx, raw)
+	if !refused {
+		return reason
+	}
+	if p.socket != ICMPSocketAuto {
+		return icmpPermission(p.socket, false)
+	}
+	if raw {
+		// Raw sockets worked before and are refused now (capabilities
+		// dropped?): say what both need.
+		return icmpPermission(p.socket, true)
+	}
+	// The ping socket was refused: a raw one may be allowed, as ping(8)
+	// finds. The first that is is the director's way from now on.
+	reason, refused = p.ping(ctx, true)
+	if refused {
+		return icmpPermission(p.socket, true)
+	}
+	if p.shared.icmpRaw.CompareAndSwap(false, true) {
+		rng, gid := pingGroupRange()
+		p.shared.log.Warn("icmp checks use raw sockets: unprivileged ping sockets are refused",
+			"ping_group_range", rng, "gid", gid,
+			"hint", "raw sockets cost more with many icmp checks; widen net.ipv4.ping_group_range to include the gid (takes effect at restart), or set privileged = true to say raw is meant")
+	}
+	return reason
+}
+
+// ping sends the echo requests from a raw socket or a ping socket and
+// returns the reason of a failure, or refused when the kernel did not
+// allow the socket.
+func (p *icmpProber) ping(ctx context.Context, raw bool) (reason string, refused bool) {
 	dl, _ := ctx.Deadline() // withDeadline always sets one
 	remaining := time.Until(dl)
 	if remaining <= 0 {
-		return "timeout"
+		return "timeout", false
 	}
 
 	pinger := probing.New("")
 	ip := p.ip // the pinger keeps the pointer
 	pinger.SetIPAddr(&ip)
-	pinger.SetPrivileged(p.privileged)
+	pinger.SetPrivileged(raw)
 	pinger.SetLogger(probing.NoopLogger{})
 	pinger.Source = p.src
 	pinger.Count = icmpEchoes
@@ -103,34 +174,41 @@ func (p *icmpProber) probe(ctx context.Context) string {
 	// RunWithContext waits for all its goroutines before returning.
 	err := pinger.RunWithContext(ctx)
 	if pinger.Statistics().PacketsRecv > 0 {
-		return ""
+		return "", false
 	}
 	if err != nil {
-		if reason := icmpPermission(err, p.privileged); reason != "" {
-			return reason
+		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+			return "", true
 		}
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			return classify(ctx, err)
+			return classify(ctx, err), false
 		}
 		if errors.Is(err, context.Canceled) && ctx.Err() != context.DeadlineExceeded {
-			return "canceled"
+			return "canceled", false
 		}
 	}
-	return "timeout"
+	return "timeout", false
 }
 
-// icmpPermission explains a socket the kernel refused to open.
-func icmpPermission(err error, privileged bool) string {
-	if !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EPERM) {
-		return ""
-	}
-	if privileged {
+// icmpPermission explains a socket the kernel refused to open: for socket
+// kind s, and for the fallback to raw when both were refused.
+func icmpPermission(s ICMPSocket, bothRefused bool) string {
+	if s == ICMPSocketRaw {
 		return "icmp: raw socket not permitted (needs root or CAP_NET_RAW)"
 	}
-	gid := os.Getegid()
+	rng, gid := pingGroupRange()
+	if bothRefused {
+		return fmt.Sprintf("icmp: unprivileged ping not permitted (net.ipv4.ping_group_range = %s excludes gid %d) and no CAP_NET_RAW for a raw socket; widen the range or grant CAP_NET_RAW", rng, gid)
+	}
+	return fmt.Sprintf("icmp: unprivileged ping not permitted (net.ipv4.ping_group_range = %s excludes gid %d); widen it or set privileged = true", rng, gid)
+}
+
+// pingGroupRange is net.ipv4.ping_group_range as the kernel prints it
+// ("?" when unreadable), and the group it is judged against.
+func pingGroupRange() (string, int) {
 	rng := "?"
 	if b, err := os.ReadFile(pingGroupRangeFile); err == nil {
 		rng = strings.Join(strings.Fields(string(b)), " ")
 	}
-	return fmt.Sprintf("icmp: unprivileged ping not permitted (net.ipv4.ping_group_range = %s excludes gid %d); widen it or set privileged = true", rng, gid)
+	return rng, os.Getegid()
 }

@@ -2,7 +2,6 @@ package checks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -10,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/lvsdirector/director/internal/testutil"
 )
 
 func needRoot(t *testing.T) {
@@ -21,13 +18,13 @@ func needRoot(t *testing.T) {
 	}
 }
 
-func icmpSpec(addr string, privileged bool) Spec {
-	return Spec{Type: "icmp", Target: netip.AddrPortFrom(netip.MustParseAddr(addr), 0), Options: ICMPOptions{Privileged: privileged}}
+func icmpSpec(addr string, socket ICMPSocket) Spec {
+	return Spec{Type: "icmp", Target: netip.AddrPortFrom(netip.MustParseAddr(addr), 0), Options: ICMPOptions{Socket: socket}}
 }
 
 func TestICMPPrivileged(t *testing.T) {
 	needRoot(t)
-	p := mustNew(t, icmpSpec("127.0.0.1", true))
+	p := mustNew(t, icmpSpec("127.0.0.1", ICMPSocketRaw))
 	done := checkNoLeak(t)
 	wantOK(t, probeWithin(t, p, 2*time.Second))
 	done()
@@ -38,7 +35,7 @@ func TestICMPPrivilegedIPv6(t *testing.T) {
 	if !ipv6Loopback() {
 		t.Skip("no IPv6 loopback")
 	}
-	p := mustNew(t, icmpSpec("::1", true))
+	p := mustNew(t, icmpSpec("::1", ICMPSocketRaw))
 	done := checkNoLeak(t)
 	wantOK(t, probeWithin(t, p, 2*time.Second))
 	done()
@@ -46,7 +43,7 @@ func TestICMPPrivilegedIPv6(t *testing.T) {
 
 func TestICMPSource(t *testing.T) {
 	needRoot(t)
-	spec := icmpSpec("127.0.0.1", true)
+	spec := icmpSpec("127.0.0.1", ICMPSocketRaw)
 	spec.Source = netip.MustParseAddr("127.0.0.2")
 	wantOK(t, probeWithin(t, mustNew(t, spec), 2*time.Second))
 }
@@ -76,6 +73,8 @@ func pingAllowed(t *testing.T) (bool, string) {
 	return false, strings.Join(f, " ")
 }
 
+// privileged = false keeps to ping sockets: refused, the check fails with
+// the hint, even as root.
 func TestICMPUnprivileged(t *testing.T) {
 	allowed, rng := pingAllowed(t)
 	for _, addr := range []string{"127.0.0.1", "::1"} {
@@ -83,7 +82,7 @@ func TestICMPUnprivileged(t *testing.T) {
 			if addr == "::1" && !ipv6Loopback() {
 				t.Skip("no IPv6 loopback")
 			}
-			p := mustNew(t, icmpSpec(addr, false))
+			p := mustNew(t, icmpSpec(addr, ICMPSocketPing))
 			done := checkNoLeak(t)
 			res := probeWithin(t, p, 2*time.Second)
 			done()
@@ -100,7 +99,7 @@ func TestICMPUnprivileged(t *testing.T) {
 // A probe whose deadline passed before it started sends nothing and
 // counts neither way (issue 10: a late start is the director's fault).
 func TestICMPNoTimeLeft(t *testing.T) {
-	p := mustNew(t, icmpSpec("127.0.0.1", true))
+	p := mustNew(t, icmpSpec("127.0.0.1", ICMPSocketRaw))
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
 	res := p.Probe(ctx)
@@ -121,23 +120,14 @@ func TestUnreachableNetwork(t *testing.T) {
 		res  Result
 	}
 	var outcomes []outcome
-	ns, err := testutil.NewNetNS()
-	if errors.Is(err, os.ErrPermission) {
-		t.Skipf("a network namespace of its own needs CAP_SYS_ADMIN: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	err = ns.Do(func() error {
-		// Unprivileged ping sockets are allowed per namespace.
-		if err := os.WriteFile(pingGroupRangeFile, []byte("0 2147483647"), 0o644); err != nil {
-			return err
-		}
+	// Unprivileged ping sockets are allowed per namespace.
+	inNetNS(t, "0 2147483647", func() error {
 		for _, a := range targets {
 			addr := netip.MustParseAddr(a)
 			for _, spec := range []Spec{
-				icmpSpec(a, true),
-				icmpSpec(a, false),
+				icmpSpec(a, ICMPSocketRaw),
+				icmpSpec(a, ICMPSocketPing),
+				icmpSpec(a, ICMPSocketAuto),
 				{Type: "tcp", Target: netip.AddrPortFrom(addr, 80)},
 				{Type: "http", Target: netip.AddrPortFrom(addr, 80)},
 				{Type: "https", Target: netip.AddrPortFrom(addr, 443)},
@@ -147,9 +137,6 @@ func TestUnreachableNetwork(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, o := range outcomes {
 		if o.res.OK || o.res.Reason != "unreachable" {
 			t.Errorf("%s (options %+v): OK=%v reason %q, want unreachable", o.spec, o.spec.Options, o.res.OK, o.res.Reason)

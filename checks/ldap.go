@@ -2,9 +2,11 @@ package checks
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,11 +24,18 @@ type LDAPOptions struct {
 	// SearchFilter, default "(objectClass=*)", for at least one entry.
 	SearchBase   string
 	SearchFilter string
+	// TLS is LDAPS: TLS from the first byte (port 636). StartTLS upgrades
+	// a plain connection (port 389) with the StartTLS operation before the
+	// bind. Either verifies the server as https checks do.
+	TLS      bool
+	StartTLS bool
+	TLSOptions
 }
 
 var ldapKind = Kind{
 	Name: "ldap",
-	Keys: []Key{{Name: "bind_dn"}, {Name: "password_file"}, {Name: "search_base"}, {Name: "search_filter"}},
+	Keys: append([]Key{{Name: "bind_dn"}, {Name: "password_file"}, {Name: "search_base"}, {Name: "search_filter"},
+		{Name: "tls", Note: "https checks always use TLS"}, {Name: "starttls"}}, tlsOptionKeys("with tls or starttls = true")...),
 	Zero: LDAPOptions{}, Decode: decodeLDAP, build: newLDAP,
 }
 
@@ -36,6 +45,13 @@ func decodeLDAP(d Decoder) Options {
 	o.PasswordFile = decodeSecretFile(d, "password_file", false)
 	o.SearchBase, _ = d.String("search_base")
 	o.SearchFilter, _ = d.String("search_filter")
+	o.TLS, _ = d.Bool("tls")
+	o.StartTLS, _ = d.Bool("starttls")
+	if o.TLS || o.StartTLS {
+		o.TLSOptions = decodeTLS(d)
+	} else {
+		d.Unused(tlsKeys...)
+	}
 	return o
 }
 
@@ -61,6 +77,10 @@ func (o LDAPOptions) Validate() []OptionError {
 		errs = append(errs, OptionError{Key: "bind_dn", With: []string{"password_file"},
 			Msg: "a DN needs password_file; without either the bind is anonymous"})
 	}
+	if o.TLS && o.StartTLS {
+		errs = append(errs, OptionError{Key: "starttls", With: []string{"tls"},
+			Msg: "tls = true is LDAPS, TLS from the first byte (port 636); starttls = true upgrades a plain connection (port 389): set one"})
+	}
 	if o.SearchFilter != "" && o.SearchBase == "" {
 		errs = append(errs, OptionError{Key: "search_filter", With: []string{"search_base"},
 			Msg: "a filter needs search_base, the entry to search under"})
@@ -82,19 +102,32 @@ func (o LDAPOptions) Canonical() string {
 	c.str("password_file", o.PasswordFile)
 	c.str("search_base", o.SearchBase)
 	c.str("search_filter", o.filter())
+	c.boolean("tls", o.TLS)
+	c.boolean("starttls", o.StartTLS)
+	o.TLSOptions.canonical(&c)
 	return c.text()
 }
 
-// Describe is "ldap 10.0.0.11:389", then the search base if any.
+// Describe is "ldap 10.0.0.11:389" ("ldaps ...", "ldap+starttls ..."),
+// then the search base if any.
 func (o LDAPOptions) Describe(s Spec) string {
-	if o.SearchBase != "" {
-		return "ldap " + s.Target.String() + " " + o.SearchBase
+	d := "ldap "
+	switch {
+	case o.TLS:
+		d = "ldaps "
+	case o.StartTLS:
+		d = "ldap+starttls "
 	}
-	return "ldap " + s.Target.String()
+	d += s.Target.String()
+	if o.SearchBase != "" {
+		d += " " + o.SearchBase
+	}
+	return d
 }
 
 // ldapProber binds (as BindDN, or anonymously) and, with a search base,
-// searches it for one entry. Each check has a connection of its own.
+// searches it for one entry. Each check has a connection of its own,
+// LDAPS with tls, upgraded by StartTLS before the bind with starttls.
 //
 // Reasons: "auth failed" (invalid credentials), "no entries", "error:
 // ldap <result>" for other results ("error: ldap No Such Object" for a
@@ -102,10 +135,18 @@ func (o LDAPOptions) Describe(s Spec) string {
 type ldapProber struct {
 	spec Spec
 	opts LDAPOptions
+	tls  *tls.Config // nil without tls or starttls
 }
 
 func newLDAP(spec Spec, _ *Shared) (Prober, error) {
-	return &ldapProber{spec: spec, opts: spec.Options.(LDAPOptions)}, nil
+	p := &ldapProber{spec: spec, opts: spec.Options.(LDAPOptions)}
+	if p.opts.TLS || p.opts.StartTLS {
+		var err error
+		if p.tls, err = tlsConfig(spec, p.opts.TLSOptions, ""); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // Probe binds, searches and closes the connection, all within the deadline.
@@ -121,13 +162,17 @@ func (p *ldapProber) probe(ctx context.Context) string {
 			return "error: password_file: " + err.Error()
 		}
 	}
-	raw, err := dialNetwork(ctx, &p.spec, "tcp")
+	var ldaps *tls.Config // TLS from the first byte
+	if p.opts.TLS {
+		ldaps = p.tls
+	}
+	raw, err := dial(ctx, &p.spec, ldaps)
 	if err != nil {
 		return classify(ctx, err)
 	}
 	rc := &readErrConn{Conn: raw}
 	defer deadlineConn(ctx, raw)()
-	l := ldap.NewConn(rc, false)
+	l := ldap.NewConn(rc, p.opts.TLS)
 	l.Start()
 	defer l.Close()
 	// Close waits for its farewell at most this long.
@@ -135,6 +180,11 @@ func (p *ldapProber) probe(ctx context.Context) string {
 		l.SetTimeout(max(time.Until(dl), time.Millisecond))
 	}
 
+	if p.opts.StartTLS {
+		if err := l.StartTLS(p.tls); err != nil {
+			return p.reason(ctx, err, rc)
+		}
+	}
 	if p.opts.BindDN != "" {
 		err = l.Bind(p.opts.BindDN, password)
 	} else {
@@ -172,6 +222,10 @@ func (p *ldapProber) reason(ctx context.Context, err error, rc *readErrConn) str
 			return "error: ldap " + name
 		}
 		return fmt.Sprintf("error: ldap result %d", le.ResultCode)
+	}
+	// The library reports a failed StartTLS handshake only as text.
+	if _, cause, ok := strings.Cut(err.Error(), "TLS handshake failed ("); ok && ctx.Err() == nil {
+		return tlsMessage(strings.TrimSuffix(cause, ")"))
 	}
 	if rerr := rc.err(); rerr != nil {
 		return classify(ctx, rerr)

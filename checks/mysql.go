@@ -2,6 +2,7 @@ package checks
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -19,7 +20,8 @@ var mysqlKind = Kind{
 
 // mysqlProber logs in to a MySQL or MariaDB server and, when a query is
 // set, runs it and wants at least one row back. Each check has a
-// connection of its own, closed before it returns (no pool).
+// connection of its own, closed before it returns (no pool), over TLS
+// with tls = true.
 //
 // Reasons: "auth failed" (access denied), "no rows", "error: mysql <number>:
 // <message>" for other server errors (an unknown database, a bad query),
@@ -27,10 +29,16 @@ var mysqlKind = Kind{
 type mysqlProber struct {
 	spec Spec
 	opts SQLOptions
+	tls  *tls.Config // nil without tls = true
 }
 
 func newMySQL(spec Spec, _ *Shared) (Prober, error) {
-	return &mysqlProber{spec: spec, opts: spec.Options.(SQLOptions)}, nil
+	p := &mysqlProber{spec: spec, opts: spec.Options.(SQLOptions)}
+	var err error
+	if p.tls, err = p.opts.tlsConfig(spec); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // Probe logs in, runs the query and closes the connection, all within the
@@ -53,6 +61,8 @@ func (p *mysqlProber) probe(ctx context.Context) string {
 	cfg.User, cfg.Passwd, cfg.DBName = p.opts.Login, password, p.opts.Database
 	cfg.Logger = logged
 	cfg.CheckConnLiveness = false
+	// With tls = true the server must switch to TLS before the login.
+	cfg.TLS = p.tls
 	cfg.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
 		conn, err := dialNetwork(ctx, &p.spec, "tcp")
 		if err == nil {
@@ -93,6 +103,12 @@ func (p *mysqlProber) probe(ctx context.Context) string {
 // mysqlReason names a failure of the driver: the server's errors by
 // number, the connection's by classify.
 func mysqlReason(ctx context.Context, err error, logged *mysqlLog) string {
+	if reason, ok := handshakeReason(err); ok && ctx.Err() == nil {
+		return reason
+	}
+	if errors.Is(err, mysql.ErrNoTLS) {
+		return tlsNotOffered
+	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		if me.Number == mysqlAccessDenied {

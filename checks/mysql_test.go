@@ -17,8 +17,9 @@ import (
 
 // startMariaDB runs Debian's MariaDB server from a fresh data directory on
 // a loopback port, with a user probe (password "s3cret") allowed to read
-// database app: table ok has one row, table empty none.
-func startMariaDB(t *testing.T) netip.AddrPort {
+// database app: table ok has one row, table empty none. It offers TLS
+// with serverCert's certificate, whose CA file it returns.
+func startMariaDB(t *testing.T) (netip.AddrPort, string) {
 	t.Helper()
 	installDB := needBinary(t, "mariadb-install-db")
 	server := needBinary(t, "mariadbd")
@@ -40,11 +41,13 @@ INSERT INTO app.ok VALUES (1);
 CREATE TABLE app.empty (x INT);
 GRANT SELECT ON app.* TO 'probe'@'%';
 `, 0o644)
+	caFile, certFile, keyFile := serverCert(t, dir)
 	port := freePort(t)
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 	args := append([]string{"--no-defaults", "--datadir=" + data, "--socket=" + filepath.Join(dir, "sock"),
 		"--pid-file=" + filepath.Join(dir, "pid"), "--bind-address=127.0.0.1", fmt.Sprintf("--port=%d", port),
-		"--skip-name-resolve", "--init-file=" + initSQL}, append(asRoot, small...)...)
+		"--skip-name-resolve", "--init-file=" + initSQL,
+		"--ssl-ca=" + caFile, "--ssl-cert=" + certFile, "--ssl-key=" + keyFile}, append(asRoot, small...)...)
 	cfg := mysql.NewConfig()
 	cfg.Net, cfg.Addr, cfg.User, cfg.Passwd, cfg.DBName = "tcp", addr.String(), "probe", "s3cret", "app"
 	startDaemon(t, exec.Command(server, args...), func() bool {
@@ -63,7 +66,7 @@ GRANT SELECT ON app.* TO 'probe'@'%';
 		c.Close()
 		return true
 	})
-	return addr
+	return addr, caFile
 }
 
 // secretFile writes a password or secret file and returns its path.
@@ -75,10 +78,11 @@ func secretFile(t *testing.T, content string) string {
 }
 
 func TestMySQL(t *testing.T) {
-	target := startMariaDB(t)
+	target, caFile := startMariaDB(t)
 	password := secretFile(t, "s3cret\n")
 	wrong := secretFile(t, "not-it")
-	for _, tt := range []struct {
+	query := SQLOptions{Login: "probe", PasswordFile: password, Database: "app", Query: "SELECT x FROM ok"}
+	for _, tt := range append(tlsCases(caFile, query, withSQLTLS), []struct {
 		name   string
 		opts   SQLOptions
 		reason string
@@ -98,7 +102,8 @@ func TestMySQL(t *testing.T) {
 			"error: mysql 1146: Table 'app.nosuch' doesn't exist"},
 		{"password file gone", SQLOptions{Login: "probe", PasswordFile: password + ".gone"},
 			"error: password_file: cannot read " + password + ".gone: no such file or directory"},
-	} {
+		{"wrong password over tls", withSQLTLS(SQLOptions{Login: "probe", PasswordFile: wrong}, TLSOptions{CAFile: caFile}), "auth failed"},
+	}...) {
 		t.Run(tt.name, func(t *testing.T) {
 			wantResult(t, probeWithin(t, mustNew(t, Spec{Type: "mysql", Target: target, Options: tt.opts}), 5*time.Second), tt.reason)
 		})
@@ -114,4 +119,38 @@ func TestMySQLConnection(t *testing.T) {
 	hangUp := testutil.ServeConns(t, testutil.Listen(t), func(net.Conn) {})
 	probeTargets(t, "mysql", SQLOptions{Login: "probe", Query: "SELECT 1"}, true, append(deadServers(t),
 		targetCase{"closed at once", hangUp, 5 * time.Second, "error: connection closed"}))
+
+	// A server whose greeting lacks CLIENT_SSL, as one without TLS
+	// configured sends: a check with tls = true fails rather than log in
+	// in the clear.
+	noTLS := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
+		c.Write(mysqlGreeting(0x0001 | 0x0200 | 0x2000 | 0x8000 | 0x80000)) // long password, 4.1, transactions, secure connection, plugin auth
+		c.Read(make([]byte, 1024))
+	})
+	res := probeWithin(t, mustNew(t, Spec{Type: "mysql", Target: noTLS,
+		Options: withSQLTLS(SQLOptions{Login: "probe"}, TLSOptions{TLSSkipVerify: true})}), 5*time.Second)
+	wantReason(t, res, tlsNotOffered)
+}
+
+// mysqlGreeting is a server's first packet (protocol 10) with the
+// capability flags caps and mysql_native_password.
+func mysqlGreeting(caps uint32) []byte {
+	scramble := []byte("abcdefghijklmnopqrst")
+	p := []byte{10}
+	p = append(p, "5.7.0-test\x00"...)
+	p = append(p, 1, 0, 0, 0)      // connection id
+	p = append(p, scramble[:8]...) // auth plugin data, part 1
+	p = append(p, 0)               // filler
+	p = append(p, byte(caps), byte(caps>>8), 33, 2, 0, byte(caps>>16), byte(caps>>24), 21)
+	p = append(p, make([]byte, 10)...) // reserved
+	p = append(p, scramble[8:]...)
+	p = append(p, 0)
+	p = append(p, "mysql_native_password\x00"...)
+	return append([]byte{byte(len(p)), byte(len(p) >> 8), byte(len(p) >> 16), 0}, p...)
+}
+
+// withSQLTLS is o with tls = true and the TLS options t.
+func withSQLTLS(o SQLOptions, t TLSOptions) SQLOptions {
+	o.TLS, o.TLSOptions = true, t
+	return o
 }

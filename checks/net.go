@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lvsdirector/director/datapath"
 )
 
 // dial connects to spec.Target from spec.Source and, when conf is not nil,
@@ -40,6 +42,9 @@ func dial(ctx context.Context, spec *Spec, conf *tls.Config) (net.Conn, error) {
 // spec.Source, bounded by ctx. A UDP socket is connected, so an ICMP port
 // unreachable comes back as ECONNREFUSED on the next read.
 func dialNetwork(ctx context.Context, spec *Spec, network string) (net.Conn, error) {
+	if r, ok := spec.DataPathRoute(); ok {
+		return dialDataPath(ctx, spec, network, r)
+	}
 	d := net.Dialer{KeepAlive: -1}
 	if src := spec.Source; src.IsValid() {
 		if network == "udp" {
@@ -50,6 +55,36 @@ func dialNetwork(ctx context.Context, spec *Spec, network string) (net.Conn, err
 	}
 	return d.DialContext(ctx, network, spec.Target.String())
 }
+
+// dialDataPath connects to the VIP through the real server's data path.
+// A connection that times out is a real server that does not answer for
+// the VIP (classify says "datapath: no answer for VIP"); a data path the
+// director could not set up says nothing of the server.
+func dialDataPath(ctx context.Context, spec *Spec, network string, r datapath.Route) (net.Conn, error) {
+	if spec.dataPath == nil {
+		return nil, &datapath.SetupError{Err: errors.New("datapath: no probe namespaces (only a running director builds them)")}
+	}
+	conn, err := spec.dataPath.Dial(ctx, network, r, spec.Target.Port())
+	var setup *datapath.SetupError
+	var nerr net.Error
+	switch {
+	case err == nil, errors.As(err, &setup), errors.Is(ctx.Err(), context.Canceled):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded),
+		errors.As(err, &nerr) && nerr.Timeout():
+		return nil, &noAnswerError{err}
+	}
+	return conn, err
+}
+
+// noAnswerError is a data-path connection that timed out.
+type noAnswerError struct{ err error }
+
+func (e *noAnswerError) Error() string { return "datapath: no answer for VIP: " + e.err.Error() }
+func (e *noAnswerError) Unwrap() error { return e.err }
+
+// reasonNoAnswer is the reason of a data-path check whose real server
+// does not answer for the VIP (typically: the VIP is not on its lo).
+const reasonNoAnswer = "datapath: no answer for VIP"
 
 // deadlineConn makes conn's reads and writes obey ctx: its deadline, and
 // an earlier cancellation. Call the returned function when done.
@@ -97,6 +132,14 @@ func classifyAt(err, ctxErr error, deadline time.Time) string {
 		if errors.Is(err, l.errno) {
 			return l.reason
 		}
+	}
+	var noAnswer *noAnswerError
+	var setup *datapath.SetupError
+	switch {
+	case errors.As(err, &setup):
+		return localPrefix + clip(setup.Err.Error())
+	case errors.As(err, &noAnswer):
+		return reasonNoAnswer
 	}
 	if errors.Is(ctxErr, context.DeadlineExceeded) {
 		return "timeout"
@@ -174,7 +217,13 @@ func tlsReason(err error) string {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "tls: connection closed during handshake"
 	}
-	msg := shortError(err)
+	return tlsMessage(shortError(err))
+}
+
+// tlsMessage makes a handshake failure's text a reason: "tls: " and the
+// cause without the prefixes that repeat it. It is all there is of a
+// failure a library reports only as text (ldap's StartTLS).
+func tlsMessage(msg string) string {
 	msg = strings.TrimPrefix(msg, "tls: ")
 	msg = strings.TrimPrefix(msg, "failed to verify certificate: ")
 	msg = strings.TrimPrefix(msg, "x509: ")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -18,7 +19,7 @@ var postgresqlKind = Kind{
 // postgresqlProber logs in to a PostgreSQL server and, when a query is
 // set, runs it (simple protocol, nothing prepared) and wants at least one
 // row back. Each check has a connection of its own, closed before it
-// returns (no pool), without TLS.
+// returns (no pool), over TLS with tls = true.
 //
 // Reasons: "auth failed" (a wrong password, or pg_hba.conf says no), "no
 // rows", "error: postgresql <SQLSTATE>: <message>" for other server errors
@@ -42,7 +43,12 @@ func newPostgreSQL(spec Spec, _ *Shared) (Prober, error) {
 	base.Host = spec.Target.Addr().String()
 	base.Port = spec.Target.Port()
 	base.User, base.Database, base.Password = o.Login, o.Database, ""
-	base.TLSConfig, base.Fallbacks = nil, nil
+	// With tls = true the server must switch (sslmode=verify-full, with
+	// the check's own trust and name); without, nothing is asked.
+	if base.TLSConfig, err = o.tlsConfig(spec); err != nil {
+		return nil, err
+	}
+	base.Fallbacks = nil
 	base.ConnectTimeout = 0 // the context bounds it
 	base.RuntimeParams = map[string]string{"application_name": UserAgent}
 	base.KerberosSrvName, base.KerberosSpn = "", ""
@@ -104,6 +110,12 @@ const (
 // postgresqlReason names a failure: the server's errors by SQLSTATE, the
 // connection's by classify.
 func postgresqlReason(ctx context.Context, err error) string {
+	if reason, ok := handshakeReason(err); ok && ctx.Err() == nil {
+		return reason
+	}
+	if strings.Contains(err.Error(), "server refused TLS connection") { // pgconn says no more than this
+		return tlsNotOffered
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		if pe.Code == pgInvalidPassword || pe.Code == pgInvalidAuthSpec {

@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -26,8 +27,9 @@ var pgBinDirs = []string{"/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/b
 // loopback port, with a user probe (password "s3cret", scram-sha-256) that
 // may read database app: table ok has one row, table empty none. The
 // server refuses to run as root, so as root it runs as the postgres user
-// (or nobody).
-func startPostgreSQL(t *testing.T) netip.AddrPort {
+// (or nobody). It offers TLS with serverCert's certificate, whose CA file
+// it returns.
+func startPostgreSQL(t *testing.T) (netip.AddrPort, string) {
 	t.Helper()
 	initdb := needBinary(t, "initdb", pgBinDirs...)
 	server := needBinary(t, "postgres", filepath.Dir(initdb))
@@ -63,6 +65,12 @@ func startPostgreSQL(t *testing.T) netip.AddrPort {
 	if cred != nil {
 		os.Chown(pwfile, int(cred.Uid), int(cred.Gid))
 	}
+	caFile, certFile, keyFile := serverCert(t, dir)
+	if cred != nil { // postgres wants its key its own
+		for _, f := range []string{certFile, keyFile} {
+			os.Chown(f, int(cred.Uid), int(cred.Gid))
+		}
+	}
 	data := filepath.Join(dir, "data")
 	runTool(t, as(exec.Command(initdb, "-D", data, "-U", "postgres", "--pwfile="+pwfile, "--auth=scram-sha-256",
 		"-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")))
@@ -73,7 +81,8 @@ func startPostgreSQL(t *testing.T) netip.AddrPort {
 		t.Fatal(err)
 	}
 	startDaemon(t, as(exec.Command(server, "-D", data, "-k", dir, "-h", "127.0.0.1", "-p", strconv.Itoa(port),
-		"-c", "fsync=off", "-c", "max_connections=20", "-c", "shared_buffers=16MB")), func() bool {
+		"-c", "fsync=off", "-c", "max_connections=20", "-c", "shared_buffers=16MB",
+		"-c", "ssl=on", "-c", "ssl_cert_file="+certFile, "-c", "ssl_key_file="+keyFile)), func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		c, err := pgx.ConnectConfig(ctx, cfg)
@@ -101,14 +110,15 @@ func startPostgreSQL(t *testing.T) netip.AddrPort {
 	app := cfg.Copy()
 	app.Database, app.User, app.Password = "app", "probe", "s3cret"
 	setup(app, "CREATE TABLE ok (x int)", "INSERT INTO ok VALUES (1)", "CREATE TABLE empty (x int)")
-	return addr
+	return addr, caFile
 }
 
 func TestPostgreSQL(t *testing.T) {
-	target := startPostgreSQL(t)
+	target, caFile := startPostgreSQL(t)
 	password := secretFile(t, "s3cret\n")
 	wrong := secretFile(t, "not-it")
-	for _, tt := range []struct {
+	query := SQLOptions{Login: "probe", PasswordFile: password, Database: "app", Query: "SELECT x FROM ok"}
+	for _, tt := range append(tlsCases(caFile, query, withSQLTLS), []struct {
 		name   string
 		opts   SQLOptions
 		reason string
@@ -126,7 +136,8 @@ func TestPostgreSQL(t *testing.T) {
 			`error: postgresql 3D000: database "nosuch" does not exist`},
 		{"bad query", SQLOptions{Login: "probe", PasswordFile: password, Database: "app", Query: "SELECT x FROM nosuch"},
 			`error: postgresql 42P01: relation "nosuch" does not exist`},
-	} {
+		{"wrong password over tls", withSQLTLS(SQLOptions{Login: "probe", PasswordFile: wrong, Database: "app"}, TLSOptions{CAFile: caFile}), "auth failed"},
+	}...) {
 		t.Run(tt.name, func(t *testing.T) {
 			wantResult(t, probeWithin(t, mustNew(t, Spec{Type: "postgresql", Target: target, Options: tt.opts}), 5*time.Second), tt.reason)
 		})
@@ -143,4 +154,16 @@ func TestPostgreSQLConnection(t *testing.T) {
 	hangUp := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) { c.Read(make([]byte, 1024)) })
 	probeTargets(t, "postgresql", SQLOptions{Login: "probe", Query: "SELECT 1"}, true, append(deadServers(t),
 		targetCase{"closed at once", hangUp, 5 * time.Second, "error: connection closed"}))
+
+	// A server that answers SSLRequest with N, as one without ssl = on
+	// does: a check with tls = true fails rather than log in in the clear.
+	noTLS := testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
+		if _, err := io.ReadFull(c, make([]byte, 8)); err == nil {
+			c.Write([]byte("N"))
+			c.Read(make([]byte, 1024))
+		}
+	})
+	res := probeWithin(t, mustNew(t, Spec{Type: "postgresql", Target: noTLS,
+		Options: withSQLTLS(SQLOptions{Login: "probe"}, TLSOptions{TLSSkipVerify: true})}), 5*time.Second)
+	wantReason(t, res, tlsNotOffered)
 }

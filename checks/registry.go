@@ -45,6 +45,10 @@ type Kind struct {
 	// (Spec.VirtualServer and RealServer), so checks alike in all else
 	// are not shared between servers.
 	PerServer bool
+	// DataPath says the kind can probe through the data path of a DR or
+	// TUN service (datapath = true): it connects with dial or
+	// dialNetwork, which then go through Spec.DataPath.
+	DataPath bool
 	// Zero is the kind's options with every key left out; a Spec whose
 	// Options is nil has these.
 	Zero Options
@@ -205,8 +209,9 @@ func UsedBy(key string) string {
 			continue
 		}
 		x := k.Keys[i]
-		if n := len(groups); n > 0 && groups[n-1].when == x.When {
-			groups[n-1].names = append(groups[n-1].names, k.Name)
+		// Kinds that use the key alike go together, wherever they are.
+		if g := slices.IndexFunc(groups, func(g group) bool { return g.when == x.When }); g >= 0 {
+			groups[g].names = append(groups[g].names, k.Name)
 		} else {
 			groups = append(groups, group{[]string{k.Name}, x.When})
 		}
@@ -226,6 +231,18 @@ func UsedBy(key string) string {
 		s += " (" + strings.Join(notes, "; ") + ")"
 	}
 	return s
+}
+
+// DataPathKinds lists the kinds that can probe through the data path:
+// "http, https, tcp and dialogue checks".
+func DataPathKinds() string {
+	var names []string
+	for _, k := range registry {
+		if k.DataPath {
+			names = append(names, k.Name)
+		}
+	}
+	return andList(names) + " checks"
 }
 
 // PortlessKinds lists the kinds that check an address without a port, for

@@ -16,13 +16,13 @@ import (
 var fixtures = map[string]Options{
 	"http": HTTPOptions{Method: "HEAD", Path: "/healthz", Host: "example.com",
 		Headers: []Header{{"X-A", "1"}, {"X-B", "2"}}, ExpectStatus: []string{"200-299", "301"},
-		ExpectBody: "ok", MaxBodyBytes: 100},
+		ExpectBody: "ok", ExpectDigest: "0123456789abcdef0123456789abcdef", MaxBodyBytes: 100},
 	"https": HTTPOptions{Method: "GET", Path: "/healthz", Host: "example.com",
 		Headers: []Header{{"X-A", "1"}}, ExpectStatus: []string{"204"}, ExpectBody: "ok", MaxBodyBytes: 100,
 		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
 	"tcp": TCPOptions{Send: "PING\r\n", Expect: "PONG", TLS: true,
 		TLSOptions: TLSOptions{TLSSkipVerify: true, CAFile: "/etc/ca.pem", ServerName: "sni.example"}},
-	"icmp": ICMPOptions{Privileged: true},
+	"icmp": ICMPOptions{Socket: ICMPSocketRaw},
 	"dns": DNSOptions{QueryName: "www.example.com", QueryType: "A", Transport: "tcp", NoRecursion: true,
 		ExpectRcode: "NXDOMAIN", ExpectAnswer: "192\\.0\\.2\\.1", EDNSSize: 1232},
 	"grpc": GRPCOptions{Service: "orders.v1", TLS: true,
@@ -71,10 +71,10 @@ func TestRegistry(t *testing.T) {
 	if got, want := KindNames(), []string{"http", "https", "tcp", "udp", "icmp", "dns", "grpc", "dialogue", "mysql", "postgresql", "ldap", "radius", "exec", "sip", "none"}; !slices.Equal(got, want) {
 		t.Errorf("KindNames() = %v, want %v", got, want)
 	}
-	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "max_body_bytes",
+	want := []string{"method", "path", "host", "headers", "expect_status", "expect_body", "expect_digest", "url", "max_body_bytes",
 		"tls_skip_verify", "ca_file", "server_name", "send", "expect", "tls", "privileged",
 		"query_name", "query_type", "transport", "recursion", "expect_rcode", "expect_answer", "edns_size", "grpc_service",
-		"steps", "login", "password_file", "database", "query", "bind_dn", "search_base", "search_filter",
+		"steps", "login", "password_file", "database", "query", "bind_dn", "search_base", "search_filter", "starttls",
 		"secret_file", "reject_is_up", "command", "user", "dynamic_weight", "request_uri", "expect_code"}
 	if got := OptionKeys(); !slices.Equal(got, want) {
 		t.Errorf("OptionKeys() = %v, want %v", got, want)
@@ -83,9 +83,11 @@ func TestRegistry(t *testing.T) {
 
 func TestUsedBy(t *testing.T) {
 	for _, tt := range []struct{ key, want string }{
-		{"path", "http and https checks"},
-		{"server_name", "https checks and tcp and grpc checks with tls = true and dialogue checks with tls = true or a starttls step"},
-		{"tls", "tcp, grpc and dialogue checks (https checks always use TLS)"},
+		{"path", "http and https checks without url entries"},
+		{"url", "http and https checks"},
+		{"server_name", "https checks and tcp, grpc, mysql and postgresql checks with tls = true and dialogue checks with tls = true or a starttls step and ldap checks with tls or starttls = true"},
+		{"tls", "tcp, grpc, dialogue, mysql, postgresql and ldap checks (https checks always use TLS)"},
+		{"starttls", "ldap checks"},
 		{"send", "tcp and udp checks"},
 		{"password_file", "mysql, postgresql, ldap and radius checks"},
 		{"login", "mysql, postgresql and radius checks"},
@@ -118,12 +120,16 @@ func mutate(t *testing.T, v reflect.Value) {
 		v.Set(reflect.ValueOf(append(slices.Clone(x), Header{"X", "y"})))
 	case []string:
 		v.Set(reflect.ValueOf(append(slices.Clone(x), "204")))
+	case []HTTPURL:
+		v.Set(reflect.ValueOf(append(slices.Clone(x), HTTPURL{Path: "/x"}))) // TestKeyURLs changes each entry's fields
 	case []Step:
 		v.Set(reflect.ValueOf(append(slices.Clone(x), Step{Send: "x"}))) // TestKeySteps changes each step's fields
 	case string:
 		v.SetString(x + "x")
 	case bool:
 		v.SetBool(!x)
+	case ICMPSocket:
+		v.Set(reflect.ValueOf((x + 1) % (ICMPSocketPing + 1)))
 	case int64:
 		v.SetInt(x + 1)
 	default:
@@ -365,7 +371,14 @@ func TestDecode(t *testing.T) {
 		{kind: "tcp", m: map[string]any{"tls": true, "server_name": "a.example", "expect": "[a"},
 			want:    TCPOptions{TLS: true, Expect: "[a", TLSOptions: TLSOptions{ServerName: "a.example"}},
 			invalid: []string{"expect: invalid regular expression: error parsing regexp: missing closing ]: `[a`"}},
-		{kind: "icmp", m: map[string]any{"privileged": true, "path": "/"}, want: ICMPOptions{Privileged: true}},
+		{kind: "icmp", m: map[string]any{"privileged": true, "path": "/"}, want: ICMPOptions{Socket: ICMPSocketRaw}},
+		{kind: "icmp", m: map[string]any{"privileged": false}, want: ICMPOptions{Socket: ICMPSocketPing}},
+		{kind: "icmp", m: map[string]any{}, want: ICMPOptions{Socket: ICMPSocketAuto}},
+		{kind: "http", m: map[string]any{"path": "/ignored", "url": []map[string]any{{"path": "/a", "expect_digest": "x"}, {"expect_status": []string{"301"}}}},
+			want: HTTPOptions{URLs: []HTTPURL{{Path: "/a", ExpectDigest: "x"}, {ExpectStatus: []string{"301"}}}},
+			invalid: []string{`url[0].expect_digest: "x" is not a digest: want 32 hex digits (MD5, as keepalived's genhash prints) or "sha256:" and 64 hex digits`,
+				`url[1].path: missing: each url entry needs its path, such as path = "/healthz"`},
+			unused: []string{"path", "expect_status", "expect_body", "expect_digest"}},
 		{kind: "dialogue", m: map[string]any{"steps": []map[string]any{{"expect": "^220"}, {"send": `QUIT\r\n`, "expect": "^221"}},
 			"server_name": "a.example"},
 			want:   DialogueOptions{Steps: []Step{{Expect: "^220"}, {Send: `QUIT\r\n`, Expect: "^221"}}},
@@ -399,15 +412,21 @@ func TestDecode(t *testing.T) {
 			want: GRPCOptions{TLS: true, TLSOptions: TLSOptions{TLSSkipVerify: true}}},
 		{kind: "mysql", m: map[string]any{"login": "probe", "password_file": "/nonexistent/pw", "database": "app", "query": "SELECT 1"},
 			want:     SQLOptions{Login: "probe", PasswordFile: "/nonexistent/pw", Database: "app", Query: "SELECT 1"},
-			problems: []string{"password_file: cannot read /nonexistent/pw: no such file or directory"}},
-		{kind: "mysql", m: map[string]any{"database": "a\x00b"}, want: SQLOptions{Database: "a\x00b"},
+			problems: []string{"password_file: cannot read /nonexistent/pw: no such file or directory"}, unused: tlsKeys},
+		{kind: "postgresql", m: map[string]any{"login": "probe", "tls": true, "server_name": "db.test", "ca_file": "/nonexistent/ca.pem"},
+			want:     SQLOptions{Login: "probe", TLS: true, TLSOptions: TLSOptions{ServerName: "db.test"}},
+			problems: []string{"ca_file: cannot read /nonexistent/ca.pem: no such file or directory"}},
+		{kind: "mysql", m: map[string]any{"database": "a\x00b"}, want: SQLOptions{Database: "a\x00b"}, unused: tlsKeys,
 			invalid: []string{"login: missing: database checks log in as this user (ldirectord login=) (with type)",
 				"database: must not contain NUL"}},
 		{kind: "ldap", m: map[string]any{"bind_dn": "cn=a,dc=x", "password_file": "/p", "search_base": "dc=x", "search_filter": "(cn=a)"},
 			want:     LDAPOptions{BindDN: "cn=a,dc=x", PasswordFile: "/p", SearchBase: "dc=x", SearchFilter: "(cn=a)"},
-			problems: []string{"password_file: cannot read /p: no such file or directory"}},
+			problems: []string{"password_file: cannot read /p: no such file or directory"}, unused: tlsKeys},
+		{kind: "ldap", m: map[string]any{"tls": true, "starttls": true, "server_name": "ldap.test"},
+			want:    LDAPOptions{TLS: true, StartTLS: true, TLSOptions: TLSOptions{ServerName: "ldap.test"}},
+			invalid: []string{"starttls: tls = true is LDAPS, TLS from the first byte (port 636); starttls = true upgrades a plain connection (port 389): set one (with tls)"}},
 		{kind: "ldap", m: map[string]any{"bind_dn": "not a dn", "search_filter": "cn=a("},
-			want: LDAPOptions{BindDN: "not a dn", SearchFilter: "cn=a("},
+			want: LDAPOptions{BindDN: "not a dn", SearchFilter: "cn=a("}, unused: tlsKeys,
 			invalid: []string{`bind_dn: "not a dn" is not a DN (such as "cn=probe,dc=example,dc=com")`,
 				`search_filter: "cn=a(" is not an LDAP filter`,
 				"bind_dn: a DN needs password_file; without either the bind is anonymous (with password_file)",

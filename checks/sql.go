@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"crypto/tls"
 	"fmt"
 	"strings"
 )
@@ -13,10 +14,15 @@ type SQLOptions struct {
 	PasswordFile string // file holding the password; none: log in without one
 	Database     string // database to connect to; default the server's
 	Query        string // run after login; must return at least one row
+	// TLS asks the server to switch to TLS before the login (MySQL's and
+	// PostgreSQL's own negotiation), verified as https checks do; a server
+	// that does not offer it fails the check.
+	TLS bool
+	TLSOptions
 }
 
 // sqlKeys are the option keys of mysql and postgresql checks.
-var sqlKeys = []Key{{Name: "login"}, {Name: "password_file"}, {Name: "database"}, {Name: "query"}}
+var sqlKeys = append([]Key{{Name: "login"}, {Name: "password_file"}, {Name: "database"}, {Name: "query"}}, switchedTLSKeys()...)
 
 func decodeSQL(d Decoder) Options {
 	var o SQLOptions
@@ -24,6 +30,7 @@ func decodeSQL(d Decoder) Options {
 	o.PasswordFile = decodeSecretFile(d, "password_file", false)
 	o.Database, _ = d.String("database")
 	o.Query, _ = d.String("query")
+	o.TLS, o.TLSOptions = decodeSwitchedTLS(d)
 	return o
 }
 
@@ -50,6 +57,8 @@ func (o SQLOptions) Canonical() string {
 	c.str("password_file", o.PasswordFile)
 	c.str("database", o.Database)
 	c.str("query", o.Query)
+	c.boolean("tls", o.TLS)
+	o.TLSOptions.canonical(&c)
 	return c.text()
 }
 
@@ -61,6 +70,15 @@ func (o SQLOptions) Describe(s Spec) string {
 		d += "/" + o.Database
 	}
 	return d
+}
+
+// tlsConfig is the client TLS configuration of a check with tls = true,
+// nil without.
+func (o SQLOptions) tlsConfig(spec Spec) (*tls.Config, error) {
+	if !o.TLS {
+		return nil, nil
+	}
+	return tlsConfig(spec, o.TLSOptions, "")
 }
 
 // password reads the password file, if any, for one check.

@@ -26,12 +26,13 @@ type TCPOptions struct {
 const tcpReadCap = 4 << 10
 
 var tcpKind = Kind{
-	Name:    "tcp",
-	Foreign: map[string]string{"connect": "ldirectord's connect", "tcp_check": "keepalived's TCP_CHECK"},
-	Keys:    slices.Concat([]Key{{Name: "send"}, {Name: "expect"}}, switchedTLSKeys()),
-	Zero:    TCPOptions{},
-	Decode:  decodeTCP,
-	build:   newTCP,
+	Name:     "tcp",
+	Foreign:  map[string]string{"connect": "ldirectord's connect", "tcp_check": "keepalived's TCP_CHECK"},
+	Keys:     slices.Concat([]Key{{Name: "send"}, {Name: "expect"}}, switchedTLSKeys()),
+	Zero:     TCPOptions{},
+	Decode:   decodeTCP,
+	build:    newTCP,
+	DataPath: true,
 }
 
 func decodeTCP(d Decoder) Options {

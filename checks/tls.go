@@ -127,3 +127,26 @@ func tlsServerName(serverName, host string, target netip.AddrPort) string {
 	}
 	return target.Addr().WithZone("").Unmap().String()
 }
+
+// handshakeReason names err as tlsReason does when it is the failure of a
+// TLS handshake a driver made itself (mysql, postgresql, ldap's StartTLS),
+// which comes back without a *tlsError around it.
+func handshakeReason(err error) (string, bool) {
+	var (
+		verifyErr  *tls.CertificateVerificationError
+		authErr    x509.UnknownAuthorityError
+		hostErr    x509.HostnameError
+		invalidErr x509.CertificateInvalidError
+		headerErr  tls.RecordHeaderError
+		opErr      *net.OpError
+	)
+	if errors.As(err, &verifyErr) || errors.As(err, &authErr) || errors.As(err, &hostErr) ||
+		errors.As(err, &invalidErr) || errors.As(err, &headerErr) ||
+		errors.As(err, &opErr) && opErr.Op == "remote error" {
+		return tlsReason(err), true
+	}
+	return "", false
+}
+
+// tlsNotOffered is the reason of a server that will not switch to TLS.
+const tlsNotOffered = "tls: server does not offer TLS"

@@ -77,8 +77,8 @@ address = "[::ffff:192.0.2.10]:80"
 	if got := vs.RealServers[0].Address; got != netip.MustParseAddrPort("10.0.0.11:8080") {
 		t.Errorf("real server %s, want 10.0.0.11:8080", got)
 	}
-	if vs.Check.Address != netip.MustParseAddr("10.0.0.50") {
-		t.Errorf("check address %s, want 10.0.0.50", vs.Check.Address)
+	if vs.Checks[0].Address != netip.MustParseAddr("10.0.0.50") {
+		t.Errorf("check address %s, want 10.0.0.50", vs.Checks[0].Address)
 	}
 	var got []string
 	for _, w := range cfg.Warnings {

@@ -349,19 +349,21 @@ func parseCommunity(s string) (uint32, string) {
 
 // checkAnnounce validates the announce settings across virtual servers:
 // something must announce, and the services of one VIP must agree on how.
-func (l *loader) checkAnnounce(cfg *Config, vsTables []table) {
+// vsNodes[i] is where cfg.VirtualServers[i] is written (a group's
+// members share one).
+func (l *loader) checkAnnounce(cfg *Config, vsNodes []node) {
 	first := map[netip.Addr]int{} // VIP -> index of the first announcing virtual server
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
 		if !vs.Announce.Enabled || !vs.Address.IsValid() {
 			continue
 		}
-		t := vsTables[i]
+		n := vsNodes[i]
 		if !cfg.Announcing() {
-			l.errorf(t.n.child("announce"), "nothing announces: add a [bgp] section (the embedded BGP speaker) or a [route_table] section")
+			l.errorf(n.child("announce"), "nothing announces: add a [bgp] section (the embedded BGP speaker) or a [route_table] section")
 		}
 		if vs.Scheduler != "mh" && vs.Scheduler != "sh" && cfg.Announcing() {
-			l.warnf(t.n.child("announce"), "the %s scheduler picks a real server per director, so a flow the routers move to another director lands on another real server and breaks; use scheduler = \"mh\" (with the same real servers on every director)", vs.Scheduler)
+			l.warnf(n.child("announce"), "the %s scheduler picks a real server per director, so a flow the routers move to another director lands on another real server and breaks; use scheduler = \"mh\" (with the same real servers on every director)", vs.Scheduler)
 		}
 		vip := vs.Address.Addr().Unmap()
 		j, ok := first[vip]
@@ -371,7 +373,7 @@ func (l *loader) checkAnnounce(cfg *Config, vsTables []table) {
 		}
 		o := &cfg.VirtualServers[j]
 		if !sameAnnounce(o.Announce, vs.Announce) {
-			l.errorf(t.n.child("announce"), "VIP %s is also announced by virtual server %q (line %d) with other announce_rule, communities, med or local_pref; one VIP is one route, so they must agree",
+			l.errorf(n.child("announce"), "VIP %s is also announced by virtual server %q (line %d) with other announce_rule, communities, med or local_pref; one VIP is one route, so they must agree",
 				vip, o.Name, o.Line)
 		}
 	}

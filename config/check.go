@@ -14,7 +14,7 @@ import (
 
 // commonCheckKeys are the keys every check has; each kind's own keys come
 // from the prober registry (checks.Kinds).
-var commonCheckKeys = []string{"type", "interval", "timeout", "rise", "fall", "port", "address", "source"}
+var commonCheckKeys = []string{"type", "name", "interval", "timeout", "retry_interval", "rise", "fall", "port", "address", "source", "datapath"}
 
 // checkKeys is every key a check table may hold, in the order hints list
 // them.
@@ -51,18 +51,21 @@ func pick[T any](dflt T, os ...opt[T]) opt[T] {
 	return opt[T]{V: dflt}
 }
 
-// rawCheck is one check table ([defaults.check] or [virtual_server.check])
-// with each common value checked on its own; the kind's options are
-// decoded once the merge knows the type.
+// rawCheck is one check table ([defaults.check], one of a virtual
+// server's or of a real server's) with each common value checked on its
+// own; the kind's options are decoded once the merge knows the type.
 type rawCheck struct {
-	t          table
-	Type       opt[string]
-	Interval   opt[time.Duration]
-	Timeout    opt[time.Duration]
-	Rise, Fall opt[int]
-	Port       opt[uint16]
-	Address    opt[netip.Addr]
-	Source     opt[netip.Addr]
+	t             table
+	Type          opt[string]
+	Name          opt[string]
+	Interval      opt[time.Duration]
+	Timeout       opt[time.Duration]
+	RetryInterval opt[time.Duration]
+	Rise, Fall    opt[int]
+	Port          opt[uint16]
+	Address       opt[netip.Addr]
+	Source        opt[netip.Addr]
+	DataPath      opt[bool]
 }
 
 // present reports whether the table wrote key at all (valid or not).
@@ -85,14 +88,29 @@ func (l *loader) parseCheck(t table, sec section) rawCheck {
 	r.Type = set(t.enum("type", "check type", checks.KindNames(), kindAliases()))
 	r.Interval = set(t.positive("interval"))
 	r.Timeout = set(t.positive("timeout"))
+	r.RetryInterval = set(t.positive("retry_interval"))
+	if name, n, ok := t.str("name"); ok {
+		switch {
+		case sec.name == secDefaultsCheck.name:
+			l.errorf(n, "[defaults.check] serves every check and has no name; name the checks of [[virtual_server.check]]")
+		case name == "":
+			l.errorf(n, "must not be empty")
+		default:
+			r.Name = set(name, n, true)
+		}
+	}
 	rise, n, ok := t.intRange("rise", 1, 1000, "rise must be 1-1000")
 	r.Rise = set(int(rise), n, ok)
 	fall, n, ok := t.intRange("fall", 1, 1000, "fall must be 1-1000")
 	r.Fall = set(int(fall), n, ok)
-	port, n, ok := t.intRange("port", 1, 65535, "ports are 1-65535")
-	r.Port = set(uint16(port), n, ok)
+	r.Port = set(l.checkPort(t))
 	r.Address = set(l.ipOnly(t, "address"))
 	r.Source = set(l.ipOnly(t, "source"))
+	r.DataPath = set(t.boolean("datapath"))
+	if r.DataPath.Set && sec.name == secDefaultsCheck.name {
+		l.errorf(r.DataPath.N, "datapath belongs in a virtual server's check (or a real server's), not [defaults.check]: it only applies to dr and tun services")
+		r.DataPath = opt[bool]{}
+	}
 	// Every value of every kind's keys is judged here, whatever the type:
 	// [defaults.check] serves checks of any type, and a bad value is
 	// reported even where no check uses it.
@@ -127,58 +145,99 @@ func (l *loader) ipOnly(t table, key string) (netip.Addr, node, bool) {
 	return a, n, true
 }
 
-// mergeCheck applies vs over def over the built-in defaults, and reports
-// rules that involve several keys. Keys the virtual server's own check
-// sets must suit the check type; keys inherited from [defaults.check] are
-// simply unused by types they do not apply to.
-func (l *loader) mergeCheck(def, vs rawCheck) Check {
-	typ := pick(defaultCheckType, vs.Type, def.Type)
-	interval := pick(defaultInterval, vs.Interval, def.Interval)
-	timeout := pick(defaultTimeout, vs.Timeout, def.Timeout)
+// mergeCheck applies own (the most specific table first: a real
+// server's, then its virtual server's) over def over the built-in
+// defaults, and reports rules that involve several keys. Keys the own
+// tables set must suit the check type; keys inherited from
+// [defaults.check] are simply unused by types they do not apply to.
+func (l *loader) mergeCheck(def rawCheck, own ...rawCheck) Check {
+	layers := append(slices.Clone(own), def)
+	typ := pickOf(defaultCheckType, layers, func(r rawCheck) opt[string] { return r.Type })
+	interval := pickOf(defaultInterval, layers, func(r rawCheck) opt[time.Duration] { return r.Interval })
+	timeout := pickOf(defaultTimeout, layers, func(r rawCheck) opt[time.Duration] { return r.Timeout })
+	retry := pickOf(0, layers, func(r rawCheck) opt[time.Duration] { return r.RetryInterval })
 	c := Check{
-		Type:     typ.V,
-		Interval: interval.V,
-		Timeout:  timeout.V,
-		Rise:     pick(defaultRise, vs.Rise, def.Rise).V,
-		Fall:     pick(defaultFall, vs.Fall, def.Fall).V,
-		Port:     pick(0, vs.Port, def.Port).V,
-		Address:  pick(netip.Addr{}, vs.Address, def.Address).V,
-		Source:   pick(netip.Addr{}, vs.Source, def.Source).V,
+		Type:          typ.V,
+		Name:          pickOf("", layers, func(r rawCheck) opt[string] { return r.Name }).V,
+		Interval:      interval.V,
+		Timeout:       timeout.V,
+		RetryInterval: retry.V,
+		Rise:          pickOf(defaultRise, layers, func(r rawCheck) opt[int] { return r.Rise }).V,
+		Fall:          pickOf(defaultFall, layers, func(r rawCheck) opt[int] { return r.Fall }).V,
+		Port:          pickOf(0, layers, func(r rawCheck) opt[uint16] { return r.Port }).V,
+		Address:       pickOf(netip.Addr{}, layers, func(r rawCheck) opt[netip.Addr] { return r.Address }).V,
+		Source:        pickOf(netip.Addr{}, layers, func(r rawCheck) opt[netip.Addr] { return r.Source }).V,
 	}
+	if c.Name == "" {
+		c.Name = c.Type
+	}
+	dataPath := pickOf(false, layers, func(r rawCheck) opt[bool] { return r.DataPath })
+	c.DataPath = dataPath.V
 
-	// timeout < interval, unless either was written wrongly (already reported).
+	// Rules between keys, unless one was written wrongly (already reported).
 	bad := func(key string) bool {
-		return (vs.present(key) && !pickFrom(vs, key)) || (def.present(key) && !pickFrom(def, key))
+		return slices.ContainsFunc(layers, func(r rawCheck) bool { return r.present(key) && !pickFrom(r, key) })
 	}
 	if !bad("timeout") && !bad("interval") && c.Timeout >= c.Interval {
 		n := timeout.N
 		if !timeout.Set {
 			n = interval.N
 		}
-		l.errorf(n, "timeout (%s) must be shorter than interval (%s)", c.Timeout, c.Interval)
+		// Accepted (ldirectord's checktimeout above checkinterval is
+		// common): runs never overlap, the next waits for the grid slot
+		// after the last ended (engine/probe.go).
+		l.warnf(n, "timeout (%s) is not shorter than interval (%s): runs never overlap, so a check that times out runs every %s",
+			c.Timeout, c.Interval, (c.Timeout/c.Interval+1)*c.Interval)
+	}
+	if !bad("retry_interval") && !bad("interval") && c.RetryInterval >= c.Interval {
+		l.warnf(retry.N, "retry_interval (%s) is not shorter than interval (%s), so it does not make failures confirmed sooner",
+			c.RetryInterval, c.Interval)
 	}
 
 	if bad("type") {
 		return c
 	}
 	kind, _ := checks.LookupKind(c.Type)
-	opts, unused := l.decodeOptions(kind, []table{vs.t, def.t}, true)
-	c.Options = opts
-	if vs.t.m == nil {
-		return c
-	}
-	for _, k := range slices.Sorted(maps.Keys(vs.t.m)) {
-		n := vs.t.n.child(k)
+	if c.DataPath {
 		switch {
-		case k == "port" && kind.NoPort:
-			l.errorf(n, "port is not used by %s; this check's type is %q", checks.PortlessKinds(), c.Type)
-		case slices.Contains(commonCheckKeys, k) || !slices.Contains(checkKeys, k):
-			// common, or unknown (reported by parseCheck)
-		case !kind.Reads(k) || slices.Contains(unused, k):
-			l.errorf(n, "%s is only used by %s; this check's type is %q", k, checks.UsedBy(k), c.Type)
+		case !kind.DataPath:
+			l.errorOnce(dataPath.N, "datapath is only used by %s; this check's type is %q", checks.DataPathKinds(), c.Type)
+		case !c.Source.IsValid():
+			l.errorOnce(dataPath.N, "datapath = true needs source: an unused IPv4 address on the real servers' segment, which the director's probe namespace takes (not an address of the director's own: the real server's answers must reach the namespace)")
+		}
+	}
+	tables := make([]table, len(layers))
+	for i, r := range layers {
+		tables[i] = r.t
+	}
+	opts, unused := l.decodeOptions(kind, tables, true)
+	c.Options = opts
+	for _, r := range own {
+		if r.t.m == nil {
+			continue
+		}
+		for _, k := range slices.Sorted(maps.Keys(r.t.m)) {
+			n := r.t.n.child(k)
+			switch {
+			case k == "port" && kind.NoPort:
+				l.errorf(n, "port is not used by %s; this check's type is %q", checks.PortlessKinds(), c.Type)
+			case slices.Contains(commonCheckKeys, k) || !slices.Contains(checkKeys, k):
+				// common, or unknown (reported by parseCheck)
+			case !kind.Reads(k) || slices.Contains(unused, k):
+				l.errorf(n, "%s is only used by %s; this check's type is %q", k, checks.UsedBy(k), c.Type)
+			}
 		}
 	}
 	return c
+}
+
+// pickOf is pick over one field of layers, the most specific first.
+func pickOf[T any](dflt T, layers []rawCheck, field func(rawCheck) opt[T]) opt[T] {
+	os := make([]opt[T], len(layers))
+	for i, r := range layers {
+		os[i] = field(r)
+	}
+	return pick(dflt, os...)
 }
 
 // decodeOptions decodes kind's options from layers, the most specific
@@ -353,14 +412,25 @@ func pickFrom(r rawCheck, key string) bool {
 		return r.Interval.Set
 	case "timeout":
 		return r.Timeout.Set
+	case "retry_interval":
+		return r.RetryInterval.Set
 	}
 	return true
 }
 
-// CheckSpec is the check of one of vs's real servers: the virtual server's
-// check aimed at rs, unless the check names its own address or port.
-func (vs *VirtualServer) CheckSpec(rs *RealServer) checks.Spec {
-	c := vs.Check
+// ChecksOf is the checks of one of vs's real servers: its own when it
+// has any (the virtual server's merged with its overrides and additions),
+// otherwise the virtual server's.
+func (vs *VirtualServer) ChecksOf(rs *RealServer) []Check {
+	if rs.Checks != nil {
+		return rs.Checks
+	}
+	return vs.Checks
+}
+
+// CheckSpec is check c (one of vs.ChecksOf(rs)) aimed at rs, unless the
+// check names its own address or port.
+func (vs *VirtualServer) CheckSpec(rs *RealServer, c *Check) checks.Spec {
 	addr, port := rs.Address.Addr(), rs.Address.Port()
 	if c.Address.IsValid() {
 		addr = c.Address
@@ -368,14 +438,52 @@ func (vs *VirtualServer) CheckSpec(rs *RealServer) checks.Spec {
 	if c.Port != 0 {
 		port = c.Port
 	}
-	return checks.Spec{
+	spec := checks.Spec{
 		Type:          c.Type,
 		Target:        netip.AddrPortFrom(addr, port),
 		Source:        c.Source,
 		Timeout:       c.Timeout,
 		Interval:      c.Interval,
+		RetryInterval: c.RetryInterval,
+		Fall:          c.Fall,
 		Options:       c.Options,
 		VirtualServer: vs.Name,
 		RealServer:    rs.Address,
+	}
+	if c.DataPath && vs.FWMark == 0 && (rs.Forwarding == "dr" || rs.Forwarding == "tun") {
+		spec.DataPath = checks.DataPath{VIP: vs.Address.Addr(), Tunnel: rs.Forwarding == "tun"}
+	}
+	return spec
+}
+
+// checkDataPath judges datapath = true on c, one of the checks of rs (at
+// rsNode), a real server of vs (whose table is t). Problems of the
+// virtual server itself are reported once, with *reported.
+func (l *loader) checkDataPath(vs *VirtualServer, t table, c Check, rs *RealServer, rsNode node, reported *bool) {
+	if !c.DataPath {
+		return
+	}
+	if rs.Forwarding != "dr" && rs.Forwarding != "tun" {
+		l.errorf(rsNode, "uses %s forwarding, but its check %q has datapath = true, which probes the way dr and tun forwarding deliver (a %s real server is reached at its own address: leave datapath out)", rs.Forwarding, c.Name, rs.Forwarding)
+	}
+	if *reported {
+		return
+	}
+	switch {
+	case vs.FWMark != 0:
+		*reported = true
+		l.errorf(t.n.child("fwmark"), "a fwmark service has no address for its datapath checks to send the probe to; leave datapath out")
+	case vs.Address.Addr().Is6():
+		*reported = true
+		l.errorf(t.n.child("address"), "datapath checks are IPv4 only; this virtual server is IPv6")
+	}
+}
+
+// errorOnce is errorf for a table several checks merge (a virtual
+// server's check under each real server's override): it reports once.
+func (l *loader) errorOnce(n node, format string, a ...any) {
+	p := Problem{File: l.file, Line: l.lineOf(n), Key: n.key, Msg: fmt.Sprintf(format, a...)}
+	if !slices.Contains(l.errs, p) {
+		l.errs = append(l.errs, p)
 	}
 }

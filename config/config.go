@@ -28,6 +28,8 @@ type Config struct {
 	RouteTable *RouteTable
 	// VRRP is [vrrp] (vrrp.go); nil without it.
 	VRRP *VRRP
+	// Email is [notify.email] (email.go); nil without it.
+	Email *Email
 	// Warnings are non-fatal findings (for example a virtual server with
 	// no real servers), sorted by line. `director check` should print them.
 	Warnings []Problem
@@ -51,6 +53,8 @@ type Director struct {
 	// kept at weight 0 waiting for its connections to end; default 5m, 0
 	// deletes at once.
 	DrainTimeout time.Duration
+	// SlowStart is the default of every virtual server's; 0 is off.
+	SlowStart time.Duration
 	// WatchConfig reloads when the config file changes, as SIGHUP does.
 	WatchConfig bool
 	// FastChecks runs plain TCP-connect and HTTP status checks on one
@@ -83,7 +87,11 @@ type Director struct {
 
 // VirtualServer is one [[virtual_server]] with defaults applied.
 type VirtualServer struct {
-	Name string
+	// Name is the written name; for a member of a group (addresses or
+	// fwmarks) it is "NAME@MEMBER", such as "web@192.0.2.10:80" or
+	// "web@fwmark10", and Group is the written name ("" otherwise).
+	Name  string
+	Group string
 	// Either Address (with Protocol) or FWMark (with Family) is set.
 	Address   netip.AddrPort
 	FWMark    uint32
@@ -96,14 +104,21 @@ type VirtualServer struct {
 	SchedulerFlags     []string
 	OnePacket          bool
 	Persistence        time.Duration
-	PersistenceNetmask uint8          // prefix length; default 32 (ipv4) / 128 (ipv6)
-	Forwarding         string         // "nat" (default) | "dr" | "tun"
-	OnFailure          string         // inherited from [director] unless set here
-	Fallback           netip.AddrPort // zero when none
+	PersistenceNetmask uint8  // prefix length; default 32 (ipv4) / 128 (ipv6)
+	Forwarding         string // "nat" (default) | "dr" | "tun"
+	// Tunnel is tun_type, tun_port, tun_csum: the default of its tun real
+	// servers (and the fallback's); zero unless Forwarding is "tun".
+	Tunnel    Tunnel
+	OnFailure string         // inherited from [director] unless set here
+	Fallback  netip.AddrPort // zero when none
 	// DrainTimeout is [director] drain_timeout unless set here; UDP
 	// services default to 0 (delete at once), see README "Graceful drain".
 	DrainTimeout time.Duration
-	Notify       Notify // [director]'s, with this server's notify_command / notify_url
+	// SlowStart: a real server that starts serving again gets its weight
+	// in steps over this long (policy/slowstart); 0 is off. [director]'s
+	// unless set here.
+	SlowStart time.Duration
+	Notify    Notify // [director]'s, with this server's notify_command / notify_url
 	// Quorum is the healthy weight (sum of the weights of real servers
 	// that are up) below which the fallback takes over; Hysteresis widens
 	// it both ways (keepalived's quorum and hysteresis). Default 1 and 0.
@@ -115,8 +130,12 @@ type VirtualServer struct {
 	PanicThreshold float64
 	// Announce says whether and how the VIP is announced ([bgp],
 	// [route_table]).
-	Announce    VIPAnnounce
-	Check       Check
+	Announce VIPAnnounce
+	// Checks are [[virtual_server.check]] in the order written (one
+	// table is one check; none is one tcp check), each with
+	// [defaults.check] merged in. A real server passes only while all of
+	// its checks pass (ChecksOf).
+	Checks      []Check
 	RealServers []RealServer
 	Line        int // line of the [[virtual_server]] header, for messages
 }
@@ -126,22 +145,41 @@ type RealServer struct {
 	Address    netip.AddrPort // for fwmark services the port may be 0
 	Weight     uint32         // default 1
 	Forwarding string         // inherited from the virtual server unless set
-	Line       int
+	// Checks are this real server's checks when it has
+	// [[virtual_server.real_server.check]] entries: the virtual server's,
+	// each overridden by the entry of its name, then the entries that add
+	// a check. nil: the virtual server's (VirtualServer.ChecksOf).
+	Checks []Check
+	Tunnel Tunnel // zero unless Forwarding is "tun"
+	Line   int
 }
 
 // Check is a check with [defaults.check] merged in. Port and Address
 // override the target (the real server's) when set. VirtualServer.CheckSpec
 // aims it at one real server.
 type Check struct {
-	Type     string // a kind of the prober registry (checks.KindNames); default "tcp"
+	Type string // a kind of the prober registry (checks.KindNames); default "tcp"
+	// Name tells a server's checks apart (status, logs, and which of the
+	// virtual server's checks a real server's entry overrides); default
+	// the type.
+	Name     string
 	Interval time.Duration
-	Timeout  time.Duration
-	Rise     int
-	Fall     int
+	// Timeout bounds one run; it may exceed Interval (runs never overlap).
+	Timeout time.Duration
+	// RetryInterval, when above 0, replaces Interval after a failure until
+	// the check passes or has failed Fall times in a row.
+	RetryInterval time.Duration
+	Rise          int
+	Fall          int
 
 	Port    uint16     // 0: the real server's port
 	Address netip.Addr // zero: the real server's address
 	Source  netip.Addr // zero: let the kernel choose
+	// DataPath probes through the data path of a dr or tun service
+	// (datapath = true): addressed to the VIP, delivered to the real
+	// server, from the director's probe namespace, which takes Source
+	// as its address (checks.Spec.DataPath, package datapath).
+	DataPath bool
 
 	// Options are the type's own settings, decoded and validated by its
 	// prober (checks.HTTPOptions for http and https, checks.TCPOptions,

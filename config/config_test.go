@@ -70,7 +70,7 @@ func sameLines(t *testing.T, got, want []string) {
 
 func defaultCheck() Check {
 	return Check{
-		Type: "tcp", Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 3,
+		Type: "tcp", Name: "tcp", Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 3,
 		Options: checks.TCPOptions{},
 	}
 }
@@ -88,6 +88,7 @@ address = "192.0.2.10:80"
 		Director: Director{
 			Listen: "127.0.0.1:9410", ResyncInterval: 30 * time.Second,
 			OnFailure: "quiesce", OnShutdown: "keep", DrainTimeout: 5 * time.Minute, Damping: defaultDamping(), KernelStats: "backends",
+			FastChecks: true,
 		},
 		Notify:   Notify{Timeout: DefaultNotifyTimeout},
 		Announce: Announce{HoldDown: DefaultHoldDown, WithdrawGrace: DefaultWithdrawGrace, UnhealthyAfter: DefaultUnhealthyAfter},
@@ -104,7 +105,7 @@ address = "192.0.2.10:80"
 			Notify:             Notify{Timeout: DefaultNotifyTimeout},
 			Quorum:             DefaultQuorum,
 			Announce:           VIPAnnounce{Rule: "all"},
-			Check:              defaultCheck(),
+			Checks:             []Check{defaultCheck()},
 			RealServers: []RealServer{{
 				Address: netip.MustParseAddrPort("10.0.0.11:8080"), Weight: 1, Forwarding: "nat", Line: 5,
 			}},
@@ -171,7 +172,7 @@ protocol = "tcp"
   [[virtual_server.real_server]]
   address = "10.0.0.21:8443"
 `)
-	d := Director{Listen: "[::1]:9999", ResyncInterval: time.Minute, OnFailure: "remove", OnShutdown: "flush", DrainTimeout: 5 * time.Minute, Damping: defaultDamping(), KernelStats: "backends"}
+	d := Director{Listen: "[::1]:9999", ResyncInterval: time.Minute, OnFailure: "remove", OnShutdown: "flush", DrainTimeout: 5 * time.Minute, Damping: defaultDamping(), KernelStats: "backends", FastChecks: true}
 	if cfg.Director != d {
 		t.Errorf("director = %+v, want %+v", cfg.Director, d)
 	}
@@ -181,14 +182,14 @@ protocol = "tcp"
 	web, api := cfg.VirtualServers[0], cfg.VirtualServers[1]
 
 	wantWebCheck := defaultCheck()
-	wantWebCheck.Type = "http"
+	wantWebCheck.Type, wantWebCheck.Name = "http", "http"
 	wantWebCheck.Interval = 10 * time.Second
 	wantWebCheck.Timeout = 3 * time.Second
 	wantWebCheck.Rise = 4
 	wantWebCheck.Options = checks.HTTPOptions{Path: "/status", Host: "example.com",
 		Headers: []checks.Header{{Name: "X-Probe", Value: "director"}}, ExpectBody: "ok"}
-	if !reflect.DeepEqual(web.Check, wantWebCheck) {
-		t.Errorf("web check = %+v\nwant %+v", web.Check, wantWebCheck)
+	if !reflect.DeepEqual(web.Checks[0], wantWebCheck) {
+		t.Errorf("web check = %+v\nwant %+v", web.Checks[0], wantWebCheck)
 	}
 	if web.Scheduler != "wrr" || web.Persistence != 300*time.Second || web.PersistenceNetmask != 24 ||
 		web.Forwarding != "dr" || web.OnFailure != "quiesce" || web.Line != 17 {
@@ -209,11 +210,11 @@ protocol = "tcp"
 	// The api check overrides type and fall; everything else still comes
 	// from [defaults.check], whose http keys a tcp check does not use.
 	wantAPICheck := wantWebCheck
-	wantAPICheck.Type = "tcp"
+	wantAPICheck.Type, wantAPICheck.Name = "tcp", "tcp"
 	wantAPICheck.Fall = 1
 	wantAPICheck.Options = checks.TCPOptions{Send: "PING\r\n", Expect: "PONG"}
-	if !reflect.DeepEqual(api.Check, wantAPICheck) {
-		t.Errorf("api check = %+v\nwant %+v", api.Check, wantAPICheck)
+	if !reflect.DeepEqual(api.Checks[0], wantAPICheck) {
+		t.Errorf("api check = %+v\nwant %+v", api.Checks[0], wantAPICheck)
 	}
 	if api.OnFailure != "remove" || api.Forwarding != "nat" || api.RealServers[0].Forwarding != "nat" || api.PersistenceNetmask != 32 {
 		t.Errorf("api = %+v", api)
@@ -291,7 +292,7 @@ persistence = "60s"
 	if m4.FWMark != 10 || m4.Family != "ipv4" || m4.Protocol != "" || m4.Address.IsValid() || m4.PersistenceNetmask != 32 {
 		t.Errorf("mark4 = %+v", m4)
 	}
-	if m6.FWMark != 10 || m6.Family != "ipv6" || m6.PersistenceNetmask != 128 || m6.Check.Options != (checks.ICMPOptions{Privileged: true}) {
+	if m6.FWMark != 10 || m6.Family != "ipv6" || m6.PersistenceNetmask != 128 || m6.Checks[0].Options != (checks.ICMPOptions{Socket: checks.ICMPSocketRaw}) {
 		t.Errorf("mark6 = %+v", m6)
 	}
 	if got := m6.RealServers[0].Address; got != netip.MustParseAddrPort("[2001:db8::21]:0") {
@@ -341,7 +342,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top-level key", "[directr]\nlisten = \"x\"\n",
 			[]string{`director.toml:1: directr: unknown key; did you mean "director"?`}},
 		{"unknown key without suggestion", "[director]\nfoo = 1\n",
-			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, max_connections, resync_interval, on_failure, on_shutdown, drain_timeout, watch_config, fast_checks, kernel_stats, notify_command, notify_url, notify_timeout, maintenance_dir, api_token_file, state_file, panic_threshold, flap_damping, flap_penalty, flap_suppress, flap_reuse, flap_half_life, flap_max_suppress`}},
+			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, max_connections, resync_interval, on_failure, on_shutdown, drain_timeout, slow_start, watch_config, fast_checks, kernel_stats, notify_command, notify_url, notify_timeout, maintenance_dir, api_token_file, state_file, panic_threshold, flap_damping, flap_penalty, flap_suppress, flap_reuse, flap_half_life, flap_max_suppress`}},
 		{"unknown key belongs elsewhere", vs("interval = \"5s\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{`director.toml:4: virtual_server[web].interval: unknown key; interval belongs in [virtual_server.check]`}},
 		{"unknown real server key", vs("[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\nwieght = 5\n"),
@@ -373,10 +374,6 @@ func TestErrors(t *testing.T) {
 			[]string{`director.toml:2: defaults.check.interval: a bare number is not a duration; write a string with a unit, such as "5s"`}},
 		{"duration garbage", "[defaults.check]\ntimeout = \"2 seconds\"\n",
 			[]string{`director.toml:2: defaults.check.timeout: "2 seconds" is not a duration; write a number with a unit, such as "5s", "500ms" or "1m"`}},
-		{"timeout not shorter than interval", "[defaults.check]\ninterval = \"2s\"\ntimeout = \"2s\"\n" + vs("[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
-			[]string{`director.toml:3: defaults.check.timeout: timeout (2s) must be shorter than interval (2s)`}},
-		{"interval shorter than default timeout", vs("[virtual_server.check]\ninterval = \"1s\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
-			[]string{`director.toml:5: virtual_server[web].check.interval: timeout (2s) must be shorter than interval (1s)`}},
 		{"negative interval", "[defaults.check]\ninterval = \"-1s\"\n",
 			[]string{`director.toml:2: defaults.check.interval: must be greater than 0, not -1s`}},
 		{"rise and fall", "[defaults.check]\nrise = 0\nfall = \"3\"\n",
@@ -411,8 +408,8 @@ func TestErrors(t *testing.T) {
 			}},
 		{"http keys on tcp check", vs("[virtual_server.check]\ntype = \"tcp\"\npath = \"/x\"\nexpect_status = [\"200\"]\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{
-				`director.toml:6: virtual_server[web].check.path: path is only used by http and https checks; this check's type is "tcp"`,
-				`director.toml:7: virtual_server[web].check.expect_status: expect_status is only used by http and https checks; this check's type is "tcp"`,
+				`director.toml:6: virtual_server[web].check.path: path is only used by http and https checks without url entries; this check's type is "tcp"`,
+				`director.toml:7: virtual_server[web].check.expect_status: expect_status is only used by http and https checks without url entries; this check's type is "tcp"`,
 			}},
 		{"tcp keys on http check", vs("[virtual_server.check]\ntype = \"http\"\nsend = \"x\"\ntls = true\nserver_name = \"a\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{
@@ -438,7 +435,7 @@ func TestErrors(t *testing.T) {
 		{"same address other protocol is fine, same fwmark is not", "[[virtual_server]]\nname = \"a\"\naddress = \"192.0.2.10:53\"\nprotocol = \"udp\"\n[[virtual_server]]\nname = \"b\"\naddress = \"192.0.2.10:53\"\n[[virtual_server]]\nname = \"c\"\nfwmark = 5\n[[virtual_server]]\nname = \"d\"\nfwmark = 5\nfamily = \"ipv4\"\n[[virtual_server]]\nname = \"e\"\nfwmark = 5\nfamily = \"ipv6\"\n",
 			[]string{`director.toml:13: virtual_server[d].fwmark: duplicate virtual service fwmark 5 (ipv4); virtual_server[c] on line 8 already defines it`}},
 		{"neither address nor fwmark", "[[virtual_server]]\nname = \"web\"\n",
-			[]string{`director.toml:1: virtual_server[web].address: missing; set address (such as "192.0.2.10:80") or fwmark`}},
+			[]string{`director.toml:1: virtual_server[web].address: missing; set address (such as "192.0.2.10:80") or fwmark, or addresses or fwmarks for a group`}},
 		{"both address and fwmark", "[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.10:80\"\nfwmark = 3\n",
 			[]string{`director.toml:4: virtual_server[web].fwmark: set either address or fwmark, not both`}},
 		{"address without port", "[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.10\"\n",
@@ -544,17 +541,25 @@ rise = -2
 // A bad value in [defaults.check] is reported once, not once per virtual
 // server that inherits it.
 func TestDefaultsProblemReportedOnce(t *testing.T) {
-	got := problems(t, `[defaults.check]
+	cfg := mustParse(t, `[defaults.check]
 interval = "1s"
 timeout = "1s"
 [[virtual_server]]
 name = "a"
 address = "192.0.2.10:80"
+[[virtual_server.real_server]]
+address = "10.0.0.1:80"
 [[virtual_server]]
 name = "b"
 address = "192.0.2.10:81"
+[[virtual_server.real_server]]
+address = "10.0.0.1:80"
 `)
-	sameLines(t, got, []string{`director.toml:3: defaults.check.timeout: timeout (1s) must be shorter than interval (1s)`})
+	var got []string
+	for _, w := range cfg.Warnings {
+		got = append(got, w.String())
+	}
+	sameLines(t, got, []string{`director.toml:3: defaults.check.timeout: timeout (1s) is not shorter than interval (1s): runs never overlap, so a check that times out runs every 2s`})
 }
 
 func TestInlineTablesAndArrays(t *testing.T) {
@@ -612,7 +617,7 @@ func TestCAFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := cfg.VirtualServers[0].Check.Options.(checks.HTTPOptions).CAFile, filepath.Join(dir, "ca.pem"); got != want {
+	if got, want := cfg.VirtualServers[0].Checks[0].Options.(checks.HTTPOptions).CAFile, filepath.Join(dir, "ca.pem"); got != want {
 		t.Errorf("CAFile = %q, want %q", got, want)
 	}
 }
@@ -633,7 +638,7 @@ func TestExampleConfig(t *testing.T) {
 	if len(cfg.Warnings) != 0 {
 		t.Errorf("warnings: %v", cfg.Warnings)
 	}
-	if got, want := cfg.Summary(), "../config.example.toml: 3 virtual servers, 6 real servers, 6 checks"; got != want {
+	if got, want := cfg.Summary(), "../config.example.toml: 4 virtual servers, 8 real servers, 10 checks"; got != want {
 		t.Errorf("Summary() = %q, want %q", got, want)
 	}
 }

@@ -11,14 +11,19 @@ import (
 type Change struct {
 	AddedVS, RemovedVS, ChangedVS []string
 	AddedRS, RemovedRS            []string // "virtual_server/ip:port"
-	// ReweightedRS are real servers kept with another weight or forwarding.
+	// ReweightedRS are real servers kept with another weight, forwarding
+	// or tunnel.
 	ReweightedRS []string
+	// RecheckedRS are real servers kept with other checks of their own
+	// ([[virtual_server.real_server.check]]); only those checks restart.
+	RecheckedRS []string
 }
 
 // Diff compares two configs. A virtual server is changed when any of its
-// own settings or its check differ; a real server that stays with another
-// weight or forwarding method is reweighted (and its virtual server is
-// not counted as changed for it). It is pure.
+// own settings or its checks differ; a real server that stays with another
+// weight or forwarding method is reweighted, and one whose own checks
+// changed while its virtual server's did not is rechecked (its virtual
+// server is not counted as changed for either). It is pure.
 func Diff(old, next *Config) Change {
 	var c Change
 	prev := map[string]*VirtualServer{}
@@ -51,8 +56,11 @@ func Diff(old, next *Config) Change {
 			switch {
 			case !ok:
 				c.AddedRS = append(c.AddedRS, vs.Name+"/"+rs.Address.String())
-			case before.Weight != rs.Weight || before.Forwarding != rs.Forwarding:
+			case before.Weight != rs.Weight || before.Forwarding != rs.Forwarding || before.Tunnel != rs.Tunnel:
 				c.ReweightedRS = append(c.ReweightedRS, vs.Name+"/"+rs.Address.String())
+			}
+			if ok && !reflect.DeepEqual(o.ChecksOf(&before), vs.ChecksOf(&rs)) && reflect.DeepEqual(o.Checks, vs.Checks) {
+				c.RecheckedRS = append(c.RecheckedRS, vs.Name+"/"+rs.Address.String())
 			}
 		}
 		for _, rs := range o.RealServers {
@@ -70,7 +78,7 @@ func Diff(old, next *Config) Change {
 			}
 		}
 	}
-	for _, l := range []*[]string{&c.AddedVS, &c.RemovedVS, &c.ChangedVS, &c.AddedRS, &c.RemovedRS, &c.ReweightedRS} {
+	for _, l := range []*[]string{&c.AddedVS, &c.RemovedVS, &c.ChangedVS, &c.AddedRS, &c.RemovedRS, &c.ReweightedRS, &c.RecheckedRS} {
 		slices.Sort(*l)
 	}
 	return c

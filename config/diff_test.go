@@ -35,7 +35,7 @@ func TestDiffReweighted(t *testing.T) {
 	base := func() *Config {
 		return &Config{VirtualServers: []VirtualServer{{
 			Name: "web", Scheduler: "wrr", Forwarding: "nat", Line: 3,
-			Check: Check{Type: "tcp", Interval: 5 * time.Second, Timeout: time.Second},
+			Checks: []Check{{Type: "tcp", Name: "tcp", Interval: 5 * time.Second, Timeout: time.Second}},
 			RealServers: []RealServer{
 				{Address: a, Weight: 10, Forwarding: "nat", Line: 8},
 				{Address: b, Weight: 20, Forwarding: "nat", Line: 12},
@@ -64,7 +64,15 @@ func TestDiffReweighted(t *testing.T) {
 		}, Change{AddedRS: []string{"web/10.0.0.3:80"}, RemovedRS: []string{"web/10.0.0.1:80"}, ReweightedRS: []string{"web/10.0.0.2:80"}}},
 		{"own setting and a weight: both", func(vs *VirtualServer) { vs.Scheduler = "wlc"; vs.RealServers[0].Weight = 11 },
 			Change{ChangedVS: []string{"web"}, ReweightedRS: []string{"web/10.0.0.1:80"}}},
-		{"check", func(vs *VirtualServer) { vs.Check.Interval = time.Second }, Change{ChangedVS: []string{"web"}}},
+		{"check", func(vs *VirtualServer) { vs.Checks[0].Interval = time.Second }, Change{ChangedVS: []string{"web"}}},
+		{"a second check", func(vs *VirtualServer) { vs.Checks = append(vs.Checks, Check{Type: "icmp", Name: "icmp"}) },
+			Change{ChangedVS: []string{"web"}}},
+		{"a real server's own check: only that server", func(vs *VirtualServer) {
+			vs.RealServers[1].Checks = []Check{vs.Checks[0], {Type: "icmp", Name: "icmp"}}
+		}, Change{RecheckedRS: []string{"web/10.0.0.2:80"}}},
+		{"a real server's own check written as the virtual server's: nothing", func(vs *VirtualServer) {
+			vs.RealServers[1].Checks = []Check{vs.Checks[0]}
+		}, Change{}},
 		{"renamed: a new virtual server, not a reweighting", func(vs *VirtualServer) { vs.Name = "www"; vs.RealServers[0].Weight = 1 },
 			Change{AddedVS: []string{"www"}, RemovedVS: []string{"web"},
 				AddedRS: []string{"www/10.0.0.1:80", "www/10.0.0.2:80"}, RemovedRS: []string{"web/10.0.0.1:80", "web/10.0.0.2:80"}}},

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/lvsdirector/director/checks"
+	"github.com/lvsdirector/director/internal/etcservices"
 	"github.com/lvsdirector/director/internal/safefile"
 )
 
@@ -52,22 +54,23 @@ var (
 )
 
 var (
-	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server", "vrrp", "announce", "bgp", "route_table"}}
-	secDirector = section{name: "[director]", keys: []string{"listen", "max_connections", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "watch_config", "fast_checks", "kernel_stats",
+	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server", "vrrp", "announce", "bgp", "route_table", "notify"}}
+	secDirector = section{name: "[director]", keys: []string{"listen", "max_connections", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "slow_start", "watch_config", "fast_checks", "kernel_stats",
 		"notify_command", "notify_url", "notify_timeout", "maintenance_dir", "api_token_file", "state_file", "panic_threshold",
 		"flap_damping", "flap_penalty", "flap_suppress", "flap_reuse", "flap_half_life", "flap_max_suppress"},
 		nested: nestedCheckKeys("[defaults.check]")}
 	secDefaults = section{name: "[defaults]", keys: []string{"check"}, nested: nestedCheckKeys("[defaults.check]")}
 	secVS       = section{name: "[[virtual_server]]", keys: []string{
-		"name", "address", "fwmark", "family", "protocol", "scheduler", "persistence",
-		"persistence_netmask", "forwarding", "on_failure", "drain_timeout", "fallback", "check", "real_server",
+		"name", "address", "fwmark", "addresses", "fwmarks", "family", "protocol", "scheduler", "persistence",
+		"persistence_netmask", "forwarding", "tun_type", "tun_port", "tun_csum", "on_failure", "drain_timeout", "slow_start", "fallback", "check", "real_server",
 		"notify_command", "notify_url", "quorum", "hysteresis", "panic_threshold",
 		"scheduler_flags", "ops", "announce", "announce_rule", "announce_above", "withdraw_below", "communities", "med", "local_pref",
 	}, nested: merge(nestedCheckKeys("[virtual_server.check]"), map[string]string{"weight": "[[virtual_server.real_server]]"})}
-	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding"},
-		nested: nestedCheckKeys("[virtual_server.check]")}
+	secRS = section{name: "[[virtual_server.real_server]]", keys: []string{"address", "weight", "forwarding", "tun_type", "tun_port", "tun_csum", "check"},
+		nested: nestedCheckKeys("[[virtual_server.real_server.check]]")}
 	secDefaultsCheck = section{name: "[defaults.check]", keys: checkKeys}
 	secVSCheck       = section{name: "[virtual_server.check]", keys: checkKeys}
+	secRSCheck       = section{name: "[[virtual_server.real_server.check]]", keys: checkKeys}
 )
 
 func nestedCheckKeys(where string) map[string]string {
@@ -130,7 +133,15 @@ func readConfigFile(path string, maxBytes int64) ([]byte, error) {
 // and as Config.Path; relative ca_file paths are taken from its directory.
 // Nesting deeper than MaxNesting is refused before the file is parsed.
 func Parse(name string, data []byte) (*Config, error) {
-	l := &loader{file: name, dir: filepath.Dir(name)}
+	return ParseWith(name, data, Options{})
+}
+
+// ParseWith is Parse with o's outside sources (the services database).
+func ParseWith(name string, data []byte, o Options) (*Config, error) {
+	if o.ServicesFile == "" {
+		o.ServicesFile = etcservices.DefaultPath
+	}
+	l := &loader{file: name, dir: filepath.Dir(name), ports: &portNames{path: o.ServicesFile}}
 	if line := nestedTooDeep(string(data), MaxNesting); line > 0 {
 		return nil, &Errors{Problems: []Problem{{File: name, Line: line,
 			Msg: fmt.Sprintf("arrays and tables nested more than %d deep; a director config needs no more than a few levels", MaxNesting)}}}
@@ -191,13 +202,29 @@ func (l *loader) config(raw map[string]any) *Config {
 	})
 	names := map[string]int{}
 	services := map[string]string{}
+	budget := MaxGroupServices
+	var vsNodes []node // where each of cfg.VirtualServers is written
 	for _, t := range vsTables {
-		vs := l.virtualServer(t, cfg.Director, defCheck, names, services)
+		vs, members, gt := l.virtualServer(t, cfg.Director, defCheck, names, services, budget)
 		vs.Notify = l.notify(t, cfg.Notify)
-		cfg.VirtualServers = append(cfg.VirtualServers, vs)
+		if members == nil {
+			cfg.VirtualServers = append(cfg.VirtualServers, vs)
+			vsNodes = append(vsNodes, t.n)
+			continue
+		}
+		budget -= len(members)
+		n := t.n.child("addresses")
+		if vs.FWMark != 0 {
+			n = t.n.child("fwmarks")
+		}
+		for _, m := range l.expand(vs, members, gt, names, services, n, t.n.key) {
+			cfg.VirtualServers = append(cfg.VirtualServers, m)
+			vsNodes = append(vsNodes, t.n)
+		}
 	}
-	l.checkAnnounce(cfg, vsTables)
+	l.checkAnnounce(cfg, vsNodes)
 	l.vrrp(root, cfg)
+	l.email(root, cfg)
 	return cfg
 }
 
@@ -224,6 +251,9 @@ func (l *loader) director(t table, d *Director) {
 	}
 	if v, ok := l.drainTimeout(t); ok {
 		d.DrainTimeout = v
+	}
+	if v, ok := l.slowStart(t); ok {
+		d.SlowStart = v
 	}
 	if v, _, ok := t.boolean("watch_config"); ok {
 		d.WatchConfig = v
@@ -319,39 +349,39 @@ func parseTarget(s string) (target, string) {
 	return t, ""
 }
 
-func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map[string]int, services map[string]string) VirtualServer {
-	t.unknown(secVS)
-	vs := VirtualServer{
-		Line:       l.lineOf(t.n),
-		Scheduler:  defaultScheduler,
-		Forwarding: defaultForwarding,
-		OnFailure:  d.OnFailure,
-	}
-
-	// name
-	if s, n, ok := t.str("name"); ok {
-		switch {
-		case s == "":
-			l.errorf(n, "must not be empty")
-		case names[s] != 0:
-			l.errorf(n, "duplicate name %q; the virtual server on line %d already uses it", s, names[s])
-		default:
-			names[s] = vs.Line
-		}
-		vs.Name = s
-	} else if !t.has("name") {
-		l.errorf(t.n.child("name"), "missing; every virtual server needs a unique name")
-	}
-
-	// address or fwmark (and family, protocol)
+// serviceAddress reads what selects the virtual service's packets:
+// address or fwmark, or addresses or fwmarks for a group (group.go), with
+// family and protocol. For a group it returns the members, and vs holds
+// the first one. ok says vs's address or fwmark is usable.
+func (l *loader) serviceAddress(t table, vs *VirtualServer, budget int) ([]member, bool) {
 	addrOK := false
+	given := 0
+	for _, k := range []string{"address", "fwmark", "addresses", "fwmarks"} {
+		if t.has(k) {
+			given++
+		}
+	}
+	// The protocol picks a port name's entry; a bad one is reported
+	// below, and tcp stands in meanwhile.
+	proto, _ := t.m["protocol"].(string)
+	if !slices.Contains(protocols, proto) {
+		proto = defaultProtocol
+	}
+	var members []member
 	switch {
-	case t.has("address") && t.has("fwmark"):
+	case given == 2 && t.has("address") && t.has("fwmark"):
 		l.errorf(t.n.child("fwmark"), "set either address or fwmark, not both")
-	case !t.has("address") && !t.has("fwmark"):
-		l.errorf(t.n.child("address"), "missing; set address (such as \"192.0.2.10:80\") or fwmark")
-	case t.has("fwmark"):
-		if v, _, ok := t.intRange("fwmark", 1, 1<<32-1, "firewall marks are 1-4294967295"); ok {
+	case given > 1:
+		l.errorf(t.n, "set only one of address, fwmark, addresses and fwmarks; a group mixing addresses and marks is written as two virtual servers")
+	case given == 0:
+		l.errorf(t.n.child("address"), "missing; set address (such as \"192.0.2.10:80\") or fwmark, or addresses or fwmarks for a group")
+	case t.has("fwmark") || t.has("fwmarks"):
+		if t.has("fwmarks") {
+			members, addrOK = l.groupMembers(t, proto, budget)
+			if addrOK {
+				vs.FWMark = members[0].mark
+			}
+		} else if v, _, ok := t.intRange("fwmark", 1, 1<<32-1, "firewall marks are 1-4294967295"); ok {
 			vs.FWMark = uint32(v)
 			addrOK = true
 		}
@@ -367,9 +397,17 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			l.errorf(t.n.child("protocol"), "is not used with fwmark; the firewall mark already selects the packets")
 		}
 	default:
-		if s, n, ok := t.str("address"); ok {
-			ap, err := netip.ParseAddrPort(s)
+		if t.has("addresses") {
+			members, addrOK = l.groupMembers(t, proto, budget)
+			if addrOK {
+				vs.Address = members[0].ap
+				vs.Family = familyOf(vs.Address.Addr())
+			}
+		} else if s, n, ok := t.str("address"); ok {
+			numbered, named := l.withPortNumber(s, n, proto)
+			ap, err := netip.ParseAddrPort(numbered)
 			switch {
+			case !named:
 			case err != nil:
 				if a, err := netip.ParseAddr(s); err == nil {
 					l.errorf(n, "%q has no port; write %q", s, netip.AddrPortFrom(a, 80).String())
@@ -400,20 +438,91 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			vs.Protocol = p
 		}
 	}
-	if addrOK {
-		var svc string
+	if !addrOK {
+		members = nil
+	}
+	return members, addrOK
+}
+
+// uniqueService reports vs's kernel service if an earlier virtual server
+// (or group member) defines it; vsKey and vs.Line say where vs is.
+func (l *loader) uniqueService(vs *VirtualServer, n node, vsKey string, services map[string]string) {
+	svc := vs.Protocol + " " + vs.Address.String()
+	if vs.FWMark != 0 {
+		svc = fmt.Sprintf("fwmark %d (%s)", vs.FWMark, vs.Family)
+	}
+	if prev, ok := services[svc]; ok {
+		l.errorf(n, "duplicate virtual service %s; %s", svc, prev)
+		return
+	}
+	services[svc] = fmt.Sprintf("%s on line %d already defines it", vsKey, vs.Line)
+}
+
+// fallback checks the fallback's address tg at n against the virtual
+// server and its real servers (seen), and sets it when valid.
+func (l *loader) fallback(vs *VirtualServer, vsOK bool, tg target, n node, seen map[netip.AddrPort]int) {
+	ap, ok := l.checkTarget(vs, vsOK, tg, vs.Forwarding, false, n, "fallback")
+	if !ok {
+		return
+	}
+	if line, dup := seen[ap]; dup {
+		l.errorf(n, "%s is also a real server (line %d); the fallback must be a different server", ap, line)
+		return
+	}
+	vs.Fallback = ap
+}
+
+// target reads a real server or fallback address at n (parseTarget),
+// its port possibly a name of the virtual server's protocol, reporting
+// what is wrong.
+func (l *loader) target(s string, n node, proto string) (target, bool) {
+	s, ok := l.withPortNumber(s, n, serviceProtocols(proto)...)
+	if !ok {
+		return target{}, false
+	}
+	tg, msg := parseTarget(s)
+	if msg != "" {
+		l.errorf(n, "%s", msg)
+		return target{}, false
+	}
+	return tg, true
+}
+
+// virtualServer reads one [[virtual_server]]. For a group it also returns
+// the members and what expanding needs (group.go); budget is how many
+// services groups may still expand to.
+func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map[string]int, services map[string]string, budget int) (VirtualServer, []member, groupTargets) {
+	t.unknown(secVS)
+	vs := VirtualServer{
+		Line:       l.lineOf(t.n),
+		Scheduler:  defaultScheduler,
+		Forwarding: defaultForwarding,
+		OnFailure:  d.OnFailure,
+	}
+
+	// name
+	if s, n, ok := t.str("name"); ok {
+		switch {
+		case s == "":
+			l.errorf(n, "must not be empty")
+		case names[s] != 0:
+			l.errorf(n, "duplicate name %q; the virtual server on line %d already uses it", s, names[s])
+		default:
+			names[s] = vs.Line
+		}
+		vs.Name = s
+	} else if !t.has("name") {
+		l.errorf(t.n.child("name"), "missing; every virtual server needs a unique name")
+	}
+
+	// address or fwmark, or a group of either (and family, protocol)
+	members, addrOK := l.serviceAddress(t, &vs, budget)
+	if addrOK && members == nil {
 		n := t.n.child("address")
 		if vs.FWMark != 0 {
-			svc = fmt.Sprintf("fwmark %d (%s)", vs.FWMark, vs.Family)
 			n = t.n.child("fwmark")
-		} else {
-			svc = vs.Protocol + " " + vs.Address.String()
 		}
-		if prev, ok := services[svc]; ok {
-			l.errorf(n, "duplicate virtual service %s; %s", svc, prev)
-		} else {
-			services[svc] = fmt.Sprintf("%s on line %d already defines it", t.n.key, vs.Line)
-		}
+		l.uniqueService(&vs, n, t.n.key, services)
 	}
 
 	if v, _, ok := t.enum("scheduler", "scheduler", schedulers, nil); ok {
@@ -459,6 +568,7 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 	if v, _, ok := t.enum("forwarding", "forwarding method", forwardings, forwardingAliases); ok {
 		vs.Forwarding = v
 	}
+	vs.Tunnel = l.tunnel(t, vs.Forwarding, Tunnel{})
 	if v, _, ok := t.enum("on_failure", "on_failure action", onFailures, onFailureAliases); ok {
 		vs.OnFailure = v
 	}
@@ -473,30 +583,29 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 		vs.DrainTimeout = v
 	}
 
-	// check
-	var own rawCheck
-	if ct, ok := t.sub("check"); ok {
-		own = l.parseCheck(ct, secVSCheck)
-	}
-	vs.Check = l.mergeCheck(defCheck, own)
-	checkNode := t.n.child("check")
-	if own.Source.Set {
-		checkNode = own.Source.N
-	} else if defCheck.Source.Set {
-		checkNode = defCheck.Source.N
-	}
+	// checks
+	vsRaw, srcNodes := l.virtualServerChecks(t, defCheck, &vs)
+	dataPathReported := false
 
 	// real servers
 	seen := map[netip.AddrPort]int{}
+	var gt groupTargets
 	rsTables := t.tables("real_server", func(i int, _ map[string]any) string { return strconv.Itoa(i) })
 	for _, rt := range rsTables {
+		gt.rsNodes = append(gt.rsNodes, rt.n.child("address"))
+		gt.rsPortless = append(gt.rsPortless, false)
 		rt.unknown(secRS)
 		rs := RealServer{Line: l.lineOf(rt.n), Weight: defaultWeight, Forwarding: vs.Forwarding}
 		if v, _, ok := rt.enum("forwarding", "forwarding method", forwardings, forwardingAliases); ok {
 			rs.Forwarding = v
 		}
+		rs.Tunnel = l.tunnel(rt, rs.Forwarding, vs.Tunnel)
 		if v, _, ok := rt.intRange("weight", 0, 65535, "IPVS weights are 0-65535"); ok {
 			rs.Weight = uint32(v)
+		}
+		rsSrc := srcNodes
+		if entries := checkTables(rt); len(entries) > 0 {
+			rs.Checks, rsSrc = l.realServerChecks(defCheck, vsRaw, vs.Checks, srcNodes, entries)
 		}
 		s, n, ok := rt.str("address")
 		if !ok {
@@ -506,12 +615,12 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			vs.RealServers = append(vs.RealServers, rs)
 			continue
 		}
-		tg, msg := parseTarget(s)
-		if msg != "" {
-			l.errorf(n, "%s", msg)
+		tg, ok := l.target(s, n, vs.Protocol)
+		if !ok {
 			vs.RealServers = append(vs.RealServers, rs)
 			continue
 		}
+		gt.rsPortless[len(gt.rsPortless)-1] = tg.ap.Port() == 0
 		if ap, ok := l.checkTarget(&vs, addrOK, tg, rs.Forwarding, true, n, "real server"); ok {
 			rs.Address = ap
 			if line, dup := seen[ap]; dup {
@@ -519,25 +628,24 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			} else {
 				seen[ap] = rs.Line
 			}
-			l.checkProbeTarget(vs.Check, ap, n, checkNode)
+			for i, c := range vs.ChecksOf(&rs) {
+				l.checkProbeTarget(c, ap, n, rsSrc[i])
+				l.checkDataPath(&vs, t, c, &rs, n, &dataPathReported)
+			}
 		}
 		vs.RealServers = append(vs.RealServers, rs)
 	}
 
 	// fallback
 	if s, n, ok := t.str("fallback"); ok {
-		if tg, msg := parseTarget(s); msg != "" {
-			l.errorf(n, "%s", msg)
-		} else if ap, ok := l.checkTarget(&vs, addrOK, tg, vs.Forwarding, false, n, "fallback"); ok {
-			if line, dup := seen[ap]; dup {
-				l.errorf(n, "%s is also a real server (line %d); the fallback must be a different server", ap, line)
-			} else {
-				vs.Fallback = ap
-			}
+		if tg, ok := l.target(s, n, vs.Protocol); ok {
+			l.fallback(&vs, addrOK, tg, n, seen)
+			gt.fbNode, gt.fbPortless = n, tg.ap.Port() == 0
 		}
 	}
 
 	l.vsAdmin(t, d, &vs)
+	l.vsSlowStart(t, d, &vs)
 	l.vsAnnounce(t, &vs)
 	l.quorumWarnings(t, &vs)
 
@@ -548,7 +656,7 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 			l.warnf(t.n, "has no real servers; the service will be created but has nowhere to send connections")
 		}
 	}
-	return vs
+	return vs, members, gt
 }
 
 // checkTarget applies the address, family and port rules shared by real
@@ -629,7 +737,10 @@ func (c *Config) Summary() string {
 		vs := &c.VirtualServers[i]
 		rs += len(vs.RealServers)
 		for j := range vs.RealServers {
-			probes[vs.CheckSpec(&vs.RealServers[j]).Key()] = true
+			rs := &vs.RealServers[j]
+			for _, c := range vs.ChecksOf(rs) {
+				probes[vs.CheckSpec(rs, &c).Key()] = true
+			}
 		}
 	}
 	return fmt.Sprintf("%s: %s, %s, %s", c.Path,

@@ -69,6 +69,20 @@ func TestCheckKindErrors(t *testing.T) {
 			}},
 		{"steps on a tcp check", vs("[virtual_server.check]\ntype = \"tcp\"\nsteps = [{ send = 'x' }]\n" + rs),
 			[]string{`director.toml:6: virtual_server[web].check.steps: steps is only used by dialogue checks; this check's type is "tcp"`}},
+		{"http url entries judged one by one, each at its line", vs("[virtual_server.check]\ntype = \"http\"\n" +
+			"[[virtual_server.check.url]]\npath = \"/a\"\nexpect_digest = \"abc\"\n[[virtual_server.check.url]]\nexpect_status = [\"999\"]\npth = \"/b\"\n" + rs),
+			[]string{
+				`director.toml:8: virtual_server[web].check.url[0].expect_digest: "abc" is not a digest: want 32 hex digits (MD5, as keepalived's genhash prints) or "sha256:" and 64 hex digits`,
+				`director.toml:9: virtual_server[web].check.url[1].path: missing: each url entry needs its path, such as path = "/healthz"`,
+				`director.toml:10: virtual_server[web].check.url[1].expect_status: invalid status "999": want a code 100-599 or a range like "200-299"`,
+				`director.toml:11: virtual_server[web].check.url[1].pth: unknown key; did you mean "path"?`,
+			}},
+		{"a check's own path beside url entries", vs("[virtual_server.check]\ntype = \"http\"\npath = \"/x\"\nexpect_body = \"ok\"\n" +
+			"[[virtual_server.check.url]]\npath = \"/a\"\n" + rs),
+			[]string{
+				`director.toml:6: virtual_server[web].check.path: path is only used by http and https checks without url entries; this check's type is "http"`,
+				`director.toml:7: virtual_server[web].check.expect_body: expect_body is only used by http and https checks without url entries; this check's type is "http"`,
+			}},
 		{"exec command not absolute", vs("[virtual_server.check]\ntype = \"exec\"\ncommand = [\"check-db\", \"-q\"]\n" + rs),
 			[]string{`director.toml:6: virtual_server[web].check.command: "check-db" must be an absolute path (no shell or PATH lookup is used)`}},
 		{"exec without command", vs("[virtual_server.check]\ntype = \"exec\"\ndynamic_weight = true\n" + rs),
@@ -144,19 +158,60 @@ privileged = true
 		{`type = "tcp"`, checks.TCPOptions{Send: "PING\r\n", Expect: "PONG"}},
 		{`type = "tcp", tls = true, expect = "^\\+PONG"`, checks.TCPOptions{Send: "PING\r\n", Expect: `^\+PONG`, TLS: true,
 			TLSOptions: checks.TLSOptions{ServerName: "sni.example"}}},
-		{`type = "icmp"`, checks.ICMPOptions{Privileged: true}},
+		{`type = "icmp"`, checks.ICMPOptions{Socket: checks.ICMPSocketRaw}},
 		{`type = "dialogue", steps = [{ expect = "^220" }, { send = "QUIT\r\n", starttls = true }]`, checks.DialogueOptions{
 			Steps:      []checks.Step{{Expect: "^220"}, {Send: "QUIT\r\n", StartTLS: true}},
 			TLSOptions: checks.TLSOptions{ServerName: "sni.example"}}},
 		{`type = "udp"`, checks.UDPOptions{Send: "PING\r\n", Expect: "PONG"}},
-		{`type = "icmp", privileged = false`, checks.ICMPOptions{}},
+		{`type = "icmp", privileged = false`, checks.ICMPOptions{Socket: checks.ICMPSocketPing}},
 	} {
 		t.Run(tt.check, func(t *testing.T) {
 			cfg := mustParse(t, defaults+vs("check = { "+tt.check+" }\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
-			if got := cfg.VirtualServers[0].Check.Options; !reflect.DeepEqual(got, tt.want) {
+			if got := cfg.VirtualServers[0].Checks[0].Options; !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("options %#v\nwant %#v", got, tt.want)
 			}
 		})
+	}
+}
+
+// url entries reach the check's options in order; [defaults.check]'s
+// path and expectations give way to them silently.
+func TestCheckURLEntries(t *testing.T) {
+	src := "[defaults.check]\npath = \"/status\"\nexpect_body = \"ok\"\nhost = \"www.example\"\n" +
+		vs("[virtual_server.check]\ntype = \"https\"\n"+
+			"[[virtual_server.check.url]]\npath = \"/a\"\nexpect_digest = \"0123456789ABCDEF0123456789abcdef\"\n"+
+			"[[virtual_server.check.url]]\npath = \"/b\"\nexpect_status = [\"200\", \"301\"]\nexpect_body = \"fine\"\n"+
+			"[[virtual_server.real_server]]\naddress = \"10.0.0.1:443\"\n")
+	cfg := mustParse(t, src)
+	want := checks.HTTPOptions{Host: "www.example", URLs: []checks.HTTPURL{
+		{Path: "/a", ExpectDigest: "0123456789ABCDEF0123456789abcdef"},
+		{Path: "/b", ExpectStatus: []string{"200", "301"}, ExpectBody: "fine"}}}
+	if got := cfg.VirtualServers[0].Checks[0].Options; !reflect.DeepEqual(got, want) {
+		t.Errorf("options %#v\nwant %#v", got, want)
+	}
+	// In an array of checks, url entries go to the check above them.
+	several := mustParse(t, vs("[[virtual_server.check]]\ntype = \"http\"\n[[virtual_server.check.url]]\npath = \"/a\"\n"+
+		"[[virtual_server.check]]\ntype = \"http\"\nname = \"second\"\n[[virtual_server.check.url]]\npath = \"/b\"\n[[virtual_server.check.url]]\npath = \"/c\"\n"+
+		"[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
+	var paths [][]string
+	for _, c := range several.VirtualServers[0].Checks {
+		var p []string
+		for _, u := range c.Options.(checks.HTTPOptions).URLs {
+			p = append(p, u.Path)
+		}
+		paths = append(paths, p)
+	}
+	if !reflect.DeepEqual(paths, [][]string{{"/a"}, {"/b", "/c"}}) {
+		t.Errorf("url paths per check: %q", paths)
+	}
+	inline := mustParse(t, vs("check = { type = \"http\", url = [{ path = \"/a\" }] }\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
+	plain := mustParse(t, vs("check = { type = \"http\", path = \"/a\" }\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
+	key := func(c *Config) string {
+		v := &c.VirtualServers[0]
+		return v.CheckSpec(&v.RealServers[0], &v.Checks[0]).Key()
+	}
+	if key(inline) != key(plain) {
+		t.Error("one url entry and the same path on the check give different keys")
 	}
 }
 
@@ -167,18 +222,21 @@ func TestCheckSpecKeys(t *testing.T) {
 		t.Helper()
 		cfg := mustParse(t, vs("[virtual_server.check]\n"+check+"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"))
 		vs := &cfg.VirtualServers[0]
-		return vs.CheckSpec(&vs.RealServers[0]).Key()
+		return vs.CheckSpec(&vs.RealServers[0], &vs.Checks[0]).Key()
 	}
 	same := [][2]string{
 		{`type = "http"`, "type = \"http\"\nmethod = \"get\"\npath = \"/\"\nexpect_status = [\"200-299\"]\nmax_body_bytes = 65536"},
 		{`type = "tcp"`, "rise = 5\nfall = 1"}, // thresholds are the health machine's, not the probe's
 		{`type = "tcp"`, "type = \"tcp\"\ntls = false"},
-		{`type = "icmp"`, "type = \"icmp\"\nprivileged = false"},
 	}
 	for _, p := range same {
 		if key(t, p[0]) != key(t, p[1]) {
 			t.Errorf("%q and %q give different keys", p[0], p[1])
 		}
+	}
+	// privileged unset falls back to raw sockets; false does not.
+	if key(t, "type = \"icmp\"") == key(t, "type = \"icmp\"\nprivileged = false") {
+		t.Error("icmp checks with privileged unset and false give the same key")
 	}
 	base := map[string]string{
 		"http":            "type = \"http\"\nmethod = \"GET\"\npath = \"/a\"\nhost = \"h\"\nheaders = { A = \"1\" }\nexpect_status = [\"200\"]\nmax_body_bytes = 100",
@@ -215,16 +273,16 @@ func TestCheckSpecKeys(t *testing.T) {
 }
 
 func TestCheckSpec(t *testing.T) {
-	vs := VirtualServer{Name: "web", Check: Check{Type: "http", Interval: time.Second, Timeout: time.Millisecond,
-		Source: netip.MustParseAddr("10.0.0.9"), Options: checks.HTTPOptions{Path: "/x"}}}
+	vs := VirtualServer{Name: "web", Checks: []Check{{Type: "http", Interval: time.Second, Timeout: time.Millisecond,
+		Source: netip.MustParseAddr("10.0.0.9"), Options: checks.HTTPOptions{Path: "/x"}}}}
 	rs := RealServer{Address: netip.MustParseAddrPort("10.0.0.1:8080")}
-	want := checks.Spec{Type: "http", Target: rs.Address, Source: vs.Check.Source, Timeout: time.Millisecond,
+	want := checks.Spec{Type: "http", Target: rs.Address, Source: vs.Checks[0].Source, Timeout: time.Millisecond,
 		Interval: time.Second, Options: checks.HTTPOptions{Path: "/x"}, VirtualServer: "web", RealServer: rs.Address}
-	if got := vs.CheckSpec(&rs); !reflect.DeepEqual(got, want) {
+	if got := vs.CheckSpec(&rs, &vs.Checks[0]); !reflect.DeepEqual(got, want) {
 		t.Errorf("CheckSpec = %+v, want %+v", got, want)
 	}
-	vs.Check.Port, vs.Check.Address = 81, netip.MustParseAddr("10.0.0.2")
-	if got := vs.CheckSpec(&rs).Target; got != netip.MustParseAddrPort("10.0.0.2:81") {
+	vs.Checks[0].Port, vs.Checks[0].Address = 81, netip.MustParseAddr("10.0.0.2")
+	if got := vs.CheckSpec(&rs, &vs.Checks[0]).Target; got != netip.MustParseAddrPort("10.0.0.2:81") {
 		t.Errorf("target with the check's address and port = %v", got)
 	}
 }

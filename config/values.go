@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +45,7 @@ type loader struct {
 	file  string
 	dir   string // for relative ca_file paths
 	lines *lineIndex
+	ports *portNames // port names, from the services database
 	errs  []Problem
 	warns []Problem
 }
@@ -64,7 +66,12 @@ func (l *loader) errorf(n node, format string, a ...any) {
 }
 
 func (l *loader) warnf(n node, format string, a ...any) {
-	l.warns = append(l.warns, Problem{File: l.file, Line: l.lineOf(n), Key: n.key, Msg: fmt.Sprintf(format, a...)})
+	p := Problem{File: l.file, Line: l.lineOf(n), Key: n.key, Msg: fmt.Sprintf(format, a...)}
+	// A table merged into several checks (a virtual server's check under
+	// each real server's override) warns once.
+	if !slices.Contains(l.warns, p) {
+		l.warns = append(l.warns, p)
+	}
 }
 
 // table is one decoded TOML table and where it is.

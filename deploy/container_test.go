@@ -63,7 +63,7 @@ func TestContainerFiles(t *testing.T) {
 		}
 	}
 	if regexp.MustCompile(`(?m)^\s*- NET_RAW`).MatchString(compose) {
-		t.Error("docker-compose.yml grants NET_RAW; it is only for ICMP checks with privileged = true")
+		t.Error("docker-compose.yml grants NET_RAW; it is only for ICMP checks on raw sockets (README, Required privileges)")
 	}
 }
 

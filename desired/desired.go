@@ -5,10 +5,12 @@ package desired
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/health"
 	"github.com/lvsdirector/director/ipvs"
+	"github.com/lvsdirector/director/policy/slowstart"
 )
 
 // FallbackWeight is the sorry server's weight: its only peer is nothing.
@@ -34,7 +36,16 @@ type View struct {
 	// used instead of the configured one.
 	HasWeight bool
 	Weight    uint32
+	// Ramp: the server started serving RampElapsed ago and the director
+	// saw it start (policy/slowstart), so the virtual server's slow_start
+	// ramps its weight. False when it served before the director knew it.
+	Ramp        bool
+	RampElapsed time.Duration
 }
+
+// ServingWeight is the weight a serving server is ramped towards: the
+// configured one, or the one its check reported.
+func (v View) ServingWeight(configured uint32) uint32 { return v.weight(configured) }
 
 // weight is the weight rs gets while serving.
 func (v View) weight(configured uint32) uint32 {
@@ -61,7 +72,11 @@ type Input struct {
 }
 
 // HealthyWeight is the sum of the weights of vs's serving real servers
-// (configured, or reported by their check).
+// (configured, or reported by their check). A server in slow start counts
+// with its full weight: quorum asks whether the pool can carry the load,
+// and a healthy server can, however slowly it is being handed new
+// connections; counting the ramp would keep the fallback in for most of
+// a slow start after every server came back.
 func HealthyWeight(vs *config.VirtualServer, view func(config.ServerID) View) uint64 {
 	var sum uint64
 	for _, rs := range vs.RealServers {
@@ -77,7 +92,7 @@ func HealthyWeight(vs *config.VirtualServer, view func(config.ServerID) View) ui
 func QuorumOf(vs *config.VirtualServer) uint64 { return max(vs.Quorum, 1) }
 
 // Build is the table the kernel should hold. A real server gets its weight
-// while it is serving (View.Serving); an operator's drain gives it weight
+// while it is serving (View.Serving), ramped while it is in slow start; an operator's drain gives it weight
 // 0 and disable takes it out; otherwise on_failure decides (weight 0 or
 // absent; mh services always weight 0). While a virtual server has lost quorum and has a fallback, the
 // fallback gets weight 1 and the serving real servers weight 0
@@ -104,6 +119,9 @@ func Build(cfg *config.Config, in Input) []ipvs.DesiredService {
 				w = 0
 			case v.Serving():
 				w = v.weight(rs.Weight)
+				if v.Ramp {
+					w = slowstart.Weight(w, v.RampElapsed, vs.SlowStart)
+				}
 				if takeover {
 					w = 0
 				}
@@ -113,12 +131,12 @@ func Build(cfg *config.Config, in Input) []ipvs.DesiredService {
 				continue
 			}
 			ds.Destinations = append(ds.Destinations, ipvs.Destination{
-				Address: rs.Address, Weight: w, Forwarding: Forwarding(rs.Forwarding),
+				Address: rs.Address, Weight: w, Forwarding: Forwarding(rs.Forwarding), Tunnel: TunnelOf(rs.Tunnel),
 			})
 		}
 		if takeover {
 			ds.Destinations = append(ds.Destinations, ipvs.Destination{
-				Address: vs.Fallback, Weight: FallbackWeight, Forwarding: Forwarding(vs.Forwarding),
+				Address: vs.Fallback, Weight: FallbackWeight, Forwarding: Forwarding(vs.Forwarding), Tunnel: TunnelOf(vs.Tunnel),
 			})
 		}
 		out = append(out, ds)
@@ -177,6 +195,24 @@ func Forwarding(f string) ipvs.Forwarding {
 		return ipvs.TUN
 	}
 	return ipvs.NAT
+}
+
+// TunnelOf is the kernel's encapsulation for a config's tunnel.
+func TunnelOf(t config.Tunnel) ipvs.Tunnel {
+	out := ipvs.Tunnel{Port: t.Port}
+	switch t.Type {
+	case "gue":
+		out.Type = ipvs.TunnelGUE
+	case "gre":
+		out.Type = ipvs.TunnelGRE
+	}
+	switch t.Csum {
+	case "csum":
+		out.Flags = ipvs.TunnelCsum
+	case "remcsum":
+		out.Flags = ipvs.TunnelRemCsum
+	}
+	return out
 }
 
 // DestKey names one destination of one service, normalized so that a

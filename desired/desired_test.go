@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/health"
@@ -162,5 +163,54 @@ func TestBuildMaglev(t *testing.T) {
 		return View{State: map[bool]health.State{true: health.Down, false: health.Up}[id.RealServer == a]}
 	}})[0].Destinations; len(got) != 1 {
 		t.Errorf("wrr with on_failure remove: %+v, want the failed server removed", got)
+	}
+}
+
+// A server in slow start gets its ramped weight (of the configured or the
+// reported one), and counts toward quorum with its full weight.
+func TestBuildSlowStart(t *testing.T) {
+	a, b, c := netip.MustParseAddrPort("10.0.0.1:80"), netip.MustParseAddrPort("10.0.0.2:80"), netip.MustParseAddrPort("10.0.0.3:80")
+	sorry := netip.MustParseAddrPort("10.0.0.9:80")
+	vs := func(slowStart time.Duration) *config.Config {
+		return &config.Config{VirtualServers: []config.VirtualServer{{
+			Name: "web", Address: vip, Family: "ipv4", Protocol: "tcp", Scheduler: "wlc", Forwarding: "nat", OnFailure: "quiesce",
+			Fallback: sorry, Quorum: 250, SlowStart: slowStart,
+			RealServers: []config.RealServer{{Address: a, Weight: 100, Forwarding: "nat"}, {Address: b, Weight: 100, Forwarding: "nat"}, {Address: c, Weight: 100, Forwarding: "nat"}},
+		}}}
+	}
+	ramp := func(elapsed time.Duration) View { return View{State: health.Up, Ramp: true, RampElapsed: elapsed} }
+	up := View{State: health.Up}
+	for _, tt := range []struct {
+		name      string
+		slowStart time.Duration
+		views     map[netip.AddrPort]View
+		want      map[netip.AddrPort]uint32
+	}{
+		{"ramping at 40% and, of a reported weight, at 50%; quorum counts full weights", 10 * time.Second, map[netip.AddrPort]View{
+			a: ramp(4 * time.Second), b: {State: health.Up, HasWeight: true, Weight: 50, Ramp: true, RampElapsed: 5 * time.Second}, c: up},
+			map[netip.AddrPort]uint32{a: 40, b: 25, c: 100}}, // 100+50+100 = quorum 250
+		{"the ramp's first step is 1, not 0", 10 * time.Second, map[netip.AddrPort]View{a: ramp(0), b: up, c: up},
+			map[netip.AddrPort]uint32{a: 1, b: 100, c: 100}},
+		{"past slow_start: the full weight", 10 * time.Second, map[netip.AddrPort]View{a: ramp(10 * time.Second), b: up, c: up},
+			map[netip.AddrPort]uint32{a: 100, b: 100, c: 100}},
+		{"slow start off: the full weight", 0, map[netip.AddrPort]View{a: ramp(time.Second), b: up, c: up},
+			map[netip.AddrPort]uint32{a: 100, b: 100, c: 100}},
+		{"a drain wins over the ramp", 10 * time.Second, map[netip.AddrPort]View{
+			a: {State: health.Up, Hold: HoldDrain, Ramp: true, RampElapsed: time.Second}, b: up, c: up},
+			map[netip.AddrPort]uint32{a: 0, b: 0, c: 0, sorry: 1}}, // 200 < 250
+		{"quorum lost: a ramping server is at 0 like the rest", 10 * time.Second, map[netip.AddrPort]View{
+			a: ramp(5 * time.Second), b: {State: health.Down}, c: up},
+			map[netip.AddrPort]uint32{a: 0, b: 0, c: 0, sorry: 1}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ds := Build(vs(tt.slowStart), Input{View: func(id config.ServerID) View { return tt.views[id.RealServer] }})
+			got := map[netip.AddrPort]uint32{}
+			for _, d := range ds[0].Destinations {
+				got[d.Address] = d.Weight
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("table %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -277,7 +277,7 @@ func TestQuorumFallbackTakeover(t *testing.T) {
 func panicConfig(bs ...*backend) *config.Config {
 	cfg := testConfig("remove", bs...)
 	vs := &cfg.VirtualServers[0]
-	vs.Check.Interval, vs.Check.Timeout, vs.Check.Fall, vs.Check.Rise = 300*time.Millisecond, 200*time.Millisecond, 1, 1
+	vs.Checks[0].Interval, vs.Checks[0].Timeout, vs.Checks[0].Fall, vs.Checks[0].Rise = 300*time.Millisecond, 200*time.Millisecond, 1, 1
 	vs.PanicThreshold = 0.5
 	return cfg
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"github.com/lvsdirector/director/policy/override"
 	"github.com/lvsdirector/director/policy/panicguard"
 	"github.com/lvsdirector/director/policy/quorum"
+	"github.com/lvsdirector/director/policy/slowstart"
 )
 
 // Options are the engine's collaborators.
@@ -39,7 +41,8 @@ type Options struct {
 	// expected to be an in-memory one.
 	DryRun bool
 	// NewProber builds a prober from a spec; when nil, the engine's own
-	// checks.Shared builds them (one exec concurrency bound per director).
+	// checks.Shared builds them (one exec concurrency bound per director,
+	// one log line when icmp checks fall back to raw sockets).
 	NewProber func(checks.Spec) (checks.Prober, error)
 	// ReconcileTimeout bounds one reconcile run; 30s when zero.
 	ReconcileTimeout time.Duration
@@ -69,24 +72,106 @@ type Options struct {
 	StuckAfter time.Duration
 	// Announcer, when set, is handed the VIPs to announce (announce.go).
 	Announcer Announcer
+	// DataPath, when set, is what data-path checks probe through
+	// (datapath.go); the engine syncs it at start and after each reload
+	// and closes it when Run returns. Without it they are inconclusive.
+	DataPath DataPath
 }
 
 // server is one real server of one virtual server, with its health.
 type server struct {
-	id       config.ServerID
-	checkKey string
-	check    checks.Spec
-	machine  *health.Machine
-	lastAt   time.Time // when the state last changed
+	id     config.ServerID
+	checks []*serverCheck // in the config's order
+	// label is checkLabel of checks, kept: it is read for every result.
+	label string
+	// health combines the checks' verdicts: up only while all are up.
+	health *health.Group
+	lastAt time.Time // when the state last changed
 	// programmed is the weight the last reconcile left in the kernel; -1 absent.
 	programmed int64
 	// reported is what the metrics show for it, to skip unchanged updates.
 	reported reported
-	history  history // recent results, for Status (snapshot.go)
-	// checkWeight is the weight the last passing result reported (exec's
-	// dynamic weight); hasCheckWeight is false when it reported none.
-	hasCheckWeight bool
-	checkWeight    uint32
+	history  history // recent results of all its checks, for Status (snapshot.go)
+}
+
+// serverCheck is one check of one server. Its runner (by key) may be
+// shared with other servers; its health machine (in server.health, by
+// name) and history are the server's own.
+type serverCheck struct {
+	name    string
+	key     string
+	spec    checks.Spec
+	history history
+	// weight is the weight the check's last passing result reported
+	// (exec's dynamic weight); hasWeight is false when it reported none.
+	hasWeight bool
+	weight    uint32
+}
+
+// check returns the server's check called name, or nil.
+func (s *server) check(name string) *serverCheck {
+	for _, c := range s.checks {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// historyOf is the recent results of the server's check c: the server's
+// own when c is its only check.
+func (s *server) historyOf(c *serverCheck) *history {
+	if len(s.checks) == 1 {
+		return &s.history
+	}
+	return &c.history
+}
+
+// checkWeight is the weight the server's checks report: the first one
+// (in config order) that reports one.
+func (s *server) checkWeight() (uint32, bool) {
+	for _, c := range s.checks {
+		if c.hasWeight {
+			return c.weight, true
+		}
+	}
+	return 0, false
+}
+
+// describe is the server's checks, described, for logs and status.
+func (s *server) describe() string {
+	parts := make([]string, len(s.checks))
+	for i, c := range s.checks {
+		parts[i] = c.spec.String()
+	}
+	return strings.Join(parts, " + ")
+}
+
+// checkLabel is the metrics' check label of the server: its checks'
+// types, "http" or "http+icmp" (one label per server, so that its series
+// keep counting across results of different checks).
+func (s *server) checkLabel() string { return s.label }
+
+// typesLabel joins the types of the server's checks for checkLabel.
+func (s *server) typesLabel() string {
+	types := make([]string, len(s.checks))
+	for i, c := range s.checks {
+		types[i] = c.spec.Type
+	}
+	return joinTypes(types)
+}
+
+// checksKey identifies the server's set of checks (names and specs), to
+// tell whether a verdict kept across a drain still applies.
+func (s *server) checksKey() string {
+	var b strings.Builder
+	for _, c := range s.checks {
+		b.WriteString(c.name)
+		b.WriteByte(0)
+		b.WriteString(c.key)
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // reported is a real server's series as last set in the metrics.
@@ -141,9 +226,9 @@ type Engine struct {
 	cfg          *config.Config
 	servers      map[config.ServerID]*server
 	probes       map[string]*probeRunner
-	fast         []*checks.FastLoop           // run the checks they can (fast_checks); none when off
-	nextLoop     int                          // the loop the next runner goes to
-	listeners    map[string][]config.ServerID // check key -> the servers it feeds
+	fast         []*checks.FastLoop    // run the checks they can (fast_checks); none when off
+	nextLoop     int                   // the loop the next runner goes to
+	listeners    map[string][]listener // check key -> the servers' checks it feeds
 	managed      map[ipvs.ServiceKey]bool
 	retired      map[ipvs.ServiceKey]bool
 	reconciled   bool                // the last reconcile succeeded
@@ -156,10 +241,18 @@ type Engine struct {
 	dampers      damping.Set
 	guard        *panicguard.Guard
 	quorum       quorum.State
-	maint        maintReader   // the maintenance directory (files.go)
-	stateFile    stateFileKeep // what the state file holds (files.go)
-	ann          announcing    // VIPs to announce (announce.go)
+	ramps        slowstart.Set            // who serves since when, for slow start (slowstart.go)
+	ramping      map[config.ServerID]bool // the servers shown in slow start
+	maint        maintReader              // the maintenance directory (files.go)
+	stateFile    stateFileKeep            // what the state file holds (files.go)
+	ann          announcing               // VIPs to announce (announce.go)
 	lastPublish  time.Time
+}
+
+// listener is one server's check fed by a runner.
+type listener struct {
+	id    config.ServerID
+	check string // the check's name
 }
 
 type reloadRequest struct {
@@ -170,11 +263,15 @@ type reloadRequest struct {
 // New validates that every check in cfg can be built and returns an engine
 // ready to Run. Nothing runs and nothing touches the table until Run.
 func New(cfg *config.Config, opts Options) (*Engine, error) {
-	if opts.NewProber == nil {
-		opts.NewProber = checks.NewShared().New
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.NewProber == nil {
+		sh := checks.NewShared().WithLogger(opts.Logger)
+		if opts.DataPath != nil {
+			sh.DataPath = opts.DataPath
+		}
+		opts.NewProber = sh.New
 	}
 	if opts.ReconcileTimeout == 0 {
 		opts.ReconcileTimeout = 30 * time.Second
@@ -210,7 +307,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		started:       make(chan struct{}),
 		servers:       map[config.ServerID]*server{},
 		probes:        map[string]*probeRunner{},
-		listeners:     map[string][]config.ServerID{},
+		listeners:     map[string][]listener{},
 		managed:       map[ipvs.ServiceKey]bool{},
 		retired:       map[ipvs.ServiceKey]bool{},
 		drains:        drain.Set{},
@@ -218,6 +315,8 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		dampers:       damping.Set{},
 		guard:         panicguard.New(),
 		quorum:        quorum.State{},
+		ramps:         slowstart.Set{},
+		ramping:       map[config.ServerID]bool{},
 		maint:         maintReader{warned: map[string]bool{}},
 	}
 	if _, err := e.buildProbers(cfg); err != nil {
@@ -239,18 +338,21 @@ func (e *Engine) buildProbers(cfg *config.Config) (map[string]*probeRunner, erro
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
 		for j := range vs.RealServers {
-			spec := vs.CheckSpec(&vs.RealServers[j])
-			key := spec.Key()
-			if e.probes[key] != nil || fresh[key] != nil {
-				continue
+			rs := &vs.RealServers[j]
+			for _, c := range vs.ChecksOf(rs) {
+				spec := vs.CheckSpec(rs, &c)
+				key := spec.Key()
+				if e.probes[key] != nil || fresh[key] != nil {
+					continue
+				}
+				p, err := e.opts.NewProber(spec)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: virtual server %q, real server %s: check %q: %w",
+						cfg.Path, vs.Name, rs.Address, c.Name, err))
+					continue
+				}
+				fresh[key] = &probeRunner{spec: spec, prober: p}
 			}
-			p, err := e.opts.NewProber(spec)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: virtual server %q, real server %s: check: %w",
-					cfg.Path, vs.Name, vs.RealServers[j].Address, err))
-				continue
-			}
-			fresh[key] = &probeRunner{spec: spec, prober: p}
 		}
 	}
 	return fresh, errors.Join(errs...)

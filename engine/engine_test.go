@@ -149,7 +149,7 @@ func TestBadReloadChangesNothing(t *testing.T) {
 
 	bad := testConfig("quiesce", b1) // would drop b2...
 	bad.VirtualServers[0].Scheduler = "rr"
-	bad.VirtualServers[0].Check.Options = checks.HTTPOptions{ExpectBody: "("} // ...but its check cannot be built
+	bad.VirtualServers[0].Checks[0].Options = checks.HTTPOptions{ExpectBody: "("} // ...but its check cannot be built
 	err := h.engine.Reload(context.Background(), bad)
 	if err == nil {
 		t.Fatal("reload with an invalid check was accepted")
@@ -210,7 +210,7 @@ func TestShutdownFlushRemovesOnlyManagedServices(t *testing.T) {
 
 func TestNewRejectsUnbuildableCheck(t *testing.T) {
 	cfg := testConfig("quiesce", &backend{addr: netip.MustParseAddrPort("127.0.0.1:1")})
-	cfg.VirtualServers[0].Check.Options = checks.HTTPOptions{ExpectStatus: []string{"abc"}}
+	cfg.VirtualServers[0].Checks[0].Options = checks.HTTPOptions{ExpectStatus: []string{"abc"}}
 	_, err := New(cfg, Options{Table: ipvs.NewMemory(), NewProber: checks.New})
 	if err == nil || !strings.Contains(err.Error(), `virtual server "web"`) {
 		t.Fatalf("New = %v, want an error naming the virtual server", err)

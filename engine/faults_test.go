@@ -27,11 +27,15 @@ func TestHangingChecksDoNotDelayOthers(t *testing.T) {
 	}
 	cfg := testConfig("quiesce", healthy)
 	const interval = 100 * time.Millisecond
-	cfg.VirtualServers[0].Check.Interval = interval
-	cfg.VirtualServers[0].Check.Timeout = 80 * time.Millisecond
+	cfg.VirtualServers[0].Checks[0].Interval = interval
+	cfg.VirtualServers[0].Checks[0].Timeout = 80 * time.Millisecond
+	// Ten failures in a row (a second) before the healthy server is down:
+	// on a loaded host a few of its 80ms checks time out on their own, and
+	// what this test guards is that hanging checks do not starve it.
+	cfg.VirtualServers[0].Checks[0].Fall = 10
 	hang := testConfig("quiesce", hanging...).VirtualServers[0]
 	hang.Name, hang.Address = "hang", netip.MustParseAddrPort("192.0.2.30:80")
-	hang.Check = cfg.VirtualServers[0].Check
+	hang.Checks = cfg.VirtualServers[0].Checks
 	cfg.VirtualServers = append(cfg.VirtualServers, hang)
 
 	h := start(t, cfg, ipvs.NewMemory())

@@ -99,10 +99,10 @@ func testConfig(onFailure string, backends ...*backend) *config.Config {
 	vs := config.VirtualServer{
 		Name: "web", Address: vip, Family: "ipv4", Protocol: "tcp", Scheduler: "wrr",
 		PersistenceNetmask: 32, Forwarding: "nat", OnFailure: onFailure,
-		Check: config.Check{
-			Type: "http", Interval: 50 * time.Millisecond, Timeout: 40 * time.Millisecond,
+		Checks: []config.Check{{
+			Type: "http", Name: "http", Interval: 50 * time.Millisecond, Timeout: 40 * time.Millisecond,
 			Rise: 2, Fall: 2, Options: checks.HTTPOptions{MaxBodyBytes: 1024, ExpectBody: "ok"},
-		},
+		}},
 	}
 	for _, b := range backends {
 		vs.RealServers = append(vs.RealServers, config.RealServer{Address: b.addr, Weight: 100, Forwarding: "nat"})
@@ -121,6 +121,7 @@ func addVS(cfg *config.Config, name string, addr netip.AddrPort) *config.Virtual
 	vs := cfg.VirtualServers[0]
 	vs.Name, vs.Address = name, addr
 	vs.RealServers = slices.Clone(vs.RealServers)
+	vs.Checks = slices.Clone(vs.Checks)
 	cfg.VirtualServers = append(cfg.VirtualServers, vs)
 	return &cfg.VirtualServers[len(cfg.VirtualServers)-1]
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/lvsdirector/director/checks"
+	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/desired"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -47,9 +49,14 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer e.closeDataPath()
+	if err := e.syncDataPath(ctx, e.cfg); err != nil {
+		return fmt.Errorf("setting up data-path checks: %w", err)
+	}
 	now := time.Now()
 	e.loadState(ctx, now) // API overrides and managed services of the last run (files.go)
 	e.adoptConfig(e.cfg, fresh, probeCtx)
+	seedRamps(e.ramps, e.cfg, desired.Index(e.actual), func(config.ServerID) bool { return true }, now)
 	e.retireRecorded(now) // services of the last run the config dropped
 	e.strayDrains(now)
 	e.recordOwned(ctx) // before the first reconcile creates any
@@ -59,6 +66,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer resync.Stop()
 	retry := newBackoff(time.Second, e.cfg.Director.ResyncInterval)
 	defer retry.stop()
+	// The next step of a slow start; stopped while nothing ramps.
+	rampStep := time.NewTimer(time.Hour)
+	rampStep.Stop()
+	defer rampStep.Stop()
 
 	reconcile := func(trigger string) {
 		if e.reconcile(ctx, trigger) {
@@ -67,6 +78,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			retry.schedule()
 		}
 		e.announceVIPs(time.Now())
+		if next, ok := e.reportRamps(time.Now()); ok {
+			rampStep.Reset(next)
+		} else {
+			rampStep.Stop()
+		}
 	}
 	// Maintenance files before the first reconcile, read while we wait.
 	e.applyMaintenance(e.maint.readNow(ctx, e), time.Now())
@@ -116,6 +132,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-settle.C:
 			settling = false
 			reconcile("transition")
+		case <-rampStep.C:
+			reconcile(rampTrigger)
 		case <-resync.C:
 			reconcile("resync")
 		case <-retry.C():

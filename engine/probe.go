@@ -33,6 +33,8 @@ type probeRunner struct {
 	sched    *metrics.Schedule
 	key      string
 	due      time.Time      // planned start of the next run; touched only by the run in flight
+	step     time.Duration  // the grid's spacing toward due: the interval, or the retry interval
+	failures int            // consecutive failed results; touched only by the run in flight
 	inflight sync.WaitGroup // the run in flight, if any
 
 	mu      sync.Mutex // guards timer and stopped against stop
@@ -48,13 +50,18 @@ type probeRunner struct {
 
 // start schedules the check until stop. The first run waits a random part
 // of the interval so that a thousand checks do not all fire at the same
-// instant. After that, runs are planned on a fixed grid (first + k ×
-// interval), so lateness never accumulates into drift; a run that is a
-// whole interval late is dropped and counted rather than run twice, and a
-// run never overlaps the previous one.
+// instant. After that, runs are planned on a fixed grid (the last planned
+// start + k × step), so lateness never accumulates into drift; a run that
+// is a whole interval late is dropped and counted rather than run twice. A run
+// never overlaps the previous one: when one lasts past the next slot (a
+// timeout not shorter than the interval), the next starts at the first
+// slot after it ended, and the slots passed are counted as dropped. The
+// step is the retry interval after a failure, until fall failures in a row
+// (runStep).
 func (p *probeRunner) start(parent context.Context, out chan<- probeResult, sched *metrics.Schedule) {
 	p.ctx, p.cancel = context.WithCancel(parent)
 	p.out, p.sched, p.key = out, sched, p.spec.Key()
+	p.step = p.spec.Interval
 	p.due = time.Now().Add(time.Duration(rand.Int64N(int64(p.spec.Interval))))
 	if p.onLoop() {
 		p.loop.Do(p.scheduleFast)
@@ -76,14 +83,7 @@ func (p *probeRunner) fire() {
 	p.mu.Unlock()
 	defer p.inflight.Done()
 
-	interval := p.spec.Interval
-	now := time.Now()
-	if behind := now.Sub(p.due); behind >= interval {
-		missed := int(behind / interval)
-		p.sched.Skipped(missed)
-		p.due = p.due.Add(time.Duration(missed) * interval)
-	}
-	p.sched.Started(now.Sub(p.due))
+	p.starting(time.Now())
 	pctx, pcancel := context.WithTimeout(p.ctx, p.spec.Timeout)
 	res := p.prober.Probe(pctx)
 	pcancel()
@@ -95,12 +95,70 @@ func (p *probeRunner) fire() {
 	case <-p.ctx.Done():
 		return
 	}
-	p.due = p.due.Add(interval)
+	p.planNext(res)
 	p.mu.Lock()
 	if !p.stopped {
 		p.timer.Reset(time.Until(p.due))
 	}
 	p.mu.Unlock()
+}
+
+// starting accounts for a run starting at now: a run a whole interval
+// late is dropped and counted (a retry slot passed is not counted: the
+// interval's runs are what was planned), and the lag is recorded.
+func (p *probeRunner) starting(now time.Time) {
+	if behind := now.Sub(p.due); behind >= p.spec.Interval {
+		p.sched.Skipped(int(behind / p.spec.Interval))
+		p.due = p.due.Add(behind / p.step * p.step)
+	}
+	p.sched.Started(now.Sub(p.due))
+}
+
+// planNext sets due to the next run's slot after a run that ended now
+// with res.
+func (p *probeRunner) planNext(res checks.Result) {
+	switch {
+	case res.Inconclusive: // says nothing of the server: the count stands
+	case res.OK:
+		p.failures = 0
+	default:
+		p.failures++
+	}
+	p.step = runStep(p.spec.Interval, p.spec.RetryInterval, p.failures, p.spec.Fall)
+	end := time.Now()
+	next, _ := nextSlot(p.due, end, p.step)
+	_, dropped := nextSlot(p.due, end, p.spec.Interval)
+	p.sched.Skipped(dropped)
+	p.due = next
+}
+
+// runStep is the spacing of a check's runs: retry (keepalived's
+// delay_before_retry) after a failure while fewer than fall failures are
+// in a row, so that a failure is confirmed or dismissed sooner; interval
+// otherwise, and always when retry is 0. A runner may serve several
+// servers, so it counts its own results rather than asking whether a
+// server is up: a check that keeps failing goes back to the interval once
+// fall failures would have taken any up server down.
+func runStep(interval, retry time.Duration, failures, fall int) time.Duration {
+	if retry > 0 && failures > 0 && failures < fall {
+		return retry
+	}
+	return interval
+}
+
+// nextSlot is when the run after one planned for due that ended at end
+// starts: due + step, or, when the run lasted past that, the first slot
+// of the grid due + k × step not before end; dropped is how many slots
+// passed while the run went on. The runner counts dropped runs on the
+// interval's grid only: a failed run outlasting retry_interval drops
+// nothing that was planned.
+func nextSlot(due, end time.Time, step time.Duration) (next time.Time, dropped int) {
+	next = due.Add(step)
+	if !next.Before(end) {
+		return next, 0
+	}
+	k := int64((end.Sub(due) + step - 1) / step)
+	return due.Add(time.Duration(k) * step), int(k) - 1
 }
 
 // stop ends the runner: no run starts after it, and it waits for a run in

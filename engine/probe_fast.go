@@ -7,7 +7,7 @@ import (
 )
 
 // A runner whose check the engine's FastLoop can run keeps the same grid,
-// skip and lag accounting as fire, but its runs are the loop's timers and
+// retry, skip and lag accounting as fire (starting, planNext), but its runs are the loop's timers and
 // sockets: no runtime timer, goroutine or context per run. Its state
 // (due, fastNext, fastRun) is touched only in the loop's goroutine.
 
@@ -33,14 +33,8 @@ func (p *probeRunner) fireFast() {
 	if p.isStopped() {
 		return
 	}
-	interval := p.spec.Interval
 	now := time.Now()
-	if behind := now.Sub(p.due); behind >= interval {
-		missed := int(behind / interval)
-		p.sched.Skipped(missed)
-		p.due = p.due.Add(time.Duration(missed) * interval)
-	}
-	p.sched.Started(now.Sub(p.due))
+	p.starting(now)
 	timeout := p.spec.Timeout
 	if timeout <= 0 {
 		timeout = checks.DefaultTimeout
@@ -57,7 +51,7 @@ func (p *probeRunner) doneFast(res checks.Result) {
 	r := probeResult{key: p.key, result: res}
 	select {
 	case p.out <- r:
-		p.due = p.due.Add(p.spec.Interval)
+		p.planNext(res)
 		p.scheduleFast()
 		return
 	default:
@@ -77,7 +71,7 @@ func (p *probeRunner) doneFast(res checks.Result) {
 			return
 		}
 		p.loop.Do(func() {
-			p.due = p.due.Add(p.spec.Interval)
+			p.planNext(res)
 			p.scheduleFast()
 		})
 	}()

@@ -22,8 +22,8 @@ func TestFastChecksQuiesceRestoreCycle(t *testing.T) {
 			b1, b2 := newBackend(t), newBackend(t)
 			cfg := testConfig("quiesce", b1, b2)
 			cfg.Director.FastChecks = true
-			cfg.VirtualServers[0].Check.Type = kind
-			cfg.VirtualServers[0].Check.Options = nil
+			cfg.VirtualServers[0].Checks[0].Type = kind
+			cfg.VirtualServers[0].Checks[0].Options = nil
 			h := start(t, cfg, ipvs.NewMemory())
 			all := map[netip.AddrPort]uint32{b1.addr: 100, b2.addr: 100}
 			h.eventually(all, "start")
@@ -35,7 +35,8 @@ func TestFastChecksQuiesceRestoreCycle(t *testing.T) {
 			if len(h.engine.fast) == 0 {
 				t.Fatal("fast_checks on, but the engine ran no loop")
 			}
-			p, err := checks.New(cfg.VirtualServers[0].CheckSpec(&cfg.VirtualServers[0].RealServers[0]))
+			vs := &cfg.VirtualServers[0]
+			p, err := checks.New(vs.CheckSpec(&vs.RealServers[0], &vs.Checks[0]))
 			if err != nil || !h.engine.fast[0].Supports(p) {
 				t.Fatalf("%s check: the loop does not run it (%v)", kind, err)
 			}

@@ -24,9 +24,12 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 	// kernel, so drift made behind our back is still found and repaired;
 	// so does a transition after a failed reconcile, when what the
 	// director last knew may be wrong.
-	table, retired := e.desired()
+	e.rampsStarted(e.observeRamps(e.ramps, e.cfg, e.stateOf, start))
+	table, retired := e.desiredAt(start)
 	e.recordOwned(ctx) // retries a failed write before anything is created
-	known := trigger == "transition" && e.actual != nil && e.reconciled
+	// A slow start's step changes weights the director itself set a
+	// moment ago: like a transition, it needs no fresh read.
+	known := (trigger == "transition" || trigger == rampTrigger) && e.actual != nil && e.reconciled
 
 	ctx, cancel := context.WithTimeout(ctx, e.opts.ReconcileTimeout)
 	defer cancel()
@@ -78,9 +81,12 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 // desired is the table the kernel should hold now: the config with the
 // servers' health and the policies' decisions, plus the draining servers;
 // and the retired services to delete.
-func (e *Engine) desired() ([]ipvs.DesiredService, []ipvs.ServiceKey) {
+func (e *Engine) desired() ([]ipvs.DesiredService, []ipvs.ServiceKey) { return e.desiredAt(time.Now()) }
+
+// desiredAt is desired with the slow starts as they are at now.
+func (e *Engine) desiredAt(now time.Time) ([]ipvs.DesiredService, []ipvs.ServiceKey) {
 	table := desired.Build(e.cfg, desired.Input{
-		View:       func(id config.ServerID) desired.View { return e.view(id, e.stateOf(id)) },
+		View:       func(id config.ServerID) desired.View { return e.viewAt(id, e.stateOf(id), e.ramps, now) },
 		QuorumLost: e.evaluateQuorum,
 	})
 	table = drain.With(table, e.drains)
@@ -90,7 +96,7 @@ func (e *Engine) desired() ([]ipvs.DesiredService, []ipvs.ServiceKey) {
 // stateOf is id's health; unknown for a server the engine does not know.
 func (e *Engine) stateOf(id config.ServerID) health.State {
 	if s := e.servers[id]; s != nil {
-		return s.machine.State()
+		return s.health.State()
 	}
 	return health.Unknown
 }
@@ -100,7 +106,7 @@ func (e *Engine) stateOf(id config.ServerID) health.State {
 func (e *Engine) view(id config.ServerID, state health.State) desired.View {
 	v := desired.View{State: state, Suppressed: e.dampers.Suppressed(id), Kept: e.guard.Kept(id, state)}
 	if s := e.servers[id]; s != nil {
-		v.HasWeight, v.Weight = s.hasCheckWeight, s.checkWeight
+		v.Weight, v.HasWeight = s.checkWeight()
 	}
 	if o, ok := e.overrides.Effective(id); ok {
 		v.Hold = o.Hold()
@@ -137,7 +143,7 @@ func (e *Engine) recordProgrammed() {
 			}
 			// Only what changed: with thousands of servers, setting every
 			// series on every reconcile is most of a transition's cost.
-			now := reported{s.machine.State(), s.programmed, rs.Weight}
+			now := reported{s.health.State(), s.programmed, rs.Weight}
 			if s.reported != now {
 				s.reported = now
 				e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), now.state.String(), now.programmed, now.configured)

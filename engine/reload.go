@@ -46,18 +46,24 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 	drains, restored := drain.Next(old, cfg, e.drains, e.healthOf, kernel, now)
 	known := map[config.ServerID]health.State{}
 	for id, s := range e.servers {
-		known[id] = s.machine.State()
+		known[id] = s.health.State()
 	}
 	for _, d := range restored {
-		if d.Machine != nil {
+		if d.Health != nil {
 			if _, ok := known[d.ID]; !ok {
-				known[d.ID] = d.Machine.State()
+				known[d.ID] = d.Health.State()
 			}
 		}
 	}
 	states := desired.PlannedStates(cfg, known, kernel)
+	// Slow start as it will be under cfg: servers it adds to a pool that
+	// serves, and draining ones it restores, ramp from this table on.
+	ramps := e.ramps.Clone()
+	ramps.Keep(func(id config.ServerID) bool { _, ok := states[id]; return ok })
+	seedRamps(ramps, cfg, kernel, func(id config.ServerID) bool { return e.servers[id] == nil }, now)
+	rampsStarted := e.observeRamps(ramps, cfg, func(id config.ServerID) health.State { return states[id] }, now)
 	table := drain.With(desired.Build(cfg, desired.Input{
-		View: func(id config.ServerID) desired.View { return e.view(id, states[id]) }, // overrides survive reloads
+		View: func(id config.ServerID) desired.View { return e.viewAt(id, states[id], ramps, now) }, // overrides survive reloads
 		QuorumLost: func(vs *config.VirtualServer, healthy uint64) bool {
 			return e.quorum.Peek(vs.Name, healthy, desired.QuorumOf(vs), vs.Hysteresis)
 		},
@@ -88,12 +94,19 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 	e.actual = actual
 	e.adoptConfig(cfg, fresh, probeCtx)
 	e.switchDrains(drains, restored, kernel)
+	e.ramps = ramps
+	e.rampsStarted(rampsStarted)
+	if err := e.syncDataPath(ctx, cfg); err != nil {
+		e.log.Error("data-path checks: their probe namespaces could not be set up; those checks are inconclusive until a reload succeeds",
+			"path", cfg.Path, "err", err)
+	}
 
 	ch := config.Diff(old, cfg)
 	e.log.Info("config reloaded", "path", cfg.Path, "kernel_changes", len(ops),
 		"virtual_servers", len(cfg.VirtualServers), "real_servers", cfg.CountRealServers(), "real_servers_before", before,
 		"virtual_servers_added", ch.AddedVS, "virtual_servers_removed", ch.RemovedVS, "virtual_servers_changed", ch.ChangedVS,
 		"real_servers_added", ch.AddedRS, "real_servers_removed", ch.RemovedRS, "real_servers_reweighted", ch.ReweightedRS,
+		"real_servers_rechecked", ch.RecheckedRS,
 		"checks_started", len(fresh))
 	if cfg.Director.Listen != old.Director.Listen {
 		e.log.Warn("director.listen changed; it takes effect on restart", "listen", cfg.Director.Listen)
@@ -101,10 +114,10 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 	return nil
 }
 
-// healthOf is a server's state machine and check, for drain.Next.
-func (e *Engine) healthOf(id config.ServerID) (*health.Machine, string) {
+// healthOf is a server's health and checks, for drain.Next.
+func (e *Engine) healthOf(id config.ServerID) (*health.Group, string) {
 	if s := e.servers[id]; s != nil {
-		return s.machine, s.checkKey
+		return s.health, s.checksKey()
 	}
 	return nil, ""
 }
@@ -159,7 +172,7 @@ func (e *Engine) rollback(ctx context.Context, cfg *config.Config, ops []ipvs.Op
 func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, probeCtx context.Context) {
 	kernel := desired.Index(e.actual)
 	keep := map[config.ServerID]bool{}
-	listeners := map[string][]config.ServerID{}
+	listeners := map[string][]listener{}
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
 		key := desired.ServiceKey(vs)
@@ -168,36 +181,27 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 		for j := range vs.RealServers {
 			rs := &vs.RealServers[j]
 			id := config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}
-			spec := vs.CheckSpec(rs)
-			ck := spec.Key()
 			keep[id] = true
-			listeners[ck] = append(listeners[ck], id)
 			s := e.servers[id]
-			if s != nil && s.checkKey == ck {
-				s.machine.SetThresholds(vs.Check.Rise, vs.Check.Fall)
-				continue
-			}
-			// A server whose check changed keeps its verdict until the new
-			// check overturns it. A new server starts from what the kernel
-			// shows, so a destination that is serving keeps serving.
-			initial := health.Unknown
-			programmed := int64(-1)
-			if s != nil {
-				initial, programmed = s.machine.State(), s.programmed
-			} else if d, ok := kernel[desired.Key(key, rs.Address)]; ok {
-				programmed = int64(d.Weight)
-				if d.Weight > 0 {
-					initial = health.Up
+			if s == nil {
+				// A new server starts from what the kernel shows, so a
+				// destination that is serving keeps serving.
+				initial := health.Unknown
+				programmed := int64(-1)
+				if d, ok := kernel[desired.Key(key, rs.Address)]; ok {
+					programmed = int64(d.Weight)
+					if d.Weight > 0 {
+						initial = health.Up
+					}
 				}
+				s = &server{
+					id: id, health: health.NewGroup(initial), lastAt: time.Now(),
+					programmed: programmed, reported: reported{initial, programmed, rs.Weight},
+				}
+				e.servers[id] = s
+				e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), initial.String(), programmed, rs.Weight)
 			}
-			e.servers[id] = &server{
-				id: id, checkKey: ck, check: spec,
-				machine:    health.New(vs.Check.Rise, vs.Check.Fall, initial),
-				lastAt:     time.Now(),
-				programmed: programmed,
-				reported:   reported{initial, programmed, rs.Weight},
-			}
-			e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), initial.String(), programmed, rs.Weight)
+			adoptChecks(s, vs, rs, listeners)
 		}
 	}
 	for id := range e.servers {
@@ -233,6 +237,37 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 	e.changed(true)
 }
 
+// adoptChecks gives s the checks the config gives rs, feeding them from
+// the runners by key (listeners). A check whose spec is unchanged keeps
+// its health and history; a changed one restarts from the verdict it
+// had; an added one starts from the server's (health.Group).
+func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer, listeners map[string][]listener) {
+	cs := vs.ChecksOf(rs)
+	next := make([]*serverCheck, 0, len(cs))
+	names := make([]string, 0, len(cs))
+	for _, c := range cs {
+		spec := vs.CheckSpec(rs, &c)
+		key := spec.Key()
+		listeners[key] = append(listeners[key], listener{id: s.id, check: c.Name})
+		names = append(names, c.Name)
+		old := s.check(c.Name)
+		switch {
+		case old != nil && old.key == key:
+			s.health.Set(c.Name, c.Rise, c.Fall)
+			next = append(next, old)
+			continue
+		case old != nil:
+			s.health.Restart(c.Name, c.Rise, c.Fall)
+		default:
+			s.health.Set(c.Name, c.Rise, c.Fall)
+		}
+		next = append(next, &serverCheck{name: c.Name, key: key, spec: spec})
+	}
+	s.health.Keep(names)
+	s.checks = next
+	s.label = s.typesLabel()
+}
+
 // beginDrains adds drains that start now, logging and showing each.
 func (e *Engine) beginDrains(drains drain.Set, kernel map[desired.DestKey]ipvs.DestinationState, reason string) {
 	for _, k := range drains.Keys() {
@@ -242,7 +277,7 @@ func (e *Engine) beginDrains(drains drain.Set, kernel map[desired.DestKey]ipvs.D
 		}
 		e.drains[k] = d
 		args := []any{"virtual_server", d.ID.VirtualServer}
-		if d.Machine == nil && d.ID.VirtualServer == d.Service.Key.String() {
+		if d.Health == nil && d.ID.VirtualServer == d.Service.Key.String() {
 			args = []any{"service", d.ID.VirtualServer} // its virtual server is unknown
 		}
 		e.log.Info("real server draining: weight 0 until its connections end", append(args,
@@ -259,18 +294,20 @@ func (e *Engine) beginDrains(drains drain.Set, kernel map[desired.DestKey]ipvs.D
 func (e *Engine) switchDrains(drains, restored drain.Set, kernel map[desired.DestKey]ipvs.DestinationState) {
 	for _, d := range restored {
 		s := e.servers[d.ID]
-		if s != nil && d.Machine != nil && s.checkKey == d.CheckKey {
-			// Same server, same check: it keeps the verdict it had.
-			rise, fall := s.machine.Thresholds()
-			d.Machine.SetThresholds(rise, fall)
-			s.machine = d.Machine
+		if s != nil && d.Health != nil && s.checksKey() == d.CheckKey {
+			// Same server, same checks: it keeps the verdict it had.
+			for _, name := range s.health.Names() {
+				rise, fall := s.health.Check(name).Thresholds()
+				d.Health.Set(name, rise, fall)
+			}
+			s.health = d.Health
 		}
 		if s == nil {
 			e.opts.Metrics.ForgetRealServer(d.ID.VirtualServer, d.ID.RealServer.String())
 		}
 		state := health.Unknown
 		if s != nil {
-			state = s.machine.State()
+			state = s.health.State()
 		}
 		e.log.Info("draining real server is back in the config; drain cancelled", "virtual_server", d.ID.VirtualServer,
 			"real_server", d.ID.RealServer.String(), "state", state.String())

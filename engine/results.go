@@ -17,22 +17,27 @@ func (e *Engine) observe(r probeResult) bool {
 		return false
 	}
 	changed := false
-	for _, id := range e.listeners[r.key] {
+	for _, l := range e.listeners[r.key] {
+		id := l.id
 		s := e.servers[id]
 		if s == nil {
 			continue
 		}
+		c := s.check(l.check)
+		if c == nil {
+			continue
+		}
 		rs := id.RealServer.String()
-		e.opts.Metrics.Check(id.VirtualServer, rs, s.check.Type, r.result.OK, r.result.Duration)
-		t, moved := s.machine.Observe(r.result.OK, r.result.Reason)
-		e.noteResult(s, r.result)
-		if r.result.OK && (r.result.HasWeight != s.hasCheckWeight || r.result.Weight != s.checkWeight) {
+		e.opts.Metrics.Check(id.VirtualServer, rs, s.checkLabel(), r.result.OK, r.result.Duration)
+		t, moved := s.health.Observe(c.name, r.result.OK, r.result.Reason)
+		e.noteResult(s, c, r.result)
+		if r.result.OK && (r.result.HasWeight != c.hasWeight || r.result.Weight != c.weight) {
 			// A new dynamic weight changes the table like a transition.
-			s.hasCheckWeight, s.checkWeight = r.result.HasWeight, r.result.Weight
+			c.hasWeight, c.weight = r.result.HasWeight, r.result.Weight
 			changed = true
 			e.changed(true)
 			e.log.Info("real server weight reported by its check", "virtual_server", id.VirtualServer, "real_server", rs,
-				"weight", r.result.Weight, "reported", r.result.HasWeight, "check", s.check.String())
+				"weight", r.result.Weight, "reported", r.result.HasWeight, "check", c.spec.String())
 		}
 		if !moved {
 			continue
@@ -56,7 +61,7 @@ func (e *Engine) observe(r probeResult) bool {
 		}
 		e.log.Log(context.Background(), level, "real server "+t.To.String(),
 			"virtual_server", id.VirtualServer, "real_server", rs, "from", t.From.String(),
-			"reason", t.Reason, "check", s.check.String(), "latency", r.result.Duration.Round(time.Microsecond),
+			"reason", t.Reason, "check", c.spec.String(), "latency", r.result.Duration.Round(time.Microsecond),
 			"recent", s.history.summary())
 	}
 	if changed {
@@ -66,13 +71,20 @@ func (e *Engine) observe(r probeResult) bool {
 }
 
 // noteResult records a check result for Status and the detailed metrics.
-func (e *Engine) noteResult(s *server, res checks.Result) {
+func (e *Engine) noteResult(s *server, c *serverCheck, res checks.Result) {
 	at := res.Start
 	if at.IsZero() {
 		at = time.Now()
 	}
-	s.history.add(CheckResult{Time: at, OK: res.OK, Reason: res.Reason, Duration: res.Duration}, e.opts.HistoryLength)
-	e.opts.Metrics.CheckOutcome(s.id.VirtualServer, s.id.RealServer.String(), s.check.Type, res.OK, res.Reason, at, s.history.failures)
+	cr := CheckResult{Time: at, OK: res.OK, Reason: res.Reason, Duration: res.Duration}
+	if len(s.checks) > 1 {
+		// A server's only check has the server's history (historyOf):
+		// one history to keep per result, as before several checks.
+		c.history.add(cr, e.opts.HistoryLength)
+		cr.Check = c.name
+	}
+	s.history.add(cr, e.opts.HistoryLength)
+	e.opts.Metrics.CheckOutcome(s.id.VirtualServer, s.id.RealServer.String(), s.checkLabel(), res.OK, res.Reason, at, s.history.failures)
 	e.changed(false)
 }
 

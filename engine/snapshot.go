@@ -44,6 +44,22 @@ type CheckResult struct {
 	OK       bool
 	Reason   string // why it failed; "" when OK
 	Duration time.Duration
+	// Check is the check's name in a server's history when the server has
+	// several checks; "" otherwise.
+	Check string
+}
+
+// CheckStatus is one check of a real server: its own verdict (the
+// server is up only while every check is up) and recent results.
+type CheckStatus struct {
+	Name  string
+	Check string       // the check, described
+	State health.State // this check's verdict
+	// ConsecutiveFailures counts this check's failures since its last
+	// success; ConsecutiveSuccesses the reverse.
+	ConsecutiveFailures  int
+	ConsecutiveSuccesses int
+	Last                 *CheckResult // nil until its first result
 }
 
 // Event is one change of a real server's health state.
@@ -75,7 +91,10 @@ type Status struct {
 
 // VirtualServerStatus is one configured virtual service.
 type VirtualServerStatus struct {
-	Name       string
+	Name string
+	// Group is the written name of the group this service is a member of
+	// (config.VirtualServer.Group); "" when not a member.
+	Group      string
 	Service    ipvs.Service // the settings the director programs
 	Forwarding string       // the default for its real servers
 	OnFailure  string
@@ -109,11 +128,14 @@ type RealServerStatus struct {
 	State            health.State
 	Since            time.Time // last state change (or when the director took the server on)
 	ConfiguredWeight uint32
-	ProgrammedWeight int64 // in the kernel as last read; -1 when absent
-	CheckWeight      int64 // the weight its check reported (exec's dynamic weight); -1 when none
-	Check            string
-	// ConsecutiveFailures counts failed checks since the last success;
-	// ConsecutiveSuccesses the reverse.
+	ProgrammedWeight int64  // in the kernel as last read; -1 when absent
+	CheckWeight      int64  // the weight its check reported (exec's dynamic weight); -1 when none
+	Check            string // its checks, described, joined by " + "
+	// Checks are its checks, in the config's order, each with its own
+	// verdict.
+	Checks []CheckStatus
+	// ConsecutiveFailures counts failed checks (of any of its checks)
+	// since the last success; ConsecutiveSuccesses the reverse.
 	ConsecutiveFailures  int
 	ConsecutiveSuccesses int
 	Last                 *CheckResult // nil until the first check completes
@@ -131,6 +153,8 @@ type RealServerAdmin struct {
 	Suppressed      bool      // flap damping holds it out
 	SuppressedUntil time.Time // when the penalty will have decayed below flap_reuse
 	HeldByPanic     bool      // the panic guard keeps it in though its checks fail
+	// SlowStart is its ramp while it is in slow start; nil otherwise.
+	SlowStart *SlowStart
 }
 
 // DrainingServer is a real server on its way out, for status pages.
@@ -185,7 +209,7 @@ func (h *history) summary() string {
 func (e *Engine) noteTransition(s *server, t health.Transition) {
 	ev := Event{
 		Time: s.lastAt, VirtualServer: s.id.VirtualServer, RealServer: s.id.RealServer,
-		From: t.From, To: t.To, Reason: t.Reason, Check: s.check.String(),
+		From: t.From, To: t.To, Reason: t.Reason, Check: s.describe(),
 		Recent: slices.Clone(s.history.results),
 	}
 	if len(e.events) >= eventLogLength {
@@ -200,6 +224,26 @@ func (e *Engine) noteTransition(s *server, t health.Transition) {
 		ev.Recent = slices.Clone(ev.Recent) // the hook may keep it
 		e.opts.OnTransition(ev)
 	}
+}
+
+// checkTypes is the types of checks, joined by "+": "http", "http+icmp".
+func checkTypes(checks []config.Check) string {
+	types := make([]string, len(checks))
+	for i, c := range checks {
+		types[i] = c.Type
+	}
+	return joinTypes(types)
+}
+
+// joinTypes joins check types by "+", each once, in order.
+func joinTypes(types []string) string {
+	var once []string
+	for _, t := range types {
+		if !slices.Contains(once, t) {
+			once = append(once, t)
+		}
+	}
+	return strings.Join(once, "+")
 }
 
 // changed counts a change a snapshot shows; urgent ones (state, table,
@@ -257,9 +301,20 @@ func (e *Engine) Status() Status {
 				last := *r.Last
 				r.Last = &last
 			}
+			r.Checks = slices.Clone(r.Checks)
+			for k := range r.Checks {
+				if c := &r.Checks[k]; c.Last != nil {
+					last := *c.Last
+					c.Last = &last
+				}
+			}
 			if r.Override != nil {
 				o := *r.Override
 				r.Override = &o
+			}
+			if r.SlowStart != nil {
+				ss := *r.SlowStart
+				r.SlowStart = &ss
 			}
 		}
 	}
@@ -289,13 +344,14 @@ func (e *Engine) publishSnapshot(now time.Time) {
 		kernelSvc[e.actual[i].Key.Normalize()] = &e.actual[i]
 	}
 	p := damping.Params(e.cfg.Director.Damping)
+	ramps := e.rampsNow(now)
 	st.VirtualServers = make([]VirtualServerStatus, 0, len(e.cfg.VirtualServers))
 	for i := range e.cfg.VirtualServers {
 		vs := &e.cfg.VirtualServers[i]
 		svc := desired.Service(vs)
 		v := VirtualServerStatus{
-			Name: vs.Name, Service: svc.Normalize(), Forwarding: vs.Forwarding,
-			OnFailure: vs.OnFailure, Check: vs.Check.Type, Fallback: vs.Fallback,
+			Name: vs.Name, Group: vs.Group, Service: svc.Normalize(), Forwarding: vs.Forwarding,
+			OnFailure: vs.OnFailure, Check: checkTypes(vs.Checks), Fallback: vs.Fallback,
 		}
 		v.Quorum, v.Hysteresis, v.PanicThreshold = desired.QuorumOf(vs), vs.Hysteresis, vs.PanicThreshold
 		panic := e.guard.InPanic(vs.Name)
@@ -325,13 +381,27 @@ func (e *Engine) publishSnapshot(now time.Time) {
 				r.Counters = d.Counters
 			}
 			if s := e.servers[id]; s != nil {
-				r.State = s.machine.State()
+				r.State = s.health.State()
 				r.Since = s.lastAt
 				r.ProgrammedWeight = s.programmed
-				if s.hasCheckWeight {
-					r.CheckWeight = int64(s.checkWeight)
+				if w, ok := s.checkWeight(); ok {
+					r.CheckWeight = int64(w)
 				}
-				r.Check = s.check.String()
+				r.Check = s.describe()
+				r.Checks = make([]CheckStatus, len(s.checks))
+				for k, c := range s.checks {
+					ch := s.historyOf(c)
+					cs := CheckStatus{Name: c.name, Check: c.spec.String(),
+						ConsecutiveFailures: ch.failures, ConsecutiveSuccesses: ch.successes}
+					if m := s.health.Check(c.name); m != nil {
+						cs.State = m.State()
+					}
+					if n := len(ch.results); n > 0 {
+						last := ch.results[n-1]
+						cs.Last = &last
+					}
+					r.Checks[k] = cs
+				}
 				h := &s.history
 				r.ConsecutiveFailures, r.ConsecutiveSuccesses = h.failures, h.successes
 				r.LastSuccess, r.LastFailure = h.lastSuccess, h.lastFailure
@@ -350,6 +420,9 @@ func (e *Engine) publishSnapshot(now time.Time) {
 			}
 			if panic != nil {
 				r.HeldByPanic = panic.Kept[id]
+			}
+			if ramp, ok := ramps[id]; ok {
+				r.SlowStart = &ramp
 			}
 			if view := e.view(id, r.State); view.Serving() {
 				w := rs.Weight

@@ -114,6 +114,76 @@ type Destination struct {
 	Address    netip.AddrPort
 	Weight     uint32
 	Forwarding Forwarding
+	// Tunnel is how a TUN destination's packets are encapsulated
+	// (Linux 5.2+ for the type and port, 5.3+ for the flags); the zero
+	// value is plain IPIP, all older kernels do. The kernel stores and
+	// reports it for every destination, but uses it only for TUN.
+	Tunnel Tunnel
+}
+
+// Tunnel is a TUN destination's encapsulation (IPVS_DEST_ATTR_TUN_TYPE,
+// _TUN_PORT, _TUN_FLAGS).
+type Tunnel struct {
+	Type TunnelType
+	// Port is the GUE destination port (the real server's fou/gue
+	// listener); the kernel refuses GUE without one.
+	Port  uint16
+	Flags TunnelFlags
+}
+
+// TunnelType is the kernel's IP_VS_CONN_F_TUNNEL_TYPE_*.
+type TunnelType uint8
+
+const (
+	TunnelIPIP TunnelType = iota
+	TunnelGUE
+	TunnelGRE
+)
+
+func (t TunnelType) String() string {
+	switch t {
+	case TunnelIPIP:
+		return "ipip"
+	case TunnelGUE:
+		return "gue"
+	case TunnelGRE:
+		return "gre"
+	}
+	return fmt.Sprintf("tunnel(%d)", uint8(t))
+}
+
+// TunnelFlags are the kernel's IP_VS_TUNNEL_ENCAP_FLAG_* bits: outer
+// checksums for GUE and GRE, remote checksum offload for GUE.
+type TunnelFlags uint16
+
+const (
+	TunnelNoCsum  TunnelFlags = 0
+	TunnelCsum    TunnelFlags = 1 << 0
+	TunnelRemCsum TunnelFlags = 1 << 1
+)
+
+func (f TunnelFlags) String() string {
+	switch f {
+	case TunnelNoCsum:
+		return "none"
+	case TunnelCsum:
+		return "csum"
+	case TunnelRemCsum:
+		return "remcsum"
+	}
+	return fmt.Sprintf("flags(%#x)", uint16(f))
+}
+
+// String is "ipip", or "gue port 6080 csum" and the like.
+func (t Tunnel) String() string {
+	s := t.Type.String()
+	if t.Type == TunnelGUE || t.Port != 0 {
+		s += fmt.Sprintf(" port %d", t.Port)
+	}
+	if t.Flags != TunnelNoCsum {
+		s += " " + t.Flags.String()
+	}
+	return s
 }
 
 // Counters are the kernel's traffic counters for a service or destination.
@@ -346,6 +416,9 @@ func checkDestination(d Destination) error {
 	}
 	if d.Forwarding > Local {
 		return fmt.Errorf("%w: %s", ErrInvalid, d.Forwarding)
+	}
+	if d.Tunnel.Type > TunnelGRE {
+		return fmt.Errorf("%w: %s", ErrInvalid, d.Tunnel.Type)
 	}
 	return nil
 }

@@ -283,6 +283,9 @@ func (m *Memory) setDestination(ctx context.Context, kind OpKind, k ServiceKey, 
 	if d.Weight > math.MaxInt32 {
 		return fmt.Errorf("%w: weight %d is above %d", ErrInvalid, d.Weight, math.MaxInt32)
 	}
+	if d.Tunnel.Type == TunnelGUE && d.Tunnel.Port == 0 {
+		return fmt.Errorf("%w: GUE tunnel without a port", ErrInvalid)
+	}
 	cur, ok := ms.dests[d.Address]
 	switch {
 	case kind == OpCreateDestination && ok:

@@ -337,7 +337,8 @@ func toKernelDestination(d Destination) (kipvs.Destination, error) {
 		return kipvs.Destination{}, err
 	}
 	a := d.Address.Addr().Unmap().WithZone("")
-	kd := kipvs.Destination{Address: a, Port: d.Address.Port(), Weight: d.Weight, Family: kipvs.INET6}
+	kd := kipvs.Destination{Address: a, Port: d.Address.Port(), Weight: d.Weight, Family: kipvs.INET6,
+		TunnelType: kipvs.TunnelType(d.Tunnel.Type), TunnelPort: d.Tunnel.Port, TunnelFlags: kipvs.TunnelFlags(d.Tunnel.Flags)}
 	if a.Is4() {
 		kd.Family = kipvs.INET
 	}
@@ -359,7 +360,8 @@ func fromKernelDestination(kd kipvs.DestinationExtended) (DestinationState, bool
 	if !kd.Address.IsValid() {
 		return DestinationState{}, false
 	}
-	d := Destination{Address: netip.AddrPortFrom(kd.Address.Unmap(), kd.Port), Weight: kd.Weight}
+	d := Destination{Address: netip.AddrPortFrom(kd.Address.Unmap(), kd.Port), Weight: kd.Weight,
+		Tunnel: Tunnel{Type: TunnelType(kd.TunnelType), Port: kd.TunnelPort, Flags: TunnelFlags(kd.TunnelFlags)}}
 	switch kd.FwdMethod {
 	case kipvs.Masquerade:
 		d.Forwarding = NAT

@@ -95,6 +95,9 @@ func (o Op) String() string {
 		fmt.Fprintf(&b, "delete service %s", k)
 	case OpCreateDestination:
 		fmt.Fprintf(&b, "add destination %s in %s forwarding %s weight %d", o.Destination.Address, k, o.Destination.Forwarding, o.Destination.Weight)
+		if o.Destination.Tunnel != (Tunnel{}) {
+			fmt.Fprintf(&b, " tunnel %s", o.Destination.Tunnel)
+		}
 	case OpUpdateDestination:
 		d := o.Destination
 		fmt.Fprintf(&b, "edit destination %s in %s", d.Address, k)
@@ -107,6 +110,9 @@ func (o Op) String() string {
 		}
 		if old := o.OldDestination; old.Weight != d.Weight {
 			fmt.Fprintf(&b, " weight %d -> %d", old.Weight, d.Weight)
+		}
+		if old := o.OldDestination; old.Tunnel != d.Tunnel {
+			fmt.Fprintf(&b, " tunnel %s -> %s", old.Tunnel, d.Tunnel)
 		}
 	case OpDeleteDestination:
 		fmt.Fprintf(&b, "delete destination %s in %s", o.Destination.Address, k)
@@ -338,7 +344,7 @@ func sameService(a, b Service) bool {
 // kernel reports destinations whose address is local as Local whatever
 // was configured, so Local matches anything.
 func sameDestination(got, want Destination) bool {
-	return got.Weight == want.Weight && (got.Forwarding == want.Forwarding || got.Forwarding == Local)
+	return got.Weight == want.Weight && (got.Forwarding == want.Forwarding || got.Forwarding == Local) && got.Tunnel == want.Tunnel
 }
 
 // ErrSkipped is the cause of an OpError for a destination operation that

@@ -75,6 +75,18 @@ func TestPlan(t *testing.T) {
 			actual:  stateOf(base),
 		},
 		{
+			name: "a tunnel's encapsulation is set, and changed like a weight",
+			desired: []DesiredService{desiredSvc(web, "wlc",
+				Destination{Address: netip.MustParseAddrPort("10.0.0.1:80"), Weight: 1, Forwarding: TUN, Tunnel: Tunnel{Type: TunnelGUE, Port: 6080, Flags: TunnelCsum}},
+				Destination{Address: netip.MustParseAddrPort("10.0.0.2:80"), Weight: 1, Forwarding: TUN, Tunnel: Tunnel{Type: TunnelGRE}})},
+			actual: stateOf(desiredSvc(web, "wlc",
+				Destination{Address: netip.MustParseAddrPort("10.0.0.1:80"), Weight: 1, Forwarding: TUN})),
+			want: []string{
+				"add destination 10.0.0.2:80 in tcp 192.0.2.10:80 forwarding tun weight 1 tunnel gre",
+				"edit destination 10.0.0.1:80 in tcp 192.0.2.10:80 tunnel ipip -> gue port 6080 csum",
+			},
+		},
+		{
 			name:    "mh: a destination added below existing ones has them added again after it",
 			desired: []DesiredService{desiredSvc(web, "mh", rs("10.0.0.1:8080", 1), rs("10.0.0.2:8080", 1), rs("10.0.0.3:8080", 0), rs("10.0.0.4:8080", 1))},
 			actual:  stateOf(desiredSvc(web, "mh", rs("10.0.0.1:8080", 1), rs("10.0.0.3:8080", 1), rs("10.0.0.4:8080", 1))),

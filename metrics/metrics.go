@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -292,6 +293,25 @@ var reasonClasses = []struct{ prefix, class string }{
 	{"rcode", "status"}, {"rejected", "status"},
 	{"answer", "expect"}, {"no rows", "expect"}, {"no entries", "expect"},
 	{"auth", "auth"},
+	// An exec check's program said down (its exit status), died of a
+	// signal (its own crash, or the OOM killer; a kill at the timeout is
+	// "timeout"), or printed a weight= line that does not parse.
+	{"exit status", "exit"}, {"killed by signal", "signal"}, {"bad output", "output"},
+	// The server answered something that is not its protocol (a SIP
+	// answer that does not parse).
+	{"bad response", "protocol"},
+}
+
+// reasonClassHelp lists the classes once each, in order, "error" last,
+// for the failure counter's help text.
+func reasonClassHelp() string {
+	var names []string
+	for _, c := range reasonClasses {
+		if !slices.Contains(names, c.class) {
+			names = append(names, c.class)
+		}
+	}
+	return strings.Join(append(names, "error"), ", ")
 }
 
 // ReasonClass maps a check failure reason to a bounded label value:

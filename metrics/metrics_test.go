@@ -88,6 +88,17 @@ func TestReasonClass(t *testing.T) {
 		{"auth failed", "auth"},
 		{"auth failed: secret mismatch", "auth"},
 		{"rejected", "status"},
+		// exec: the program's verdict, its death, its output.
+		{"exit status 1", "exit"},
+		{"exit status 3: replica lag 45s", "exit"},
+		{"killed by signal killed", "signal"},
+		{"killed by signal segmentation fault: core dumped", "signal"},
+		{`bad output "weight=x": want weight=N with N 0-65535`, "output"},
+		// sip: an answer that does not parse.
+		{"bad response", "protocol"},
+		// a dialogue step says where it failed after the reason.
+		{"expect mismatch at step 2", "expect"},
+		{"status NOT_SERVING", "status"},
 		{"error: connection closed", "error"},
 		{"something new", "error"},
 		{"", "error"},
@@ -114,7 +125,7 @@ func TestStateOneHotAndCheckOutcome(t *testing.T) {
 ` + oneHot("down") + `# HELP director_real_server_up 1 when the real server is up after rise/fall, 0 when down or not yet known.
 # TYPE director_real_server_up gauge
 director_real_server_up{real_server="10.0.0.1:80",virtual_server="web"} 0
-# HELP director_check_failures_total Failed health checks by reason class (timeout, refused, unreachable, reset, dns, status, body, expect, tls, icmp, canceled, error).
+# HELP director_check_failures_total Failed health checks by reason class (timeout, refused, unreachable, reset, dns, canceled, status, body, expect, tls, icmp, auth, exit, signal, output, protocol, error).
 # TYPE director_check_failures_total counter
 director_check_failures_total{check="http",real_server="10.0.0.1:80",reason="status",virtual_server="web"} 1
 director_check_failures_total{check="http",real_server="10.0.0.1:80",reason="timeout",virtual_server="web"} 1

@@ -15,6 +15,7 @@ type Policy struct {
 	panics        *prometheus.CounterVec
 	quorum        *prometheus.GaugeVec
 	healthyWeight *prometheus.GaugeVec
+	slowStart     *prometheus.GaugeVec
 }
 
 // OverrideKinds are the values of director_real_server_override's kind label.
@@ -50,6 +51,10 @@ func newPolicy(m *Metrics) *Policy {
 			Name: "director_virtual_server_healthy_weight",
 			Help: "Sum of the configured weights of the virtual server's real servers that are serving (up, not overridden, not suppressed).",
 		}, []string{"virtual_server"})),
+		slowStart: register(m.Registry, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "director_real_server_slow_start_ratio",
+			Help: "The share of its weight (0-1) a real server in slow start is given now; absent when it is not ramping.",
+		}, rsLabels)),
 	}
 	return a
 }
@@ -69,6 +74,16 @@ func (a *Policy) Damping(vs, rs string, penalty float64, suppressed bool) {
 	}
 	a.penalty.WithLabelValues(vs, rs).Set(penalty)
 	a.suppressed.WithLabelValues(vs, rs).Set(b2f(suppressed))
+}
+
+// SlowStart sets the share of its weight a ramping real server has;
+// ramping false removes the series.
+func (a *Policy) SlowStart(vs, rs string, ratio float64, ramping bool) {
+	if !ramping {
+		a.slowStart.DeleteLabelValues(vs, rs)
+		return
+	}
+	a.slowStart.WithLabelValues(vs, rs).Set(ratio)
 }
 
 // Panic sets whether a virtual server is in panic.
@@ -95,4 +110,5 @@ func (a *Policy) ForgetVirtualServer(vs string) {
 func (a *Policy) forgetRealServer(l prometheus.Labels) {
 	a.penalty.DeletePartialMatch(l)
 	a.suppressed.DeletePartialMatch(l)
+	a.slowStart.DeletePartialMatch(l)
 }

@@ -163,7 +163,7 @@ func newServers() *servers {
 	f(famConfigured, "director_real_server_configured_weight", "Weight the config gives the real server when it is up.", false)
 	f(famState, "director_real_server_state", "The real server's health state, one-hot: 1 for the current state, 0 for the others.", false, "state")
 	f(famChecks, "director_checks_total", "Health checks completed, by result (success or failure).", true, "check", "result")
-	f(famFailures, "director_check_failures_total", "Failed health checks by reason class (timeout, refused, unreachable, reset, dns, status, body, expect, tls, icmp, canceled, error).", true, "check", "reason")
+	f(famFailures, "director_check_failures_total", "Failed health checks by reason class ("+reasonClassHelp()+").", true, "check", "reason")
 	f(famLastSuccess, "director_check_last_success_timestamp_seconds", "Unix time of the real server's last successful check (absent until one succeeds).", false)
 	f(famLastFailure, "director_check_last_failure_timestamp_seconds", "Unix time of the real server's last failed check (absent until one fails).", false)
 	f(famConsecutive, "director_real_server_consecutive_failures", "Failed checks in a row since the last success.", false)

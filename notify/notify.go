@@ -1,6 +1,7 @@
 // Package notify tells the outside world about real server state changes:
-// it runs an operator's command (notify_command) and POSTs a webhook
-// (notify_url) for each transition. Delivery never blocks the caller:
+// it runs an operator's command (notify_command), POSTs a webhook
+// (notify_url) and mails alerts ([notify.email], email.go) for each
+// transition. Delivery never blocks the caller:
 // events are queued and a worker per sink delivers them in order; a full
 // queue drops the event and counts it.
 package notify
@@ -55,7 +56,7 @@ type Target struct {
 	URL     string
 }
 
-// Recorder counts deliveries by sink ("command", "webhook") and result
+// Recorder counts deliveries by sink ("command", "webhook", "email") and result
 // ("success", "failure", "dropped"); *metrics.Metrics is one.
 type Recorder interface {
 	Notification(sink, result string)
@@ -80,6 +81,10 @@ type Options struct {
 	Logger    *slog.Logger
 	// Client sends webhooks; a client without redirects when nil.
 	Client *http.Client
+	// Email returns the e-mail settings in force ([notify.email]); nil,
+	// or a func returning nil, turns e-mail off. Called from the e-mail
+	// worker, so a reload applies to the next mail.
+	Email func() *EmailSettings
 	// Killed, when set, is told how many processes of a notify_command's
 	// group were killed, and when: "timeout", "shutdown", or "exited"
 	// (left running by a command that ended).
@@ -98,6 +103,7 @@ type Notifier struct {
 	events   chan Event // not yet routed to sinks
 	commands chan job
 	webhooks chan job
+	emails   chan Event
 	host     string
 
 	// Drops are counted always but logged at most once a minute: a burst
@@ -144,6 +150,9 @@ func New(opts Options) *Notifier {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Email == nil {
+		opts.Email = func() *EmailSettings { return nil }
+	}
 	if opts.Targets == nil {
 		opts.Targets = func(string) Target { return Target{} }
 	}
@@ -158,6 +167,7 @@ func New(opts Options) *Notifier {
 		events:   make(chan Event, opts.QueueSize),
 		commands: make(chan job, opts.QueueSize),
 		webhooks: make(chan job, opts.QueueSize),
+		emails:   make(chan Event, opts.QueueSize),
 		host:     host,
 	}
 }
@@ -188,6 +198,13 @@ func (n *Notifier) route(ev Event) {
 	if t.URL != "" {
 		n.enqueue(n.webhooks, "webhook", job{ev, t})
 	}
+	if n.opts.Email() != nil {
+		select {
+		case n.emails <- ev:
+		default:
+			n.dropped("email", "the e-mail worker is slower than the transitions", ev)
+		}
+	}
 }
 
 func (n *Notifier) enqueue(q chan job, sink string, j job) {
@@ -214,6 +231,7 @@ func (n *Notifier) Run(ctx context.Context) {
 	})
 	wg.Go(func() { n.work(ctx, n.commands, "command", n.runCommand) })
 	wg.Go(func() { n.work(ctx, n.webhooks, "webhook", n.postWebhook) })
+	wg.Go(func() { n.runEmail(ctx) })
 	wg.Wait()
 }
 

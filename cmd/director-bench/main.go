@@ -9,6 +9,7 @@
 //	director-bench -director ./director -kind http -n 1000 -interval 1s -timeout 1s -floor -peers ldirectord
 //	director-bench -reconcile -table netlink -n 10000   # the kernel's table (inside the e2e VM)
 //	director-bench -director ./director -mix dialogue:1000:1s -timeout 500ms -window 20s   # any kind of bench.Kinds
+//	director-bench -director ./director -kinds dns,grpc,mysql,exec -n 1000 -window 20s      # CPU per check, one run per kind
 package main
 
 import (
@@ -76,17 +77,20 @@ func harnessMain(args []string) int {
 	fs.DurationVar(&o.Timeout, "timeout", 500*time.Millisecond, "check timeout")
 	fs.IntVar(&o.Rise, "rise", 2, "rise")
 	fs.IntVar(&o.Fall, "fall", 3, "fall")
+	fs.DurationVar(&o.RetryInterval, "retry-interval", 0, "retry_interval of every check (0: off); the storm's detection time shows its effect")
 	fs.DurationVar(&o.Window, "window", 30*time.Second, "measurement window per checker")
 	fs.BoolVar(&o.Floor, "floor", false, "also measure the minimal reference checker on the same backends")
 	fastChecks := fs.Bool("fast-checks", true, "the director's fast_checks setting (false: every check on the usual path)")
 	fs.BoolVar(&o.CFloor, "cfloor", false, "also measure the C event-loop floor (bench/cfloor, built with cc) on the same backends")
 	fs.IntVar(&o.Storm, "storm", 0, "after the window, kill this many backends at once and time the director's reaction")
 	fs.IntVar(&o.Port, "port", 8080, "backend port")
+	fs.Float64Var(&o.MinUp, "min-up", 0, "measure even if only this share of the real servers (0-1) came up by the start deadline; 0: all must")
 	mix := fs.String("mix", "", "several groups in one director, e.g. http:10000:5s,tcp:10000:2s (replaces -kind, -n, -interval; no floor)")
 	reconcile := fs.Bool("reconcile", false, "measure table reconcile on the in-memory table instead (uses -n, -vs, -changes)")
 	table := fs.String("table", "memory", "with -reconcile: memory, or netlink (the kernel's IPVS table; it must be empty; needs CAP_NET_ADMIN)")
 	peers := fs.String("peers", "", "also measure these peer checkers, comma-separated, each in its own window: ldirectord (host), keepalived (needs IPVS: the e2e VM)")
 	changes := fs.Int("changes", 1000, "with -reconcile: weight changes to apply")
+	kinds := fs.String("kinds", "", "one run per kind, comma-separated (or \"all\"), -n real servers each (exec: a tenth; kind:n for another count), and a table of CPU per 1,000 checks")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	fs.Parse(args)
 	o.NoFastChecks = !*fastChecks
@@ -147,6 +151,22 @@ func harnessMain(args []string) int {
 			return 1
 		}
 		defer os.RemoveAll(o.WorkDir)
+		if *kinds != "" {
+			list := strings.Split(*kinds, ",")
+			if *kinds == "all" {
+				list = bench.Kinds
+			}
+			rep, err := bench.RunKinds(ctx, o, list)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "director-bench:", err)
+				return 1
+			}
+			rep.Print(os.Stdout)
+			if st := writeJSON(*jsonOut, rep); st != 0 || len(rep.Failed()) > 0 {
+				return 1
+			}
+			return 0
+		}
 		rep, err := bench.Run(ctx, o)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "director-bench:", err)
@@ -155,12 +175,19 @@ func harnessMain(args []string) int {
 		rep.Print(os.Stdout)
 		out = rep
 	}
-	if *jsonOut != "" {
-		b, _ := json.MarshalIndent(out, "", "  ")
-		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "director-bench:", err)
-			return 1
-		}
+	return writeJSON(*jsonOut, out)
+}
+
+// writeJSON writes the results to path, if one is given, and returns the
+// exit status.
+func writeJSON(path string, out any) int {
+	if path == "" {
+		return 0
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "director-bench:", err)
+		return 1
 	}
 	return 0
 }

@@ -28,7 +28,7 @@ func TestCompletionFlags(t *testing.T) {
 		found[m[1]] = strings.Fields(m[2])
 	}
 	flagLine := regexp.MustCompile(`(?m)^  (-[\w-]+)`)
-	for _, cmd := range []string{"run", "check", "plan", "status"} {
+	for _, cmd := range []string{"run", "check", "plan", "status", "genhash"} {
 		var out bytes.Buffer
 		realMain([]string{cmd, "-h"}, &out, &out)
 		var want []string
@@ -57,6 +57,8 @@ func TestCompletionInBash(t *testing.T) {
 		want  string
 	}{
 		{[]string{"director", "pl"}, "plan"},
+		{[]string{"director", "ge"}, "genhash"},
+		{[]string{"director", "genhash", "-sh"}, "-sha256"},
 		{[]string{"director", "check", "-al"}, "-allow-empty"},
 		{[]string{"director", "run", "-log-format", ""}, "text json"},
 		{[]string{"director", "plan", "-table", "e"}, "empty"},

@@ -24,6 +24,7 @@ import (
 
 	"github.com/lvsdirector/director/api"
 	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/datapath"
 	"github.com/lvsdirector/director/engine"
 	"github.com/lvsdirector/director/internal/apitoken"
 	"github.com/lvsdirector/director/ipvs"
@@ -50,6 +51,9 @@ Usage:
       one per line, to review before a reload. -dry-run (same as -table empty)
       plans against the empty in-memory table a run -dry-run starts with.
       Exit 1 if NEW is invalid.
+  director genhash [-sha256] [-timeout D] [-host H] [-tls-skip-verify] URL
+      Print the MD5 (or SHA-256) of the page's body as keepalived's genhash does,
+      and the expect_digest line of an http or https check to paste.
   director vrrp-config -config FILE
       Print the keepalived.conf (VRRP only) that pairs with this director's [vrrp]
       (README, "Active-backup with keepalived").
@@ -79,6 +83,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return planCmd(args[1:], stdout, stderr)
 	case "status":
 		return statusCmd(args[1:], stdout, stderr)
+	case "genhash":
+		return genhashCmd(args[1:], stdout, stderr)
 	case "vrrp-config":
 		return vrrpConfigCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
@@ -265,8 +271,13 @@ func runCmd(args []string, stderr io.Writer) int {
 	var eng *engine.Engine
 	onTransition, onVSEvent, onVRRP, stopNotify := startNotifier(log, m, cfg, func() *config.Config { return eng.Config() })
 	defer stopNotify()
+	dp, err := datapath.New(nil, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "director: %v\n", err)
+		return 1
+	}
 	eng, err = engine.New(cfg, engine.Options{Table: table, Metrics: m, Logger: log, DryRun: *dryRun, OnTransition: onTransition,
-		OnVirtualServerEvent: onVSEvent, StateFile: stateFile(cfg, *dryRun), Announcer: ann.engineAnnouncer()})
+		OnVirtualServerEvent: onVSEvent, StateFile: stateFile(cfg, *dryRun), Announcer: ann.engineAnnouncer(), DataPath: dp})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

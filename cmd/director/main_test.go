@@ -157,7 +157,7 @@ func TestConfigAsArgument(t *testing.T) {
 		code int
 		want string // in stdout+stderr
 	}{
-		{"check FILE", []string{"check", example}, 0, "config.example.toml: 3 virtual servers"},
+		{"check FILE", []string{"check", example}, 0, "config.example.toml: 4 virtual servers"},
 		{"check FILE, invalid", []string{"check", bad}, 1, bad + ":2:"},
 		{"check -config FILE", []string{"check", "-config", example}, 0, "OK"},
 		{"check FILE and the same -config", []string{"check", "-config", example, example}, 0, "OK"},

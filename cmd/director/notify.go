@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/engine"
@@ -32,6 +33,7 @@ func startNotifier(log *slog.Logger, m *metrics.Metrics, cfg *config.Config, cur
 			}
 			return notify.Target{}
 		},
+		Email: emailSettings(log, current),
 		// notify_timeout is read at start; a reload does not change it.
 		Timeout:  cfg.Notify.Timeout,
 		Recorder: m,
@@ -48,6 +50,37 @@ func startNotifier(log *slog.Logger, m *metrics.Metrics, cfg *config.Config, cur
 	vsHook = func(ev engine.VirtualServerEvent) { n.Notify(vsNotifyEvent(ev)) }
 	vrrpHook = func(ev vrrp.Notice) { n.Notify(vrrpNotifyEvent(ev)) }
 	return hook, vsHook, vrrpHook, func() { cancel(); <-done }
+}
+
+// emailSettings returns the running config's [notify.email] for the
+// notifier, converted once per config (the notifier asks per event).
+func emailSettings(log *slog.Logger, current func() *config.Config) func() *notify.EmailSettings {
+	var (
+		mu   sync.Mutex
+		from *config.Config
+		out  *notify.EmailSettings
+	)
+	return func() *notify.EmailSettings {
+		c := current()
+		mu.Lock()
+		defer mu.Unlock()
+		if c == from {
+			return out
+		}
+		from, out = c, nil
+		if e := c.Email; e != nil {
+			out = &notify.EmailSettings{Server: e.Server, From: e.From, To: e.To, StartTLS: e.StartTLS,
+				Username: e.Username, PasswordFile: e.PasswordFile, Repeat: e.Repeat}
+			if e.Subject != "" {
+				t, err := notify.ParseSubject(e.Subject) // checked at load; cannot fail here
+				if err != nil {
+					log.Error("notify: [notify.email] subject", "err", err)
+				}
+				out.Subject = t
+			}
+		}
+		return out
+	}
 }
 
 // vrrpNotifyEvent is a VRRP instance's state change (type "vrrp", the

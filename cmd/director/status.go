@@ -211,8 +211,20 @@ func since(t, now time.Time) string {
 	return d.String()
 }
 
+// lastCheck is the server's last result; of a server with several
+// checks, the first failing check's, named ("admin: status 503").
 func lastCheck(rs api.RealServerV1) string {
-	c := rs.LastCheck
+	if len(rs.Checks) > 1 {
+		for _, c := range rs.Checks {
+			if c.LastCheck != nil && !c.LastCheck.OK {
+				return c.Name + ": " + describeResult(c.LastCheck, c.ConsecutiveFailures)
+			}
+		}
+	}
+	return describeResult(rs.LastCheck, rs.ConsecutiveFailures)
+}
+
+func describeResult(c *api.CheckResultV1, failures int) string {
 	if c == nil {
 		return "not yet"
 	}
@@ -220,14 +232,14 @@ func lastCheck(rs api.RealServerV1) string {
 	if c.OK {
 		return fmt.Sprintf("ok %s", took)
 	}
-	if rs.ConsecutiveFailures > 1 {
-		return fmt.Sprintf("%s (%d in a row)", c.Reason, rs.ConsecutiveFailures)
+	if failures > 1 {
+		return fmt.Sprintf("%s (%d in a row)", c.Reason, failures)
 	}
 	return c.Reason
 }
 
 // stateLabel is the health state with what overrides it: "up,drain",
-// "up,damped", "down,held".
+// "up,damped", "down,held", or what ramps it: "up,slow start 40%".
 func stateLabel(rs api.RealServerV1) string {
 	s := rs.State
 	if rs.Override != nil {
@@ -238,6 +250,9 @@ func stateLabel(rs api.RealServerV1) string {
 	}
 	if rs.HeldByPanic {
 		s += ",held"
+	}
+	if rs.SlowStart != nil {
+		s += fmt.Sprintf(",slow start %d%%", rs.SlowStart.Percent)
 	}
 	return s
 }

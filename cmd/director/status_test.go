@@ -265,3 +265,20 @@ func TestPrintStatusCountsWhatTheKernelGets(t *testing.T) {
 	}
 	t.Logf("director status with a drained and a disabled server:\n%s", out.String())
 }
+
+// Of a server with several checks, the column names the failing one.
+func TestLastCheckNamesTheFailingCheck(t *testing.T) {
+	ok := &api.CheckResultV1{OK: true, DurationSeconds: 0.0007}
+	bad := &api.CheckResultV1{Reason: "status 503", Check: "admin"}
+	rs := api.RealServerV1{LastCheck: ok, ConsecutiveFailures: 0, Checks: []api.CheckV1{
+		{Name: "app", State: "up", LastCheck: ok},
+		{Name: "admin", State: "down", LastCheck: bad, ConsecutiveFailures: 2},
+	}}
+	if got, want := lastCheck(rs), "admin: status 503 (2 in a row)"; got != want {
+		t.Errorf("lastCheck = %q, want %q", got, want)
+	}
+	rs.Checks[1].LastCheck, rs.Checks[1].ConsecutiveFailures = ok, 0
+	if got, want := lastCheck(rs), "ok 700µs"; got != want {
+		t.Errorf("all passing: lastCheck = %q, want %q", got, want)
+	}
+}

@@ -93,20 +93,8 @@ func holdConns(t *testing.T, vip string, n int) map[string][]*heldConn {
 	t.Helper()
 	out := map[string][]*heldConn{}
 	for range n {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c, err := cl.ns.dial(ctx, "tcp", vip)
-		cancel()
-		if err != nil {
-			t.Fatalf("dial %s: %v", vip, err)
-		}
-		h := &heldConn{conn: c, br: bufio.NewReader(c), host: vip}
-		t.Cleanup(func() { h.abort() })
-		name, err := h.get()
-		if err != nil {
-			t.Fatalf("first request on a held connection to %s: %v", vip, err)
-		}
-		h.backend = name
-		out[name] = append(out[name], h)
+		h := holdConn(t, vip)
+		out[h.backend] = append(out[h.backend], h)
 	}
 	var summary []string
 	for name, hs := range out {
@@ -114,6 +102,26 @@ func holdConns(t *testing.T, vip string, n int) map[string][]*heldConn {
 	}
 	t.Logf("%d connections held open through %s: %s", n, vip, strings.Join(summary, " "))
 	return out
+}
+
+// holdConn opens one kept-alive connection from the client to vip and
+// makes one request on it; it is aborted at the end of the test.
+func holdConn(t *testing.T, vip string) *heldConn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	c, err := cl.ns.dial(ctx, "tcp", vip)
+	cancel()
+	if err != nil {
+		t.Fatalf("dial %s: %v", vip, err)
+	}
+	h := &heldConn{conn: c, br: bufio.NewReader(c), host: vip}
+	t.Cleanup(func() { h.abort() })
+	name, err := h.get()
+	if err != nil {
+		t.Fatalf("first request on a held connection to %s: %v", vip, err)
+	}
+	h.backend = name
+	return h
 }
 
 // stillServed makes one request on each held connection and fails unless
@@ -136,8 +144,9 @@ func stillServed(t *testing.T, what string, held map[string][]*heldConn) {
 	t.Logf("%s: %d held connections answered, each by its own backend", what, n)
 }
 
-// connCount is a destination's connection counters as ipvsadm -Ln shows them.
-type connCount struct{ active, inactive int }
+// connCount is a destination's connection counters (and weight) as
+// ipvsadm -Ln shows them, from one read.
+type connCount struct{ active, inactive, weight int }
 
 // ipvsConns reads ipvsadm -Ln and returns the connection counters of
 // every destination, keyed "TCP 10.0.100.1:80 10.0.11.2:80".
@@ -157,10 +166,11 @@ func ipvsConns() (map[string]connCount, error) {
 		if len(f) >= 6 && f[0] == "->" && f[1] != "RemoteAddress:Port" {
 			a, err1 := strconv.Atoi(f[4])
 			i, err2 := strconv.Atoi(f[5])
-			if svc == "" || err1 != nil || err2 != nil {
+			w, err3 := strconv.Atoi(f[3])
+			if svc == "" || err1 != nil || err2 != nil || err3 != nil {
 				return nil, fmt.Errorf("ipvsadm: connection counts in %q", line)
 			}
-			res[svc+" "+f[1]] = connCount{a, i}
+			res[svc+" "+f[1]] = connCount{active: a, inactive: i, weight: w}
 		}
 	}
 	return res, nil

@@ -59,15 +59,23 @@ func postAPI(t *testing.T, token, path, body string) apiResult {
 	return apiResult{resp.StatusCode, string(b)}
 }
 
-// overrideOf returns the override the status API shows for a real server
-// (kind and source; "" when none).
-func overrideOf(t *testing.T, vs, rs string) (kind, source string) {
+// getStatus decodes GET /api/v1/status into doc.
+func getStatus(t *testing.T, doc any) {
 	t.Helper()
 	resp, err := http.Get("http://" + metricsAddr + "/api/v1/status")
 	if err != nil {
 		t.Fatalf("status: %v", err)
 	}
 	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(doc); err != nil {
+		t.Fatalf("status: %v", err)
+	}
+}
+
+// overrideOf returns the override the status API shows for a real server
+// (kind and source; "" when none).
+func overrideOf(t *testing.T, vs, rs string) (kind, source string) {
+	t.Helper()
 	var doc struct {
 		VirtualServers []struct {
 			Name        string `json:"name"`
@@ -80,9 +88,7 @@ func overrideOf(t *testing.T, vs, rs string) (kind, source string) {
 			} `json:"real_servers"`
 		} `json:"virtual_servers"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
-		t.Fatalf("status: %v", err)
-	}
+	getStatus(t, &doc)
 	for _, v := range doc.VirtualServers {
 		for _, r := range v.RealServers {
 			if v.Name == vs && r.Address == rs && r.Override != nil {

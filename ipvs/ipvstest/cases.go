@@ -56,6 +56,13 @@ func dest(addr string, weight uint32, f ipvs.Forwarding) ipvs.Destination {
 	return ipvs.Destination{Address: ap(addr), Weight: weight, Forwarding: f}
 }
 
+// tunDest is a TUN destination of weight 1 with encapsulation tun.
+func tunDest(addr string, tun ipvs.Tunnel) ipvs.Destination {
+	d := dest(addr, 1, ipvs.TUN)
+	d.Tunnel = tun
+	return d
+}
+
 func ok(op ipvs.Op) Step                   { return Step{Do: op} }
 func fails(op ipvs.Op, err error) Step     { return Step{Do: op, Err: err} }
 func canceled(op ipvs.Op) Step             { return Step{Do: op, Err: context.Canceled, Canceled: true} }
@@ -270,6 +277,42 @@ func Cases() []Case {
 			ok(deleteDest(web, "10.0.0.3:80")),
 			ok(deleteDest(web6, "[2001:db8::1]:80")),
 			reads(state(svc(web, "wrr")), state(svc(web6, "wrr")), state(svc(mark4, "wrr"))),
+		}},
+		{Name: "tunnel encapsulations read back and change on update", Steps: []Step{
+			ok(createService(ipvs.Service{Key: web, Scheduler: "rr"})),
+			ok(createService(ipvs.Service{Key: web6, Scheduler: "rr"})),
+			ok(createDest(web, tunDest("10.0.0.1:80", ipvs.Tunnel{}))),
+			ok(createDest(web, tunDest("10.0.0.2:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 6080}))),
+			ok(createDest(web, tunDest("10.0.0.3:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 6081, Flags: ipvs.TunnelCsum}))),
+			ok(createDest(web, tunDest("10.0.0.4:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 6082, Flags: ipvs.TunnelRemCsum}))),
+			ok(createDest(web, tunDest("10.0.0.5:80", ipvs.Tunnel{Type: ipvs.TunnelGRE}))),
+			ok(createDest(web, tunDest("10.0.0.6:80", ipvs.Tunnel{Type: ipvs.TunnelGRE, Flags: ipvs.TunnelCsum}))),
+			ok(createDest(web6, tunDest("10.0.0.7:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 6080}))), // IPv4 tunnel for an IPv6 service
+			reads(state(svc(web, "rr"), tunDest("10.0.0.1:80", ipvs.Tunnel{}),
+				tunDest("10.0.0.2:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 6080}),
+				tunDest("10.0.0.3:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 6081, Flags: ipvs.TunnelCsum}),
+				tunDest("10.0.0.4:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 6082, Flags: ipvs.TunnelRemCsum}),
+				tunDest("10.0.0.5:80", ipvs.Tunnel{Type: ipvs.TunnelGRE}),
+				tunDest("10.0.0.6:80", ipvs.Tunnel{Type: ipvs.TunnelGRE, Flags: ipvs.TunnelCsum})),
+				state(svc(web6, "rr"), tunDest("10.0.0.7:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 6080}))),
+			ok(updateDest(web, tunDest("10.0.0.1:80", ipvs.Tunnel{Type: ipvs.TunnelGRE}))),
+			ok(updateDest(web, tunDest("10.0.0.2:80", ipvs.Tunnel{}))),
+			ok(updateDest(web, tunDest("10.0.0.5:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 7000, Flags: ipvs.TunnelCsum}))),
+			reads(state(svc(web, "rr"), tunDest("10.0.0.1:80", ipvs.Tunnel{Type: ipvs.TunnelGRE}),
+				tunDest("10.0.0.2:80", ipvs.Tunnel{}),
+				tunDest("10.0.0.3:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 6081, Flags: ipvs.TunnelCsum}),
+				tunDest("10.0.0.4:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 6082, Flags: ipvs.TunnelRemCsum}),
+				tunDest("10.0.0.5:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 7000, Flags: ipvs.TunnelCsum}),
+				tunDest("10.0.0.6:80", ipvs.Tunnel{Type: ipvs.TunnelGRE, Flags: ipvs.TunnelCsum})),
+				state(svc(web6, "rr"), tunDest("10.0.0.7:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 6080}))),
+		}},
+		{Name: "a GUE tunnel needs a port", Steps: []Step{
+			ok(createService(ipvs.Service{Key: web, Scheduler: "rr"})),
+			fails(createDest(web, tunDest("10.0.0.1:80", ipvs.Tunnel{Type: ipvs.TunnelGUE})), ipvs.ErrInvalid),
+			ok(createDest(web, tunDest("10.0.0.1:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 6080}))),
+			fails(updateDest(web, tunDest("10.0.0.1:80", ipvs.Tunnel{Type: ipvs.TunnelGUE})), ipvs.ErrInvalid),
+			fails(createDest(web, tunDest("10.0.0.2:80", ipvs.Tunnel{Type: 7})), ipvs.ErrInvalid),
+			reads(state(svc(web, "rr"), tunDest("10.0.0.1:80", ipvs.Tunnel{Type: ipvs.TunnelGUE, Port: 6080}))),
 		}},
 		{Name: "a destination at a local address reads back with the forwarding it was given", Steps: []Step{
 			ok(createService(ipvs.Service{Key: web, Scheduler: "rr"})),

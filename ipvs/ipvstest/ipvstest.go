@@ -202,7 +202,7 @@ func Format(states []ipvs.ServiceState) string {
 		fmt.Fprintf(&b, "  %s %s %s mark %d scheduler %q persistence %s netmask /%d flags %#x counters %+v\n",
 			k.Family, k.Protocol, k.Address, k.FWMark, s.Scheduler, s.Persistence, s.PersistenceNetmask, s.SchedulerFlags, s.Counters)
 		for _, d := range s.Destinations {
-			fmt.Fprintf(&b, "    -> %s %s weight %d counters %+v\n", d.Address, d.Forwarding, d.Weight, d.Counters)
+			fmt.Fprintf(&b, "    -> %s %s weight %d tunnel %s counters %+v\n", d.Address, d.Forwarding, d.Weight, d.Tunnel, d.Counters)
 		}
 	}
 	return b.String()

@@ -26,10 +26,10 @@ type Drain struct {
 	Configured uint32           // the weight it had, for metrics
 	Since      time.Time
 	Timeout    time.Duration
-	// Machine is the server's health when it left, so that it comes back
-	// with its verdict, and CheckKey the check that gave it; nil for a
+	// Health is the server's health when it left, so that it comes back
+	// with its verdict, and CheckKey the checks that gave it; nil for a
 	// destination found in the kernel at start.
-	Machine  *health.Machine
+	Health   *health.Group
 	CheckKey string
 }
 
@@ -43,8 +43,8 @@ func Connections(d ipvs.DestinationState) uint32 {
 }
 
 // Health is what Next needs to know of a real server of the old config:
-// its state machine and check, to restore it if it comes back.
-type Health func(config.ServerID) (m *health.Machine, checkKey string)
+// its health and checks, to restore it if it comes back.
+type Health func(config.ServerID) (h *health.Group, checkKey string)
 
 // Next works out the drains after moving from config old to next: running
 // drains whose server is back in next are restored (returned apart), the
@@ -86,10 +86,11 @@ func Next(old, next *config.Config, running Set, of Health, kernel map[desired.D
 			id := config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}
 			d := &Drain{
 				ID: id, Service: desired.Service(vs), Configured: rs.Weight, Since: now, Timeout: timeout,
-				Dest: ipvs.Destination{Address: rs.Address, Weight: 0, Forwarding: desired.Forwarding(rs.Forwarding)},
+				// The kernel's tunnel: a TUN destination keeps its encapsulation while it drains.
+				Dest: ipvs.Destination{Address: rs.Address, Weight: 0, Forwarding: desired.Forwarding(rs.Forwarding), Tunnel: st.Tunnel},
 			}
 			if of != nil {
-				d.Machine, d.CheckKey = of(id)
+				d.Health, d.CheckKey = of(id)
 			}
 			drains[k] = d
 		}
@@ -121,7 +122,7 @@ func Strays(cfg *config.Config, actual []ipvs.ServiceState, now time.Time) Set {
 			out[k] = &Drain{
 				ID: config.ServerID{VirtualServer: vs.Name, RealServer: d.Address}, Service: desired.Service(vs),
 				Since: now, Timeout: vs.DrainTimeout,
-				Dest: ipvs.Destination{Address: d.Address, Weight: 0, Forwarding: d.Forwarding},
+				Dest: ipvs.Destination{Address: d.Address, Weight: 0, Forwarding: d.Forwarding, Tunnel: d.Tunnel},
 			}
 		}
 	}
@@ -144,7 +145,7 @@ func Retired(svc *ipvs.ServiceState, timeout time.Duration, now time.Time) Set {
 		out[desired.Key(svc.Key, d.Address)] = &Drain{
 			ID: config.ServerID{VirtualServer: svc.Key.String(), RealServer: d.Address}, Service: svc.Service,
 			Since: now, Timeout: timeout,
-			Dest: ipvs.Destination{Address: d.Address, Weight: 0, Forwarding: d.Forwarding},
+			Dest: ipvs.Destination{Address: d.Address, Weight: 0, Forwarding: d.Forwarding, Tunnel: d.Tunnel},
 		}
 	}
 	return out

@@ -30,9 +30,19 @@ func Trips(down, total int, threshold float64) bool {
 }
 
 // Window is one check round of vs: checks are spread over the interval
-// and each may take up to its timeout.
+// and each may take up to its timeout; with several checks per server,
+// the longest round of any.
 func Window(vs *config.VirtualServer) time.Duration {
-	return vs.Check.Interval + vs.Check.Timeout
+	var w time.Duration
+	for i := range vs.RealServers {
+		for _, c := range vs.ChecksOf(&vs.RealServers[i]) {
+			w = max(w, c.Interval+c.Timeout)
+		}
+	}
+	for _, c := range vs.Checks {
+		w = max(w, c.Interval+c.Timeout)
+	}
+	return w
 }
 
 // Event is a change the guard made.

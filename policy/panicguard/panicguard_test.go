@@ -45,7 +45,7 @@ var t0 = time.Unix(1000, 0)
 // (the window) of 12s.
 func webConfig(n int, threshold float64) *config.Config {
 	vs := config.VirtualServer{Name: "web", PanicThreshold: threshold,
-		Check: config.Check{Interval: 10 * time.Second, Timeout: 2 * time.Second}}
+		Checks: []config.Check{{Interval: 10 * time.Second, Timeout: 2 * time.Second}}}
 	for i := range n {
 		vs.RealServers = append(vs.RealServers, config.RealServer{Address: addr(byte('a' + i)), Weight: 1})
 	}
