@@ -74,13 +74,9 @@ func (p *probeRunner) start(parent context.Context, out chan<- probeResult, sche
 
 // fire is one run, in the timer's goroutine.
 func (p *probeRunner) fire() {
-	p.mu.Lock()
-	if p.stopped {
-		p.mu.Unlock()
+	if !p.enter() {
 		return
 	}
-	p.inflight.Add(1) // under mu, so never after stop has begun to Wait
-	p.mu.Unlock()
 	defer p.inflight.Done()
 
 	p.starting(time.Now())
@@ -101,6 +97,18 @@ func (p *probeRunner) fire() {
 		p.timer.Reset(time.Until(p.due))
 	}
 	p.mu.Unlock()
+}
+
+// enter counts work in flight (call inflight.Done when it ends) unless the
+// runner is stopped; false when it is.
+func (p *probeRunner) enter() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return false
+	}
+	p.inflight.Add(1) // under mu, so never after stop has begun to Wait
+	return true
 }
 
 // starting accounts for a run starting at now: a run a whole interval

@@ -56,13 +56,9 @@ func (p *probeRunner) doneFast(res checks.Result) {
 		return
 	default:
 	}
-	p.mu.Lock()
-	if p.stopped {
-		p.mu.Unlock()
+	if !p.enter() {
 		return
 	}
-	p.inflight.Add(1) // under mu, so never after stop has begun to Wait
-	p.mu.Unlock()
 	go func() {
 		defer p.inflight.Done()
 		select {
