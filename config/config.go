@@ -59,7 +59,8 @@ type Director struct {
 	WatchConfig bool
 	// FastChecks runs plain TCP-connect and HTTP status checks on one
 	// event loop (checks.FastLoop) instead of a goroutine each; default
-	// true. Takes effect on restart.
+	// false until its behaviour at tens of thousands of servers is
+	// understood (docs/performance.md). Takes effect on restart.
 	FastChecks bool
 	// KernelStats is which kernel IPVS counters /metrics exports:
 	// "backends" (default: services and every real server), "services"

@@ -177,7 +177,6 @@ func (l *loader) config(raw map[string]any) *Config {
 		OnShutdown:     defaultOnShutdown,
 		KernelStats:    "backends",
 		DrainTimeout:   DefaultDrainTimeout,
-		FastChecks:     true,
 		Damping:        defaultDamping(),
 	}}
 	cfg.Notify.Timeout = DefaultNotifyTimeout
