@@ -34,13 +34,14 @@ var guestPackages = []string{"busybox-static", "ipvsadm", "libnl-3-200", "libnl-
 // guestModules are loaded by /init in this order (busybox insmod does not
 // resolve dependencies): IPVS and its schedulers, veth for namespaces,
 // the bridge for the shared segment of the BGP and VRRP scenarios, and
-// ipip for the tunnelling real server and the data-path checks, macvlan
-// for the data-path checks.
+// ipip, fou (gue) and ip_gre for the tunnelling real servers and the
+// data-path checks, macvlan for the data-path checks.
 var guestModules = []string{
 	"crc32c_generic", "libcrc32c", "nf_defrag_ipv4", "nf_defrag_ipv6", "nf_conntrack", "ip_vs",
 	"ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_lblc", "ip_vs_lblcr", "ip_vs_dh",
 	"ip_vs_sh", "ip_vs_sed", "ip_vs_nq", "ip_vs_mh", "ip_vs_fo", "ip_vs_ovf",
 	"veth", "llc", "stp", "bridge", "tunnel4", "ip_tunnel", "ipip", "macvlan",
+	"udp_tunnel", "ip6_udp_tunnel", "fou", "gre", "ip_gre",
 }
 
 // guestLibs are the shared objects ipvsadm needs, by soname.

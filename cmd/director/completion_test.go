@@ -28,7 +28,7 @@ func TestCompletionFlags(t *testing.T) {
 		found[m[1]] = strings.Fields(m[2])
 	}
 	flagLine := regexp.MustCompile(`(?m)^  (-[\w-]+)`)
-	for _, cmd := range []string{"run", "check", "plan", "status", "genhash"} {
+	for _, cmd := range []string{"run", "check", "plan", "status", "genhash", "import"} {
 		var out bytes.Buffer
 		realMain([]string{cmd, "-h"}, &out, &out)
 		var want []string
@@ -62,6 +62,8 @@ func TestCompletionInBash(t *testing.T) {
 		{[]string{"director", "check", "-al"}, "-allow-empty"},
 		{[]string{"director", "run", "-log-format", ""}, "text json"},
 		{[]string{"director", "plan", "-table", "e"}, "empty"},
+		{[]string{"director", "im"}, "import"},
+		{[]string{"director", "import", "-from", "ld"}, "ldirectord"},
 		{[]string{"director", "check", dir + "/dir"}, dir + "/director.toml"},
 	} {
 		script := "source " + completionFile + "\nCOMP_WORDS=(" + quoteWords(tc.words) + ")\nCOMP_CWORD=" +

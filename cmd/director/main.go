@@ -57,6 +57,10 @@ Usage:
   director vrrp-config -config FILE
       Print the keepalived.conf (VRRP only) that pairs with this director's [vrrp]
       (README, "Active-backup with keepalived").
+  director import [-from keepalived|ldirectord|ipvsadm] [-o OUT] FILE
+      Convert a keepalived.conf, ldirectord.cf or ipvsadm -S rule file into a
+      director config (standard output, or OUT); report on standard error every
+      option not converted exactly. Exit 1 if FILE cannot be parsed.
   director version
       Print the version.
 
@@ -87,6 +91,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return genhashCmd(args[1:], stdout, stderr)
 	case "vrrp-config":
 		return vrrpConfigCmd(args[1:], stdout, stderr)
+	case "import":
+		return importCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "director %s\n", buildInfo().Version)
 		return 0

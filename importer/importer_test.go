@@ -1,0 +1,235 @@
+package importer
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lvsdirector/director/config"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden .toml and .report files")
+
+// mapSource serves include files from memory.
+type mapSource map[string]string
+
+func (m mapSource) Glob(pattern string) ([]File, error) {
+	var out []File
+	for name, data := range m {
+		if ok, _ := filepath.Match(pattern, name); ok {
+			out = append(out, File{Name: name, Data: []byte(data)})
+		}
+	}
+	return out, nil
+}
+
+// dirSource reads includes from testdata.
+type dirSource struct{}
+
+func (dirSource) Glob(pattern string) ([]File, error) {
+	names, err := filepath.Glob(pattern)
+	if err != nil {
+		return nil, err
+	}
+	var out []File
+	for _, n := range names {
+		data, err := os.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, File{Name: n, Data: data})
+	}
+	return out, nil
+}
+
+// TestGolden converts every source under testdata (keepalived's and
+// ldirectord's own samples among them) and compares the TOML and the
+// report with the files beside it; the TOML must pass config.Parse, but
+// for exec checks whose programs live on the original director.
+func TestGolden(t *testing.T) {
+	for _, dir := range []struct {
+		format Format
+		path   string
+	}{{Keepalived, "testdata/keepalived"}, {Ldirectord, "testdata/ldirectord"}, {Ipvsadm, "testdata/ipvsadm"}} {
+		entries, err := os.ReadDir(dir.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if e.IsDir() || strings.HasSuffix(name, ".toml") || strings.HasSuffix(name, ".report") || name == "README" {
+				continue
+			}
+			src := filepath.Join(dir.path, name)
+			t.Run(src, func(t *testing.T) {
+				data, err := os.ReadFile(src)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if g := Guess(src, data); g != dir.format {
+					t.Errorf("Guess = %s, want %s", g, dir.format)
+				}
+				res, err := Import(dir.format, src, data, dirSource{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				golden(t, src+".toml", res.TOML)
+				golden(t, src+".report", res.Report())
+				if _, err := config.Parse(src+".toml", []byte(res.TOML)); err != nil {
+					var errs *config.Errors
+					if !errors.As(err, &errs) {
+						t.Fatal(err)
+					}
+					for _, p := range errs.Problems {
+						if !strings.Contains(p.Msg, "cannot run /usr/local/bin/") {
+							t.Errorf("output does not load: %s", p)
+						}
+					}
+				}
+				// Every option is counted once: exact ones are not in the
+				// report, the others are.
+				if n := len(res.Notes); n != res.Approximate+res.NotConverted+res.Ignored {
+					t.Errorf("%d notes for %d options not converted exactly", n, res.Approximate+res.NotConverted+res.Ignored)
+				}
+			})
+		}
+	}
+}
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./importer -update to write it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs (go test ./importer -update rewrites it); got:\n%s", path, got)
+	}
+}
+
+func TestKeepalivedSyntax(t *testing.T) {
+	cases := []struct {
+		name, src string
+		files     mapSource
+		want      []string // substrings of the TOML
+		err       string
+	}{
+		{name: "comments and quotes",
+			src:  "virtual_server 192.0.2.1 80 { # comment\n lb_algo rr ! another\n real_server 10.0.0.1 80 { weight 7 }\n}\n",
+			want: []string{`scheduler = "rr"`, `weight = 7`, `type = "none"`}},
+		{name: "brace on its own line and a continuation",
+			src:  "virtual_server 192.0.2.1 \\\n 80\n{\n real_server 10.0.0.1 80\n {\n weight 3\n }\n}\n",
+			want: []string{`address = "192.0.2.1:80"`, `weight = 3`}},
+		{name: "include relative to the file",
+			src:   "include conf.d/*.conf\n",
+			files: mapSource{"/etc/keepalived/conf.d/a.conf": "virtual_server 192.0.2.9 443 {\n real_server 10.0.0.9 443 {\n }\n}\n"},
+			want:  []string{`address = "192.0.2.9:443"`, `# /etc/keepalived/conf.d/a.conf:1`}},
+		{name: "parameters",
+			src:  "$PORT=8080\nvirtual_server 192.0.2.1 $PORT {\n real_server 10.0.0.1 ${PORT} {\n }\n}\n",
+			want: []string{`address = "192.0.2.1:8080"`, `address = "10.0.0.1:8080"`}},
+		{name: "unclosed block", src: "virtual_server 192.0.2.1 80 {\n lb_algo rr\n", err: "/etc/keepalived/keepalived.conf:1: block virtual_server is never closed"},
+		{name: "stray brace", src: "}\n", err: "keepalived.conf:1: } without a block to close"},
+		{name: "unterminated quote", src: "global_defs {\n router_id \"x\n}\n", err: "keepalived.conf:2: unterminated quote"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Import(Keepalived, "/etc/keepalived/keepalived.conf", []byte(tc.src), tc.files)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(res.TOML, w) {
+					t.Errorf("output lacks %q:\n%s", w, res.TOML)
+				}
+			}
+			if _, err := config.Parse("x.toml", []byte(res.TOML)); err != nil {
+				t.Errorf("output does not load: %v\n%s", err, res.TOML)
+			}
+		})
+	}
+}
+
+// TestNoServerLost: a virtual or real server that cannot be converted is
+// named in the report.
+func TestNoServerLost(t *testing.T) {
+	res, err := Import(Keepalived, "k.conf", []byte("virtual_server nohost 80 {\n real_server 10.0.0.1 80 {\n }\n}\nvirtual_server 192.0.2.1 80 {\n real_server bad 80 {\n }\n}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := res.Report()
+	for _, w := range []string{"k.conf:1: virtual_server nohost 80: not supported", "1 real servers are not converted", "k.conf:6: real_server bad 80: not supported"} {
+		if !strings.Contains(rep, w) {
+			t.Errorf("report lacks %q:\n%s", w, rep)
+		}
+	}
+}
+
+func TestExpandRange(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		last string
+	}{{"10.0.0.1-20", 20, "10.0.0.20"}, {"10.0.0.5", 1, "10.0.0.5"}, {"2001:db8::1-a", 10, "2001:db8::a"}, {"10.0.0.9-3", 0, ""}, {"x-1", 0, ""}} {
+		got, ok := expandRange(tc.in)
+		if len(got) != tc.n || ok != (tc.n > 0) || (tc.n > 0 && got[len(got)-1].String() != tc.last) {
+			t.Errorf("expandRange(%q) = %v, %v", tc.in, got, ok)
+		}
+	}
+}
+
+func FuzzKeepalived(f *testing.F) {
+	seed(f, "testdata/keepalived")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			return
+		}
+		_, _ = Import(Keepalived, "/k/keepalived.conf", data, mapSource{"/k/inc.conf": "virtual_server 192.0.2.1 80 {\n}\n"})
+	})
+}
+
+func FuzzLdirectord(f *testing.F) {
+	seed(f, "testdata/ldirectord")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			return
+		}
+		_, _ = Import(Ldirectord, "ldirectord.cf", data, nil)
+	})
+}
+
+func FuzzIpvsadm(f *testing.F) {
+	seed(f, "testdata/ipvsadm")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			return
+		}
+		_, _ = Import(Ipvsadm, "rules", data, nil)
+	})
+}
+
+func seed(f *testing.F, dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() || strings.HasSuffix(e.Name(), ".toml") || strings.HasSuffix(e.Name(), ".report") {
+			continue
+		}
+		if data, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil {
+			f.Add(data)
+		}
+	}
+}
