@@ -14,15 +14,16 @@ import (
 )
 
 // TestHarnessSmoke runs the whole harness small and short, so that it
-// cannot rot: real backends, the real director binary, the floor checker
-// and a failure storm. It checks that what the report claims happened.
+// cannot rot: real backends, the real director binary, the Go and C floor
+// checkers and a failure storm. The C floor needs a C compiler, as -race
+// does (.ci/run installs gcc). It checks that what the report claims happened.
 func TestHarnessSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds two binaries and runs for ~15s")
 	}
 	rep, out := runHarness(t, Options{Kind: "http", N: 20, VirtualServers: 3,
 		Interval: 200 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 1, Fall: 2,
-		Window: 2 * time.Second, Floor: true, Storm: 5, Port: 18080})
+		Window: 2 * time.Second, Floor: true, CFloor: true, Storm: 5, Port: 18080})
 
 	d := rep.Director
 	// 20 servers every 200ms is 100 checks/s. The backends must have seen
@@ -39,14 +40,19 @@ func TestHarnessSmoke(t *testing.T) {
 	if rep.Floor == nil || rep.Floor.BackendPerSec < 70 {
 		t.Errorf("floor: %+v", rep.Floor)
 	}
+	if rep.CFloor == nil || rep.CFloor.BackendPerSec < 70 || rep.CFloor.FailedPerSec > 0 {
+		t.Errorf("C floor: %+v (skipped: %q)", rep.CFloor, rep.CFloorSkipped)
+	}
 	if rep.Storm == nil || rep.Storm.Detected != 5 {
 		t.Fatalf("storm: %+v, want all 5 killed backends detected", rep.Storm)
 	}
 	if rep.Storm.AllAppliedSeconds <= 0 || rep.Storm.LatencyMax <= 0 {
 		t.Errorf("storm: %+v", rep.Storm)
 	}
-	if !strings.Contains(out, "director ÷ floor") {
-		t.Errorf("report lacks the director ÷ floor line")
+	for _, line := range []string{"director ÷ floor", "director ÷ C floor"} {
+		if !strings.Contains(out, line) {
+			t.Errorf("report lacks the %s line", line)
+		}
 	}
 }
 

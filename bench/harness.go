@@ -43,6 +43,8 @@ type Options struct {
 	RetryInterval  time.Duration // retry_interval of every check; 0: off (detect.go)
 	Window         time.Duration // measurement window per checker
 	Floor          bool          // also measure the reference checker
+	CFloor         bool          // also measure the C event-loop floor (cfloor/cfloor.c, built with cc)
+	NoFastChecks   bool          // run the director with fast_checks = false
 	Peers          []string      // also measure these peer checkers (peers.go): ldirectord, keepalived
 	Storm          int           // backends to kill at once after the window (0: no storm)
 	Port           int           // backend port
@@ -72,6 +74,9 @@ type CheckerStats struct {
 	CPUCores         float64 `json:"cpu_cores"`
 	PeakRSSBytes     int64   `json:"peak_rss_bytes"`
 	Goroutines       float64 `json:"goroutines,omitempty"`
+	// BackendsCPUCores is what the backends used meanwhile: on a small
+	// machine they compete with the checker for the same cores.
+	BackendsCPUCores float64 `json:"backends_cpu_cores,omitempty"`
 	GCPauseP50       float64 `json:"gc_pause_p50_seconds,omitempty"`
 	GCPauseMax       float64 `json:"gc_pause_max_seconds,omitempty"`
 }
@@ -109,6 +114,9 @@ type Report struct {
 	Director       CheckerStats  `json:"director"`
 	Floor          *CheckerStats `json:"floor,omitempty"`
 	Ratio          float64       `json:"director_over_floor_cpu,omitempty"`
+	CFloor         *CheckerStats `json:"c_floor,omitempty"`
+	CRatio         float64       `json:"director_over_c_floor_cpu,omitempty"`
+	CFloorSkipped  string        `json:"c_floor_skipped,omitempty"`
 	Storm          *StormStats   `json:"storm,omitempty"`
 	Peers          []PeerStats   `json:"peers,omitempty"`
 }
@@ -119,7 +127,7 @@ func (o *Options) logf(format string, a ...any) {
 	}
 }
 
-// Run runs the harness: backends, then the floor checker (if asked), then
+// Run runs the harness: backends, then the floor checkers (if asked), then
 // the director, then the storm (if asked). Everything it starts it stops.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.N < 1 || o.VirtualServers < 1 || o.Interval <= 0 || o.Timeout <= 0 || o.Window <= 0 {
@@ -129,12 +137,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if !knownKind(o.Kind) {
 			return nil, fmt.Errorf("bench: kind %q: want one of %s", o.Kind, strings.Join(Kinds, ", "))
 		}
-		if o.Floor && o.Kind != "http" && o.Kind != "tcp" {
-			return nil, fmt.Errorf("bench: the floor checker does http and tcp, not %s", o.Kind)
+		if (o.Floor || o.CFloor) && o.Kind != "http" && o.Kind != "tcp" {
+			return nil, fmt.Errorf("bench: the floor checkers do http and tcp, not %s", o.Kind)
 		}
 		o.Groups = []Group{{Kind: o.Kind, N: o.N, Interval: o.Interval}}
 	} else {
-		o.N, o.Kind, o.Interval, o.Floor = 0, "mixed", 0, false
+		o.N, o.Kind, o.Interval, o.Floor, o.CFloor = 0, "mixed", 0, false, false
 		for _, g := range o.Groups {
 			o.N += g.N
 			o.Interval = max(o.Interval, g.Interval)
@@ -158,6 +166,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		rep.Floor = fs
 	}
+	if o.CFloor {
+		if rep.CFloor, rep.CFloorSkipped, err = runCFloor(ctx, o, backends); err != nil {
+			return nil, err
+		}
+		if rep.CFloorSkipped != "" {
+			o.logf("C floor: skipped: %s", rep.CFloorSkipped)
+		}
+	}
 	if rep.Peers, err = runPeers(ctx, o, backends); err != nil {
 		return nil, err
 	}
@@ -169,6 +185,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.Storm = storm
 	if rep.Floor != nil && rep.Floor.CPUPer1000Checks > 0 {
 		rep.Ratio = rep.Director.CPUPer1000Checks / rep.Floor.CPUPer1000Checks
+	}
+	if rep.CFloor != nil && rep.CFloor.CPUPer1000Checks > 0 {
+		rep.CRatio = rep.Director.CPUPer1000Checks / rep.CFloor.CPUPer1000Checks
 	}
 	rep.fillPeerRatios()
 	return rep, nil
@@ -221,7 +240,18 @@ func backendCount(b *child) (uint64, error) {
 type window struct {
 	start, end   time.Time
 	cpu0, cpu1   time.Duration
+	bcpu0, bcpu1 time.Duration // the backends' CPU
 	seen0, seen1 uint64
+}
+
+// backendsCPU is the CPU all backends processes have used so far.
+func backendsCPU(b *child) time.Duration {
+	var total time.Duration
+	for _, c := range append([]*child{b}, b.more...) {
+		cpu, _ := procCPU(c.cmd.Process.Pid)
+		total += cpu
+	}
+	return total
 }
 
 func measure(ctx context.Context, o Options, pid int, backends *child, between func()) (*window, error) {
@@ -233,6 +263,7 @@ func measure(ctx context.Context, o Options, pid int, backends *child, between f
 	if w.cpu0, err = procCPU(pid); err != nil {
 		return nil, err
 	}
+	w.bcpu0 = backendsCPU(backends)
 	w.start = time.Now()
 	select {
 	case <-time.After(o.Window):
@@ -242,6 +273,7 @@ func measure(ctx context.Context, o Options, pid int, backends *child, between f
 	if w.cpu1, err = procCPU(pid); err != nil {
 		return nil, err
 	}
+	w.bcpu1 = backendsCPU(backends)
 	w.end = time.Now()
 	if w.seen1, err = backendCount(backends); err != nil {
 		return nil, err
@@ -259,39 +291,15 @@ func (w *window) fill(s *CheckerStats, o Options, completed float64) {
 	s.CompletedPerSec = completed / secs
 	s.CPUSeconds = (w.cpu1 - w.cpu0).Seconds()
 	s.CPUCores = s.CPUSeconds / secs
+	s.BackendsCPUCores = (w.bcpu1 - w.bcpu0).Seconds() / secs
 	if completed > 0 {
 		s.CPUPer1000Checks = s.CPUSeconds / completed * 1000
 	}
 }
 
 func runFloor(ctx context.Context, o Options, backends *child) (*CheckerStats, error) {
-	f, err := startChild(ctx, o.SelfBin, "floor", "-kind", o.Kind, "-n", strconv.Itoa(o.N),
+	return measureFloor(ctx, o, backends, "floor", o.SelfBin, "floor", "-kind", o.Kind, "-n", strconv.Itoa(o.N),
 		"-port", strconv.Itoa(o.Port), "-interval", o.Interval.String(), "-timeout", o.Timeout.String())
-	if err != nil {
-		return nil, err
-	}
-	o.logf("floor checker: warming up for one interval, then measuring for %s", o.Window)
-	time.Sleep(o.Interval + 500*time.Millisecond) // every target has had its first, jittered run
-	w, err := measure(ctx, o, f.cmd.Process.Pid, backends, nil)
-	if err != nil {
-		f.finish()
-		return nil, err
-	}
-	rss, _ := procPeakRSS(f.cmd.Process.Pid)
-	out, err := f.finish()
-	if err != nil {
-		return nil, fmt.Errorf("floor checker: %w", err)
-	}
-	var fs FloorStats
-	if err := json.Unmarshal([]byte(out), &fs); err != nil {
-		return nil, fmt.Errorf("floor checker output %q: %w", out, err)
-	}
-	s := &CheckerStats{Checker: "floor", PeakRSSBytes: rss}
-	// The floor keeps no counts per window; the backends' count is its
-	// completed checks (each connection accepted is one check).
-	w.fill(s, o, float64(w.seen1-w.seen0))
-	s.FailedPerSec = float64(fs.Failed) / max(w.end.Sub(w.start).Seconds(), 1) // whole run; it should be 0
-	return s, nil
 }
 
 // vsAddress is the i-th benchmark virtual service, in 198.18.0.0/15
@@ -302,7 +310,7 @@ func vsAddress(i int) netip.AddrPort {
 
 func writeConfig(o Options, listen string) (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[director]\nlisten = %q\nresync_interval = \"30s\"\non_failure = \"quiesce\"\n\n", listen)
+	fmt.Fprintf(&b, "[director]\nlisten = %q\nresync_interval = \"30s\"\non_failure = \"quiesce\"\nfast_checks = %v\n\n", listen, !o.NoFastChecks)
 	fmt.Fprintf(&b, "[defaults.check]\ninterval = %q\ntimeout = %q\nrise = %d\nfall = %d\n%s\n",
 		o.Interval.String(), o.Timeout.String(), o.Rise, o.Fall, retryLine(o))
 	// Each group's real servers are spread over its share of the virtual

@@ -16,6 +16,9 @@ func (r *Report) Print(w io.Writer) {
 	if r.Floor != nil {
 		rows = append(rows, r.Floor)
 	}
+	if r.CFloor != nil {
+		rows = append(rows, r.CFloor)
+	}
 	for i := range r.Peers {
 		if r.Peers[i].Skipped == "" {
 			rows = append(rows, &r.Peers[i].CheckerStats)
@@ -35,8 +38,18 @@ func (r *Report) Print(w io.Writer) {
 			float64(s.PeakRSSBytes)/(1<<20), gor, gc50, gcMax)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "\nthe backends used %.2f cores during the director's window (2-core machines: they compete with it)\n", r.Director.BackendsCPUCores)
 	if r.Ratio > 0 {
-		fmt.Fprintf(w, "\ndirector ÷ floor, CPU per check: %.2f×\n", r.Ratio)
+		fmt.Fprintf(w, "director ÷ floor, CPU per check: %.2f×\n", r.Ratio)
+	}
+	if r.CRatio > 0 {
+		fmt.Fprintf(w, "director ÷ C floor, CPU per check: %.2f×\n", r.CRatio)
+		if r.Ratio > 0 {
+			fmt.Fprintf(w, "Go floor ÷ C floor, CPU per check: %.2f×\n", r.CRatio/r.Ratio)
+		}
+	}
+	if r.CFloorSkipped != "" {
+		fmt.Fprintf(w, "C floor skipped: %s\n", r.CFloorSkipped)
 	}
 	r.printPeers(w)
 	if st := r.Storm; st != nil {

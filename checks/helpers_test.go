@@ -40,6 +40,9 @@ func mustNew(t *testing.T, spec Spec) Prober {
 	if err != nil {
 		t.Fatalf("New(%s): %v", spec, err)
 	}
+	if testLoop != nil {
+		return testLoop.FastProber(p) // fast_test.go: the prober tests on the fast path
+	}
 	return p
 }
 

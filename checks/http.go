@@ -382,6 +382,7 @@ type httpProber struct {
 	maxBody int64
 	tls     *tls.Config // nil for plain http
 	urls    []urlProbe
+	fast    *fastSpec // how a FastLoop runs it; nil: only Probe
 }
 
 // urlProbe is one request of a check and what its response must be.
@@ -436,6 +437,19 @@ func newHTTP(spec Spec, _ *Shared) (Prober, error) {
 		var err error
 		if p.tls, err = tlsConfig(spec, o.TLSOptions, o.Host); err != nil {
 			return nil, err
+		}
+	}
+	// Plain HTTP with one URL judged on its status can run on a FastLoop:
+	// the same request bytes, the head parsed by the same ReadResponse.
+	if u := &p.urls[0]; p.tls == nil && len(p.urls) == 1 && u.body == nil && u.digest == nil {
+		req := &http.Request{Method: p.method, URL: u.reqURL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: p.header, Host: p.host, Close: true}
+		var b bytes.Buffer
+		if err := req.Write(&b); err == nil {
+			if f := newFastSpec(&p.spec); f != nil {
+				f.http, f.request, f.req = p, b.Bytes(), req
+				p.fast = f
+			}
 		}
 	}
 	return p, nil

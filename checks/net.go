@@ -117,6 +117,14 @@ var localErrors = []struct {
 // Once ctx's deadline has passed every error is a "timeout": whatever broke
 // broke because time ran out, unless the director's own resources ran out.
 func classify(ctx context.Context, err error) string {
+	dl, _ := ctx.Deadline()
+	return classifyAt(err, ctx.Err(), dl)
+}
+
+// classifyAt is classify for a probe whose context ended with ctxErr (nil
+// while it has not) and has deadline (zero for none): the loop's runs
+// (fast.go) have no context of their own.
+func classifyAt(err, ctxErr error, deadline time.Time) string {
 	if err == nil {
 		return ""
 	}
@@ -133,19 +141,19 @@ func classify(ctx context.Context, err error) string {
 	case errors.As(err, &noAnswer):
 		return reasonNoAnswer
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if errors.Is(ctxErr, context.DeadlineExceeded) {
 		return "timeout"
 	}
 	// A cancellation ends blocked reads by moving the connection's
 	// deadline (deadlineConn), so the error itself says "timeout".
-	if errors.Is(ctx.Err(), context.Canceled) {
+	if errors.Is(ctxErr, context.Canceled) {
 		return "canceled"
 	}
 	// The connection's deadline is the context's, and it can fire a moment
 	// before the context's own timer: a read cut short by it may surface
 	// as another error (net/http parses a status line cut at the deadline
 	// as malformed) while ctx.Err is still nil.
-	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
 		return "timeout"
 	}
 	var nerr net.Error

@@ -87,6 +87,7 @@ type tcpProber struct {
 	send   string
 	expect *regexp.Regexp
 	tls    *tls.Config // nil without TLS
+	fast   *fastSpec   // how a FastLoop runs it; nil: only Probe
 }
 
 // newTCP builds the prober of a spec whose options passed Validate.
@@ -101,6 +102,9 @@ func newTCP(spec Spec, _ *Shared) (Prober, error) {
 		if p.tls, err = tlsConfig(spec, o.TLSOptions, ""); err != nil {
 			return nil, err
 		}
+	}
+	if !o.TLS && o.Send == "" && o.Expect == "" {
+		p.fast = newFastSpec(&p.spec)
 	}
 	return p, nil
 }

@@ -57,6 +57,11 @@ type Director struct {
 	SlowStart time.Duration
 	// WatchConfig reloads when the config file changes, as SIGHUP does.
 	WatchConfig bool
+	// FastChecks runs plain TCP-connect and HTTP status checks on one
+	// event loop (checks.FastLoop) instead of a goroutine each; default
+	// false until its behaviour at tens of thousands of servers is
+	// understood (docs/performance.md). Takes effect on restart.
+	FastChecks bool
 	// KernelStats is which kernel IPVS counters /metrics exports:
 	// "backends" (default: services and every real server), "services"
 	// (services only: for directors with thousands of real servers) or

@@ -341,7 +341,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top-level key", "[directr]\nlisten = \"x\"\n",
 			[]string{`director.toml:1: directr: unknown key; did you mean "director"?`}},
 		{"unknown key without suggestion", "[director]\nfoo = 1\n",
-			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, max_connections, resync_interval, on_failure, on_shutdown, drain_timeout, slow_start, watch_config, kernel_stats, notify_command, notify_url, notify_timeout, maintenance_dir, api_token_file, state_file, panic_threshold, flap_damping, flap_penalty, flap_suppress, flap_reuse, flap_half_life, flap_max_suppress`}},
+			[]string{`director.toml:2: director.foo: unknown key; [director] takes: listen, max_connections, resync_interval, on_failure, on_shutdown, drain_timeout, slow_start, watch_config, fast_checks, kernel_stats, notify_command, notify_url, notify_timeout, maintenance_dir, api_token_file, state_file, panic_threshold, flap_damping, flap_penalty, flap_suppress, flap_reuse, flap_half_life, flap_max_suppress`}},
 		{"unknown key belongs elsewhere", vs("interval = \"5s\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\n"),
 			[]string{`director.toml:4: virtual_server[web].interval: unknown key; interval belongs in [virtual_server.check]`}},
 		{"unknown real server key", vs("[[virtual_server.real_server]]\naddress = \"10.0.0.1:80\"\nwieght = 5\n"),
@@ -668,6 +668,16 @@ func TestEditDistance(t *testing.T) {
 		if got := editDistance(tt.a, tt.b); got != tt.want {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
+	}
+}
+
+func TestFastChecks(t *testing.T) {
+	vs := "\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.10:80\"\n"
+	if cfg := mustParse(t, vs); cfg.Director.FastChecks {
+		t.Error("fast_checks unset: on, want off by default")
+	}
+	if cfg := mustParse(t, "[director]\nfast_checks = true\n"+vs); !cfg.Director.FastChecks {
+		t.Error("fast_checks = true: still off")
 	}
 }
 

@@ -55,7 +55,7 @@ var (
 
 var (
 	secTop      = section{name: "the top level", keys: []string{"director", "defaults", "virtual_server", "vrrp", "announce", "bgp", "route_table", "notify"}}
-	secDirector = section{name: "[director]", keys: []string{"listen", "max_connections", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "slow_start", "watch_config", "kernel_stats",
+	secDirector = section{name: "[director]", keys: []string{"listen", "max_connections", "resync_interval", "on_failure", "on_shutdown", "drain_timeout", "slow_start", "watch_config", "fast_checks", "kernel_stats",
 		"notify_command", "notify_url", "notify_timeout", "maintenance_dir", "api_token_file", "state_file", "panic_threshold",
 		"flap_damping", "flap_penalty", "flap_suppress", "flap_reuse", "flap_half_life", "flap_max_suppress"},
 		nested: nestedCheckKeys("[defaults.check]")}
@@ -256,6 +256,9 @@ func (l *loader) director(t table, d *Director) {
 	}
 	if v, _, ok := t.boolean("watch_config"); ok {
 		d.WatchConfig = v
+	}
+	if v, _, ok := t.boolean("fast_checks"); ok {
+		d.FastChecks = v
 	}
 	if v, _, ok := t.enum("kernel_stats", "kernel_stats setting", kernelStats, nil); ok {
 		d.KernelStats = v

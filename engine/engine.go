@@ -226,6 +226,8 @@ type Engine struct {
 	cfg          *config.Config
 	servers      map[config.ServerID]*server
 	probes       map[string]*probeRunner
+	fast         []*checks.FastLoop    // run the checks they can (fast_checks); none when off
+	nextLoop     int                   // the loop the next runner goes to
 	listeners    map[string][]listener // check key -> the servers' checks it feeds
 	managed      map[ipvs.ServiceKey]bool
 	retired      map[ipvs.ServiceKey]bool

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"time"
 
+	"github.com/lvsdirector/director/checks"
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/desired"
 	"github.com/lvsdirector/director/ipvs"
@@ -29,6 +31,20 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer e.waitFiles()
 
 	e.actual = actual
+	if e.cfg.Director.FastChecks {
+		// Plain TCP and HTTP checks run on event loops (probe_fast.go),
+		// one per CPU the runtime uses: one loop is one thread, and on a
+		// busy machine one thread gets one thread's share of the CPU.
+		// Closed after every runner has stopped (deferred before them).
+		for range runtime.GOMAXPROCS(0) {
+			l, err := checks.NewFastLoop()
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			e.fast = append(e.fast, l)
+		}
+	}
 	fresh, err := e.buildProbers(e.cfg)
 	if err != nil {
 		return err

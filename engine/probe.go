@@ -40,6 +40,12 @@ type probeRunner struct {
 	mu      sync.Mutex // guards timer and stopped against stop
 	timer   *time.Timer
 	stopped bool
+
+	// loop, when set and able to run the prober, runs the check instead
+	// of a runtime timer and a goroutine per run (probe_fast.go).
+	loop     *checks.FastLoop
+	fastNext *checks.FastTimer // the next run; the loop's goroutine only
+	fastRun  *checks.FastRun   // the run in flight; the loop's goroutine only
 }
 
 // start schedules the check until stop. The first run waits a random part
@@ -57,6 +63,10 @@ func (p *probeRunner) start(parent context.Context, out chan<- probeResult, sche
 	p.out, p.sched, p.key = out, sched, p.spec.Key()
 	p.step = p.spec.Interval
 	p.due = time.Now().Add(time.Duration(rand.Int64N(int64(p.spec.Interval))))
+	if p.onLoop() {
+		p.loop.Do(p.scheduleFast)
+		return
+	}
 	p.mu.Lock()
 	p.timer = time.AfterFunc(time.Until(p.due), p.fire)
 	p.mu.Unlock()
@@ -64,23 +74,12 @@ func (p *probeRunner) start(parent context.Context, out chan<- probeResult, sche
 
 // fire is one run, in the timer's goroutine.
 func (p *probeRunner) fire() {
-	p.mu.Lock()
-	if p.stopped {
-		p.mu.Unlock()
+	if !p.enter() {
 		return
 	}
-	p.inflight.Add(1) // under mu, so never after stop has begun to Wait
-	p.mu.Unlock()
 	defer p.inflight.Done()
 
-	now := time.Now()
-	// A run a whole interval late is dropped and counted (a retry slot
-	// passed is not counted: the interval's runs are what was planned).
-	if behind := now.Sub(p.due); behind >= p.spec.Interval {
-		p.sched.Skipped(int(behind / p.spec.Interval))
-		p.due = p.due.Add(behind / p.step * p.step)
-	}
-	p.sched.Started(now.Sub(p.due))
+	p.starting(time.Now())
 	pctx, pcancel := context.WithTimeout(p.ctx, p.spec.Timeout)
 	res := p.prober.Probe(pctx)
 	pcancel()
@@ -92,6 +91,40 @@ func (p *probeRunner) fire() {
 	case <-p.ctx.Done():
 		return
 	}
+	p.planNext(res)
+	p.mu.Lock()
+	if !p.stopped {
+		p.timer.Reset(time.Until(p.due))
+	}
+	p.mu.Unlock()
+}
+
+// enter counts work in flight (call inflight.Done when it ends) unless the
+// runner is stopped; false when it is.
+func (p *probeRunner) enter() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return false
+	}
+	p.inflight.Add(1) // under mu, so never after stop has begun to Wait
+	return true
+}
+
+// starting accounts for a run starting at now: a run a whole interval
+// late is dropped and counted (a retry slot passed is not counted: the
+// interval's runs are what was planned), and the lag is recorded.
+func (p *probeRunner) starting(now time.Time) {
+	if behind := now.Sub(p.due); behind >= p.spec.Interval {
+		p.sched.Skipped(int(behind / p.spec.Interval))
+		p.due = p.due.Add(behind / p.step * p.step)
+	}
+	p.sched.Started(now.Sub(p.due))
+}
+
+// planNext sets due to the next run's slot after a run that ended now
+// with res.
+func (p *probeRunner) planNext(res checks.Result) {
 	switch {
 	case res.Inconclusive: // says nothing of the server: the count stands
 	case res.OK:
@@ -105,11 +138,6 @@ func (p *probeRunner) fire() {
 	_, dropped := nextSlot(p.due, end, p.spec.Interval)
 	p.sched.Skipped(dropped)
 	p.due = next
-	p.mu.Lock()
-	if !p.stopped {
-		p.timer.Reset(time.Until(p.due))
-	}
-	p.mu.Unlock()
 }
 
 // runStep is the spacing of a check's runs: retry (keepalived's
@@ -152,6 +180,9 @@ func (p *probeRunner) stop() {
 	p.mu.Unlock()
 	if p.cancel != nil {
 		p.cancel()
+	}
+	if p.onLoop() {
+		p.loop.Do(p.stopFast)
 	}
 	p.inflight.Wait()
 }

@@ -224,6 +224,10 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 	}
 	for key, p := range fresh {
 		e.probes[key] = p
+		if len(e.fast) > 0 {
+			p.loop = e.fast[e.nextLoop%len(e.fast)]
+			e.nextLoop++
+		}
 		p.start(probeCtx, e.results, e.opts.Metrics.Schedule)
 	}
 	e.listeners = listeners

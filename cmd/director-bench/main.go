@@ -4,6 +4,7 @@
 //
 //	director-bench -director ./director -kind http -n 1000 -interval 1s -window 30s -floor
 //	director-bench -director ./director -kind tcp -n 1000 -storm 1000 -fall 3
+//	director-bench -director ./director -kind tcp -n 1000 -window 20s -floor -cfloor   # both ratios
 //	director-bench -reconcile -n 10000 -changes 1000
 //	director-bench -director ./director -kind http -n 1000 -interval 1s -timeout 1s -floor -peers ldirectord
 //	director-bench -reconcile -table netlink -n 10000   # the kernel's table (inside the e2e VM)
@@ -79,6 +80,8 @@ func harnessMain(args []string) int {
 	fs.DurationVar(&o.RetryInterval, "retry-interval", 0, "retry_interval of every check (0: off); the storm's detection time shows its effect")
 	fs.DurationVar(&o.Window, "window", 30*time.Second, "measurement window per checker")
 	fs.BoolVar(&o.Floor, "floor", false, "also measure the minimal reference checker on the same backends")
+	fastChecks := fs.Bool("fast-checks", false, "the director's fast_checks setting (true: plain tcp and http checks on its FastLoop)")
+	fs.BoolVar(&o.CFloor, "cfloor", false, "also measure the C event-loop floor (bench/cfloor, built with cc) on the same backends")
 	fs.IntVar(&o.Storm, "storm", 0, "after the window, kill this many backends at once and time the director's reaction")
 	fs.IntVar(&o.Port, "port", 8080, "backend port")
 	fs.Float64Var(&o.MinUp, "min-up", 0, "measure even if only this share of the real servers (0-1) came up by the start deadline; 0: all must")
@@ -90,6 +93,7 @@ func harnessMain(args []string) int {
 	kinds := fs.String("kinds", "", "one run per kind, comma-separated (or \"all\"), -n real servers each (exec: a tenth; kind:n for another count), and a table of CPU per 1,000 checks")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	fs.Parse(args)
+	o.NoFastChecks = !*fastChecks
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

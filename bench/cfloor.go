@@ -1,0 +1,88 @@
+package bench
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// cfloorSource is the C event-loop floor (cfloor/cfloor.c): one thread,
+// epoll, non-blocking sockets, many checks per wake-up. It is built with
+// the system's C compiler when a run asks for it.
+//
+//go:embed cfloor/cfloor.c
+var cfloorSource []byte
+
+// BuildCFloor compiles the C floor into dir and returns the binary's
+// path, or a reason it cannot run here (no C compiler) with a nil error.
+func BuildCFloor(ctx context.Context, dir string) (bin, skipped string, err error) {
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	if _, err := exec.LookPath(cc); err != nil {
+		return "", fmt.Sprintf("no C compiler (%s) on PATH: apt-get install gcc", cc), nil
+	}
+	src := filepath.Join(dir, "cfloor.c")
+	bin = filepath.Join(dir, "cfloor")
+	if err := os.WriteFile(src, cfloorSource, 0o644); err != nil {
+		return "", "", err
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(cctx, cc, "-O2", "-o", bin, src).CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("building the C floor (%s -O2): %v\n%s", cc, err, out)
+	}
+	return bin, "", nil
+}
+
+// runCFloor measures the C floor over a window on the same backends, as
+// runFloor does the Go one.
+func runCFloor(ctx context.Context, o Options, backends *child) (*CheckerStats, string, error) {
+	bin, skipped, err := BuildCFloor(ctx, o.WorkDir)
+	if err != nil || skipped != "" {
+		return nil, skipped, err
+	}
+	s, err := measureFloor(ctx, o, backends, "C floor", bin, "-kind", o.Kind, "-n", strconv.Itoa(o.N),
+		"-port", strconv.Itoa(o.Port), "-interval-ms", strconv.FormatInt(o.Interval.Milliseconds(), 10),
+		"-timeout-ms", strconv.FormatInt(max(1, o.Timeout.Milliseconds()), 10))
+	return s, "", err
+}
+
+// measureFloor starts a floor checker (a child that prints "ready", checks
+// until its stdin closes and then prints its FloorStats as JSON), lets it
+// warm up for an interval and measures it over a window.
+func measureFloor(ctx context.Context, o Options, backends *child, name, bin string, args ...string) (*CheckerStats, error) {
+	f, err := startChild(ctx, bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	o.logf("%s: warming up for one interval, then measuring for %s", name, o.Window)
+	time.Sleep(o.Interval + 500*time.Millisecond) // every target has had its first, jittered run
+	w, err := measure(ctx, o, f.cmd.Process.Pid, backends, nil)
+	if err != nil {
+		f.finish()
+		return nil, err
+	}
+	rss, _ := procPeakRSS(f.cmd.Process.Pid)
+	out, err := f.finish()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var fs FloorStats
+	if err := json.Unmarshal([]byte(out), &fs); err != nil {
+		return nil, fmt.Errorf("%s output %q: %w", name, out, err)
+	}
+	s := &CheckerStats{Checker: name, PeakRSSBytes: rss}
+	// A floor keeps no counts per window; the backends' count is its
+	// completed checks (each connection accepted is one check).
+	w.fill(s, o, float64(w.seen1-w.seen0))
+	s.FailedPerSec = float64(fs.Failed) / max(w.end.Sub(w.start).Seconds(), 1) // whole run; it should be 0
+	return s, nil
+}

@@ -1,0 +1,615 @@
+package checks
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// FastLoop runs the simplest and most common checks — a TCP connect, a
+// plain HTTP/1.x request judged on its status — from one goroutine on
+// non-blocking sockets and one epoll set, many checks per wake-up: what
+// keepalived's checker does. The usual path (a goroutine per run, Go's
+// net.Dialer, a context and runtime timer per run) costs about three times
+// the CPU per check (docs/performance.md); here a check is a socket, a
+// connect, one epoll registration, a getsockopt, (a write and reads) and
+// a close, with no goroutine, context or runtime timer of its own.
+//
+// It serves the probers the registry builds: a prober whose spec it can
+// run (Supports) is run the same way, with the same Result and reasons;
+// the HTTP response is parsed by net/http's ReadResponse as on the usual
+// path. Everything else (TLS, send/expect, bodies, other kinds) stays on
+// Probe.
+//
+// Timers (At) and runs (Start) belong to the loop's goroutine: call them
+// from a function the loop runs (Do, a timer, a run's done). Do may be
+// called from any goroutine.
+type FastLoop struct {
+	epfd, wakefd int
+	// epoll is epfd in the Go runtime's poller: the loop waits there
+	// (parked, no thread held) until a socket of its set is ready or the
+	// next timer is due (its read deadline, the loop's one runtime timer).
+	epoll    *os.File
+	epollRaw syscall.RawConn
+	waitTill time.Time // epoll's read deadline as last set
+
+	mu      sync.Mutex
+	queue   []func() // for the loop, from other goroutines
+	closed  bool
+	stopped chan struct{} // closed when the loop goroutine has ended
+
+	timers  timerHeap
+	runs    map[int32]*FastRun // in flight, by socket
+	events  []unix.EpollEvent
+	scratch []byte        // what a read lands in before it is kept
+	br      *bufio.Reader // parses heads, reset for each
+}
+
+// NewFastLoop starts a loop; Close ends it.
+func NewFastLoop() (*FastLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("fast checks: epoll: %w", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("fast checks: eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, fmt.Errorf("fast checks: epoll: %w", err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil { // so that NewFile puts it in the poller
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, fmt.Errorf("fast checks: epoll: %w", err)
+	}
+	epoll := os.NewFile(uintptr(epfd), "fast-checks-epoll")
+	epollRaw, err := epoll.SyscallConn()
+	if err != nil {
+		epoll.Close()
+		unix.Close(wakefd)
+		return nil, fmt.Errorf("fast checks: epoll: %w", err)
+	}
+	l := &FastLoop{epfd: epfd, wakefd: wakefd, epoll: epoll, epollRaw: epollRaw, stopped: make(chan struct{}),
+		runs: map[int32]*FastRun{}, events: make([]unix.EpollEvent, 256),
+		scratch: make([]byte, 16<<10), br: bufio.NewReaderSize(nil, 4096)}
+	go l.run()
+	return l, nil
+}
+
+// Close ends the loop: runs in flight are dropped without a result,
+// timers never fire. It waits for the loop's goroutine to end.
+func (l *FastLoop) Close() {
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		l.wake()
+	}
+	l.mu.Unlock()
+	<-l.stopped
+}
+
+// Do runs fn in the loop's goroutine and returns once it has run. On a
+// closed loop fn runs at once, in the caller's goroutine (nothing else
+// runs on the loop any more).
+func (l *FastLoop) Do(fn func()) {
+	done := make(chan struct{})
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		<-l.stopped
+		fn()
+		return
+	}
+	l.queue = append(l.queue, func() { fn(); close(done) })
+	if len(l.queue) == 1 {
+		l.wake()
+	}
+	l.mu.Unlock()
+	select {
+	case <-done:
+	case <-l.stopped:
+		// Closed before fn ran: the loop will not run it any more.
+		l.mu.Lock()
+		pending := l.queue
+		l.queue = nil
+		l.mu.Unlock()
+		for _, f := range pending {
+			f()
+		}
+		<-done
+	}
+}
+
+func (l *FastLoop) wake() {
+	var one = [8]byte{1}
+	unix.Write(l.wakefd, one[:])
+}
+
+// FastTimer is a function due at a time, run by the loop.
+type FastTimer struct {
+	at    time.Time
+	fn    func()
+	index int // in the heap; -1 when fired or stopped
+}
+
+// At runs fn in the loop at t (at once if t has passed). Loop goroutine
+// only.
+func (l *FastLoop) At(t time.Time, fn func()) *FastTimer {
+	tm := &FastTimer{at: t, fn: fn}
+	heap.Push(&l.timers, tm)
+	return tm
+}
+
+// Stop keeps the timer from firing. Loop goroutine only.
+func (l *FastLoop) Stop(tm *FastTimer) {
+	if tm != nil && tm.index >= 0 {
+		heap.Remove(&l.timers, tm.index)
+	}
+}
+
+type timerHeap []*FastTimer
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].index = i; h[j].index = j }
+func (h *timerHeap) Push(x any)        { t := x.(*FastTimer); t.index = len(*h); *h = append(*h, t) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	t.index = -1
+	return t
+}
+
+// run is the loop: wait for sockets and the next timer, handle what is
+// ready, fire what is due.
+func (l *FastLoop) run() {
+	defer close(l.stopped)
+	defer func() {
+		for fd := range l.runs {
+			unix.Close(int(fd))
+		}
+		l.epoll.Close()
+		unix.Close(l.wakefd)
+	}()
+	for {
+		n := l.wait()
+		for i := range n {
+			ev := l.events[i]
+			if ev.Fd == -1 {
+				if !l.drainQueue() {
+					return
+				}
+				continue
+			}
+			if r := l.runs[ev.Fd]; r != nil {
+				r.ready(ev.Events)
+			}
+		}
+		now := time.Now()
+		for len(l.timers) > 0 && !l.timers[0].at.After(now) {
+			tm := heap.Pop(&l.timers).(*FastTimer)
+			tm.fn()
+		}
+	}
+}
+
+// wait returns the number of ready events in l.events, once there are
+// some or the next timer is due. It parks in the runtime's poller on the
+// epoll fd, which is readable while the set has ready sockets.
+func (l *FastLoop) wait() int {
+	var next time.Time // zero: no timer, no deadline
+	if len(l.timers) > 0 {
+		next = l.timers[0].at
+	}
+	if !next.Equal(l.waitTill) {
+		l.epoll.SetReadDeadline(next)
+		l.waitTill = next
+	}
+	n := 0
+	err := l.epollRaw.Read(func(uintptr) bool {
+		// Polled here, after the runtime armed its wait: readiness that
+		// comes between this look and the park still wakes it.
+		n = rawEpollNow(l.epfd, l.events)
+		return n > 0 || (len(l.timers) > 0 && !time.Now().Before(l.timers[0].at))
+	})
+	if err != nil {
+		// The deadline (the next timer) passed, maybe before the first
+		// look: look once more.
+		n = rawEpollNow(l.epfd, l.events)
+	}
+	return n
+}
+
+// drainQueue runs what other goroutines handed in; false once closed.
+func (l *FastLoop) drainQueue() bool {
+	var b [8]byte
+	unix.Read(l.wakefd, b[:])
+	l.mu.Lock()
+	q, closed := l.queue, l.closed
+	l.queue = nil
+	l.mu.Unlock()
+	for _, fn := range q {
+		fn()
+	}
+	return !closed
+}
+
+// fastSpec is what the loop needs to run a prober's check.
+type fastSpec struct {
+	spec    *Spec
+	family  int
+	raw     rawAddr       // the target, for connect
+	source  unix.Sockaddr // nil: any
+	http    *httpProber   // nil: a TCP connect
+	request []byte        // the HTTP request as written, built once per prober
+	req     *http.Request // the same request, for ReadResponse (read only)
+}
+
+// fastOf returns how the loop runs p, nil when it cannot.
+func fastOf(p Prober) *fastSpec {
+	switch p := p.(type) {
+	case *tcpProber:
+		return p.fast
+	case *httpProber:
+		return p.fast
+	}
+	return nil
+}
+
+// Supports says whether the loop can run p's checks.
+func (l *FastLoop) Supports(p Prober) bool { return fastOf(p) != nil }
+
+// newFastSpec prepares the loop's form of a check of spec: nil when the
+// loop cannot run it.
+func newFastSpec(spec *Spec) *fastSpec {
+	if _, ok := spec.DataPathRoute(); ok {
+		return nil // dialled from the real server's namespace (datapath = true)
+	}
+	f := &fastSpec{spec: spec}
+	f.family, f.raw = newRawAddr(spec.Target.Addr(), spec.Target.Port(), zoneIndex(spec.Target.Addr()))
+	if spec.Source.IsValid() {
+		fam, src := sockaddr(spec.Source, 0)
+		if fam != f.family {
+			return nil
+		}
+		f.source = src
+	}
+	return f
+}
+
+func sockaddr(a netip.Addr, port uint16) (int, unix.Sockaddr) {
+	if a.Is4() || a.Is4In6() {
+		return unix.AF_INET, &unix.SockaddrInet4{Port: int(port), Addr: a.Unmap().As4()}
+	}
+	return unix.AF_INET6, &unix.SockaddrInet6{Port: int(port), Addr: a.As16(), ZoneId: zoneIndex(a)}
+}
+
+// zoneIndex is the interface index of an IPv6 address's zone, 0 for none.
+func zoneIndex(a netip.Addr) uint32 {
+	if z := a.Zone(); z != "" {
+		if ifi, err := net.InterfaceByName(z); err == nil {
+			return uint32(ifi.Index)
+		}
+	}
+	return 0
+}
+
+// FastRun is one check in flight on the loop.
+type FastRun struct {
+	loop     *FastLoop
+	f        *fastSpec
+	fd       int
+	start    time.Time
+	deadline time.Time
+	timer    *FastTimer
+	done     func(Result)
+	written  int    // bytes of the request written
+	buf      []byte // the response so far
+	scanned  int    // how much of buf was searched for the head's end
+	finished bool
+}
+
+// Start runs p's check, bounded by deadline (and by the spec's timeout
+// from now, when shorter), and calls done in the loop with its result.
+// It returns nil, and calls nothing, when the loop cannot run p. Loop
+// goroutine only.
+func (l *FastLoop) Start(p Prober, deadline time.Time, done func(Result)) *FastRun {
+	f := fastOf(p)
+	if f == nil {
+		return nil
+	}
+	r := &FastRun{loop: l, f: f, fd: -1, start: time.Now(), deadline: deadline, done: done}
+	if !r.start.Before(deadline) {
+		// As run does: a late start is the director's delay.
+		r.finish(reasonLate)
+		return r
+	}
+	if t := f.spec.Timeout; t > 0 && r.start.Add(t).Before(deadline) {
+		r.deadline = r.start.Add(t)
+	}
+	fd, err := rawSocket(f.family)
+	if err != nil {
+		r.fail("socket", err)
+		return r
+	}
+	r.fd = fd
+	if f.source != nil {
+		if err := unix.Bind(fd, f.source); err != nil {
+			r.fail("bind", err)
+			return r
+		}
+	}
+	if err := rawConnect(fd, &f.raw); err != nil && err != unix.EINPROGRESS {
+		r.fail("connect", err)
+		return r
+	}
+	// Edge-triggered, in and out at once: the connect's completion and
+	// the answer each wake the loop once, with no second epoll_ctl.
+	ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	if err := rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		r.fail("epoll_ctl", err)
+		return r
+	}
+	l.runs[int32(fd)] = r
+	r.timer = l.At(r.deadline, r.expire)
+	return r
+}
+
+// Abort ends the run without a result. Loop goroutine only.
+func (r *FastRun) Abort() {
+	if r == nil || r.finished {
+		return
+	}
+	r.done = nil
+	r.finish("canceled")
+}
+
+// expire ends a run at its deadline. A loop that is behind (a busy
+// machine, thousands of sockets ready at once) may reach the deadline
+// before the readiness it has not read yet: one last look at the socket,
+// without waiting, so that a server that did answer in time is not failed
+// for the director's own delay.
+func (r *FastRun) expire() {
+	r.timer = nil
+	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN | unix.POLLOUT}}
+	if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
+		var events uint32
+		if fds[0].Revents&unix.POLLOUT != 0 {
+			events |= unix.EPOLLOUT
+		}
+		if fds[0].Revents&(unix.POLLIN|unix.POLLHUP|unix.POLLERR) != 0 {
+			events |= unix.EPOLLIN | unix.EPOLLERR
+		}
+		r.ready(events)
+	}
+	r.finish("timeout") // a no-op when ready finished it
+}
+
+// fail ends the run with the reason the usual path gives for err, which
+// is wrapped as net's dialer and connections wrap it.
+func (r *FastRun) fail(op string, err error) {
+	netOp := "read"
+	switch op {
+	case "write":
+		netOp = "write"
+	case "socket", "bind", "connect", "epoll_ctl":
+		netOp = "dial"
+	}
+	r.finish(classifyAt(&net.OpError{Op: netOp, Net: "tcp", Err: os.NewSyscallError(op, err)}, nil, r.deadline))
+}
+
+func (r *FastRun) finish(reason string) {
+	if r.finished {
+		return
+	}
+	r.finished = true
+	if r.timer != nil {
+		r.loop.Stop(r.timer)
+		r.timer = nil
+	}
+	if r.fd >= 0 {
+		delete(r.loop.runs, int32(r.fd))
+		rawClose(r.fd) // also leaves the epoll set
+		r.fd = -1
+	}
+	if r.done != nil {
+		r.done(Result{OK: reason == "", Reason: reason, Inconclusive: strings.HasPrefix(reason, localPrefix),
+			Start: r.start, Duration: time.Since(r.start)})
+	}
+}
+
+// ready handles the socket's readiness.
+func (r *FastRun) ready(events uint32) {
+	if r.written == 0 && events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		soerr, err := rawSoError(r.fd)
+		if err == nil && soerr != 0 {
+			err = unix.Errno(soerr)
+		}
+		if err != nil {
+			r.fail("connect", err)
+			return
+		}
+		if r.f.http == nil {
+			r.finish("")
+			return
+		}
+	}
+	if r.f.http == nil {
+		return // connecting still
+	}
+	if r.written < len(r.f.request) {
+		if events&unix.EPOLLOUT == 0 {
+			return
+		}
+		n, err := rawWrite(r.fd, r.f.request[r.written:])
+		if err != nil && err != unix.EAGAIN {
+			r.fail("write", err)
+			return
+		}
+		r.written += max(n, 0)
+		if r.written < len(r.f.request) {
+			return // the rest when the socket is writable again
+		}
+	}
+	// Read what has arrived (edge-triggered: until EAGAIN), up to the cap
+	// the usual path puts on the head. Reads land in the loop's scratch
+	// buffer; a run keeps only what came (a head is usually one read).
+	var end error
+read:
+	for end == nil && len(r.buf) < maxHeadBytes {
+		n, err := rawRead(r.fd, r.loop.scratch[:min(len(r.loop.scratch), maxHeadBytes-len(r.buf))])
+		switch {
+		case err == unix.EINTR:
+		case err == unix.EAGAIN:
+			break read
+		case err != nil:
+			end = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", err)}
+		case n == 0:
+			end = io.EOF
+		default:
+			r.buf = append(r.buf, r.loop.scratch[:n]...)
+		}
+	}
+	// Parse once the head may be complete (a blank line has come since
+	// the last look) or the reading is over: not at every packet, which
+	// would make a server trickling headers cost the square of their size.
+	full := end != nil || len(r.buf) >= maxHeadBytes
+	if !full {
+		from := max(0, r.scanned-2)
+		full = bytes.Contains(r.buf[from:], []byte("\n\n")) || bytes.Contains(r.buf[from:], []byte("\n\r\n"))
+		r.scanned = len(r.buf)
+	}
+	if !full {
+		return
+	}
+	if reason, complete := r.f.http.judgeHead(r.loop.br, r.buf, end, r.deadline); complete {
+		r.finish(reason)
+	}
+}
+
+// errMore says the head is not complete yet and the connection is open.
+var errMore = errors.New("more to come")
+
+// heldResponse reads what has arrived of a response: after it, errMore
+// while the connection is open, else how the connection ended; at
+// maxHeadBytes an end of stream marked as the director's own cap, as
+// capReader does on the usual path.
+type heldResponse struct {
+	b   []byte
+	off int
+	end error
+	hit bool
+}
+
+func (h *heldResponse) Read(p []byte) (int, error) {
+	if h.end == nil && len(h.b) < maxHeadBytes {
+		// Whole lines only while more may come: bufio's ReadLine hands a
+		// partial line over as if complete when an error follows it.
+		h.b = h.b[:bytes.LastIndexByte(h.b, '\n')+1]
+	}
+	if h.off >= len(h.b) {
+		switch {
+		case len(h.b) >= maxHeadBytes:
+			h.hit = true
+			return 0, io.EOF
+		case h.end == nil:
+			return 0, errMore
+		}
+		return 0, h.end
+	}
+	n := copy(p, h.b[h.off:])
+	h.off += n
+	return n, nil
+}
+
+// judgeHead judges, reading through br, the response head that has arrived (end: nil while
+// the connection is open, else how it ended), as probe does once it has
+// parsed the head: complete is false while more must be read.
+func (p *httpProber) judgeHead(br *bufio.Reader, b []byte, end error, deadline time.Time) (reason string, complete bool) {
+	held := &heldResponse{b: b, end: end}
+	br.Reset(held)
+	defer br.Reset(nil)
+	req := p.fast.req
+	resp, err := http.ReadResponse(br, req)
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp, err = http.ReadResponse(br, req)
+	}
+	switch {
+	case errors.Is(err, errMore):
+		return "", false
+	case err != nil && held.hit:
+		return fmt.Sprintf("headers too large (limit %d)", maxHeadBytes), true
+	case err != nil:
+		return classifyAt(err, nil, deadline), true
+	case !statusOK(p.urls[0].statuses, resp.StatusCode):
+		return fmt.Sprintf("status %d", resp.StatusCode), true
+	}
+	return "", true
+}
+
+// FastProber returns a Prober whose Probe runs p's check on the loop and
+// waits for it: the same check as p.Probe, on the loop's path. p itself
+// when the loop cannot run it.
+func (l *FastLoop) FastProber(p Prober) Prober {
+	if !l.Supports(p) {
+		return p
+	}
+	return &loopProber{loop: l, p: p}
+}
+
+type loopProber struct {
+	loop *FastLoop
+	p    Prober
+}
+
+// Probe bounds the check as run does: by ctx's deadline and the spec's
+// timeout, or DefaultTimeout when neither is set.
+func (lp *loopProber) Probe(ctx context.Context) Result {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(DefaultTimeout)
+		if t := fastOf(lp.p).spec.Timeout; t > 0 {
+			deadline = time.Now().Add(t)
+		}
+	}
+	ch := make(chan Result, 1)
+	var run *FastRun
+	lp.loop.Do(func() { run = lp.loop.Start(lp.p, deadline, func(r Result) { ch <- r }) })
+	select {
+	case res := <-ch:
+		return res
+	case <-ctx.Done():
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return <-ch // the loop's own timer ends the run at the same deadline
+	}
+	lp.loop.Do(func() { run.Abort() })
+	select {
+	case res := <-ch: // it ended before the abort
+		return res
+	default:
+	}
+	start := time.Now()
+	return Result{Reason: "canceled", Start: start}
+}

@@ -1,0 +1,256 @@
+package checks
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testLoop, when the tests run with DIRECTOR_CHECKS_FAST=1, is the loop
+// mustNew puts every prober on that it can run, so that the probers'
+// tests (framing, hostile servers, reasons) run against the fast path
+// too (TestFastPathPassesTheProberTests).
+var testLoop *FastLoop
+
+func TestMain(m *testing.M) {
+	if os.Getenv("DIRECTOR_CHECKS_FAST") == "1" {
+		l, err := NewFastLoop()
+		if err != nil {
+			panic(err)
+		}
+		testLoop = l
+	}
+	code := m.Run()
+	if testLoop != nil {
+		testLoop.Close()
+	}
+	os.Exit(code)
+}
+
+// TestFastPathPassesTheProberTests runs the tcp and http probers' tests,
+// the HTTP framing tests and the hostile-server tests again with every
+// check the loop can run on the loop.
+func TestFastPathPassesTheProberTests(t *testing.T) {
+	if testLoop != nil {
+		t.Skip("already on the fast path")
+	}
+	if testing.Short() {
+		t.Skip("runs the prober tests again")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^(TestHTTP|TestTCP|TestOneByteASecond|TestHugeBody|TestHostile|TestFast)", "-test.v")
+	cmd.Env = append(os.Environ(), "DIRECTOR_CHECKS_FAST=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the prober tests on the fast path: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestFastLoopRanTheChecks") {
+		t.Fatalf("the fast path's own check did not run:\n%s", out)
+	}
+}
+
+// TestFastLoopRanTheChecks checks that, on the fast path, mustNew's
+// probers do run on the loop: plain tcp and http checks, not TLS, dialogue
+// or body checks.
+func TestFastLoopRanTheChecks(t *testing.T) {
+	if testLoop == nil {
+		t.Skip("only on the fast path (DIRECTOR_CHECKS_FAST=1)")
+	}
+	target := netip.MustParseAddrPort("127.0.0.1:9")
+	for _, tc := range []struct {
+		spec Spec
+		fast bool
+	}{
+		{Spec{Type: "tcp", Target: target}, true},
+		{Spec{Type: "http", Target: target}, true},
+		{Spec{Type: "http", Target: target, Options: HTTPOptions{Method: "HEAD", Path: "/x", ExpectStatus: []string{"200-399"}}}, true},
+		{Spec{Type: "http", Target: target, Options: HTTPOptions{ExpectBody: "ok"}}, false},
+		{Spec{Type: "https", Target: target}, false},
+		{Spec{Type: "tcp", Target: target, Options: TCPOptions{Send: "PING\r\n"}}, false},
+		{Spec{Type: "tcp", Target: target, Options: TCPOptions{TLS: true}}, false},
+	} {
+		_, onLoop := mustNew(t, tc.spec).(*loopProber)
+		if onLoop != tc.fast {
+			t.Errorf("%s: on the loop %v, want %v", tc.spec, onLoop, tc.fast)
+		}
+	}
+}
+
+// TestFastLoopReasons compares the loop's results with Probe's for the
+// outcomes of a plain check, in the same test run.
+func TestFastLoopReasons(t *testing.T) {
+	l, err := NewFastLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ok := serveOnce(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	bad := serveOnce(t, "HTTP/1.1 503 Unavailable\r\nContent-Length: 0\r\n\r\n")
+	garbage := serveOnce(t, "SSH-2.0-OpenSSH\r\n")
+	silent := serveOnce(t, "")
+	closed := closedPort(t)
+	for _, tc := range []struct {
+		spec Spec
+		want string
+	}{
+		{Spec{Type: "tcp", Target: ok}, ""},
+		{Spec{Type: "tcp", Target: closed}, "refused"},
+		{Spec{Type: "http", Target: ok}, ""},
+		{Spec{Type: "http", Target: bad}, "status 503"},
+		{Spec{Type: "http", Target: closed}, "refused"},
+		{Spec{Type: "http", Target: silent, Timeout: 300 * time.Millisecond}, "timeout"},
+		{Spec{Type: "http", Target: garbage}, ""}, // Probe's reason, whatever it is
+	} {
+		p, err := New(tc.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !l.Supports(p) {
+			t.Fatalf("%s: not supported by the loop", tc.spec)
+		}
+		slow := probeWithin(t, p, time.Second)
+		fast := probeWithin(t, l.FastProber(p), time.Second)
+		if fast.Reason != slow.Reason || fast.OK != slow.OK || fast.Inconclusive != slow.Inconclusive {
+			t.Errorf("%s: loop %+v, Probe %+v", tc.spec, fast, slow)
+		}
+		if tc.spec.Target != garbage && slow.Reason != tc.want {
+			t.Errorf("%s: reason %q, want %q", tc.spec, slow.Reason, tc.want)
+		}
+	}
+}
+
+// TestFastLoopLateStart: a run whose deadline passed before it started is
+// the director's delay, as on Probe.
+func TestFastLoopLateStart(t *testing.T) {
+	l, err := NewFastLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	p, _ := New(Spec{Type: "tcp", Target: netip.MustParseAddrPort("127.0.0.1:9")})
+	ch := make(chan Result, 1)
+	l.Do(func() { l.Start(p, time.Now().Add(-time.Second), func(r Result) { ch <- r }) })
+	r := <-ch
+	if r.OK || !r.Inconclusive || r.Reason != reasonLate {
+		t.Errorf("late start: %+v, want inconclusive %q", r, reasonLate)
+	}
+}
+
+// TestFastLoopAbortAndClose: an aborted run reports nothing and closes its
+// socket; Close ends the loop with runs in flight.
+func TestFastLoopAbortAndClose(t *testing.T) {
+	noLeaks(t)
+	silent := serveOnce(t, "")
+	l, err := NewFastLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := New(Spec{Type: "http", Target: silent})
+	called := make(chan Result, 2)
+	var run *FastRun
+	l.Do(func() { run = l.Start(p, time.Now().Add(time.Second), func(r Result) { called <- r }) })
+	l.Do(func() { run.Abort() })
+	l.Do(func() { l.Start(p, time.Now().Add(time.Second), func(r Result) { called <- r }) })
+	l.Close()
+	select {
+	case r := <-called:
+		t.Errorf("a run reported %+v after Abort or Close", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+	ran := false
+	l.Do(func() { ran = true }) // a closed loop runs fn at once
+	if !ran {
+		t.Error("Do on a closed loop did not run")
+	}
+}
+
+// serveOnce serves answer to every connection (read the request, write
+// answer, close; "" never answers) on a loopback port.
+func serveOnce(t *testing.T, answer string) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if answer == "" {
+				go func() { // hold it open until the client gives up
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(5 * time.Second))
+					buf := make([]byte, 4096)
+					for {
+						if _, err := c.Read(buf); err != nil {
+							return
+						}
+					}
+				}()
+				continue
+			}
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			buf := make([]byte, 4096)
+			c.Read(buf)
+			c.Write([]byte(answer))
+			c.Close()
+		}
+	}()
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+func closedPort(t *testing.T) netip.AddrPort {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close()
+	return a
+}
+
+// A run whose deadline comes before the loop has read what the server
+// sent in time is judged on what was sent, not failed for the loop's
+// own delay.
+func TestFastLoopLateLoopIsNotTheServersFault(t *testing.T) {
+	l, err := NewFastLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, tc := range []struct {
+		spec Spec
+		want string
+	}{
+		{Spec{Type: "tcp", Target: serveOnce(t, "HTTP/1.1 200 OK\r\n\r\n")}, ""},
+		{Spec{Type: "http", Target: serveOnce(t, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")}, ""},
+		{Spec{Type: "http", Target: serveOnce(t, "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n")}, "status 500"},
+		{Spec{Type: "http", Target: serveOnce(t, "")}, "timeout"},
+	} {
+		p, _ := New(tc.spec)
+		ch := make(chan Result, 1)
+		// The loop reaches the deadline first, as a loop that fell behind
+		// would: its timer runs before the socket's readiness is read.
+		var run *FastRun
+		l.Do(func() {
+			run = l.Start(p, time.Now().Add(5*time.Second), func(r Result) { ch <- r })
+			l.Stop(run.timer)
+		})
+		time.Sleep(100 * time.Millisecond) // connected, the request written (by the loop)
+		l.Do(func() {
+			time.Sleep(300 * time.Millisecond) // the server answers meanwhile
+			run.expire()
+		})
+		if r := <-ch; r.Reason != tc.want {
+			t.Errorf("%s: %q after a late deadline, want %q", tc.spec, r.Reason, tc.want)
+		}
+	}
+}

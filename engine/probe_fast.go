@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/lvsdirector/director/checks"
+)
+
+// A runner whose check the engine's FastLoop can run keeps the same grid,
+// retry, skip and lag accounting as fire (starting, planNext), but its runs are the loop's timers and
+// sockets: no runtime timer, goroutine or context per run. Its state
+// (due, fastNext, fastRun) is touched only in the loop's goroutine.
+
+// onLoop says the runner's check runs on the loop.
+func (p *probeRunner) onLoop() bool { return p.loop != nil && p.loop.Supports(p.prober) }
+
+func (p *probeRunner) isStopped() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopped
+}
+
+// scheduleFast plans the next run at due. In the loop.
+func (p *probeRunner) scheduleFast() {
+	if !p.isStopped() {
+		p.fastNext = p.loop.At(p.due, p.fireFast)
+	}
+}
+
+// fireFast is one run, started on the loop.
+func (p *probeRunner) fireFast() {
+	p.fastNext = nil
+	if p.isStopped() {
+		return
+	}
+	now := time.Now()
+	p.starting(now)
+	timeout := p.spec.Timeout
+	if timeout <= 0 {
+		timeout = checks.DefaultTimeout
+	}
+	p.fastRun = p.loop.Start(p.prober, now.Add(timeout), p.doneFast)
+}
+
+// doneFast hands the result to the engine and plans the next run. In
+// the loop, so it must not wait: when the engine's queue is full, a
+// goroutine waits for it and only then plans the next run, so a runner
+// never has more than one result outstanding (as with fire).
+func (p *probeRunner) doneFast(res checks.Result) {
+	p.fastRun = nil
+	r := probeResult{key: p.key, result: res}
+	select {
+	case p.out <- r:
+		p.planNext(res)
+		p.scheduleFast()
+		return
+	default:
+	}
+	if !p.enter() {
+		return
+	}
+	go func() {
+		defer p.inflight.Done()
+		select {
+		case p.out <- r:
+		case <-p.ctx.Done():
+			return
+		}
+		p.loop.Do(func() {
+			p.planNext(res)
+			p.scheduleFast()
+		})
+	}()
+}
+
+// stopFast drops the next run and the one in flight. In the loop, after
+// stopped is set.
+func (p *probeRunner) stopFast() {
+	p.loop.Stop(p.fastNext)
+	p.fastNext = nil
+	p.fastRun.Abort()
+	p.fastRun = nil
+}
