@@ -667,7 +667,7 @@ func (c *ldConv) virtual(v *ldVirtual) {
 		own.items = append([]item{{key: "name", value: tomlString(tn), from: r.pairAt}}, own.items...)
 		vs.reals[i].checks = append(vs.reals[i].checks, own)
 	}
-	if fwmark != 0 && count["nat"] == 0 && !fwmarkPorts(vs, "ldirectord") {
+	if fwmark != 0 && count["nat"] == 0 && !fwmarkPorts(vs, "ldirectord", "ldirectord ignores a fwmark real server's port") {
 		c.approx(v.at, v.key, "a check on each real server's own port cannot be kept: the real servers of this fwmark service use different ports and IPVS ignores them; set checkport")
 	}
 	c.doc.vss = append(c.doc.vss, vs)
