@@ -31,18 +31,19 @@ type kaConv struct {
 	groups map[string]*knode
 	used   map[string]bool
 	names  map[string]int
+	ports  PortLookup
 	// grouped holds the group entries written into addresses or fwmarks;
 	// groupServices counts the kernel services they expand to.
 	grouped       map[pos]bool
 	groupServices int
 }
 
-func importKeepalived(name string, data []byte, src Source) (*Result, error) {
+func importKeepalived(name string, data []byte, src Source, ports PortLookup) (*Result, error) {
 	root, p, err := parseKeepalived(name, data, src)
 	if err != nil {
 		return nil, err
 	}
-	c := &kaConv{groups: map[string]*knode{}, used: map[string]bool{}, names: map[string]int{}, grouped: map[pos]bool{}}
+	c := &kaConv{ports: ports, groups: map[string]*knode{}, used: map[string]bool{}, names: map[string]int{}, grouped: map[pos]bool{}}
 	c.doc.header = []string{
 		"Imported from " + name + " (keepalived) by director import.",
 		"Each item names the line it came from; the report on standard error lists",
@@ -169,7 +170,7 @@ func (c *kaConv) email(g *knode) map[*knode]bool {
 	if server != nil && problem == "" {
 		port := 25
 		if server.arg(2) != "" {
-			p, err := kaPort(server.arg(2))
+			p, err := c.ports.port(server.arg(2))
 			if err != nil {
 				problem = fmt.Sprintf("%q is not a port", server.arg(2))
 			}
@@ -286,7 +287,7 @@ func (c *kaConv) groupMembers(g *knode) []member {
 			c.exact(e.at, "fwmark")
 		default:
 			addrs, ok := expandRange(e.name())
-			port, perr := kaPort(e.arg(1))
+			port, perr := c.ports.port(e.arg(1))
 			if !ok || perr != nil {
 				c.unsupported(e.at, strings.Join(e.words, " "), "not an address (range) and port; no service made")
 				continue
@@ -353,15 +354,25 @@ func expandRange(s string) ([]netip.Addr, bool) {
 	return out, true
 }
 
-func kaPort(s string) (int, error) {
+// port reads a port number or name: the built-in table first, then the
+// lookup, under tcp and then udp, as the sources name ports without
+// saying the protocol (it may follow on a later line).
+func (l PortLookup) port(s string) (int, error) {
 	p, err := strconv.Atoi(s)
-	if err != nil || p < 0 || p > 65535 {
-		if q, ok := wellKnownPorts[s]; ok {
-			return q, nil
-		}
-		return 0, fmt.Errorf("bad port %q", s)
+	if err == nil && p >= 0 && p <= 65535 {
+		return p, nil
 	}
-	return p, nil
+	if q, ok := wellKnownPorts[s]; ok {
+		return q, nil
+	}
+	if l != nil && err != nil {
+		for _, proto := range []string{"tcp", "udp"} {
+			if q, ok := l(s, proto); ok {
+				return int(q), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("bad port %q", s)
 }
 
 // realOut is a converted real_server and the checks it had.
@@ -423,7 +434,7 @@ func (c *kaConv) virtualServer(n *knode) {
 		c.exact(n.at, "virtual_server")
 	default:
 		a, err := netip.ParseAddr(n.arg(1))
-		port, perr := kaPort(n.arg(2))
+		port, perr := c.ports.port(n.arg(2))
 		if err != nil || perr != nil || port == 0 {
 			c.unsupported(n.at, what, "not an address and port; its %d real servers are not converted", countReals(n))
 			return
@@ -485,7 +496,7 @@ func (c *kaConv) virtualServer(n *knode) {
 			}
 			fwdAt = o.at
 			if len(o.words) > 2 {
-				if msg := tunnelOptions(vs, o); msg != "" {
+				if msg := tunnelOptions(vs, o, c.ports); msg != "" {
 					c.unsupported(o.at, o.name()+" "+strings.Join(o.words[2:], " "), "%s; ipip is used", msg)
 					continue
 				}
@@ -538,7 +549,7 @@ func (c *kaConv) virtualServer(n *knode) {
 			vsHost = o
 		case "sorry_server":
 			a, err := netip.ParseAddr(o.arg(1))
-			port, perr := kaPort(o.arg(2))
+			port, perr := c.ports.port(o.arg(2))
 			if err != nil || (o.arg(2) != "" && perr != nil) {
 				c.unsupported(o.at, o.name(), "%q is not an address and port", strings.Join(o.words[1:], " "))
 				continue
@@ -878,7 +889,7 @@ func fwmarkPorts(vs *vsBlock, who, note string) bool {
 
 // tunnelOptions reads what follows "lvs_method TUN": type ipip, gue (with
 // port N) or gre, and nocsum, csum or remcsum; it says what is wrong.
-func tunnelOptions(vs *vsBlock, o *knode) string {
+func tunnelOptions(vs *vsBlock, o *knode, ports PortLookup) string {
 	if strings.ToUpper(o.arg(1)) != "TUN" {
 		return "options after " + o.arg(1)
 	}
@@ -900,7 +911,7 @@ func tunnelOptions(vs *vsBlock, o *knode) string {
 				return "port needs a number"
 			}
 			i++
-			p, err := kaPort(w[i])
+			p, err := ports.port(w[i])
 			if err != nil || p == 0 {
 				return fmt.Sprintf("%q is not a port", w[i])
 			}
@@ -971,7 +982,7 @@ func (c *kaConv) realServer(o *knode, vsHost *knode) *realOut {
 	a, err := netip.ParseAddr(o.arg(1))
 	port := 0
 	if o.arg(2) != "" {
-		p, perr := kaPort(o.arg(2))
+		p, perr := c.ports.port(o.arg(2))
 		if perr != nil {
 			err = perr
 		}
@@ -1103,7 +1114,7 @@ func (c *kaConv) checker(x *knode, vsHost *knode) ([]*block, []record) {
 			timeout, timeoutAt = v, o.at
 			ok(o)
 		case "connect_port":
-			p, err := kaPort(o.arg(1))
+			p, err := c.ports.port(o.arg(1))
 			if err != nil || p == 0 {
 				bad(o, NotConverted, "%q is not a port", o.arg(1))
 				continue
@@ -1275,7 +1286,7 @@ func (c *kaConv) checker(x *knode, vsHost *knode) ([]*block, []record) {
 				continue
 			}
 			if key == "port" {
-				p, err := kaPort(o.arg(1))
+				p, err := c.ports.port(o.arg(1))
 				if err != nil || p == 0 {
 					recs = append(recs, record{at: o.at, opt: o.name(), outcome: NotConverted, msg: fmt.Sprintf("%q is not a port", o.arg(1))})
 					continue
