@@ -32,9 +32,8 @@ type kaConv struct {
 	used   map[string]bool
 	names  map[string]int
 	ports  PortLookup
-	// grouped holds the group entries written into addresses or fwmarks;
-	// groupServices counts the kernel services they expand to.
-	grouped       map[pos]bool
+	// groupServices counts the kernel services the groups written so far
+	// expand to (config.MaxGroupServices bounds them).
 	groupServices int
 }
 
@@ -43,7 +42,7 @@ func importKeepalived(name string, data []byte, src Source, ports PortLookup) (*
 	if err != nil {
 		return nil, err
 	}
-	c := &kaConv{ports: ports, groups: map[string]*knode{}, used: map[string]bool{}, names: map[string]int{}, grouped: map[pos]bool{}}
+	c := &kaConv{ports: ports, groups: map[string]*knode{}, used: map[string]bool{}, names: map[string]int{}}
 	c.doc.header = []string{
 		"Imported from " + name + " (keepalived) by director import.",
 		"Each item names the line it came from; the report on standard error lists",
@@ -676,22 +675,22 @@ func (c *kaConv) virtualServer(n *knode) {
 	// A group becomes the director's own: one virtual server with
 	// addresses and one with fwmarks, which cannot mix (and one per
 	// address family, which a virtual server's addresses share).
-	units := [][]member{members}
+	units := []memberUnit{{members: members}}
 	if isGroup {
 		units = c.groupUnits(members)
 	}
 	warnedPorts := false
-	for _, u := range units {
+	for _, unit := range units {
+		u, asGroup := unit.members, unit.group
 		m := u[0]
 		out := &vsBlock{}
 		out.comment = []string{fmt.Sprintf("%s: %s", n.at, what)}
 		switch {
-		case isGroup && len(u) == 1 && u[0].count <= 1 && !c.grouped[u[0].at]:
-			out.comment = append(out.comment, fmt.Sprintf("%s: member %s", m.at, m))
-		case isGroup:
+		case asGroup:
 			out.comment = append(out.comment, fmt.Sprintf("%s: virtual_server_group %s", group.at, n.arg(2)))
+		case isGroup:
+			out.comment = append(out.comment, fmt.Sprintf("%s: member %s", m.at, m))
 		}
-		asGroup := isGroup && c.grouped[m.at]
 		name := ""
 		if asGroup {
 			name = c.uniqueGroupName(n.arg(2), m, proto, units)
@@ -773,11 +772,18 @@ func (c *kaConv) virtualServer(n *knode) {
 	}
 }
 
+// memberUnit is what one director virtual server stands for: members
+// written as a group (addresses or fwmarks), or one address or mark.
+type memberUnit struct {
+	members []member
+	group   bool
+}
+
 // groupUnits splits a group's members into the director's virtual
 // servers: IPv4 addresses, IPv6 addresses and fwmarks apart, each within
 // the config's bounds on a group's size; members beyond what all groups
 // of a config may expand to become virtual servers of their own.
-func (c *kaConv) groupUnits(members []member) [][]member {
+func (c *kaConv) groupUnits(members []member) []memberUnit {
 	var v4, v6, marks []member
 	for _, m := range members {
 		switch {
@@ -789,13 +795,13 @@ func (c *kaConv) groupUnits(members []member) [][]member {
 			v6 = append(v6, m)
 		}
 	}
-	var units [][]member
+	var units []memberUnit
 	for _, kind := range [][]member{v4, v6, marks} {
 		var cur []member
 		size := 0
 		flush := func() {
 			if len(cur) > 0 {
-				units = append(units, cur)
+				units = append(units, memberUnit{members: cur, group: true})
 			}
 			cur, size = nil, 0
 		}
@@ -804,7 +810,7 @@ func (c *kaConv) groupUnits(members []member) [][]member {
 			if c.groupServices+k > config.MaxGroupServices {
 				flush()
 				for _, s := range m.singles() {
-					units = append(units, []member{s})
+					units = append(units, memberUnit{members: []member{s}})
 				}
 				if m.count > 1 {
 					c.approx(m.at, m.host(), "%d virtual servers, one per address: all groups of a config together expand to at most %d services", m.count, config.MaxGroupServices)
@@ -815,7 +821,6 @@ func (c *kaConv) groupUnits(members []member) [][]member {
 				flush()
 			}
 			c.groupServices += k
-			c.grouped[m.at] = true
 			cur = append(cur, m)
 			size += k
 		}
@@ -826,9 +831,9 @@ func (c *kaConv) groupUnits(members []member) [][]member {
 
 // uniqueGroupName names a group's virtual server after the group; when
 // the group takes several, those after the first kind say what they hold.
-func (c *kaConv) uniqueGroupName(gname string, m member, proto string, units [][]member) string {
+func (c *kaConv) uniqueGroupName(gname string, m member, proto string, units []memberUnit) string {
 	name := gname
-	if memberKind(m) != memberKind(units[0][0]) {
+	if memberKind(m) != memberKind(units[0].members[0]) {
 		name += "-" + memberKind(m)
 	}
 	if proto != "tcp" {
