@@ -99,7 +99,7 @@ func Test12CrashAndRestart(t *testing.T) {
 	var mu sync.Mutex
 	var violations, errs []string
 	counts := map[string]int{}
-	samples, requests := 0, 0
+	samples, requests, torn := 0, 0, 0
 	wg.Go(func() {
 		held := map[string]int{} // "service dest" -> weight, once seen healthy
 		for {
@@ -109,6 +109,23 @@ func Test12CrashAndRestart(t *testing.T) {
 			default:
 			}
 			tb, err := procTable()
+			// /proc/net/ip_vs comes a page per read(); services added or
+			// removed between two pages can make one read skip a whole
+			// service that is in the kernel throughout (a service and its
+			// destinations are printed together, so only whole services
+			// go missing so). A service missing from one read and whole
+			// in a second read at once is such a torn read.
+			lost := func(tb table, svc, addr string, w int) bool {
+				got, ok := tb[svc].dests[addr]
+				return !ok || got.weight != w
+			}
+			var again table
+			for key, w := range held {
+				svc, addr, _ := strings.Cut(key, " | ")
+				if err == nil && again == nil && lost(tb, svc, addr, w) {
+					again, err = procTable()
+				}
+			}
 			mu.Lock()
 			samples++
 			if err != nil {
@@ -116,6 +133,10 @@ func Test12CrashAndRestart(t *testing.T) {
 			}
 			for key, w := range held {
 				svc, addr, _ := strings.Cut(key, " | ")
+				if _, listed := tb[svc]; !listed && again != nil && !lost(again, svc, addr, w) {
+					torn++
+					continue
+				}
 				if got, ok := tb[svc].dests[addr]; !ok || got.weight != w {
 					violations = append(violations, fmt.Sprintf("%s: %s in %s is %+v (present %v), was at weight %d; table %s",
 						time.Now().Format("15:04:05.000"), addr, svc, got, ok, w, tb))
@@ -257,7 +278,7 @@ func Test12CrashAndRestart(t *testing.T) {
 	if len(violations) > 0 {
 		t.Errorf("%d of %d samples lost a healthy destination; first: %s", len(violations), samples, violations[0])
 	}
-	t.Logf("%d table samples from /proc/net/ip_vs through 10 kills", samples)
+	t.Logf("%d table samples from /proc/net/ip_vs through 10 kills (%d torn reads, each contradicted by the read after it)", samples, torn)
 	if samples < 500 {
 		t.Errorf("only %d table samples", samples)
 	}
