@@ -122,16 +122,22 @@ type File struct {
 	Data []byte
 }
 
+// PortLookup resolves a port name the importer's own table lacks (the
+// system's services database, read by the caller): its port under
+// protocol ("tcp", "udp").
+type PortLookup func(name, protocol string) (uint16, bool)
+
 // Import converts data, read from the file called name, from format.
 // src reads included files (keepalived's include); nil refuses includes.
-func Import(format Format, name string, data []byte, src Source) (*Result, error) {
+// ports resolves port names beyond the built-in table; nil knows no more.
+func Import(format Format, name string, data []byte, src Source, ports PortLookup) (*Result, error) {
 	switch format {
 	case Keepalived:
-		return importKeepalived(name, data, src)
+		return importKeepalived(name, data, src, ports)
 	case Ldirectord:
-		return importLdirectord(name, data)
+		return importLdirectord(name, data, ports)
 	case Ipvsadm:
-		return importIpvsadm(name, data)
+		return importIpvsadm(name, data, ports)
 	}
 	return nil, fmt.Errorf("unknown format %q (keepalived, ldirectord or ipvsadm)", format)
 }

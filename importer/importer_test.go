@@ -72,7 +72,7 @@ func TestGolden(t *testing.T) {
 				if g := Guess(src, data); g != dir.format {
 					t.Errorf("Guess = %s, want %s", g, dir.format)
 				}
-				res, err := Import(dir.format, src, data, dirSource{})
+				res, err := Import(dir.format, src, data, dirSource{}, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -136,13 +136,25 @@ func TestKeepalivedSyntax(t *testing.T) {
 		{name: "parameters",
 			src:  "$PORT=8080\nvirtual_server 192.0.2.1 $PORT {\n real_server 10.0.0.1 ${PORT} {\n }\n}\n",
 			want: []string{`address = "192.0.2.1:8080"`, `address = "10.0.0.1:8080"`}},
+		{name: "group under DR with several ports: real servers take each address's port",
+			src:  "virtual_server_group g {\n 192.0.2.1-3 80\n 192.0.2.9 8080\n}\nvirtual_server group g {\n lb_kind DR\n sorry_server 10.0.0.99 80\n real_server 10.0.0.1 80 {\n TCP_CHECK {\n }\n }\n}\n",
+			want: []string{`name = "g"`, `addresses = ["192.0.2.1-3:80", "192.0.2.9:8080"]`, `address = "10.0.0.1"`, `fallback = "10.0.0.99"`, `port = 80`}},
+		{name: "group of addresses and marks: two virtual servers",
+			src:  "virtual_server_group g {\n 2001:db8::1-1f 80\n fwmark 7\n}\nvirtual_server group g {\n real_server 2001:db8::a 80 {\n }\n}\n",
+			want: []string{`name = "g"`, `addresses = ["[2001:db8::1-1f]:80"]`, `name = "g-fwmarks"`, `fwmarks = [7]`, `family = "ipv6"`}},
+		{name: "group larger than one virtual server may be",
+			src:  "virtual_server_group g {\n 192.0.2.0-255 80\n 192.0.3.0-255 80\n}\nvirtual_server group g {\n real_server 10.0.0.1 80 {\n }\n}\n",
+			want: []string{`addresses = ["192.0.2.0-255:80"]`, `name = "g#2"`, `addresses = ["192.0.3.0-255:80"]`}},
+		{name: "groups past what a config may expand to: one virtual server per address",
+			src:  "virtual_server_group big {\n 192.0.2.0-255 80\n 192.0.3.0-255 80\n 192.0.4.0-255 80\n 192.0.5.0-255 80\n}\nvirtual_server group big {\n real_server 10.0.0.1 80 {\n }\n}\nvirtual_server_group more {\n 192.0.9.1-2 80\n}\nvirtual_server group more {\n real_server 10.0.0.1 80 {\n }\n}\n",
+			want: []string{`name = "big#4"`, `addresses = ["192.0.5.0-255:80"]`, `name = "192.0.9.1:80"`, `address = "192.0.9.2:80"`, `member 192.0.9.2:80`}},
 		{name: "unclosed block", src: "virtual_server 192.0.2.1 80 {\n lb_algo rr\n", err: "/etc/keepalived/keepalived.conf:1: block virtual_server is never closed"},
 		{name: "stray brace", src: "}\n", err: "keepalived.conf:1: } without a block to close"},
 		{name: "unterminated quote", src: "global_defs {\n router_id \"x\n}\n", err: "keepalived.conf:2: unterminated quote"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := Import(Keepalived, "/etc/keepalived/keepalived.conf", []byte(tc.src), tc.files)
+			res, err := Import(Keepalived, "/etc/keepalived/keepalived.conf", []byte(tc.src), tc.files, nil)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)
@@ -167,7 +179,7 @@ func TestKeepalivedSyntax(t *testing.T) {
 // TestNoServerLost: a virtual or real server that cannot be converted is
 // named in the report.
 func TestNoServerLost(t *testing.T) {
-	res, err := Import(Keepalived, "k.conf", []byte("virtual_server nohost 80 {\n real_server 10.0.0.1 80 {\n }\n}\nvirtual_server 192.0.2.1 80 {\n real_server bad 80 {\n }\n}\n"), nil)
+	res, err := Import(Keepalived, "k.conf", []byte("virtual_server nohost 80 {\n real_server 10.0.0.1 80 {\n }\n}\nvirtual_server 192.0.2.1 80 {\n real_server bad 80 {\n }\n}\n"), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,6 +187,42 @@ func TestNoServerLost(t *testing.T) {
 	for _, w := range []string{"k.conf:1: virtual_server nohost 80: not supported", "1 real servers are not converted", "k.conf:6: real_server bad 80: not supported"} {
 		if !strings.Contains(rep, w) {
 			t.Errorf("report lacks %q:\n%s", w, rep)
+		}
+	}
+}
+
+// TestPortLookup: a port name the built-in table lacks is resolved by the
+// caller's lookup, in every format; without one it is reported as before.
+func TestPortLookup(t *testing.T) {
+	lookup := func(name, proto string) (uint16, bool) {
+		if name == "zzsvc" && proto == "tcp" {
+			return 7777, true
+		}
+		return 0, false
+	}
+	for _, tc := range []struct {
+		format Format
+		src    string
+		want   string
+	}{
+		{Keepalived, "virtual_server 192.0.2.1 zzsvc {\n real_server 10.0.0.1 zzsvc {\n }\n}\n", `address = "192.0.2.1:7777"`},
+		{Ldirectord, "virtual=192.0.2.1:zzsvc\n\treal=10.0.0.1:zzsvc masq\n", `address = "192.0.2.1:7777"`},
+		{Ipvsadm, "-A -t 192.0.2.1:zzsvc -s rr\n-a -t 192.0.2.1:zzsvc -r 10.0.0.1:zzsvc -m\n", `address = "192.0.2.1:7777"`},
+	} {
+		res, err := Import(tc.format, "f", []byte(tc.src), nil, lookup)
+		if err != nil {
+			t.Errorf("%s: %v", tc.format, err)
+			continue
+		}
+		if !strings.Contains(res.TOML, tc.want) || !strings.Contains(res.TOML, `address = "10.0.0.1:7777"`) {
+			t.Errorf("%s: output lacks %q:\n%s\n%s", tc.format, tc.want, res.TOML, res.Report())
+		}
+		res, err = Import(tc.format, "f", []byte(tc.src), nil, nil)
+		if err == nil && strings.Contains(res.TOML, "7777") {
+			t.Errorf("%s without a lookup: zzsvc resolved:\n%s", tc.format, res.TOML)
+		}
+		if err == nil && !strings.Contains(res.Report(), "not converted") {
+			t.Errorf("%s without a lookup: the unknown name is not reported:\n%s", tc.format, res.Report())
 		}
 	}
 }
@@ -198,7 +246,7 @@ func FuzzKeepalived(f *testing.F) {
 		if len(data) > 1<<16 {
 			return
 		}
-		_, _ = Import(Keepalived, "/k/keepalived.conf", data, mapSource{"/k/inc.conf": "virtual_server 192.0.2.1 80 {\n}\n"})
+		_, _ = Import(Keepalived, "/k/keepalived.conf", data, mapSource{"/k/inc.conf": "virtual_server 192.0.2.1 80 {\n}\n"}, nil)
 	})
 }
 
@@ -208,7 +256,7 @@ func FuzzLdirectord(f *testing.F) {
 		if len(data) > 1<<16 {
 			return
 		}
-		_, _ = Import(Ldirectord, "ldirectord.cf", data, nil)
+		_, _ = Import(Ldirectord, "ldirectord.cf", data, nil, nil)
 	})
 }
 
@@ -218,7 +266,7 @@ func FuzzIpvsadm(f *testing.F) {
 		if len(data) > 1<<16 {
 			return
 		}
-		_, _ = Import(Ipvsadm, "rules", data, nil)
+		_, _ = Import(Ipvsadm, "rules", data, nil, nil)
 	})
 }
 

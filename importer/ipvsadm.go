@@ -25,10 +25,11 @@ type ipvsConv struct {
 	tally
 	doc      document
 	services map[string]*ipvsService
+	ports    PortLookup
 }
 
-func importIpvsadm(name string, data []byte) (*Result, error) {
-	c := &ipvsConv{services: map[string]*ipvsService{}}
+func importIpvsadm(name string, data []byte, ports PortLookup) (*Result, error) {
+	c := &ipvsConv{ports: ports, services: map[string]*ipvsService{}}
 	c.doc.header = []string{
 		"Imported from " + name + " (ipvsadm rules) by director import.",
 		"ipvsadm checks nothing, so every virtual server has a check of type none:",
@@ -228,7 +229,7 @@ func (c *ipvsConv) rule(at pos, f []string) error {
 	if fwd == "" {
 		fwd = "dr" // ipvsadm's default
 	}
-	a, p, ok := ldAddr(server)
+	a, p, ok := ldAddr(server, c.ports)
 	if !ok {
 		return &ParseError{File: at.file, Line: at.line, Msg: fmt.Sprintf("-r %q is not an address (names must be numeric or well-known ports; use ipvsadm -Sn)", server)}
 	}
@@ -268,7 +269,7 @@ func (c *ipvsConv) service(kind, addr string, ipv6 bool) (string, int, netip.Add
 		}
 		return fmt.Sprintf("fwmark %d %v", n, ipv6), n, netip.Addr{}, 0, true
 	}
-	a, p, ok := ldAddr(addr)
+	a, p, ok := ldAddr(addr, c.ports)
 	if !ok || p == 0 {
 		return "", 0, netip.Addr{}, 0, false
 	}

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"net/mail"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/lvsdirector/director/config"
 )
 
 // keepalived's defaults, where they differ from the director's.
@@ -28,14 +31,18 @@ type kaConv struct {
 	groups map[string]*knode
 	used   map[string]bool
 	names  map[string]int
+	ports  PortLookup
+	// groupServices counts the kernel services the groups written so far
+	// expand to (config.MaxGroupServices bounds them).
+	groupServices int
 }
 
-func importKeepalived(name string, data []byte, src Source) (*Result, error) {
+func importKeepalived(name string, data []byte, src Source, ports PortLookup) (*Result, error) {
 	root, p, err := parseKeepalived(name, data, src)
 	if err != nil {
 		return nil, err
 	}
-	c := &kaConv{groups: map[string]*knode{}, used: map[string]bool{}, names: map[string]int{}}
+	c := &kaConv{ports: ports, groups: map[string]*knode{}, used: map[string]bool{}, names: map[string]int{}}
 	c.doc.header = []string{
 		"Imported from " + name + " (keepalived) by director import.",
 		"Each item names the line it came from; the report on standard error lists",
@@ -162,7 +169,7 @@ func (c *kaConv) email(g *knode) map[*knode]bool {
 	if server != nil && problem == "" {
 		port := 25
 		if server.arg(2) != "" {
-			p, err := kaPort(server.arg(2))
+			p, err := c.ports.port(server.arg(2))
 			if err != nil {
 				problem = fmt.Sprintf("%q is not a port", server.arg(2))
 			}
@@ -209,24 +216,54 @@ func (c *kaConv) group(n *knode) {
 	c.groups[name] = n
 }
 
-// member is one virtual service a virtual_server stands for.
+// member is one entry of what a virtual_server stands for: an address
+// and port (count addresses from addr, a range, when count > 1) or a
+// firewall mark.
 type member struct {
 	at     pos
 	addr   netip.Addr
+	count  int
 	port   int
 	fwmark int
+}
+
+// host is the address as the director writes it: "10.0.0.3-10" for a range.
+func (m member) host() string {
+	if m.count <= 1 {
+		return m.addr.String()
+	}
+	b := m.addr.AsSlice()
+	if m.addr.Is4() {
+		return fmt.Sprintf("%s-%d", m.addr, int(b[3])+m.count-1)
+	}
+	return fmt.Sprintf("%s-%x", m.addr, (int(b[14])<<8|int(b[15]))+m.count-1)
 }
 
 func (m member) String() string {
 	if m.fwmark != 0 {
 		return "fwmark " + strconv.Itoa(m.fwmark)
 	}
-	return hostPort(m.addr.String(), m.port)
+	return hostPort(m.host(), m.port)
 }
 
-// groupMembers expands a group's entries, ranges included.
+// singles lists a range's addresses one by one.
+func (m member) singles() []member {
+	out := make([]member, 0, max(m.count, 1))
+	a := m.addr
+	for range max(m.count, 1) {
+		out = append(out, member{at: m.at, addr: a, count: 1, port: m.port})
+		a = a.Next()
+	}
+	return out
+}
+
+// groupMembers reads a group's entries, ranges kept whole (the director's
+// addresses take them as written).
 func (c *kaConv) groupMembers(g *knode) []member {
 	var out []member
+	total := 0
+	seenAddr := map[netip.AddrPort]int{} // the line that listed it
+	seenMark := map[int]int{}
 	for _, e := range g.children {
 		switch {
 		case e.name() == "fwmark":
@@ -235,27 +272,46 @@ func (c *kaConv) groupMembers(g *knode) []member {
 				c.unsupported(e.at, "fwmark "+e.arg(1), "not a firewall mark; no service made")
 				continue
 			}
+			if line, dup := seenMark[mark]; dup {
+				c.approx(e.at, "fwmark "+e.arg(1), "one service (already in the group on line %d)", line)
+				continue
+			}
+			if total+1 > maxGroupMembers {
+				c.unsupported(e.at, e.name(), "more than %d services in one group; not converted", maxGroupMembers)
+				continue
+			}
+			seenMark[mark] = e.at.line
+			total++
 			out = append(out, member{at: e.at, fwmark: mark})
 			c.exact(e.at, "fwmark")
 		default:
 			addrs, ok := expandRange(e.name())
-			port, perr := kaPort(e.arg(1))
+			port, perr := c.ports.port(e.arg(1))
 			if !ok || perr != nil {
 				c.unsupported(e.at, strings.Join(e.words, " "), "not an address (range) and port; no service made")
 				continue
 			}
-			if len(out)+len(addrs) > maxGroupMembers {
+			if total+len(addrs) > maxGroupMembers {
 				c.unsupported(e.at, e.name(), "more than %d services in one group; not converted", maxGroupMembers)
 				continue
 			}
+			dupLine := 0
 			for _, a := range addrs {
-				out = append(out, member{at: e.at, addr: a, port: port})
+				if line, dup := seenAddr[netip.AddrPortFrom(a, uint16(port))]; dup {
+					dupLine = line
+					break
+				}
 			}
-			if len(addrs) > 1 {
-				c.approx(e.at, e.name(), "%d virtual servers, one per address (a range shares one definition in keepalived)", len(addrs))
-			} else {
-				c.exact(e.at, e.name())
+			if dupLine != 0 {
+				c.unsupported(e.at, e.name(), "overlaps the entry on line %d; the director lists an address once per group: write the range without the overlap", dupLine)
+				continue
 			}
+			for _, a := range addrs {
+				seenAddr[netip.AddrPortFrom(a, uint16(port))] = e.at.line
+			}
+			total += len(addrs)
+			out = append(out, member{at: e.at, addr: addrs[0], count: len(addrs), port: port})
+			c.exact(e.at, e.name())
 		}
 	}
 	return out
@@ -297,15 +353,25 @@ func expandRange(s string) ([]netip.Addr, bool) {
 	return out, true
 }
 
-func kaPort(s string) (int, error) {
+// port reads a port number or name: the built-in table first, then the
+// lookup, under tcp and then udp, as the sources name ports without
+// saying the protocol (it may follow on a later line).
+func (l PortLookup) port(s string) (int, error) {
 	p, err := strconv.Atoi(s)
-	if err != nil || p < 0 || p > 65535 {
-		if q, ok := wellKnownPorts[s]; ok {
-			return q, nil
-		}
-		return 0, fmt.Errorf("bad port %q", s)
+	if err == nil && p >= 0 && p <= 65535 {
+		return p, nil
 	}
-	return p, nil
+	if q, ok := wellKnownPorts[s]; ok {
+		return q, nil
+	}
+	if l != nil && err != nil {
+		for _, proto := range []string{"tcp", "udp"} {
+			if q, ok := l(s, proto); ok {
+				return int(q), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("bad port %q", s)
 }
 
 // realOut is a converted real_server and the checks it had.
@@ -340,9 +406,12 @@ func (c *kaConv) virtualServer(n *knode) {
 	var members []member
 	vs := &vsBlock{}
 	what := strings.Join(n.words, " ")
+	isGroup := n.arg(1) == "group"
+	var group *knode
 	switch {
-	case n.arg(1) == "group":
+	case isGroup:
 		g, ok := c.groups[n.arg(2)]
+		group = g
 		if !ok {
 			c.unsupported(n.at, what, "no virtual_server_group %q; its %d real servers are not converted", n.arg(2), countReals(n))
 			return
@@ -364,12 +433,12 @@ func (c *kaConv) virtualServer(n *knode) {
 		c.exact(n.at, "virtual_server")
 	default:
 		a, err := netip.ParseAddr(n.arg(1))
-		port, perr := kaPort(n.arg(2))
+		port, perr := c.ports.port(n.arg(2))
 		if err != nil || perr != nil || port == 0 {
 			c.unsupported(n.at, what, "not an address and port; its %d real servers are not converted", countReals(n))
 			return
 		}
-		members = []member{{at: n.at, addr: a, port: port}}
+		members = []member{{at: n.at, addr: a, count: 1, port: port}}
 		c.exact(n.at, "virtual_server")
 	}
 
@@ -426,7 +495,7 @@ func (c *kaConv) virtualServer(n *knode) {
 			}
 			fwdAt = o.at
 			if len(o.words) > 2 {
-				if msg := tunnelOptions(vs, o); msg != "" {
+				if msg := tunnelOptions(vs, o, c.ports); msg != "" {
 					c.unsupported(o.at, o.name()+" "+strings.Join(o.words[2:], " "), "%s; ipip is used", msg)
 					continue
 				}
@@ -479,7 +548,7 @@ func (c *kaConv) virtualServer(n *knode) {
 			vsHost = o
 		case "sorry_server":
 			a, err := netip.ParseAddr(o.arg(1))
-			port, perr := kaPort(o.arg(2))
+			port, perr := c.ports.port(o.arg(2))
 			if err != nil || (o.arg(2) != "" && perr != nil) {
 				c.unsupported(o.at, o.name(), "%q is not an address and port", strings.Join(o.words[1:], " "))
 				continue
@@ -603,18 +672,59 @@ func (c *kaConv) virtualServer(n *knode) {
 		}
 	}
 
-	// One director virtual server per member.
+	// A group becomes the director's own: one virtual server with
+	// addresses and one with fwmarks, which cannot mix (and one per
+	// address family, which a virtual server's addresses share).
+	units := []memberUnit{{members: members}}
+	if isGroup {
+		units = c.groupUnits(members)
+	}
 	warnedPorts := false
-	for _, m := range members {
+	for _, unit := range units {
+		u, asGroup := unit.members, unit.group
+		m := u[0]
 		out := &vsBlock{}
 		out.comment = []string{fmt.Sprintf("%s: %s", n.at, what)}
-		if m.at != n.at {
+		switch {
+		case asGroup:
+			out.comment = append(out.comment, fmt.Sprintf("%s: virtual_server_group %s", group.at, n.arg(2)))
+		case isGroup:
 			out.comment = append(out.comment, fmt.Sprintf("%s: member %s", m.at, m))
 		}
-		name := c.uniqueName(m, proto)
+		name := ""
+		if asGroup {
+			name = c.uniqueGroupName(n.arg(2), m, proto, units)
+		} else {
+			name = c.uniqueName(m, proto)
+		}
 		out.set("name", name, pos{}, "")
-		if m.fwmark != 0 {
+		var entries []string
+		var lines []string
+		ports := map[int]bool{}
+		for _, e := range u {
+			if e.fwmark != 0 {
+				entries = append(entries, strconv.Itoa(e.fwmark))
+			} else {
+				entries = append(entries, tomlString(e.String()))
+				ports[e.port] = true
+			}
+			lines = append(lines, strconv.Itoa(e.at.line))
+		}
+		listFrom, listNote := m.at, ""
+		if len(lines) > 1 {
+			listFrom, listNote = pos{}, "lines "+strings.Join(lines, ", ")
+		}
+		switch {
+		case asGroup && m.fwmark != 0:
+			out.set("fwmarks", rawTOML("["+strings.Join(entries, ", ")+"]"), listFrom, listNote)
+		case asGroup:
+			out.set("addresses", rawTOML("["+strings.Join(entries, ", ")+"]"), listFrom, listNote)
+		case m.fwmark != 0:
 			out.set("fwmark", m.fwmark, m.at, "")
+		default:
+			out.set("address", m.String(), m.at, "")
+		}
+		if m.fwmark != 0 {
 			f := family
 			if f == "" {
 				f = "ipv4"
@@ -625,36 +735,132 @@ func (c *kaConv) virtualServer(n *knode) {
 				}
 			}
 			out.set("family", f, m.at, "")
-		} else {
-			out.set("address", hostPort(m.addr.String(), m.port), m.at, "")
-			if proto != "tcp" {
-				out.set("protocol", proto, m.at, "")
-			}
+		} else if proto != "tcp" {
+			out.set("protocol", proto, m.at, "")
 		}
 		out.items = append(out.items, vs.items...)
-		out.checks = vs.checks
+		out.checks = slices.Clone(vs.checks)
 		for _, r := range reals {
 			rb := &block{items: append([]item(nil), r.block.items...), checks: r.block.checks}
-			if m.fwmark == 0 && fwd != "nat" {
+			if m.fwmark == 0 && fwd != "nat" && len(ports) == 1 {
 				fixDRPort(rb, m.port)
 			}
 			out.reals = append(out.reals, rb)
 		}
-		if m.fwmark != 0 {
-			if !fwmarkPorts(out, "keepalived") && !warnedPorts {
+		switch {
+		case m.fwmark != 0:
+			if !fwmarkPorts(out, "keepalived", "keepalived ignores a fwmark real server's port") && !warnedPorts {
 				warnedPorts = true
 				c.approx(m.at, "fwmark "+strconv.Itoa(m.fwmark), "a check on each real server's own port cannot be kept: the real servers of this fwmark service use different ports and IPVS ignores them; set the check's port")
+			}
+		case fwd != "nat" && len(ports) > 1:
+			// Under DR and TUN each address's service reaches the real
+			// servers on its own port: written without one, a real
+			// server takes each address's port, as in keepalived's table.
+			for i, it := range out.items {
+				if ap, err := netip.ParseAddrPort(unquote(it.value)); it.key == "fallback" && err == nil {
+					out.items[i].value = tomlString(ap.Addr().String())
+					out.items[i].note = "each address's own port, as " + fwd + " forwarding has it"
+				}
+			}
+			if !fwmarkPorts(out, "keepalived", "each address's own port, as "+fwd+" forwarding has it") && !warnedPorts {
+				warnedPorts = true
+				c.approx(m.at, "real_server", "a check on each real server's own port cannot be kept: the real servers use different ports and the group's addresses different ones again; set the check's port")
 			}
 		}
 		c.doc.vss = append(c.doc.vss, out)
 	}
 }
 
+// memberUnit is what one director virtual server stands for: members
+// written as a group (addresses or fwmarks), or one address or mark.
+type memberUnit struct {
+	members []member
+	group   bool
+}
+
+// groupUnits splits a group's members into the director's virtual
+// servers: IPv4 addresses, IPv6 addresses and fwmarks apart, each within
+// the config's bounds on a group's size; members beyond what all groups
+// of a config may expand to become virtual servers of their own.
+func (c *kaConv) groupUnits(members []member) []memberUnit {
+	var v4, v6, marks []member
+	for _, m := range members {
+		switch {
+		case m.fwmark != 0:
+			marks = append(marks, m)
+		case m.addr.Is4():
+			v4 = append(v4, m)
+		default:
+			v6 = append(v6, m)
+		}
+	}
+	var units []memberUnit
+	for _, kind := range [][]member{v4, v6, marks} {
+		var cur []member
+		size := 0
+		flush := func() {
+			if len(cur) > 0 {
+				units = append(units, memberUnit{members: cur, group: true})
+			}
+			cur, size = nil, 0
+		}
+		for _, m := range kind {
+			k := max(m.count, 1)
+			if c.groupServices+k > config.MaxGroupServices {
+				flush()
+				for _, s := range m.singles() {
+					units = append(units, memberUnit{members: []member{s}})
+				}
+				if m.count > 1 {
+					c.approx(m.at, m.host(), "%d virtual servers, one per address: all groups of a config together expand to at most %d services", m.count, config.MaxGroupServices)
+				}
+				continue
+			}
+			if size+k > config.MaxGroupMembers {
+				flush()
+			}
+			c.groupServices += k
+			cur = append(cur, m)
+			size += k
+		}
+		flush()
+	}
+	return units
+}
+
+// uniqueGroupName names a group's virtual server after the group; when
+// the group takes several, those after the first kind say what they hold.
+func (c *kaConv) uniqueGroupName(gname string, m member, proto string, units []memberUnit) string {
+	name := gname
+	if memberKind(m) != memberKind(units[0].members[0]) {
+		name += "-" + memberKind(m)
+	}
+	if proto != "tcp" {
+		name += "/" + proto
+	}
+	c.names[name]++
+	if c.names[name] > 1 {
+		name += "#" + strconv.Itoa(c.names[name])
+	}
+	return name
+}
+
+func memberKind(m member) string {
+	switch {
+	case m.fwmark != 0:
+		return "fwmarks"
+	case m.addr.Is4():
+		return "ipv4"
+	}
+	return "ipv6"
+}
+
 // fwmarkPorts drops the real servers' ports from a fwmark service, as
 // keepalived does (and ipvsadm, so ldirectord, but for masq) (IPVS keeps the packet's port), and moves them to the
 // check, which keepalived runs on them. It says false when the real
 // servers' ports differ and the check has none of its own.
-func fwmarkPorts(vs *vsBlock, who string) bool {
+func fwmarkPorts(vs *vsBlock, who, note string) bool {
 	ports := map[uint16]bool{}
 	for _, rb := range vs.reals {
 		s, _ := strconv.Unquote(rb.items[0].value)
@@ -664,7 +870,7 @@ func fwmarkPorts(vs *vsBlock, who string) bool {
 		}
 		ports[ap.Port()] = true
 		rb.items[0].value = tomlString(ap.Addr().String())
-		rb.items[0].note = who + " ignores a fwmark real server's port"
+		rb.items[0].note = note
 	}
 	if len(ports) == 0 {
 		return true
@@ -688,7 +894,7 @@ func fwmarkPorts(vs *vsBlock, who string) bool {
 
 // tunnelOptions reads what follows "lvs_method TUN": type ipip, gue (with
 // port N) or gre, and nocsum, csum or remcsum; it says what is wrong.
-func tunnelOptions(vs *vsBlock, o *knode) string {
+func tunnelOptions(vs *vsBlock, o *knode, ports PortLookup) string {
 	if strings.ToUpper(o.arg(1)) != "TUN" {
 		return "options after " + o.arg(1)
 	}
@@ -710,7 +916,7 @@ func tunnelOptions(vs *vsBlock, o *knode) string {
 				return "port needs a number"
 			}
 			i++
-			p, err := kaPort(w[i])
+			p, err := ports.port(w[i])
 			if err != nil || p == 0 {
 				return fmt.Sprintf("%q is not a port", w[i])
 			}
@@ -781,7 +987,7 @@ func (c *kaConv) realServer(o *knode, vsHost *knode) *realOut {
 	a, err := netip.ParseAddr(o.arg(1))
 	port := 0
 	if o.arg(2) != "" {
-		p, perr := kaPort(o.arg(2))
+		p, perr := c.ports.port(o.arg(2))
 		if perr != nil {
 			err = perr
 		}
@@ -913,7 +1119,7 @@ func (c *kaConv) checker(x *knode, vsHost *knode) ([]*block, []record) {
 			timeout, timeoutAt = v, o.at
 			ok(o)
 		case "connect_port":
-			p, err := kaPort(o.arg(1))
+			p, err := c.ports.port(o.arg(1))
 			if err != nil || p == 0 {
 				bad(o, NotConverted, "%q is not a port", o.arg(1))
 				continue
@@ -1085,7 +1291,7 @@ func (c *kaConv) checker(x *knode, vsHost *knode) ([]*block, []record) {
 				continue
 			}
 			if key == "port" {
-				p, err := kaPort(o.arg(1))
+				p, err := c.ports.port(o.arg(1))
 				if err != nil || p == 0 {
 					recs = append(recs, record{at: o.at, opt: o.name(), outcome: NotConverted, msg: fmt.Sprintf("%q is not a port", o.arg(1))})
 					continue

@@ -72,6 +72,7 @@ type ldConv struct {
 	tally
 	doc   document
 	names map[string]int
+	ports PortLookup
 	// global values, overridable per virtual
 	checkTimeout, negotiateTimeout, connectTimeout float64
 	checkTimeoutAt, negotiateAt, connectAt         pos
@@ -83,12 +84,12 @@ type ldConv struct {
 	quiescent                                      bool
 }
 
-func importLdirectord(name string, data []byte) (*Result, error) {
+func importLdirectord(name string, data []byte, ports PortLookup) (*Result, error) {
 	globals, virtuals, err := parseLdirectord(name, data)
 	if err != nil {
 		return nil, err
 	}
-	c := &ldConv{names: map[string]int{}, interval: ldCheckInterval, failure: ldFailureCount, quiescent: true}
+	c := &ldConv{ports: ports, names: map[string]int{}, interval: ldCheckInterval, failure: ldFailureCount, quiescent: true}
 	c.doc.header = []string{
 		"Imported from " + name + " (ldirectord) by director import.",
 		"Each item names the line it came from; the report on standard error lists",
@@ -320,7 +321,7 @@ var ldServiceByPort = map[int]string{21: "ftp", 25: "smtp", 53: "dns", 80: "http
 	1812: "radius", 3128: "http_proxy", 3306: "mysql", 5432: "pgsql", 5060: "sip"}
 
 // ldAddr reads "ip:port", "[ipv6]:port", "ip" with port names.
-func ldAddr(s string) (netip.Addr, int, bool) {
+func ldAddr(s string, ports PortLookup) (netip.Addr, int, bool) {
 	s = unquote(s)
 	host, port := s, ""
 	if strings.HasPrefix(s, "[") {
@@ -346,7 +347,7 @@ func ldAddr(s string) (netip.Addr, int, bool) {
 	p := 0
 	if port != "" {
 		var perr error
-		p, perr = kaPort(port)
+		p, perr = ports.port(port)
 		if perr != nil {
 			return netip.Addr{}, 0, false
 		}
@@ -363,7 +364,7 @@ func (c *ldConv) virtual(v *ldVirtual) {
 	vport := 0
 	if n, err := strconv.Atoi(val); err == nil && n > 0 {
 		fwmark = n
-	} else if a, p, ok := ldAddr(val); ok && p != 0 {
+	} else if a, p, ok := ldAddr(val, c.ports); ok && p != 0 {
 		vip, vport = a, p
 	} else {
 		reals := 0
@@ -524,8 +525,8 @@ func (c *ldConv) virtual(v *ldVirtual) {
 		var addrs []netip.Addr
 		var port int
 		if last != "" {
-			a1, _, ok1 := ldAddr(first)
-			a2, p2, ok2 := ldAddr(last)
+			a1, _, ok1 := ldAddr(first, c.ports)
+			a2, p2, ok2 := ldAddr(last, c.ports)
 			if !ok1 || !ok2 || !a1.Is4() || !a2.Is4() || a2.Less(a1) {
 				c.unsupported(r.at, r.key, "%q is not a range of IPv4 addresses (host names are not resolved); not converted", f[0])
 				continue
@@ -542,7 +543,7 @@ func (c *ldConv) virtual(v *ldVirtual) {
 			}
 			port = p2
 		} else {
-			a, p, ok := ldAddr(first)
+			a, p, ok := ldAddr(first, c.ports)
 			if !ok {
 				c.unsupported(r.at, r.key, "%q is not an address (host names are not resolved); not converted", f[0])
 				continue
@@ -605,7 +606,7 @@ func (c *ldConv) virtual(v *ldVirtual) {
 	}
 	if fallback.key != "" {
 		f := strings.Fields(unquote(fallback.value))
-		a, p, ok := ldAddr(f[0])
+		a, p, ok := ldAddr(f[0], c.ports)
 		if !ok {
 			c.unsupported(fallback.at, fallback.key, "%q is not an address (host names are not resolved)", fallback.value)
 		} else if a.Is4() == (vip.Is4() || (fwmark != 0 && v.key == "virtual")) {
@@ -667,7 +668,7 @@ func (c *ldConv) virtual(v *ldVirtual) {
 		own.items = append([]item{{key: "name", value: tomlString(tn), from: r.pairAt}}, own.items...)
 		vs.reals[i].checks = append(vs.reals[i].checks, own)
 	}
-	if fwmark != 0 && count["nat"] == 0 && !fwmarkPorts(vs, "ldirectord") {
+	if fwmark != 0 && count["nat"] == 0 && !fwmarkPorts(vs, "ldirectord", "ldirectord ignores a fwmark real server's port") {
 		c.approx(v.at, v.key, "a check on each real server's own port cannot be kept: the real servers of this fwmark service use different ports and IPVS ignores them; set checkport")
 	}
 	c.doc.vss = append(c.doc.vss, vs)
@@ -954,7 +955,7 @@ func (c *ldConv) finishCheck(b *block, opt map[string]ldLine, used map[string]bo
 		}
 		switch key {
 		case "checkport":
-			p, err := kaPort(unquote(o.value))
+			p, err := c.ports.port(unquote(o.value))
 			if err != nil || p == 0 {
 				c.unsupported(o.at, key, "%q is not a port", o.value)
 				continue

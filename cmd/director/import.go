@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/importer"
+	"github.com/lvsdirector/director/internal/etcservices"
 	"github.com/lvsdirector/director/internal/safefile"
 )
 
@@ -25,6 +27,7 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	from := fs.String("from", "", "source format: keepalived, ldirectord or ipvsadm (guessed when not given)")
 	out := fs.String("o", "", "write the director config to this file instead of standard output")
+	services := fs.String("services", etcservices.DefaultPath, "services database for port names the importer does not know")
 	var files []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -55,7 +58,11 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 		format = importer.Guess(name, data)
 		fmt.Fprintf(stderr, "%s: read as %s (set -from to choose)\n", name, format)
 	}
-	res, err := importer.Import(format, name, data, globSource{})
+	ports, err := portLookup(*services)
+	if err != nil && !(errors.Is(err, os.ErrNotExist) && *services == etcservices.DefaultPath) {
+		fmt.Fprintf(stderr, "warning: %v; port names beyond the built-in ones are reported as unknown\n", err)
+	}
+	res, err := importer.Import(format, name, data, globSource{}, ports)
 	if err != nil {
 		fmt.Fprintf(stderr, "director import: %v\n", err)
 		return 1
@@ -82,6 +89,20 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// portLookup reads the services database for the names the importer's
+// own table lacks; nil when it cannot be read.
+func portLookup(path string) (importer.PortLookup, error) {
+	data, err := safefile.ReadFile(path, importMaxBytes)
+	if err != nil {
+		return nil, err
+	}
+	table, err := etcservices.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return table.Port, nil
 }
 
 func outName(o string) string {

