@@ -364,3 +364,7 @@ func run(ctx context.Context, timeout time.Duration, probe func(context.Context)
 const localPrefix = "local: "
 
 const reasonLate = localPrefix + "deadline passed before the probe started"
+
+// reasonBehind: the fast loop fell behind and sent the request only after
+// the deadline (fast.go).
+const reasonBehind = localPrefix + "checker behind: request sent after the deadline"

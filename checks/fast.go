@@ -325,6 +325,7 @@ type FastRun struct {
 	timer    *FastTimer
 	done     func(Result)
 	written  int    // bytes of the request written
+	sentLate bool   // the request's first bytes went out at or after the deadline
 	buf      []byte // the response so far
 	scanned  int    // how much of buf was searched for the head's end
 	finished bool
@@ -403,6 +404,13 @@ func (r *FastRun) expire() {
 		}
 		r.ready(events)
 	}
+	if r.sentLate {
+		// Connected, but the loop wrote the request only once the
+		// deadline had passed: the server never had the time the check
+		// gives it. The director's delay, not the server's failure.
+		r.finish(reasonBehind)
+		return
+	}
 	r.finish("timeout") // a no-op when ready finished it
 }
 
@@ -461,6 +469,9 @@ func (r *FastRun) ready(events uint32) {
 	if r.written < len(r.f.request) {
 		if events&unix.EPOLLOUT == 0 {
 			return
+		}
+		if r.written == 0 && !time.Now().Before(r.deadline) {
+			r.sentLate = true
 		}
 		n, err := rawWrite(r.fd, r.f.request[r.written:])
 		if err != nil && err != unix.EAGAIN {

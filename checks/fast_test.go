@@ -254,3 +254,43 @@ func TestFastLoopLateLoopIsNotTheServersFault(t *testing.T) {
 		}
 	}
 }
+
+// A loop that was busy past a run's deadline, with the connection made
+// meanwhile, writes the request too late for any server to answer in
+// time: the result says the director fell behind, not that the server
+// timed out.
+func TestFastLoopRequestSentLateIsInconclusive(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-served })
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		c.Read(make([]byte, 4096))
+		time.Sleep(50 * time.Millisecond) // a healthy server's think time
+		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+	}()
+	l, err := NewFastLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	p, _ := New(Spec{Type: "http", Target: netip.MustParseAddrPort(ln.Addr().String())})
+	ch := make(chan Result, 1)
+	l.Do(func() {
+		l.Start(p, time.Now().Add(100*time.Millisecond), func(r Result) { ch <- r })
+		time.Sleep(300 * time.Millisecond) // the loop is busy: connected, nothing written
+	})
+	r := <-ch
+	if r.Reason != reasonBehind || !r.Inconclusive || r.OK {
+		t.Errorf("request sent after the deadline: %+v, want inconclusive %q", r, reasonBehind)
+	}
+}
