@@ -606,8 +606,15 @@ func (c *ldConv) virtual(v *ldVirtual) {
 	}
 	if fallback.key != "" {
 		f := strings.Fields(unquote(fallback.value))
-		a, p, ok := ldAddr(f[0], c.ports)
-		if !ok {
+		var a netip.Addr
+		var p int
+		ok := len(f) > 0
+		if ok {
+			a, p, ok = ldAddr(f[0], c.ports)
+		}
+		if len(f) == 0 {
+			c.unsupported(fallback.at, fallback.key, "no address given")
+		} else if !ok {
 			c.unsupported(fallback.at, fallback.key, "%q is not an address (host names are not resolved)", fallback.value)
 		} else if a.Is4() == (vip.Is4() || (fwmark != 0 && v.key == "virtual")) {
 			if fwmark == 0 && (vsFwd != "nat" || len(f) > 1 && f[1] != "masq") {
