@@ -109,18 +109,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			e.shutdown()
 			return nil
-		case r := <-e.results:
-			changed := e.observe(r)
-			// Drain results that are already waiting so that a burst of
-			// transitions costs one reconcile, not one each.
-			for drained := false; !drained; {
-				select {
-				case r := <-e.results:
-					changed = e.observe(r) || changed
-				default:
-					drained = true
-				}
-			}
+		case <-e.results.ready:
+			// Every result waiting, in one go: a burst of transitions
+			// costs one reconcile, not one each.
+			changed := e.observeAll(e.results.take())
 			changed = e.evaluatePanics(time.Now()) || changed
 			// A burst of transitions (a switch dies, fifty servers fail
 			// within milliseconds of each other) costs one reconcile, not

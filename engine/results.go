@@ -9,6 +9,16 @@ import (
 	"github.com/lvsdirector/director/health"
 )
 
+// observeAll feeds a batch of results, in order, and reports whether any
+// server changed state.
+func (e *Engine) observeAll(batch []probeResult) bool {
+	changed := false
+	for _, r := range batch {
+		changed = e.observe(r) || changed
+	}
+	return changed
+}
+
 // observe feeds one check result to every server that uses the check and
 // reports whether any of them changed state.
 func (e *Engine) observe(r probeResult) bool {
