@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -158,5 +159,55 @@ func TestBatchKeepsEachServersOrder(t *testing.T) {
 	want := []string{a + " up", b + " up", a + " down", a + " up", b + " down"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("transitions %q, want %q", got, want)
+	}
+}
+
+// The transition path builds and plans only the virtual servers whose
+// servers changed, and keeps the table as last known without reading the
+// kernel, changing only the services its plan touched: after each
+// transition the kernel holds the whole desired table (quorum takeover and
+// on_failure = "remove" included), the table as known is the kernel's, and
+// every server's programmed weight is the kernel's.
+func TestTransitionPathKnowsTheTable(t *testing.T) {
+	cfg := scaleConfig(3, 4)
+	cfg.VirtualServers[1].Quorum = 400 // one server down loses quorum: the fallback takes over
+	cfg.VirtualServers[1].Fallback = netip.MustParseAddrPort("10.9.9.9:8080")
+	cfg.VirtualServers[2].OnFailure = "remove" // its failed servers leave the table
+	mem := ipvs.NewMemory()
+	e := scaleUnit(t, cfg, mem)
+	ctx := context.Background()
+	keys := checkKeys(cfg)
+	for _, k := range keys {
+		e.observe(probeResult{key: k, result: checks.Result{OK: true}})
+	}
+	if !e.reconcile(ctx, "start") {
+		t.Fatal("first reconcile failed")
+	}
+	for i, k := range []int{0, 5, 9, 10, 5, 0, 9} {
+		e.observe(probeResult{key: keys[k], result: checks.Result{OK: i >= 4, Reason: "refused"}})
+		if !e.reconcile(ctx, "transition") {
+			t.Fatalf("transition %d: reconcile failed", i)
+		}
+		kernel, err := mem.Services(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(e.actual, kernel) {
+			t.Fatalf("transition %d: the table as known\n%+v\nthe kernel's\n%+v", i, e.actual, kernel)
+		}
+		full, retired := e.desired()
+		if ops := ipvs.Plan(full, kernel, retired); len(ops) > 0 {
+			t.Fatalf("transition %d: the kernel is not the whole desired table: a full reconcile would still make %v", i, ops)
+		}
+		idx := desired.Index(kernel)
+		for id, s := range e.servers {
+			want := int64(-1)
+			if d, ok := idx[desired.Key(desired.ServiceKey(cfg.Find(id.VirtualServer)), id.RealServer)]; ok {
+				want = int64(d.Weight)
+			}
+			if s.programmed != want || s.reported.programmed != want {
+				t.Fatalf("transition %d: %v programmed %d (reported %d), the kernel has %d", i, id, s.programmed, s.reported.programmed, want)
+			}
+		}
 	}
 }

@@ -242,6 +242,15 @@ type Engine struct {
 	stateFile    stateFileKeep            // what the state file holds (files.go)
 	ann          announcing               // VIPs to announce (announce.go)
 	lastPublish  time.Time
+
+	// planned is the desired table the last reconcile brought the kernel
+	// to, by service key (nil after a failure, or a read of the kernel
+	// outside a reconcile): a transition plans only the services whose
+	// desired state differs from it (reconcile.go). The loop's own.
+	planned map[ipvs.ServiceKey]ipvs.DesiredService
+	// built is the desired table of the last reconcile, before drains,
+	// and what changed since (reconcile.go). The loop's own.
+	built builtTable
 }
 
 // listener is one server's check fed by a runner.

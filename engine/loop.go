@@ -113,7 +113,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			// Every result waiting, in one go: a burst of transitions
 			// costs one reconcile, not one each.
 			changed := e.observeAll(e.results.take())
-			changed = e.evaluatePanics(time.Now()) || changed
+			if e.evaluatePanics(time.Now()) {
+				changed = true
+				e.built.forget() // a panic's start or end holds servers of any virtual server
+			}
 			// A burst of transitions (a switch dies, fifty servers fail
 			// within milliseconds of each other) costs one reconcile, not
 			// fifty: wait a moment for the rest before applying.
@@ -137,6 +140,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case reply := <-e.pings:
 			close(reply)
 		case <-adminTick.C:
+			e.built.forget()
 			e.maint.start(ctx, e) // read in the background; the result comes back as maintRead
 			if e.adminTick(time.Now()) {
 				reconcile("admin")
@@ -144,11 +148,13 @@ func (e *Engine) Run(ctx context.Context) error {
 				e.announceVIPs(time.Now()) // the announcers' heartbeat, and hold-downs ending
 			}
 		case read := <-e.maint.done:
+			e.built.forget()
 			e.maint.inFlight = false
 			if e.applyMaintenance(read, time.Now()) {
 				reconcile("admin")
 			}
 		case req := <-e.requests:
+			e.built.forget()
 			v, changed, err := req.do(ctx, time.Now())
 			e.changed(true)
 			if changed {
@@ -156,6 +162,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 			req.reply <- reply{v, err}
 		case req := <-e.reloads:
+			e.built.forget()
 			err := e.applyReload(ctx, req.cfg, probeCtx)
 			req.reply <- err
 			if err == nil {
