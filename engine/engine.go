@@ -251,6 +251,9 @@ type Engine struct {
 	// built is the desired table of the last reconcile, before drains,
 	// and what changed since (reconcile.go). The loop's own.
 	built builtTable
+	// byDest finds the config's real server behind a kernel destination
+	// (reconcile.go), built once per config. The loop's own.
+	byDest destIndex
 }
 
 // listener is one server's check fed by a runner.

@@ -30,9 +30,8 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 	if trigger == "transition" {
 		reuse = &e.built
 	}
-	built := e.build(start, reuse)
-	e.built = builtTable{cfg: e.cfg, services: built}
-	table, retired := e.withDrains(built)
+	e.built = e.build(start, reuse)
+	table, retired := e.withDrains(e.built.services)
 	e.recordOwned(ctx) // retries a failed write before anything is created
 	// A slow start's step changes weights the director itself set a
 	// moment ago: like a transition, it needs no fresh read.
@@ -91,8 +90,72 @@ func (e *Engine) reconcile(ctx context.Context, trigger string) bool {
 		e.recordOwned(ctx) // the deleted ones leave the state file
 	}
 	e.ipvsSettled(ok)
-	e.recordProgrammed(touched)
+	if touched != nil && !changesServices(report.Ops) {
+		e.recordApplied(report.Ops)
+	} else {
+		e.recordProgrammed(touched)
+	}
 	return ok
+}
+
+// changesServices reports whether ops create or delete a service.
+func changesServices(ops []ipvs.Op) bool {
+	return slices.ContainsFunc(ops, func(op ipvs.Op) bool {
+		return op.Kind == ipvs.OpCreateService || op.Kind == ipvs.OpDeleteService
+	})
+}
+
+// destIndex maps the normalized key of each destination cfg declares to
+// its virtual and real server.
+type destIndex struct {
+	cfg   *config.Config
+	dests map[desired.DestKey]destOf
+}
+
+type destOf struct {
+	vs *config.VirtualServer
+	rs *config.RealServer
+}
+
+// find is the config's real server behind destination k, for cfg.
+func (x *destIndex) find(cfg *config.Config, k desired.DestKey) (destOf, bool) {
+	if x.cfg != cfg {
+		x.cfg, x.dests = cfg, map[desired.DestKey]destOf{}
+		for i := range cfg.VirtualServers {
+			vs := &cfg.VirtualServers[i]
+			key := desired.ServiceKey(vs)
+			for j := range vs.RealServers {
+				x.dests[desired.Key(key, vs.RealServers[j].Address)] = destOf{vs, &vs.RealServers[j]}
+			}
+		}
+	}
+	d, ok := x.dests[k]
+	return d, ok
+}
+
+// recordApplied is recordProgrammed after a plan fully applied to the
+// table as known, which changed only the destinations it names: each op
+// sets its server's programmed weight, in order (the last op on a
+// destination is what the kernel holds). ops create and delete no
+// service.
+func (e *Engine) recordApplied(ops []ipvs.Op) {
+	for _, op := range ops {
+		programmed := int64(-1)
+		switch op.Kind {
+		case ipvs.OpCreateDestination, ipvs.OpUpdateDestination:
+			programmed = int64(op.Destination.Weight)
+		case ipvs.OpDeleteDestination:
+		default:
+			continue
+		}
+		d, ok := e.byDest.find(e.cfg, desired.Key(op.Service.Key, op.Destination.Address))
+		if !ok {
+			continue // a fallback or a draining server: no real server of the config
+		}
+		if s := e.servers[config.ServerID{VirtualServer: d.vs.Name, RealServer: d.rs.Address}]; s != nil {
+			e.setProgrammed(d.vs, d.rs, s, programmed)
+		}
+	}
 }
 
 // unplanned is the services of table whose desired state differs from
@@ -108,11 +171,23 @@ func (e *Engine) unplanned(table []ipvs.DesiredService) []ipvs.DesiredService {
 	var out []ipvs.DesiredService
 	for _, ds := range table {
 		was, ok := e.planned[ds.Key.Normalize()]
-		if !ok || was.Service != ds.Service || !slices.Equal(was.Destinations, ds.Destinations) {
+		if !ok || was.Service != ds.Service || !sameDestinations(was.Destinations, ds.Destinations) {
 			out = append(out, ds)
 		}
 	}
 	return out
+}
+
+// sameDestinations compares two desired lists; an entry the build kept
+// from the last reconcile is the same slice, and is not read through.
+func sameDestinations(a, b []ipvs.Destination) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	return slices.Equal(a, b)
 }
 
 // byKey indexes a desired table by normalized service key, the first of
@@ -144,7 +219,7 @@ func (e *Engine) desired() ([]ipvs.DesiredService, []ipvs.ServiceKey) { return e
 
 // desiredAt is desired with the slow starts as they are at now.
 func (e *Engine) desiredAt(now time.Time) ([]ipvs.DesiredService, []ipvs.ServiceKey) {
-	return e.withDrains(e.build(now, nil))
+	return e.withDrains(e.build(now, nil).services)
 }
 
 // withDrains is table with the draining servers, and the retired
@@ -154,13 +229,24 @@ func (e *Engine) withDrains(table []ipvs.DesiredService) ([]ipvs.DesiredService,
 	return table, drain.RetiredExcept(e.retired, table)
 }
 
-// builtTable is a desired table as desired.Build made it (one entry per
-// virtual server of cfg, in order) and the virtual servers whose servers'
-// views may have changed since (stale).
+// builtTable is a desired table as desired.Build makes it (one entry per
+// virtual server of cfg, in order), each virtual server's healthy weight
+// as it was built, and the virtual servers whose servers' views may have
+// changed since (stale).
 type builtTable struct {
 	cfg      *config.Config
 	services []ipvs.DesiredService
+	healthy  []uint64 // desired.HealthyWeight of each
 	stale    map[string]bool
+}
+
+// healthyOf is the healthy weight of cfg's i-th virtual server as last
+// built; false when that may be out of date.
+func (b *builtTable) healthyOf(cfg *config.Config, i int) (uint64, bool) {
+	if b.cfg != cfg || len(b.stale) > 0 || len(b.healthy) != len(cfg.VirtualServers) {
+		return 0, false
+	}
+	return b.healthy[i], true
 }
 
 // staleVS notes that a server of the virtual server called name changed
@@ -183,22 +269,31 @@ func (b *builtTable) forget() { *b = builtTable{} }
 // with slow start (whose weights change with time), are built again: a
 // transition among 20,000 servers asks for the views of its own virtual
 // server's, not all 20,000.
-func (e *Engine) build(now time.Time, reuse *builtTable) []ipvs.DesiredService {
+func (e *Engine) build(now time.Time, reuse *builtTable) builtTable {
+	n := len(e.cfg.VirtualServers)
+	whole := reuse == nil || reuse.cfg != e.cfg || len(reuse.services) != n || len(reuse.healthy) != n
+	out := builtTable{cfg: e.cfg}
+	if whole {
+		out.services, out.healthy = make([]ipvs.DesiredService, n), make([]uint64, n)
+	} else {
+		out.services, out.healthy = slices.Clone(reuse.services), slices.Clone(reuse.healthy)
+	}
+	at := 0 // the virtual server being built
 	in := desired.Input{
-		View:       func(id config.ServerID) desired.View { return e.viewAt(id, e.stateOf(id), e.ramps, now) },
-		QuorumLost: e.evaluateQuorum,
+		View: func(id config.ServerID) desired.View { return e.viewAt(id, e.stateOf(id), e.ramps, now) },
+		QuorumLost: func(vs *config.VirtualServer, healthy uint64) bool {
+			out.healthy[at] = healthy
+			return e.evaluateQuorum(vs, healthy)
+		},
 	}
-	if reuse == nil || reuse.cfg != e.cfg || len(reuse.services) != len(e.cfg.VirtualServers) {
-		return desired.Build(e.cfg, in)
-	}
-	table := slices.Clone(reuse.services)
 	for i := range e.cfg.VirtualServers {
 		vs := &e.cfg.VirtualServers[i]
-		if vs.SlowStart > 0 || reuse.stale[vs.Name] {
-			table[i] = desired.BuildService(vs, in)
+		if whole || vs.SlowStart > 0 || reuse.stale[vs.Name] {
+			at = i
+			out.services[i] = desired.BuildService(vs, in)
 		}
 	}
-	return table
+	return out
 }
 
 // stateOf is id's health; unknown for a server the engine does not know.
@@ -281,18 +376,24 @@ func (e *Engine) recordProgrammed(only map[ipvs.ServiceKey]bool) {
 			if s == nil {
 				continue
 			}
-			s.programmed = -1
+			programmed := int64(-1)
 			if d, ok := kernel[desired.Key(key, rs.Address)]; ok {
-				s.programmed = int64(d.Weight)
+				programmed = int64(d.Weight)
 			}
-			// Only what changed: with thousands of servers, setting every
-			// series on every reconcile is most of a transition's cost.
-			now := reported{s.health.State(), s.programmed, rs.Weight}
-			if s.reported != now {
-				s.reported = now
-				e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), now.state.String(), now.programmed, now.configured)
-			}
+			e.setProgrammed(vs, rs, s, programmed)
 		}
+	}
+}
+
+// setProgrammed records s's programmed weight, and its series when they
+// change: with thousands of servers, setting every series on every
+// reconcile is most of a transition's cost.
+func (e *Engine) setProgrammed(vs *config.VirtualServer, rs *config.RealServer, s *server, programmed int64) {
+	s.programmed = programmed
+	now := reported{s.health.State(), s.programmed, rs.Weight}
+	if s.reported != now {
+		s.reported = now
+		e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), now.state.String(), now.programmed, now.configured)
 	}
 }
 
