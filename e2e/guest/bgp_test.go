@@ -868,6 +868,7 @@ func Test24BGPLinkDeath(t *testing.T) {
 				}
 				t.Logf("BIRD's BFD sessions:\n%s", l.birdc("show", "bfd", "sessions"))
 			}
+			l.waitAllServing(t, 30*time.Second, "dirA", "dirB")
 			conns := l.holdConns(t, 100)
 			viaA := l.connsThrough(t, "dirA", conns)
 			if err := l.dirs["dirA"].sh("ip link set lan down"); err != nil {
