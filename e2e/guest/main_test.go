@@ -275,7 +275,8 @@ func (d *director) reload(cfg string) {
 // waitReady waits for /readyz to answer 200.
 func (d *director) waitReady() {
 	d.t.Helper()
-	deadline := time.Now().Add(slack + 5*time.Second)
+	bound := slack + 5*time.Second
+	deadline := time.Now().Add(bound)
 	for {
 		if !d.running() {
 			d.t.Fatalf("director exited: %v", d.err)
@@ -288,7 +289,7 @@ func (d *director) waitReady() {
 			}
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("director not ready after %v (last: %v)", slack, err)
+			d.t.Fatalf("director not ready after %v (last: %v)", bound, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
