@@ -397,7 +397,7 @@ func parseIpvsadm(out string) (table, error) {
 	return tb, nil
 }
 
-func mustTable(t *testing.T) table {
+func mustTable(t testing.TB) table {
 	t.Helper()
 	tb, err := ipvsadm()
 	if err != nil {
@@ -408,7 +408,7 @@ func mustTable(t *testing.T) table {
 
 // waitTable polls ipvsadm until check passes or within elapses, and
 // returns how long it took.
-func waitTable(t *testing.T, within time.Duration, what string, check func(table) error) time.Duration {
+func waitTable(t testing.TB, within time.Duration, what string, check func(table) error) time.Duration {
 	t.Helper()
 	start := time.Now()
 	var last error
