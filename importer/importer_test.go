@@ -191,6 +191,32 @@ func TestNoServerLost(t *testing.T) {
 	}
 }
 
+// TestLdirectordCountsEachLine: every option line of an ldirectord.cf is
+// counted once, and nothing else is (a default checktype is no option of
+// the file's), so the report's total is the file's option lines.
+func TestLdirectordCountsEachLine(t *testing.T) {
+	files, _ := filepath.Glob("testdata/ldirectord/*.cf")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := 0
+		for _, l := range strings.Split(string(data), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				lines++
+			}
+		}
+		res, err := Import(Ldirectord, f, data, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Options() != lines {
+			t.Errorf("%s: %d options counted for %d option lines", f, res.Options(), lines)
+		}
+	}
+}
+
 // TestLdirectordFwmarkNoPort: a firewall-mark real server written without
 // a port, in a service with no port to check it on (no checkport, no
 // service= with a port), is reported, not checked on port 0.

@@ -856,7 +856,9 @@ func (c *ldConv) check(v *ldVirtual, opt map[string]ldLine, t ldTimeouts, vport 
 		}
 		return c.finishCheck(b, opt, used, "", timeout, timeoutAt, t)
 	case "negotiate":
-		c.exact(at, "checktype")
+		if _, written := opt["checktype"]; written {
+			c.exact(at, "checktype") // the default is no option of the file's
+		}
 	default:
 		if _, err := strconv.Atoi(checktype); err == nil {
 			c.approx(at, "checktype", "negotiate on every check: connect checks between negotiations are not built in")
