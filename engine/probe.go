@@ -29,7 +29,7 @@ type probeRunner struct {
 
 	ctx      context.Context
 	cancel   context.CancelFunc
-	out      chan<- probeResult
+	out      *inbox
 	sched    *metrics.Schedule
 	key      string
 	due      time.Time      // planned start of the next run; touched only by the run in flight
@@ -58,7 +58,7 @@ type probeRunner struct {
 // slot after it ended, and the slots passed are counted as dropped. The
 // step is the retry interval after a failure, until fall failures in a row
 // (runStep).
-func (p *probeRunner) start(parent context.Context, out chan<- probeResult, sched *metrics.Schedule) {
+func (p *probeRunner) start(parent context.Context, out *inbox, sched *metrics.Schedule) {
 	p.ctx, p.cancel = context.WithCancel(parent)
 	p.out, p.sched, p.key = out, sched, p.spec.Key()
 	p.step = p.spec.Interval
@@ -86,9 +86,7 @@ func (p *probeRunner) fire() {
 	if p.ctx.Err() != nil {
 		return // stopped mid-check: the result belongs to nobody now
 	}
-	select {
-	case p.out <- probeResult{key: p.key, result: res}:
-	case <-p.ctx.Done():
+	if !p.out.put(p.ctx, probeResult{key: p.key, result: res}) {
 		return
 	}
 	p.planNext(res)
