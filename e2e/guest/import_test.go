@@ -388,9 +388,13 @@ func directorImported(t *testing.T, from, conf string, reference []string) strin
 // ldirectordConf is the ldirectord.cf of Test31: the options real files
 // use over the e2e backends. Checks are short enough for the VM;
 // ldirectord runs in the foreground (supervised), one check at a time
-// (fork = no). Every real server is written with its port: ldirectord
+// (fork = no). Few real servers: under emulation ldirectord takes seconds
+// for each one at start (ipvsadm, run three times per change). Every real
+// server is written with its port: ldirectord
 // 4.12 never restores a quiesced gate or ipip real server written
 // without one (it looks for port 0 where ipvsadm put the virtual port).
+// cleanstop=no spares the VM ldirectord's removing its entries one by one
+// on stop: the test flushes the table.
 const ldirectordConf = `checktimeout=2
 negotiatetimeout=2
 checkinterval=3
@@ -398,14 +402,13 @@ failurecount=1
 fork=no
 supervised=yes
 autoreload=no
-cleanstop=yes
+cleanstop=no
 quiescent=yes
 
 # NAT, weighted round robin, persistence, an HTTP check with request and
 # receive
 virtual=10.0.100.40:80
 	real=10.0.11.2:80 masq 3
-	real=10.0.12.2:80 masq 2
 	real=10.0.14.2:80 masq 5
 	service=http
 	request="healthz"
@@ -418,7 +421,6 @@ virtual=10.0.100.40:80
 
 # DR, round robin, a connect check, down servers removed
 virtual=10.0.100.41:80
-	real=10.0.11.2:80 gate 1
 	real=10.0.13.2:80 gate 2
 	real=10.0.14.2:80 gate 4
 	checktype=connect
@@ -453,14 +455,12 @@ virtual=10.0.100.44:80
 # UDP
 virtual=10.0.100.45:5353
 	real=10.0.11.2:5353 masq 4
-	real=10.0.12.2:5353 masq 1
 	protocol=udp
 	checktype=connect
 	scheduler=sh
 
 # a firewall mark; its real servers keep their port in the table
 virtual=1
-	real=10.0.11.2:80 gate 2
 	real=10.0.12.2:80 gate 1
 	real=10.0.14.2:80 gate 3
 	protocol=fwm
@@ -479,10 +479,8 @@ const ldirectordIgnored = 2
 var ldirectordUp = []string{
 	"-A -t 10.0.100.40:80 -s wrr -p 30 -M 255.255.255.0",
 	"-a -t 10.0.100.40:80 -r 10.0.11.2:80 -m -w 3",
-	"-a -t 10.0.100.40:80 -r 10.0.12.2:80 -m -w 2",
 	"-a -t 10.0.100.40:80 -r 10.0.14.2:80 -m -w 5",
 	"-A -t 10.0.100.41:80 -s rr",
-	"-a -t 10.0.100.41:80 -r 10.0.11.2:80 -g -w 1",
 	"-a -t 10.0.100.41:80 -r 10.0.13.2:80 -g -w 2",
 	"-a -t 10.0.100.41:80 -r 10.0.14.2:80 -g -w 4",
 	"-A -t 10.0.100.42:8443 -s wlc",
@@ -494,9 +492,7 @@ var ldirectordUp = []string{
 	"-a -t 10.0.100.44:80 -r 10.0.14.2:80 -g -w 2",
 	"-A -u 10.0.100.45:5353 -s sh",
 	"-a -u 10.0.100.45:5353 -r 10.0.11.2:5353 -m -w 4",
-	"-a -u 10.0.100.45:5353 -r 10.0.12.2:5353 -m -w 1",
 	"-A -f 1 -s wrr",
-	"-a -f 1 -r 10.0.11.2:80 -g -w 2",
 	"-a -f 1 -r 10.0.12.2:80 -g -w 1",
 	"-a -f 1 -r 10.0.14.2:80 -g -w 3",
 }
@@ -508,10 +504,8 @@ var ldirectordUp = []string{
 var ldirectordDown = []string{
 	"-A -t 10.0.100.40:80 -s wrr -p 30 -M 255.255.255.0",
 	"-a -t 10.0.100.40:80 -r 10.0.11.2:80 -m -w 3",
-	"-a -t 10.0.100.40:80 -r 10.0.12.2:80 -m -w 2",
 	"-a -t 10.0.100.40:80 -r 10.0.14.2:80 -m -w 0",
 	"-A -t 10.0.100.41:80 -s rr",
-	"-a -t 10.0.100.41:80 -r 10.0.11.2:80 -g -w 1",
 	"-a -t 10.0.100.41:80 -r 10.0.13.2:80 -g -w 2",
 	"-A -t 10.0.100.42:8443 -s wlc",
 	"-a -t 10.0.100.42:8443 -r 10.0.14.2:8443 -i -w 2 --tun-type ipip",
@@ -523,9 +517,7 @@ var ldirectordDown = []string{
 	"-a -t 10.0.100.44:80 -r 10.0.16.2:80 -g -w 1",
 	"-A -u 10.0.100.45:5353 -s sh",
 	"-a -u 10.0.100.45:5353 -r 10.0.11.2:5353 -m -w 4",
-	"-a -u 10.0.100.45:5353 -r 10.0.12.2:5353 -m -w 1",
 	"-A -f 1 -s wrr",
-	"-a -f 1 -r 10.0.11.2:80 -g -w 2",
 	"-a -f 1 -r 10.0.12.2:80 -g -w 1",
 }
 
