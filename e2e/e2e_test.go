@@ -96,16 +96,22 @@ func TestE2E(t *testing.T) {
 		extra = append(extra, ka)
 		t.Logf("keepalived %s", kver)
 	}
-	// BIRD 2 is the router of the BGP scenarios (e2e/guest/bgp_test.go):
-	// without it they skip, and under CI fail.
-	if ba, bver, err := prepareOverlay(ctx, root, bird, t.Logf); err != nil {
-		if ci {
-			t.Fatalf("CI=true, and bird2 for the guest is missing: %v", err)
+	// Programs of some scenarios, each its own overlay: without one those
+	// scenarios skip, and under CI fail. BIRD 2 is the router of the BGP
+	// scenarios (e2e/guest/bgp_test.go); ldirectord (perl) runs in the
+	// import scenario (e2e/guest/import_test.go, Test31).
+	for _, o := range []overlay{bird, ldirectord} {
+		start := time.Now()
+		archive, version, err := prepareOverlay(ctx, root, o, t.Logf)
+		if err != nil {
+			if ci {
+				t.Fatalf("CI=true, and %s for the guest is missing: %v", o.pkg, err)
+			}
+			t.Logf("no %s for the guest; its scenarios skip: %v", o.pkg, err)
+			continue
 		}
-		t.Logf("no bird2 for the guest; its scenarios skip: %v", err)
-	} else {
-		extra = append(extra, ba)
-		t.Logf("bird2 %s", bver)
+		extra = append(extra, archive)
+		t.Logf("%s %s (%.1fs)", o.pkg, version, time.Since(start).Seconds())
 	}
 
 	tmp := t.TempDir()

@@ -3,8 +3,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +21,14 @@ type overlay struct {
 	recipe string            // names the layout of the cached archive: change it when the fields change
 	files  map[string]string // guest path -> path inside the unpacked package
 	dirs   []string
+	// take names, by prefix, more of the package's dependencies to
+	// download than its libraries (such as "perl-" for an interpreter).
+	take []string
+	// more, when set, lists further files the program needs from the
+	// unpacked packages (by package name): guest path -> path on the host.
+	// Those that are ELF objects get the same walk for the shared objects
+	// they load.
+	more func(roots map[string]string) (map[string]string, error)
 }
 
 // prepareOverlay returns a cached initramfs overlay holding o's files and
@@ -65,7 +75,8 @@ func prepareOverlay(ctx context.Context, root string, o overlay, logf func(strin
 			continue
 		}
 		// libelogind0 provides a libsystemd.so.0 too: take libsystemd0's.
-		if (strings.HasPrefix(name, "lib") || strings.HasPrefix(name, "zlib")) && name != "libelogind0" && !slices.Contains(pkgs, name) {
+		taken := slices.ContainsFunc(o.take, func(p string) bool { return strings.HasPrefix(name, p) })
+		if (taken || strings.HasPrefix(name, "lib") || strings.HasPrefix(name, "zlib")) && name != "libelogind0" && !slices.Contains(pkgs, name) {
 			pkgs = append(pkgs, name)
 		}
 	}
@@ -128,7 +139,26 @@ func prepareOverlay(ctx context.Context, root string, o overlay, logf func(strin
 	}) {
 		src := filepath.Join(roots[o.pkg], o.files[dst])
 		c.copyFile(dst, 0o755, src)
-		queue = append(queue, src)
+		if isELF(src) {
+			queue = append(queue, src)
+		}
+	}
+	if o.more != nil {
+		more, err := o.more(roots)
+		if err != nil {
+			return "", "", fmt.Errorf("%s: %w", o.pkg, err)
+		}
+		for _, dst := range slices.Sorted(maps.Keys(more)) {
+			src := more[dst]
+			fi, err := os.Stat(src)
+			if err != nil {
+				return "", "", err
+			}
+			c.copyFile(dst, uint32(fi.Mode().Perm()), src)
+			if isELF(src) {
+				queue = append(queue, src)
+			}
+		}
 	}
 	for len(queue) > 0 {
 		p := queue[0]
@@ -166,6 +196,19 @@ func prepareOverlay(ctx context.Context, root string, o overlay, logf func(strin
 		}
 	}
 	return archive, version, nil
+}
+
+// isELF says whether the file at path is an ELF object (and not, say, a
+// script).
+func isELF(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	n, _ := f.Read(magic)
+	return bytes.Equal(magic[:n], []byte("\x7fELF"))
 }
 
 // bird is BIRD 2, the router of the BGP scenarios.

@@ -191,6 +191,48 @@ func TestNoServerLost(t *testing.T) {
 	}
 }
 
+// TestLdirectordCountsEachLine: every option line of an ldirectord.cf is
+// counted once, and nothing else is (a default checktype is no option of
+// the file's), so the report's total is the file's option lines.
+func TestLdirectordCountsEachLine(t *testing.T) {
+	files, _ := filepath.Glob("testdata/ldirectord/*.cf")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := 0
+		for _, l := range strings.Split(string(data), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				lines++
+			}
+		}
+		res, err := Import(Ldirectord, f, data, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Options() != lines {
+			t.Errorf("%s: %d options counted for %d option lines", f, res.Options(), lines)
+		}
+	}
+}
+
+// TestLdirectordFwmarkNoPort: a firewall-mark real server written without
+// a port, in a service with no port to check it on (no checkport, no
+// service= with a port), is reported, not checked on port 0.
+func TestLdirectordFwmarkNoPort(t *testing.T) {
+	res, err := Import(Ldirectord, "l.cf", []byte("virtual=4\n\treal=10.0.0.1 gate\n\tprotocol=fwm\n\tchecktype=connect\n"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := res.Report(); !strings.Contains(rep, "l.cf:1: virtual check: not supported:") || !strings.Contains(rep, "set checkport") {
+		t.Errorf("report lacks the check with no port:\n%s", rep)
+	}
+	if strings.Contains(res.TOML, "port = 0") {
+		t.Errorf("a check on port 0:\n%s", res.TOML)
+	}
+}
+
 // TestPortLookup: a port name the built-in table lacks is resolved by the
 // caller's lookup, in every format; without one it is reported as before.
 func TestPortLookup(t *testing.T) {

@@ -857,8 +857,8 @@ func memberKind(m member) string {
 }
 
 // fwmarkPorts drops the real servers' ports from a fwmark service, as
-// keepalived does (and ipvsadm, so ldirectord, but for masq) (IPVS keeps the packet's port), and moves them to the
-// check, which keepalived runs on them. It says false when the real
+// keepalived does (ipvsadm, so ldirectord, keeps them), and moves them to
+// the check, which keepalived runs on them. It says false when the real
 // servers' ports differ and the check has none of its own.
 func fwmarkPorts(vs *vsBlock, who, note string) bool {
 	ports := map[uint16]bool{}

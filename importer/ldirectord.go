@@ -82,14 +82,27 @@ type ldConv struct {
 	failureAt                                      pos
 	fallback, fallback6                            ldLine
 	quiescent                                      bool
+	// globalFallback is how the global fallback lines fared in the
+	// virtuals that use them, by line: counted once, after them all.
+	globalFallback map[pos]ldOutcome
 }
+
+// ldOutcome is an option's outcome and, unless exact, what the report says.
+type ldOutcome struct {
+	outcome Outcome
+	msg     string
+}
+
+// ldForwarding is the director's forwarding for ldirectord's methods.
+var ldForwarding = map[string]string{"gate": "dr", "masq": "nat", "ipip": "tun"}
 
 func importLdirectord(name string, data []byte, ports PortLookup) (*Result, error) {
 	globals, virtuals, err := parseLdirectord(name, data)
 	if err != nil {
 		return nil, err
 	}
-	c := &ldConv{ports: ports, names: map[string]int{}, interval: ldCheckInterval, failure: ldFailureCount, quiescent: true}
+	c := &ldConv{ports: ports, names: map[string]int{}, interval: ldCheckInterval, failure: ldFailureCount, quiescent: true,
+		globalFallback: map[pos]ldOutcome{}}
 	c.doc.header = []string{
 		"Imported from " + name + " (ldirectord) by director import.",
 		"Each item names the line it came from; the report on standard error lists",
@@ -112,6 +125,13 @@ func importLdirectord(name string, data []byte, ports PortLookup) (*Result, erro
 	c.doc.defaults.set("fall", c.failure, c.failureAt, map[bool]string{true: "ldirectord's default failurecount"}[c.failureAt.line == 0])
 	for _, v := range virtuals {
 		c.virtual(v)
+	}
+	for _, g := range []ldLine{c.fallback, c.fallback6} {
+		if o := c.globalFallback[g.at]; g.key != "" && o.outcome != Exact {
+			c.note(g.at, g.key, o.outcome, "%s", o.msg)
+		} else if g.key != "" {
+			c.exact(g.at, g.key)
+		}
 	}
 	sortNotes(c.notes)
 	return c.result(&c.doc), nil
@@ -296,11 +316,9 @@ func (c *ldConv) global(l ldLine) {
 			c.unsupported(l.at, l.key, "%q is not yes or no", l.value)
 		}
 	case "fallback":
-		c.fallback = l
-		c.exact(l.at, l.key)
+		c.fallback = l // counted once the virtuals that use it are read
 	case "fallback6":
 		c.fallback6 = l
-		c.exact(l.at, l.key)
 	case "maintenancedir":
 		c.doc.director.set("maintenance_dir", unquote(l.value), l.at, "")
 		c.approx(l.at, l.key, "maintenance_dir: a file named after a real server drains it, as in ldirectord; see README, Admin overrides, for the names it reads")
@@ -395,8 +413,7 @@ func (c *ldConv) virtual(v *ldVirtual) {
 		case "real", "real6":
 			reals = append(reals, o)
 		case "fallback", "fallback6":
-			fallback = o
-			c.exact(o.at, o.key)
+			fallback = o // counted where it is converted, below
 		case "servicename":
 			name = unquote(o.value)
 			c.exact(o.at, o.key)
@@ -613,11 +630,20 @@ func (c *ldConv) virtual(v *ldVirtual) {
 			a, p, ok = ldAddr(f[0], c.ports)
 		}
 		if len(f) == 0 {
-			c.unsupported(fallback.at, fallback.key, "no address given")
+			c.fallbackOutcome(fallback, NotConverted, "no address given")
 		} else if !ok {
-			c.unsupported(fallback.at, fallback.key, "%q is not an address (host names are not resolved)", fallback.value)
+			c.fallbackOutcome(fallback, NotConverted, fmt.Sprintf("%q is not an address (host names are not resolved)", fallback.value))
 		} else if a.Is4() == (vip.Is4() || (fwmark != 0 && v.key == "virtual")) {
-			if fwmark == 0 && (vsFwd != "nat" || len(f) > 1 && f[1] != "masq") {
+			// ldirectord forwards the fallback by the method its line
+			// names, gate when it names none, to the virtual port when
+			// the line has no port or the method is not masq (ipvsadm
+			// gives gate and ipip destinations the service's port).
+			method, methodSaid := "gate", "gate, its default when the line names no method"
+			if len(f) > 1 {
+				method, methodSaid = f[1], f[1]
+			}
+			fwd := ldForwarding[method]
+			if fwmark == 0 && (p == 0 || fwd != "nat") {
 				p = vport
 			}
 			s := a.String()
@@ -625,6 +651,14 @@ func (c *ldConv) virtual(v *ldVirtual) {
 				s = hostPort(s, p)
 			}
 			vs.set("fallback", s, fallback.at, "")
+			switch {
+			case fwd == "":
+				c.fallbackOutcome(fallback, Approximate, fmt.Sprintf("the real servers' forwarding (%s) in %s: %q is not gate, masq or ipip, which ldirectord refuses", vsFwd, name, method))
+			case fwd != vsFwd:
+				c.fallbackOutcome(fallback, Approximate, fmt.Sprintf("the real servers' forwarding (%s) in %s: ldirectord forwards the fallback by %s, and the director has no forwarding of the fallback's own", vsFwd, name, methodSaid))
+			default:
+				c.fallbackOutcome(fallback, Exact, "")
+			}
 		}
 	}
 	for _, r := range rs {
@@ -675,10 +709,72 @@ func (c *ldConv) virtual(v *ldVirtual) {
 		own.items = append([]item{{key: "name", value: tomlString(tn), from: r.pairAt}}, own.items...)
 		vs.reals[i].checks = append(vs.reals[i].checks, own)
 	}
-	if fwmark != 0 && count["nat"] == 0 && !fwmarkPorts(vs, "ldirectord", "ldirectord ignores a fwmark real server's port") {
-		c.approx(v.at, v.key, "a check on each real server's own port cannot be kept: the real servers of this fwmark service use different ports and IPVS ignores them; set checkport")
+	if fwmark != 0 {
+		zero, some := 0, 0
+		for _, r := range rs {
+			if r.port == 0 {
+				zero++
+			} else {
+				some++
+			}
+		}
+		c.fwmarkCheckPort(v, vs, opt, zero, some)
 	}
 	c.doc.vss = append(c.doc.vss, vs)
+}
+
+// fallbackOutcome counts how a fallback line converted: a virtual's own
+// line at once, a global one after every virtual that uses it is read,
+// with the worst outcome (and its message) any of them had.
+func (c *ldConv) fallbackOutcome(l ldLine, o Outcome, msg string) {
+	if l.at == c.fallback.at || l.at == c.fallback6.at {
+		if prev, seen := c.globalFallback[l.at]; !seen || o > prev.outcome {
+			c.globalFallback[l.at] = ldOutcome{o, msg}
+		}
+		return
+	}
+	if o == Exact {
+		c.exact(l.at, l.key)
+		return
+	}
+	c.note(l.at, l.key, o, "%s", msg)
+}
+
+// fwmarkCheckPort gives a firewall-mark service's check the port
+// ldirectord checks its real servers written without one on: the
+// service's (ldirectord's table keeps each real server's port as written,
+// as ipvsadm does for a mark, 0 for none; its checks use that port, or the
+// service's for 0).
+func (c *ldConv) fwmarkCheckPort(v *ldVirtual, vs *vsBlock, opt map[string]ldLine, zero, some int) {
+	if zero == 0 {
+		return
+	}
+	b := vs.checks[0]
+	if _, has := b.get("port"); has {
+		return
+	}
+	if t, _ := b.get("type"); t == `"icmp"` || t == `"none"` || t == `"exec"` {
+		return
+	}
+	service := ""
+	if o, ok := opt["service"]; ok {
+		service = strings.ToLower(unquote(o.value))
+	}
+	port := 0
+	for p, s := range ldServiceByPort {
+		if s == service {
+			port = p
+		}
+	}
+	switch {
+	case port == 0:
+		c.unsupported(v.at, v.key+" check", "ldirectord checks the real servers written without a port on the service's port, and service=%q has none: set checkport (director check names the real servers)", service)
+	case some > 0:
+		c.approx(v.at, v.key, "the check's port is %d for every real server: ldirectord checks those written with a port on it, and the others on the service's", port)
+		b.set("port", port, optAt(opt, "service"), "ldirectord's port for service="+service)
+	default:
+		b.set("port", port, optAt(opt, "service"), "ldirectord's port for service="+service)
+	}
 }
 
 // check builds the virtual server's check from service and checktype.
@@ -760,7 +856,9 @@ func (c *ldConv) check(v *ldVirtual, opt map[string]ldLine, t ldTimeouts, vport 
 		}
 		return c.finishCheck(b, opt, used, "", timeout, timeoutAt, t)
 	case "negotiate":
-		c.exact(at, "checktype")
+		if _, written := opt["checktype"]; written {
+			c.exact(at, "checktype") // the default is no option of the file's
+		}
 	default:
 		if _, err := strconv.Atoi(checktype); err == nil {
 			c.approx(at, "checktype", "negotiate on every check: connect checks between negotiations are not built in")

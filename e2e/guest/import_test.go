@@ -214,6 +214,62 @@ virtual_server group web {
 	},
 }}
 
+// needProgram skips the test when the guest has no program name (how it
+// gets there: how), and fails it under CI=true, where it must be there.
+func needProgram(t *testing.T, name, how string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no %s in the guest", name)
+		}
+		t.Skipf("no %s in the guest (%s)", name, how)
+	}
+}
+
+// runDaemon starts cmd (keepalived, ldirectord), its output kept for the
+// log of a failed test, and returns stop, which sends SIGTERM and waits
+// (killing it after 30s) and also runs at cleanup, and exited, which says
+// whether it has exited.
+func runDaemon(t *testing.T, cmd *exec.Cmd) (stop func(), exited func() bool) {
+	t.Helper()
+	name := filepath.Base(cmd.Path)
+	out := &logbuf.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	exited = func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
+	stop = func() {
+		if exited() {
+			return
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("%s did not stop within 30s of SIGTERM", name)
+		}
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, tailLines(out.String(), 200))
+		}
+	})
+	return stop, exited
+}
+
 // ipvsadmSave returns the table as ipvsadm -Sn prints it, lines sorted.
 func ipvsadmSave() ([]string, error) {
 	out, err := exec.Command("ipvsadm", "-Sn").CombinedOutput()
@@ -262,12 +318,7 @@ func waitSave(t *testing.T, within time.Duration, what string, want []string) []
 // server are among the configs.
 func Test30ImportKeepalived(t *testing.T) {
 	guest(t)
-	if _, err := exec.LookPath("keepalived"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("no keepalived in the guest")
-		}
-		t.Skip("no keepalived in the guest (the e2e suite fetches it with apt)")
-	}
+	needProgram(t, "keepalived", "the e2e suite fetches it with apt")
 	for _, tc := range importCases {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := cleanSlate(); err != nil {
@@ -280,65 +331,254 @@ func Test30ImportKeepalived(t *testing.T) {
 			}
 
 			// keepalived's table.
-			klog := &logbuf.Buffer{}
-			ka := exec.Command("keepalived", "-C", "-n", "-l", "-D", "-f", conf,
-				"-p", filepath.Join(dir, "keepalived.pid"), "-c", filepath.Join(dir, "checkers.pid"))
-			ka.Stdout, ka.Stderr = klog, klog
-			if err := ka.Start(); err != nil {
-				t.Fatal(err)
-			}
-			kdone := make(chan struct{})
-			go func() { ka.Wait(); close(kdone) }()
-			stopKA := func() {
-				select {
-				case <-kdone:
-					return
-				default:
-				}
-				ka.Process.Signal(syscall.SIGTERM)
-				select {
-				case <-kdone:
-				case <-time.After(20 * time.Second):
-					ka.Process.Kill()
-					<-kdone
-					t.Errorf("keepalived did not stop within 20s of SIGTERM")
-				}
-			}
-			t.Cleanup(func() {
-				stopKA()
-				if t.Failed() {
-					t.Logf("keepalived log:\n%s", tailLines(klog.String(), 200))
-				}
-			})
+			stopKA, _ := runDaemon(t, exec.Command("keepalived", "-C", "-n", "-l", "-D", "-f", conf,
+				"-p", filepath.Join(dir, "keepalived.pid"), "-c", filepath.Join(dir, "checkers.pid")))
 			reference := waitSave(t, 30*time.Second+slack, "keepalived's table", tc.want)
 			// Settled: the same a check round later.
-			time.Sleep(3 * time.Second)
-			if again, err := ipvsadmSave(); err != nil || !slices.Equal(again, reference) {
-				t.Fatalf("keepalived's table changed: %v\n%s", err, strings.Join(again, "\n"))
-			}
+			stillSaved(t, 3*time.Second, "keepalived's table", reference)
 			stopKA()
 			if err := rootNS.sh("ipvsadm -C"); err != nil {
 				t.Fatal(err)
 			}
-
-			// The director on the imported config.
-			out := filepath.Join(dir, "director.toml")
-			imp := exec.Command(os.Getenv("DIRECTOR_BIN"), "import", "-from", "keepalived", "-o", out, conf)
-			report, err := imp.CombinedOutput()
-			t.Logf("director import:\n%s", report)
-			if err != nil {
-				t.Fatalf("director import: %v", err)
-			}
-			cfg, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			startDirector(t, string(cfg))
-			waitSave(t, 30*time.Second+slack, "the director's table on the imported config", reference)
-			time.Sleep(3 * time.Second)
-			if again, err := ipvsadmSave(); err != nil || !slices.Equal(again, reference) {
-				t.Fatalf("the director's table changed: %v\n%s", err, strings.Join(again, "\n"))
-			}
+			directorImported(t, "keepalived", conf, reference)
 		})
+	}
+}
+
+// stillSaved fails unless ipvsadm -Sn still gives reference after wait.
+func stillSaved(t *testing.T, wait time.Duration, what string, reference []string) {
+	t.Helper()
+	time.Sleep(wait)
+	if again, err := ipvsadmSave(); err != nil || !slices.Equal(again, reference) {
+		t.Fatalf("%s changed: %v\n%s", what, err, strings.Join(again, "\n"))
+	}
+}
+
+// directorImported imports conf (format from) with director import, has
+// director check accept it, runs the director on it and waits for the
+// table to be reference and stay so; it returns the import's report.
+func directorImported(t *testing.T, from, conf string, reference []string) string {
+	t.Helper()
+	out := filepath.Join(filepath.Dir(conf), "director.toml")
+	report, err := exec.Command(os.Getenv("DIRECTOR_BIN"), "import", "-from", from, "-o", out, conf).CombinedOutput()
+	t.Logf("director import:\n%s", report)
+	if err != nil {
+		t.Fatalf("director import: %v", err)
+	}
+	if chk, err := exec.Command(os.Getenv("DIRECTOR_BIN"), "check", "-config", out).CombinedOutput(); err != nil {
+		t.Fatalf("director check on the imported config: %v\n%s", err, chk)
+	}
+	cfg, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("imported config:\n%s", cfg)
+		}
+	})
+	start := time.Now()
+	startDirector(t, string(cfg))
+	waitSave(t, 30*time.Second+slack, "the director's table on the imported config", reference)
+	stillSaved(t, 3*time.Second, "the director's table", reference)
+	t.Logf("director: started and settled in %.1fs", time.Since(start).Seconds())
+	return string(report)
+}
+
+// ldirectordConf is the ldirectord.cf of Test31: the options real files
+// use over the e2e backends. Checks are short enough for the VM;
+// ldirectord runs in the foreground (supervised), one check at a time
+// (fork = no). Few real servers: under emulation ldirectord takes seconds
+// for each one at start (ipvsadm, run three times per change). Every real
+// server is written with its port: ldirectord
+// 4.12 never restores a quiesced gate or ipip real server written
+// without one (it looks for port 0 where ipvsadm put the virtual port).
+// cleanstop=no spares the VM ldirectord's removing its entries one by one
+// on stop: the test flushes the table.
+const ldirectordConf = `checktimeout=2
+negotiatetimeout=2
+checkinterval=3
+failurecount=1
+fork=no
+supervised=yes
+autoreload=no
+cleanstop=no
+quiescent=yes
+
+# NAT, weighted round robin, persistence, an HTTP check with request and
+# receive
+virtual=10.0.100.40:80
+	real=10.0.11.2:80 masq 3
+	real=10.0.14.2:80 masq 5
+	service=http
+	request="healthz"
+	receive="ok"
+	checktype=negotiate
+	scheduler=wrr
+	persistent=30
+	netmask=255.255.255.0
+	protocol=tcp
+
+# DR, round robin, a connect check, down servers removed
+virtual=10.0.100.41:80
+	real=10.0.13.2:80 gate 2
+	real=10.0.14.2:80 gate 4
+	checktype=connect
+	scheduler=rr
+	quiescent=no
+
+# TUN, weighted least connections, connect checks on another port
+virtual=10.0.100.42:8443
+	real=10.0.14.2:8443 ipip 2
+	real=10.0.15.2:8443 ipip 3
+	checktype=connect
+	checkport=443
+	scheduler=wlc
+
+# source hashing and a masq fallback
+virtual=10.0.100.43:80
+	real=10.0.14.2:80 masq 1
+	fallback=10.0.16.2:80 masq
+	service=http
+	request="/healthz"
+	receive="ok"
+	scheduler=sh
+
+# ldirectord's defaults: scheduler wrr, a fallback forwarded by gate on
+# the virtual port
+virtual=10.0.100.44:80
+	real=10.0.14.2:80 gate 2
+	fallback=10.0.16.2
+	checktype=connect
+	quiescent=no
+
+# UDP
+virtual=10.0.100.45:5353
+	real=10.0.11.2:5353 masq 4
+	protocol=udp
+	checktype=connect
+	scheduler=sh
+
+# a firewall mark; its real servers keep their port in the table
+virtual=1
+	real=10.0.12.2:80 gate 1
+	real=10.0.14.2:80 gate 3
+	protocol=fwm
+	checktype=connect
+	scheduler=wrr
+	quiescent=no
+`
+
+// ldirectordIgnored is how many of ldirectordConf's options the import
+// reports as not the director's job (ldirectord's own process: fork,
+// supervised); every other one must be converted exactly.
+const ldirectordIgnored = 2
+
+// ldirectordUp is the table ldirectord makes of ldirectordConf with every
+// backend healthy: "ipvsadm -Sn" lines.
+var ldirectordUp = []string{
+	"-A -t 10.0.100.40:80 -s wrr -p 30 -M 255.255.255.0",
+	"-a -t 10.0.100.40:80 -r 10.0.11.2:80 -m -w 3",
+	"-a -t 10.0.100.40:80 -r 10.0.14.2:80 -m -w 5",
+	"-A -t 10.0.100.41:80 -s rr",
+	"-a -t 10.0.100.41:80 -r 10.0.13.2:80 -g -w 2",
+	"-a -t 10.0.100.41:80 -r 10.0.14.2:80 -g -w 4",
+	"-A -t 10.0.100.42:8443 -s wlc",
+	"-a -t 10.0.100.42:8443 -r 10.0.14.2:8443 -i -w 2 --tun-type ipip",
+	"-a -t 10.0.100.42:8443 -r 10.0.15.2:8443 -i -w 3 --tun-type ipip",
+	"-A -t 10.0.100.43:80 -s sh",
+	"-a -t 10.0.100.43:80 -r 10.0.14.2:80 -m -w 1",
+	"-A -t 10.0.100.44:80 -s wrr",
+	"-a -t 10.0.100.44:80 -r 10.0.14.2:80 -g -w 2",
+	"-A -u 10.0.100.45:5353 -s sh",
+	"-a -u 10.0.100.45:5353 -r 10.0.11.2:5353 -m -w 4",
+	"-A -f 1 -s wrr",
+	"-a -f 1 -r 10.0.12.2:80 -g -w 1",
+	"-a -f 1 -r 10.0.14.2:80 -g -w 3",
+}
+
+// ldirectordDown is ldirectord's table once rs4's port 80 is closed: rs4
+// quiesced (weight 0) where quiescent = yes, removed where no; the
+// fallback (rs6) in where nothing is left (beside the quiesced rs4 in
+// .43); rs4's TUN service, checked on 443, unchanged.
+var ldirectordDown = []string{
+	"-A -t 10.0.100.40:80 -s wrr -p 30 -M 255.255.255.0",
+	"-a -t 10.0.100.40:80 -r 10.0.11.2:80 -m -w 3",
+	"-a -t 10.0.100.40:80 -r 10.0.14.2:80 -m -w 0",
+	"-A -t 10.0.100.41:80 -s rr",
+	"-a -t 10.0.100.41:80 -r 10.0.13.2:80 -g -w 2",
+	"-A -t 10.0.100.42:8443 -s wlc",
+	"-a -t 10.0.100.42:8443 -r 10.0.14.2:8443 -i -w 2 --tun-type ipip",
+	"-a -t 10.0.100.42:8443 -r 10.0.15.2:8443 -i -w 3 --tun-type ipip",
+	"-A -t 10.0.100.43:80 -s sh",
+	"-a -t 10.0.100.43:80 -r 10.0.14.2:80 -m -w 0",
+	"-a -t 10.0.100.43:80 -r 10.0.16.2:80 -m -w 1",
+	"-A -t 10.0.100.44:80 -s wrr",
+	"-a -t 10.0.100.44:80 -r 10.0.16.2:80 -g -w 1",
+	"-A -u 10.0.100.45:5353 -s sh",
+	"-a -u 10.0.100.45:5353 -r 10.0.11.2:5353 -m -w 4",
+	"-A -f 1 -s wrr",
+	"-a -f 1 -r 10.0.12.2:80 -g -w 1",
+}
+
+// ldOptions counts an ldirectord.cf's options: its lines that are not
+// blank or comments.
+func ldOptions(conf string) int {
+	n := 0
+	for _, l := range strings.Split(conf, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			n++
+		}
+	}
+	return n
+}
+
+// 31. director import from ldirectord, proven on the kernel: Debian's
+// ldirectord (the perl program, driving ipvsadm) runs ldirectordConf with
+// every backend healthy; once its table is complete, rs4's port 80 is
+// closed, and its settled table is saved with ipvsadm -Sn; ldirectord
+// stops and the table is flushed; the director runs what director import
+// made of the same file (which director check accepts, every option
+// converted exactly but ldirectord's own process options), rs4 still
+// down; the table is the same, line for line: quiesced (weight 0) and
+// removed servers, fallbacks, weights, forwarding, persistence.
+func Test31ImportLdirectord(t *testing.T) {
+	guest(t)
+	needProgram(t, "ldirectord", "the e2e suite fetches it and perl with apt")
+	t.Cleanup(func() { rs(4).startHTTP() })
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ldirectord.cf")
+	if err := os.WriteFile(conf, []byte(ldirectordConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// ldirectord's table.
+	start := time.Now()
+	ld := exec.Command("ldirectord", conf, "start")
+	ld.Dir = dir
+	stopLD, ldExited := runDaemon(t, ld)
+	// ldirectord is slow under emulation: perl loads LWP and re-executes
+	// itself once, and each change runs ipvsadm three times.
+	waitSave(t, 240*time.Second+slack, "ldirectord's table, every backend up", ldirectordUp)
+	rs(4).stopHTTP()
+	reference := waitSave(t, 120*time.Second+slack, "ldirectord's table, rs4's port 80 closed", ldirectordDown)
+	// Settled: the same after more than a check round.
+	stillSaved(t, 5*time.Second, "ldirectord's table", reference)
+	if ldExited() {
+		t.Fatalf("ldirectord exited")
+	}
+	stopLD()
+	t.Logf("ldirectord: started, settled twice and stopped in %.1fs", time.Since(start).Seconds())
+	if err := rootNS.sh("ipvsadm -C"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The director on the imported config, rs4 still down.
+	report := directorImported(t, "ldirectord", conf, reference)
+	n := ldOptions(ldirectordConf)
+	summary := fmt.Sprintf("%d options: %d exact, 0 approximate, %d not converted (%d of them not the director's job)",
+		n, n-ldirectordIgnored, ldirectordIgnored, ldirectordIgnored)
+	if !strings.HasSuffix(report, "\n"+summary+"\n") {
+		t.Errorf("the import's report does not end in %q", summary)
 	}
 }
