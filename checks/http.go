@@ -447,7 +447,7 @@ func newHTTP(spec Spec, _ *Shared) (Prober, error) {
 		var b bytes.Buffer
 		if err := req.Write(&b); err == nil {
 			if f := newFastSpec(&p.spec); f != nil {
-				f.http, f.request, f.req = p, b.Bytes(), req
+				f.http, f.request, f.method = p, bytes.Clone(b.Bytes()), p.method
 				p.fast = f
 			}
 		}
