@@ -61,9 +61,7 @@ func (p *probeRunner) doneFast(res checks.Result) {
 	}
 	go func() {
 		defer p.inflight.Done()
-		select {
-		case p.out <- r:
-		case <-p.ctx.Done():
+		if !p.send(r) {
 			return
 		}
 		p.loop.Do(func() {
