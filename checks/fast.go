@@ -277,8 +277,8 @@ type fastSpec struct {
 	raw     rawAddr       // the target, for connect
 	source  unix.Sockaddr // nil: any
 	http    *httpProber   // nil: a TCP connect
-	request []byte // the HTTP request as written, built once per prober
-	method  string // its method, for ReadResponse (FastLoop.readRequest)
+	request []byte        // the HTTP request as written, built once per prober
+	method  string        // its method, for ReadResponse (FastLoop.readRequest)
 }
 
 // fastOf returns how the loop runs p, nil when it cannot.
