@@ -58,9 +58,10 @@ type Director struct {
 	// WatchConfig reloads when the config file changes, as SIGHUP does.
 	WatchConfig bool
 	// FastChecks runs plain TCP-connect and HTTP status checks on one
-	// event loop (checks.FastLoop) instead of a goroutine each; default
-	// false until its behaviour at tens of thousands of servers is
-	// understood (docs/performance.md). Takes effect on restart.
+	// event loop per CPU (checks.FastLoop) instead of a goroutine each;
+	// default true: at 20,000 servers it checks less often rather than
+	// failing healthy servers, where the usual path failed some
+	// (docs/performance.md). Takes effect on restart.
 	FastChecks bool
 	// KernelStats is which kernel IPVS counters /metrics exports:
 	// "backends" (default: services and every real server), "services"

@@ -87,7 +87,7 @@ address = "192.0.2.10:80"
 		Path: file,
 		Director: Director{
 			Listen: "127.0.0.1:9410", ResyncInterval: 30 * time.Second,
-			OnFailure: "quiesce", OnShutdown: "keep", DrainTimeout: 5 * time.Minute, Damping: defaultDamping(), KernelStats: "backends",
+			OnFailure: "quiesce", OnShutdown: "keep", DrainTimeout: 5 * time.Minute, Damping: defaultDamping(), KernelStats: "backends", FastChecks: true,
 		},
 		Notify:   Notify{Timeout: DefaultNotifyTimeout},
 		Announce: Announce{HoldDown: DefaultHoldDown, WithdrawGrace: DefaultWithdrawGrace, UnhealthyAfter: DefaultUnhealthyAfter},
@@ -171,7 +171,7 @@ protocol = "tcp"
   [[virtual_server.real_server]]
   address = "10.0.0.21:8443"
 `)
-	d := Director{Listen: "[::1]:9999", ResyncInterval: time.Minute, OnFailure: "remove", OnShutdown: "flush", DrainTimeout: 5 * time.Minute, Damping: defaultDamping(), KernelStats: "backends"}
+	d := Director{Listen: "[::1]:9999", ResyncInterval: time.Minute, OnFailure: "remove", OnShutdown: "flush", DrainTimeout: 5 * time.Minute, Damping: defaultDamping(), KernelStats: "backends", FastChecks: true}
 	if cfg.Director != d {
 		t.Errorf("director = %+v, want %+v", cfg.Director, d)
 	}
@@ -673,11 +673,11 @@ func TestEditDistance(t *testing.T) {
 
 func TestFastChecks(t *testing.T) {
 	vs := "\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.10:80\"\n"
-	if cfg := mustParse(t, vs); cfg.Director.FastChecks {
-		t.Error("fast_checks unset: on, want off by default")
+	if cfg := mustParse(t, vs); !cfg.Director.FastChecks {
+		t.Error("fast_checks unset: off, want on by default")
 	}
-	if cfg := mustParse(t, "[director]\nfast_checks = true\n"+vs); !cfg.Director.FastChecks {
-		t.Error("fast_checks = true: still off")
+	if cfg := mustParse(t, "[director]\nfast_checks = false\n"+vs); cfg.Director.FastChecks {
+		t.Error("fast_checks = false: still on")
 	}
 }
 

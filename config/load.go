@@ -178,6 +178,7 @@ func (l *loader) config(raw map[string]any) *Config {
 		KernelStats:    "backends",
 		DrainTimeout:   DefaultDrainTimeout,
 		Damping:        defaultDamping(),
+		FastChecks:     true,
 	}}
 	cfg.Notify.Timeout = DefaultNotifyTimeout
 	if t, ok := root.sub("director"); ok {

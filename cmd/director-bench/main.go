@@ -80,7 +80,7 @@ func harnessMain(args []string) int {
 	fs.DurationVar(&o.RetryInterval, "retry-interval", 0, "retry_interval of every check (0: off); the storm's detection time shows its effect")
 	fs.DurationVar(&o.Window, "window", 30*time.Second, "measurement window per checker")
 	fs.BoolVar(&o.Floor, "floor", false, "also measure the minimal reference checker on the same backends")
-	fastChecks := fs.Bool("fast-checks", false, "the director's fast_checks setting (true: plain tcp and http checks on its FastLoop)")
+	fastChecks := fs.Bool("fast-checks", true, "the director's fast_checks setting (false: every check on a goroutine of its own)")
 	fs.BoolVar(&o.CFloor, "cfloor", false, "also measure the C event-loop floor (bench/cfloor, built with cc) on the same backends")
 	fs.IntVar(&o.Storm, "storm", 0, "after the window, kill this many backends at once and time the director's reaction")
 	fs.IntVar(&o.Port, "port", 8080, "backend port")

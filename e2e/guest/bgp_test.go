@@ -739,6 +739,7 @@ func Test23BGPFlowsSurviveDirectorDeath(t *testing.T) {
 	a := l.startLabDirector(t, "dirA", speaker)
 	l.startLabDirector(t, "dirB", speaker)
 	l.waitHops(t, 60*time.Second, "both directors announce", labDirs["dirA"], labDirs["dirB"])
+	l.waitAllServing(t, 30*time.Second, "dirA", "dirB")
 	conns := l.holdConns(t, 400)
 	if broken, moved, _, errs := askAll(conns, 0); broken+moved > 0 {
 		t.Fatalf("before anything happened: %d broken, %d moved: %v", broken, moved, errs)
@@ -760,6 +761,7 @@ func Test23BGPFlowsSurviveDirectorDeath(t *testing.T) {
 	defer l.dirs["dirB"].sh("sysctl -qw net.ipv4.vs.sloppy_tcp=1")
 	a2 := l.startLabDirector(t, "dirA", speaker)
 	l.waitHops(t, 60*time.Second, "A back", labDirs["dirA"], labDirs["dirB"])
+	l.waitAllServing(t, 30*time.Second, "dirA", "dirB")
 	conns = l.holdConns(t, 100)
 	viaA = l.connsThrough(t, "dirA", conns)
 	a2.cmd.Process.Signal(syscall.SIGKILL)
@@ -779,6 +781,32 @@ func (l *bgpLab) ipvsadmIn(t *testing.T, name string) string {
 		t.Fatalf("ipvsadm in %s: %v: %s", name, err, out)
 	}
 	return string(out)
+}
+
+// waitAllServing waits until every named director's kernel table has all
+// four real servers at a weight above 0. A director announces the VIP
+// with one server up; until the others are up too its Maglev table
+// differs from its peer's, and a flow moved between them then lands on
+// another real server: the proof needs both tables the same first.
+func (l *bgpLab) waitAllServing(t *testing.T, within time.Duration, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+			out := l.ipvsadmIn(t, name)
+			serving := 0
+			for _, line := range strings.Split(out, "\n") {
+				if f := strings.Fields(line); len(f) >= 6 && f[0] == "->" && f[1] != "RemoteAddress:Port" && f[3] != "0" {
+					serving++
+				}
+			}
+			if serving == 4 {
+				break
+			}
+			if time.Since(start) > within {
+				t.Fatalf("%s: %d of 4 real servers serving after %s:\n%s", name, serving, within, out)
+			}
+		}
+	}
 }
 
 // destOrder is the destinations of `ipvsadm -Ln` in the kernel's list
@@ -840,6 +868,7 @@ func Test24BGPLinkDeath(t *testing.T) {
 				}
 				t.Logf("BIRD's BFD sessions:\n%s", l.birdc("show", "bfd", "sessions"))
 			}
+			l.waitAllServing(t, 30*time.Second, "dirA", "dirB")
 			conns := l.holdConns(t, 100)
 			viaA := l.connsThrough(t, "dirA", conns)
 			if err := l.dirs["dirA"].sh("ip link set lan down"); err != nil {

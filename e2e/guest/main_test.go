@@ -275,7 +275,8 @@ func (d *director) reload(cfg string) {
 // waitReady waits for /readyz to answer 200.
 func (d *director) waitReady() {
 	d.t.Helper()
-	deadline := time.Now().Add(slack + 5*time.Second)
+	bound := slack + 5*time.Second
+	deadline := time.Now().Add(bound)
 	for {
 		if !d.running() {
 			d.t.Fatalf("director exited: %v", d.err)
@@ -288,7 +289,7 @@ func (d *director) waitReady() {
 			}
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("director not ready after %v (last: %v)", slack, err)
+			d.t.Fatalf("director not ready after %v (last: %v)", bound, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -397,7 +398,7 @@ func parseIpvsadm(out string) (table, error) {
 	return tb, nil
 }
 
-func mustTable(t *testing.T) table {
+func mustTable(t testing.TB) table {
 	t.Helper()
 	tb, err := ipvsadm()
 	if err != nil {
@@ -408,7 +409,7 @@ func mustTable(t *testing.T) table {
 
 // waitTable polls ipvsadm until check passes or within elapses, and
 // returns how long it took.
-func waitTable(t *testing.T, within time.Duration, what string, check func(table) error) time.Duration {
+func waitTable(t testing.TB, within time.Duration, what string, check func(table) error) time.Duration {
 	t.Helper()
 	start := time.Now()
 	var last error
