@@ -49,6 +49,34 @@ func liveHeap() uint64 {
 	return m.HeapAlloc
 }
 
+// adoptedEngine is an engine that has adopted cfg as Run does (probers
+// built, runners started on a context of their own, on a FastLoop when
+// fast) without running its loop; the test's cleanup stops it.
+func adoptedEngine(t testing.TB, cfg *config.Config, fast bool) *Engine {
+	t.Helper()
+	e, err := New(cfg, Options{Table: ipvs.NewMemory(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fast {
+		l, err := checks.NewFastLoop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(l.Close)
+		e.fast = []*checks.FastLoop{l}
+	}
+	fresh, err := e.buildProbers(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	e.adoptConfig(cfg, fresh, ctx)
+	t.Cleanup(e.stopAllProbes) // before the loop closes and the context ends
+	return e
+}
+
 // heapPerServer is what an engine of n real servers holds per server in
 // its steady state: its config, probers and runners (with their pending
 // timers, on the loop when fast), servers with a full history of
@@ -59,27 +87,7 @@ func liveHeap() uint64 {
 func heapPerServer(t testing.TB, n int, fast bool) float64 {
 	t.Helper()
 	before := liveHeap()
-	cfg := memoryConfig(t, n, 20)
-	e, err := New(cfg, Options{Table: ipvs.NewMemory(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fast {
-		l, err := checks.NewFastLoop()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		e.fast = []*checks.FastLoop{l}
-	}
-	fresh, err := e.buildProbers(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	e.adoptConfig(cfg, fresh, ctx)
-	defer e.stopAllProbes()
+	e := adoptedEngine(t, memoryConfig(t, n, 20), fast)
 	start := time.Now()
 	for i := range e.opts.HistoryLength {
 		for key := range e.listeners {
@@ -144,19 +152,7 @@ func BenchmarkMemoryPerRealServer(b *testing.B) {
 // than holding a copy, and its history is a ring of exactly
 // HistoryLength records however many results came.
 func TestServersShareSpecsAndKeepHistoryRings(t *testing.T) {
-	cfg := memoryConfig(t, 40, 4)
-	e, err := New(cfg, Options{Table: ipvs.NewMemory(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fresh, err := e.buildProbers(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	e.adoptConfig(cfg, fresh, ctx)
-	defer e.stopAllProbes()
+	e := adoptedEngine(t, memoryConfig(t, 40, 4), false)
 	keep := e.opts.HistoryLength
 	for i := range 3 * keep {
 		for key := range e.listeners {
