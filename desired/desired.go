@@ -99,49 +99,73 @@ func QuorumOf(vs *config.VirtualServer) uint64 { return max(vs.Quorum, 1) }
 // (keepalived's sorry server takeover: their established connections go on).
 func Build(cfg *config.Config, in Input) []ipvs.DesiredService {
 	out := make([]ipvs.DesiredService, 0, len(cfg.VirtualServers))
+	var views []View
 	for i := range cfg.VirtualServers {
-		vs := &cfg.VirtualServers[i]
-		ds := ipvs.DesiredService{Service: Service(vs)}
-		healthy := HealthyWeight(vs, in.View)
-		lost := healthy < QuorumOf(vs)
-		if in.QuorumLost != nil {
-			lost = in.QuorumLost(vs, healthy)
-		}
-		takeover := lost && vs.Fallback.IsValid()
-		for j := range vs.RealServers {
-			rs := &vs.RealServers[j]
-			v := in.View(config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address})
-			var w uint32
-			switch {
-			case v.Hold == HoldDisable:
-				continue
-			case v.Hold == HoldDrain:
-				w = 0
-			case v.Serving():
-				w = v.weight(rs.Weight)
-				if v.Ramp {
-					w = slowstart.Weight(w, v.RampElapsed, vs.SlowStart)
-				}
-				if takeover {
-					w = 0
-				}
-			case vs.OnFailure == "remove" && vs.Scheduler != "mh":
-				// Maglev keeps a failed server at weight 0: removing it
-				// would rebuild the lookup table and move other flows.
-				continue
-			}
-			ds.Destinations = append(ds.Destinations, ipvs.Destination{
-				Address: rs.Address, Weight: w, Forwarding: Forwarding(rs.Forwarding), Tunnel: TunnelOf(rs.Tunnel),
-			})
-		}
-		if takeover {
-			ds.Destinations = append(ds.Destinations, ipvs.Destination{
-				Address: vs.Fallback, Weight: FallbackWeight, Forwarding: Forwarding(vs.Forwarding), Tunnel: TunnelOf(vs.Tunnel),
-			})
-		}
+		var ds ipvs.DesiredService
+		ds, views = buildService(&cfg.VirtualServers[i], in, views)
 		out = append(out, ds)
 	}
 	return out
+}
+
+// BuildService is Build's entry for vs alone: a virtual server's part of
+// the table depends on its own real servers only, so a caller that knows
+// which virtual servers' views changed may rebuild just those.
+func BuildService(vs *config.VirtualServer, in Input) ipvs.DesiredService {
+	ds, _ := buildService(vs, in, nil)
+	return ds
+}
+
+// buildService is BuildService with views as scratch space (returned for
+// reuse): View is asked once per real server.
+func buildService(vs *config.VirtualServer, in Input, views []View) (ipvs.DesiredService, []View) {
+	ds := ipvs.DesiredService{Service: Service(vs), Destinations: make([]ipvs.Destination, 0, len(vs.RealServers)+1)}
+	views = views[:0]
+	var healthy uint64 // HealthyWeight, from the views at hand
+	for j := range vs.RealServers {
+		v := in.View(config.ServerID{VirtualServer: vs.Name, RealServer: vs.RealServers[j].Address})
+		if v.Serving() {
+			healthy += uint64(v.weight(vs.RealServers[j].Weight))
+		}
+		views = append(views, v)
+	}
+	lost := healthy < QuorumOf(vs)
+	if in.QuorumLost != nil {
+		lost = in.QuorumLost(vs, healthy)
+	}
+	takeover := lost && vs.Fallback.IsValid()
+	for j := range vs.RealServers {
+		rs := &vs.RealServers[j]
+		v := views[j]
+		var w uint32
+		switch {
+		case v.Hold == HoldDisable:
+			continue
+		case v.Hold == HoldDrain:
+			w = 0
+		case v.Serving():
+			w = v.weight(rs.Weight)
+			if v.Ramp {
+				w = slowstart.Weight(w, v.RampElapsed, vs.SlowStart)
+			}
+			if takeover {
+				w = 0
+			}
+		case vs.OnFailure == "remove" && vs.Scheduler != "mh":
+			// Maglev keeps a failed server at weight 0: removing it
+			// would rebuild the lookup table and move other flows.
+			continue
+		}
+		ds.Destinations = append(ds.Destinations, ipvs.Destination{
+			Address: rs.Address, Weight: w, Forwarding: Forwarding(rs.Forwarding), Tunnel: TunnelOf(rs.Tunnel),
+		})
+	}
+	if takeover {
+		ds.Destinations = append(ds.Destinations, ipvs.Destination{
+			Address: vs.Fallback, Weight: FallbackWeight, Forwarding: Forwarding(vs.Forwarding), Tunnel: TunnelOf(vs.Tunnel),
+		})
+	}
+	return ds, views
 }
 
 // FromStates is Build with health alone: no holds, no quorum hysteresis.

@@ -181,11 +181,6 @@ type reported struct {
 	configured uint32
 }
 
-// resultsQueue lets a finished check hand its result over and end without
-// waiting for the engine loop to be scheduled; results still queued when
-// a check is stopped are dropped by observe (their check has no servers).
-const resultsQueue = 256
-
 // transitionSettle is how long a transition waits for others before the
 // table is changed: short against fall × interval, long enough to batch a
 // burst of failures into one reconcile.
@@ -200,7 +195,7 @@ type Engine struct {
 
 	// Messages to the loop.
 	reloads  chan reloadRequest
-	results  chan probeResult
+	results  *inbox // checks' results (inbox.go); those of a check stopped meanwhile are dropped by observe
 	requests chan request
 	pings    chan chan struct{}
 	publish  chan struct{} // a reader wants a fresher snapshot (snapshot.go)
@@ -247,6 +242,18 @@ type Engine struct {
 	stateFile    stateFileKeep            // what the state file holds (files.go)
 	ann          announcing               // VIPs to announce (announce.go)
 	lastPublish  time.Time
+
+	// planned is the desired table the last reconcile brought the kernel
+	// to, by service key (nil after a failure, or a read of the kernel
+	// outside a reconcile): a transition plans only the services whose
+	// desired state differs from it (reconcile.go). The loop's own.
+	planned map[ipvs.ServiceKey]ipvs.DesiredService
+	// built is the desired table of the last reconcile, before drains,
+	// and what changed since (reconcile.go). The loop's own.
+	built builtTable
+	// byDest finds the config's real server behind a kernel destination
+	// (reconcile.go), built once per config. The loop's own.
+	byDest destIndex
 }
 
 // listener is one server's check fed by a runner.
@@ -300,7 +307,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		tableMetrics:  metrics.NewTable(opts.Metrics),
 		policyMetrics: metrics.NewPolicy(opts.Metrics),
 		reloads:       make(chan reloadRequest),
-		results:       make(chan probeResult, resultsQueue),
+		results:       newInbox(inboxLimit),
 		requests:      make(chan request),
 		pings:         make(chan chan struct{}),
 		publish:       make(chan struct{}, 1),

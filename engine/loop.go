@@ -109,19 +109,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			e.shutdown()
 			return nil
-		case r := <-e.results:
-			changed := e.observe(r)
-			// Drain results that are already waiting so that a burst of
-			// transitions costs one reconcile, not one each.
-			for drained := false; !drained; {
-				select {
-				case r := <-e.results:
-					changed = e.observe(r) || changed
-				default:
-					drained = true
-				}
+		case <-e.results.ready:
+			// Every result waiting, in one go: a burst of transitions
+			// costs one reconcile, not one each.
+			changed := e.observeAll(e.results.take())
+			if e.evaluatePanics(time.Now()) {
+				changed = true
+				e.built.forget() // a panic's start or end holds servers of any virtual server
 			}
-			changed = e.evaluatePanics(time.Now()) || changed
 			// A burst of transitions (a switch dies, fifty servers fail
 			// within milliseconds of each other) costs one reconcile, not
 			// fifty: wait a moment for the rest before applying.
@@ -145,6 +140,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case reply := <-e.pings:
 			close(reply)
 		case <-adminTick.C:
+			e.built.forget()
 			e.maint.start(ctx, e) // read in the background; the result comes back as maintRead
 			if e.adminTick(time.Now()) {
 				reconcile("admin")
@@ -152,11 +148,13 @@ func (e *Engine) Run(ctx context.Context) error {
 				e.announceVIPs(time.Now()) // the announcers' heartbeat, and hold-downs ending
 			}
 		case read := <-e.maint.done:
+			e.built.forget()
 			e.maint.inFlight = false
 			if e.applyMaintenance(read, time.Now()) {
 				reconcile("admin")
 			}
 		case req := <-e.requests:
+			e.built.forget()
 			v, changed, err := req.do(ctx, time.Now())
 			e.changed(true)
 			if changed {
@@ -164,6 +162,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 			req.reply <- reply{v, err}
 		case req := <-e.reloads:
+			e.built.forget()
 			err := e.applyReload(ctx, req.cfg, probeCtx)
 			req.reply <- err
 			if err == nil {

@@ -28,13 +28,14 @@ type probeRunner struct {
 	prober checks.Prober
 
 	// parent is the context every runner shares (Run's); a run's own
-	// context is made from it and cancelled by stop through runCancel.
-	// No context of its own per runner: at 20,000 servers each was a
-	// cancelCtx, its done channel and a children map its runs came and
-	// went through, ~300 bytes a runner on the usual path
-	// (docs/performance.md, "Memory per real server").
+	// context, and one for a wait on a full inbox, are made from it and
+	// cancelled by stop through runCancel. No context of its own per
+	// runner: at 20,000 servers each was a cancelCtx, its done channel
+	// and a children map its runs came and went through, ~300 bytes a
+	// runner on the usual path (docs/performance.md, "Memory per real
+	// server").
 	parent   context.Context
-	out      chan<- probeResult
+	out      *inbox
 	sched    *metrics.Schedule
 	key      string
 	due      time.Time      // planned start of the next run; touched only by the run in flight
@@ -42,11 +43,10 @@ type probeRunner struct {
 	failures int            // consecutive failed results; touched only by the run in flight
 	inflight sync.WaitGroup // the run in flight, if any
 
-	mu        sync.Mutex // guards timer, stopped, stopCh and runCancel against stop
+	mu        sync.Mutex // guards timer, stopped and runCancel against stop
 	timer     *time.Timer
 	stopped   bool
-	stopCh    chan struct{}      // closed by stop; made on first need (stopping)
-	runCancel context.CancelFunc // cancels the run in flight; nil between runs
+	runCancel context.CancelFunc // cancels the run in flight, or its wait for the inbox; nil between
 
 	// loop, when set and able to run the prober, runs the check instead
 	// of a runtime timer and a goroutine per run (probe_fast.go).
@@ -65,7 +65,7 @@ type probeRunner struct {
 // slot after it ended, and the slots passed are counted as dropped. The
 // step is the retry interval after a failure, until fall failures in a row
 // (runStep).
-func (p *probeRunner) start(parent context.Context, out chan<- probeResult, sched *metrics.Schedule) {
+func (p *probeRunner) start(parent context.Context, out *inbox, sched *metrics.Schedule) {
 	p.parent = parent
 	p.out, p.sched, p.key = out, sched, p.spec.Key()
 	p.step = p.spec.Interval
@@ -110,36 +110,27 @@ func (p *probeRunner) fire() {
 	p.mu.Unlock()
 }
 
-// send hands r to the engine, waiting while its queue is full; false
-// when the runner stopped (or Run ended) first.
+// send hands r to the engine, waiting while its inbox is full; false
+// when the runner stopped (or Run ended) first. Only a wait gets a
+// context of its own, which stop cancels.
 func (p *probeRunner) send(r probeResult) bool {
-	select {
-	case p.out <- r:
+	if p.out.tryPut(r) {
 		return true
-	default:
 	}
-	select {
-	case p.out <- r:
-		return true
-	case <-p.stopping():
-		return false
-	case <-p.parent.Done():
-		return false
-	}
-}
-
-// stopping is closed once stop has begun. Made on first need: most
-// runners never wait for the engine's queue.
-func (p *probeRunner) stopping() <-chan struct{} {
+	ctx, cancel := context.WithCancel(p.parent)
+	defer cancel()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stopCh == nil {
-		p.stopCh = make(chan struct{})
-		if p.stopped {
-			close(p.stopCh)
-		}
+	if p.stopped {
+		p.mu.Unlock()
+		return false
 	}
-	return p.stopCh
+	p.runCancel = cancel
+	p.mu.Unlock()
+	ok := p.out.put(ctx, r)
+	p.mu.Lock()
+	p.runCancel = nil
+	p.mu.Unlock()
+	return ok
 }
 
 // enter counts work in flight (call inflight.Done when it ends) unless the
@@ -216,9 +207,6 @@ func nextSlot(due, end time.Time, step time.Duration) (next time.Time, dropped i
 // flight to notice the cancellation and return.
 func (p *probeRunner) stop() {
 	p.mu.Lock()
-	if p.stopCh != nil && !p.stopped {
-		close(p.stopCh)
-	}
 	p.stopped = true
 	if p.timer != nil {
 		p.timer.Stop()

@@ -43,18 +43,17 @@ func (p *probeRunner) fireFast() {
 }
 
 // doneFast hands the result to the engine and plans the next run. In
-// the loop, so it must not wait: when the engine's queue is full, a
-// goroutine waits for it and only then plans the next run, so a runner
-// never has more than one result outstanding (as with fire).
+// the loop, so it must not wait: when the engine's inbox is full (the
+// engine stuck), a goroutine waits for room and only then plans the next
+// run, so a runner never has more than one result waiting beyond the
+// inbox's limit (as with fire).
 func (p *probeRunner) doneFast(res checks.Result) {
 	p.fastRun = nil
 	r := probeResult{key: p.key, result: res}
-	select {
-	case p.out <- r:
+	if p.out.tryPut(r) {
 		p.planNext(res)
 		p.scheduleFast()
 		return
-	default:
 	}
 	if !p.enter() {
 		return

@@ -62,16 +62,16 @@ func TestFastRunnerScheduleAndStop(t *testing.T) {
 	m := metrics.New(metrics.Build{})
 	goroutines := runtime.NumGoroutine()
 	p := &probeRunner{spec: spec, prober: prober, loop: loop}
-	out := make(chan probeResult) // unbuffered: the engine is "slow"
+	out := newInbox(1) // room for one: the engine is "slow"
+	results := &inboxReader{in: out}
 	p.start(context.Background(), out, m.Schedule)
 	for i := range 5 {
-		select {
-		case r := <-out:
-			if !r.result.OK {
-				t.Fatalf("result %d: %+v", i, r.result)
-			}
-		case <-time.After(5 * time.Second):
+		r, ok := results.next(5 * time.Second)
+		if !ok {
 			t.Fatalf("no result %d", i)
+		}
+		if !r.result.OK {
+			t.Fatalf("result %d: %+v", i, r.result)
 		}
 		time.Sleep(50 * time.Millisecond) // the engine lags: the runner must wait, not pile up
 	}
@@ -80,10 +80,10 @@ func TestFastRunnerScheduleAndStop(t *testing.T) {
 		t.Errorf("started %v runs for 5 results taken slowly, want 5-7 (one outstanding at most)", started)
 	}
 	p.stop()
-	select {
-	case r := <-out:
+	results.batch = nil // the one the inbox held before stop, if any
+	out.take()
+	if r, ok := results.next(100 * time.Millisecond); ok {
 		t.Errorf("result after stop: %+v", r)
-	case <-time.After(100 * time.Millisecond):
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {

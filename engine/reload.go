@@ -93,6 +93,7 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 
 	before := len(e.servers)
 	e.actual = actual
+	e.planned = nil
 	e.adoptConfig(cfg, fresh, probeCtx)
 	e.switchDrains(drains, restored, kernel)
 	e.ramps = ramps
@@ -362,6 +363,7 @@ func (e *Engine) pollDrains(ctx context.Context) bool {
 	}
 	now := time.Now()
 	e.actual = actual
+	e.planned = nil // a transition plans against this read in full
 	ends := drain.Ended(e.drains, desired.Index(actual), now)
 	for _, end := range ends {
 		d := e.drains[end.Key]

@@ -9,6 +9,16 @@ import (
 	"github.com/lvsdirector/director/health"
 )
 
+// observeAll feeds a batch of results, in order, and reports whether any
+// server changed state.
+func (e *Engine) observeAll(batch []probeResult) bool {
+	changed := false
+	for _, r := range batch {
+		changed = e.observe(r) || changed
+	}
+	return changed
+}
+
 // observe feeds one check result to every server that uses the check and
 // reports whether any of them changed state.
 func (e *Engine) observe(r probeResult) bool {
@@ -35,6 +45,7 @@ func (e *Engine) observe(r probeResult) bool {
 			// A new dynamic weight changes the table like a transition.
 			c.hasWeight, c.weight = r.result.HasWeight, r.result.Weight
 			changed = true
+			e.built.staleVS(id.VirtualServer)
 			e.changed(true)
 			e.log.Info("real server weight reported by its check", "virtual_server", id.VirtualServer, "real_server", rs,
 				"weight", r.result.Weight, "reported", r.result.HasWeight, "check", c.spec.String())
@@ -43,6 +54,7 @@ func (e *Engine) observe(r probeResult) bool {
 			continue
 		}
 		changed = true
+		e.built.staleVS(id.VirtualServer) // its health, and the policies' hold on it (flapped, guard)
 		now := time.Now()
 		s.lastAt = now
 		e.opts.Metrics.Transition(id.VirtualServer, rs, t.To.String())

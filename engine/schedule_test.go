@@ -81,10 +81,10 @@ func TestRunnerRetriesSooner(t *testing.T) {
 			RetryInterval: retry, Fall: fall},
 		prober: prober,
 	}
-	out := make(chan probeResult, 10)
-	p.start(context.Background(), out, m.Schedule)
+	out := &inboxReader{in: newInbox(inboxLimit)}
+	p.start(context.Background(), out.in, m.Schedule)
 	for range fall + 1 {
-		<-out
+		out.mustNext(t)
 	}
 	p.stop()
 	prober.mu.Lock()
@@ -111,11 +111,11 @@ func TestRunnerLongRunsKeepTheGrid(t *testing.T) {
 		spec:   checks.Spec{Type: "tcp", Target: netip.MustParseAddrPort("127.0.0.1:1"), Interval: 20 * time.Millisecond, Timeout: time.Second},
 		prober: prober,
 	}
-	out := make(chan probeResult)
-	p.start(context.Background(), out, m.Schedule)
+	out := &inboxReader{in: newInbox(inboxLimit)}
+	p.start(context.Background(), out.in, m.Schedule)
 	const runs = 4
 	for range runs {
-		<-out
+		out.mustNext(t)
 	}
 	p.stop()
 	if prober.overlap.Load() {
@@ -148,10 +148,10 @@ func TestRetryAfterLongFailureSkipsNothing(t *testing.T) {
 			RetryInterval: 5 * time.Millisecond, Fall: 3},
 		prober: slowFailingProber{took: 30 * time.Millisecond},
 	}
-	out := make(chan probeResult, 10)
-	p.start(context.Background(), out, m.Schedule)
+	out := &inboxReader{in: newInbox(inboxLimit)}
+	p.start(context.Background(), out.in, m.Schedule)
 	for range 3 {
-		<-out
+		out.mustNext(t)
 	}
 	p.stop()
 	if skipped := testutil.ToFloat64(m.Schedule.SkippedCounter()); skipped != 0 {

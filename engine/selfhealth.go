@@ -34,7 +34,13 @@ func (e *Engine) noteSelfHealth(ok bool, now time.Time) {
 	next.pools = make([]selfhealth.Pool, 0, len(e.cfg.VirtualServers))
 	for i := range e.cfg.VirtualServers {
 		vs := &e.cfg.VirtualServers[i]
-		p := selfhealth.Pool{Name: vs.Name, Healthy: desired.HealthyWeight(vs, view)}
+		// As the reconcile that calls this just built it (20,000 views
+		// asked again per reconcile otherwise).
+		healthy, ok := e.built.healthyOf(e.cfg, i)
+		if !ok {
+			healthy = desired.HealthyWeight(vs, view)
+		}
+		p := selfhealth.Pool{Name: vs.Name, Healthy: healthy}
 		for _, rs := range vs.RealServers {
 			p.Total += uint64(rs.Weight)
 		}
