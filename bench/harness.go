@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -607,6 +608,9 @@ func scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, erro
 	return p.TextToMetricFamilies(resp.Body)
 }
 
+// errNoProfiles: the director serves no /debug/pprof (an older build).
+var errNoProfiles = errors.New("director: no /debug/pprof")
+
 // directorHeap reads the director's live heap: HeapAlloc right after the
 // collection that /debug/pprof/heap?gc=1 makes. With profile set, it
 // also writes the heap profile there.
@@ -625,12 +629,18 @@ func directorHeap(ctx context.Context, base, profile string) (int64, error) {
 		}
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode == http.StatusNotFound {
+			return nil, errNoProfiles
+		}
 		if err == nil && resp.StatusCode != http.StatusOK {
 			err = fmt.Errorf("director: GET /debug/pprof/heap: %s: %.200s", resp.Status, b)
 		}
 		return b, err
 	}
 	text, err := get("gc=1&debug=1")
+	if errors.Is(err, errNoProfiles) {
+		return 0, nil // a director from before /debug/pprof: no live heap figure
+	}
 	if err != nil {
 		return 0, err
 	}
