@@ -78,6 +78,7 @@ func registerAdmin(mux *http.ServeMux, opts Options) {
 		refusals: lograte.New(refusalLogInterval), now: time.Now}
 	mux.HandleFunc("POST /api/v1/servers/{virtual_server}/{real_server}/{action}", a.server)
 	mux.HandleFunc("POST /api/v1/virtual_servers/{name}/panic/clear", a.clearPanic)
+	registerDebug(mux, a)
 }
 
 type adminHandler struct {
@@ -126,16 +127,28 @@ func fail(w http.ResponseWriter, code int, format string, a ...any) {
 // authorize checks the bearer token in constant time and answers the
 // request itself when it fails.
 func (a *adminHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
+	return a.checkToken(w, r, a.admin != nil, "the write API is off")
+}
+
+// authorizeToken is authorize for endpoints that need the token but no
+// engine to write to (debug.go).
+func (a *adminHandler) authorizeToken(w http.ResponseWriter, r *http.Request) bool {
+	return a.checkToken(w, r, true, "the debug endpoints are off")
+}
+
+// checkToken answers 403 unless on and a token is configured, 401 unless
+// the request carries it; off says so in the 403.
+func (a *adminHandler) checkToken(w http.ResponseWriter, r *http.Request, on bool, off string) bool {
 	want := ""
 	if a.token != nil {
 		want = a.token()
 	}
-	if want == "" || a.admin == nil {
+	if want == "" || !on {
 		// Not logged per request: the token watcher logs the state once.
 		if a.refused != nil {
 			a.refused("write API off")
 		}
-		fail(w, http.StatusForbidden, "the write API is off: api_token_file is not set, or the file is missing, empty or unusable (see the director's log)")
+		fail(w, http.StatusForbidden, "%s: api_token_file is not set, or the file is missing, empty or unusable (see the director's log)", off)
 		return false
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

@@ -37,6 +37,12 @@ func TestHarnessSmoke(t *testing.T) {
 	if d.CPUSeconds <= 0 || d.PeakRSSBytes <= 0 || d.Goroutines <= 0 {
 		t.Errorf("director: implausible figures %+v", d)
 	}
+	// Memory: live heap (read through the token-protected /debug/pprof)
+	// below the resident set, which is at most its peak.
+	if d.LiveHeapBytes <= 0 || d.LiveHeapBytes >= d.SteadyRSSBytes || d.SteadyRSSBytes > d.PeakRSSBytes {
+		t.Errorf("director: memory figures live %d, steady %d, peak %d: want 0 < live < steady <= peak",
+			d.LiveHeapBytes, d.SteadyRSSBytes, d.PeakRSSBytes)
+	}
 	if rep.Floor == nil || rep.Floor.BackendPerSec < 70 {
 		t.Errorf("floor: %+v", rep.Floor)
 	}
@@ -49,7 +55,7 @@ func TestHarnessSmoke(t *testing.T) {
 	if rep.Storm.AllAppliedSeconds <= 0 || rep.Storm.LatencyMax <= 0 {
 		t.Errorf("storm: %+v", rep.Storm)
 	}
-	for _, line := range []string{"director ÷ floor", "director ÷ C floor"} {
+	for _, line := range []string{"director ÷ floor", "director ÷ C floor", "director memory: "} {
 		if !strings.Contains(out, line) {
 			t.Errorf("report lacks the %s line", line)
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -51,8 +52,12 @@ type Options struct {
 	// MinUp, when set, is the share of real servers that may be enough up
 	// at the start deadline to measure anyway (a kind whose checks time
 	// out now and then on a busy machine); 0: all must be up.
-	MinUp    float64
-	Progress io.Writer
+	MinUp float64
+	// HeapProfile, when set, is where the director's heap profile (live
+	// heap after a collection, at the end of its window) is written, for
+	// go tool pprof.
+	HeapProfile string
+	Progress    io.Writer
 }
 
 // CheckerStats is one checker's figures over its measurement window.
@@ -73,7 +78,12 @@ type CheckerStats struct {
 	CPUPer1000Checks float64 `json:"cpu_seconds_per_1000_checks"`
 	CPUCores         float64 `json:"cpu_cores"`
 	PeakRSSBytes     int64   `json:"peak_rss_bytes"`
-	Goroutines       float64 `json:"goroutines,omitempty"`
+	// SteadyRSSBytes is the director's resident set at the end of its
+	// window (VmRSS), LiveHeapBytes its live heap then (HeapAlloc right
+	// after a collection, read through /debug/pprof/heap).
+	SteadyRSSBytes int64   `json:"steady_rss_bytes,omitempty"`
+	LiveHeapBytes  int64   `json:"live_heap_bytes,omitempty"`
+	Goroutines     float64 `json:"goroutines,omitempty"`
 	// BackendsCPUCores is what the backends used meanwhile: on a small
 	// machine they compete with the checker for the same cores.
 	BackendsCPUCores float64 `json:"backends_cpu_cores,omitempty"`
@@ -308,9 +318,18 @@ func vsAddress(i int) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18 + byte(i>>16), byte(i >> 8), byte(i)}), 80)
 }
 
+// benchToken is the director's api_token_file content in a run: the
+// harness reads its heap through /debug/pprof with it.
+const benchToken = "director-bench-token"
+
 func writeConfig(o Options, listen string) (string, error) {
+	tokenFile := filepath.Join(o.WorkDir, "api-token")
+	if err := os.WriteFile(tokenFile, []byte(benchToken+"\n"), 0o600); err != nil {
+		return "", err
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "[director]\nlisten = %q\nresync_interval = \"30s\"\non_failure = \"quiesce\"\nfast_checks = %v\n\n", listen, !o.NoFastChecks)
+	fmt.Fprintf(&b, "[director]\nlisten = %q\nresync_interval = \"30s\"\non_failure = \"quiesce\"\nfast_checks = %v\napi_token_file = %q\n\n",
+		listen, !o.NoFastChecks, tokenFile)
 	fmt.Fprintf(&b, "[defaults.check]\ninterval = %q\ntimeout = %q\nrise = %d\nfall = %d\n%s\n",
 		o.Interval.String(), o.Timeout.String(), o.Rise, o.Fall, retryLine(o))
 	// Each group's real servers are spread over its share of the virtual
@@ -469,6 +488,11 @@ func runDirector(ctx context.Context, o Options, backends *child) (*CheckerStats
 	if err != nil {
 		return nil, nil, err
 	}
+	steadyRSS, _ := procRSS(cmd.Process.Pid)
+	liveHeap, err := directorHeap(ctx, "http://"+listen, o.HeapProfile)
+	if err != nil {
+		return nil, nil, err
+	}
 	scraped1 := time.Now()
 	after, err := scrape(ctx, metricsURL)
 	if err != nil {
@@ -495,6 +519,7 @@ func runDirector(ctx context.Context, o Options, backends *child) (*CheckerStats
 	s.GCPauseP50 = summaryQuantile(after["go_gc_duration_seconds"], 0.5)
 	s.GCPauseMax = summaryQuantile(after["go_gc_duration_seconds"], 1)
 	s.PeakRSSBytes, _ = procPeakRSS(cmd.Process.Pid)
+	s.SteadyRSSBytes, s.LiveHeapBytes = steadyRSS, liveHeap
 
 	if o.Storm <= 0 {
 		return s, nil, nil
@@ -581,6 +606,63 @@ func scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, erro
 	defer resp.Body.Close()
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	return p.TextToMetricFamilies(resp.Body)
+}
+
+// errNoProfiles: the director serves no /debug/pprof (an older build).
+var errNoProfiles = errors.New("director: no /debug/pprof")
+
+// directorHeap reads the director's live heap: HeapAlloc right after the
+// collection that /debug/pprof/heap?gc=1 makes. With profile set, it
+// also writes the heap profile there.
+func directorHeap(ctx context.Context, base, profile string) (int64, error) {
+	get := func(query string) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/heap?"+query, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+benchToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode == http.StatusNotFound {
+			return nil, errNoProfiles
+		}
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("director: GET /debug/pprof/heap: %s: %.200s", resp.Status, b)
+		}
+		return b, err
+	}
+	text, err := get("gc=1&debug=1")
+	if errors.Is(err, errNoProfiles) {
+		return 0, nil // a director from before /debug/pprof: no live heap figure
+	}
+	if err != nil {
+		return 0, err
+	}
+	_, after, ok := strings.Cut(string(text), "\n# HeapAlloc = ")
+	if !ok {
+		return 0, fmt.Errorf("director: /debug/pprof/heap has no HeapAlloc line")
+	}
+	n, _, _ := strings.Cut(after, "\n")
+	live, err := strconv.ParseInt(n, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("director: /debug/pprof/heap: HeapAlloc %q: %w", n, err)
+	}
+	if profile != "" {
+		b, err := get("")
+		if err != nil {
+			return 0, err
+		}
+		if err := os.WriteFile(profile, b, 0o644); err != nil {
+			return 0, err
+		}
+	}
+	return live, nil
 }
 
 func value(m *dto.Metric) float64 {

@@ -38,7 +38,13 @@ func procCPU(pid int) (time.Duration, error) {
 }
 
 // procPeakRSS is the process's peak resident set size in bytes (VmHWM).
-func procPeakRSS(pid int) (int64, error) {
+func procPeakRSS(pid int) (int64, error) { return procStatusBytes(pid, "VmHWM:") }
+
+// procRSS is the process's resident set size now, in bytes (VmRSS).
+func procRSS(pid int) (int64, error) { return procStatusBytes(pid, "VmRSS:") }
+
+// procStatusBytes reads a size field ("VmHWM:") of /proc/PID/status.
+func procStatusBytes(pid int, field string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -46,10 +52,10 @@ func procPeakRSS(pid int) (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
+	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, strings.TrimSuffix(field, ":"))
 }

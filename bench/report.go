@@ -39,6 +39,12 @@ func (r *Report) Print(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nthe backends used %.2f cores during the director's window (2-core machines: they compete with it)\n", r.Director.BackendsCPUCores)
+	if d := &r.Director; d.SteadyRSSBytes > 0 && r.N > 0 {
+		per := func(b int64) float64 { return float64(b) / float64(r.N) / 1024 }
+		fmt.Fprintf(w, "director memory: peak RSS %.1f MB, steady RSS %.1f MB, live heap %.1f MB (end of window, after a GC); per real server %.1f / %.1f / %.1f KB\n",
+			float64(d.PeakRSSBytes)/(1<<20), float64(d.SteadyRSSBytes)/(1<<20), float64(d.LiveHeapBytes)/(1<<20),
+			per(d.PeakRSSBytes), per(d.SteadyRSSBytes), per(d.LiveHeapBytes))
+	}
 	if r.Ratio > 0 {
 		fmt.Fprintf(w, "director ÷ floor, CPU per check: %.2f×\n", r.Ratio)
 	}

@@ -31,10 +31,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -155,6 +157,9 @@ type Shared struct {
 	// DataPath dials for data-path checks; without it they fail as
 	// inconclusive ("local: datapath: ..."). Set it before New.
 	DataPath DataPathDialer
+
+	mu      sync.Mutex
+	headers map[string]http.Header // HTTP request headers by their extra headers (requestHeader)
 }
 
 // NewShared returns the resources of one director's probers.

@@ -57,6 +57,21 @@ type FastLoop struct {
 	events  []unix.EpollEvent
 	scratch []byte        // what a read lands in before it is kept
 	br      *bufio.Reader // parses heads, reset for each
+	// reads are the requests heads are parsed for, one per method:
+	// ReadResponse reads only a request's method (HEAD has no body), and
+	// a whole request kept per HTTP check was 550 bytes a real server
+	// (docs/performance.md, "Memory per real server").
+	reads map[string]*http.Request
+}
+
+// readRequest is a request of method for ReadResponse. Loop goroutine only.
+func (l *FastLoop) readRequest(method string) *http.Request {
+	r := l.reads[method]
+	if r == nil {
+		r = &http.Request{Method: method}
+		l.reads[method] = r
+	}
+	return r
 }
 
 // NewFastLoop starts a loop; Close ends it.
@@ -89,7 +104,7 @@ func NewFastLoop() (*FastLoop, error) {
 		return nil, fmt.Errorf("fast checks: epoll: %w", err)
 	}
 	l := &FastLoop{epfd: epfd, wakefd: wakefd, epoll: epoll, epollRaw: epollRaw, stopped: make(chan struct{}),
-		runs: map[int32]*FastRun{}, events: make([]unix.EpollEvent, 256),
+		runs: map[int32]*FastRun{}, events: make([]unix.EpollEvent, 256), reads: map[string]*http.Request{},
 		scratch: make([]byte, 16<<10), br: bufio.NewReaderSize(nil, 4096)}
 	go l.run()
 	return l, nil
@@ -263,7 +278,7 @@ type fastSpec struct {
 	source  unix.Sockaddr // nil: any
 	http    *httpProber   // nil: a TCP connect
 	request []byte        // the HTTP request as written, built once per prober
-	req     *http.Request // the same request, for ReadResponse (read only)
+	method  string        // its method, for ReadResponse (FastLoop.readRequest)
 }
 
 // fastOf returns how the loop runs p, nil when it cannot.
@@ -514,7 +529,7 @@ read:
 	if !full {
 		return
 	}
-	if reason, complete := r.f.http.judgeHead(r.loop.br, r.buf, end, r.deadline); complete {
+	if reason, complete := r.f.http.judgeHead(r.loop.br, r.loop.readRequest(r.f.method), r.buf, end, r.deadline); complete {
 		r.finish(reason)
 	}
 }
@@ -557,11 +572,11 @@ func (h *heldResponse) Read(p []byte) (int, error) {
 // judgeHead judges, reading through br, the response head that has arrived (end: nil while
 // the connection is open, else how it ended), as probe does once it has
 // parsed the head: complete is false while more must be read.
-func (p *httpProber) judgeHead(br *bufio.Reader, b []byte, end error, deadline time.Time) (reason string, complete bool) {
+// req is the request as ReadResponse needs it: its method.
+func (p *httpProber) judgeHead(br *bufio.Reader, req *http.Request, b []byte, end error, deadline time.Time) (reason string, complete bool) {
 	held := &heldResponse{b: b, end: end}
 	br.Reset(held)
 	defer br.Reset(nil)
-	req := p.fast.req
 	resp, err := http.ReadResponse(br, req)
 	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 		resp, err = http.ReadResponse(br, req)

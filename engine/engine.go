@@ -100,7 +100,7 @@ type server struct {
 type serverCheck struct {
 	name    string
 	key     string
-	spec    checks.Spec
+	spec    *checks.Spec // its runner's: shared, never changed
 	history history
 	// weight is the weight the check's last passing result reported
 	// (exec's dynamic weight); hasWeight is false when it reported none.

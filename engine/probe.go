@@ -27,8 +27,14 @@ type probeRunner struct {
 	spec   checks.Spec
 	prober checks.Prober
 
-	ctx      context.Context
-	cancel   context.CancelFunc
+	// parent is the context every runner shares (Run's); a run's own
+	// context, and one for a wait on a full inbox, are made from it and
+	// cancelled by stop through runCancel. No context of its own per
+	// runner: at 20,000 servers each was a cancelCtx, its done channel
+	// and a children map its runs came and went through, ~300 bytes a
+	// runner on the usual path (docs/performance.md, "Memory per real
+	// server").
+	parent   context.Context
 	out      *inbox
 	sched    *metrics.Schedule
 	key      string
@@ -37,9 +43,10 @@ type probeRunner struct {
 	failures int            // consecutive failed results; touched only by the run in flight
 	inflight sync.WaitGroup // the run in flight, if any
 
-	mu      sync.Mutex // guards timer and stopped against stop
-	timer   *time.Timer
-	stopped bool
+	mu        sync.Mutex // guards timer, stopped and runCancel against stop
+	timer     *time.Timer
+	stopped   bool
+	runCancel context.CancelFunc // cancels the run in flight, or its wait for the inbox; nil between
 
 	// loop, when set and able to run the prober, runs the check instead
 	// of a runtime timer and a goroutine per run (probe_fast.go).
@@ -59,7 +66,7 @@ type probeRunner struct {
 // step is the retry interval after a failure, until fall failures in a row
 // (runStep).
 func (p *probeRunner) start(parent context.Context, out *inbox, sched *metrics.Schedule) {
-	p.ctx, p.cancel = context.WithCancel(parent)
+	p.parent = parent
 	p.out, p.sched, p.key = out, sched, p.spec.Key()
 	p.step = p.spec.Interval
 	p.due = time.Now().Add(time.Duration(rand.Int64N(int64(p.spec.Interval))))
@@ -80,13 +87,19 @@ func (p *probeRunner) fire() {
 	defer p.inflight.Done()
 
 	p.starting(time.Now())
-	pctx, pcancel := context.WithTimeout(p.ctx, p.spec.Timeout)
+	pctx, pcancel := context.WithTimeout(p.parent, p.spec.Timeout)
+	p.mu.Lock()
+	p.runCancel = pcancel
+	p.mu.Unlock()
 	res := p.prober.Probe(pctx)
+	p.mu.Lock()
+	p.runCancel = nil
+	p.mu.Unlock()
 	pcancel()
-	if p.ctx.Err() != nil {
+	if p.isStopped() || p.parent.Err() != nil {
 		return // stopped mid-check: the result belongs to nobody now
 	}
-	if !p.out.put(p.ctx, probeResult{key: p.key, result: res}) {
+	if !p.send(probeResult{key: p.key, result: res}) {
 		return
 	}
 	p.planNext(res)
@@ -95,6 +108,29 @@ func (p *probeRunner) fire() {
 		p.timer.Reset(time.Until(p.due))
 	}
 	p.mu.Unlock()
+}
+
+// send hands r to the engine, waiting while its inbox is full; false
+// when the runner stopped (or Run ended) first. Only a wait gets a
+// context of its own, which stop cancels.
+func (p *probeRunner) send(r probeResult) bool {
+	if p.out.tryPut(r) {
+		return true
+	}
+	ctx, cancel := context.WithCancel(p.parent)
+	defer cancel()
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return false
+	}
+	p.runCancel = cancel
+	p.mu.Unlock()
+	ok := p.out.put(ctx, r)
+	p.mu.Lock()
+	p.runCancel = nil
+	p.mu.Unlock()
+	return ok
 }
 
 // enter counts work in flight (call inflight.Done when it ends) unless the
@@ -175,10 +211,10 @@ func (p *probeRunner) stop() {
 	if p.timer != nil {
 		p.timer.Stop()
 	}
-	p.mu.Unlock()
-	if p.cancel != nil {
-		p.cancel()
+	if p.runCancel != nil {
+		p.runCancel()
 	}
+	p.mu.Unlock()
 	if p.onLoop() {
 		p.loop.Do(p.stopFast)
 	}

@@ -60,7 +60,7 @@ func (p *probeRunner) doneFast(res checks.Result) {
 	}
 	go func() {
 		defer p.inflight.Done()
-		if !p.out.put(p.ctx, r) {
+		if !p.send(r) {
 			return
 		}
 		p.loop.Do(func() {

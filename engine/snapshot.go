@@ -167,17 +167,45 @@ type DrainingServer struct {
 }
 
 // history is what a server remembers for Status beyond its health.
+//
+// Its results are a ring of compact records, allocated once at its full
+// length: at 20,000 real servers a history is kept per server (and per
+// check of a server with several), and a CheckResult slice grown by
+// append held 16 entries of 72 bytes for 10 results (docs/performance.md,
+// "Memory per real server").
 type history struct {
-	results                  []CheckResult // oldest first, at most Options.HistoryLength
+	ring                     []record // oldest at next once full; len grows to keep, then stays
+	next                     int      // where the next record goes once the ring is full
 	lastSuccess, lastFailure time.Time
 	failures, successes      int
 }
 
+// record is one CheckResult as a history keeps it.
+type record struct {
+	at     int64 // Time, in Unix nanoseconds
+	took   time.Duration
+	reason string
+	check  string
+	ok     bool
+}
+
+func (r *record) result() CheckResult {
+	return CheckResult{Time: time.Unix(0, r.at), OK: r.ok, Reason: r.reason, Duration: r.took, Check: r.check}
+}
+
 func (h *history) add(r CheckResult, keep int) {
-	if len(h.results) >= keep {
-		h.results = slices.Delete(h.results, 0, len(h.results)-keep+1)
+	rec := record{at: r.Time.UnixNano(), took: r.Duration, reason: r.Reason, check: r.Check, ok: r.OK}
+	switch {
+	case keep <= 0:
+	case len(h.ring) < keep:
+		if h.ring == nil {
+			h.ring = make([]record, 0, keep)
+		}
+		h.ring = append(h.ring, rec)
+	default:
+		h.ring[h.next] = rec
+		h.next = (h.next + 1) % len(h.ring)
 	}
-	h.results = append(h.results, r)
 	if r.OK {
 		h.lastSuccess = r.Time
 		h.failures = 0
@@ -189,16 +217,47 @@ func (h *history) add(r CheckResult, keep int) {
 	}
 }
 
+// len is how many results the history holds.
+func (h *history) len() int { return len(h.ring) }
+
+// at is the i-th result held, oldest first.
+func (h *history) at(i int) CheckResult {
+	return h.ring[(h.next+i)%len(h.ring)].result()
+}
+
+// results are the results held, oldest first, in a new slice (nil when
+// none).
+func (h *history) results() []CheckResult {
+	if h.len() == 0 {
+		return nil
+	}
+	out := make([]CheckResult, h.len())
+	for i := range out {
+		out[i] = h.at(i)
+	}
+	return out
+}
+
+// last is the newest result; ok is false when there is none.
+func (h *history) last() (r CheckResult, ok bool) {
+	if n := h.len(); n > 0 {
+		return h.at(n - 1), true
+	}
+	return r, false
+}
+
 // summary renders the last few results for a log line, oldest first:
 // "ok, ok, timeout, timeout".
 func (h *history) summary() string {
 	const n = 5
-	last := h.results[max(0, len(h.results)-n):]
-	parts := make([]string, len(last))
-	for i, r := range last {
-		parts[i] = "ok"
-		if !r.OK {
-			parts[i] = r.Reason
+	from := max(0, h.len()-n)
+	parts := make([]string, 0, h.len()-from)
+	for i := from; i < h.len(); i++ {
+		r := &h.ring[(h.next+i)%len(h.ring)]
+		if r.ok {
+			parts = append(parts, "ok")
+		} else {
+			parts = append(parts, r.reason)
 		}
 	}
 	return strings.Join(parts, ", ")
@@ -210,7 +269,7 @@ func (e *Engine) noteTransition(s *server, t health.Transition) {
 	ev := Event{
 		Time: s.lastAt, VirtualServer: s.id.VirtualServer, RealServer: s.id.RealServer,
 		From: t.From, To: t.To, Reason: t.Reason, Check: s.describe(),
-		Recent: slices.Clone(s.history.results),
+		Recent: s.history.results(),
 	}
 	if len(e.events) >= eventLogLength {
 		e.events = slices.Delete(e.events, 0, len(e.events)-eventLogLength+1)
@@ -396,8 +455,7 @@ func (e *Engine) publishSnapshot(now time.Time) {
 					if m := s.health.Check(c.name); m != nil {
 						cs.State = m.State()
 					}
-					if n := len(ch.results); n > 0 {
-						last := ch.results[n-1]
+					if last, ok := ch.last(); ok {
 						cs.Last = &last
 					}
 					r.Checks[k] = cs
@@ -405,7 +463,7 @@ func (e *Engine) publishSnapshot(now time.Time) {
 				h := &s.history
 				r.ConsecutiveFailures, r.ConsecutiveSuccesses = h.failures, h.successes
 				r.LastSuccess, r.LastFailure = h.lastSuccess, h.lastFailure
-				r.History = slices.Clone(h.results)
+				r.History = h.results()
 				if n := len(r.History); n > 0 {
 					r.Last = &r.History[n-1]
 				}

@@ -60,12 +60,13 @@ func New(b Build) *Metrics {
 		Registry: prometheus.NewRegistry(),
 		servers:  newServers(),
 		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:                            "director_check_duration_seconds",
-			Help:                            "Time a health check took, successful or not.",
-			Buckets:                         []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-			NativeHistogramBucketFactor:     1.1,
-			NativeHistogramMaxBucketNumber:  100,
-			NativeHistogramMinResetDuration: time.Hour,
+			Name:    "director_check_duration_seconds",
+			Help:    "Time a health check took, successful or not.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			// No native buckets: Handler writes the text format, which
+			// cannot carry them, and at 200 virtual servers their
+			// sparse bucket maps held 8.5 MB (docs/performance.md,
+			// "Memory per real server").
 		}, []string{"virtual_server", "check"}),
 		ipvsOps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "director_ipvs_operations_total",

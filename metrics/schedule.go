@@ -22,9 +22,7 @@ func newSchedule(reg prometheus.Registerer) *Schedule {
 			Help: "How late a check started compared with its planned time.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1,
 				.25, .5, 1, 2.5, 5},
-			NativeHistogramBucketFactor:     1.1,
-			NativeHistogramMaxBucketNumber:  100,
-			NativeHistogramMinResetDuration: time.Hour,
+			// Classic buckets only, as director_check_duration_seconds.
 		}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "director_checks_skipped_total",

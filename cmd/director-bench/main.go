@@ -92,6 +92,7 @@ func harnessMain(args []string) int {
 	changes := fs.Int("changes", 1000, "with -reconcile: weight changes to apply")
 	kinds := fs.String("kinds", "", "one run per kind, comma-separated (or \"all\"), -n real servers each (exec: a tenth; kind:n for another count), and a table of CPU per 1,000 checks")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
+	fs.StringVar(&o.HeapProfile, "heap-profile", "", "write the director's heap profile (live heap at the end of its window) to this file, for go tool pprof")
 	fs.Parse(args)
 	o.NoFastChecks = !*fastChecks
 
