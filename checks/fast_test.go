@@ -294,3 +294,20 @@ func TestFastLoopRequestSentLateIsInconclusive(t *testing.T) {
 		t.Errorf("request sent after the deadline: %+v, want inconclusive %q", r, reasonBehind)
 	}
 }
+
+func TestGrainUp(t *testing.T) {
+	base := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in, want time.Duration // after base
+	}{
+		{0, 0},
+		{1, timerGrain},
+		{timerGrain - 1, timerGrain},
+		{timerGrain, timerGrain},
+		{timerGrain + time.Microsecond, 2 * timerGrain},
+	} {
+		if got := grainUp(base.Add(tc.in)); !got.Equal(base.Add(tc.want)) {
+			t.Errorf("grainUp(base+%v) = base+%v, want base+%v", tc.in, got.Sub(base), tc.want)
+		}
+	}
+}
