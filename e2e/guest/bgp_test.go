@@ -793,10 +793,16 @@ func (l *bgpLab) waitAllServing(t *testing.T, within time.Duration, names ...str
 	for _, name := range names {
 		for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
 			out := l.ipvsadmIn(t, name)
+			tb, err := parseIpvsadm(out)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
 			serving := 0
-			for _, line := range strings.Split(out, "\n") {
-				if f := strings.Fields(line); len(f) >= 6 && f[0] == "->" && f[1] != "RemoteAddress:Port" && f[3] != "0" {
-					serving++
+			for _, s := range tb {
+				for _, d := range s.dests {
+					if d.weight > 0 {
+						serving++
+					}
 				}
 			}
 			if serving == 4 {
