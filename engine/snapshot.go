@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/desired"
@@ -172,7 +174,8 @@ type DrainingServer struct {
 // length: at 20,000 real servers a history is kept per server (and per
 // check of a server with several), and a CheckResult slice grown by
 // append held 16 entries of 72 bytes for 10 results (docs/performance.md,
-// "Memory per real server").
+// "Memory per real server"; records of 24 bytes since "Memory, second
+// pass: records").
 type history struct {
 	ring                     []record // oldest at next once full; len grows to keep, then stays
 	next                     int      // where the next record goes once the ring is full
@@ -180,21 +183,54 @@ type history struct {
 	failures, successes      int
 }
 
-// record is one CheckResult as a history keeps it.
+// record is one CheckResult as a history keeps it, in 24 bytes: its
+// reason and check name are one interned pair (a handle: a pointer to
+// the one copy of each distinct pair, freed by the runtime when no record
+// holds it any longer, so that a reason carrying details cannot grow a
+// table of our own), its duration and verdict share a word.
 type record struct {
-	at     int64 // Time, in Unix nanoseconds
-	took   time.Duration
-	reason string
-	check  string
-	ok     bool
+	at    int64                 // Time, in Unix nanoseconds
+	label unique.Handle[labels] // zero when both are ""
+	// tookOK is the Duration in nanoseconds shifted left by one (within
+	// ±recordMaxTook, 146 years: no check's timeout comes near), and OK
+	// in the lowest bit.
+	tookOK int64
+}
+
+// labels is what a record's results say in words.
+type labels struct{ reason, check string }
+
+// recordMaxTook is the longest duration a record holds: a Duration
+// shifted left by one keeps one bit less.
+const recordMaxTook = time.Duration(math.MaxInt64 >> 1)
+
+func newRecord(r CheckResult) record {
+	rec := record{at: r.Time.UnixNano(), tookOK: int64(min(max(r.Duration, -recordMaxTook-1), recordMaxTook)) << 1}
+	if r.OK {
+		rec.tookOK |= 1
+	}
+	if r.Reason != "" || r.Check != "" {
+		rec.label = unique.Make(labels{r.Reason, r.Check})
+	}
+	return rec
+}
+
+func (r *record) ok() bool { return r.tookOK&1 == 1 }
+
+func (r *record) labels() labels {
+	if r.label == (unique.Handle[labels]{}) {
+		return labels{}
+	}
+	return r.label.Value()
 }
 
 func (r *record) result() CheckResult {
-	return CheckResult{Time: time.Unix(0, r.at), OK: r.ok, Reason: r.reason, Duration: r.took, Check: r.check}
+	l := r.labels()
+	return CheckResult{Time: time.Unix(0, r.at), OK: r.ok(), Reason: l.reason, Duration: time.Duration(r.tookOK >> 1), Check: l.check}
 }
 
 func (h *history) add(r CheckResult, keep int) {
-	rec := record{at: r.Time.UnixNano(), took: r.Duration, reason: r.Reason, check: r.Check, ok: r.OK}
+	rec := newRecord(r)
 	switch {
 	case keep <= 0:
 	case len(h.ring) < keep:
@@ -254,10 +290,10 @@ func (h *history) summary() string {
 	parts := make([]string, 0, h.len()-from)
 	for i := from; i < h.len(); i++ {
 		r := &h.ring[(h.next+i)%len(h.ring)]
-		if r.ok {
+		if r.ok() {
 			parts = append(parts, "ok")
 		} else {
-			parts = append(parts, r.reason)
+			parts = append(parts, r.labels().reason)
 		}
 	}
 	return strings.Join(parts, ", ")

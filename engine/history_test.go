@@ -1,0 +1,64 @@
+package engine
+
+import (
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// A history record is 24 bytes (56 before "Memory, second pass: records"
+// in docs/performance.md): ten per real server, 20,000 servers.
+func TestHistoryRecordIs24Bytes(t *testing.T) {
+	if n := unsafe.Sizeof(record{}); n != 24 {
+		t.Errorf("a history record is %d bytes, want 24", n)
+	}
+}
+
+// A record gives back the CheckResult it was made of, every field.
+func TestHistoryRecordKeepsItsResult(t *testing.T) {
+	at := time.Date(2026, 12, 2, 4, 50, 1, 123456789, time.UTC)
+	for _, r := range []CheckResult{
+		{Time: at, OK: true},
+		{Time: at, OK: true, Duration: 1},
+		{Time: at, OK: true, Duration: 1234567 * time.Nanosecond, Check: "http"},
+		{Time: at, Reason: "timeout", Duration: time.Second},
+		{Time: at, Reason: "status 503", Duration: 42 * time.Hour, Check: "second"},
+		{Time: at, Reason: "error: exit status 3: disk full on /var"},
+		{Time: at, OK: true, Duration: recordMaxTook},
+		{Time: at, Reason: "refused", Duration: -recordMaxTook - 1},
+		{Time: at, Check: "tcp"}, // failed with no reason: as written
+		{Time: time.Unix(0, 0), OK: true},
+	} {
+		rec := newRecord(r)
+		got := rec.result()
+		if !got.Time.Equal(r.Time) || got.OK != r.OK || got.Reason != r.Reason || got.Duration != r.Duration || got.Check != r.Check {
+			t.Errorf("record of %+v gives %+v", r, got)
+		}
+	}
+}
+
+// A history keeps the last results in order, and its summary names them.
+func TestHistoryRingOrderAndSummary(t *testing.T) {
+	var h history
+	at := time.Unix(1000, 0)
+	reasons := []string{"", "timeout", "", "refused", "reset", "", "status 500"}
+	for i, reason := range reasons {
+		h.add(CheckResult{Time: at.Add(time.Duration(i) * time.Second), OK: reason == "", Reason: reason, Duration: time.Duration(i) * time.Millisecond}, 4)
+	}
+	got := h.results()
+	if len(got) != 4 {
+		t.Fatalf("%d results kept, want 4", len(got))
+	}
+	for i, r := range got {
+		j := len(reasons) - 4 + i
+		if r.Reason != reasons[j] || r.OK != (reasons[j] == "") || r.Duration != time.Duration(j)*time.Millisecond || !r.Time.Equal(at.Add(time.Duration(j)*time.Second)) {
+			t.Errorf("result %d = %+v, want the %dth added", i, r, j)
+		}
+	}
+	if s := h.summary(); s != "refused, reset, ok, status 500" {
+		t.Errorf("summary %q", s)
+	}
+	if h.failures != 1 || h.successes != 0 || !h.lastSuccess.Equal(at.Add(5*time.Second)) || !h.lastFailure.Equal(at.Add(6*time.Second)) {
+		t.Errorf("counts %+v", h)
+	}
+}
