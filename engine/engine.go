@@ -205,6 +205,7 @@ type Engine struct {
 	published atomic.Pointer[chan struct{}] // closed when the next snapshot is out
 	changes   atomic.Uint64                 // bumped by the loop on every change a snapshot shows
 	urgent    atomic.Uint64                 // the last change that must not wait for the freshness window
+	lastRead  atomic.Int64                  // unix nanoseconds of the last Snapshot call (releaseUnread)
 	current   atomic.Pointer[config.Config]
 	names     atomic.Pointer[map[ipvs.ServiceKey]string]
 	ready     atomic.Bool
@@ -241,7 +242,7 @@ type Engine struct {
 	maint        maintReader              // the maintenance directory (files.go)
 	stateFile    stateFileKeep            // what the state file holds (files.go)
 	ann          announcing               // VIPs to announce (announce.go)
-	lastPublish  time.Time
+	lastPublish  time.Time                // when the loop last built a snapshot (releaseUnread)
 
 	// planned is the desired table the last reconcile brought the kernel
 	// to, by service key (nil after a failure, or a read of the kernel

@@ -140,6 +140,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case reply := <-e.pings:
 			close(reply)
 		case <-adminTick.C:
+			e.releaseUnread(time.Now())
 			e.built.forget()
 			e.maint.start(ctx, e) // read in the background; the result comes back as maintRead
 			if e.adminTick(time.Now()) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 	"unique"
+	"weak"
 
 	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/desired"
@@ -89,6 +90,11 @@ type Status struct {
 	// VIPs are the VIPs the config announces and the last decision on
 	// each; empty without [bgp] or [route_table].
 	VIPs []VIPStatus
+
+	// released is set on the stand-in the loop publishes for a snapshot
+	// nobody read (releaseUnread), and points to that snapshot until the
+	// collector frees it.
+	released *weak.Pointer[Status]
 }
 
 // VirtualServerStatus is one configured virtual service.
@@ -355,23 +361,80 @@ func (e *Engine) changed(urgent bool) {
 // is older than snapshotFresh, and waits for it at most snapshotWait. It
 // is shared and immutable: callers must not modify it (Status returns a
 // copy they may).
+//
+// A snapshot nobody asked for in snapshotKeep is released by the loop
+// (releaseUnread); the next reader waits for a new one as for any stale
+// snapshot. When the loop does not answer by snapshotWait, the reader
+// gets the released snapshot if the collector has not freed it yet (what
+// it would have got before: the last one), else it waits for the loop up
+// to StuckAfter, after which Ready reports false; only then does it get
+// the released one's stand-in (the director's fields, no servers).
 func (e *Engine) Snapshot() *Status {
+	e.lastRead.Store(time.Now().UnixNano())
 	cur := e.snapshot.Load()
-	if !e.running.Load() || e.upToDate(cur) {
+	if cur.released == nil && (!e.running.Load() || e.upToDate(cur)) {
 		return cur
 	}
+	if e.waitPublished(cur, snapshotWait) {
+		return e.snapshot.Load()
+	}
+	cur = e.snapshot.Load()
+	if cur.released == nil {
+		return cur
+	}
+	if old := cur.released.Value(); old != nil {
+		return old
+	}
+	e.waitPublished(cur, e.opts.StuckAfter-snapshotWait)
+	return e.snapshot.Load()
+}
+
+// waitPublished asks the loop for a snapshot newer than cur and waits at
+// most d for one; it says whether one came.
+func (e *Engine) waitPublished(cur *Status, d time.Duration) bool {
 	wait := *e.published.Load()
+	if e.snapshot.Load() != cur {
+		return true
+	}
 	select {
 	case e.publish <- struct{}{}:
 	default: // a request is already pending
 	}
-	t := time.NewTimer(snapshotWait)
+	t := time.NewTimer(max(d, 0))
 	defer t.Stop()
 	select {
 	case <-wait:
+		return true
 	case <-t.C:
+		return false
 	}
-	return e.snapshot.Load()
+}
+
+// snapshotKeep is how long the loop keeps a snapshot no reader asked for:
+// longer than a dashboard's polling interval (10-15 s), which keeps its
+// snapshot and pays one build per poll as before, no more; a director
+// nobody reads holds none (20,000 real servers: 8 MB without histories,
+// 26 MB with; docs/performance.md, "Memory, second pass: records").
+const snapshotKeep = time.Minute
+
+// releaseUnread replaces a snapshot published or read last snapshotKeep
+// ago or more with a stand-in of the director's own fields, which points
+// weakly to it. Loop only.
+func (e *Engine) releaseUnread(now time.Time) {
+	cur := e.snapshot.Load()
+	if cur.released != nil || !e.running.Load() {
+		return
+	}
+	lastRead := time.Unix(0, e.lastRead.Load())
+	if now.Sub(e.lastPublish) < snapshotKeep || now.Sub(lastRead) < snapshotKeep {
+		return
+	}
+	old := weak.Make(cur)
+	e.snapshot.Store(&Status{
+		Version: cur.Version, Time: cur.Time, Ready: cur.Ready,
+		ConfigPath: cur.ConfigPath, ConfigSHA256: cur.ConfigSHA256,
+		released: &old,
+	})
 }
 
 func (e *Engine) upToDate(cur *Status) bool {
@@ -547,6 +610,7 @@ func (e *Engine) publishSnapshot(now time.Time) {
 		return a.RealServer.Compare(b.RealServer)
 	})
 	e.snapshot.Store(st)
+	e.lastPublish = now
 	next := make(chan struct{})
 	close(*e.published.Swap(&next))
 }
