@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/lvsdirector/director/checks"
 )
 
 // A history record is 24 bytes (56 before "Memory, second pass: records"
@@ -60,5 +62,29 @@ func TestHistoryRingOrderAndSummary(t *testing.T) {
 	}
 	if h.failures != 1 || h.successes != 0 || !h.lastSuccess.Equal(at.Add(5*time.Second)) || !h.lastFailure.Equal(at.Add(6*time.Second)) {
 		t.Errorf("counts %+v", h)
+	}
+}
+
+// A server's only check keeps no history of its own (the server's is
+// its), so its record is 56 bytes (144 with a history inline); a listener
+// points to its server and check (16 bytes, was 64 with an ID and a name).
+func TestServerCheckAndListenerSizes(t *testing.T) {
+	if n := unsafe.Sizeof(serverCheck{}); n > 64 {
+		t.Errorf("serverCheck is %d bytes, want at most 64", n)
+	}
+	if n := unsafe.Sizeof(listener{}); n != 16 {
+		t.Errorf("listener is %d bytes, want 16", n)
+	}
+	e := adoptedEngine(t, memoryConfig(t, 8, 2), false)
+	for key := range e.listeners {
+		e.observe(probeResult{key: key, result: checks.Result{Reason: "refused", Start: time.Now()}})
+	}
+	for id, s := range e.servers {
+		if s.history.len() != 1 {
+			t.Errorf("%v: %d results in its history, want 1", id, s.history.len())
+		}
+		if s.checks[0].history != nil {
+			t.Errorf("%v: its only check keeps a history of its own", id)
+		}
 	}
 }

@@ -260,13 +260,13 @@ func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer, lis
 	for _, c := range cs {
 		spec := vs.CheckSpec(rs, &c)
 		key := spec.Key()
-		listeners[key] = append(listeners[key], listener{id: s.id, check: c.Name})
 		names = append(names, c.Name)
 		old := s.check(c.Name)
 		switch {
 		case old != nil && old.key == key:
 			s.health.Set(c.Name, c.Rise, c.Fall)
 			next = append(next, old)
+			listeners[key] = append(listeners[key], listener{s, old})
 			continue
 		case old != nil:
 			s.health.Restart(c.Name, c.Rise, c.Fall)
@@ -280,7 +280,9 @@ func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer, lis
 			own := spec
 			shared = &own
 		}
-		next = append(next, &serverCheck{name: c.Name, key: key, spec: shared})
+		sc := &serverCheck{name: c.Name, key: key, spec: shared}
+		next = append(next, sc)
+		listeners[key] = append(listeners[key], listener{s, sc})
 	}
 	s.health.Keep(names)
 	s.checks = next

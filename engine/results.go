@@ -28,15 +28,8 @@ func (e *Engine) observe(r probeResult) bool {
 	}
 	changed := false
 	for _, l := range e.listeners[r.key] {
-		id := l.id
-		s := e.servers[id]
-		if s == nil {
-			continue
-		}
-		c := s.check(l.check)
-		if c == nil {
-			continue
-		}
+		s, c := l.s, l.c
+		id := s.id
 		rs := id.RealServer.String()
 		e.opts.Metrics.Check(id.VirtualServer, rs, s.checkLabel(), r.result.OK, r.result.Duration)
 		t, moved := s.health.Observe(c.name, r.result.OK, r.result.Reason)
@@ -92,6 +85,9 @@ func (e *Engine) noteResult(s *server, c *serverCheck, res checks.Result) {
 	if len(s.checks) > 1 {
 		// A server's only check has the server's history (historyOf):
 		// one history to keep per result, as before several checks.
+		if c.history == nil {
+			c.history = &history{}
+		}
 		c.history.add(cr, e.opts.HistoryLength)
 		cr.Check = c.name
 	}
