@@ -60,8 +60,19 @@ func TestHistoryRingOrderAndSummary(t *testing.T) {
 	if s := h.summary(); s != "refused, reset, ok, status 500" {
 		t.Errorf("summary %q", s)
 	}
-	if h.failures != 1 || h.successes != 0 || !h.lastSuccess.Equal(at.Add(5*time.Second)) || !h.lastFailure.Equal(at.Add(6*time.Second)) {
+	if h.failures != 1 || h.successes != 0 || !unixTime(h.lastSuccess).Equal(at.Add(5*time.Second)) || !unixTime(h.lastFailure).Equal(at.Add(6*time.Second)) {
 		t.Errorf("counts %+v", h)
+	}
+}
+
+// A history is 64 bytes (its times of last success and failure are Unix
+// nanoseconds: 96 bytes with time.Time), which keeps a server at 216.
+func TestHistoryAndServerSizes(t *testing.T) {
+	if n := unsafe.Sizeof(history{}); n != 64 {
+		t.Errorf("history is %d bytes, want 64", n)
+	}
+	if n := unsafe.Sizeof(server{}); n > 224 {
+		t.Errorf("server is %d bytes, want at most 224", n)
 	}
 }
 

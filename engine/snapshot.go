@@ -185,7 +185,7 @@ type DrainingServer struct {
 type history struct {
 	ring                     []record // oldest at next once full; len grows to keep, then stays
 	next                     int      // where the next record goes once the ring is full
-	lastSuccess, lastFailure time.Time
+	lastSuccess, lastFailure int64 // Unix nanoseconds; 0: never (unixTime)
 	failures, successes      int
 }
 
@@ -249,14 +249,22 @@ func (h *history) add(r CheckResult, keep int) {
 		h.next = (h.next + 1) % len(h.ring)
 	}
 	if r.OK {
-		h.lastSuccess = r.Time
+		h.lastSuccess = r.Time.UnixNano()
 		h.failures = 0
 		h.successes++
 	} else {
-		h.lastFailure = r.Time
+		h.lastFailure = r.Time.UnixNano()
 		h.successes = 0
 		h.failures++
 	}
+}
+
+// unixTime is the time of Unix nanoseconds ns, and the zero time for 0.
+func unixTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 // len is how many results the history holds.
@@ -561,7 +569,7 @@ func (e *Engine) publishSnapshot(now time.Time) {
 				}
 				h := &s.history
 				r.ConsecutiveFailures, r.ConsecutiveSuccesses = h.failures, h.successes
-				r.LastSuccess, r.LastFailure = h.lastSuccess, h.lastFailure
+				r.LastSuccess, r.LastFailure = unixTime(h.lastSuccess), unixTime(h.lastFailure)
 				r.History = h.results()
 				if n := len(r.History); n > 0 {
 					r.Last = &r.History[n-1]
