@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -105,11 +106,16 @@ func changesServices(ops []ipvs.Op) bool {
 	})
 }
 
-// destIndex maps the normalized key of each destination cfg declares to
-// its virtual and real server.
+// destIndex finds the virtual and real server cfg declares behind a
+// normalized destination key: the virtual servers by service key, then
+// the real server by binary search in the virtual server's own list of
+// its real servers' indexes, sorted by address. Four bytes a real server:
+// a map by destination key was about 140 (docs/performance.md, "Memory,
+// second pass: records").
 type destIndex struct {
-	cfg   *config.Config
-	dests map[desired.DestKey]destOf
+	cfg      *config.Config
+	services map[ipvs.ServiceKey][]int // the virtual servers of each key, in config order
+	byAddr   [][]int32                 // of each virtual server: its real servers' indexes, by address
 }
 
 type destOf struct {
@@ -117,20 +123,51 @@ type destOf struct {
 	rs *config.RealServer
 }
 
-// find is the config's real server behind destination k, for cfg.
+// destAddr is a real server's address as a DestKey holds it.
+func destAddr(rs *config.RealServer) netip.AddrPort {
+	return desired.Key(ipvs.ServiceKey{}, rs.Address).Addr
+}
+
+// find is the config's real server behind destination k, for cfg. When
+// cfg declares one destination twice, the last one is found.
 func (x *destIndex) find(cfg *config.Config, k desired.DestKey) (destOf, bool) {
 	if x.cfg != cfg {
-		x.cfg, x.dests = cfg, map[desired.DestKey]destOf{}
-		for i := range cfg.VirtualServers {
-			vs := &cfg.VirtualServers[i]
-			key := desired.ServiceKey(vs)
-			for j := range vs.RealServers {
-				x.dests[desired.Key(key, vs.RealServers[j].Address)] = destOf{vs, &vs.RealServers[j]}
-			}
+		x.build(cfg)
+	}
+	vss := x.services[k.Service]
+	for i := len(vss) - 1; i >= 0; i-- {
+		vs := &cfg.VirtualServers[vss[i]]
+		order := x.byAddr[vss[i]]
+		// The last of equal addresses is first in order (build).
+		j, found := slices.BinarySearchFunc(order, k.Addr, func(j int32, a netip.AddrPort) int {
+			return destAddr(&vs.RealServers[j]).Compare(a)
+		})
+		if found {
+			return destOf{vs, &vs.RealServers[order[j]]}, true
 		}
 	}
-	d, ok := x.dests[k]
-	return d, ok
+	return destOf{}, false
+}
+
+func (x *destIndex) build(cfg *config.Config) {
+	x.cfg, x.services = cfg, map[ipvs.ServiceKey][]int{}
+	x.byAddr = make([][]int32, len(cfg.VirtualServers))
+	for i := range cfg.VirtualServers {
+		vs := &cfg.VirtualServers[i]
+		key := desired.ServiceKey(vs).Normalize()
+		x.services[key] = append(x.services[key], i)
+		order := make([]int32, len(vs.RealServers))
+		for j := range order {
+			order[j] = int32(j)
+		}
+		slices.SortFunc(order, func(a, b int32) int {
+			if c := destAddr(&vs.RealServers[a]).Compare(destAddr(&vs.RealServers[b])); c != 0 {
+				return c
+			}
+			return int(b - a) // the last declared first
+		})
+		x.byAddr[i] = order
+	}
 }
 
 // recordApplied is recordProgrammed after a plan fully applied to the

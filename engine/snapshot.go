@@ -185,7 +185,7 @@ type DrainingServer struct {
 type history struct {
 	ring                     []record // oldest at next once full; len grows to keep, then stays
 	next                     int      // where the next record goes once the ring is full
-	lastSuccess, lastFailure int64 // Unix nanoseconds; 0: never (unixTime)
+	lastSuccess, lastFailure int64    // Unix nanoseconds; 0: never (unixTime)
 	failures, successes      int
 }
 
