@@ -591,6 +591,11 @@ func (l *loader) virtualServer(t table, d Director, defCheck rawCheck, names map
 	seen := map[netip.AddrPort]int{}
 	var gt groupTargets
 	rsTables := t.tables("real_server", func(i int, _ map[string]any) string { return strconv.Itoa(i) })
+	// At its exact size: the config is kept while it runs, and a slice
+	// grown by append held up to twice its real servers.
+	if len(rsTables) > 0 {
+		vs.RealServers = make([]RealServer, 0, len(rsTables))
+	}
 	for _, rt := range rsTables {
 		gt.rsNodes = append(gt.rsNodes, rt.n.child("address"))
 		gt.rsPortless = append(gt.rsPortless, false)
