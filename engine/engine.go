@@ -247,7 +247,7 @@ type Engine struct {
 	maint        maintReader              // the maintenance directory (files.go)
 	stateFile    stateFileKeep            // what the state file holds (files.go)
 	ann          announcing               // VIPs to announce (announce.go)
-	lastPublish  time.Time                // when the loop last built a snapshot (releaseUnread)
+	lastPublish  time.Time
 
 	// planned is the desired table the last reconcile brought the kernel
 	// to, by service key (nil after a failure, or a read of the kernel

@@ -88,24 +88,30 @@ func TestPolledSnapshotIsKept(t *testing.T) {
 	onLoop(t, e, func(now time.Time) {
 		before = e.snapshot.Load()
 		e.lastRead.Store(now.Add(-15 * time.Second).UnixNano())
-		e.lastPublish = now.Add(-15 * time.Second)
 		e.releaseUnread(now)
 		after = e.snapshot.Load()
 	})
 	if after != before || after.released != nil {
 		t.Errorf("a snapshot read 15 s ago was released")
 	}
-	// Released only once both its publication and its last read are
-	// snapshotKeep old.
 	onLoop(t, e, func(now time.Time) {
 		e.lastRead.Store(now.Add(-snapshotKeep).UnixNano())
-		e.lastPublish = now.Add(-time.Second)
 		e.releaseUnread(now)
 		after = e.snapshot.Load()
 	})
-	if after.released != nil {
-		t.Errorf("a snapshot published a second ago was released")
+	if after.released == nil {
+		t.Errorf("a snapshot last read %v ago was kept", snapshotKeep)
 	}
+}
+
+// The snapshot New publishes, which no reader asked for, is released at
+// the loop's first admin tick: a director nobody reads holds none from
+// its start.
+func TestNeverReadSnapshotIsReleasedAtOnce(t *testing.T) {
+	h, _ := startAdmin(t, testConfig("quiesce", newBackend(t)), ipvs.NewMemory(), nil)
+	e := h.engine
+	poll(t, "the snapshot New published released", func() bool { return e.snapshot.Load().released != nil })
+	waitReady(t, e)
 }
 
 // A stopped engine's snapshot is never released: Snapshot returns it

@@ -425,16 +425,17 @@ func (e *Engine) waitPublished(cur *Status, d time.Duration) bool {
 // 26 MB with; docs/performance.md, "Memory, second pass: records").
 const snapshotKeep = time.Minute
 
-// releaseUnread replaces a snapshot published or read last snapshotKeep
-// ago or more with a stand-in of the director's own fields, which points
-// weakly to it. Loop only.
+// releaseUnread replaces a snapshot no reader asked for in the last
+// snapshotKeep with a stand-in of the director's own fields, which points
+// weakly to it. While Run's loop runs it publishes only for readers, so
+// the one New published, never read, goes at the loop's first tick.
+// Loop only.
 func (e *Engine) releaseUnread(now time.Time) {
 	cur := e.snapshot.Load()
 	if cur.released != nil || !e.running.Load() {
 		return
 	}
-	lastRead := time.Unix(0, e.lastRead.Load())
-	if now.Sub(e.lastPublish) < snapshotKeep || now.Sub(lastRead) < snapshotKeep {
+	if now.Sub(time.Unix(0, e.lastRead.Load())) < snapshotKeep {
 		return
 	}
 	old := weak.Make(cur)
@@ -618,7 +619,6 @@ func (e *Engine) publishSnapshot(now time.Time) {
 		return a.RealServer.Compare(b.RealServer)
 	})
 	e.snapshot.Store(st)
-	e.lastPublish = now
 	next := make(chan struct{})
 	close(*e.published.Swap(&next))
 }
