@@ -375,7 +375,7 @@ func parseCodeRanges(list []string, least, most int) ([]StatusRange, error) {
 // optionally its body by a regular expression and a digest. Redirects are
 // not followed. A check of several URLs fails at the first that fails.
 type httpProber struct {
-	spec    Spec
+	spec    *Spec
 	host    string // the Host header
 	method  string
 	header  http.Header
@@ -396,7 +396,7 @@ type urlProbe struct {
 }
 
 // newHTTP builds the prober of a spec whose options passed Validate.
-func newHTTP(spec Spec, sh *Shared) (Prober, error) {
+func newHTTP(spec *Spec, sh *Shared) (Prober, error) {
 	o := spec.Options.(HTTPOptions)
 	p := &httpProber{spec: spec, method: o.method(), maxBody: o.maxBody()}
 	hostport := spec.Target.String()
@@ -435,7 +435,7 @@ func newHTTP(spec Spec, sh *Shared) (Prober, error) {
 			Header: p.header, Host: p.host, Close: true}
 		var b bytes.Buffer
 		if err := req.Write(&b); err == nil {
-			if f := newFastSpec(&p.spec); f != nil {
+			if f := newFastSpec(p.spec); f != nil {
 				f.http, f.request, f.method = p, bytes.Clone(b.Bytes()), p.method
 				p.fast = f
 			}
@@ -521,7 +521,7 @@ func (p *httpProber) exchange(ctx context.Context, u *urlProbe, read func(*http.
 	// checks. The request is written and the response parsed by net/http's
 	// own Request.Write and ReadResponse, so framing (status line, headers,
 	// chunked or length-delimited bodies) is exactly net/http's.
-	conn, err := dial(ctx, &p.spec, p.tls)
+	conn, err := dial(ctx, p.spec, p.tls)
 	if err != nil {
 		return classify(ctx, err)
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/lvsdirector/director/checks"
 	"github.com/lvsdirector/director/config"
@@ -169,6 +171,21 @@ func TestServersShareSpecsAndKeepHistoryRings(t *testing.T) {
 		}
 		if got := s.history.results(); len(got) != keep || !got[keep-1].Time.After(got[0].Time) {
 			t.Errorf("%v: history %v, want the last %d, oldest first", id, got, keep)
+		}
+	}
+}
+
+// A runner's prober reads the runner's spec (checks.Shared.NewFor), so
+// that a check's spec is held once however many read it.
+func TestRunnersShareTheirSpecWithTheirProbers(t *testing.T) {
+	e := adoptedEngine(t, memoryConfig(t, 40, 4), true)
+	for key, p := range e.probes {
+		v := reflect.ValueOf(p.prober).Elem().FieldByName("spec")
+		if v.Kind() != reflect.Pointer || v.UnsafePointer() != unsafe.Pointer(&p.spec) {
+			t.Errorf("%s: its prober (%T) holds a spec of its own", p.spec, p.prober)
+		}
+		if p.key != key {
+			t.Errorf("%s: key %q, want the map's %q", p.spec, p.key, key)
 		}
 	}
 }

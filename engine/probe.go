@@ -67,7 +67,10 @@ type probeRunner struct {
 // (runStep).
 func (p *probeRunner) start(parent context.Context, out *inbox, sched *metrics.Schedule) {
 	p.parent = parent
-	p.out, p.sched, p.key = out, sched, p.spec.Key()
+	p.out, p.sched = out, sched
+	if p.key == "" { // buildProbers sets it
+		p.key = p.spec.Key()
+	}
 	p.step = p.spec.Interval
 	p.due = time.Now().Add(time.Duration(rand.Int64N(int64(p.spec.Interval))))
 	if p.onLoop() {
