@@ -34,11 +34,13 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/lvsdirector/director/datapath"
 )
@@ -160,6 +162,51 @@ type Shared struct {
 
 	mu      sync.Mutex
 	headers map[string]http.Header // HTTP request headers by their extra headers (requestHeader)
+	shapes  interned[httpShape]    // HTTP requests' shapes by scheme and canonical options (newHTTP)
+}
+
+// httpShape returns the shape of HTTP requests under key, built by build
+// when no prober holds one.
+func (sh *Shared) httpShape(key string, build func() *httpShape) *httpShape {
+	return sh.shapes.get(&sh.mu, key, build)
+}
+
+// interned holds what probers built through one Shared share, one value
+// per key (a check's canonical options) while a prober holds it. Its map
+// forgets a value once the value is collected, so that reloads leave
+// nothing behind for options no check has any more.
+type interned[T any] struct {
+	m map[string]weak.Pointer[T]
+}
+
+// get returns the value under key, or the one build makes (outside mu,
+// which guards t).
+func (t *interned[T]) get(mu *sync.Mutex, key string, build func() *T) *T {
+	mu.Lock()
+	v := t.m[key].Value()
+	mu.Unlock()
+	if v != nil {
+		return v
+	}
+	made := build()
+	mu.Lock()
+	defer mu.Unlock()
+	if v := t.m[key].Value(); v != nil {
+		return v // built meanwhile by another caller
+	}
+	if t.m == nil {
+		t.m = map[string]weak.Pointer[T]{}
+	}
+	w := weak.Make(made)
+	t.m[key] = w
+	runtime.AddCleanup(made, func(key string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if t.m[key] == w {
+			delete(t.m, key)
+		}
+	}, key)
+	return made
 }
 
 // NewShared returns the resources of one director's probers.

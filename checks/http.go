@@ -375,20 +375,31 @@ func parseCodeRanges(list []string, least, most int) ([]StatusRange, error) {
 // optionally its body by a regular expression and a digest. Redirects are
 // not followed. A check of several URLs fails at the first that fails.
 type httpProber struct {
-	spec    *Spec
-	host    string // the Host header
+	*httpShape             // what its options make of its requests, shared
+	spec       *Spec       // its target, timeout, source
+	host       string      // the Host header
+	tls        *tls.Config // nil for plain http
+	fast       *fastSpec   // how a FastLoop runs it; nil: only Probe
+}
+
+// httpShape is what an http or https check's options make of its
+// requests, whatever their target: the method, the header, each URL's
+// request target and what its response must be. The target goes only in
+// the Host header and the connection, so the checks of one virtual server
+// need one shape: a Shared builds one per distinct options and its probers
+// share it (a copy each, with its parsed URLs and status ranges, was ~250
+// bytes a real server, docs/performance.md, "Memory, second pass").
+type httpShape struct {
 	method  string
 	header  http.Header
 	maxBody int64
-	tls     *tls.Config // nil for plain http
 	urls    []urlProbe
-	fast    *fastSpec // how a FastLoop runs it; nil: only Probe
 }
 
 // urlProbe is one request of a check and what its response must be.
 type urlProbe struct {
 	path      string
-	reqURL    *url.URL // the request target
+	reqURL    *url.URL // the request target; no host (the request's Host header has it)
 	statuses  []StatusRange
 	body      *regexp.Regexp // nil: any body
 	digestAlg string         // "" : no digest expected
@@ -398,8 +409,10 @@ type urlProbe struct {
 // newHTTP builds the prober of a spec whose options passed Validate.
 func newHTTP(spec *Spec, sh *Shared) (Prober, error) {
 	o := spec.Options.(HTTPOptions)
-	p := &httpProber{spec: spec, method: o.method(), maxBody: o.maxBody()}
 	hostport := spec.Target.String()
+	// Each URL is parsed with the target, as a request to it would be, so
+	// that a path is judged the same whatever the shape holds.
+	targets := make([]*url.URL, 0, len(o.urls()))
 	for i, u := range o.urls() {
 		target, err := url.Parse(spec.Type + "://" + hostport + u.path())
 		if err != nil || target.Host != hostport {
@@ -409,19 +422,13 @@ func newHTTP(spec *Spec, sh *Shared) (Prober, error) {
 			}
 			return nil, fmt.Errorf("%s: %s: %q is not a valid request path", spec, key, u.Path)
 		}
-		up := urlProbe{path: u.path(), reqURL: target}
-		up.statuses, _ = ParseStatusRanges(u.ExpectStatus) // Validate judged them
-		if u.ExpectBody != "" {
-			up.body = regexp.MustCompile(u.ExpectBody) // Validate compiled it
-		}
-		up.digestAlg, up.digest, _ = ParseDigest(u.ExpectDigest)
-		p.urls = append(p.urls, up)
+		targets = append(targets, target)
 	}
-	p.host = hostport
+	shape := sh.httpShape(spec.Type+"\x00"+o.Canonical(), func() *httpShape { return newHTTPShape(o, targets, sh) })
+	p := &httpProber{httpShape: shape, spec: spec, host: hostport}
 	if o.Host != "" {
 		p.host = o.Host
 	}
-	p.header = sh.requestHeader(o.Headers)
 	if spec.Type == "https" {
 		var err error
 		if p.tls, err = tlsConfig(spec, o.TLSOptions, o.Host); err != nil {
@@ -442,6 +449,24 @@ func newHTTP(spec *Spec, sh *Shared) (Prober, error) {
 		}
 	}
 	return p, nil
+}
+
+// newHTTPShape is the shape of o's requests; targets are its URLs as
+// parsed for one target.
+func newHTTPShape(o HTTPOptions, targets []*url.URL, sh *Shared) *httpShape {
+	s := &httpShape{method: o.method(), maxBody: o.maxBody(), header: sh.requestHeader(o.Headers)}
+	for i, u := range o.urls() {
+		reqURL := *targets[i]
+		reqURL.Host = "" // a request carries its target in Host
+		up := urlProbe{path: u.path(), reqURL: &reqURL}
+		up.statuses, _ = ParseStatusRanges(u.ExpectStatus) // Validate judged them
+		if u.ExpectBody != "" {
+			up.body = regexp.MustCompile(u.ExpectBody) // Validate compiled it
+		}
+		up.digestAlg, up.digest, _ = ParseDigest(u.ExpectDigest)
+		s.urls = append(s.urls, up)
+	}
+	return s
 }
 
 // requestHeader is the header of a request with the extra headers hs:

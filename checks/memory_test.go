@@ -3,6 +3,8 @@ package checks
 import (
 	"net/netip"
 	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -69,5 +71,61 @@ func TestProbersReadTheirCallersSpec(t *testing.T) {
 		if kept.Key() != key || kept.String() != text {
 			t.Errorf("%s: NewFor changed the spec's identity to %s", text, kept)
 		}
+	}
+}
+
+// HTTP probers built through one Shared with the same options share one
+// shape of their requests (method, header, URLs, status ranges, body and
+// digest expectations): a copy each was ~250 bytes a real server. Other
+// options get another shape; each request still goes to its own target;
+// a shape no prober holds any more is forgotten.
+func TestHTTPProbersShareTheirRequestShape(t *testing.T) {
+	sh := NewShared()
+	build := func(addr string, o HTTPOptions) *httpProber {
+		t.Helper()
+		p, err := sh.New(Spec{Type: "http", Target: netip.MustParseAddrPort(addr), Timeout: time.Second, Options: o})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.(*httpProber)
+	}
+	a := build("127.0.0.1:80", HTTPOptions{Path: "/health", ExpectStatus: []string{"200", "204"}})
+	b := build("127.0.0.2:80", HTTPOptions{Path: "/health", ExpectStatus: []string{"200", "204"}})
+	c := build("127.0.0.3:80", HTTPOptions{Path: "/other"})
+	if a.httpShape != b.httpShape {
+		t.Error("two probers with the same options have a shape each")
+	}
+	if a.httpShape == c.httpShape {
+		t.Error("probers with different paths share a shape")
+	}
+	for _, x := range []struct {
+		p    *httpProber
+		want string
+	}{
+		{a, "GET /health HTTP/1.1\r\nHost: 127.0.0.1:80\r\n"},
+		{b, "GET /health HTTP/1.1\r\nHost: 127.0.0.2:80\r\n"},
+		{c, "GET /other HTTP/1.1\r\nHost: 127.0.0.3:80\r\n"},
+	} {
+		if got := string(x.p.fast.request); !strings.HasPrefix(got, x.want) {
+			t.Errorf("request %q, want it to start with %q", got, x.want)
+		}
+	}
+	if got := b.urls[0].statuses; !reflect.DeepEqual(got, []StatusRange{{200, 200}, {204, 204}}) {
+		t.Errorf("status ranges %v", got)
+	}
+	runtime.KeepAlive(a)
+	a, b, c = nil, nil, nil
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		runtime.GC()
+		sh.mu.Lock()
+		left := len(sh.shapes.m)
+		sh.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d shapes kept after their probers went", left)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
