@@ -56,6 +56,7 @@ type FastLoop struct {
 	runs    map[int32]*FastRun // in flight, by socket
 	events  []unix.EpollEvent
 	scratch []byte        // what a read lands in before it is kept
+	wbuf    []byte        // an HTTP request as it is written (FastRun.ready)
 	br      *bufio.Reader // parses heads, reset for each
 	// reads are the requests heads are parsed for, one per method:
 	// ReadResponse reads only a request's method (HEAD has no body), and
@@ -288,47 +289,51 @@ func (l *FastLoop) drainQueue() bool {
 	return !closed
 }
 
-// fastSpec is what the loop needs to run a prober's check.
+// fastSpec is what the loop needs to run a prober's check. Probers hold
+// it by value: an allocation of its own per check was ~130 bytes a real
+// server (docs/performance.md, "Memory, second pass").
 type fastSpec struct {
-	spec    *Spec
-	family  int
-	raw     rawAddr       // the target, for connect
-	source  unix.Sockaddr // nil: any
-	http    *httpProber   // nil: a TCP connect
-	request []byte        // the HTTP request as written, built once per prober
-	method  string        // its method, for ReadResponse (FastLoop.readRequest)
+	spec   *Spec         // nil: the loop cannot run the check
+	http   *httpProber   // nil: a TCP connect; else its request (the shape's template) and head
+	source unix.Sockaddr // nil: any
+	raw    rawAddr       // the target, for connect
 }
 
 // fastOf returns how the loop runs p, nil when it cannot.
 func fastOf(p Prober) *fastSpec {
+	var f *fastSpec
 	switch p := p.(type) {
 	case *tcpProber:
-		return p.fast
+		f = &p.fast
 	case *httpProber:
-		return p.fast
+		f = &p.fast
 	}
-	return nil
+	if f == nil || f.spec == nil {
+		return nil
+	}
+	return f
 }
 
 // Supports says whether the loop can run p's checks.
 func (l *FastLoop) Supports(p Prober) bool { return fastOf(p) != nil }
 
-// newFastSpec prepares the loop's form of a check of spec: nil when the
-// loop cannot run it.
-func newFastSpec(spec *Spec) *fastSpec {
+// init prepares the loop's form of a check of spec; false, leaving f
+// unset, when the loop cannot run it.
+func (f *fastSpec) init(spec *Spec) bool {
 	if _, ok := spec.DataPathRoute(); ok {
-		return nil // dialled from the real server's namespace (datapath = true)
+		return false // dialled from the real server's namespace (datapath = true)
 	}
-	f := &fastSpec{spec: spec}
-	f.family, f.raw = newRawAddr(spec.Target.Addr(), spec.Target.Port(), zoneIndex(spec.Target.Addr()))
+	raw := newRawAddr(spec.Target.Addr(), spec.Target.Port(), zoneIndex(spec.Target.Addr()))
+	var source unix.Sockaddr
 	if spec.Source.IsValid() {
 		fam, src := sockaddr(spec.Source, 0)
-		if fam != f.family {
-			return nil
+		if fam != raw.family() {
+			return false
 		}
-		f.source = src
+		source = src
 	}
-	return f
+	f.spec, f.raw, f.source = spec, raw, source
+	return true
 }
 
 func sockaddr(a netip.Addr, port uint16) (int, unix.Sockaddr) {
@@ -382,7 +387,7 @@ func (l *FastLoop) Start(p Prober, deadline time.Time, done func(Result)) *FastR
 	if t := f.spec.Timeout; t > 0 && r.start.Add(t).Before(deadline) {
 		r.deadline = r.start.Add(t)
 	}
-	fd, err := rawSocket(f.family)
+	fd, err := rawSocket(f.raw.family())
 	if err != nil {
 		r.fail("socket", err)
 		return r
@@ -499,20 +504,25 @@ func (r *FastRun) ready(events uint32) {
 	if r.f.http == nil {
 		return // connecting still
 	}
-	if r.written < len(r.f.request) {
+	h := r.f.http
+	if size := h.request.size(h.host); r.written < size {
 		if events&unix.EPOLLOUT == 0 {
 			return
 		}
 		if r.written == 0 && !time.Now().Before(r.deadline) {
 			r.sentLate = true
 		}
-		n, err := rawWrite(r.fd, r.f.request[r.written:])
+		// The request is put together in the loop's buffer from the
+		// shape's template and the host, at each write: a few hundred
+		// bytes copied, against a copy of them kept per check.
+		r.loop.wbuf = h.request.appendTo(r.loop.wbuf[:0], h.host)
+		n, err := rawWrite(r.fd, r.loop.wbuf[r.written:])
 		if err != nil && err != unix.EAGAIN {
 			r.fail("write", err)
 			return
 		}
 		r.written += max(n, 0)
-		if r.written < len(r.f.request) {
+		if r.written < size {
 			return // the rest when the socket is writable again
 		}
 	}
@@ -547,7 +557,7 @@ read:
 	if !full {
 		return
 	}
-	if reason, complete := r.f.http.judgeHead(r.loop.br, r.loop.readRequest(r.f.method), r.buf, end, r.deadline); complete {
+	if reason, complete := h.judgeHead(r.loop.br, r.loop.readRequest(h.method), r.buf, end, r.deadline); complete {
 		r.finish(reason)
 	}
 }

@@ -379,7 +379,7 @@ type httpProber struct {
 	spec       *Spec       // its target, timeout, source
 	host       string      // the Host header
 	tls        *tls.Config // nil for plain http
-	fast       *fastSpec   // how a FastLoop runs it; nil: only Probe
+	fast       fastSpec    // how a FastLoop runs it; unset (fastOf): only Probe
 }
 
 // httpShape is what an http or https check's options make of its
@@ -394,6 +394,38 @@ type httpShape struct {
 	header  http.Header
 	maxBody int64
 	urls    []urlProbe
+	// request is the request as a FastLoop writes it; nil when the loop
+	// cannot run the checks (TLS, several URLs, a body to judge).
+	request *requestTemplate
+}
+
+// requestTemplate is an HTTP request's bytes as Request.Write writes
+// them, around its Host header's value when that is the target (each
+// prober's host goes between before and after; a copy of the whole
+// request per prober was ~150 bytes a real server).
+type requestTemplate struct {
+	before, after []byte
+	target        bool // the host goes between before and after; false: before is the whole request
+}
+
+// hostMarker stands for the target in a template as it is written.
+const hostMarker = "target.invalid"
+
+// size is the length of the request to host.
+func (t *requestTemplate) size(host string) int {
+	if !t.target {
+		return len(t.before)
+	}
+	return len(t.before) + len(host) + len(t.after)
+}
+
+// appendTo appends the request to host to b.
+func (t *requestTemplate) appendTo(b []byte, host string) []byte {
+	b = append(b, t.before...)
+	if t.target {
+		b = append(append(b, host...), t.after...)
+	}
+	return b
 }
 
 // urlProbe is one request of a check and what its response must be.
@@ -424,7 +456,7 @@ func newHTTP(spec *Spec, sh *Shared) (Prober, error) {
 		}
 		targets = append(targets, target)
 	}
-	shape := sh.httpShape(spec.Type+"\x00"+o.Canonical(), func() *httpShape { return newHTTPShape(o, targets, sh) })
+	shape := sh.httpShape(spec.Type+"\x00"+o.Canonical(), func() *httpShape { return newHTTPShape(spec.Type, o, targets, sh) })
 	p := &httpProber{httpShape: shape, spec: spec, host: hostport}
 	if o.Host != "" {
 		p.host = o.Host
@@ -437,15 +469,15 @@ func newHTTP(spec *Spec, sh *Shared) (Prober, error) {
 	}
 	// Plain HTTP with one URL judged on its status can run on a FastLoop:
 	// the same request bytes, the head parsed by the same ReadResponse.
-	if u := &p.urls[0]; p.tls == nil && len(p.urls) == 1 && u.body == nil && u.digest == nil {
-		req := &http.Request{Method: p.method, URL: u.reqURL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+	// The template is checked against the request as Request.Write
+	// writes it to this host: a host written otherwise (a zone or a name
+	// made punycode) leaves the check on Probe, which writes it so.
+	if t := p.request; t != nil {
+		req := &http.Request{Method: p.method, URL: p.urls[0].reqURL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 			Header: p.header, Host: p.host, Close: true}
 		var b bytes.Buffer
-		if err := req.Write(&b); err == nil {
-			if f := newFastSpec(p.spec); f != nil {
-				f.http, f.request, f.method = p, bytes.Clone(b.Bytes()), p.method
-				p.fast = f
-			}
+		if err := req.Write(&b); err == nil && bytes.Equal(b.Bytes(), t.appendTo(nil, p.host)) && p.fast.init(p.spec) {
+			p.fast.http = p
 		}
 	}
 	return p, nil
@@ -453,7 +485,7 @@ func newHTTP(spec *Spec, sh *Shared) (Prober, error) {
 
 // newHTTPShape is the shape of o's requests; targets are its URLs as
 // parsed for one target.
-func newHTTPShape(o HTTPOptions, targets []*url.URL, sh *Shared) *httpShape {
+func newHTTPShape(scheme string, o HTTPOptions, targets []*url.URL, sh *Shared) *httpShape {
 	s := &httpShape{method: o.method(), maxBody: o.maxBody(), header: sh.requestHeader(o.Headers)}
 	for i, u := range o.urls() {
 		reqURL := *targets[i]
@@ -466,7 +498,36 @@ func newHTTPShape(o HTTPOptions, targets []*url.URL, sh *Shared) *httpShape {
 		up.digestAlg, up.digest, _ = ParseDigest(u.ExpectDigest)
 		s.urls = append(s.urls, up)
 	}
+	if u := &s.urls[0]; scheme == "http" && len(s.urls) == 1 && u.body == nil && u.digest == nil {
+		s.request = newRequestTemplate(&http.Request{Method: s.method, URL: u.reqURL, Proto: "HTTP/1.1", ProtoMajor: 1,
+			ProtoMinor: 1, Header: s.header, Host: o.Host, Close: true})
+	}
 	return s
+}
+
+// newRequestTemplate is the template of req: with its Host when that is
+// set, else around the target's place. nil if req cannot be written.
+func newRequestTemplate(req *http.Request) *requestTemplate {
+	t := &requestTemplate{target: req.Host == ""}
+	if t.target {
+		req.Host = hostMarker
+	}
+	var b bytes.Buffer
+	if err := req.Write(&b); err != nil {
+		return nil
+	}
+	t.before = bytes.Clone(b.Bytes())
+	if t.target {
+		// Values cannot hold line breaks (Validate): the Host line is
+		// the only one that can look so.
+		at := bytes.Index(t.before, []byte("\r\nHost: "+hostMarker+"\r\n"))
+		if at < 0 {
+			return nil
+		}
+		at += len("\r\nHost: ")
+		t.before, t.after = t.before[:at], t.before[at+len(hostMarker):]
+	}
+	return t
 }
 
 // requestHeader is the header of a request with the extra headers hs:

@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"bytes"
+	"net/http"
 	"net/netip"
 	"reflect"
 	"runtime"
@@ -106,7 +108,7 @@ func TestHTTPProbersShareTheirRequestShape(t *testing.T) {
 		{b, "GET /health HTTP/1.1\r\nHost: 127.0.0.2:80\r\n"},
 		{c, "GET /other HTTP/1.1\r\nHost: 127.0.0.3:80\r\n"},
 	} {
-		if got := string(x.p.fast.request); !strings.HasPrefix(got, x.want) {
+		if got := string(x.p.request.appendTo(nil, x.p.host)); !strings.HasPrefix(got, x.want) {
 			t.Errorf("request %q, want it to start with %q", got, x.want)
 		}
 	}
@@ -128,4 +130,95 @@ func TestHTTPProbersShareTheirRequestShape(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// The probers of one shape share its request template, and what the
+// loop writes from it is byte for byte what Request.Write writes for the
+// prober's own request, with the target or the host option as Host.
+func TestHTTPRequestTemplateIsTheRequest(t *testing.T) {
+	sh := NewShared()
+	for _, o := range []HTTPOptions{
+		{},
+		{Path: "/a%20b?x=1&y", Method: "head", Headers: []Header{{"X-Check", "1"}, {"Accept-Encoding", "gzip"}}},
+		{Host: "www.example.com", Path: "/healthz"},
+		{Host: "bücher.example", Path: "/"},
+	} {
+		var shape *httpShape
+		for _, addr := range []string{"127.0.0.1:8080", "[::1]:80"} {
+			pr, err := sh.New(Spec{Type: "http", Target: netip.MustParseAddrPort(addr), Timeout: time.Second, Options: o})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := pr.(*httpProber)
+			if fastOf(p) == nil {
+				t.Fatalf("%+v to %s: not on the loop", o, addr)
+			}
+			if shape == nil {
+				shape = p.httpShape
+			} else if p.request != shape.request {
+				t.Errorf("%+v: two probers of one shape have a request template each", o)
+			}
+			req := &http.Request{Method: p.method, URL: p.urls[0].reqURL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+				Header: p.header, Host: p.host, Close: true}
+			var want bytes.Buffer
+			if err := req.Write(&want); err != nil {
+				t.Fatal(err)
+			}
+			got := p.request.appendTo(nil, p.host)
+			if !bytes.Equal(got, want.Bytes()) || p.request.size(p.host) != len(got) {
+				t.Errorf("%+v to %s: the loop writes\n%q\nRequest.Write writes\n%q", o, addr, got, want.Bytes())
+			}
+		}
+	}
+}
+
+// What a prober holds of its own beyond the caller's spec, per target,
+// when its options' shape is shared: a TCP connect its prober with its
+// fast form inline (112 bytes; 176 with the fast form allocated apart),
+// a plain HTTP check its prober and its host string (144 bytes; with a
+// request, URL, status ranges and spec copy of its own it was ~900).
+func TestProbersHoldLittlePerTarget(t *testing.T) {
+	const n = 2000
+	for _, tc := range []struct {
+		kind string
+		opts Options
+		max  float64
+	}{
+		{"tcp", TCPOptions{}, 120},
+		{"http", HTTPOptions{Path: "/healthz"}, 150},
+	} {
+		sh := NewShared()
+		specs := make([]Spec, n)
+		probers := make([]Prober, n)
+		for i := range specs {
+			specs[i] = Spec{Type: tc.kind, Target: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), 80),
+				Timeout: time.Second, Options: tc.opts}
+		}
+		if _, err := sh.New(specs[0]); err != nil { // the shared parts, once
+			t.Fatal(err)
+		}
+		before := heapInUse()
+		for i := range specs {
+			p, err := sh.NewFor(&specs[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			probers[i] = p
+		}
+		per := float64(heapInUse()-before) / n
+		runtime.KeepAlive(probers)
+		t.Logf("%s: %.0f bytes per prober", tc.kind, per)
+		if per > tc.max {
+			t.Errorf("%s: %.0f bytes per prober, want at most %.0f", tc.kind, per, tc.max)
+		}
+	}
+}
+
+// heapInUse is the heap in use after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC() // and what the first one's finalizers and pools let go
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }

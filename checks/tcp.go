@@ -87,7 +87,7 @@ type tcpProber struct {
 	send   string
 	expect *regexp.Regexp
 	tls    *tls.Config // nil without TLS
-	fast   *fastSpec   // how a FastLoop runs it; nil: only Probe
+	fast   fastSpec    // how a FastLoop runs it; unset (fastOf): only Probe
 }
 
 // newTCP builds the prober of a spec whose options passed Validate.
@@ -104,7 +104,7 @@ func newTCP(spec *Spec, _ *Shared) (Prober, error) {
 		}
 	}
 	if !o.TLS && o.Send == "" && o.Expect == "" {
-		p.fast = newFastSpec(p.spec)
+		p.fast.init(p.spec)
 	}
 	return p, nil
 }
