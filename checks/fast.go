@@ -160,25 +160,42 @@ func (l *FastLoop) wake() {
 	unix.Write(l.wakefd, one[:])
 }
 
-// FastTimer is a function due at a time, run by the loop.
+// FastTimer is a function due at a time, run by the loop. At makes one
+// per call; one kept in a struct of its own (a runner's next run) is set
+// once with Init and armed for each run with Arm, so that a check on the
+// loop allocates no timer per run (and ~60 bytes less a check).
 type FastTimer struct {
-	at    time.Time
-	fn    func()
-	index int // in the heap; -1 when fired or stopped
+	at  time.Time
+	fn  func()
+	pos int // its index in the heap + 1; 0 when not pending (fired, stopped or never armed)
 }
+
+// Init sets the function tm runs when it fires. Not while it is pending.
+func (tm *FastTimer) Init(fn func()) { tm.fn = fn }
 
 // At runs fn in the loop at t (at once if t has passed). Loop goroutine
 // only.
 func (l *FastLoop) At(t time.Time, fn func()) *FastTimer {
-	tm := &FastTimer{at: t, fn: fn}
-	heap.Push(&l.timers, tm)
+	tm := &FastTimer{fn: fn}
+	l.Arm(tm, t)
 	return tm
+}
+
+// Arm runs tm's function in the loop at t (at once if t has passed), once;
+// a pending tm moves to t. Loop goroutine only.
+func (l *FastLoop) Arm(tm *FastTimer, t time.Time) {
+	tm.at = t
+	if tm.pos > 0 {
+		heap.Fix(&l.timers, tm.pos-1)
+		return
+	}
+	heap.Push(&l.timers, tm)
 }
 
 // Stop keeps the timer from firing. Loop goroutine only.
 func (l *FastLoop) Stop(tm *FastTimer) {
-	if tm != nil && tm.index >= 0 {
-		heap.Remove(&l.timers, tm.index)
+	if tm != nil && tm.pos > 0 {
+		heap.Remove(&l.timers, tm.pos-1)
 	}
 }
 
@@ -186,14 +203,14 @@ type timerHeap []*FastTimer
 
 func (h timerHeap) Len() int           { return len(h) }
 func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].index = i; h[j].index = j }
-func (h *timerHeap) Push(x any)        { t := x.(*FastTimer); t.index = len(*h); *h = append(*h, t) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].pos = i + 1; h[j].pos = j + 1 }
+func (h *timerHeap) Push(x any)        { t := x.(*FastTimer); t.pos = len(*h) + 1; *h = append(*h, t) }
 func (h *timerHeap) Pop() any {
 	old := *h
 	t := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	t.index = -1
+	t.pos = 0
 	return t
 }
 
