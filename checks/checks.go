@@ -111,8 +111,10 @@ type Spec struct {
 	// (package datapath). Only kinds with DataPath have it.
 	DataPath DataPath
 
-	// dataPath is the dialer of data-path checks, set by Shared.New.
-	dataPath DataPathDialer
+	// shared is the Shared that built the check's prober (Shared.NewFor),
+	// whose DataPath dials data-path checks: a pointer, where the dialer
+	// itself was an interface of 16 bytes in every check's spec.
+	shared *Shared
 }
 
 // DataPath is the data path a check probes through.
@@ -132,6 +134,15 @@ func (s Spec) DataPathRoute() (r datapath.Route, ok bool) {
 		return r, false
 	}
 	return datapath.Route{Source: s.Source, RealServer: s.Target.Addr(), VIP: s.DataPath.VIP, Tunnel: s.DataPath.Tunnel}, true
+}
+
+// dataPathDialer is what dials s's data path: its Shared's DataPath, or
+// nil.
+func (s *Spec) dataPathDialer() DataPathDialer {
+	if s.shared == nil {
+		return nil
+	}
+	return s.shared.DataPath
 }
 
 // DataPathDialer connects to a VIP through one real server's data path:
@@ -250,7 +261,7 @@ func (sh *Shared) NewFor(spec *Spec) (Prober, error) {
 		return nil, fmt.Errorf("%s: %v", spec, errs[0])
 	}
 	spec.Options = opts
-	spec.dataPath = sh.DataPath
+	spec.shared = sh
 	return k.build(spec, sh)
 }
 

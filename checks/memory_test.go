@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // HTTP probers built through one Shared with the same extra headers share
@@ -229,7 +230,7 @@ func heapInUse() uint64 {
 // function); a zero one is not pending, and stopping it disturbs no other
 // timer; arming a pending one moves it.
 func TestFastTimerArmedAgain(t *testing.T) {
-	l := &FastLoop{}
+	l := &FastLoop{epoch: time.Now()}
 	var fired []string
 	var a, b, zero FastTimer
 	a.Init(func() { fired = append(fired, "a") })
@@ -254,5 +255,25 @@ func TestFastTimerArmedAgain(t *testing.T) {
 		l.Stop(&b)
 	}); allocs != 0 || runs != 101 {
 		t.Errorf("%.0f allocations to arm a timer again (%d runs)", allocs, runs)
+	}
+}
+
+// The sizes of what is held per check, exactly: a spec (208 bytes: its
+// data-path dialer is reached through its Shared), a prober's form on the
+// loop (64, inline) and the loop's timer (24: its time an int64).
+func TestPerCheckSizes(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"Spec", unsafe.Sizeof(Spec{}), 208},
+		{"fastSpec", unsafe.Sizeof(fastSpec{}), 64},
+		{"FastTimer", unsafe.Sizeof(FastTimer{}), 24},
+		{"tcpProber", unsafe.Sizeof(tcpProber{}), 104},
+		{"httpProber", unsafe.Sizeof(httpProber{}), 104},
+	} {
+		if c.got > c.want {
+			t.Errorf("%s is %d bytes, want at most %d", c.name, c.got, c.want)
+		}
 	}
 }
