@@ -39,18 +39,22 @@ type probeRunner struct {
 	out    *inbox
 	sched  *metrics.Schedule
 	key    string
-	due    time.Time // planned start of the next run; touched only by the run in flight
+	// due is the planned start of the next run, as nanoseconds since
+	// runnerEpoch (monotonic): 16 bytes less than a time.Time. Touched
+	// only by the run in flight (dueAt, setDue).
+	due int64
 	// failures counts consecutive failed results; touched only by the
 	// run in flight. The grid's spacing toward due follows from it
 	// (step). int32 beside stopped: the runner is one size class
 	// smaller (docs/performance.md, "Memory, second pass").
 	failures int32
-	stopped  bool           // guarded by mu
-	inflight sync.WaitGroup // the run in flight, if any
-
-	mu        sync.Mutex // guards timer, stopped and runCancel against stop
-	timer     *time.Timer
-	runCancel context.CancelFunc // cancels the run in flight, or its wait for the inbox; nil between
+	stopped  bool       // guarded by mu
+	mu       sync.Mutex // guards stopped, slow and its timer and runCancel against stop
+	// slow holds what only a run on a goroutine needs: made by start on
+	// the usual path, and on the loop only when a result waits for room
+	// in a full inbox (doneFast). Out of line, the runner on the loop
+	// (the default) is 352 bytes, not 384 (docs/performance.md).
+	slow *runnerSlow
 
 	// loop, when set and able to run the prober, runs the check instead
 	// of a runtime timer and a goroutine per run (probe_fast.go).
@@ -58,6 +62,24 @@ type probeRunner struct {
 	fastNext checks.FastTimer // the next run, armed again for each; the loop's goroutine only
 	fastRun  *checks.FastRun  // the run in flight; the loop's goroutine only
 }
+
+// runnerSlow is the part of a runner that only its runs on goroutines
+// use (probeRunner.slow).
+type runnerSlow struct {
+	inflight  sync.WaitGroup     // the run in flight, if any
+	timer     *time.Timer        // the usual path's; guarded by the runner's mu
+	runCancel context.CancelFunc // cancels the run in flight, or its wait for the inbox; nil between; guarded by mu
+}
+
+// runnerEpoch is what the runners' due times count from; set once, with
+// the monotonic clock, so that wall-clock steps do not move them.
+var runnerEpoch = time.Now()
+
+// dueAt is due as a time.
+func (p *probeRunner) dueAt() time.Time { return runnerEpoch.Add(time.Duration(p.due)) }
+
+// setDue sets due to t.
+func (p *probeRunner) setDue(t time.Time) { p.due = int64(t.Sub(runnerEpoch)) }
 
 // start schedules the check until stop. The first run waits a random part
 // of the interval so that a thousand checks do not all fire at the same
@@ -75,14 +97,15 @@ func (p *probeRunner) start(parent context.Context, out *inbox, sched *metrics.S
 	if p.key == "" { // buildProbers sets it
 		p.key = p.spec.Key()
 	}
-	p.due = time.Now().Add(time.Duration(rand.Int64N(int64(p.spec.Interval))))
+	p.setDue(time.Now().Add(time.Duration(rand.Int64N(int64(p.spec.Interval)))))
 	if p.onLoop() {
 		p.fastNext.Init(p.fireFast)
 		p.loop.Do(p.scheduleFast)
 		return
 	}
 	p.mu.Lock()
-	p.timer = time.AfterFunc(time.Until(p.due), p.fire)
+	p.slow = &runnerSlow{}
+	p.slow.timer = time.AfterFunc(time.Until(p.dueAt()), p.fire)
 	p.mu.Unlock()
 }
 
@@ -91,16 +114,16 @@ func (p *probeRunner) fire() {
 	if !p.enter() {
 		return
 	}
-	defer p.inflight.Done()
+	defer p.slow.inflight.Done()
 
 	p.starting(time.Now())
 	pctx, pcancel := context.WithTimeout(p.parent, p.spec.Timeout)
 	p.mu.Lock()
-	p.runCancel = pcancel
+	p.slow.runCancel = pcancel
 	p.mu.Unlock()
 	res := p.prober.Probe(pctx)
 	p.mu.Lock()
-	p.runCancel = nil
+	p.slow.runCancel = nil
 	p.mu.Unlock()
 	pcancel()
 	if p.isStopped() || p.parent.Err() != nil {
@@ -112,7 +135,7 @@ func (p *probeRunner) fire() {
 	p.planNext(res)
 	p.mu.Lock()
 	if !p.stopped {
-		p.timer.Reset(time.Until(p.due))
+		p.slow.timer.Reset(time.Until(p.dueAt()))
 	}
 	p.mu.Unlock()
 }
@@ -131,24 +154,28 @@ func (p *probeRunner) send(r probeResult) bool {
 		p.mu.Unlock()
 		return false
 	}
-	p.runCancel = cancel
+	p.slow.runCancel = cancel // send runs after enter: slow is there
 	p.mu.Unlock()
 	ok := p.out.put(ctx, r)
 	p.mu.Lock()
-	p.runCancel = nil
+	p.slow.runCancel = nil
 	p.mu.Unlock()
 	return ok
 }
 
-// enter counts work in flight (call inflight.Done when it ends) unless the
-// runner is stopped; false when it is.
+// enter counts work in flight (call slow.inflight.Done when it ends)
+// unless the runner is stopped; false when it is. It makes slow if the
+// runner has none yet (a runner on the loop whose result waits).
 func (p *probeRunner) enter() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
 		return false
 	}
-	p.inflight.Add(1) // under mu, so never after stop has begun to Wait
+	if p.slow == nil {
+		p.slow = &runnerSlow{}
+	}
+	p.slow.inflight.Add(1) // under mu, so never after stop has begun to Wait
 	return true
 }
 
@@ -156,12 +183,14 @@ func (p *probeRunner) enter() bool {
 // late is dropped and counted (a retry slot passed is not counted: the
 // interval's runs are what was planned), and the lag is recorded.
 func (p *probeRunner) starting(now time.Time) {
-	if behind := now.Sub(p.due); behind >= p.spec.Interval {
+	due := p.dueAt()
+	if behind := now.Sub(due); behind >= p.spec.Interval {
 		p.sched.Skipped(int(behind / p.spec.Interval))
 		step := p.step()
-		p.due = p.due.Add(behind / step * step)
+		due = due.Add(behind / step * step)
+		p.setDue(due)
 	}
-	p.sched.Started(now.Sub(p.due))
+	p.sched.Started(now.Sub(due))
 }
 
 // planNext sets due to the next run's slot after a run that ended now
@@ -174,11 +203,11 @@ func (p *probeRunner) planNext(res checks.Result) {
 	case p.failures < math.MaxInt32: // saturates: it counts up to fall
 		p.failures++
 	}
-	end := time.Now()
-	next, _ := nextSlot(p.due, end, p.step())
-	_, dropped := nextSlot(p.due, end, p.spec.Interval)
+	end, due := time.Now(), p.dueAt()
+	next, _ := nextSlot(due, end, p.step())
+	_, dropped := nextSlot(due, end, p.spec.Interval)
 	p.sched.Skipped(dropped)
-	p.due = next
+	p.setDue(next)
 }
 
 // step is the grid's spacing toward due: the interval, or the retry
@@ -221,15 +250,18 @@ func nextSlot(due, end time.Time, step time.Duration) (next time.Time, dropped i
 func (p *probeRunner) stop() {
 	p.mu.Lock()
 	p.stopped = true
-	if p.timer != nil {
-		p.timer.Stop()
+	slow := p.slow // none is made after stopped is set (enter)
+	if slow != nil && slow.timer != nil {
+		slow.timer.Stop()
 	}
-	if p.runCancel != nil {
-		p.runCancel()
+	if slow != nil && slow.runCancel != nil {
+		slow.runCancel()
 	}
 	p.mu.Unlock()
 	if p.onLoop() {
 		p.loop.Do(p.stopFast)
 	}
-	p.inflight.Wait()
+	if slow != nil {
+		slow.inflight.Wait()
+	}
 }

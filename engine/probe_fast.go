@@ -24,7 +24,7 @@ func (p *probeRunner) isStopped() bool {
 // scheduleFast plans the next run at due. In the loop.
 func (p *probeRunner) scheduleFast() {
 	if !p.isStopped() {
-		p.loop.Arm(&p.fastNext, p.due)
+		p.loop.Arm(&p.fastNext, p.dueAt())
 	}
 }
 
@@ -59,7 +59,7 @@ func (p *probeRunner) doneFast(res checks.Result) {
 		return
 	}
 	go func() {
-		defer p.inflight.Done()
+		defer p.slow.inflight.Done()
 		if !p.send(r) {
 			return
 		}
