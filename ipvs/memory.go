@@ -27,7 +27,38 @@ type Memory struct {
 type memService struct {
 	svc      Service
 	counters Counters
-	dests    map[netip.AddrPort]*DestinationState
+	// dests are sorted by address (netip.AddrPort.Compare of the
+	// normalized address) and found by binary search: no allocation and
+	// no map entry per destination (a pointer map of them was ~165 bytes
+	// a destination, docs/performance.md), and Services copies them as
+	// they are. A plan creates and deletes a service's destinations in
+	// address order, so an insert is an append at the end.
+	dests []DestinationState
+}
+
+// find is the index of addr (normalized) in ms.dests, or where it would go.
+func (ms *memService) find(addr netip.AddrPort) (int, bool) {
+	return slices.BinarySearchFunc(ms.dests, addr, func(d DestinationState, a netip.AddrPort) int { return d.Address.Compare(a) })
+}
+
+// insert puts d at i (from find), growing dests by an eighth when full
+// rather than doubling: the table holds them for as long as it runs.
+func (ms *memService) insert(i int, d DestinationState) {
+	if n := len(ms.dests); n == cap(ms.dests) {
+		grown := make([]DestinationState, n, n+n/8+1)
+		copy(grown, ms.dests)
+		ms.dests = grown
+	}
+	ms.dests = slices.Insert(ms.dests, i, d)
+}
+
+// remove deletes the destination at i, giving memory back once dests is
+// mostly empty.
+func (ms *memService) remove(i int) {
+	ms.dests = slices.Delete(ms.dests, i, i+1)
+	if n := len(ms.dests); cap(ms.dests) > 16 && n < cap(ms.dests)/4 {
+		ms.dests = append(make([]DestinationState, 0, n+n/8+1), ms.dests...)
+	}
 }
 
 type injected struct {
@@ -47,10 +78,14 @@ func NewMemoryFrom(states []ServiceState) *Memory {
 	m := NewMemory()
 	for _, st := range states {
 		ms := &memService{svc: st.Service.Normalize(), counters: st.Counters,
-			dests: make(map[netip.AddrPort]*DestinationState, len(st.Destinations))}
+			dests: make([]DestinationState, 0, len(st.Destinations))}
 		for _, d := range st.Destinations {
 			d.Address = normAddrPort(d.Address)
-			ms.dests[d.Address] = &d
+			if i, ok := ms.find(d.Address); ok {
+				ms.dests[i] = d // the last of the same address, as before
+			} else {
+				ms.insert(i, d)
+			}
 		}
 		m.services[ms.svc.Key.Normalize()] = ms
 	}
@@ -112,16 +147,17 @@ func (m *Memory) SetCounters(k ServiceKey, addr netip.AddrPort, c Counters) erro
 		ms.counters = c
 		return nil
 	}
-	d, ok := ms.dests[normAddrPort(addr)]
+	i, ok := ms.find(normAddrPort(addr))
 	if !ok {
 		return fmt.Errorf("set counters of %s in %s: %w", addr, k, ErrDestinationNotFound)
 	}
-	d.Counters = c
+	ms.dests[i].Counters = c
 	return nil
 }
 
 // Services returns a deep copy of the table, services sorted by key and
-// destinations by address.
+// destinations by address, each service's destinations at their number
+// (a reader such as the engine keeps the copy).
 func (m *Memory) Services(ctx context.Context) ([]ServiceState, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
@@ -130,11 +166,8 @@ func (m *Memory) Services(ctx context.Context) ([]ServiceState, error) {
 	defer m.mu.Unlock()
 	out := make([]ServiceState, 0, len(m.services))
 	for _, ms := range m.services {
-		st := ServiceState{Service: ms.svc, Counters: ms.counters, Destinations: make([]DestinationState, 0, len(ms.dests))}
-		for _, d := range ms.dests {
-			st.Destinations = append(st.Destinations, *d)
-		}
-		slices.SortFunc(st.Destinations, func(a, b DestinationState) int { return a.Address.Compare(b.Address) })
+		st := ServiceState{Service: ms.svc, Counters: ms.counters, Destinations: make([]DestinationState, len(ms.dests))}
+		copy(st.Destinations, ms.dests) // sorted already
 		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b ServiceState) int { return a.Key.Compare(b.Key) })
@@ -192,7 +225,7 @@ func (m *Memory) createService(ctx context.Context, s Service) error {
 	if err := checkScheduler(s.Scheduler); err != nil {
 		return err
 	}
-	m.services[s.Key] = &memService{svc: s, dests: make(map[netip.AddrPort]*DestinationState)}
+	m.services[s.Key] = &memService{svc: s}
 	return nil
 }
 
@@ -286,20 +319,20 @@ func (m *Memory) setDestination(ctx context.Context, kind OpKind, k ServiceKey, 
 	if d.Tunnel.Type == TunnelGUE && d.Tunnel.Port == 0 {
 		return fmt.Errorf("%w: GUE tunnel without a port", ErrInvalid)
 	}
-	cur, ok := ms.dests[d.Address]
+	i, ok := ms.find(d.Address)
 	switch {
 	case kind == OpCreateDestination && ok:
 		return ErrDestinationExists
 	case kind == OpUpdateDestination && !ok:
 		return ErrDestinationNotFound
 	case ok:
-		cur.Destination = d
+		ms.dests[i].Destination = d
 		return nil
 	}
 	if err := checkRealServerAddress(d.Address.Addr()); err != nil { // only new destinations
 		return err
 	}
-	ms.dests[d.Address] = &DestinationState{Destination: d}
+	ms.insert(i, DestinationState{Destination: d})
 	return nil
 }
 
@@ -328,10 +361,10 @@ func (m *Memory) DeleteDestination(ctx context.Context, k ServiceKey, addr netip
 	if err == nil {
 		var ms *memService
 		if ms, err = m.serviceOf(k, Destination{Address: addr}); err == nil {
-			if ms.dests[normAddrPort(addr)] == nil {
-				err = ErrDestinationNotFound
+			if i, ok := ms.find(normAddrPort(addr)); ok {
+				ms.remove(i)
 			} else {
-				delete(ms.dests, normAddrPort(addr))
+				err = ErrDestinationNotFound
 			}
 		}
 	}
