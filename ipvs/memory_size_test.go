@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
+	"unsafe"
 )
 
 // memoryTableHeap builds the in-memory table a -dry-run director holds
@@ -65,5 +66,23 @@ func TestMemoryTableHeapPerDestination(t *testing.T) {
 	}
 	if copied > 128 {
 		t.Errorf("a Services copy holds %.0f bytes a destination, want at most 128", copied)
+	}
+}
+
+// The op history a -dry-run director holds is maxHistory calls at most,
+// in a slice never grown past them: 152 KB.
+func TestMemoryHistoryHeldAtItsBound(t *testing.T) {
+	m := NewMemory()
+	ctx := context.Background()
+	k := AddressKey(TCP, netip.MustParseAddrPort("192.0.2.1:80"))
+	for i := range 3 * maxHistory {
+		if i%2 == 0 {
+			m.CreateService(ctx, Service{Key: k, Scheduler: "rr"})
+		} else {
+			m.DeleteService(ctx, k)
+		}
+	}
+	if held := uintptr(cap(m.history)) * unsafe.Sizeof(Op{}); held > 160<<10 {
+		t.Errorf("the op history holds %d bytes (%d calls of room), want at most 160 KiB", held, cap(m.history))
 	}
 }
