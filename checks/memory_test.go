@@ -277,3 +277,25 @@ func TestPerCheckSizes(t *testing.T) {
 		}
 	}
 }
+
+// A TCP check that only connects (the usual one) is 80 bytes: what a
+// dialogue needs (send, expect, TLS) is out of line, made for those that
+// have one.
+func TestTCPProberIs80Bytes(t *testing.T) {
+	if n := unsafe.Sizeof(tcpProber{}); n != 80 {
+		t.Errorf("tcpProber is %d bytes, want 80", n)
+	}
+	spec := Spec{Type: "tcp", Target: netip.MustParseAddrPort("127.0.0.1:1"), Interval: time.Second, Timeout: time.Second,
+		Options: TCPOptions{}}
+	p, err := newTCP(&spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.(*tcpProber).dialogue != nil {
+		t.Error("a TCP check that only connects holds a dialogue")
+	}
+	spec.Options = TCPOptions{Send: "PING\r\n", Expect: "PONG"}
+	if p, err = newTCP(&spec, nil); err != nil || p.(*tcpProber).dialogue == nil {
+		t.Errorf("a TCP check with send and expect has no dialogue (%v)", err)
+	}
+}

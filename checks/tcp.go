@@ -83,29 +83,40 @@ func (o TCPOptions) Describe(s Spec) string {
 // otherwise the reason the read stopped: "timeout" for a silent server,
 // "error: connection closed" for one that hung up, "reset", ...
 type tcpProber struct {
-	spec   *Spec
+	spec *Spec
+	// dialogue is nil for a plain connect, the usual check: out of line,
+	// a prober is 80 bytes, not 112 (docs/performance.md, "Memory,
+	// second pass: checks").
+	dialogue *tcpDialogue
+	fast     fastSpec // how a FastLoop runs it; unset (fastOf): only Probe
+}
+
+// tcpDialogue is what a TCP check does beyond connecting.
+type tcpDialogue struct {
 	send   string
 	expect *regexp.Regexp
 	tls    *tls.Config // nil without TLS
-	fast   fastSpec    // how a FastLoop runs it; unset (fastOf): only Probe
 }
 
 // newTCP builds the prober of a spec whose options passed Validate.
 func newTCP(spec *Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(TCPOptions)
-	p := &tcpProber{spec: spec, send: o.Send}
+	p := &tcpProber{spec: spec}
+	if !o.TLS && o.Send == "" && o.Expect == "" {
+		p.fast.init(p.spec)
+		return p, nil
+	}
+	d := &tcpDialogue{send: o.Send}
 	if o.Expect != "" {
-		p.expect = regexp.MustCompile(o.Expect) // Validate compiled it
+		d.expect = regexp.MustCompile(o.Expect) // Validate compiled it
 	}
 	if o.TLS {
 		var err error
-		if p.tls, err = tlsConfig(spec, o.TLSOptions, ""); err != nil {
+		if d.tls, err = tlsConfig(spec, o.TLSOptions, ""); err != nil {
 			return nil, err
 		}
 	}
-	if !o.TLS && o.Send == "" && o.Expect == "" {
-		p.fast.init(p.spec)
-	}
+	p.dialogue = d
 	return p, nil
 }
 
@@ -116,26 +127,30 @@ func (p *tcpProber) Probe(ctx context.Context) Result {
 }
 
 func (p *tcpProber) probe(ctx context.Context) string {
-	conn, err := dial(ctx, p.spec, p.tls)
+	var d tcpDialogue // zero: a plain connect
+	if p.dialogue != nil {
+		d = *p.dialogue
+	}
+	conn, err := dial(ctx, p.spec, d.tls)
 	if err != nil {
 		return classify(ctx, err)
 	}
 	defer conn.Close()
-	if p.send == "" && p.expect == nil {
+	if d.send == "" && d.expect == nil {
 		return ""
 	}
 
 	defer deadlineConn(ctx, conn)()
 
-	if p.send != "" {
-		if _, err := io.WriteString(conn, p.send); err != nil {
+	if d.send != "" {
+		if _, err := io.WriteString(conn, d.send); err != nil {
 			return classify(ctx, err)
 		}
 	}
-	if p.expect == nil {
+	if d.expect == nil {
 		return ""
 	}
-	read, matched, err := expectIn(conn, p.expect, nil, tcpReadCap)
+	read, matched, err := expectIn(conn, d.expect, nil, tcpReadCap)
 	switch {
 	case matched:
 		return ""
