@@ -207,7 +207,8 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 					programmed: programmed, reported: reported{initial, programmed, rs.Weight},
 				}
 				e.servers[id] = s
-				e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), initial.String(), programmed, rs.Weight)
+				s.series = e.opts.Metrics.RealServerSeries(vs.Name, rs.Address.String())
+				e.opts.Metrics.SetState(s.series, initial, programmed, rs.Weight)
 			}
 			adoptChecks(s, vs, rs, listeners, runnerOf)
 		}

@@ -1,0 +1,89 @@
+package engine
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/lvsdirector/director/checks"
+	"github.com/lvsdirector/director/ipvs"
+)
+
+// A result that moves no state allocates nothing: the server's metrics
+// series are reached through the handle it holds, its address is not
+// formatted and nothing is looked up by name (two allocations a result
+// before, docs/performance.md "Memory, second pass: records").
+func TestResultAllocatesNothing(t *testing.T) {
+	cfg := scaleConfig(1, 2) // rise 1, fall 1
+	e := scaleUnit(t, cfg, ipvs.NewMemory())
+	key := checkKeys(cfg)[1]
+	at := time.Now()
+	for _, ok := range []bool{true, false} {
+		r := probeResult{key: key, result: checks.Result{OK: ok, Start: at, Duration: time.Millisecond}}
+		if !ok {
+			r.result.Reason = "refused"
+		}
+		e.observe(r) // the transition, and the ring filled
+		for range e.opts.HistoryLength {
+			if e.observe(r) {
+				t.Fatal("a repeated result moved the server")
+			}
+		}
+		if n := testing.AllocsPerRun(100, func() { e.observe(r) }); n != 0 {
+			t.Errorf("ok=%v: a result allocates %v times, want 0", ok, n)
+		}
+	}
+}
+
+// A server that leaves the config and comes back records into the series
+// that are exported: its new handle is resolved when it is made, and the
+// old series, dropped with the server, count nothing any more.
+func TestServerBackInConfigRecordsIntoItsSeries(t *testing.T) {
+	cfg := scaleConfig(1, 2)
+	e := scaleUnit(t, cfg, ipvs.NewMemory())
+	m := e.opts.Metrics
+	key := checkKeys(cfg)[1]
+	rs := cfg.VirtualServers[0].RealServers[1].Address.String()
+	checksOf := func() float64 {
+		t.Helper()
+		families, err := m.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n float64
+		for _, f := range families {
+			if f.GetName() != "director_checks_total" {
+				continue
+			}
+			for _, s := range f.GetMetric() {
+				for _, l := range s.GetLabel() {
+					if l.GetName() == "real_server" && l.GetValue() == rs {
+						n += s.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return n
+	}
+	ok := probeResult{key: key, result: checks.Result{OK: true, Start: time.Now()}}
+	for range 3 {
+		e.observe(ok)
+	}
+	if n := checksOf(); n != 3 {
+		t.Fatalf("%v checks counted, want 3", n)
+	}
+	ctx := context.Background()
+	without := scaleConfig(1, 2)
+	without.VirtualServers[0].RealServers = without.VirtualServers[0].RealServers[:1]
+	e.adoptConfig(without, nil, ctx)
+	if n := checksOf(); n != 0 {
+		t.Fatalf("removed server: %v checks still exported, want none", n)
+	}
+	e.adoptConfig(scaleConfig(1, 2), nil, ctx)
+	for range 2 {
+		e.observe(ok)
+	}
+	if n := checksOf(); n != 2 {
+		t.Errorf("server back: %v checks counted, want the 2 since it came back", n)
+	}
+}
