@@ -34,11 +34,13 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/lvsdirector/director/datapath"
 )
@@ -109,8 +111,10 @@ type Spec struct {
 	// (package datapath). Only kinds with DataPath have it.
 	DataPath DataPath
 
-	// dataPath is the dialer of data-path checks, set by Shared.New.
-	dataPath DataPathDialer
+	// shared is the Shared that built the check's prober (Shared.NewFor),
+	// whose DataPath dials data-path checks: a pointer, where the dialer
+	// itself was an interface of 16 bytes in every check's spec.
+	shared *Shared
 }
 
 // DataPath is the data path a check probes through.
@@ -130,6 +134,15 @@ func (s Spec) DataPathRoute() (r datapath.Route, ok bool) {
 		return r, false
 	}
 	return datapath.Route{Source: s.Source, RealServer: s.Target.Addr(), VIP: s.DataPath.VIP, Tunnel: s.DataPath.Tunnel}, true
+}
+
+// dataPathDialer is what dials s's data path: its Shared's DataPath, or
+// nil.
+func (s *Spec) dataPathDialer() DataPathDialer {
+	if s.shared == nil {
+		return nil
+	}
+	return s.shared.DataPath
 }
 
 // DataPathDialer connects to a VIP through one real server's data path:
@@ -160,6 +173,51 @@ type Shared struct {
 
 	mu      sync.Mutex
 	headers map[string]http.Header // HTTP request headers by their extra headers (requestHeader)
+	shapes  interned[httpShape]    // HTTP requests' shapes by scheme and canonical options (newHTTP)
+}
+
+// httpShape returns the shape of HTTP requests under key, built by build
+// when no prober holds one.
+func (sh *Shared) httpShape(key string, build func() *httpShape) *httpShape {
+	return sh.shapes.get(&sh.mu, key, build)
+}
+
+// interned holds what probers built through one Shared share, one value
+// per key (a check's canonical options) while a prober holds it. Its map
+// forgets a value once the value is collected, so that reloads leave
+// nothing behind for options no check has any more.
+type interned[T any] struct {
+	m map[string]weak.Pointer[T]
+}
+
+// get returns the value under key, or the one build makes (outside mu,
+// which guards t).
+func (t *interned[T]) get(mu *sync.Mutex, key string, build func() *T) *T {
+	mu.Lock()
+	v := t.m[key].Value()
+	mu.Unlock()
+	if v != nil {
+		return v
+	}
+	made := build()
+	mu.Lock()
+	defer mu.Unlock()
+	if v := t.m[key].Value(); v != nil {
+		return v // built meanwhile by another caller
+	}
+	if t.m == nil {
+		t.m = map[string]weak.Pointer[T]{}
+	}
+	w := weak.Make(made)
+	t.m[key] = w
+	runtime.AddCleanup(made, func(key string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if t.m[key] == w {
+			delete(t.m, key)
+		}
+	}, key)
+	return made
 }
 
 // NewShared returns the resources of one director's probers.
@@ -181,8 +239,17 @@ func New(spec Spec) (Prober, error) { return NewShared().New(spec) }
 // New validates spec and returns the prober of its kind, sharing sh with
 // the others sh built. Errors name the offending option, using the
 // configuration file's spelling.
-func (sh *Shared) New(spec Spec) (Prober, error) {
-	k, err := validateCommon(spec)
+func (sh *Shared) New(spec Spec) (Prober, error) { return sh.NewFor(&spec) }
+
+// NewFor is New for a spec the caller keeps: the prober reads *spec
+// rather than a copy of its own, so that a check's spec is held once
+// (a copy each in the engine's runner and in its prober was ~220 bytes a
+// real server, docs/performance.md, "Memory, second pass"). NewFor
+// completes *spec (options left out become the kind's Zero, the data-path
+// dialer is set), which changes neither its Key nor its String; *spec
+// must not change afterwards. On error *spec is left as it was.
+func (sh *Shared) NewFor(spec *Spec) (Prober, error) {
+	k, err := validateCommon(*spec)
 	if err != nil {
 		return nil, err
 	}
@@ -190,11 +257,11 @@ func (sh *Shared) New(spec Spec) (Prober, error) {
 	if reflect.TypeOf(opts) != reflect.TypeOf(k.Zero) {
 		return nil, fmt.Errorf("%s check: options are %T, want %T", spec.Type, opts, k.Zero)
 	}
-	spec.Options = opts
 	if errs := opts.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("%s: %v", spec, errs[0])
 	}
-	spec.dataPath = sh.DataPath
+	spec.Options = opts
+	spec.shared = sh
 	return k.build(spec, sh)
 }
 

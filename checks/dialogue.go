@@ -164,7 +164,7 @@ func (o DialogueOptions) Describe(s Spec) string {
 // "tls: certificate signed by unknown authority at step 3"; a failed
 // connect or initial handshake is reported as a tcp check's is.
 type dialogueProber struct {
-	spec  Spec
+	spec  *Spec
 	steps []compiledStep
 	tls   *tls.Config // nil when the dialogue never speaks TLS
 	tlsAt bool        // TLS from the start
@@ -176,7 +176,7 @@ type compiledStep struct {
 	startTLS bool
 }
 
-func newDialogue(spec Spec, _ *Shared) (Prober, error) {
+func newDialogue(spec *Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(DialogueOptions)
 	p := &dialogueProber{spec: spec, tlsAt: o.TLS}
 	for _, s := range o.Steps {
@@ -207,7 +207,7 @@ func (p *dialogueProber) probe(ctx context.Context) string {
 	if p.tlsAt {
 		initial = p.tls
 	}
-	raw, err := dial(ctx, &p.spec, initial)
+	raw, err := dial(ctx, p.spec, initial)
 	if err != nil {
 		return classify(ctx, err)
 	}

@@ -144,7 +144,7 @@ func (o DNSOptions) Describe(s Spec) string {
 // resolver would. Replies with another ID or question (strays on a UDP
 // socket) are skipped; a reply that does not parse fails the check.
 type dnsProber struct {
-	spec      Spec
+	spec      *Spec
 	transport string
 	name      string
 	qtype     uint16
@@ -155,7 +155,7 @@ type dnsProber struct {
 }
 
 // newDNS builds the prober of a spec whose options passed Validate.
-func newDNS(spec Spec, _ *Shared) (Prober, error) {
+func newDNS(spec *Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(DNSOptions)
 	p := &dnsProber{spec: spec, transport: o.transport(), name: o.queryName(),
 		qtype: dns.StringToType[o.queryType()], recursion: !o.NoRecursion,
@@ -204,7 +204,7 @@ func rcodeName(rcode int) string {
 // exchange sends the query over network and returns the reply to it, or
 // the reason there is none.
 func (p *dnsProber) exchange(ctx context.Context, network string) (*dns.Msg, string) {
-	conn, err := dialNetwork(ctx, &p.spec, network)
+	conn, err := dialNetwork(ctx, p.spec, network)
 	if err != nil {
 		return nil, classify(ctx, err)
 	}

@@ -193,7 +193,7 @@ func (o ExecOptions) Describe(s Spec) string {
 // (setsid, a daemon) is not followed, but its hold on the output pipe is
 // cut.
 type execProber struct {
-	spec    Spec
+	spec    *Spec
 	argv    []string
 	env     []string
 	cred    *syscall.Credential // nil: run as the director's user
@@ -201,7 +201,7 @@ type execProber struct {
 	slots   slots
 }
 
-func newExec(spec Spec, shared *Shared) (Prober, error) {
+func newExec(spec *Spec, shared *Shared) (Prober, error) {
 	o := spec.Options.(ExecOptions)
 	p := &execProber{spec: spec, argv: o.Command, dynamic: o.DynamicWeight, slots: shared.execSlots}
 	if o.User != "" {

@@ -53,9 +53,11 @@ type FastLoop struct {
 	stopped chan struct{} // closed when the loop goroutine has ended
 
 	timers  timerHeap
+	epoch   time.Time          // what the timers' times count from (FastTimer.at)
 	runs    map[int32]*FastRun // in flight, by socket
 	events  []unix.EpollEvent
 	scratch []byte        // what a read lands in before it is kept
+	wbuf    []byte        // an HTTP request as it is written (FastRun.ready)
 	br      *bufio.Reader // parses heads, reset for each
 	// reads are the requests heads are parsed for, one per method:
 	// ReadResponse reads only a request's method (HEAD has no body), and
@@ -103,7 +105,7 @@ func NewFastLoop() (*FastLoop, error) {
 		unix.Close(wakefd)
 		return nil, fmt.Errorf("fast checks: epoll: %w", err)
 	}
-	l := &FastLoop{epfd: epfd, wakefd: wakefd, epoll: epoll, epollRaw: epollRaw, stopped: make(chan struct{}),
+	l := &FastLoop{epfd: epfd, wakefd: wakefd, epoll: epoll, epollRaw: epollRaw, stopped: make(chan struct{}), epoch: time.Now(),
 		runs: map[int32]*FastRun{}, events: make([]unix.EpollEvent, 256), reads: map[string]*http.Request{},
 		scratch: make([]byte, 16<<10), br: bufio.NewReaderSize(nil, 4096)}
 	go l.run()
@@ -159,40 +161,60 @@ func (l *FastLoop) wake() {
 	unix.Write(l.wakefd, one[:])
 }
 
-// FastTimer is a function due at a time, run by the loop.
+// FastTimer is a function due at a time, run by the loop. At makes one
+// per call; one kept in a struct of its own (a runner's next run) is set
+// once with Init and armed for each run with Arm, so that a check on the
+// loop allocates no timer per run (and ~60 bytes less a check).
 type FastTimer struct {
-	at    time.Time
-	fn    func()
-	index int // in the heap; -1 when fired or stopped
+	at  int64 // due, as nanoseconds since the loop's epoch (monotonic): 24 bytes less than a time.Time
+	fn  func()
+	pos int // its index in the heap + 1; 0 when not pending (fired, stopped or never armed)
 }
+
+// Init sets the function tm runs when it fires. Not while it is pending.
+func (tm *FastTimer) Init(fn func()) { tm.fn = fn }
 
 // At runs fn in the loop at t (at once if t has passed). Loop goroutine
 // only.
 func (l *FastLoop) At(t time.Time, fn func()) *FastTimer {
-	tm := &FastTimer{at: t, fn: fn}
-	heap.Push(&l.timers, tm)
+	tm := &FastTimer{fn: fn}
+	l.Arm(tm, t)
 	return tm
 }
 
+// Arm runs tm's function in the loop at t (at once if t has passed), once;
+// a pending tm moves to t. Loop goroutine only.
+func (l *FastLoop) Arm(tm *FastTimer, t time.Time) {
+	tm.at = l.since(t)
+	if tm.pos > 0 {
+		heap.Fix(&l.timers, tm.pos-1)
+		return
+	}
+	heap.Push(&l.timers, tm)
+}
+
+// since is t as a timer keeps it.
+func (l *FastLoop) since(t time.Time) int64 { return int64(t.Sub(l.epoch)) }
+
 // Stop keeps the timer from firing. Loop goroutine only.
 func (l *FastLoop) Stop(tm *FastTimer) {
-	if tm != nil && tm.index >= 0 {
-		heap.Remove(&l.timers, tm.index)
+	if tm != nil && tm.pos > 0 {
+		heap.Remove(&l.timers, tm.pos-1)
 	}
 }
 
 type timerHeap []*FastTimer
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].index = i; h[j].index = j }
-func (h *timerHeap) Push(x any)        { t := x.(*FastTimer); t.index = len(*h); *h = append(*h, t) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].pos = i + 1; h[j].pos = j + 1 }
+func (h *timerHeap) Push(x any)        { t := x.(*FastTimer); t.pos = len(*h) + 1; *h = append(*h, t) }
 func (h *timerHeap) Pop() any {
 	old := *h
 	t := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	t.index = -1
+	t.pos = 0
 	return t
 }
 
@@ -222,7 +244,7 @@ func (l *FastLoop) run() {
 			}
 		}
 		now := time.Now()
-		for len(l.timers) > 0 && !l.timers[0].at.After(now) {
+		for len(l.timers) > 0 && l.timers[0].at <= l.since(now) {
 			tm := heap.Pop(&l.timers).(*FastTimer)
 			tm.fn()
 		}
@@ -235,7 +257,7 @@ func (l *FastLoop) run() {
 func (l *FastLoop) wait() int {
 	var next time.Time // zero: no timer, no deadline
 	if len(l.timers) > 0 {
-		next = grainUp(l.timers[0].at)
+		next = grainUp(l.epoch.Add(time.Duration(l.timers[0].at)))
 	}
 	if !next.Equal(l.waitTill) {
 		l.epoll.SetReadDeadline(next)
@@ -288,47 +310,51 @@ func (l *FastLoop) drainQueue() bool {
 	return !closed
 }
 
-// fastSpec is what the loop needs to run a prober's check.
+// fastSpec is what the loop needs to run a prober's check. Probers hold
+// it by value: an allocation of its own per check was ~130 bytes a real
+// server (docs/performance.md, "Memory, second pass").
 type fastSpec struct {
-	spec    *Spec
-	family  int
-	raw     rawAddr       // the target, for connect
-	source  unix.Sockaddr // nil: any
-	http    *httpProber   // nil: a TCP connect
-	request []byte        // the HTTP request as written, built once per prober
-	method  string        // its method, for ReadResponse (FastLoop.readRequest)
+	spec   *Spec         // nil: the loop cannot run the check
+	http   *httpProber   // nil: a TCP connect; else its request (the shape's template) and head
+	source unix.Sockaddr // nil: any
+	raw    rawAddr       // the target, for connect
 }
 
 // fastOf returns how the loop runs p, nil when it cannot.
 func fastOf(p Prober) *fastSpec {
+	var f *fastSpec
 	switch p := p.(type) {
 	case *tcpProber:
-		return p.fast
+		f = &p.fast
 	case *httpProber:
-		return p.fast
+		f = &p.fast
 	}
-	return nil
+	if f == nil || f.spec == nil {
+		return nil
+	}
+	return f
 }
 
 // Supports says whether the loop can run p's checks.
 func (l *FastLoop) Supports(p Prober) bool { return fastOf(p) != nil }
 
-// newFastSpec prepares the loop's form of a check of spec: nil when the
-// loop cannot run it.
-func newFastSpec(spec *Spec) *fastSpec {
+// init prepares the loop's form of a check of spec; false, leaving f
+// unset, when the loop cannot run it.
+func (f *fastSpec) init(spec *Spec) bool {
 	if _, ok := spec.DataPathRoute(); ok {
-		return nil // dialled from the real server's namespace (datapath = true)
+		return false // dialled from the real server's namespace (datapath = true)
 	}
-	f := &fastSpec{spec: spec}
-	f.family, f.raw = newRawAddr(spec.Target.Addr(), spec.Target.Port(), zoneIndex(spec.Target.Addr()))
+	raw := newRawAddr(spec.Target.Addr(), spec.Target.Port(), zoneIndex(spec.Target.Addr()))
+	var source unix.Sockaddr
 	if spec.Source.IsValid() {
 		fam, src := sockaddr(spec.Source, 0)
-		if fam != f.family {
-			return nil
+		if fam != raw.family() {
+			return false
 		}
-		f.source = src
+		source = src
 	}
-	return f
+	f.spec, f.raw, f.source = spec, raw, source
+	return true
 }
 
 func sockaddr(a netip.Addr, port uint16) (int, unix.Sockaddr) {
@@ -382,7 +408,7 @@ func (l *FastLoop) Start(p Prober, deadline time.Time, done func(Result)) *FastR
 	if t := f.spec.Timeout; t > 0 && r.start.Add(t).Before(deadline) {
 		r.deadline = r.start.Add(t)
 	}
-	fd, err := rawSocket(f.family)
+	fd, err := rawSocket(f.raw.family())
 	if err != nil {
 		r.fail("socket", err)
 		return r
@@ -499,20 +525,25 @@ func (r *FastRun) ready(events uint32) {
 	if r.f.http == nil {
 		return // connecting still
 	}
-	if r.written < len(r.f.request) {
+	h := r.f.http
+	if size := h.request.size(h.host); r.written < size {
 		if events&unix.EPOLLOUT == 0 {
 			return
 		}
 		if r.written == 0 && !time.Now().Before(r.deadline) {
 			r.sentLate = true
 		}
-		n, err := rawWrite(r.fd, r.f.request[r.written:])
+		// The request is put together in the loop's buffer from the
+		// shape's template and the host, at each write: a few hundred
+		// bytes copied, against a copy of them kept per check.
+		r.loop.wbuf = h.request.appendTo(r.loop.wbuf[:0], h.host)
+		n, err := rawWrite(r.fd, r.loop.wbuf[r.written:])
 		if err != nil && err != unix.EAGAIN {
 			r.fail("write", err)
 			return
 		}
 		r.written += max(n, 0)
-		if r.written < len(r.f.request) {
+		if r.written < size {
 			return // the rest when the socket is writable again
 		}
 	}
@@ -547,7 +578,7 @@ read:
 	if !full {
 		return
 	}
-	if reason, complete := r.f.http.judgeHead(r.loop.br, r.loop.readRequest(r.f.method), r.buf, end, r.deadline); complete {
+	if reason, complete := h.judgeHead(r.loop.br, r.loop.readRequest(h.method), r.buf, end, r.deadline); complete {
 		r.finish(reason)
 	}
 }

@@ -17,10 +17,18 @@ import (
 // rawAddr is a socket address in the kernel's own layout.
 type rawAddr struct {
 	buf [unix.SizeofSockaddrInet6]byte
-	len uintptr
+	len uint32
 }
 
-func newRawAddr(a netip.Addr, port uint16, zone uint32) (int, rawAddr) {
+// family is the address's: AF_INET or AF_INET6.
+func (r *rawAddr) family() int {
+	if r.len == unix.SizeofSockaddrInet4 {
+		return unix.AF_INET
+	}
+	return unix.AF_INET6
+}
+
+func newRawAddr(a netip.Addr, port uint16, zone uint32) rawAddr {
 	var r rawAddr
 	if a.Is4() || a.Is4In6() {
 		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.buf[0]))
@@ -28,7 +36,7 @@ func newRawAddr(a netip.Addr, port uint16, zone uint32) (int, rawAddr) {
 		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], port)
 		sa.Addr = a.Unmap().As4()
 		r.len = unix.SizeofSockaddrInet4
-		return unix.AF_INET, r
+		return r
 	}
 	sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.buf[0]))
 	sa.Family = unix.AF_INET6
@@ -36,7 +44,7 @@ func newRawAddr(a netip.Addr, port uint16, zone uint32) (int, rawAddr) {
 	sa.Addr = a.As16()
 	sa.Scope_id = zone
 	r.len = unix.SizeofSockaddrInet6
-	return unix.AF_INET6, r
+	return r
 }
 
 func errnoErr(e unix.Errno) error {
@@ -52,7 +60,7 @@ func rawSocket(family int) (int, error) {
 }
 
 func rawConnect(fd int, a *rawAddr) error {
-	_, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&a.buf[0])), a.len)
+	_, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&a.buf[0])), uintptr(a.len))
 	return errnoErr(e)
 }
 

@@ -73,12 +73,12 @@ func (o GRPCOptions) Describe(s Spec) string {
 // "timeout", "tls: ..." for the connection, and "error: grpc <code>" for
 // other RPC failures ("error: grpc Unimplemented": no health service).
 type grpcProber struct {
-	spec    Spec
+	spec    *Spec
 	service string
 	tls     *tls.Config // nil without TLS
 }
 
-func newGRPC(spec Spec, _ *Shared) (Prober, error) {
+func newGRPC(spec *Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(GRPCOptions)
 	p := &grpcProber{spec: spec, service: o.Service}
 	if o.TLS {
@@ -140,7 +140,7 @@ func (p *grpcProber) probe(ctx context.Context) string {
 	cc, err := grpc.NewClient("passthrough:///"+p.spec.Target.String(),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			conn, err := dialNetwork(ctx, &p.spec, "tcp")
+			conn, err := dialNetwork(ctx, p.spec, "tcp")
 			if err != nil {
 				errs.set(err)
 			}

@@ -375,20 +375,63 @@ func parseCodeRanges(list []string, least, most int) ([]StatusRange, error) {
 // optionally its body by a regular expression and a digest. Redirects are
 // not followed. A check of several URLs fails at the first that fails.
 type httpProber struct {
-	spec    Spec
-	host    string // the Host header
+	*httpShape             // what its options make of its requests, shared
+	spec       *Spec       // its target, timeout, source
+	host       string      // the Host header
+	tls        *tls.Config // nil for plain http
+	fast       fastSpec    // how a FastLoop runs it; unset (fastOf): only Probe
+}
+
+// httpShape is what an http or https check's options make of its
+// requests, whatever their target: the method, the header, each URL's
+// request target and what its response must be. The target goes only in
+// the Host header and the connection, so the checks of one virtual server
+// need one shape: a Shared builds one per distinct options and its probers
+// share it (a copy each, with its parsed URLs and status ranges, was ~250
+// bytes a real server, docs/performance.md, "Memory, second pass").
+type httpShape struct {
 	method  string
 	header  http.Header
 	maxBody int64
-	tls     *tls.Config // nil for plain http
 	urls    []urlProbe
-	fast    *fastSpec // how a FastLoop runs it; nil: only Probe
+	// request is the request as a FastLoop writes it; nil when the loop
+	// cannot run the checks (TLS, several URLs, a body to judge).
+	request *requestTemplate
+}
+
+// requestTemplate is an HTTP request's bytes as Request.Write writes
+// them, around its Host header's value when that is the target (each
+// prober's host goes between before and after; a copy of the whole
+// request per prober was ~150 bytes a real server).
+type requestTemplate struct {
+	before, after []byte
+	target        bool // the host goes between before and after; false: before is the whole request
+}
+
+// hostMarker stands for the target in a template as it is written.
+const hostMarker = "target.invalid"
+
+// size is the length of the request to host.
+func (t *requestTemplate) size(host string) int {
+	if !t.target {
+		return len(t.before)
+	}
+	return len(t.before) + len(host) + len(t.after)
+}
+
+// appendTo appends the request to host to b.
+func (t *requestTemplate) appendTo(b []byte, host string) []byte {
+	b = append(b, t.before...)
+	if t.target {
+		b = append(append(b, host...), t.after...)
+	}
+	return b
 }
 
 // urlProbe is one request of a check and what its response must be.
 type urlProbe struct {
 	path      string
-	reqURL    *url.URL // the request target
+	reqURL    *url.URL // the request target; no host (the request's Host header has it)
 	statuses  []StatusRange
 	body      *regexp.Regexp // nil: any body
 	digestAlg string         // "" : no digest expected
@@ -396,10 +439,12 @@ type urlProbe struct {
 }
 
 // newHTTP builds the prober of a spec whose options passed Validate.
-func newHTTP(spec Spec, sh *Shared) (Prober, error) {
+func newHTTP(spec *Spec, sh *Shared) (Prober, error) {
 	o := spec.Options.(HTTPOptions)
-	p := &httpProber{spec: spec, method: o.method(), maxBody: o.maxBody()}
 	hostport := spec.Target.String()
+	// Each URL is parsed with the target, as a request to it would be, so
+	// that a path is judged the same whatever the shape holds.
+	targets := make([]*url.URL, 0, len(o.urls()))
 	for i, u := range o.urls() {
 		target, err := url.Parse(spec.Type + "://" + hostport + u.path())
 		if err != nil || target.Host != hostport {
@@ -409,19 +454,13 @@ func newHTTP(spec Spec, sh *Shared) (Prober, error) {
 			}
 			return nil, fmt.Errorf("%s: %s: %q is not a valid request path", spec, key, u.Path)
 		}
-		up := urlProbe{path: u.path(), reqURL: target}
-		up.statuses, _ = ParseStatusRanges(u.ExpectStatus) // Validate judged them
-		if u.ExpectBody != "" {
-			up.body = regexp.MustCompile(u.ExpectBody) // Validate compiled it
-		}
-		up.digestAlg, up.digest, _ = ParseDigest(u.ExpectDigest)
-		p.urls = append(p.urls, up)
+		targets = append(targets, target)
 	}
-	p.host = hostport
+	shape := sh.httpShape(spec.Type+"\x00"+o.Canonical(), func() *httpShape { return newHTTPShape(spec.Type, o, targets, sh) })
+	p := &httpProber{httpShape: shape, spec: spec, host: hostport}
 	if o.Host != "" {
 		p.host = o.Host
 	}
-	p.header = sh.requestHeader(o.Headers)
 	if spec.Type == "https" {
 		var err error
 		if p.tls, err = tlsConfig(spec, o.TLSOptions, o.Host); err != nil {
@@ -430,18 +469,65 @@ func newHTTP(spec Spec, sh *Shared) (Prober, error) {
 	}
 	// Plain HTTP with one URL judged on its status can run on a FastLoop:
 	// the same request bytes, the head parsed by the same ReadResponse.
-	if u := &p.urls[0]; p.tls == nil && len(p.urls) == 1 && u.body == nil && u.digest == nil {
-		req := &http.Request{Method: p.method, URL: u.reqURL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+	// The template is checked against the request as Request.Write
+	// writes it to this host: a host written otherwise (a zone or a name
+	// made punycode) leaves the check on Probe, which writes it so.
+	if t := p.request; t != nil {
+		req := &http.Request{Method: p.method, URL: p.urls[0].reqURL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 			Header: p.header, Host: p.host, Close: true}
 		var b bytes.Buffer
-		if err := req.Write(&b); err == nil {
-			if f := newFastSpec(&p.spec); f != nil {
-				f.http, f.request, f.method = p, bytes.Clone(b.Bytes()), p.method
-				p.fast = f
-			}
+		if err := req.Write(&b); err == nil && bytes.Equal(b.Bytes(), t.appendTo(nil, p.host)) && p.fast.init(p.spec) {
+			p.fast.http = p
 		}
 	}
 	return p, nil
+}
+
+// newHTTPShape is the shape of o's requests; targets are its URLs as
+// parsed for one target.
+func newHTTPShape(scheme string, o HTTPOptions, targets []*url.URL, sh *Shared) *httpShape {
+	s := &httpShape{method: o.method(), maxBody: o.maxBody(), header: sh.requestHeader(o.Headers)}
+	for i, u := range o.urls() {
+		reqURL := *targets[i]
+		reqURL.Host = "" // a request carries its target in Host
+		up := urlProbe{path: u.path(), reqURL: &reqURL}
+		up.statuses, _ = ParseStatusRanges(u.ExpectStatus) // Validate judged them
+		if u.ExpectBody != "" {
+			up.body = regexp.MustCompile(u.ExpectBody) // Validate compiled it
+		}
+		up.digestAlg, up.digest, _ = ParseDigest(u.ExpectDigest)
+		s.urls = append(s.urls, up)
+	}
+	if u := &s.urls[0]; scheme == "http" && len(s.urls) == 1 && u.body == nil && u.digest == nil {
+		s.request = newRequestTemplate(&http.Request{Method: s.method, URL: u.reqURL, Proto: "HTTP/1.1", ProtoMajor: 1,
+			ProtoMinor: 1, Header: s.header, Host: o.Host, Close: true})
+	}
+	return s
+}
+
+// newRequestTemplate is the template of req: with its Host when that is
+// set, else around the target's place. nil if req cannot be written.
+func newRequestTemplate(req *http.Request) *requestTemplate {
+	t := &requestTemplate{target: req.Host == ""}
+	if t.target {
+		req.Host = hostMarker
+	}
+	var b bytes.Buffer
+	if err := req.Write(&b); err != nil {
+		return nil
+	}
+	t.before = bytes.Clone(b.Bytes())
+	if t.target {
+		// Values cannot hold line breaks (Validate): the Host line is
+		// the only one that can look so.
+		at := bytes.Index(t.before, []byte("\r\nHost: "+hostMarker+"\r\n"))
+		if at < 0 {
+			return nil
+		}
+		at += len("\r\nHost: ")
+		t.before, t.after = t.before[:at], t.before[at+len(hostMarker):]
+	}
+	return t
 }
 
 // requestHeader is the header of a request with the extra headers hs:
@@ -521,7 +607,7 @@ func (p *httpProber) exchange(ctx context.Context, u *urlProbe, read func(*http.
 	// checks. The request is written and the response parsed by net/http's
 	// own Request.Write and ReadResponse, so framing (status line, headers,
 	// chunked or length-delimited bodies) is exactly net/http's.
-	conn, err := dial(ctx, &p.spec, p.tls)
+	conn, err := dial(ctx, p.spec, p.tls)
 	if err != nil {
 		return classify(ctx, err)
 	}

@@ -94,7 +94,7 @@ func (o ICMPOptions) Describe(s Spec) string { return "icmp " + s.Target.Addr().
 // net.ipv4.ping_group_range), falling back to a raw socket (CAP_NET_RAW),
 // which costs more when many checks run at once; see ICMPSocket.
 type icmpProber struct {
-	spec   Spec
+	spec   *Spec
 	socket ICMPSocket
 	shared *Shared
 	ip     net.IPAddr
@@ -102,7 +102,7 @@ type icmpProber struct {
 }
 
 // newICMP builds the prober of a spec whose options passed Validate.
-func newICMP(spec Spec, shared *Shared) (Prober, error) {
+func newICMP(spec *Spec, shared *Shared) (Prober, error) {
 	addr := spec.Target.Addr().Unmap()
 	p := &icmpProber{spec: spec, socket: spec.Options.(ICMPOptions).Socket, shared: shared,
 		ip: net.IPAddr{IP: addr.AsSlice(), Zone: addr.Zone()}}

@@ -133,12 +133,12 @@ func (o LDAPOptions) Describe(s Spec) string {
 // ldap <result>" for other results ("error: ldap No Such Object" for a
 // search base that does not exist), and the connection's.
 type ldapProber struct {
-	spec Spec
+	spec *Spec
 	opts LDAPOptions
 	tls  *tls.Config // nil without tls or starttls
 }
 
-func newLDAP(spec Spec, _ *Shared) (Prober, error) {
+func newLDAP(spec *Spec, _ *Shared) (Prober, error) {
 	p := &ldapProber{spec: spec, opts: spec.Options.(LDAPOptions)}
 	if p.opts.TLS || p.opts.StartTLS {
 		var err error
@@ -166,7 +166,7 @@ func (p *ldapProber) probe(ctx context.Context) string {
 	if p.opts.TLS {
 		ldaps = p.tls
 	}
-	raw, err := dial(ctx, &p.spec, ldaps)
+	raw, err := dial(ctx, p.spec, ldaps)
 	if err != nil {
 		return classify(ctx, err)
 	}

@@ -27,12 +27,12 @@ var mysqlKind = Kind{
 // <message>" for other server errors (an unknown database, a bad query),
 // and the connection's "refused", "timeout", "reset", ...
 type mysqlProber struct {
-	spec Spec
+	spec *Spec
 	opts SQLOptions
 	tls  *tls.Config // nil without tls = true
 }
 
-func newMySQL(spec Spec, _ *Shared) (Prober, error) {
+func newMySQL(spec *Spec, _ *Shared) (Prober, error) {
 	p := &mysqlProber{spec: spec, opts: spec.Options.(SQLOptions)}
 	var err error
 	if p.tls, err = p.opts.tlsConfig(spec); err != nil {
@@ -64,7 +64,7 @@ func (p *mysqlProber) probe(ctx context.Context) string {
 	// With tls = true the server must switch to TLS before the login.
 	cfg.TLS = p.tls
 	cfg.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
-		conn, err := dialNetwork(ctx, &p.spec, "tcp")
+		conn, err := dialNetwork(ctx, p.spec, "tcp")
 		if err == nil {
 			// The driver's own watcher closes the connection when ctx
 			// ends; the deadline also bounds its farewell on Close.

@@ -61,10 +61,11 @@ func dialNetwork(ctx context.Context, spec *Spec, network string) (net.Conn, err
 // the VIP (classify says "datapath: no answer for VIP"); a data path the
 // director could not set up says nothing of the server.
 func dialDataPath(ctx context.Context, spec *Spec, network string, r datapath.Route) (net.Conn, error) {
-	if spec.dataPath == nil {
+	dialer := spec.dataPathDialer()
+	if dialer == nil {
 		return nil, &datapath.SetupError{Err: errors.New("datapath: no probe namespaces (only a running director builds them)")}
 	}
-	conn, err := spec.dataPath.Dial(ctx, network, r, spec.Target.Port())
+	conn, err := dialer.Dial(ctx, network, r, spec.Target.Port())
 	var setup *datapath.SetupError
 	var nerr net.Error
 	switch {

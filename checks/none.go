@@ -17,7 +17,7 @@ var noneKind = Kind{
 	NoPort:  true,
 	Zero:    NoneOptions{},
 	Decode:  func(Decoder) Options { return NoneOptions{} },
-	build:   func(spec Spec, _ *Shared) (Prober, error) { return noneProber{timeout: spec.Timeout}, nil },
+	build:   func(spec *Spec, _ *Shared) (Prober, error) { return noneProber{timeout: spec.Timeout}, nil },
 }
 
 // Validate has nothing to judge.

@@ -26,12 +26,12 @@ var postgresqlKind = Kind{
 // (an unknown database, a bad query), and the connection's "refused",
 // "timeout", "reset", ...
 type postgresqlProber struct {
-	spec Spec
+	spec *Spec
 	opts SQLOptions
 	base *pgx.ConnConfig // copied for each check
 }
 
-func newPostgreSQL(spec Spec, _ *Shared) (Prober, error) {
+func newPostgreSQL(spec *Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(SQLOptions)
 	// ParseConfig is the only way to make a config pgx accepts; it also
 	// reads the PG* environment and ~/.pgpass, so every setting that
@@ -55,7 +55,7 @@ func newPostgreSQL(spec Spec, _ *Shared) (Prober, error) {
 	base.ValidateConnect, base.AfterConnect, base.OnNotice, base.OnNotification = nil, nil, nil, nil
 	base.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
 	base.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return dialNetwork(ctx, &spec, "tcp")
+		return dialNetwork(ctx, spec, "tcp")
 	}
 	base.Tracer = nil
 	base.StatementCacheCapacity, base.DescriptionCacheCapacity = 0, 0

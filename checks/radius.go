@@ -88,11 +88,11 @@ func (o RADIUSOptions) Describe(s Spec) string { return "radius " + s.Target.Str
 // port unreachable), "timeout" (silence: also what a server that checks
 // the Message-Authenticator does with a wrong secret).
 type radiusProber struct {
-	spec Spec
+	spec *Spec
 	opts RADIUSOptions
 }
 
-func newRADIUS(spec Spec, _ *Shared) (Prober, error) {
+func newRADIUS(spec *Spec, _ *Shared) (Prober, error) {
 	return &radiusProber{spec: spec, opts: spec.Options.(RADIUSOptions)}, nil
 }
 
@@ -120,7 +120,7 @@ func (p *radiusProber) probe(ctx context.Context) string {
 		return "error: " + shortError(err)
 	}
 
-	conn, err := dialNetwork(ctx, &p.spec, "udp")
+	conn, err := dialNetwork(ctx, p.spec, "udp")
 	if err != nil {
 		return classify(ctx, err)
 	}

@@ -57,8 +57,9 @@ type Kind struct {
 	// the rest is Options.Validate's, which the config runs afterwards.
 	Decode func(d Decoder) Options
 	// build makes the prober of a spec whose Options are this kind's and
-	// have passed Validate.
-	build func(Spec, *Shared) (Prober, error)
+	// have passed Validate. The prober keeps the pointer: the spec is
+	// one per check, shared with the caller (Shared.NewFor).
+	build func(*Spec, *Shared) (Prober, error)
 }
 
 // Key is one option key of a kind.

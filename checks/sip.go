@@ -135,13 +135,13 @@ func (o SIPOptions) Describe(s Spec) string { return "sip OPTIONS " + o.requestU
 // at a third of the timeout when that is less than 0.5 s), until the
 // deadline.
 type sipProber struct {
-	spec     Spec
+	spec     *Spec
 	tcp      bool
 	uri      sip.Uri
 	statuses []StatusRange
 }
 
-func newSIP(spec Spec, _ *Shared) (Prober, error) {
+func newSIP(spec *Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(SIPOptions)
 	p := &sipProber{spec: spec, tcp: o.transport() == "tcp"}
 	if err := sip.ParseUri(o.requestURI(spec.Target), &p.uri); err != nil {
@@ -167,7 +167,7 @@ func (p *sipProber) probe(ctx context.Context) string {
 	if p.tcp {
 		network = "tcp"
 	}
-	conn, err := dialNetwork(ctx, &p.spec, network)
+	conn, err := dialNetwork(ctx, p.spec, network)
 	if err != nil {
 		return classify(ctx, err)
 	}

@@ -74,7 +74,7 @@ func (o SQLOptions) Describe(s Spec) string {
 
 // tlsConfig is the client TLS configuration of a check with tls = true,
 // nil without.
-func (o SQLOptions) tlsConfig(spec Spec) (*tls.Config, error) {
+func (o SQLOptions) tlsConfig(spec *Spec) (*tls.Config, error) {
 	if !o.TLS {
 		return nil, nil
 	}

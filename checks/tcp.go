@@ -83,15 +83,15 @@ func (o TCPOptions) Describe(s Spec) string {
 // otherwise the reason the read stopped: "timeout" for a silent server,
 // "error: connection closed" for one that hung up, "reset", ...
 type tcpProber struct {
-	spec   Spec
+	spec   *Spec
 	send   string
 	expect *regexp.Regexp
 	tls    *tls.Config // nil without TLS
-	fast   *fastSpec   // how a FastLoop runs it; nil: only Probe
+	fast   fastSpec    // how a FastLoop runs it; unset (fastOf): only Probe
 }
 
 // newTCP builds the prober of a spec whose options passed Validate.
-func newTCP(spec Spec, _ *Shared) (Prober, error) {
+func newTCP(spec *Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(TCPOptions)
 	p := &tcpProber{spec: spec, send: o.Send}
 	if o.Expect != "" {
@@ -104,7 +104,7 @@ func newTCP(spec Spec, _ *Shared) (Prober, error) {
 		}
 	}
 	if !o.TLS && o.Send == "" && o.Expect == "" {
-		p.fast = newFastSpec(&p.spec)
+		p.fast.init(p.spec)
 	}
 	return p, nil
 }
@@ -116,7 +116,7 @@ func (p *tcpProber) Probe(ctx context.Context) Result {
 }
 
 func (p *tcpProber) probe(ctx context.Context) string {
-	conn, err := dial(ctx, &p.spec, p.tls)
+	conn, err := dial(ctx, p.spec, p.tls)
 	if err != nil {
 		return classify(ctx, err)
 	}

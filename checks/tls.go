@@ -100,7 +100,7 @@ func loadCA(path string) (pool *x509.CertPool, msg string) {
 // are verified against the system roots, or against CAFile's certificates
 // when it is set, unless TLSSkipVerify. The server name is ServerName,
 // else the host part of host (the Host header), else the target address.
-func tlsConfig(spec Spec, o TLSOptions, host string) (*tls.Config, error) {
+func tlsConfig(spec *Spec, o TLSOptions, host string) (*tls.Config, error) {
 	conf := &tls.Config{
 		InsecureSkipVerify: o.TLSSkipVerify, //nolint:gosec // the operator's explicit choice
 		ServerName:         tlsServerName(o.ServerName, host, spec.Target),

@@ -72,12 +72,12 @@ func (o UDPOptions) Describe(s Spec) string { return "udp " + s.Target.String() 
 // another address than the one checked is therefore never heard
 // ("timeout").
 type udpProber struct {
-	spec   Spec
+	spec   *Spec
 	send   []byte
 	expect *regexp.Regexp // nil accepts any reply
 }
 
-func newUDP(spec Spec, _ *Shared) (Prober, error) {
+func newUDP(spec *Spec, _ *Shared) (Prober, error) {
 	o := spec.Options.(UDPOptions)
 	send, _ := unescape(o.Send) // Validate checked it
 	p := &udpProber{spec: spec, send: []byte(send)}
@@ -94,7 +94,7 @@ func (p *udpProber) Probe(ctx context.Context) Result {
 }
 
 func (p *udpProber) probe(ctx context.Context) string {
-	conn, err := dialNetwork(ctx, &p.spec, "udp")
+	conn, err := dialNetwork(ctx, p.spec, "udp")
 	if err != nil {
 		return classify(ctx, err)
 	}

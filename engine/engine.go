@@ -197,7 +197,10 @@ const transitionSettle = 10 * time.Millisecond
 
 // Engine is the running director. Create it with New and start it with Run.
 type Engine struct {
-	opts          Options
+	opts Options
+	// proberFor builds a prober around a runner's own spec: the engine's
+	// checks.Shared (NewFor) when Options.NewProber was not given, else nil.
+	proberFor     func(*checks.Spec) (checks.Prober, error)
 	log           *slog.Logger
 	tableMetrics  *metrics.Table
 	policyMetrics *metrics.Policy
@@ -285,12 +288,13 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	var proberFor func(*checks.Spec) (checks.Prober, error)
 	if opts.NewProber == nil {
 		sh := checks.NewShared().WithLogger(opts.Logger)
 		if opts.DataPath != nil {
 			sh.DataPath = opts.DataPath
 		}
-		opts.NewProber = sh.New
+		opts.NewProber, proberFor = sh.New, sh.NewFor
 	}
 	if opts.ReconcileTimeout == 0 {
 		opts.ReconcileTimeout = 30 * time.Second
@@ -315,6 +319,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		opts:          opts,
+		proberFor:     proberFor,
 		log:           opts.Logger,
 		tableMetrics:  metrics.NewTable(opts.Metrics),
 		policyMetrics: metrics.NewPolicy(opts.Metrics),
@@ -364,17 +369,36 @@ func (e *Engine) buildProbers(cfg *config.Config) (map[string]*probeRunner, erro
 				if e.probes[key] != nil || fresh[key] != nil {
 					continue
 				}
-				p, err := e.opts.NewProber(spec)
+				r, err := e.newRunner(spec)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s: virtual server %q, real server %s: check %q: %w",
 						cfg.Path, vs.Name, rs.Address, c.Name, err))
 					continue
 				}
-				fresh[key] = &probeRunner{spec: spec, prober: p}
+				r.key = key // the map's string, not a copy of it
+				fresh[key] = r
 			}
 		}
 	}
 	return fresh, errors.Join(errs...)
+}
+
+// newRunner makes the runner of spec with its prober. The engine's own
+// probers are built around the runner's spec (checks.Shared.NewFor): one
+// spec per check, read by the runner, its prober, the prober's form on a
+// FastLoop and the servers' checks (serverCheck.spec).
+func (e *Engine) newRunner(spec checks.Spec) (*probeRunner, error) {
+	r := &probeRunner{spec: spec}
+	var err error
+	if e.proberFor != nil {
+		r.prober, err = e.proberFor(&r.spec)
+	} else {
+		r.prober, err = e.opts.NewProber(spec)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // setConfig publishes cfg and the service names for other goroutines.

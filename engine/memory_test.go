@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/lvsdirector/director/checks"
 	"github.com/lvsdirector/director/config"
@@ -116,12 +118,13 @@ func heapPerServer(t testing.TB, n int, fast, read bool) float64 {
 // removed (a histogram or metric vector per server, a context per
 // runner, a request built per target, a status history kept twice, a
 // status snapshot kept unread) fails here rather than in a capacity run.
-// The figure is the same run after run (2.7-2.8 KB on both paths with Go
-// 1.26; 4.8-4.9 KB before "Memory, second pass: records" and 6.2 KB
-// before "Memory per real server" in docs/performance.md); the bound
-// leaves a fifth for what other work adds, and
-// TestServersShareSpecsAndKeepHistoryRings, TestHistoryRecordIs24Bytes
-// and the other size tests hold the smaller items exactly.
+// The figure is the same run after run (2.1-2.2 KB on both paths with Go
+// 1.26; 4.8-4.9 KB before the two "Memory, second pass" subsections and
+// 6.2 KB before "Memory per real server" in docs/performance.md); the
+// bound leaves a tenth for what other work adds, and
+// TestServersShareSpecsAndKeepHistoryRings, TestHistoryRecordIs24Bytes,
+// TestRunnersShareTheirSpecWithTheirProbers, TestRunnerIs384Bytes, the
+// other size tests and checks' memory tests hold the smaller items exactly.
 func TestMemoryPerRealServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds an engine of 4,000 real servers")
@@ -139,7 +142,7 @@ func TestMemoryPerRealServer(t *testing.T) {
 }
 
 // maxHeapPerServer bounds TestMemoryPerRealServer.
-const maxHeapPerServer = 3328
+const maxHeapPerServer = 2432
 
 // BenchmarkMemoryPerRealServer reports the live heap per real server of
 // TestMemoryPerRealServer's engine at 20,000 real servers
@@ -182,5 +185,29 @@ func TestServersShareSpecsAndKeepHistoryRings(t *testing.T) {
 		if got := s.history.results(); len(got) != keep || !got[keep-1].Time.After(got[0].Time) {
 			t.Errorf("%v: history %v, want the last %d, oldest first", id, got, keep)
 		}
+	}
+}
+
+// A runner's prober reads the runner's spec (checks.Shared.NewFor), so
+// that a check's spec is held once however many read it.
+func TestRunnersShareTheirSpecWithTheirProbers(t *testing.T) {
+	e := adoptedEngine(t, memoryConfig(t, 40, 4), true)
+	for key, p := range e.probes {
+		v := reflect.ValueOf(p.prober).Elem().FieldByName("spec")
+		if v.Kind() != reflect.Pointer || v.UnsafePointer() != unsafe.Pointer(&p.spec) {
+			t.Errorf("%s: its prober (%T) holds a spec of its own", p.spec, p.prober)
+		}
+		if p.key != key {
+			t.Errorf("%s: key %q, want the map's %q", p.spec, p.key, key)
+		}
+	}
+}
+
+// A runner is held per distinct check, so its size is held exactly: 384
+// bytes, a size class below the 416 it was (its spec 208 of them; its
+// timer on the loop inside it, 24).
+func TestRunnerIs384Bytes(t *testing.T) {
+	if got := unsafe.Sizeof(probeRunner{}); got > 384 {
+		t.Errorf("probeRunner is %d bytes, want at most 384 (docs/performance.md, \"Memory, second pass\")", got)
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -34,25 +35,28 @@ type probeRunner struct {
 	// and a children map its runs came and went through, ~300 bytes a
 	// runner on the usual path (docs/performance.md, "Memory per real
 	// server").
-	parent   context.Context
-	out      *inbox
-	sched    *metrics.Schedule
-	key      string
-	due      time.Time      // planned start of the next run; touched only by the run in flight
-	step     time.Duration  // the grid's spacing toward due: the interval, or the retry interval
-	failures int            // consecutive failed results; touched only by the run in flight
+	parent context.Context
+	out    *inbox
+	sched  *metrics.Schedule
+	key    string
+	due    time.Time // planned start of the next run; touched only by the run in flight
+	// failures counts consecutive failed results; touched only by the
+	// run in flight. The grid's spacing toward due follows from it
+	// (step). int32 beside stopped: the runner is one size class
+	// smaller (docs/performance.md, "Memory, second pass").
+	failures int32
+	stopped  bool           // guarded by mu
 	inflight sync.WaitGroup // the run in flight, if any
 
 	mu        sync.Mutex // guards timer, stopped and runCancel against stop
 	timer     *time.Timer
-	stopped   bool
 	runCancel context.CancelFunc // cancels the run in flight, or its wait for the inbox; nil between
 
 	// loop, when set and able to run the prober, runs the check instead
 	// of a runtime timer and a goroutine per run (probe_fast.go).
 	loop     *checks.FastLoop
-	fastNext *checks.FastTimer // the next run; the loop's goroutine only
-	fastRun  *checks.FastRun   // the run in flight; the loop's goroutine only
+	fastNext checks.FastTimer // the next run, armed again for each; the loop's goroutine only
+	fastRun  *checks.FastRun  // the run in flight; the loop's goroutine only
 }
 
 // start schedules the check until stop. The first run waits a random part
@@ -67,10 +71,13 @@ type probeRunner struct {
 // (runStep).
 func (p *probeRunner) start(parent context.Context, out *inbox, sched *metrics.Schedule) {
 	p.parent = parent
-	p.out, p.sched, p.key = out, sched, p.spec.Key()
-	p.step = p.spec.Interval
+	p.out, p.sched = out, sched
+	if p.key == "" { // buildProbers sets it
+		p.key = p.spec.Key()
+	}
 	p.due = time.Now().Add(time.Duration(rand.Int64N(int64(p.spec.Interval))))
 	if p.onLoop() {
+		p.fastNext.Init(p.fireFast)
 		p.loop.Do(p.scheduleFast)
 		return
 	}
@@ -151,7 +158,8 @@ func (p *probeRunner) enter() bool {
 func (p *probeRunner) starting(now time.Time) {
 	if behind := now.Sub(p.due); behind >= p.spec.Interval {
 		p.sched.Skipped(int(behind / p.spec.Interval))
-		p.due = p.due.Add(behind / p.step * p.step)
+		step := p.step()
+		p.due = p.due.Add(behind / step * step)
 	}
 	p.sched.Started(now.Sub(p.due))
 }
@@ -163,15 +171,20 @@ func (p *probeRunner) planNext(res checks.Result) {
 	case res.Inconclusive: // says nothing of the server: the count stands
 	case res.OK:
 		p.failures = 0
-	default:
+	case p.failures < math.MaxInt32: // saturates: it counts up to fall
 		p.failures++
 	}
-	p.step = runStep(p.spec.Interval, p.spec.RetryInterval, p.failures, p.spec.Fall)
 	end := time.Now()
-	next, _ := nextSlot(p.due, end, p.step)
+	next, _ := nextSlot(p.due, end, p.step())
 	_, dropped := nextSlot(p.due, end, p.spec.Interval)
 	p.sched.Skipped(dropped)
 	p.due = next
+}
+
+// step is the grid's spacing toward due: the interval, or the retry
+// interval after a failure (runStep).
+func (p *probeRunner) step() time.Duration {
+	return runStep(p.spec.Interval, p.spec.RetryInterval, int(p.failures), p.spec.Fall)
 }
 
 // runStep is the spacing of a check's runs: retry (keepalived's

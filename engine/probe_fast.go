@@ -8,8 +8,9 @@ import (
 
 // A runner whose check the engine's FastLoop can run keeps the same grid,
 // retry, skip and lag accounting as fire (starting, planNext), but its runs are the loop's timers and
-// sockets: no runtime timer, goroutine or context per run. Its state
-// (due, fastNext, fastRun) is touched only in the loop's goroutine.
+// sockets: no runtime timer, goroutine or context per run, and its own
+// timer (fastNext) armed again for each run. Its state (due, fastNext,
+// fastRun) is touched only in the loop's goroutine.
 
 // onLoop says the runner's check runs on the loop.
 func (p *probeRunner) onLoop() bool { return p.loop != nil && p.loop.Supports(p.prober) }
@@ -23,13 +24,12 @@ func (p *probeRunner) isStopped() bool {
 // scheduleFast plans the next run at due. In the loop.
 func (p *probeRunner) scheduleFast() {
 	if !p.isStopped() {
-		p.fastNext = p.loop.At(p.due, p.fireFast)
+		p.loop.Arm(&p.fastNext, p.due)
 	}
 }
 
 // fireFast is one run, started on the loop.
 func (p *probeRunner) fireFast() {
-	p.fastNext = nil
 	if p.isStopped() {
 		return
 	}
@@ -73,8 +73,7 @@ func (p *probeRunner) doneFast(res checks.Result) {
 // stopFast drops the next run and the one in flight. In the loop, after
 // stopped is set.
 func (p *probeRunner) stopFast() {
-	p.loop.Stop(p.fastNext)
-	p.fastNext = nil
+	p.loop.Stop(&p.fastNext)
 	p.fastRun.Abort()
 	p.fastRun = nil
 }
