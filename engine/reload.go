@@ -251,8 +251,9 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 // its health and history; a changed one restarts from the verdict it
 // had; an added one starts from the server's (health.Group).
 //
-// A check's spec is its runner's (runnerOf, by key): at 20,000 real
-// servers a copy each was 4.6 MB. Equal keys describe equal checks.
+// A check's spec and key are its runner's (runnerOf, by key): at 20,000
+// real servers a copy of the spec each was 4.6 MB. Equal keys describe
+// equal checks.
 func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer, listeners map[string][]listener,
 	runnerOf func(key string) *probeRunner) {
 	cs := vs.ChecksOf(rs)
@@ -261,6 +262,13 @@ func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer, lis
 	for _, c := range cs {
 		spec := vs.CheckSpec(rs, &c)
 		key := spec.Key()
+		p := runnerOf(key)
+		if p != nil && p.key == key {
+			// The runner's string (the probes map's, buildProbers),
+			// not this copy: one key a check, not one more for each
+			// server's check and the listeners' map.
+			key = p.key
+		}
 		names = append(names, c.Name)
 		old := s.check(c.Name)
 		switch {
@@ -275,7 +283,7 @@ func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer, lis
 			s.health.Set(c.Name, c.Rise, c.Fall)
 		}
 		var shared *checks.Spec
-		if p := runnerOf(key); p != nil {
+		if p != nil {
 			shared = &p.spec
 		} else { // no runner (tests that adopt a config without one)
 			own := spec

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/lvsdirector/director/checks"
 	"github.com/lvsdirector/director/ipvs"
@@ -86,4 +87,56 @@ func TestServerBackInConfigRecordsIntoItsSeries(t *testing.T) {
 	if n := checksOf(); n != 2 {
 		t.Errorf("server back: %v checks counted, want the 2 since it came back", n)
 	}
+}
+
+// A check's key is held once: the probes map, its runner, the listeners'
+// map and every server's check share the runner's string, after a reload
+// that adds servers as after the first config (16 bytes a check, and an
+// allocation, more for each copy).
+func TestServersShareCheckKeys(t *testing.T) {
+	e := adoptedEngine(t, memoryConfig(t, 40, 4), false)
+	same := func(what, a, b string) {
+		t.Helper()
+		if a != b || unsafe.StringData(a) != unsafe.StringData(b) {
+			t.Errorf("%s: key %x is a copy of its runner's, not its string", what, a)
+		}
+	}
+	check := func() {
+		t.Helper()
+		for key, p := range e.probes {
+			same("probes map", key, p.key)
+		}
+		for key := range e.listeners {
+			if p := e.probes[key]; p == nil {
+				t.Errorf("listeners of key %x: no runner", key)
+			} else {
+				same("listeners map", key, p.key)
+			}
+		}
+		for id, s := range e.servers {
+			for _, c := range s.checks {
+				if p := e.probes[c.key]; p == nil {
+					t.Errorf("%v: check %q has no runner", id, c.name)
+				} else {
+					same(id.String()+" check "+c.name, c.key, p.key)
+				}
+			}
+		}
+	}
+	check()
+	more := memoryConfig(t, 48, 4) // the same 40, and 8 more
+	fresh, err := e.buildProbers(more)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fresh) != 8 {
+		t.Fatalf("%d runners for 8 servers added", len(fresh))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	e.adoptConfig(more, fresh, ctx)
+	if len(e.servers) != 48 {
+		t.Fatalf("%d servers, want 48", len(e.servers))
+	}
+	check()
 }
