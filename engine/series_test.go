@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/lvsdirector/director/checks"
+	"github.com/lvsdirector/director/config"
 	"github.com/lvsdirector/director/ipvs"
 )
 
@@ -139,4 +140,46 @@ func TestServersShareCheckKeys(t *testing.T) {
 		t.Fatalf("%d servers, want 48", len(e.servers))
 	}
 	check()
+}
+
+// A reconcile that changes a server's programmed weight sets its series
+// through its handle too: at start-up every server's first verdict goes
+// this way, 20,000 addresses formatted before.
+func TestProgrammedWeightAllocatesNothing(t *testing.T) {
+	cfg := scaleConfig(1, 2)
+	e := scaleUnit(t, cfg, ipvs.NewMemory())
+	vs := &cfg.VirtualServers[0]
+	rs := &vs.RealServers[1]
+	s := e.servers[config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}]
+	weight := int64(0)
+	if n := testing.AllocsPerRun(100, func() {
+		weight = 100 - weight
+		e.setProgrammed(vs, rs, s, weight)
+	}); n != 0 {
+		t.Errorf("a changed programmed weight allocates %v times, want 0", n)
+	}
+	m := e.opts.Metrics
+	families, err := m.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range families {
+		if f.GetName() != "director_real_server_weight" {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "real_server" && l.GetValue() == rs.Address.String() {
+					found = true
+					if v := mt.GetGauge().GetValue(); v != float64(weight) {
+						t.Errorf("weight series %v, want %d", v, weight)
+					}
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("no weight series for the server")
+	}
 }
