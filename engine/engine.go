@@ -84,6 +84,10 @@ type server struct {
 	checks []*serverCheck // in the config's order
 	// label is checkLabel of checks, kept: it is read for every result.
 	label string
+	// series is its metrics series, resolved once when the server is
+	// made: a result is recorded without formatting its address or
+	// looking it up by name. It goes with the server (adoptConfig).
+	series *metrics.Series
 	// health combines the checks' verdicts: up only while all are up.
 	health *health.Group
 	lastAt time.Time // when the state last changed

@@ -430,7 +430,7 @@ func (e *Engine) setProgrammed(vs *config.VirtualServer, rs *config.RealServer, 
 	now := reported{s.health.State(), s.programmed, rs.Weight}
 	if s.reported != now {
 		s.reported = now
-		e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), now.state.String(), now.programmed, now.configured)
+		e.opts.Metrics.SetState(s.series, now.state, now.programmed, now.configured)
 	}
 }
 

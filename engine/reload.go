@@ -207,7 +207,8 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 					programmed: programmed, reported: reported{initial, programmed, rs.Weight},
 				}
 				e.servers[id] = s
-				e.opts.Metrics.RealServer(vs.Name, rs.Address.String(), initial.String(), programmed, rs.Weight)
+				s.series = e.opts.Metrics.RealServerSeries(vs.Name, rs.Address.String())
+				e.opts.Metrics.SetState(s.series, initial, programmed, rs.Weight)
 			}
 			adoptChecks(s, vs, rs, listeners, runnerOf)
 		}
@@ -250,8 +251,9 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 // its health and history; a changed one restarts from the verdict it
 // had; an added one starts from the server's (health.Group).
 //
-// A check's spec is its runner's (runnerOf, by key): at 20,000 real
-// servers a copy each was 4.6 MB. Equal keys describe equal checks.
+// A check's spec and key are its runner's (runnerOf, by key): at 20,000
+// real servers a copy of the spec each was 4.6 MB. Equal keys describe
+// equal checks.
 func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer, listeners map[string][]listener,
 	runnerOf func(key string) *probeRunner) {
 	cs := vs.ChecksOf(rs)
@@ -260,6 +262,13 @@ func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer, lis
 	for _, c := range cs {
 		spec := vs.CheckSpec(rs, &c)
 		key := spec.Key()
+		p := runnerOf(key)
+		if p != nil && p.key == key {
+			// The runner's string (the probes map's, buildProbers),
+			// not this copy: one key a check, not one more for each
+			// server's check and the listeners' map.
+			key = p.key
+		}
 		names = append(names, c.Name)
 		old := s.check(c.Name)
 		switch {
@@ -274,7 +283,7 @@ func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer, lis
 			s.health.Set(c.Name, c.Rise, c.Fall)
 		}
 		var shared *checks.Spec
-		if p := runnerOf(key); p != nil {
+		if p != nil {
 			shared = &p.spec
 		} else { // no runner (tests that adopt a config without one)
 			own := spec

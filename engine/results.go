@@ -29,9 +29,7 @@ func (e *Engine) observe(r probeResult) bool {
 	changed := false
 	for _, l := range e.listeners[r.key] {
 		s, c := l.s, l.c
-		id := s.id
-		rs := id.RealServer.String()
-		e.opts.Metrics.Check(id.VirtualServer, rs, s.checkLabel(), r.result.OK, r.result.Duration)
+		id := &s.id
 		t, moved := s.health.Observe(c.name, r.result.OK, r.result.Reason)
 		e.noteResult(s, c, r.result)
 		if r.result.OK && (r.result.HasWeight != c.hasWeight || r.result.Weight != c.weight) {
@@ -40,7 +38,7 @@ func (e *Engine) observe(r probeResult) bool {
 			changed = true
 			e.built.staleVS(id.VirtualServer)
 			e.changed(true)
-			e.log.Info("real server weight reported by its check", "virtual_server", id.VirtualServer, "real_server", rs,
+			e.log.Info("real server weight reported by its check", "virtual_server", id.VirtualServer, "real_server", id.RealServer.String(),
 				"weight", r.result.Weight, "reported", r.result.HasWeight, "check", c.spec.String())
 		}
 		if !moved {
@@ -50,22 +48,22 @@ func (e *Engine) observe(r probeResult) bool {
 		e.built.staleVS(id.VirtualServer) // its health, and the policies' hold on it (flapped, guard)
 		now := time.Now()
 		s.lastAt = now
-		e.opts.Metrics.Transition(id.VirtualServer, rs, t.To.String())
+		e.opts.Metrics.CountTransition(s.series, t.To)
 		// The state series change with the state, not a reconcile later
 		// (the weight series follow when the table has changed).
 		s.reported.state = t.To
-		e.opts.Metrics.RealServer(id.VirtualServer, rs, t.To.String(), s.reported.programmed, s.reported.configured)
+		e.opts.Metrics.SetState(s.series, t.To, s.reported.programmed, s.reported.configured)
 		e.noteTransition(s, t)
 		if t.From == health.Up && t.To == health.Down {
-			e.flapped(id, now)                                                                // flap damping (admin.go)
-			e.guardEvents(e.guard.Down(e.cfg.Find(id.VirtualServer), id, t.Reason, now), now) // panic guard
+			e.flapped(*id, now)                                                                // flap damping (admin.go)
+			e.guardEvents(e.guard.Down(e.cfg.Find(id.VirtualServer), *id, t.Reason, now), now) // panic guard
 		}
 		level := slog.LevelInfo
 		if t.To == health.Down {
 			level = slog.LevelWarn
 		}
 		e.log.Log(context.Background(), level, "real server "+t.To.String(),
-			"virtual_server", id.VirtualServer, "real_server", rs, "from", t.From.String(),
+			"virtual_server", id.VirtualServer, "real_server", id.RealServer.String(), "from", t.From.String(),
 			"reason", t.Reason, "check", c.spec.String(), "latency", r.result.Duration.Round(time.Microsecond),
 			"recent", s.history.summary())
 	}
@@ -92,7 +90,7 @@ func (e *Engine) noteResult(s *server, c *serverCheck, res checks.Result) {
 		cr.Check = c.name
 	}
 	s.history.add(cr, e.opts.HistoryLength)
-	e.opts.Metrics.CheckOutcome(s.id.VirtualServer, s.id.RealServer.String(), s.checkLabel(), res.OK, res.Reason, at, s.history.failures)
+	e.opts.Metrics.Result(s.series, s.id.VirtualServer, s.checkLabel(), res.OK, res.Duration, res.Reason, at, s.history.failures)
 	e.changed(false)
 }
 

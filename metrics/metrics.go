@@ -9,6 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"io"
+	"math"
 	"net/http"
 	"runtime"
 	"slices"
@@ -188,35 +189,73 @@ func (m *Metrics) Handler() http.Handler {
 
 // Check records one check result for one real server.
 func (m *Metrics) Check(vs, rs, check string, ok bool, d time.Duration) {
-	m.servers.with(vs, rs, func(ss *serverSeries) {
-		ss.setCheck(check)
-		if ok {
-			ss.checksOK++
-		} else {
-			ss.checksFailed++
-		}
-	})
+	m.servers.with(vs, rs, func(ss *serverSeries) { ss.count(check, ok) })
 	m.checkDuration.WithLabelValues(vs, check).Observe(d.Seconds())
+}
+
+// count counts one result of check.
+func (ss *serverSeries) count(check string, ok bool) {
+	ss.setCheck(check)
+	if ok {
+		ss.checksOK++
+	} else {
+		ss.checksFailed++
+	}
+}
+
+// RealServerSeries is the series of one real server (created if needed,
+// as RealServer creates them), to record its results through: see Series.
+func (m *Metrics) RealServerSeries(vs, rs string) *Series {
+	m.servers.mu.Lock()
+	defer m.servers.mu.Unlock()
+	return (*Series)(m.servers.get(vs, rs))
+}
+
+// Result records one check result of the real server whose series h is,
+// of virtual server vs: what Check and CheckOutcome record, under one
+// lock, the duration histogram looked up once per check label.
+func (m *Metrics) Result(h *Series, vs, check string, ok bool, d time.Duration, reason string, at time.Time, consecutiveFailures int) {
+	var duration prometheus.Observer
+	m.servers.withSeries(h, func(ss *serverSeries) {
+		ss.count(check, ok)
+		ss.outcome(ok, reason, at, consecutiveFailures)
+		if ss.duration == nil {
+			ss.duration = m.checkDuration.WithLabelValues(vs, check)
+		}
+		duration = ss.duration
+	})
+	duration.Observe(d.Seconds())
 }
 
 // RealServer sets a real server's health state (health.State.String())
 // and weights. weight < 0 means the destination is not in the table.
 func (m *Metrics) RealServer(vs, rs, state string, weight int64, configured uint32) {
-	m.servers.with(vs, rs, func(ss *serverSeries) {
-		ss.hasState, ss.state, ss.weight, ss.configured = true, state, weight, configured
-	})
+	m.servers.with(vs, rs, func(ss *serverSeries) { ss.setState(stateIndex(state), weight, configured) })
+}
+
+// SetState is RealServer for the real server whose series h is.
+func (m *Metrics) SetState(h *Series, state health.State, weight int64, configured uint32) {
+	m.servers.withSeries(h, func(ss *serverSeries) { ss.setState(stateOf(state), weight, configured) })
+}
+
+func (ss *serverSeries) setState(state uint8, weight int64, configured uint32) {
+	ss.hasState, ss.state, ss.weight, ss.configured = true, state, weight, configured
 }
 
 // Transition counts a state change.
 func (m *Metrics) Transition(vs, rs, to string) {
-	m.servers.with(vs, rs, func(ss *serverSeries) {
-		for i, st := range health.States {
-			if st.String() == to {
-				ss.transitions[i]++
-				return
-			}
-		}
-	})
+	m.servers.with(vs, rs, func(ss *serverSeries) { ss.transition(stateIndex(to)) })
+}
+
+// CountTransition is Transition for the real server whose series h is.
+func (m *Metrics) CountTransition(h *Series, to health.State) {
+	m.servers.withSeries(h, func(ss *serverSeries) { ss.transition(stateOf(to)) })
+}
+
+func (ss *serverSeries) transition(to uint8) {
+	if int(to) < len(ss.transitions) {
+		ss.transitions[to]++
+	}
 }
 
 // ForgetRealServer drops every series of a real server that left the config,
@@ -270,14 +309,18 @@ func b2f(b bool) float64 {
 func (m *Metrics) CheckOutcome(vs, rs, check string, ok bool, reason string, at time.Time, consecutiveFailures int) {
 	m.servers.with(vs, rs, func(ss *serverSeries) {
 		ss.setCheck(check)
-		if ok {
-			ss.lastSuccess = float64(at.UnixMilli()) / 1e3
-		} else {
-			ss.countFailure(ReasonClass(reason))
-			ss.lastFailure = float64(at.UnixMilli()) / 1e3
-		}
-		ss.hasConsecutive, ss.consecutive = true, consecutiveFailures
+		ss.outcome(ok, reason, at, consecutiveFailures)
 	})
+}
+
+func (ss *serverSeries) outcome(ok bool, reason string, at time.Time, consecutiveFailures int) {
+	if ok {
+		ss.lastSuccess = float64(at.UnixMilli()) / 1e3
+	} else {
+		ss.countFailure(ReasonClass(reason))
+		ss.lastFailure = float64(at.UnixMilli()) / 1e3
+	}
+	ss.hasConsecutive, ss.consecutive = true, int32(min(consecutiveFailures, math.MaxInt32))
 }
 
 // reasonClasses are the failure reason classes, each with the prefix of

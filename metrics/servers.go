@@ -132,7 +132,10 @@ const (
 // has been set, as a vector child would be: the has* flags say which.
 type serverSeries struct {
 	check string // check type, the "check" label
-	state string
+	// duration is the check duration histogram of the server's virtual
+	// server and check, looked up once per check label, not per result
+	// (nil until then; Result).
+	duration prometheus.Observer
 
 	// The flags and the configured weight share a word (field order
 	// matters here: 20,000 servers).
@@ -148,13 +151,53 @@ type serverSeries struct {
 	failures []failureCount
 
 	lastSuccess, lastFailure float64 // Unix seconds; 0: never
-	consecutive              int
+	// consecutive is int32 so that the state fits beside it (68 years of
+	// failures a second); state indexes health.States (noState: none).
+	consecutive int32
+	state       uint8
 
 	flaps       uint64
 	transitions [len(health.States)]uint64 // by state entered, as health.States
 
 	override string // "" for none
 }
+
+// noState is a state outside health.States, as RealServer may be given:
+// exported as up 0 and no state 1, as before states were indexes.
+const noState = uint8(len(health.States))
+
+func stateIndex(state string) uint8 {
+	for i, st := range health.States {
+		if st.String() == state {
+			return uint8(i)
+		}
+	}
+	return noState
+}
+
+func stateOf(state health.State) uint8 {
+	for i, st := range health.States {
+		if st == state {
+			return uint8(i)
+		}
+	}
+	return noState
+}
+
+// is reports whether the server's state is st.
+func (ss *serverSeries) is(st health.State) bool {
+	return int(ss.state) < len(health.States) && health.States[ss.state] == st
+}
+
+// Series is one real server's series, held by whoever records many
+// results for it (the engine, from the server's creation to its removal):
+// recording through it (Result, SetState, CountTransition) costs no
+// formatting of the server's address and no lookup by label values. It
+// is the same series RealServer and the others find by name, so what is
+// exported does not depend on which way it was written; once
+// ForgetRealServer dropped it, what is recorded through it is exported by
+// nobody.
+type Series serverSeries
 
 // failureCount is the failures of one reason class (reasonIndex).
 type failureCount struct {
@@ -186,13 +229,25 @@ func newServers() *servers {
 func (s *servers) with(vs, rs string, f func(*serverSeries)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	f(s.get(vs, rs))
+}
+
+// get is the series of one real server, created if needed; s.mu held.
+func (s *servers) get(vs, rs string) *serverSeries {
 	k := serverKey{vs, rs}
 	ss := s.m[k]
 	if ss == nil {
 		ss = &serverSeries{}
 		s.m[k] = ss
 	}
-	f(ss)
+	return ss
+}
+
+// withSeries runs f on a series held by handle.
+func (s *servers) withSeries(h *Series, f func(*serverSeries)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f((*serverSeries)(h))
 }
 
 func (s *servers) forget(vs, rs string) {
@@ -208,6 +263,7 @@ func (ss *serverSeries) setCheck(check string) {
 		ss.check = check
 		ss.checksOK, ss.checksFailed = 0, 0
 		ss.failures = nil
+		ss.duration = nil
 	}
 }
 
@@ -269,7 +325,7 @@ func (ss *serverSeries) series(fam int, emit func(extra []string, v float64)) {
 	switch fam {
 	case famUp:
 		if ss.hasState {
-			emit(nil, b2f(ss.state == health.Up.String()))
+			emit(nil, b2f(ss.is(health.Up)))
 		}
 	case famWeight:
 		if ss.hasState {
@@ -282,7 +338,7 @@ func (ss *serverSeries) series(fam int, emit func(extra []string, v float64)) {
 	case famState:
 		if ss.hasState {
 			for _, st := range health.States {
-				emit([]string{st.String()}, b2f(st.String() == ss.state))
+				emit([]string{st.String()}, b2f(ss.is(st)))
 			}
 		}
 	case famChecks:
