@@ -341,3 +341,44 @@ func TestStarvedCheckChild(t *testing.T) {
 	js, _ := json.Marshal(res)
 	os.Stdout.WriteString("STARVED RESULT " + string(js) + "\n") // printed, not logged: the parent reads it
 }
+
+// BenchmarkDialLook is the look's cost on a connect that succeeds (a dup
+// and a close, late.go) beside the same dial without it, in one run:
+// compare the two sub-benchmarks, not the figures across machines.
+func BenchmarkDialLook(b *testing.B) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	addr := l.Addr().String()
+	for _, bc := range []struct {
+		name string
+		dial func(context.Context, *net.Dialer) (net.Conn, error)
+	}{
+		{"plain", func(ctx context.Context, d *net.Dialer) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }},
+		{"look", func(ctx context.Context, d *net.Dialer) (net.Conn, error) { return dialTCP(ctx, d, addr) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				d := net.Dialer{KeepAlive: -1}
+				c, err := bc.dial(ctx, &d)
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+			}
+		})
+	}
+}
