@@ -1,11 +1,17 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +151,125 @@ func TestBackendAddrsAreDistinct(t *testing.T) {
 			t.Fatalf("backend %d: address %s is reused or not a plain loopback host", i, a)
 		}
 		seen[a.String()] = true
+	}
+}
+
+// TestBackendsGoAndCAnswerAlike holds the C backends (cbackends.c) to
+// what the Go backends do, on the same addresses and the same child
+// protocol: tcp accepts and closes, http answers a request head with 200
+// "ok", both count every connection, and "kill K" refuses the first K.
+func TestBackendsGoAndCAnswerAlike(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the C backends with cc")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		cbackends bool
+	}{{"go", false}, {"c", true}} {
+		for i, kind := range []string{"tcp", "http"} {
+			t.Run(c.name+"/"+kind, func(t *testing.T) {
+				port := 18090 + i
+				if c.cbackends {
+					port += 2
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				var b interface {
+					count() uint64
+					kill(k int)
+				}
+				if c.cbackends {
+					ch, err := startBackends(ctx, Options{CBackends: true, WorkDir: t.TempDir(), SelfBin: self, Port: port,
+						Groups: []Group{{Kind: kind, N: 3, Interval: time.Second}}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer ch.finish()
+					b = childBackends{t, ch}
+				} else {
+					gb, err := StartBackends([]Group{{Kind: kind, N: 3, Interval: time.Second}}, 0, port)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer gb.Close()
+					b = goBackends{gb}
+				}
+				for j := range 3 {
+					if got := askBackend(t, kind, backendAddr(j, port).String()); got != "ok" {
+						t.Errorf("backend %d answered %q, want ok", j, got)
+					}
+				}
+				if n := b.count(); n != 3 {
+					t.Errorf("count %d after 3 connections, want 3", n)
+				}
+				b.kill(1)
+				if _, err := net.DialTimeout("tcp", backendAddr(0, port).String(), time.Second); err == nil {
+					t.Errorf("the killed backend still accepts")
+				}
+				if got := askBackend(t, kind, backendAddr(1, port).String()); got != "ok" {
+					t.Errorf("a backend not killed answered %q, want ok", got)
+				}
+			})
+		}
+	}
+}
+
+// askBackend checks one backend the way the director does and says "ok"
+// or what went wrong.
+func askBackend(t *testing.T, kind, addr string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return err.Error()
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if kind == "tcp" {
+		if n, err := conn.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			return fmt.Sprintf("read %d bytes, %v; want the backend to close", n, err)
+		}
+		return "ok"
+	}
+	// the head in two writes, as a slow client sends it
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n")
+	time.Sleep(10 * time.Millisecond)
+	io.WriteString(conn, "\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return err.Error()
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "ok\n" {
+		return fmt.Sprintf("%d %q", resp.StatusCode, body)
+	}
+	return "ok"
+}
+
+type goBackends struct{ b *Backends }
+
+func (g goBackends) count() uint64 { return g.b.Count() }
+func (g goBackends) kill(k int)    { g.b.Kill(k) }
+
+type childBackends struct {
+	t *testing.T
+	c *child
+}
+
+func (c childBackends) count() uint64 {
+	s, err := c.c.ask("count")
+	n, perr := strconv.ParseUint(s, 10, 64)
+	if err != nil || perr != nil {
+		c.t.Fatalf("count: %q %v", s, err)
+	}
+	return n
+}
+
+func (c childBackends) kill(k int) {
+	if s, err := c.c.ask(fmt.Sprintf("kill %d", k)); err != nil || s == "" || strings.HasPrefix(s, "error") {
+		c.t.Fatalf("kill: %q %v", s, err)
 	}
 }

@@ -19,9 +19,22 @@ import (
 //go:embed cfloor/cfloor.c
 var cfloorSource []byte
 
+// cbackendsSource is the tcp and http backends as one C event loop
+// (cbackends/cbackends.c), for capacity runs where the Go backends'
+// goroutine per connection takes CPU the director under test needs.
+//
+//go:embed cbackends/cbackends.c
+var cbackendsSource []byte
+
 // BuildCFloor compiles the C floor into dir and returns the binary's
 // path, or a reason it cannot run here (no C compiler) with a nil error.
 func BuildCFloor(ctx context.Context, dir string) (bin, skipped string, err error) {
+	return buildC(ctx, dir, "cfloor", cfloorSource)
+}
+
+// buildC compiles one C source file with the system's compiler (CC, else
+// cc) into dir/name.
+func buildC(ctx context.Context, dir, name string, source []byte) (bin, skipped string, err error) {
 	cc := os.Getenv("CC")
 	if cc == "" {
 		cc = "cc"
@@ -29,15 +42,15 @@ func BuildCFloor(ctx context.Context, dir string) (bin, skipped string, err erro
 	if _, err := exec.LookPath(cc); err != nil {
 		return "", fmt.Sprintf("no C compiler (%s) on PATH: apt-get install gcc", cc), nil
 	}
-	src := filepath.Join(dir, "cfloor.c")
-	bin = filepath.Join(dir, "cfloor")
-	if err := os.WriteFile(src, cfloorSource, 0o644); err != nil {
+	src := filepath.Join(dir, name+".c")
+	bin = filepath.Join(dir, name)
+	if err := os.WriteFile(src, source, 0o644); err != nil {
 		return "", "", err
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if out, err := exec.CommandContext(cctx, cc, "-O2", "-o", bin, src).CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("building the C floor (%s -O2): %v\n%s", cc, err, out)
+	if out, err := exec.CommandContext(cctx, cc, "-O2", "-Wall", "-o", bin, src).CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("building %s (%s -O2): %v\n%s", name, cc, err, out)
 	}
 	return bin, "", nil
 }

@@ -46,9 +46,14 @@ type Options struct {
 	Floor          bool          // also measure the reference checker
 	CFloor         bool          // also measure the C event-loop floor (cfloor/cfloor.c, built with cc)
 	NoFastChecks   bool          // run the director with fast_checks = false
-	Peers          []string      // also measure these peer checkers (peers.go): ldirectord, keepalived
-	Storm          int           // backends to kill at once after the window (0: no storm)
-	Port           int           // backend port
+	// CBackends serves the tcp and http groups from the C event-loop
+	// backends (cbackends/cbackends.c, built with cc) instead of Go's:
+	// the same answers for a fraction of the CPU, which matters when the
+	// backends share the director's cores.
+	CBackends bool
+	Peers     []string // also measure these peer checkers (peers.go): ldirectord, keepalived
+	Storm     int      // backends to kill at once after the window (0: no storm)
+	Port      int      // backend port
 	// MinUp, when set, is the share of real servers that may be enough up
 	// at the start deadline to measure anyway (a kind whose checks time
 	// out now and then on a busy machine); 0: all must be up.
@@ -209,10 +214,24 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // first child is returned; the others hang off it and share its fate.
 func startBackends(ctx context.Context, o Options) (*child, error) {
 	var first *child
+	var cbin string
+	if o.CBackends {
+		bin, skipped, err := buildC(ctx, o.WorkDir, "cbackends", cbackendsSource)
+		if err != nil {
+			return nil, err
+		}
+		if skipped != "" {
+			return nil, fmt.Errorf("-cbackends: %s", skipped)
+		}
+		cbin = bin
+	}
 	offset := 0
 	for _, g := range o.Groups {
-		c, err := startChild(ctx, o.SelfBin, "backends", "-groups", FormatGroups([]Group{g}),
-			"-first", strconv.Itoa(offset), "-port", strconv.Itoa(o.Port))
+		bin, args := o.SelfBin, []string{"backends", "-groups", FormatGroups([]Group{g})}
+		if cbin != "" && (g.Kind == "tcp" || g.Kind == "http") {
+			bin, args = cbin, []string{"-kind", g.Kind, "-n", strconv.Itoa(g.N)}
+		}
+		c, err := startChild(ctx, bin, append(args, "-first", strconv.Itoa(offset), "-port", strconv.Itoa(o.Port))...)
 		if err != nil {
 			if first != nil {
 				first.finish()
