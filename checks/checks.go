@@ -56,7 +56,8 @@ type Result struct {
 	// certificate signed by unknown authority", "tls: certificate
 	// expired"), "icmp: <permission problem>", "local: <cause>" when
 	// Inconclusive (e.g. "local: too many open files", "local: deadline
-	// passed before the probe started"), "error: <short>" for the rest.
+	// passed before the probe started", "local: late: request not sent
+	// before the deadline"), "error: <short>" for the rest.
 	// Empty when OK.
 	Reason   string
 	Start    time.Time
@@ -68,7 +69,8 @@ type Result struct {
 	Weight    uint32
 	// Inconclusive says the check could not be made because of the
 	// director's own state (out of file descriptors, buffers or memory,
-	// or the deadline passed before the probe started): OK is false, but
+	// the deadline passed before the probe started, or the checker was
+	// starved past it before it could send, late.go): OK is false, but
 	// it says nothing of the server. Reason starts with "local: ".
 	Inconclusive bool
 }
@@ -438,5 +440,6 @@ const localPrefix = "local: "
 const reasonLate = localPrefix + "deadline passed before the probe started"
 
 // reasonBehind: the fast loop fell behind and sent the request only after
-// the deadline (fast.go).
-const reasonBehind = localPrefix + "checker behind: request sent after the deadline"
+// the deadline (fast.go). The same cause as the goroutine path's
+// reasonStarved (late.go), so one metric label counts both.
+const reasonBehind = reasonStarved

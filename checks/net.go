@@ -27,6 +27,7 @@ func dial(ctx context.Context, spec *Spec, conf *tls.Config) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	conn = lookAtDeadline(conn) // late.go
 	if conf == nil {
 		return conn, nil
 	}
@@ -52,6 +53,9 @@ func dialNetwork(ctx context.Context, spec *Spec, network string) (net.Conn, err
 		} else {
 			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice(), Zone: src.Zone()}
 		}
+	}
+	if network == "tcp" {
+		return dialTCP(ctx, &d, spec.Target.String()) // looks once after a timeout (late.go)
 	}
 	return d.DialContext(ctx, network, spec.Target.String())
 }
@@ -141,6 +145,10 @@ func classifyAt(err, ctxErr error, deadline time.Time) string {
 		return localPrefix + clip(setup.Err.Error())
 	case errors.As(err, &noAnswer):
 		return reasonNoAnswer
+	}
+	var late *lateError
+	if errors.As(err, &late) && !errors.Is(ctxErr, context.Canceled) {
+		return reasonStarved
 	}
 	if errors.Is(ctxErr, context.DeadlineExceeded) {
 		return "timeout"

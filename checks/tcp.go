@@ -133,6 +133,11 @@ func (p *tcpProber) probe(ctx context.Context) string {
 	}
 	conn, err := dial(ctx, p.spec, d.tls)
 	if err != nil {
+		if lateConnect(err) && p.dialogue == nil {
+			// The connection was made and connecting is the whole
+			// check: it passes, as on the fast loop (late.go).
+			return ""
+		}
 		return classify(ctx, err)
 	}
 	defer conn.Close()

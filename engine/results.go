@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/lvsdirector/director/checks"
@@ -104,10 +105,20 @@ func (e *Engine) inconclusive(r probeResult) {
 	if !log {
 		return
 	}
-	args := []any{"reason", r.result.Reason, "servers", len(e.listeners[r.key]),
-		"hint", "the director itself is short of resources (raise LimitNOFILE, check memory and load); the servers' health is unchanged"}
+	args := []any{"reason", r.result.Reason, "servers", len(e.listeners[r.key]), "hint", inconclusiveHint(r.result.Reason)}
 	if suppressed > 0 {
 		args = append(args, "repeats_not_logged", suppressed)
 	}
 	e.log.Error("health check could not be made; its result is ignored", args...)
+}
+
+// inconclusiveHint says what to do about an inconclusive check's cause.
+// A check that ran late (it started after its deadline, or the director
+// was starved past the deadline before it could send) is the director
+// short of CPU, not of descriptors or memory.
+func inconclusiveHint(reason string) string {
+	if strings.HasPrefix(reason, "local: late") || reason == "local: deadline passed before the probe started" {
+		return "the director is short of CPU and ran checks past their deadlines (see director_check_schedule_lag_seconds; fast_checks = true costs less per check); the servers' health is unchanged"
+	}
+	return "the director itself is short of resources (raise LimitNOFILE, check memory and load); the servers' health is unchanged"
 }

@@ -1,0 +1,384 @@
+package checks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lvsdirector/director/internal/testutil"
+)
+
+// loopbackPair is a connected loopback TCP pair: the client's end and the
+// server's.
+func loopbackPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	l := testutil.Listen(t)
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	client, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// waitReadable waits until data (or the end of the stream) waits on c.
+func waitReadable(t *testing.T, c net.Conn) {
+	t.Helper()
+	raw, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	raw.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, _ = unix.Poll(fds, 5000)
+	})
+	if n != 1 {
+		t.Fatal("nothing arrived within 5 s")
+	}
+}
+
+// A starved checker reaches its read only after the deadline passed; Go
+// then fails the read without reading, though the answer waits on the
+// socket. The look reads what waits, and only what waits.
+func TestLookReadsAnAnswerWaitingPastTheDeadline(t *testing.T) {
+	client, server := loopbackPair(t)
+	server.Write([]byte("HTTP/1.1 200 OK\r\n"))
+	waitReadable(t, client)
+	client.SetDeadline(time.Unix(1, 0)) // the deadline has passed, as when starved
+
+	buf := make([]byte, 64)
+	if n, err := client.Read(buf); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("plain read past the deadline: %d, %v; the test assumes Go fails it unread", n, err)
+	}
+	look := lookAtDeadline(client)
+	n, err := look.Read(buf)
+	if err != nil || string(buf[:n]) != "HTTP/1.1 200 OK\r\n" {
+		t.Fatalf("look: %q, %v; want the waiting answer", buf[:n], err)
+	}
+	// Nothing more waits: a timeout, at once.
+	if n, err := look.Read(buf); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("look with nothing waiting: %d, %v; want the timeout", n, err)
+	}
+	// The server's end of the stream is read as such.
+	server.Write([]byte("x"))
+	server.Close()
+	waitReadable(t, client)
+	if n, err := look.Read(buf); n != 1 || err != nil {
+		t.Fatalf("look: %d, %v; want the last byte", n, err)
+	}
+	time.Sleep(10 * time.Millisecond) // the FIN follows the byte on loopback
+	if n, err := look.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("look after the server closed: %d, %v; want EOF", n, err)
+	}
+}
+
+// A request not written because the deadline had passed, on a socket that
+// could take it, is the checker's delay; on a socket whose server does not
+// read (the send buffer full), the server's timeout.
+func TestLookJudgesAWriteMissedAtTheDeadline(t *testing.T) {
+	client, _ := loopbackPair(t)
+	look := lookAtDeadline(client)
+	client.SetDeadline(time.Unix(1, 0))
+	past := time.Now().Add(-time.Second)
+	_, err := look.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+	if got := classifyAt(err, context.DeadlineExceeded, past); got != reasonStarved {
+		t.Errorf("request missed on a writable socket: %q (%v), want %q", got, err, reasonStarved)
+	}
+	if got := classifyAt(err, context.Canceled, past); got != "canceled" {
+		t.Errorf("the same when the check was canceled: %q, want canceled", got)
+	}
+
+	full, _ := loopbackPair(t) // the server never reads
+	chunk := make([]byte, 1<<20)
+	full.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	for {
+		if _, err := full.Write(chunk); err != nil {
+			break
+		}
+	}
+	full.SetDeadline(time.Unix(1, 0))
+	_, err = lookAtDeadline(full).Write([]byte("x"))
+	if got := classifyAt(err, context.DeadlineExceeded, past); got != "timeout" {
+		t.Errorf("write to a server that does not read: %q (%v), want timeout", got, err)
+	}
+}
+
+// fullListener is a listening socket that completes no connect: its
+// accept queue (backlog 0) holds one connection never accepted, so the
+// kernel drops further SYNs. A server that never answers a connect.
+func fullListener(t *testing.T) netip.AddrPort {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
+	filler, err := net.DialTimeout("tcp", target.String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { filler.Close() })
+	return target
+}
+
+// starveEnv carries a case to TestStarvedCheckChild, run as a child
+// process with one P and no asynchronous preemption, so that a goroutine
+// spinning without function calls holds the process's only P.
+const starveEnv = "DIRECTOR_TEST_STARVE"
+
+// starveTimeout is the checks' timeout in the child; the parent holds the
+// child's P for several times as long.
+const starveTimeout = 200 * time.Millisecond
+
+// starveCase is one check run in a starved child and the results it may
+// have.
+type starveCase struct {
+	name string
+	spec Spec
+	want []string // reasons, "" for OK
+}
+
+// A checker starved of CPU while its server answers — the process's only
+// P busy past the deadline, then the expired timers run before the
+// network is polled — must not fail a healthy server: a TCP connect check
+// passes (the connection was made); an HTTP check passes when it had sent
+// its request (the answer waiting is read and judged) and is inconclusive
+// when it had not (starved while connecting: which of the two depends on
+// where the check was when the P was taken). A server that completes no
+// connect still fails with "timeout", starved or not. Each case runs in
+// a child process whose P a spinning goroutine holds until this process,
+// having waited past the check's deadline, lets it go: the starvation is
+// made, not hoped for.
+func TestStarvedChecks(t *testing.T) {
+	healthy := testutil.ServeHTTP(t, testutil.Answer(200, "ok"))
+	dead := fullListener(t)
+
+	// Not starved, the dead server times out and the healthy ones pass.
+	for _, c := range []struct {
+		spec Spec
+		ok   bool
+	}{
+		{Spec{Type: "tcp", Target: dead, Timeout: starveTimeout}, false},
+		{Spec{Type: "tcp", Target: healthy, Timeout: time.Second}, true},
+		{Spec{Type: "http", Target: healthy, Timeout: time.Second}, true},
+	} {
+		p, err := New(c.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := p.Probe(context.Background())
+		if res.OK != c.ok || (!c.ok && res.Reason != "timeout") {
+			t.Fatalf("%s, not starved: %+v", c.spec, res)
+		}
+	}
+
+	cases := []starveCase{
+		{name: "tcp healthy", spec: Spec{Type: "tcp", Target: healthy, Timeout: starveTimeout}, want: []string{""}},
+		{name: "http healthy", spec: Spec{Type: "http", Target: healthy, Timeout: starveTimeout}, want: []string{"", reasonStarved}},
+		{name: "tcp dead", spec: Spec{Type: "tcp", Target: dead, Timeout: starveTimeout}, want: []string{"timeout"}},
+		{name: "http dead", spec: Spec{Type: "http", Target: dead, Timeout: starveTimeout}, want: []string{"timeout"}},
+	}
+	for _, c := range cases {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			res := runStarved(t, c)
+			if !slices.Contains(c.want, res.Reason) || res.OK != (res.Reason == "") || res.Inconclusive != strings.HasPrefix(res.Reason, localPrefix) {
+				t.Errorf("%s, starved: %+v; want a reason of %q (\"\": OK)", c.spec, res, c.want)
+			} else {
+				t.Logf("%s, starved: %q", c.spec, res.Reason)
+			}
+		})
+	}
+}
+
+// runStarved runs c's check in a child process starved past its deadline
+// and returns its result.
+func runStarved(t *testing.T, c starveCase) Result {
+	t.Helper()
+	shared := filepath.Join(t.TempDir(), "flags")
+	if err := os.WriteFile(shared, make([]byte, 8), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	flags := mapFlags(t, shared)
+	spinning, release := flags[0], flags[1]
+
+	js, _ := json.Marshal(starveChild{Path: shared, Type: c.spec.Type, Target: c.spec.Target.String()})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestStarvedCheckChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), starveEnv+"="+string(js), "GOMAXPROCS=1", "GODEBUG=asyncpreemptoff=1")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Once the child spins, its check has started and waits for its
+	// connect; hold it past the deadline, several times over.
+	if !testutil.Within(30*time.Second, func() bool { return atomic.LoadUint32(spinning) == 1 }) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the child did not start spinning\n%s", out.String())
+	}
+	time.Sleep(3 * starveTimeout)
+	atomic.StoreUint32(release, 1)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out.String())
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if _, js, ok := strings.Cut(line, "STARVED RESULT "); ok {
+			var r Result
+			if err := json.Unmarshal([]byte(js), &r); err != nil {
+				t.Fatalf("child said %q: %v", line, err)
+			}
+			if r.Duration < starveTimeout {
+				t.Fatalf("the check took %v, less than its timeout: the child was not starved during it\n%s", r.Duration, out.String())
+			}
+			return r
+		}
+	}
+	t.Fatalf("no result from the child:\n%s", out.String())
+	return Result{}
+}
+
+// starveChild is what TestStarvedCheckChild is told.
+type starveChild struct {
+	Path   string // the file whose first two words are the flags spinning and release
+	Type   string
+	Target string
+}
+
+// mapFlags maps the file at path, shared with the other process, and
+// returns its first two 32-bit words.
+func mapFlags(t *testing.T, path string) [2]*uint32 {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mem, err := unix.Mmap(int(f.Fd()), 0, 8, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Munmap(mem) })
+	return [2]*uint32{(*uint32)(unsafe.Pointer(&mem[0])), (*uint32)(unsafe.Pointer(&mem[4]))}
+}
+
+// TestStarvedCheckChild is TestStarvedChecks' child: it starts a check
+// and then holds its only P in a loop without function calls (which
+// nothing preempts with asyncpreemptoff=1) until the parent releases it.
+func TestStarvedCheckChild(t *testing.T) {
+	env := os.Getenv(starveEnv)
+	if env == "" {
+		t.Skip("run by TestStarvedChecks in a process of its own")
+	}
+	if runtime.GOMAXPROCS(0) != 1 {
+		t.Fatal("the child needs GOMAXPROCS=1")
+	}
+	var c starveChild
+	if err := json.Unmarshal([]byte(env), &c); err != nil {
+		t.Fatal(err)
+	}
+	flags := mapFlags(t, c.Path)
+	spinning, release := flags[0], flags[1]
+	p, err := New(Spec{Type: c.Type, Target: netip.MustParseAddrPort(c.Target), Timeout: starveTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan Result, 1)
+	go func() {
+		// Let the check run until it parks, waiting for its connect;
+		// the network is polled only once nothing else can run.
+		for range 3 {
+			runtime.Gosched()
+		}
+		atomic.StoreUint32(spinning, 1)
+		for atomic.LoadUint32(release) == 0 {
+		}
+	}()
+	go func() { results <- p.Probe(context.Background()) }()
+	res := <-results
+	js, _ := json.Marshal(res)
+	os.Stdout.WriteString("STARVED RESULT " + string(js) + "\n") // printed, not logged: the parent reads it
+}
+
+// BenchmarkDialLook is the look's cost on a connect that succeeds (a dup
+// and a close, late.go) beside the same dial without it, in one run:
+// compare the two sub-benchmarks, not the figures across machines.
+func BenchmarkDialLook(b *testing.B) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	addr := l.Addr().String()
+	for _, bc := range []struct {
+		name string
+		dial func(context.Context, *net.Dialer) (net.Conn, error)
+	}{
+		{"plain", func(ctx context.Context, d *net.Dialer) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }},
+		{"look", func(ctx context.Context, d *net.Dialer) (net.Conn, error) { return dialTCP(ctx, d, addr) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				d := net.Dialer{KeepAlive: -1}
+				c, err := bc.dial(ctx, &d)
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+			}
+		})
+	}
+}
