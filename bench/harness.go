@@ -501,7 +501,7 @@ func runDirector(ctx context.Context, o Options, backends *child) (*CheckerStats
 	scraped0 := time.Now()
 	before, err := scrape(ctx, metricsURL)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("director: /metrics before the window: %w", err)
 	}
 	w, err := measure(ctx, o, cmd.Process.Pid, backends, nil)
 	if err != nil {
@@ -510,12 +510,12 @@ func runDirector(ctx context.Context, o Options, backends *child) (*CheckerStats
 	steadyRSS, _ := procRSS(cmd.Process.Pid)
 	liveHeap, err := directorHeap(ctx, "http://"+listen, o.HeapProfile)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("director: live heap after the window: %w", err)
 	}
 	scraped1 := time.Now()
 	after, err := scrape(ctx, metricsURL)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("director: /metrics after the window: %w", err)
 	}
 	// Counter rates over the span between the two scrapes, which brackets
 	// the CPU window; CPU per check is CPU over the window divided by the

@@ -230,9 +230,6 @@ func runCmd(args []string, stderr io.Writer) int {
 	if err := parseWithConfig(fs, args, path); err != nil {
 		return 2
 	}
-	if pct, ok := gcPercent(os.Getenv("GOGC")); ok {
-		debug.SetGCPercent(pct)
-	}
 	log, err := newLogger(stderr, *level, *format)
 	if err != nil {
 		fmt.Fprintln(stderr, "director:", err)
@@ -246,6 +243,11 @@ func runCmd(args []string, stderr io.Writer) int {
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn("config", "problem", w.String())
+	}
+	// fast_checks takes effect at start only, and so does the headroom
+	// chosen for it.
+	if pct, ok := gcPercent(os.Getenv("GOGC"), cfg.Director.FastChecks); ok {
+		debug.SetGCPercent(pct)
 	}
 
 	var table ipvs.Table
@@ -425,20 +427,29 @@ func reload(ctx context.Context, log *slog.Logger, m *metrics.Metrics, eng *engi
 	warnAnnounceReload(log, prev, cfg)
 }
 
-// daemonGCPercent is the collector's heap headroom for `director run`. A
-// long-running daemon with a steady, modest allocation rate (about 1 KB
-// per check): a quarter of the live heap as headroom keeps resident memory
-// near 1.25x the live heap instead of Go's 2x, and the collections it adds
-// cost no CPU measurable in the capacity runs (docs/performance.md,
-// "Memory, second pass"). At 20,000 real servers that is the difference
-// between 115 and 105 MB resident.
-const daemonGCPercent = 25
+// The collector's heap headroom for `director run`, as a percentage of
+// the live heap (Go's default is 100). Checks on the event loops
+// (fast_checks, the default) allocate about 1 KB per check: a quarter of
+// the live heap as headroom keeps resident memory near 1.25x the live heap,
+// 98-101 MB at 20,000 real servers against 116 MB at 50, for at most a few
+// percent more CPU per check (docs/performance.md, "Memory, second pass,
+// on a quiet machine"). The goroutine path allocates a context, timers and
+// a goroutine per check: at 25 its collections took the CPU its checks
+// needed (a capacity run at 20,000 did not answer /metrics within 30 s),
+// so it keeps the earlier 50.
+const (
+	fastGCPercent  = 25
+	usualGCPercent = 50
+)
 
 // gcPercent is the GC percent `director run` sets, and whether to set one:
 // GOGC in the environment (env) wins, as operators expect of a Go program.
-func gcPercent(env string) (int, bool) {
+func gcPercent(env string, fastChecks bool) (int, bool) {
 	if env != "" {
 		return 0, false
 	}
-	return daemonGCPercent, true
+	if fastChecks {
+		return fastGCPercent, true
+	}
+	return usualGCPercent, true
 }

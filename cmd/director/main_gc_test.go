@@ -5,20 +5,19 @@ import "testing"
 func TestGCPercent(t *testing.T) {
 	for _, c := range []struct {
 		env  string
+		fast bool
 		pct  int
 		set  bool
 		note string
 	}{
-		{"", daemonGCPercent, true, "no GOGC: the daemon's headroom"},
-		{"100", 0, false, "GOGC set: the runtime already read it"},
-		{"off", 0, false, "GOGC=off is the operator's to choose"},
+		{"", true, 25, true, "event loops: a quarter of the live heap"},
+		{"", false, 50, true, "goroutine path: its collections need more room"},
+		{"100", true, 0, false, "GOGC set: the runtime already read it"},
+		{"off", false, 0, false, "GOGC=off is the operator's to choose"},
 	} {
-		pct, set := gcPercent(c.env)
+		pct, set := gcPercent(c.env, c.fast)
 		if pct != c.pct || set != c.set {
-			t.Errorf("%s: gcPercent(%q) = %d, %v; want %d, %v", c.note, c.env, pct, set, c.pct, c.set)
+			t.Errorf("%s: gcPercent(%q, %v) = %d, %v; want %d, %v", c.note, c.env, c.fast, pct, set, c.pct, c.set)
 		}
-	}
-	if daemonGCPercent != 25 {
-		t.Errorf("daemonGCPercent = %d; docs/performance.md measured 25", daemonGCPercent)
 	}
 }
