@@ -439,6 +439,14 @@ const localPrefix = "local: "
 
 const reasonLate = localPrefix + "deadline passed before the probe started"
 
+// RanLate reports whether an inconclusive result's reason says the
+// director ran the check past its deadline (it started late, or was
+// starved before it could send): short of CPU, not of descriptors or
+// memory.
+func RanLate(reason string) bool {
+	return reason == reasonLate || reason == reasonStarved
+}
+
 // reasonBehind: the fast loop fell behind and sent the request only after
 // the deadline (fast.go). The same cause as the goroutine path's
 // reasonStarved (late.go), so one metric label counts both.

@@ -382,3 +382,23 @@ func BenchmarkDialLook(b *testing.B) {
 		})
 	}
 }
+
+// The engine tells the operator "short of CPU" for these reasons and
+// "short of descriptors or memory" for the other local ones: RanLate must
+// know every reason the probers give for a late check.
+func TestRanLate(t *testing.T) {
+	for _, c := range []struct {
+		reason string
+		late   bool
+	}{
+		{reasonLate, true},
+		{reasonStarved, true},
+		{reasonBehind, true},
+		{localPrefix + "too many open files", false},
+		{"timeout", false},
+	} {
+		if got := RanLate(c.reason); got != c.late {
+			t.Errorf("RanLate(%q) = %v, want %v", c.reason, got, c.late)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/lvsdirector/director/checks"
@@ -117,7 +116,7 @@ func (e *Engine) inconclusive(r probeResult) {
 // was starved past the deadline before it could send) is the director
 // short of CPU, not of descriptors or memory.
 func inconclusiveHint(reason string) string {
-	if strings.HasPrefix(reason, "local: late") || reason == "local: deadline passed before the probe started" {
+	if checks.RanLate(reason) {
 		return "the director is short of CPU and ran checks past their deadlines (see director_check_schedule_lag_seconds; fast_checks = true costs less per check); the servers' health is unchanged"
 	}
 	return "the director itself is short of resources (raise LimitNOFILE, check memory and load); the servers' health is unchanged"
