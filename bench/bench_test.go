@@ -68,6 +68,63 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 }
 
+// TestHarnessMixedCFloor runs the C floor over a mix, one cfloor per
+// group on its own address range, and checks that it checked every
+// group's servers at their own rates and counted its starts on time.
+func TestHarnessMixedCFloor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries and runs for ~10s")
+	}
+	groups, err := ParseGroups("http:20:500ms,tcp:30:250ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, out := runHarness(t, Options{Groups: groups, N: 1, Interval: time.Second, VirtualServers: 5, // N and Interval: the groups'
+		Timeout: 200 * time.Millisecond, Rise: 1, Fall: 2, Window: 2 * time.Second, CFloor: true, Port: 18280})
+	const planned = 20/0.5 + 30/0.25 // 160 checks a second
+	c := rep.CFloor
+	if c == nil {
+		t.Fatalf("no C floor row (skipped: %q)", rep.CFloorSkipped)
+	}
+	if c.PlannedPerSec != planned {
+		t.Errorf("C floor planned %v/s, want %v", c.PlannedPerSec, planned)
+	}
+	// Every group's backends answered it: a floor that checked one group
+	// only, or the wrong addresses, would fail here or in FailedPerSec.
+	if c.StartedPerSec < 0.7*planned || c.BackendPerSec < 0.7*planned || c.CompletedPerSec < 0.7*planned {
+		t.Errorf("C floor started %.1f/s, backends saw %.1f/s, done %.1f/s: want about %v", c.StartedPerSec, c.BackendPerSec, c.CompletedPerSec, planned)
+	}
+	if c.FailedPerSec > 0 || c.SkippedPerSec > 0 {
+		t.Errorf("C floor failed %.2f/s, skipped %.2f/s: want none", c.FailedPerSec, c.SkippedPerSec)
+	}
+	if c.OnTimeShare < 0.5 || c.OnTimeShare > 1 {
+		t.Errorf("C floor on time %.3f: want most of its starts within 100 ms of plan", c.OnTimeShare)
+	}
+	if rep.CRatio <= 0 || !strings.Contains(out, "director ÷ C floor") {
+		t.Errorf("no director ÷ C floor ratio for the mix:\n%s", out)
+	}
+}
+
+// TestHarnessMixRefusesTheGoFloor: the Go floor checks one kind at one
+// interval; a mix asking for it gets an error, not a silent skip.
+func TestHarnessMixRefusesTheGoFloor(t *testing.T) {
+	groups, err := ParseGroups("http:2:1s,tcp:2:1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), Options{Groups: groups, N: 1, Interval: time.Second, VirtualServers: 1,
+		Timeout: time.Second, Window: time.Second, Floor: true})
+	if err == nil || !strings.Contains(err.Error(), "-floor does not go with -mix") {
+		t.Errorf("got %v, want the Go floor refused for a mix", err)
+	}
+	groups, _ = ParseGroups("http:2:1s,udp:2:1s")
+	_, err = Run(context.Background(), Options{Groups: groups, N: 1, Interval: time.Second, VirtualServers: 1,
+		Timeout: time.Second, Window: time.Second, CFloor: true})
+	if err == nil || !strings.Contains(err.Error(), "not udp") {
+		t.Errorf("got %v, want the C floor refused for a udp group", err)
+	}
+}
+
 // TestHarnessProberKinds runs the harness over every kind the probers
 // issue added, small and short, and checks each group's checks happened:
 // the backends saw them where there are backends, the director counted
