@@ -632,7 +632,10 @@ func pct(sorted []float64, q float64) float64 {
 }
 
 func scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// At 40,000 real servers /metrics is ~135 MB of text (~22 series a
+	// server); served and parsed on a machine the run has loaded, 30 s
+	// was seen to run out.
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
