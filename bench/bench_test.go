@@ -211,6 +211,48 @@ func TestBackendAddrsAreDistinct(t *testing.T) {
 	}
 }
 
+// TestCProgramsIgnoreSIGPIPE: the C backends and the C floor write to
+// sockets a peer may have reset (a loaded machine, a check that gave up);
+// the write must fail, not end the process with SIGPIPE.
+func TestCProgramsIgnoreSIGPIPE(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the C programs with cc")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	backends, err := startBackends(ctx, Options{CBackends: true, WorkDir: dir, Port: 18097,
+		Groups: []Group{{Kind: "http", N: 1, Interval: time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backends.finish()
+	bin, skipped, err := BuildCFloor(ctx, dir)
+	if err != nil || skipped != "" {
+		t.Fatalf("building the C floor: %v %s", err, skipped)
+	}
+	floor, err := startChild(ctx, bin, "-kind", "http", "-n", "1", "-port", "18097", "-interval-ms", "1000", "-timeout-ms", "500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer floor.finish()
+	for name, pid := range map[string]int{"backends": backends.cmd.Process.Pid, "cfloor": floor.cmd.Process.Pid} {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ignored uint64
+		for _, line := range strings.Split(string(status), "\n") {
+			if hex, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+				ignored, _ = strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			}
+		}
+		if ignored&(1<<(13-1)) == 0 { // SIGPIPE is 13
+			t.Errorf("%s does not ignore SIGPIPE (SigIgn %x)", name, ignored)
+		}
+	}
+}
+
 // TestBackendsNice: -backends-nice runs every backends process at that
 // nice value, and they still answer.
 func TestBackendsNice(t *testing.T) {
