@@ -56,9 +56,9 @@ type Options struct {
 	// a positive value gives the checker the CPU first, as backends on
 	// other machines would. 0: the default priority.
 	BackendsNice int
-	Peers        []string // also measure these peer checkers (peers.go): ldirectord, keepalived
-	Storm        int      // backends to kill at once after the window (0: no storm)
-	Port         int      // backend port
+	Peers     []string // also measure these peer checkers (peers.go): ldirectord, keepalived
+	Storm     int      // backends to kill at once after the window (0: no storm)
+	Port      int      // backend port
 	// MinUp, when set, is the share of real servers that may be enough up
 	// at the start deadline to measure anyway (a kind whose checks time
 	// out now and then on a busy machine); 0: all must be up.
