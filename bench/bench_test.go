@@ -253,35 +253,6 @@ func TestCProgramsIgnoreSIGPIPE(t *testing.T) {
 	}
 }
 
-// TestBackendsNice: -backends-nice runs every backends process at that
-// nice value, and they still answer.
-func TestBackendsNice(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the C backends with cc")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	ch, err := startBackends(ctx, Options{CBackends: true, WorkDir: t.TempDir(), Port: 18096, BackendsNice: 7,
-		Groups: []Group{{Kind: "tcp", N: 2, Interval: time.Second}, {Kind: "http", N: 2, Interval: time.Second}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.finish()
-	for _, c := range append([]*child{ch}, ch.more...) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if f[16] != "7" {
-			t.Errorf("backends process %d runs at nice %s, want 7", c.cmd.Process.Pid, f[16])
-		}
-	}
-	if got := askBackend(t, "http", backendAddr(3, 18096).String()); got != "ok" {
-		t.Errorf("a niced backend answered %q, want ok", got)
-	}
-}
-
 // TestBackendsGoAndCAnswerAlike holds the C backends (cbackends.c) to
 // what the Go backends do, on the same addresses and the same child
 // protocol: tcp accepts and closes, http answers a request head with 200

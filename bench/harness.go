@@ -51,11 +51,6 @@ type Options struct {
 	// the same answers for a fraction of the CPU, which matters when the
 	// backends share the director's cores.
 	CBackends bool
-	// BackendsNice runs the backends at this nice value (nice(1)): on a
-	// machine where they share the cores with the checker under test,
-	// a positive value gives the checker the CPU first, as backends on
-	// other machines would. 0: the default priority.
-	BackendsNice int
 	Peers     []string // also measure these peer checkers (peers.go): ldirectord, keepalived
 	Storm     int      // backends to kill at once after the window (0: no storm)
 	Port      int      // backend port
@@ -244,11 +239,7 @@ func startBackends(ctx context.Context, o Options) (*child, error) {
 		if cbin != "" && (g.Kind == "tcp" || g.Kind == "http") {
 			bin, args = cbin, []string{"-kind", g.Kind, "-n", strconv.Itoa(g.N)}
 		}
-		args = append(args, "-first", strconv.Itoa(offset), "-port", strconv.Itoa(o.Port))
-		if o.BackendsNice != 0 {
-			bin, args = "nice", append([]string{"-n", strconv.Itoa(o.BackendsNice), bin}, args...)
-		}
-		c, err := startChild(ctx, bin, args...)
+		c, err := startChild(ctx, bin, append(args, "-first", strconv.Itoa(offset), "-port", strconv.Itoa(o.Port))...)
 		if err != nil {
 			if first != nil {
 				first.finish()

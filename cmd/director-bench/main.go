@@ -82,7 +82,6 @@ func harnessMain(args []string) int {
 	fs.BoolVar(&o.Floor, "floor", false, "also measure the minimal reference checker on the same backends")
 	fastChecks := fs.Bool("fast-checks", true, "the director's fast_checks setting (false: every check on a goroutine of its own)")
 	fs.BoolVar(&o.CFloor, "cfloor", false, "also measure the C event-loop floor (bench/cfloor, built with cc) on the same backends")
-	fs.IntVar(&o.BackendsNice, "backends-nice", 0, "run the backends at this nice value: 19 gives the checker under test the 2 cores first, as backends on other machines would")
 	fs.BoolVar(&o.CBackends, "cbackends", false, "serve tcp and http backends from a C event loop (bench/cbackends, built with cc): the same answers for less of the CPU the director shares with them")
 	fs.IntVar(&o.Storm, "storm", 0, "after the window, kill this many backends at once and time the director's reaction")
 	fs.IntVar(&o.Port, "port", 8080, "backend port")
