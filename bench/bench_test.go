@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -250,6 +251,43 @@ func TestCProgramsIgnoreSIGPIPE(t *testing.T) {
 		if ignored&(1<<(13-1)) == 0 { // SIGPIPE is 13
 			t.Errorf("%s does not ignore SIGPIPE (SigIgn %x)", name, ignored)
 		}
+	}
+}
+
+// TestCBackendsShortAcceptQueue: a C backend that stops accepting (a
+// machine short of CPU) queues a few connections, then drops the rest,
+// rather than piling up the kernel memory of thousands.
+func TestCBackendsShortAcceptQueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the C backends with cc")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	backends, err := startBackends(ctx, Options{CBackends: true, WorkDir: t.TempDir(), Port: 18098,
+		Groups: []Group{{Kind: "tcp", N: 1, Interval: time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backends.finish()
+	p := backends.cmd.Process
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Signal(syscall.SIGCONT)
+	connected := 0
+	for range 40 {
+		c, err := net.DialTimeout("tcp", backendAddr(0, 18098).String(), 150*time.Millisecond)
+		if err == nil {
+			connected++
+			defer c.Close()
+		}
+	}
+	// Linux queues backlog+1 connections.
+	if connected > 20 {
+		t.Errorf("a stopped backend took %d of 40 connections into its queue, want at most 17", connected)
+	}
+	if connected == 0 {
+		t.Errorf("a stopped backend queued no connection at all")
 	}
 }
 
