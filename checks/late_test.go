@@ -1,11 +1,14 @@
 package checks
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -13,6 +16,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -177,6 +181,14 @@ type starveCase struct {
 	name string
 	spec Spec
 	want []string // reasons, "" for OK
+	// caFile, when set, is the CA the check trusts: the check is in TLS
+	// (an https check, or a tcp or dialogue check with TLS).
+	caFile string
+	// serve, when set, starts the check's server (spec.Target is then
+	// unused), which makes the child starve itself at a moment it
+	// chooses (starveHold); else the child starves once its check waits
+	// for its connect.
+	serve func(t *testing.T, h starveHold) netip.AddrPort
 }
 
 // A checker starved of CPU while its server answers — the process's only
@@ -186,15 +198,25 @@ type starveCase struct {
 // its request (the answer waiting is read and judged) and is inconclusive
 // when it had not (starved while connecting: which of the two depends on
 // where the check was when the P was taken). A server that completes no
-// connect still fails with "timeout", starved or not. Each case runs in
-// a child process whose P a spinning goroutine holds until this process,
-// having waited past the check's deadline, lets it go: the starvation is
-// made, not hoped for.
+// connect still fails with "timeout", starved or not. In TLS the same
+// holds: a TLS server whose handshake flight waits unread makes an https
+// or tls check late (its own next flight could not be sent), never a
+// failure, and an https answer waiting after the handshake is read and
+// judged; a TLS server that never answers the ClientHello still fails
+// with "timeout". Each case runs in a child process whose P a spinning
+// goroutine holds until this process, having waited past the check's
+// deadline, lets it go: the starvation is made, not hoped for.
 func TestStarvedChecks(t *testing.T) {
 	healthy := testutil.ServeHTTP(t, testutil.Answer(200, "ok"))
 	dead := fullListener(t)
 
-	// Not starved, the dead server times out and the healthy ones pass.
+	ca := testutil.TestCA(t)
+	caFile := ca.File(t)
+	cert := ca.ValidLeaf(t)
+	healthyTLS := serveStarveTLS(t, cert, tlsAnswers, starveHold{})
+	silentTLS := serveStarveTLS(t, cert, tlsSilent, starveHold{})
+
+	// Not starved, the dead servers time out and the healthy ones pass.
 	for _, c := range []struct {
 		spec Spec
 		ok   bool
@@ -202,6 +224,11 @@ func TestStarvedChecks(t *testing.T) {
 		{Spec{Type: "tcp", Target: dead, Timeout: starveTimeout}, false},
 		{Spec{Type: "tcp", Target: healthy, Timeout: time.Second}, true},
 		{Spec{Type: "http", Target: healthy, Timeout: time.Second}, true},
+		{starveSpec("https", healthyTLS, caFile, time.Second), true},
+		{starveSpec("tcp", healthyTLS, caFile, time.Second), true},
+		{starveSpec("dialogue", healthyTLS, caFile, time.Second), true},
+		{starveSpec("https", silentTLS, caFile, starveTimeout), false},
+		{starveSpec("tcp", silentTLS, caFile, starveTimeout), false},
 	} {
 		p, err := New(c.spec)
 		if err != nil {
@@ -219,13 +246,39 @@ func TestStarvedChecks(t *testing.T) {
 		{name: "tcp dead", spec: Spec{Type: "tcp", Target: dead, Timeout: starveTimeout}, want: []string{"timeout"}},
 		{name: "http dead", spec: Spec{Type: "http", Target: dead, Timeout: starveTimeout}, want: []string{"timeout"}},
 	}
+	// The TLS cases starve the child where the server says: after it read
+	// the ClientHello (the check waits for the server's flight), or after
+	// it read the request (the check waits for the answer).
+	for _, c := range []struct {
+		typ  string
+		step tlsStep
+		want []string
+	}{
+		// The flight is read and judged; the check's own next flight
+		// cannot be sent after the deadline: late, never failed.
+		{"https", tlsAnswersStarved, []string{reasonStarved}},
+		{"tcp", tlsAnswersStarved, []string{reasonStarved}},
+		{"dialogue", tlsAnswersStarved, []string{reasonStarved}}, // not "... at step 1"
+		// The answer after the handshake is read and judged.
+		{"https", tlsAnswersStarvedAtRequest, []string{""}},
+		// Nothing to find: the server's failure, starved or not.
+		{"https", tlsSilent, []string{"timeout"}},
+		{"tcp", tlsSilent, []string{"timeout"}},
+		{"dialogue", tlsSilent, []string{"timeout at step 1"}},
+	} {
+		cases = append(cases, starveCase{
+			name: c.typ + " tls " + c.step.String(), spec: starveSpec(c.typ, netip.AddrPort{}, caFile, starveTimeout),
+			want: c.want, caFile: caFile,
+			serve: func(t *testing.T, h starveHold) netip.AddrPort { return serveStarveTLS(t, cert, c.step, h) },
+		})
+	}
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
 			res := runStarved(t, c)
 			if !slices.Contains(c.want, res.Reason) || res.OK != (res.Reason == "") || res.Inconclusive != strings.HasPrefix(res.Reason, localPrefix) {
-				t.Errorf("%s, starved: %+v; want a reason of %q (\"\": OK)", c.spec, res, c.want)
+				t.Errorf("%s, starved: %+v; want a reason of %q (\"\": OK)", c.name, res, c.want)
 			} else {
-				t.Logf("%s, starved: %q", c.spec, res.Reason)
+				t.Logf("%s, starved: %q", c.name, res.Reason)
 			}
 		})
 	}
@@ -236,13 +289,17 @@ func TestStarvedChecks(t *testing.T) {
 func runStarved(t *testing.T, c starveCase) Result {
 	t.Helper()
 	shared := filepath.Join(t.TempDir(), "flags")
-	if err := os.WriteFile(shared, make([]byte, 8), 0o600); err != nil {
+	if err := os.WriteFile(shared, make([]byte, 12), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	flags := mapFlags(t, shared)
 	spinning, release := flags[0], flags[1]
+	child := starveChild{Path: shared, Type: c.spec.Type, Target: c.spec.Target.String(), CAFile: c.caFile}
+	if c.serve != nil {
+		child.Target, child.Hold = c.serve(t, starveHold{hold: flags[2], spinning: spinning}).String(), true
+	}
 
-	js, _ := json.Marshal(starveChild{Path: shared, Type: c.spec.Type, Target: c.spec.Target.String()})
+	js, _ := json.Marshal(child)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestStarvedCheckChild$", "-test.count=1")
@@ -282,26 +339,28 @@ func runStarved(t *testing.T, c starveCase) Result {
 
 // starveChild is what TestStarvedCheckChild is told.
 type starveChild struct {
-	Path   string // the file whose first two words are the flags spinning and release
+	Path   string // the file whose first three words are the flags spinning, release and hold
 	Type   string
 	Target string
+	CAFile string // see starveCase.caFile
+	Hold   bool   // starve when the parent sets hold (starveHold), not when the check first waits
 }
 
 // mapFlags maps the file at path, shared with the other process, and
-// returns its first two 32-bit words.
-func mapFlags(t *testing.T, path string) [2]*uint32 {
+// returns its first three 32-bit words.
+func mapFlags(t *testing.T, path string) [3]*uint32 {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	mem, err := unix.Mmap(int(f.Fd()), 0, 8, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := unix.Mmap(int(f.Fd()), 0, 12, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Munmap(mem) })
-	return [2]*uint32{(*uint32)(unsafe.Pointer(&mem[0])), (*uint32)(unsafe.Pointer(&mem[4]))}
+	return [3]*uint32{(*uint32)(unsafe.Pointer(&mem[0])), (*uint32)(unsafe.Pointer(&mem[4])), (*uint32)(unsafe.Pointer(&mem[8]))}
 }
 
 // TestStarvedCheckChild is TestStarvedChecks' child: it starts a check
@@ -320,17 +379,27 @@ func TestStarvedCheckChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	flags := mapFlags(t, c.Path)
-	spinning, release := flags[0], flags[1]
-	p, err := New(Spec{Type: c.Type, Target: netip.MustParseAddrPort(c.Target), Timeout: starveTimeout})
+	spinning, release, hold := flags[0], flags[1], flags[2]
+	p, err := New(starveSpec(c.Type, netip.MustParseAddrPort(c.Target), c.CAFile, starveTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
 	results := make(chan Result, 1)
 	go func() {
-		// Let the check run until it parks, waiting for its connect;
-		// the network is polled only once nothing else can run.
-		for range 3 {
-			runtime.Gosched()
+		if c.Hold {
+			// The server says when: it has read what the check sent,
+			// and the check, which runs whenever this sleeps, has
+			// parked waiting for the answer.
+			for atomic.LoadUint32(hold) == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		} else {
+			// Let the check run until it parks, waiting for its
+			// connect; the network is polled only once nothing else
+			// can run.
+			for range 3 {
+				runtime.Gosched()
+			}
 		}
 		atomic.StoreUint32(spinning, 1)
 		for atomic.LoadUint32(release) == 0 {
@@ -340,6 +409,101 @@ func TestStarvedCheckChild(t *testing.T) {
 	res := <-results
 	js, _ := json.Marshal(res)
 	os.Stdout.WriteString("STARVED RESULT " + string(js) + "\n") // printed, not logged: the parent reads it
+}
+
+// starveSpec is the spec of a starved case's check: with caFile, an https
+// check, a tcp check with tls = true or a dialogue check whose one step
+// starts TLS, trusting caFile; without, the plain check of typ.
+func starveSpec(typ string, target netip.AddrPort, caFile string, timeout time.Duration) Spec {
+	spec := Spec{Type: typ, Target: target, Timeout: timeout}
+	if caFile == "" {
+		return spec
+	}
+	trust := TLSOptions{CAFile: caFile}
+	switch typ {
+	case "https":
+		spec.Options = HTTPOptions{TLSOptions: trust}
+	case "tcp":
+		spec.Options = TCPOptions{TLS: true, TLSOptions: trust}
+	case "dialogue":
+		spec.Options = DialogueOptions{Steps: []Step{{StartTLS: true}}, TLSOptions: trust}
+	}
+	return spec
+}
+
+// starveHold is how a server in this process starves the child at the
+// moment it chooses: it sets hold, which the child waits for, and waits
+// until the child spins. The zero starveHold starves nothing.
+type starveHold struct{ hold, spinning *uint32 }
+
+// starve makes the child starve now and returns once it does.
+func (h starveHold) starve() {
+	if h.hold == nil {
+		return
+	}
+	atomic.StoreUint32(h.hold, 1)
+	testutil.Within(30*time.Second, func() bool { return atomic.LoadUint32(h.spinning) == 1 })
+}
+
+// tlsStep is what a TLS server of serveStarveTLS does, and when it
+// starves the child.
+type tlsStep int
+
+const (
+	tlsAnswers                 tlsStep = iota // completes handshakes and answers requests 200 "ok"
+	tlsAnswersStarved                         // the same, starving the child once it read the ClientHello
+	tlsAnswersStarvedAtRequest                // the same, starving the child once it read the request
+	tlsSilent                                 // reads the ClientHello (starving the child) and never answers
+)
+
+func (s tlsStep) String() string {
+	return [...]string{"answers", "starved at hello", "starved at request", "silent"}[s]
+}
+
+// serveStarveTLS serves TLS with cert on loopback until the test ends,
+// doing step on each connection and starving the child through h.
+func serveStarveTLS(t *testing.T, cert tls.Certificate, step tlsStep, h starveHold) netip.AddrPort {
+	conf := &tls.Config{Certificates: []tls.Certificate{cert}}
+	return testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
+		switch step {
+		case tlsSilent:
+			if _, err := c.Read(make([]byte, 1)); err != nil {
+				return
+			}
+			h.starve()
+			io.Copy(io.Discard, c) // until the check gives up
+			return
+		case tlsAnswersStarved:
+			c = &afterFirstRead{Conn: c, then: h.starve}
+		}
+		tc := tls.Server(c, conf)
+		if tc.Handshake() != nil {
+			return // a check that had no time for its own flight
+		}
+		if _, err := http.ReadRequest(bufio.NewReader(tc)); err != nil {
+			return // a tcp or dialogue check, done with the handshake
+		}
+		if step == tlsAnswersStarvedAtRequest {
+			h.starve()
+		}
+		io.WriteString(tc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+	})
+}
+
+// afterFirstRead is a connection that runs then once its first read got
+// data.
+type afterFirstRead struct {
+	net.Conn
+	then func()
+	once sync.Once
+}
+
+func (c *afterFirstRead) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.once.Do(c.then)
+	}
+	return n, err
 }
 
 // BenchmarkDialLook is the look's cost on a connect that succeeds (a dup

@@ -31,10 +31,10 @@ func dial(ctx context.Context, spec *Spec, conf *tls.Config) (net.Conn, error) {
 	if conf == nil {
 		return conn, nil
 	}
-	tc := tls.Client(conn, conf)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	tc, err := handshake(ctx, conn, conf) // looks once when starved (late.go)
+	if err != nil {
 		conn.Close()
-		return nil, &tlsError{err}
+		return nil, err
 	}
 	return tc, nil
 }
