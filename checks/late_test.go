@@ -212,9 +212,11 @@ func TestStarvedChecks(t *testing.T) {
 
 	ca := testutil.TestCA(t)
 	caFile := ca.File(t)
-	cert := ca.ValidLeaf(t)
-	healthyTLS := serveStarveTLS(t, cert, tlsAnswers, starveHold{})
-	silentTLS := serveStarveTLS(t, cert, tlsSilent, starveHold{})
+	trusted := &tls.Config{Certificates: []tls.Certificate{ca.ValidLeaf(t)}}
+	tls12 := &tls.Config{Certificates: trusted.Certificates, MaxVersion: tls.VersionTLS12}
+	untrusted := &tls.Config{Certificates: []tls.Certificate{testutil.SelfSigned(t)}}
+	healthyTLS := serveStarveTLS(t, trusted, tlsAnswers, starveHold{})
+	silentTLS := serveStarveTLS(t, trusted, tlsSilent, starveHold{})
 
 	// Not starved, the dead servers time out and the healthy ones pass.
 	for _, c := range []struct {
@@ -251,25 +253,37 @@ func TestStarvedChecks(t *testing.T) {
 	// it read the request (the check waits for the answer).
 	for _, c := range []struct {
 		typ  string
+		conf *tls.Config // the server's
 		step tlsStep
 		want []string
 	}{
 		// The flight is read and judged; the check's own next flight
 		// cannot be sent after the deadline: late, never failed.
-		{"https", tlsAnswersStarved, []string{reasonStarved}},
-		{"tcp", tlsAnswersStarved, []string{reasonStarved}},
-		{"dialogue", tlsAnswersStarved, []string{reasonStarved}}, // not "... at step 1"
+		{"https", trusted, tlsAnswersStarved, []string{reasonStarved}},
+		{"https", tls12, tlsAnswersStarved, []string{reasonStarved}},
+		{"tcp", trusted, tlsAnswersStarved, []string{reasonStarved}},
+		{"dialogue", trusted, tlsAnswersStarved, []string{reasonStarved}}, // not "... at step 1"
+		// A flight read at the look is judged: a certificate the check
+		// does not trust fails as it does when not starved.
+		{"https", untrusted, tlsAnswersStarved, []string{"tls: certificate signed by unknown authority"}},
 		// The answer after the handshake is read and judged.
-		{"https", tlsAnswersStarvedAtRequest, []string{""}},
+		{"https", trusted, tlsAnswersStarvedAtRequest, []string{""}},
 		// Nothing to find: the server's failure, starved or not.
-		{"https", tlsSilent, []string{"timeout"}},
-		{"tcp", tlsSilent, []string{"timeout"}},
-		{"dialogue", tlsSilent, []string{"timeout at step 1"}},
+		{"https", trusted, tlsSilent, []string{"timeout"}},
+		{"tcp", trusted, tlsSilent, []string{"timeout"}},
+		{"dialogue", trusted, tlsSilent, []string{"timeout at step 1"}},
 	} {
+		name := c.typ + " tls " + c.step.String()
+		switch c.conf {
+		case tls12:
+			name += " tls1.2"
+		case untrusted:
+			name += " untrusted"
+		}
 		cases = append(cases, starveCase{
-			name: c.typ + " tls " + c.step.String(), spec: starveSpec(c.typ, netip.AddrPort{}, caFile, starveTimeout),
+			name: name, spec: starveSpec(c.typ, netip.AddrPort{}, caFile, starveTimeout),
 			want: c.want, caFile: caFile,
-			serve: func(t *testing.T, h starveHold) netip.AddrPort { return serveStarveTLS(t, cert, c.step, h) },
+			serve: func(t *testing.T, h starveHold) netip.AddrPort { return serveStarveTLS(t, c.conf, c.step, h) },
 		})
 	}
 	for _, c := range cases {
@@ -460,10 +474,9 @@ func (s tlsStep) String() string {
 	return [...]string{"answers", "starved at hello", "starved at request", "silent"}[s]
 }
 
-// serveStarveTLS serves TLS with cert on loopback until the test ends,
+// serveStarveTLS serves TLS with conf on loopback until the test ends,
 // doing step on each connection and starving the child through h.
-func serveStarveTLS(t *testing.T, cert tls.Certificate, step tlsStep, h starveHold) netip.AddrPort {
-	conf := &tls.Config{Certificates: []tls.Certificate{cert}}
+func serveStarveTLS(t *testing.T, conf *tls.Config, step tlsStep, h starveHold) netip.AddrPort {
 	return testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
 		switch step {
 		case tlsSilent:

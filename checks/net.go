@@ -150,6 +150,12 @@ func classifyAt(err, ctxErr error, deadline time.Time) string {
 	if errors.As(err, &late) && !errors.Is(ctxErr, context.Canceled) {
 		return reasonStarved
 	}
+	// A TLS handshake failed on what the server sent (its certificate,
+	// an alert, bytes that are not TLS), which a starved handshake reads
+	// at its deadline (late.go): the server's answer, not the time.
+	if reason, ok := handshakeReason(err); ok && !errors.Is(ctxErr, context.Canceled) {
+		return reason
+	}
 	if errors.Is(ctxErr, context.DeadlineExceeded) {
 		return "timeout"
 	}
