@@ -181,9 +181,10 @@ type starveCase struct {
 	name string
 	spec Spec
 	want []string // reasons, "" for OK
-	// caFile, when set, is the CA the check trusts: the check is in TLS
-	// (an https check, or a tcp or dialogue check with TLS).
+	// caFile, when set, is the CA the check trusts: the check is in TLS,
+	// the one starveSpec makes of kind (default spec.Type).
 	caFile string
+	kind   string
 	// serve, when set, starts the check's server (spec.Target is then
 	// unused), which makes the child starve itself at a moment it
 	// chooses (starveHold); else the child starves once its check waits
@@ -309,6 +310,9 @@ func runStarved(t *testing.T, c starveCase) Result {
 	flags := mapFlags(t, shared)
 	spinning, release := flags[0], flags[1]
 	child := starveChild{Path: shared, Type: c.spec.Type, Target: c.spec.Target.String(), CAFile: c.caFile}
+	if c.kind != "" {
+		child.Type = c.kind
+	}
 	if c.serve != nil {
 		child.Target, child.Hold = c.serve(t, starveHold{hold: flags[2], spinning: spinning}).String(), true
 	}
@@ -323,17 +327,29 @@ func runStarved(t *testing.T, c starveCase) Result {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	// Once the child spins, its check has started and waits for its
-	// connect; hold it past the deadline, several times over.
-	if !testutil.Within(30*time.Second, func() bool { return atomic.LoadUint32(spinning) == 1 }) {
+	// connect (or for what its server holds back); hold it past the
+	// deadline, several times over.
+	testutil.Within(30*time.Second, func() bool {
+		select {
+		case <-exited: // its check ended first: it never spins
+			return true
+		default:
+			return atomic.LoadUint32(spinning) == 1
+		}
+	})
+	if atomic.LoadUint32(spinning) == 0 {
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-exited
 		t.Fatalf("the child did not start spinning\n%s", out.String())
 	}
 	time.Sleep(3 * starveTimeout)
 	atomic.StoreUint32(release, 1)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("child: %v\n%s", err, out.String())
+	if <-exited; waitErr != nil {
+		t.Fatalf("child: %v\n%s", waitErr, out.String())
 	}
 	for _, line := range strings.Split(out.String(), "\n") {
 		if _, js, ok := strings.Cut(line, "STARVED RESULT "); ok {
@@ -399,13 +415,20 @@ func TestStarvedCheckChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	results := make(chan Result, 1)
+	finished := make(chan struct{}) // the check's result is in
+	spun := make(chan struct{})     // the spinning goroutine is done with the flags
 	go func() {
+		defer close(spun)
 		if c.Hold {
 			// The server says when: it has read what the check sent,
 			// and the check, which runs whenever this sleeps, has
 			// parked waiting for the answer.
 			for atomic.LoadUint32(hold) == 0 {
-				time.Sleep(time.Millisecond)
+				select {
+				case <-finished:
+					return // not starved: the parent says so
+				case <-time.After(time.Millisecond):
+				}
 			}
 		} else {
 			// Let the check run until it parks, waiting for its
@@ -421,13 +444,16 @@ func TestStarvedCheckChild(t *testing.T) {
 	}()
 	go func() { results <- p.Probe(context.Background()) }()
 	res := <-results
+	close(finished)
+	<-spun // before the flags are unmapped
 	js, _ := json.Marshal(res)
 	os.Stdout.WriteString("STARVED RESULT " + string(js) + "\n") // printed, not logged: the parent reads it
 }
 
 // starveSpec is the spec of a starved case's check: with caFile, an https
-// check, a tcp check with tls = true or a dialogue check whose one step
-// starts TLS, trusting caFile; without, the plain check of typ.
+// check, a tcp check with tls = true, a dialogue check whose one step
+// starts TLS or an ldap check ("ldaps", "ldap+starttls"), trusting
+// caFile; without, the plain check of typ.
 func starveSpec(typ string, target netip.AddrPort, caFile string, timeout time.Duration) Spec {
 	spec := Spec{Type: typ, Target: target, Timeout: timeout}
 	if caFile == "" {
@@ -441,6 +467,10 @@ func starveSpec(typ string, target netip.AddrPort, caFile string, timeout time.D
 		spec.Options = TCPOptions{TLS: true, TLSOptions: trust}
 	case "dialogue":
 		spec.Options = DialogueOptions{Steps: []Step{{StartTLS: true}}, TLSOptions: trust}
+	case "ldaps":
+		spec.Type, spec.Options = "ldap", LDAPOptions{TLS: true, TLSOptions: trust}
+	case "ldap+starttls":
+		spec.Type, spec.Options = "ldap", LDAPOptions{StartTLS: true, TLSOptions: trust}
 	}
 	return spec
 }
@@ -517,6 +547,60 @@ func (c *afterFirstRead) Read(p []byte) (int, error) {
 		c.once.Do(c.then)
 	}
 	return n, err
+}
+
+// An LDAP check starved while Debian's slapd answers its TLS handshake
+// (LDAPS, or StartTLS, whose handshake the LDAP library makes) is late,
+// as the TLS checks of TestStarvedChecks are: the flight is read, the
+// check's own next flight could not be sent in time.
+func TestStarvedLDAPChecks(t *testing.T) {
+	plain, ldaps, caFile := startSlapd(t)
+	for _, c := range []struct {
+		typ     string
+		backend netip.AddrPort
+	}{
+		{"ldaps", ldaps},
+		{"ldap+starttls", plain},
+	} {
+		t.Run(c.typ, func(t *testing.T) {
+			res := runStarved(t, starveCase{
+				name: c.typ, spec: starveSpec(c.typ, netip.AddrPort{}, caFile, starveTimeout), caFile: caFile, kind: c.typ,
+				serve: func(t *testing.T, h starveHold) netip.AddrPort { return starveAtClientHello(t, c.backend, h) },
+			})
+			if res.Reason != reasonStarved || !res.Inconclusive {
+				t.Errorf("%s, starved at the ClientHello: %+v; want %q", c.typ, res, reasonStarved)
+			}
+		})
+	}
+}
+
+// starveAtClientHello relays connections to backend until the test ends,
+// starving the child (h) when the check sends a TLS ClientHello, before
+// the backend sees it.
+func starveAtClientHello(t *testing.T, backend netip.AddrPort, h starveHold) netip.AddrPort {
+	return testutil.ServeConns(t, testutil.Listen(t), func(c net.Conn) {
+		b, err := net.Dial("tcp", backend.String())
+		if err != nil {
+			return
+		}
+		defer b.Close()
+		go io.Copy(c, b)
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			if n > 0 && buf[0] == 0x16 { // a TLS handshake record: LDAP messages start 0x30
+				h.starve()
+			}
+			if n > 0 {
+				if _, werr := b.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
 }
 
 // BenchmarkDialLook is the look's cost on a connect that succeeds (a dup
