@@ -663,3 +663,41 @@ func TestRanLate(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkHandshakeLook is a TLS handshake bounded by the connection's
+// deadline (handshake, late.go) beside the same handshake bounded by
+// HandshakeContext, which it replaced, in one run: compare the two
+// sub-benchmarks (allocations above all; the handshake's cryptography
+// dominates the time).
+func BenchmarkHandshakeLook(b *testing.B) {
+	ca := testutil.TestCA(b)
+	server := &tls.Config{Certificates: []tls.Certificate{ca.ValidLeaf(b)}}
+	target := testutil.ServeConns(b, testutil.Listen(b), func(c net.Conn) { tls.Server(c, server).Handshake() })
+	client, err := tlsConfig(&Spec{Target: target}, TLSOptions{CAFile: ca.File(b)}, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name      string
+		handshake func(context.Context, net.Conn) error
+	}{
+		{"context", func(ctx context.Context, c net.Conn) error { return tls.Client(c, client).HandshakeContext(ctx) }},
+		{"deadline", func(ctx context.Context, c net.Conn) error { _, err := handshake(ctx, c, client); return err }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				c, err := net.Dial("tcp", target.String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := bc.handshake(ctx, lookAtDeadline(c)); err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+				cancel()
+			}
+		})
+	}
+}
