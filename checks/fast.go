@@ -243,22 +243,32 @@ func (l *FastLoop) run() {
 				r.ready(ev.Events)
 			}
 		}
-		now := time.Now()
-		for len(l.timers) > 0 && l.timers[0].at <= l.since(now) {
-			tm := heap.Pop(&l.timers).(*FastTimer)
-			tm.fn()
-		}
+		l.fireTimers(time.Now())
 	}
+}
+
+// fireTimers runs every timer due by now.
+func (l *FastLoop) fireTimers(now time.Time) {
+	for len(l.timers) > 0 && l.timers[0].at <= l.since(now) {
+		tm := heap.Pop(&l.timers).(*FastTimer)
+		tm.fn()
+	}
+}
+
+// nextTimer is when the loop must next turn for its timers; false when
+// none is pending.
+func (l *FastLoop) nextTimer() (time.Time, bool) {
+	if len(l.timers) == 0 {
+		return time.Time{}, false
+	}
+	return grainUp(l.epoch.Add(time.Duration(l.timers[0].at))), true
 }
 
 // wait returns the number of ready events in l.events, once there are
 // some or the next timer is due. It parks in the runtime's poller on the
 // epoll fd, which is readable while the set has ready sockets.
 func (l *FastLoop) wait() int {
-	var next time.Time // zero: no timer, no deadline
-	if len(l.timers) > 0 {
-		next = grainUp(l.epoch.Add(time.Duration(l.timers[0].at)))
-	}
+	next, pending := l.nextTimer() // zero: no timer, no deadline
 	if !next.Equal(l.waitTill) {
 		l.epoll.SetReadDeadline(next)
 		l.waitTill = next
@@ -268,7 +278,7 @@ func (l *FastLoop) wait() int {
 		// Polled here, after the runtime armed its wait: readiness that
 		// comes between this look and the park still wakes it.
 		n = rawEpollNow(l.epfd, l.events)
-		return n > 0 || (len(l.timers) > 0 && !time.Now().Before(next))
+		return n > 0 || (pending && !time.Now().Before(next))
 	})
 	if err != nil {
 		// The deadline (the next timer) passed, maybe before the first
