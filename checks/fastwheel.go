@@ -110,7 +110,7 @@ func timerEpoch(now time.Time) time.Time {
 // never copied.
 type timerWheel struct {
 	now     int64      // the last turn's time, as a timer's at: a timer armed at or before it is due
-	cur     int64      // the last grain turned: every timer due in it or before has fired
+	cur     int64      // the last grain turned: the slots of it and before have fired
 	pending int        // the timers armed, not yet fired or stopped
 	due     *FastTimer // armed at or before now: fired at the next turn
 	// firing is the list a turn is firing or filing again, taken off its
