@@ -3,7 +3,6 @@ package checks
 import (
 	"bufio"
 	"bytes"
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -52,7 +51,7 @@ type FastLoop struct {
 	closed  bool
 	stopped chan struct{} // closed when the loop goroutine has ended
 
-	timers  timerHeap
+	timers  timerWheel
 	epoch   time.Time          // what the timers' times count from (FastTimer.at)
 	runs    map[int32]*FastRun // in flight, by socket
 	events  []unix.EpollEvent
@@ -107,7 +106,7 @@ func NewFastLoop() (*FastLoop, error) {
 		unix.Close(wakefd)
 		return nil, fmt.Errorf("fast checks: epoll: %w", err)
 	}
-	l := &FastLoop{epfd: epfd, wakefd: wakefd, epoll: epoll, epollRaw: epollRaw, stopped: make(chan struct{}), epoch: time.Now(),
+	l := &FastLoop{epfd: epfd, wakefd: wakefd, epoll: epoll, epollRaw: epollRaw, stopped: make(chan struct{}), epoch: timerEpoch(time.Now()),
 		runs: map[int32]*FastRun{}, events: make([]unix.EpollEvent, 256), reads: map[string]*http.Request{},
 		scratch: make([]byte, 16<<10), br: bufio.NewReaderSize(nil, 4096)}
 	go l.run()
@@ -163,63 +162,6 @@ func (l *FastLoop) wake() {
 	unix.Write(l.wakefd, one[:])
 }
 
-// FastTimer is a function due at a time, run by the loop. At makes one
-// per call; one kept in a struct of its own (a runner's next run) is set
-// once with Init and armed for each run with Arm, so that a check on the
-// loop allocates no timer per run (and ~60 bytes less a check).
-type FastTimer struct {
-	at  int64 // due, as nanoseconds since the loop's epoch (monotonic): 24 bytes less than a time.Time
-	fn  func()
-	pos int // its index in the heap + 1; 0 when not pending (fired, stopped or never armed)
-}
-
-// Init sets the function tm runs when it fires. Not while it is pending.
-func (tm *FastTimer) Init(fn func()) { tm.fn = fn }
-
-// At runs fn in the loop at t (at once if t has passed). Loop goroutine
-// only.
-func (l *FastLoop) At(t time.Time, fn func()) *FastTimer {
-	tm := &FastTimer{fn: fn}
-	l.Arm(tm, t)
-	return tm
-}
-
-// Arm runs tm's function in the loop at t (at once if t has passed), once;
-// a pending tm moves to t. Loop goroutine only.
-func (l *FastLoop) Arm(tm *FastTimer, t time.Time) {
-	tm.at = l.since(t)
-	if tm.pos > 0 {
-		heap.Fix(&l.timers, tm.pos-1)
-		return
-	}
-	heap.Push(&l.timers, tm)
-}
-
-// since is t as a timer keeps it.
-func (l *FastLoop) since(t time.Time) int64 { return int64(t.Sub(l.epoch)) }
-
-// Stop keeps the timer from firing. Loop goroutine only.
-func (l *FastLoop) Stop(tm *FastTimer) {
-	if tm != nil && tm.pos > 0 {
-		heap.Remove(&l.timers, tm.pos-1)
-	}
-}
-
-type timerHeap []*FastTimer
-
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].pos = i + 1; h[j].pos = j + 1 }
-func (h *timerHeap) Push(x any)        { t := x.(*FastTimer); t.pos = len(*h) + 1; *h = append(*h, t) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	t.pos = 0
-	return t
-}
-
 // run is the loop: wait for sockets and the next timer, handle what is
 // ready, fire what is due.
 func (l *FastLoop) run() {
@@ -245,11 +187,7 @@ func (l *FastLoop) run() {
 				r.ready(ev.Events)
 			}
 		}
-		now := time.Now()
-		for len(l.timers) > 0 && l.timers[0].at <= l.since(now) {
-			tm := heap.Pop(&l.timers).(*FastTimer)
-			tm.fn()
-		}
+		l.fireTimers(time.Now())
 	}
 }
 
@@ -257,10 +195,7 @@ func (l *FastLoop) run() {
 // some or the next timer is due. It parks in the runtime's poller on the
 // epoll fd, which is readable while the set has ready sockets.
 func (l *FastLoop) wait() int {
-	var next time.Time // zero: no timer, no deadline
-	if len(l.timers) > 0 {
-		next = grainUp(l.epoch.Add(time.Duration(l.timers[0].at)))
-	}
+	next, pending := l.nextTimer() // zero: no timer, no deadline
 	if !next.Equal(l.waitTill) {
 		l.epoll.SetReadDeadline(next)
 		l.waitTill = next
@@ -270,7 +205,7 @@ func (l *FastLoop) wait() int {
 		// Polled here, after the runtime armed its wait: readiness that
 		// comes between this look and the park still wakes it.
 		n = rawEpollNow(l.epfd, l.events)
-		return n > 0 || (len(l.timers) > 0 && !time.Now().Before(next))
+		return n > 0 || (pending && !time.Now().Before(next))
 	})
 	if err != nil {
 		// The deadline (the next timer) passed, maybe before the first
