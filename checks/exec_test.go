@@ -180,13 +180,18 @@ func TestExecTimeoutKillsTheGroup(t *testing.T) {
 }
 
 // A command that exits leaving a child behind (holding the output pipe)
-// is judged when it exits, and the child is killed.
+// is judged when it exits, and the child is killed. A check that waited
+// for the pipe would run into its timeout (10 s here); one that does not
+// takes a fraction of a second, a few on a loaded machine: the bound is
+// half the timeout.
 func TestExecLeftoverChild(t *testing.T) {
+	const timeout, bound = 10 * time.Second, 5 * time.Second
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	cmd := script(t, "sleep 60 &\necho $! > "+pidFile+"\necho weight=3")
-	res := execProbe(t, ExecOptions{Command: []string{cmd}, DynamicWeight: true})
+	slowSpec := func(o ExecOptions) Spec { s := execSpec(o); s.Timeout = timeout; return s }
+	res := probeWithin(t, mustNew(t, slowSpec(ExecOptions{Command: []string{cmd}, DynamicWeight: true})), timeout)
 	wantWeight(t, res, 3)
-	if res.Duration > time.Second {
+	if res.Duration > bound {
 		t.Errorf("the check took %v: it waited for the child", res.Duration)
 	}
 	waitGone(t, readPid(t, pidFile), "the leftover child")
@@ -195,12 +200,12 @@ func TestExecLeftoverChild(t *testing.T) {
 	// does not wait for the pipe it holds.
 	setsid := needBinary(t, "setsid")
 	cmd = script(t, setsid+" sleep 60 &\nsleep 0.2\npgrep -n -f '^sleep 60$' > "+pidFile+"\nexit 0")
-	res = execProbe(t, ExecOptions{Command: []string{cmd}})
+	res = probeWithin(t, mustNew(t, slowSpec(ExecOptions{Command: []string{cmd}})), timeout)
 	if pid := readPid(t, pidFile); pid > 0 {
 		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) }) // ours to end, since the check cannot
 	}
 	wantOK(t, res)
-	if res.Duration > time.Second {
+	if res.Duration > bound {
 		t.Errorf("the check took %v: it waited for a pipe held outside its group", res.Duration)
 	}
 }
