@@ -232,7 +232,7 @@ type Engine struct {
 	// Everything below is owned by the Run goroutine: nothing else reads
 	// or writes it.
 	cfg          *config.Config
-	servers      map[config.ServerID]*server
+	servers      serverSet
 	probes       map[string]*probeRunner
 	fast         []*checks.FastLoop    // run the checks they can (fast_checks); none when off
 	nextLoop     int                   // the loop the next runner goes to
@@ -329,7 +329,6 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		pings:         make(chan chan struct{}),
 		publish:       make(chan struct{}, 1),
 		started:       make(chan struct{}),
-		servers:       map[config.ServerID]*server{},
 		probes:        map[string]*probeRunner{},
 		listeners:     map[string][]listener{},
 		managed:       map[ipvs.ServiceKey]bool{},

@@ -90,7 +90,7 @@ func TestServerCheckAndListenerSizes(t *testing.T) {
 	for key := range e.listeners {
 		e.observe(probeResult{key: key, result: checks.Result{Reason: "refused", Start: time.Now()}})
 	}
-	for id, s := range e.servers {
+	for id, s := range e.servers.all() {
 		if s.history.len() != 1 {
 			t.Errorf("%v: %d results in its history, want 1", id, s.history.len())
 		}

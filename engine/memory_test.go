@@ -174,7 +174,7 @@ func TestServersShareSpecsAndKeepHistoryRings(t *testing.T) {
 			e.observe(probeResult{key: key, result: checks.Result{OK: i%2 == 0, Reason: "refused", Start: time.Now()}})
 		}
 	}
-	for id, s := range e.servers {
+	for id, s := range e.servers.all() {
 		c := s.checks[0]
 		if p := e.probes[c.key]; p == nil || c.spec != &p.spec {
 			t.Errorf("%v: its check holds a spec of its own, not its runner's", id)

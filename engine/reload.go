@@ -46,7 +46,7 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 	oldDesired, oldRetired := e.desired()
 	drains, restored := drain.Next(old, cfg, e.drains, e.healthOf, kernel, now)
 	known := map[config.ServerID]health.State{}
-	for id, s := range e.servers {
+	for id, s := range e.servers.all() {
 		known[id] = s.health.State()
 	}
 	for _, d := range restored {
@@ -61,7 +61,7 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 	// serves, and draining ones it restores, ramp from this table on.
 	ramps := e.ramps.Clone()
 	ramps.Keep(func(id config.ServerID) bool { _, ok := states[id]; return ok })
-	seedRamps(ramps, cfg, kernel, func(id config.ServerID) bool { return e.servers[id] == nil }, now)
+	seedRamps(ramps, cfg, kernel, func(id config.ServerID) bool { return e.servers.get(id) == nil }, now)
 	rampsStarted := e.observeRamps(ramps, cfg, func(id config.ServerID) health.State { return states[id] }, now)
 	table := drain.With(desired.Build(cfg, desired.Input{
 		View: func(id config.ServerID) desired.View { return e.viewAt(id, states[id], ramps, now) }, // overrides survive reloads
@@ -91,7 +91,7 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 		return e.rollback(ctx, cfg, ops, errs, oldDesired, oldRetired)
 	}
 
-	before := len(e.servers)
+	before := e.servers.len()
 	e.actual = actual
 	e.planned = nil
 	e.adoptConfig(cfg, fresh, probeCtx)
@@ -118,7 +118,7 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 
 // healthOf is a server's health and checks, for drain.Next.
 func (e *Engine) healthOf(id config.ServerID) (*health.Group, string) {
-	if s := e.servers[id]; s != nil {
+	if s := e.servers.get(id); s != nil {
 		return s.health, s.checksKey()
 	}
 	return nil, ""
@@ -173,7 +173,7 @@ func (e *Engine) rollback(ctx context.Context, cfg *config.Config, ops []ipvs.Op
 // running.
 func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, probeCtx context.Context) {
 	kernel := desired.Index(e.actual)
-	keep := map[config.ServerID]bool{}
+	var next serverSet
 	listeners := map[string][]listener{}
 	runnerOf := func(key string) *probeRunner {
 		if p := fresh[key]; p != nil {
@@ -186,11 +186,11 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 		key := desired.ServiceKey(vs)
 		e.managed[key] = true
 		delete(e.retired, key)
+		list := make([]*server, 0, len(vs.RealServers))
 		for j := range vs.RealServers {
 			rs := &vs.RealServers[j]
 			id := config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}
-			keep[id] = true
-			s := e.servers[id]
+			s := e.servers.get(id)
 			if s == nil {
 				// A new server starts from what the kernel shows, so a
 				// destination that is serving keeps serving.
@@ -206,19 +206,20 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 					id: id, health: health.NewGroup(initial), lastAt: time.Now(),
 					programmed: programmed, reported: reported{initial, programmed, rs.Weight},
 				}
-				e.servers[id] = s
 				s.series = e.opts.Metrics.RealServerSeries(vs.Name, rs.Address.String())
 				e.opts.Metrics.SetState(s.series, initial, programmed, rs.Weight)
 			}
+			list = append(list, s)
 			adoptChecks(s, vs, rs, listeners, runnerOf)
 		}
+		next.add(vs.Name, list)
 	}
-	for id := range e.servers {
-		if !keep[id] {
-			delete(e.servers, id)
+	for id, s := range e.servers.all() {
+		if next.get(id) != s {
 			e.opts.Metrics.ForgetRealServer(id.VirtualServer, id.RealServer.String())
 		}
 	}
+	e.servers = next
 	for key := range e.managed {
 		if !slices.ContainsFunc(cfg.VirtualServers, func(vs config.VirtualServer) bool { return desired.ServiceKey(&vs) == key }) {
 			delete(e.managed, key)
@@ -323,7 +324,7 @@ func (e *Engine) beginDrains(drains drain.Set, kernel map[desired.DestKey]ipvs.D
 // Called after adoptConfig.
 func (e *Engine) switchDrains(drains, restored drain.Set, kernel map[desired.DestKey]ipvs.DestinationState) {
 	for _, d := range restored {
-		s := e.servers[d.ID]
+		s := e.servers.get(d.ID)
 		if s != nil && d.Health != nil && s.checksKey() == d.CheckKey {
 			// Same server, same checks: it keeps the verdict it had.
 			for _, name := range s.health.Names() {
@@ -391,7 +392,7 @@ func (e *Engine) pollDrains(ctx context.Context) bool {
 			e.log.Info("real server drained; deleting it", args...)
 		}
 		e.tableMetrics.DrainEnded(end.Result)
-		if e.servers[d.ID] == nil {
+		if e.servers.get(d.ID) == nil {
 			e.opts.Metrics.ForgetRealServer(d.ID.VirtualServer, d.ID.RealServer.String())
 		}
 	}

@@ -114,7 +114,7 @@ func TestServersShareCheckKeys(t *testing.T) {
 				same("listeners map", key, p.key)
 			}
 		}
-		for id, s := range e.servers {
+		for id, s := range e.servers.all() {
 			for _, c := range s.checks {
 				if p := e.probes[c.key]; p == nil {
 					t.Errorf("%v: check %q has no runner", id, c.name)
@@ -136,8 +136,8 @@ func TestServersShareCheckKeys(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	e.adoptConfig(more, fresh, ctx)
-	if len(e.servers) != 48 {
-		t.Fatalf("%d servers, want 48", len(e.servers))
+	if e.servers.len() != 48 {
+		t.Fatalf("%d servers, want 48", e.servers.len())
 	}
 	check()
 }
@@ -150,7 +150,7 @@ func TestProgrammedWeightAllocatesNothing(t *testing.T) {
 	e := scaleUnit(t, cfg, ipvs.NewMemory())
 	vs := &cfg.VirtualServers[0]
 	rs := &vs.RealServers[1]
-	s := e.servers[config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}]
+	s := e.servers.get(config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address})
 	weight := int64(0)
 	if n := testing.AllocsPerRun(100, func() {
 		weight = 100 - weight

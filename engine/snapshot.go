@@ -547,7 +547,7 @@ func (e *Engine) publishSnapshot(now time.Time) {
 			if d, ok := dests[rs.Address]; ok {
 				r.Counters = d.Counters
 			}
-			if s := e.servers[id]; s != nil {
+			if s := e.servers.get(id); s != nil {
 				r.State = s.health.State()
 				r.Since = s.lastAt
 				r.ProgrammedWeight = s.programmed
