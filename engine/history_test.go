@@ -77,17 +77,16 @@ func TestHistoryAndServerSizes(t *testing.T) {
 }
 
 // A server's only check keeps no history of its own (the server's is
-// its), so its record is 56 bytes (144 with a history inline); a listener
-// points to its server and check (16 bytes, was 64 with an ID and a name).
-func TestServerCheckAndListenerSizes(t *testing.T) {
-	if n := unsafe.Sizeof(serverCheck{}); n > 64 {
-		t.Errorf("serverCheck is %d bytes, want at most 64", n)
-	}
-	if n := unsafe.Sizeof(listener{}); n != 16 {
-		t.Errorf("listener is %d bytes, want 16", n)
+// its), so its record is 56 bytes (144 with a history inline), its
+// runner, server and the next check its runner feeds included (they
+// replaced a listener, 16 bytes, and its slot in a map of keys; its key
+// and spec are its runner's).
+func TestServerCheckSize(t *testing.T) {
+	if n := unsafe.Sizeof(serverCheck{}); n != 56 {
+		t.Errorf("serverCheck is %d bytes, want 56", n)
 	}
 	e := adoptedEngine(t, memoryConfig(t, 8, 2), false)
-	for key := range e.listeners {
+	for key := range e.probes {
 		e.observe(probeResult{key: key, result: checks.Result{Reason: "refused", Start: time.Now()}})
 	}
 	for id, s := range e.servers.all() {

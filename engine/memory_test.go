@@ -93,7 +93,7 @@ func heapPerServer(t testing.TB, n int, fast, read bool) float64 {
 	e := adoptedEngine(t, memoryConfig(t, n, 20), fast)
 	start := time.Now()
 	for i := range e.opts.HistoryLength {
-		for key := range e.listeners {
+		for key := range e.probes {
 			r := checks.Result{OK: i%4 != 3, Start: start.Add(time.Duration(i) * time.Second), Duration: time.Millisecond}
 			if !r.OK {
 				r.Reason = "timeout"
@@ -123,7 +123,7 @@ func heapPerServer(t testing.TB, n int, fast, read bool) float64 {
 // 6.2 KB before "Memory per real server" in docs/performance.md); the
 // bound leaves a tenth for what other work adds, and
 // TestServersShareSpecsAndKeepHistoryRings, TestHistoryRecordIs24Bytes,
-// TestRunnersShareTheirSpecWithTheirProbers, TestRunnerIs344Bytes, the
+// TestRunnersShareTheirSpecWithTheirProbers, TestRunnerIs352Bytes, the
 // other size tests and checks' memory tests hold the smaller items exactly.
 func TestMemoryPerRealServer(t *testing.T) {
 	if testing.Short() {
@@ -170,13 +170,13 @@ func TestServersShareSpecsAndKeepHistoryRings(t *testing.T) {
 	e := adoptedEngine(t, memoryConfig(t, 40, 4), false)
 	keep := e.opts.HistoryLength
 	for i := range 3 * keep {
-		for key := range e.listeners {
+		for key := range e.probes {
 			e.observe(probeResult{key: key, result: checks.Result{OK: i%2 == 0, Reason: "refused", Start: time.Now()}})
 		}
 	}
 	for id, s := range e.servers.all() {
 		c := s.checks[0]
-		if p := e.probes[c.key]; p == nil || c.spec != &p.spec {
+		if p := e.probes[c.key()]; p == nil || c.spec() != &p.spec {
 			t.Errorf("%v: its check holds a spec of its own, not its runner's", id)
 		}
 		if n, capacity := len(s.history.ring), cap(s.history.ring); n != keep || capacity != keep {
@@ -203,14 +203,15 @@ func TestRunnersShareTheirSpecWithTheirProbers(t *testing.T) {
 	}
 }
 
-// A runner is held per distinct check, so its size is held exactly: 344
+// A runner is held per distinct check, so its size is held exactly: 352
 // bytes, the 352 size class, a class below the 384 it was (its spec 208
-// of them; its timer on the loop inside it, 24); what only runs on
-// goroutines use is out of line, 32 bytes, made on the usual path only
-// (TestFastRunnerMakesNoSlowPart).
-func TestRunnerIs344Bytes(t *testing.T) {
-	if got := unsafe.Sizeof(probeRunner{}); got != 344 {
-		t.Errorf("probeRunner is %d bytes, want 344 (docs/performance.md, \"Memory, second pass\")", got)
+// of them; its timer on the loop inside it, 24; the first check it
+// feeds, 8, which replaced a map of keys to servers' checks: "Memory,
+// third pass"); what only runs on goroutines use is out of line, 32
+// bytes, made on the usual path only (TestFastRunnerMakesNoSlowPart).
+func TestRunnerIs352Bytes(t *testing.T) {
+	if got := unsafe.Sizeof(probeRunner{}); got != 352 {
+		t.Errorf("probeRunner is %d bytes, want 352 (docs/performance.md, \"Memory, third pass\")", got)
 	}
 	if got := unsafe.Sizeof(runnerSlow{}); got != 32 {
 		t.Errorf("runnerSlow is %d bytes, want 32", got)

@@ -61,6 +61,20 @@ type probeRunner struct {
 	loop     *checks.FastLoop
 	fastNext checks.FastTimer // the next run, armed again for each; the loop's goroutine only
 	fastRun  *checks.FastRun  // the run in flight; the loop's goroutine only
+
+	// feeds is the first of the servers' checks its results go to, in
+	// config order, chained by serverCheck.next (adoptConfig). The
+	// engine loop's only.
+	feeds *serverCheck
+}
+
+// fed is how many servers' checks the runner feeds.
+func (p *probeRunner) fed() int {
+	n := 0
+	for c := p.feeds; c != nil; c = c.next {
+		n++
+	}
+	return n
 }
 
 // runnerSlow is the part of a runner that only its runs on goroutines

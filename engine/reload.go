@@ -174,12 +174,22 @@ func (e *Engine) rollback(ctx context.Context, cfg *config.Config, ops []ipvs.Op
 func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, probeCtx context.Context) {
 	kernel := desired.Index(e.actual)
 	var next serverSet
-	listeners := map[string][]listener{}
-	runnerOf := func(key string) *probeRunner {
+	for _, p := range e.probes {
+		p.feeds = nil // adoptChecks chains the checks each feeds anew
+	}
+	runnerOf := func(key string, spec checks.Spec) *probeRunner {
 		if p := fresh[key]; p != nil {
 			return p
 		}
-		return e.probes[key]
+		if p := e.probes[key]; p != nil {
+			return p
+		}
+		// No runner was built for it: tests that drive the loop
+		// themselves adopt a config so. It stands in, never started, to
+		// hold the spec and the checks its results would feed.
+		p := &probeRunner{spec: spec, key: key}
+		e.probes[key] = p
+		return p
 	}
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
@@ -210,7 +220,7 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 				e.opts.Metrics.SetState(s.series, initial, programmed, rs.Weight)
 			}
 			list = append(list, s)
-			adoptChecks(s, vs, rs, listeners, runnerOf)
+			adoptChecks(s, vs, rs, runnerOf)
 		}
 		next.add(vs.Name, list)
 	}
@@ -227,12 +237,15 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 		}
 	}
 	for key, p := range e.probes {
-		if _, used := listeners[key]; !used {
+		if p.feeds == nil {
 			p.stop()
 			delete(e.probes, key)
+		} else {
+			p.feeds = inOrder(p.feeds)
 		}
 	}
 	for key, p := range fresh {
+		p.feeds = inOrder(p.feeds)
 		e.probes[key] = p
 		if len(e.fast) > 0 {
 			p.loop = e.fast[e.nextLoop%len(e.fast)]
@@ -240,63 +253,60 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 		}
 		p.start(probeCtx, e.results, e.opts.Metrics.Schedule)
 	}
-	e.listeners = listeners
 	e.cfg = cfg
 	e.setConfig(cfg)
 	e.followConfig(cfg) // overrides, damping, panics of servers that left (admin.go)
 	e.changed(true)
 }
 
-// adoptChecks gives s the checks the config gives rs, feeding them from
-// the runners by key (listeners). A check whose spec is unchanged keeps
-// its health and history; a changed one restarts from the verdict it
-// had; an added one starts from the server's (health.Group).
+// adoptChecks gives s the checks the config gives rs, each chained to
+// the runner of its key (runnerOf), which feeds it its results: the
+// chain is built last first (inOrder puts it in config order). A check
+// whose spec is unchanged keeps its health and history; a changed one
+// restarts from the verdict it had; an added one starts from the
+// server's (health.Group).
 //
-// A check's spec and key are its runner's (runnerOf, by key): at 20,000
-// real servers a copy of the spec each was 4.6 MB. Equal keys describe
-// equal checks.
-func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer, listeners map[string][]listener,
-	runnerOf func(key string) *probeRunner) {
+// A check's spec and key are its runner's: at 20,000 real servers a copy
+// of the spec each was 4.6 MB. Equal keys describe equal checks.
+func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer,
+	runnerOf func(key string, spec checks.Spec) *probeRunner) {
 	cs := vs.ChecksOf(rs)
 	next := make([]*serverCheck, 0, len(cs))
 	names := make([]string, 0, len(cs))
 	for _, c := range cs {
 		spec := vs.CheckSpec(rs, &c)
 		key := spec.Key()
-		p := runnerOf(key)
-		if p != nil && p.key == key {
-			// The runner's string (the probes map's, buildProbers),
-			// not this copy: one key a check, not one more for each
-			// server's check and the listeners' map.
-			key = p.key
-		}
+		p := runnerOf(key, spec)
 		names = append(names, c.Name)
-		old := s.check(c.Name)
+		sc := s.check(c.Name)
 		switch {
-		case old != nil && old.key == key:
+		case sc != nil && sc.key() == key:
 			s.health.Set(c.Name, c.Rise, c.Fall)
-			next = append(next, old)
-			listeners[key] = append(listeners[key], listener{s, old})
-			continue
-		case old != nil:
+		case sc != nil:
 			s.health.Restart(c.Name, c.Rise, c.Fall)
+			sc = nil
 		default:
 			s.health.Set(c.Name, c.Rise, c.Fall)
 		}
-		var shared *checks.Spec
-		if p != nil {
-			shared = &p.spec
-		} else { // no runner (tests that adopt a config without one)
-			own := spec
-			shared = &own
+		if sc == nil {
+			sc = &serverCheck{name: c.Name, s: s}
 		}
-		sc := &serverCheck{name: c.Name, key: key, spec: shared}
+		sc.runner = p
+		sc.next, p.feeds = p.feeds, sc
 		next = append(next, sc)
-		listeners[key] = append(listeners[key], listener{s, sc})
 	}
 	s.health.Keep(names)
 	s.checks = next
 	s.label = s.typesLabel()
+}
+
+// inOrder reverses a chain of checks built last first.
+func inOrder(c *serverCheck) *serverCheck {
+	var out *serverCheck
+	for c != nil {
+		c.next, out, c = out, c, c.next
+	}
+	return out
 }
 
 // beginDrains adds drains that start now, logging and showing each.

@@ -90,8 +90,8 @@ func TestServerBackInConfigRecordsIntoItsSeries(t *testing.T) {
 	}
 }
 
-// A check's key is held once: the probes map, its runner, the listeners'
-// map and every server's check share the runner's string, after a reload
+// A check's key is held once: the probes map, its runner and every
+// server's check (through its runner, which feeds it) share the runner's string, after a reload
 // that adds servers as after the first config (16 bytes a check, and an
 // allocation, more for each copy).
 func TestServersShareCheckKeys(t *testing.T) {
@@ -107,19 +107,19 @@ func TestServersShareCheckKeys(t *testing.T) {
 		for key, p := range e.probes {
 			same("probes map", key, p.key)
 		}
-		for key := range e.listeners {
-			if p := e.probes[key]; p == nil {
-				t.Errorf("listeners of key %x: no runner", key)
-			} else {
-				same("listeners map", key, p.key)
+		for key, p := range e.probes {
+			for c := p.feeds; c != nil; c = c.next {
+				if c.runner != p {
+					t.Errorf("runner of key %x feeds a check of another runner's", key)
+				}
 			}
 		}
 		for id, s := range e.servers.all() {
 			for _, c := range s.checks {
-				if p := e.probes[c.key]; p == nil {
+				if p := e.probes[c.key()]; p == nil {
 					t.Errorf("%v: check %q has no runner", id, c.name)
 				} else {
-					same(id.String()+" check "+c.name, c.key, p.key)
+					same(id.String()+" check "+c.name, c.key(), p.key)
 				}
 			}
 		}

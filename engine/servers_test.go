@@ -1,12 +1,17 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"runtime"
+	"slices"
 	"testing"
 
+	"github.com/lvsdirector/director/checks"
 	"github.com/lvsdirector/director/config"
+	"github.com/lvsdirector/director/health"
+	"github.com/lvsdirector/director/ipvs"
 )
 
 // The set finds every server by its ID and nothing else: the same
@@ -90,6 +95,56 @@ func TestServerSetSize(t *testing.T) {
 	for id, s := range set.all() {
 		if set.get(id) != s {
 			t.Fatalf("%v not found", id)
+		}
+	}
+}
+
+// A runner feeds the checks of every server that shares it, in config
+// order, and after a reload only those the new config still has: its
+// chain (serverCheck.next) is all there is between a result and the
+// servers' checks.
+func TestRunnerFeedsItsChecksInConfigOrder(t *testing.T) {
+	b := &backend{addr: netip.MustParseAddrPort("127.0.0.1:9")}
+	cfg := testConfig("quiesce", b)
+	addVS(cfg, "b", netip.MustParseAddrPort("192.0.2.21:80"))
+	addVS(cfg, "c", netip.MustParseAddrPort("192.0.2.22:80"))
+	e := scaleUnit(t, cfg, ipvs.NewMemory())
+	fed := func() []string {
+		t.Helper()
+		if len(e.probes) != 1 {
+			t.Fatalf("%d runners, want the one the three servers share", len(e.probes))
+		}
+		var names []string
+		for _, p := range e.probes {
+			for c := p.feeds; c != nil; c = c.next {
+				if c.runner != p || c.s.checks[0] != c {
+					t.Errorf("%v: a check of another runner or server in the chain", c.s.id)
+				}
+				names = append(names, c.s.id.VirtualServer)
+			}
+		}
+		return names
+	}
+	if got := fed(); !slices.Equal(got, []string{"web", "b", "c"}) {
+		t.Errorf("the runner feeds %v, want web, b, c", got)
+	}
+	next := testConfig("quiesce", b)
+	addVS(next, "c", netip.MustParseAddrPort("192.0.2.22:80"))
+	e.adoptConfig(next, nil, context.Background())
+	if got := fed(); !slices.Equal(got, []string{"web", "c"}) {
+		t.Errorf("after a reload the runner feeds %v, want web, c", got)
+	}
+	for range 2 { // rise 2
+		for _, p := range e.probes {
+			e.observe(probeResult{key: p.key, result: checks.Result{OK: true}})
+		}
+	}
+	if n := e.servers.len(); n != 2 {
+		t.Errorf("%d servers, want 2", n)
+	}
+	for id, s := range e.servers.all() {
+		if st := s.health.State(); st != health.Up {
+			t.Errorf("%v: %v after two passing results (rise 2), want up", id, st)
 		}
 	}
 }

@@ -558,7 +558,7 @@ func (e *Engine) publishSnapshot(now time.Time) {
 				r.Checks = make([]CheckStatus, len(s.checks))
 				for k, c := range s.checks {
 					ch := s.historyOf(c)
-					cs := CheckStatus{Name: c.name, Check: c.spec.String(),
+					cs := CheckStatus{Name: c.name, Check: c.spec().String(),
 						ConsecutiveFailures: ch.failures, ConsecutiveSuccesses: ch.successes}
 					if m := s.health.Check(c.name); m != nil {
 						cs.State = m.State()
