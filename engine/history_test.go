@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"testing"
 	"time"
 	"unsafe"
@@ -65,14 +66,35 @@ func TestHistoryRingOrderAndSummary(t *testing.T) {
 	}
 }
 
-// A history is 64 bytes (its times of last success and failure are Unix
-// nanoseconds: 96 bytes with time.Time), which keeps a server at 216.
+// A history is 56 bytes (its times of last success and failure are Unix
+// nanoseconds: 96 bytes with time.Time; its counts and ring position
+// int32: 64 with int), and a server 192, the 192 size class (224 before
+// "Memory, third pass": its state's time as Unix nanoseconds, 16 bytes
+// less; reported 16 bytes, was 24; the history 8 less).
 func TestHistoryAndServerSizes(t *testing.T) {
-	if n := unsafe.Sizeof(history{}); n != 64 {
-		t.Errorf("history is %d bytes, want 64", n)
+	if n := unsafe.Sizeof(history{}); n != 56 {
+		t.Errorf("history is %d bytes, want 56", n)
 	}
-	if n := unsafe.Sizeof(server{}); n > 224 {
-		t.Errorf("server is %d bytes, want at most 224", n)
+	if n := unsafe.Sizeof(reported{}); n != 16 {
+		t.Errorf("reported is %d bytes, want 16", n)
+	}
+	if n := unsafe.Sizeof(server{}); n != 192 {
+		t.Errorf("server is %d bytes, want 192", n)
+	}
+}
+
+// A history's counts saturate rather than wrap.
+func TestHistoryCountsSaturate(t *testing.T) {
+	h := history{failures: math.MaxInt32 - 1, successes: math.MaxInt32 - 1}
+	h.add(CheckResult{Time: time.Now()}, 1)
+	h.add(CheckResult{Time: time.Now()}, 1)
+	if h.failures != math.MaxInt32 {
+		t.Errorf("failures %d, want %d", h.failures, math.MaxInt32)
+	}
+	h = history{successes: math.MaxInt32}
+	h.add(CheckResult{OK: true, Time: time.Now()}, 1)
+	if h.successes != math.MaxInt32 {
+		t.Errorf("successes %d, want %d", h.successes, math.MaxInt32)
 	}
 }
 

@@ -427,7 +427,7 @@ func (e *Engine) recordProgrammed(only map[ipvs.ServiceKey]bool) {
 // reconcile is most of a transition's cost.
 func (e *Engine) setProgrammed(vs *config.VirtualServer, rs *config.RealServer, s *server, programmed int64) {
 	s.programmed = programmed
-	now := reported{s.health.State(), s.programmed, rs.Weight}
+	now := reported{state: s.health.State(), programmed: s.programmed, configured: rs.Weight}
 	if s.reported != now {
 		s.reported = now
 		e.opts.Metrics.SetState(s.series, now.state, now.programmed, now.configured)

@@ -213,8 +213,8 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 					}
 				}
 				s = &server{
-					id: id, health: health.NewGroup(initial), lastAt: time.Now(),
-					programmed: programmed, reported: reported{initial, programmed, rs.Weight},
+					id: id, health: health.NewGroup(initial), lastAt: time.Now().UnixNano(),
+					programmed: programmed, reported: reported{state: initial, programmed: programmed, configured: rs.Weight},
 				}
 				s.series = e.opts.Metrics.RealServerSeries(vs.Name, rs.Address.String())
 				e.opts.Metrics.SetState(s.series, initial, programmed, rs.Weight)

@@ -51,7 +51,7 @@ func (e *Engine) observe(r probeResult) bool {
 		changed = true
 		e.built.staleVS(id.VirtualServer) // its health, and the policies' hold on it (flapped, guard)
 		now := time.Now()
-		s.lastAt = now
+		s.lastAt = now.UnixNano()
 		e.opts.Metrics.CountTransition(s.series, t.To)
 		// The state series change with the state, not a reconcile later
 		// (the weight series follow when the table has changed).
@@ -94,7 +94,7 @@ func (e *Engine) noteResult(s *server, c *serverCheck, res checks.Result) {
 		cr.Check = c.name
 	}
 	s.history.add(cr, e.opts.HistoryLength)
-	e.opts.Metrics.Result(s.series, s.id.VirtualServer, s.checkLabel(), res.OK, res.Duration, res.Reason, at, s.history.failures)
+	e.opts.Metrics.Result(s.series, s.id.VirtualServer, s.checkLabel(), res.OK, res.Duration, res.Reason, at, int(s.history.failures))
 	e.changed(false)
 }
 
