@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,6 +66,63 @@ func TestHarnessSmoke(t *testing.T) {
 		if !strings.Contains(out, line) {
 			t.Errorf("report lacks the %s line", line)
 		}
+	}
+}
+
+// TestHarnessMixedCFloor runs the C floor over a mix, one cfloor per
+// group on its own address range, and checks that it checked every
+// group's servers at their own rates and counted its starts on time.
+func TestHarnessMixedCFloor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries and runs for ~10s")
+	}
+	groups, err := ParseGroups("http:20:500ms,tcp:30:250ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, out := runHarness(t, Options{Groups: groups, N: 1, Interval: time.Second, VirtualServers: 5, // N and Interval: the groups'
+		Timeout: 200 * time.Millisecond, Rise: 1, Fall: 2, Window: 2 * time.Second, CFloor: true, Port: 18280})
+	const planned = 20/0.5 + 30/0.25 // 160 checks a second
+	c := rep.CFloor
+	if c == nil {
+		t.Fatalf("no C floor row (skipped: %q)", rep.CFloorSkipped)
+	}
+	if c.PlannedPerSec != planned {
+		t.Errorf("C floor planned %v/s, want %v", c.PlannedPerSec, planned)
+	}
+	// Every group's backends answered it: a floor that checked one group
+	// only, or the wrong addresses, would fail here or in FailedPerSec.
+	if c.StartedPerSec < 0.7*planned || c.BackendPerSec < 0.7*planned || c.CompletedPerSec < 0.7*planned {
+		t.Errorf("C floor started %.1f/s, backends saw %.1f/s, done %.1f/s: want about %v", c.StartedPerSec, c.BackendPerSec, c.CompletedPerSec, planned)
+	}
+	if c.FailedPerSec > 0 || c.SkippedPerSec > 0 {
+		t.Errorf("C floor failed %.2f/s, skipped %.2f/s: want none", c.FailedPerSec, c.SkippedPerSec)
+	}
+	if c.OnTimeShare < 0.5 || c.OnTimeShare > 1 {
+		t.Errorf("C floor on time %.3f: want most of its starts within 100 ms of plan", c.OnTimeShare)
+	}
+	if rep.CRatio <= 0 || !strings.Contains(out, "director ÷ C floor") {
+		t.Errorf("no director ÷ C floor ratio for the mix:\n%s", out)
+	}
+}
+
+// TestHarnessMixRefusesTheGoFloor: the Go floor checks one kind at one
+// interval; a mix asking for it gets an error, not a silent skip.
+func TestHarnessMixRefusesTheGoFloor(t *testing.T) {
+	groups, err := ParseGroups("http:2:1s,tcp:2:1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), Options{Groups: groups, N: 1, Interval: time.Second, VirtualServers: 1,
+		Timeout: time.Second, Window: time.Second, Floor: true})
+	if err == nil || !strings.Contains(err.Error(), "-floor does not go with -mix") {
+		t.Errorf("got %v, want the Go floor refused for a mix", err)
+	}
+	groups, _ = ParseGroups("http:2:1s,udp:2:1s")
+	_, err = Run(context.Background(), Options{Groups: groups, N: 1, Interval: time.Second, VirtualServers: 1,
+		Timeout: time.Second, Window: time.Second, CFloor: true})
+	if err == nil || !strings.Contains(err.Error(), "not udp") {
+		t.Errorf("got %v, want the C floor refused for a udp group", err)
 	}
 }
 
@@ -151,6 +209,85 @@ func TestBackendAddrsAreDistinct(t *testing.T) {
 			t.Fatalf("backend %d: address %s is reused or not a plain loopback host", i, a)
 		}
 		seen[a.String()] = true
+	}
+}
+
+// TestCProgramsIgnoreSIGPIPE: the C backends and the C floor write to
+// sockets a peer may have reset (a loaded machine, a check that gave up);
+// the write must fail, not end the process with SIGPIPE.
+func TestCProgramsIgnoreSIGPIPE(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the C programs with cc")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	backends, err := startBackends(ctx, Options{CBackends: true, WorkDir: dir, Port: 18097,
+		Groups: []Group{{Kind: "http", N: 1, Interval: time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backends.finish()
+	bin, skipped, err := BuildCFloor(ctx, dir)
+	if err != nil || skipped != "" {
+		t.Fatalf("building the C floor: %v %s", err, skipped)
+	}
+	floor, err := startChild(ctx, bin, "-kind", "http", "-n", "1", "-port", "18097", "-interval-ms", "1000", "-timeout-ms", "500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer floor.finish()
+	for name, pid := range map[string]int{"backends": backends.cmd.Process.Pid, "cfloor": floor.cmd.Process.Pid} {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ignored uint64
+		for _, line := range strings.Split(string(status), "\n") {
+			if hex, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+				ignored, _ = strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			}
+		}
+		if ignored&(1<<(13-1)) == 0 { // SIGPIPE is 13
+			t.Errorf("%s does not ignore SIGPIPE (SigIgn %x)", name, ignored)
+		}
+	}
+}
+
+// TestCBackendsShortAcceptQueue: a C backend that stops accepting (a
+// machine short of CPU) queues a few connections, then drops the rest,
+// rather than piling up the kernel memory of thousands.
+func TestCBackendsShortAcceptQueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the C backends with cc")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	backends, err := startBackends(ctx, Options{CBackends: true, WorkDir: t.TempDir(), Port: 18098,
+		Groups: []Group{{Kind: "tcp", N: 1, Interval: time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backends.finish()
+	p := backends.cmd.Process
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Signal(syscall.SIGCONT)
+	connected := 0
+	for range 40 {
+		c, err := net.DialTimeout("tcp", backendAddr(0, 18098).String(), 150*time.Millisecond)
+		if err == nil {
+			connected++
+			defer c.Close()
+		}
+	}
+	// Linux queues backlog+1 connections.
+	if connected > 20 {
+		t.Errorf("a stopped backend took %d of 40 connections into its queue, want at most 17", connected)
+	}
+	if connected == 0 {
+		t.Errorf("a stopped backend queued no connection at all")
 	}
 }
 

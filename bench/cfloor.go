@@ -56,16 +56,101 @@ func buildC(ctx context.Context, dir, name string, source []byte) (bin, skipped 
 }
 
 // runCFloor measures the C floor over a window on the same backends, as
-// runFloor does the Go one.
+// runFloor does the Go one: one cfloor per group (each with its kind,
+// interval and address range, as startBackends lays them out), their CPU
+// summed, their on-time share counted as the director's is.
 func runCFloor(ctx context.Context, o Options, backends *child) (*CheckerStats, string, error) {
 	bin, skipped, err := BuildCFloor(ctx, o.WorkDir)
 	if err != nil || skipped != "" {
 		return nil, skipped, err
 	}
-	s, err := measureFloor(ctx, o, backends, "C floor", bin, "-kind", o.Kind, "-n", strconv.Itoa(o.N),
-		"-port", strconv.Itoa(o.Port), "-interval-ms", strconv.FormatInt(o.Interval.Milliseconds(), 10),
-		"-timeout-ms", strconv.FormatInt(max(1, o.Timeout.Milliseconds()), 10))
-	return s, "", err
+	var floors []*child
+	defer func() {
+		for _, f := range floors {
+			f.finish()
+		}
+	}()
+	offset := 0
+	for _, g := range o.Groups {
+		f, err := startChild(ctx, bin, "-kind", g.Kind, "-n", strconv.Itoa(g.N), "-first", strconv.Itoa(offset),
+			"-port", strconv.Itoa(o.Port), "-interval-ms", strconv.FormatInt(g.Interval.Milliseconds(), 10),
+			"-timeout-ms", strconv.FormatInt(max(1, o.Timeout.Milliseconds()), 10))
+		if err != nil {
+			return nil, "", fmt.Errorf("C floor: %w", err)
+		}
+		floors = append(floors, f)
+		offset += g.N
+	}
+	o.logf("C floor: warming up for one interval, then measuring for %s", o.Window)
+	time.Sleep(o.Interval + 500*time.Millisecond) // every target has had its first run
+	before, err := cfloorCounts(floors)
+	if err != nil {
+		return nil, "", err
+	}
+	pids := make([]int, len(floors))
+	for i, f := range floors {
+		pids[i] = f.cmd.Process.Pid
+	}
+	w, err := measure(ctx, o, pids, backends, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	after, err := cfloorCounts(floors)
+	if err != nil {
+		return nil, "", err
+	}
+	var rss int64
+	for _, pid := range pids {
+		peak, _ := procPeakRSS(pid)
+		rss += peak
+	}
+	for _, f := range floors {
+		if _, err := f.finish(); err != nil {
+			return nil, "", fmt.Errorf("C floor: %w", err)
+		}
+	}
+	floors = nil
+	s := &CheckerStats{Checker: "C floor", PeakRSSBytes: rss}
+	d := after.minus(before)
+	w.fill(s, o, float64(d.OK+d.Failed))
+	secs := max(w.end.Sub(w.start).Seconds(), 1e-9)
+	s.StartedPerSec = float64(d.Started) / secs
+	s.SkippedPerSec = float64(d.Skipped) / secs
+	s.FailedPerSec = float64(d.Failed) / secs
+	if total := d.Started + d.Skipped; total > 0 {
+		s.OnTimeShare = float64(d.OnTime) / float64(total)
+	}
+	return s, "", nil
+}
+
+// cfloorStats is what cfloor has counted since it started.
+type cfloorStats struct {
+	OK, Failed, Started, OnTime, Skipped uint64
+}
+
+func (a cfloorStats) minus(b cfloorStats) cfloorStats {
+	return cfloorStats{a.OK - b.OK, a.Failed - b.Failed, a.Started - b.Started, a.OnTime - b.OnTime, a.Skipped - b.Skipped}
+}
+
+// cfloorCounts asks every cfloor for its counts and sums them.
+func cfloorCounts(floors []*child) (cfloorStats, error) {
+	var sum cfloorStats
+	for _, f := range floors {
+		line, err := f.ask("count")
+		if err != nil {
+			return sum, fmt.Errorf("C floor: count: %w", err)
+		}
+		var c cfloorStats
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			return sum, fmt.Errorf("C floor: count answered %q: %w", line, err)
+		}
+		sum.OK += c.OK
+		sum.Failed += c.Failed
+		sum.Started += c.Started
+		sum.OnTime += c.OnTime
+		sum.Skipped += c.Skipped
+	}
+	return sum, nil
 }
 
 // measureFloor starts a floor checker (a child that prints "ready", checks
@@ -78,7 +163,7 @@ func measureFloor(ctx context.Context, o Options, backends *child, name, bin str
 	}
 	o.logf("%s: warming up for one interval, then measuring for %s", name, o.Window)
 	time.Sleep(o.Interval + 500*time.Millisecond) // every target has had its first, jittered run
-	w, err := measure(ctx, o, f.cmd.Process.Pid, backends, nil)
+	w, err := measure(ctx, o, []int{f.cmd.Process.Pid}, backends, nil)
 	if err != nil {
 		f.finish()
 		return nil, err

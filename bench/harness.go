@@ -157,7 +157,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		o.Groups = []Group{{Kind: o.Kind, N: o.N, Interval: o.Interval}}
 	} else {
-		o.N, o.Kind, o.Interval, o.Floor, o.CFloor = 0, "mixed", 0, false, false
+		if o.Floor {
+			return nil, fmt.Errorf("bench: the Go floor checks one kind at one interval: -floor does not go with -mix (-cfloor does)")
+		}
+		for _, g := range o.Groups {
+			if o.CFloor && g.Kind != "http" && g.Kind != "tcp" {
+				return nil, fmt.Errorf("bench: the C floor checks http and tcp, not %s: -cfloor with -mix wants only those", g.Kind)
+			}
+		}
+		o.N, o.Kind, o.Interval = 0, "mixed", 0
 		for _, g := range o.Groups {
 			o.N += g.N
 			o.Interval = max(o.Interval, g.Interval)
@@ -273,6 +281,19 @@ type window struct {
 	seen0, seen1 uint64
 }
 
+// procsCPU is the CPU the processes have used so far, together.
+func procsCPU(pids []int) (time.Duration, error) {
+	var total time.Duration
+	for _, pid := range pids {
+		cpu, err := procCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		total += cpu
+	}
+	return total, nil
+}
+
 // backendsCPU is the CPU all backends processes have used so far.
 func backendsCPU(b *child) time.Duration {
 	var total time.Duration
@@ -283,13 +304,13 @@ func backendsCPU(b *child) time.Duration {
 	return total
 }
 
-func measure(ctx context.Context, o Options, pid int, backends *child, between func()) (*window, error) {
+func measure(ctx context.Context, o Options, pids []int, backends *child, between func()) (*window, error) {
 	w := &window{}
 	var err error
 	if w.seen0, err = backendCount(backends); err != nil {
 		return nil, err
 	}
-	if w.cpu0, err = procCPU(pid); err != nil {
+	if w.cpu0, err = procsCPU(pids); err != nil {
 		return nil, err
 	}
 	w.bcpu0 = backendsCPU(backends)
@@ -299,7 +320,7 @@ func measure(ctx context.Context, o Options, pid int, backends *child, between f
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if w.cpu1, err = procCPU(pid); err != nil {
+	if w.cpu1, err = procsCPU(pids); err != nil {
 		return nil, err
 	}
 	w.bcpu1 = backendsCPU(backends)
@@ -503,7 +524,7 @@ func runDirector(ctx context.Context, o Options, backends *child) (*CheckerStats
 	if err != nil {
 		return nil, nil, fmt.Errorf("director: /metrics before the window: %w", err)
 	}
-	w, err := measure(ctx, o, cmd.Process.Pid, backends, nil)
+	w, err := measure(ctx, o, []int{cmd.Process.Pid}, backends, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -611,7 +632,10 @@ func pct(sorted []float64, q float64) float64 {
 }
 
 func scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// At 40,000 real servers /metrics is ~135 MB of text (~22 series a
+	// server); served and parsed on a machine the run has loaded, 30 s
+	// was seen to run out.
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {

@@ -26,8 +26,10 @@ func (r *Report) Print(w io.Writer) {
 	}
 	for _, s := range rows {
 		onTime, lag50, lag99, lagMax, gor, gc50, gcMax := "-", "-", "-", "-", "-", "-", "-"
-		if s.Checker == "director" {
+		if s.Checker == "director" || s.StartedPerSec > 0 { // the C floor counts its starts too
 			onTime = fmt.Sprintf("%.2f%%", 100*s.OnTimeShare)
+		}
+		if s.Checker == "director" {
 			lag50, lag99, lagMax = ms(s.LagP50), ms(s.LagP99), ms(s.LagMax)
 			gor = fmt.Sprintf("%.0f", s.Goroutines)
 			gc50, gcMax = ms(s.GCPauseP50), ms(s.GCPauseMax)

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // DialogueOptions are the options of dialogue checks: a TCP connection,
@@ -220,7 +221,15 @@ func (p *dialogueProber) probe(ctx context.Context) string {
 
 	var pending []byte // received, not yet matched
 	for i, s := range p.steps {
-		fail := func(reason string) string { return reason + " at step " + strconv.Itoa(i+1) }
+		fail := func(reason string) string {
+			if strings.HasPrefix(reason, localPrefix) {
+				// The director's trouble, not the step's: the
+				// reason stays as inconclusive reasons are (a
+				// cause of its own in the metrics, RanLate).
+				return reason
+			}
+			return reason + " at step " + strconv.Itoa(i+1)
+		}
 		if len(s.send) > 0 {
 			pending = pending[:0]
 			if _, err := conn.Write(s.send); err != nil {
@@ -241,9 +250,9 @@ func (p *dialogueProber) probe(ctx context.Context) string {
 		}
 		if s.startTLS {
 			pending = pending[:0]
-			tc := tls.Client(conn, p.tls)
-			if err := tc.HandshakeContext(ctx); err != nil {
-				return fail(classify(ctx, &tlsError{err}))
+			tc, err := handshake(ctx, conn, p.tls) // looks once when starved (late.go)
+			if err != nil {
+				return fail(classify(ctx, err))
 			}
 			conn = tc
 		}

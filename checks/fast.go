@@ -64,6 +64,8 @@ type FastLoop struct {
 	// a whole request kept per HTTP check was 550 bytes a real server
 	// (docs/performance.md, "Memory per real server").
 	reads map[string]*http.Request
+
+	readCalls int // read calls made, for tests
 }
 
 // readRequest is a request of method for ReadResponse. Loop goroutine only.
@@ -547,39 +549,54 @@ func (r *FastRun) ready(events uint32) {
 			return // the rest when the socket is writable again
 		}
 	}
-	// Read what has arrived (edge-triggered: until EAGAIN), up to the cap
-	// the usual path puts on the head. Reads land in the loop's scratch
-	// buffer; a run keeps only what came (a head is usually one read).
-	var end error
-read:
-	for end == nil && len(r.buf) < maxHeadBytes {
-		n, err := rawRead(r.fd, r.loop.scratch[:min(len(r.loop.scratch), maxHeadBytes-len(r.buf))])
-		switch {
-		case err == unix.EINTR:
-		case err == unix.EAGAIN:
-			break read
-		case err != nil:
-			end = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", err)}
-		case n == 0:
-			end = io.EOF
-		default:
-			r.buf = append(r.buf, r.loop.scratch[:n]...)
-		}
-	}
-	// Parse once the head may be complete (a blank line has come since
-	// the last look) or the reading is over: not at every packet, which
-	// would make a server trickling headers cost the square of their size.
-	full := end != nil || len(r.buf) >= maxHeadBytes
-	if !full {
-		from := max(0, r.scanned-2)
-		full = bytes.Contains(r.buf[from:], []byte("\n\n")) || bytes.Contains(r.buf[from:], []byte("\n\r\n"))
-		r.scanned = len(r.buf)
-	}
-	if !full {
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+		// Nothing to read: the answer (to what was just written) comes
+		// with an EPOLLIN edge of its own. A read now would only say
+		// EAGAIN.
 		return
 	}
-	if reason, complete := h.judgeHead(r.loop.br, r.loop.readRequest(h.method), r.buf, end, r.deadline); complete {
-		r.finish(reason)
+	// Read what has arrived, up to the cap the usual path puts on the
+	// head, and judge as soon as the head may be complete (a blank line
+	// has come since the last look) or the reading is over: not at every
+	// packet, which would make a server trickling headers cost the square
+	// of their size, and not after one more read to hear EAGAIN or the
+	// end of a head already whole (a head is usually one read). Until the
+	// judgement is complete it reads on to EAGAIN, which is what arms the
+	// edge-triggered socket again. Reads land in the loop's scratch
+	// buffer; a run keeps only what came.
+	var end error
+	for {
+		if len(r.buf) < maxHeadBytes {
+			n, err := rawRead(r.fd, r.loop.scratch[:min(len(r.loop.scratch), maxHeadBytes-len(r.buf))])
+			r.loop.readCalls++
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err == unix.EAGAIN:
+				return // the rest when more comes
+			case err != nil:
+				end = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", err)}
+			case n == 0:
+				end = io.EOF
+			default:
+				r.buf = append(r.buf, r.loop.scratch[:n]...)
+				if len(r.buf) < maxHeadBytes {
+					from := max(0, r.scanned-2)
+					whole := bytes.Contains(r.buf[from:], []byte("\n\n")) || bytes.Contains(r.buf[from:], []byte("\n\r\n"))
+					r.scanned = len(r.buf)
+					if !whole {
+						continue
+					}
+				}
+			}
+		}
+		if reason, complete := h.judgeHead(r.loop.br, r.loop.readRequest(h.method), r.buf, end, r.deadline); complete {
+			r.finish(reason)
+			return
+		}
+		if end != nil || len(r.buf) >= maxHeadBytes {
+			return // judged whole above; not reached
+		}
 	}
 }
 

@@ -169,6 +169,34 @@ func TestFastLoopAbortAndClose(t *testing.T) {
 
 // serveOnce serves answer to every connection (read the request, write
 // answer, close; "" never answers) on a loopback port.
+// TestFastHTTPCheckReadsOnce: an answer that comes whole in one segment
+// costs the loop one read: none to hear EAGAIN after the request is
+// written, none after the head is whole (there were three).
+func TestFastHTTPCheckReadsOnce(t *testing.T) {
+	l, err := NewFastLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	addr := serveOnce(t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+	p, err := New(Spec{Type: "http", Target: addr, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := l.FastProber(p)
+	readCalls := func() (n int) {
+		l.Do(func() { n = l.readCalls })
+		return n
+	}
+	for range 3 {
+		before := readCalls()
+		wantOK(t, fp.Probe(t.Context()))
+		if got := readCalls() - before; got != 1 {
+			t.Errorf("an HTTP check took %d reads, want 1", got)
+		}
+	}
+}
+
 func serveOnce(t *testing.T, answer string) netip.AddrPort {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

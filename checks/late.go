@@ -2,6 +2,7 @@ package checks
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -46,6 +47,34 @@ import (
 // before it could send: the server was never given its time. Its metric
 // cause is "late: request not sent before the deadline".
 const reasonStarved = localPrefix + "late: request not sent before the deadline"
+
+// A TLS handshake (https checks, tcp and dialogue checks with TLS, ldap's
+// LDAPS) is bounded by the connection's deadline, not by
+// tls.Conn.HandshakeContext's context: that closes the socket the moment
+// the context ends, so a starved handshake could not look at what the
+// server had sent and ended in "timeout" although the server's flight
+// waited unread. With the deadline on the connection the handshake's
+// reads and writes go through lookConn: a read at the deadline reads the
+// server's flight, or the rest of it, if it waits on the socket (what
+// crypto/tls has read of a record but not yet used is a record not yet
+// complete, whose rest is on the socket or has not come), and the
+// handshake goes on with it — a certificate is still judged — until its
+// next flight, which the deadline keeps from being sent: reasonStarved.
+// A server that sent nothing, or not all of its flight, by the time of
+// the look still fails with "timeout". After the handshake the reads and
+// writes of tls.Conn go through the same lookConn, so an answer waiting
+// is read, decrypted and judged as on a plain connection.
+
+// handshake runs conf's client handshake on conn, bounded by ctx (see
+// above); a failure comes back as a *tlsError.
+func handshake(ctx context.Context, conn net.Conn, conf *tls.Config) (*tls.Conn, error) {
+	tc := tls.Client(conn, conf)
+	defer deadlineConn(ctx, conn)()
+	if err := tc.Handshake(); err != nil {
+		return nil, &tlsError{err}
+	}
+	return tc, nil
+}
 
 // lateError is a dial or write that failed at the deadline although the
 // socket was ready: the director's delay (classify: reasonStarved).

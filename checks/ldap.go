@@ -233,8 +233,9 @@ func (p *ldapProber) reason(ctx context.Context, err error, rc *readErrConn) str
 	return classify(ctx, err)
 }
 
-// readErrConn keeps the first error a read returned: the LDAP library
-// reports a broken connection only as text.
+// readErrConn keeps the first error a read returned, and a write the
+// director was too late to make (late.go): the LDAP library reports a
+// broken connection, and a failed StartTLS handshake, only as text.
 type readErrConn struct {
 	net.Conn
 	mu    sync.Mutex
@@ -244,13 +245,26 @@ type readErrConn struct {
 func (c *readErrConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if err != nil {
-		c.mu.Lock()
-		if c.first == nil {
-			c.first = err
-		}
-		c.mu.Unlock()
+		c.keep(err)
 	}
 	return n, err
+}
+
+func (c *readErrConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	var late *lateError
+	if errors.As(err, &late) {
+		c.keep(err)
+	}
+	return n, err
+}
+
+func (c *readErrConn) keep(err error) {
+	c.mu.Lock()
+	if c.first == nil {
+		c.first = err
+	}
+	c.mu.Unlock()
 }
 
 func (c *readErrConn) err() error {

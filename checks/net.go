@@ -31,10 +31,10 @@ func dial(ctx context.Context, spec *Spec, conf *tls.Config) (net.Conn, error) {
 	if conf == nil {
 		return conn, nil
 	}
-	tc := tls.Client(conn, conf)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	tc, err := handshake(ctx, conn, conf) // looks once when starved (late.go)
+	if err != nil {
 		conn.Close()
-		return nil, &tlsError{err}
+		return nil, err
 	}
 	return tc, nil
 }
@@ -149,6 +149,12 @@ func classifyAt(err, ctxErr error, deadline time.Time) string {
 	var late *lateError
 	if errors.As(err, &late) && !errors.Is(ctxErr, context.Canceled) {
 		return reasonStarved
+	}
+	// A TLS handshake failed on what the server sent (its certificate,
+	// an alert, bytes that are not TLS), which a starved handshake reads
+	// at its deadline (late.go): the server's answer, not the time.
+	if reason, ok := handshakeReason(err); ok && !errors.Is(ctxErr, context.Canceled) {
+		return reason
 	}
 	if errors.Is(ctxErr, context.DeadlineExceeded) {
 		return "timeout"

@@ -14,15 +14,22 @@
  * a wake-up costs only what is due.
  *
  * It is a child of director-bench (bench/cfloor.go builds it with cc at run
- * time): it prints "ready", checks until its stdin closes, then prints
- * {"OK":n,"Failed":n}. Targets are the harness's backend addresses
- * (bench.backendAddr): 127.1.0.1 onwards, skipping .0 and .255.
+ * time): it prints "ready", then checks; for each line on its stdin it
+ * prints its counts so far, and when its stdin closes it prints them once
+ * more and ends: {"OK":n,"Failed":n,"Started":n,"OnTime":n,"Skipped":n}.
+ * OnTime counts the starts within 100 ms of their plan (as the harness
+ * counts the director's); Skipped, the starts it left out because the
+ * target's previous run was still in flight. Behind, it starts late,
+ * never skips a plan. Targets are the harness's backend addresses
+ * (bench.backendAddr) from the first-th: 127.1.0.1 onwards, skipping .0
+ * and .255; a mixed run starts one per group.
  *
- *	cfloor -kind tcp|http -n N -port P -interval-ms MS -timeout-ms MS
+ *	cfloor -kind tcp|http -n N -first K -port P -interval-ms MS -timeout-ms MS
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +54,7 @@ struct pending { int target; unsigned gen; long long deadline; };
 static struct target *targets;
 static struct pending *timeouts; /* ring, in start order */
 static int ntargets, tq_size, tq_head, tq_len, is_http, epfd;
-static unsigned long long n_ok, n_failed;
+static unsigned long long n_ok, n_failed, n_started, n_ontime, n_skipped;
 static const char request[] = "GET / HTTP/1.0\r\nHost: bench\r\n\r\n";
 
 static long long mono_ms(void)
@@ -69,11 +76,16 @@ static void done(struct target *t, int ok)
 		n_failed++;
 }
 
-static void begin(int i, long long now, int timeout_ms)
+static void begin(int i, long long due, long long now, int timeout_ms)
 {
 	struct target *t = &targets[i];
-	if (t->state != IDLE)
+	if (t->state != IDLE) {
+		n_skipped++;
 		return; /* the previous run is still in flight: never overlap */
+	}
+	n_started++;
+	if (now - due <= 100)
+		n_ontime++;
 	t->gen++;
 	t->head = 0;
 	t->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -134,21 +146,33 @@ static void ready(int i)
 	}
 }
 
+static void counts(void)
+{
+	printf("{\"OK\":%llu,\"Failed\":%llu,\"Started\":%llu,\"OnTime\":%llu,\"Skipped\":%llu}\n",
+	       n_ok, n_failed, n_started, n_ontime, n_skipped);
+	fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
 	const char *kind = "tcp";
-	int port = 8080, interval_ms = 1000, timeout_ms = 500;
+	int port = 8080, interval_ms = 1000, timeout_ms = 500, first_target = 0;
+	/* A peer that reset the connection makes a write fail with EPIPE;
+	 * without this the signal would end the process, seen on a loaded
+	 * machine as the harness's "broken pipe" */
+	signal(SIGPIPE, SIG_IGN);
 	ntargets = 100;
 	for (int a = 1; a + 1 < argc; a += 2) {
 		const char *k = argv[a], *v = argv[a + 1];
 		if (!strcmp(k, "-kind")) kind = v;
 		else if (!strcmp(k, "-n")) ntargets = atoi(v);
 		else if (!strcmp(k, "-port")) port = atoi(v);
+		else if (!strcmp(k, "-first")) first_target = atoi(v);
 		else if (!strcmp(k, "-interval-ms")) interval_ms = atoi(v);
 		else if (!strcmp(k, "-timeout-ms")) timeout_ms = atoi(v);
 		else { fprintf(stderr, "cfloor: unknown flag %s\n", k); return 2; }
 	}
-	if (ntargets < 1 || interval_ms < 1 || timeout_ms < 1 || (strcmp(kind, "tcp") && strcmp(kind, "http"))) {
+	if (ntargets < 1 || first_target < 0 || interval_ms < 1 || timeout_ms < 1 || (strcmp(kind, "tcp") && strcmp(kind, "http"))) {
 		fprintf(stderr, "cfloor: want -kind tcp|http and positive -n, -interval-ms, -timeout-ms\n");
 		return 2;
 	}
@@ -159,7 +183,8 @@ int main(int argc, char **argv)
 	tq_size = ntargets * (timeout_ms / interval_ms + 2);
 	timeouts = calloc((size_t)tq_size, sizeof *timeouts);
 	for (int i = 0; i < ntargets; i++) {
-		int n = i / 254 * 256 + i % 254 + 1; /* as bench.backendAddr */
+		int k = first_target + i;
+		int n = k / 254 * 256 + k % 254 + 1; /* as bench.backendAddr */
 		targets[i].addr.sin_family = AF_INET;
 		targets[i].addr.sin_port = htons((unsigned short)port);
 		targets[i].addr.sin_addr.s_addr = htonl(0x7f000000u | (unsigned)(1 + (n >> 16)) << 16 | (unsigned)(n & 0xffff));
@@ -182,7 +207,7 @@ int main(int argc, char **argv)
 			long long due = first + round * interval_ms + (long long)next * interval_ms / ntargets;
 			if (due > now)
 				break;
-			begin(next, now, timeout_ms);
+			begin(next, due, now, timeout_ms);
 			if (++next == ntargets) {
 				next = 0;
 				round++;
@@ -207,8 +232,12 @@ int main(int argc, char **argv)
 		for (int e = 0; e < k; e++) {
 			if (evs[e].data.u32 == 0xffffffffu) {
 				char b[64];
-				if (read(0, b, sizeof b) <= 0) {
-					printf("{\"OK\":%llu,\"Failed\":%llu}\n", n_ok, n_failed);
+				ssize_t got = read(0, b, sizeof b);
+				for (ssize_t c = 0; c < got; c++)
+					if (b[c] == '\n')
+						counts();
+				if (got <= 0) {
+					counts();
 					return 0;
 				}
 				continue;

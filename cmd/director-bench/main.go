@@ -86,7 +86,7 @@ func harnessMain(args []string) int {
 	fs.IntVar(&o.Storm, "storm", 0, "after the window, kill this many backends at once and time the director's reaction")
 	fs.IntVar(&o.Port, "port", 8080, "backend port")
 	fs.Float64Var(&o.MinUp, "min-up", 0, "measure even if only this share of the real servers (0-1) came up by the start deadline; 0: all must")
-	mix := fs.String("mix", "", "several groups in one director, e.g. http:10000:5s,tcp:10000:2s (replaces -kind, -n, -interval; no floor)")
+	mix := fs.String("mix", "", "several groups in one director, e.g. http:10000:5s,tcp:10000:2s (replaces -kind, -n, -interval; with -cfloor, one C floor per group; not with -floor)")
 	reconcile := fs.Bool("reconcile", false, "measure table reconcile on the in-memory table instead (uses -n, -vs, -changes)")
 	table := fs.String("table", "memory", "with -reconcile: memory, or netlink (the kernel's IPVS table; it must be empty; needs CAP_NET_ADMIN)")
 	peers := fs.String("peers", "", "also measure these peer checkers, comma-separated, each in its own window: ldirectord (host), keepalived (needs IPVS: the e2e VM)")

@@ -21,6 +21,10 @@ import (
 // disappears or loses weight and client traffic through the VIP never
 // fails; after the restart's first reconcile the kernel holds exactly the
 // config's services and destinations, and the weights follow health.
+// minWindowSamples is how many table reads the guard must make between
+// each kill and the table settling again.
+const minWindowSamples = 3
+
 func Test12CrashAndRestart(tt *testing.T) {
 	guest(tt)
 	// Progress lines come after the errors: a failure's first lines say
@@ -202,11 +206,20 @@ func Test12CrashAndRestart(tt *testing.T) {
 	})
 
 	// kill ends the director with SIGKILL: no shutdown path runs.
+	// watched holds, for each restart, how many times the guard read the
+	// table between the last kill and the table settling again: those are the
+	// windows where a restart could drop a healthy destination.
+	var watched []string
+	var thinWindows []string
+	samplesAtKill := 0
 	kill := func(what string) {
 		t.Helper()
 		if err := d.cmd.Process.Kill(); err != nil {
 			t.Fatalf("kill -9 (%s): %v", what, err)
 		}
+		mu.Lock()
+		samplesAtKill = samples
+		mu.Unlock()
 		<-d.done
 		fmt.Fprintf(d.log, "--- killed with SIGKILL %s: %s\n", time.Now().Format("15:04:05.000"), what)
 	}
@@ -220,6 +233,13 @@ func Test12CrashAndRestart(tt *testing.T) {
 			t.Errorf("%s: after the restart's first reconcile the table is not the config's: %v\nipvsadm: %s", what, err, mustTable(t))
 		}
 		waitTable(t, within, what+": table settled to the config", matches(n, rs3w, true))
+		mu.Lock()
+		seen := samples - samplesAtKill
+		mu.Unlock()
+		watched = append(watched, fmt.Sprint(seen))
+		if seen < minWindowSamples {
+			thinWindows = append(thinWindows, fmt.Sprintf("%s: %d reads", what, seen))
+		}
 	}
 	// waitLog waits for a line containing every one of subs that the
 	// director logs after mark, polling fast so the kill lands close to it.
@@ -314,8 +334,12 @@ func Test12CrashAndRestart(tt *testing.T) {
 		}
 	}
 	t.Logf("%d table samples from /proc/net/ip_vs through 10 kills (%d torn reads, each contradicted by a read after it or by netlink)", samples, torn)
-	if samples < 500 {
-		t.Errorf("only %d table samples", samples)
+	// The guard's pace is the guest's: under emulation on a busy host it
+	// read 425 times in one run and over 500 in others. What matters is
+	// that it watched every restart, so that is what is held.
+	t.Logf("guard reads between each kill and the table settling: %s", strings.Join(watched, ", "))
+	if len(thinWindows) > 0 {
+		t.Errorf("the guard read the table fewer than %d times between a kill and the table settling, so a blip could pass unseen: %s", minWindowSamples, strings.Join(thinWindows, "; "))
 	}
 	checkServed(t.T, "load through the kills", requests, counts, errs, []string{"rs1", "rs2", "rs3"}, []string{"rs1", "rs2", "rs3"})
 }
