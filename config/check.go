@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lvsdirector/director/checks"
@@ -352,7 +353,7 @@ func (d *optionDecoder) StringTable(key, what string, check func(name, value str
 			if msg := check(name, s); msg != "" {
 				d.l.errorf(n, "%s", msg)
 			} else {
-				out[name] = s
+				out[strings.Clone(name)] = s // the decoder's key is a slice of the whole file (detach)
 			}
 		}
 	}

@@ -66,7 +66,9 @@ func (l *loader) errorf(n node, format string, a ...any) {
 }
 
 func (l *loader) warnf(n node, format string, a ...any) {
-	p := Problem{File: l.file, Line: l.lineOf(n), Key: n.key, Msg: fmt.Sprintf(format, a...)}
+	// The key may be the decoder's, a slice of the whole file (detach):
+	// warnings are kept with the config.
+	p := Problem{File: l.file, Line: l.lineOf(n), Key: strings.Clone(n.key), Msg: fmt.Sprintf(format, a...)}
 	// A table merged into several checks (a virtual server's check under
 	// each real server's override) warns once.
 	if !slices.Contains(l.warns, p) {

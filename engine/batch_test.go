@@ -125,7 +125,7 @@ func TestResultForServerRemovedMeanwhileIsDropped(t *testing.T) {
 		t.Fatal("the kept server's result changed nothing")
 	}
 	gone := config.ServerID{VirtualServer: "vs0", RealServer: cfg.VirtualServers[0].RealServers[1].Address}
-	if e.servers[gone] != nil {
+	if e.servers.get(gone) != nil {
 		t.Fatal("a result brought back a server the reload removed")
 	}
 	if len(e.events) != 1 || e.events[0].RealServer != cfg.VirtualServers[0].RealServers[0].Address || e.events[0].To != health.Up {
@@ -200,7 +200,7 @@ func TestTransitionPathKnowsTheTable(t *testing.T) {
 			t.Fatalf("transition %d: the kernel is not the whole desired table: a full reconcile would still make %v", i, ops)
 		}
 		idx := desired.Index(kernel)
-		for id, s := range e.servers {
+		for id, s := range e.servers.all() {
 			want := int64(-1)
 			if d, ok := idx[desired.Key(desired.ServiceKey(cfg.Find(id.VirtualServer)), id.RealServer)]; ok {
 				want = int64(d.Weight)

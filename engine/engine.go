@@ -90,7 +90,7 @@ type server struct {
 	series *metrics.Series
 	// health combines the checks' verdicts: up only while all are up.
 	health *health.Group
-	lastAt time.Time // when the state last changed
+	lastAt int64 // when the state last changed, in Unix nanoseconds (16 bytes less than a time.Time)
 	// programmed is the weight the last reconcile left in the kernel; -1 absent.
 	programmed int64
 	// reported is what the metrics show for it, to skip unchanged updates.
@@ -98,13 +98,19 @@ type server struct {
 	history  history // recent results of all its checks, for Status (snapshot.go)
 }
 
-// serverCheck is one check of one server. Its runner (by key) may be
-// shared with other servers; its health machine (in server.health, by
-// name) and history are the server's own.
+// serverCheck is one check of one server. Its runner may be shared with
+// other servers; its health machine (in server.health, by name) and
+// history are the server's own.
 type serverCheck struct {
 	name string
-	key  string
-	spec *checks.Spec // its runner's: shared, never changed
+	// runner runs the check and holds its spec and key (spec, key): one
+	// of each a check, however many servers' checks read them. The
+	// runner finds its servers' checks through feeds and next: a chain,
+	// 16 bytes a check, where a map of the keys to the servers' checks
+	// was ~80 (docs/performance.md, "Memory, third pass").
+	runner *probeRunner
+	s      *server      // the server whose check this is
+	next   *serverCheck // the next check the runner feeds, in config order
 	// history is its own results when the server has several checks;
 	// nil until then (historyOf: a server's only check has the server's).
 	history *history
@@ -113,6 +119,12 @@ type serverCheck struct {
 	hasWeight bool
 	weight    uint32
 }
+
+// key is the check's key (checks.Spec.Key): its runner's.
+func (c *serverCheck) key() string { return c.runner.key }
+
+// spec is the check's spec: its runner's, shared, never changed.
+func (c *serverCheck) spec() *checks.Spec { return &c.runner.spec }
 
 // check returns the server's check called name, or nil.
 func (s *server) check(name string) *serverCheck {
@@ -151,7 +163,7 @@ func (s *server) checkWeight() (uint32, bool) {
 func (s *server) describe() string {
 	parts := make([]string, len(s.checks))
 	for i, c := range s.checks {
-		parts[i] = c.spec.String()
+		parts[i] = c.spec().String()
 	}
 	return strings.Join(parts, " + ")
 }
@@ -165,7 +177,7 @@ func (s *server) checkLabel() string { return s.label }
 func (s *server) typesLabel() string {
 	types := make([]string, len(s.checks))
 	for i, c := range s.checks {
-		types[i] = c.spec.Type
+		types[i] = c.spec().Type
 	}
 	return joinTypes(types)
 }
@@ -177,17 +189,18 @@ func (s *server) checksKey() string {
 	for _, c := range s.checks {
 		b.WriteString(c.name)
 		b.WriteByte(0)
-		b.WriteString(c.key)
+		b.WriteString(c.key())
 		b.WriteByte(0)
 	}
 	return b.String()
 }
 
-// reported is a real server's series as last set in the metrics.
+// reported is a real server's series as last set in the metrics; the
+// state beside the configured weight, in 16 bytes.
 type reported struct {
-	state      health.State
 	programmed int64
 	configured uint32
+	state      health.State
 }
 
 // transitionSettle is how long a transition waits for others before the
@@ -232,11 +245,10 @@ type Engine struct {
 	// Everything below is owned by the Run goroutine: nothing else reads
 	// or writes it.
 	cfg          *config.Config
-	servers      map[config.ServerID]*server
+	servers      serverSet
 	probes       map[string]*probeRunner
-	fast         []*checks.FastLoop    // run the checks they can (fast_checks); none when off
-	nextLoop     int                   // the loop the next runner goes to
-	listeners    map[string][]listener // check key -> the servers' checks it feeds
+	fast         []*checks.FastLoop // run the checks they can (fast_checks); none when off
+	nextLoop     int                // the loop the next runner goes to
 	managed      map[ipvs.ServiceKey]bool
 	retired      map[ipvs.ServiceKey]bool
 	reconciled   bool                // the last reconcile succeeded
@@ -267,14 +279,6 @@ type Engine struct {
 	// byDest finds the config's real server behind a kernel destination
 	// (reconcile.go), built once per config. The loop's own.
 	byDest destIndex
-}
-
-// listener is one server's check fed by a runner. Listeners are made
-// with the servers and their checks (adoptConfig), so they point to them:
-// 16 bytes a listener, where a server ID and a check name were 64.
-type listener struct {
-	s *server
-	c *serverCheck
 }
 
 type reloadRequest struct {
@@ -324,14 +328,12 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		tableMetrics:  metrics.NewTable(opts.Metrics),
 		policyMetrics: metrics.NewPolicy(opts.Metrics),
 		reloads:       make(chan reloadRequest),
-		results:       newInbox(inboxLimit),
+		results:       newInbox(inboxLimit, opts.Metrics.Schedule),
 		requests:      make(chan request),
 		pings:         make(chan chan struct{}),
 		publish:       make(chan struct{}, 1),
 		started:       make(chan struct{}),
-		servers:       map[config.ServerID]*server{},
 		probes:        map[string]*probeRunner{},
-		listeners:     map[string][]listener{},
 		managed:       map[ipvs.ServiceKey]bool{},
 		retired:       map[ipvs.ServiceKey]bool{},
 		drains:        drain.Set{},

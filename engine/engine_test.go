@@ -228,7 +228,7 @@ func BenchmarkObserveResult(b *testing.B) {
 	// The benchmark is the loop here: nothing else runs.
 	e.adoptConfig(cfg, nil, context.Background())
 	var key string
-	for k := range e.listeners {
+	for k := range e.probes {
 		key = k
 	}
 	ok := probeResult{key: key, result: checks.Result{OK: true, Duration: time.Millisecond}}

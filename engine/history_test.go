@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"testing"
 	"time"
 	"unsafe"
@@ -65,32 +66,52 @@ func TestHistoryRingOrderAndSummary(t *testing.T) {
 	}
 }
 
-// A history is 64 bytes (its times of last success and failure are Unix
-// nanoseconds: 96 bytes with time.Time), which keeps a server at 216.
+// A history is 56 bytes (its times of last success and failure are Unix
+// nanoseconds: 96 bytes with time.Time; its counts and ring position
+// int32: 64 with int), and a server 192, the 192 size class (224 before
+// "Memory, third pass": its state's time as Unix nanoseconds, 16 bytes
+// less; reported 16 bytes, was 24; the history 8 less).
 func TestHistoryAndServerSizes(t *testing.T) {
-	if n := unsafe.Sizeof(history{}); n != 64 {
-		t.Errorf("history is %d bytes, want 64", n)
+	if n := unsafe.Sizeof(history{}); n != 56 {
+		t.Errorf("history is %d bytes, want 56", n)
 	}
-	if n := unsafe.Sizeof(server{}); n > 224 {
-		t.Errorf("server is %d bytes, want at most 224", n)
+	if n := unsafe.Sizeof(reported{}); n != 16 {
+		t.Errorf("reported is %d bytes, want 16", n)
+	}
+	if n := unsafe.Sizeof(server{}); n != 192 {
+		t.Errorf("server is %d bytes, want 192", n)
+	}
+}
+
+// A history's counts saturate rather than wrap.
+func TestHistoryCountsSaturate(t *testing.T) {
+	h := history{failures: math.MaxInt32 - 1, successes: math.MaxInt32 - 1}
+	h.add(CheckResult{Time: time.Now()}, 1)
+	h.add(CheckResult{Time: time.Now()}, 1)
+	if h.failures != math.MaxInt32 {
+		t.Errorf("failures %d, want %d", h.failures, math.MaxInt32)
+	}
+	h = history{successes: math.MaxInt32}
+	h.add(CheckResult{OK: true, Time: time.Now()}, 1)
+	if h.successes != math.MaxInt32 {
+		t.Errorf("successes %d, want %d", h.successes, math.MaxInt32)
 	}
 }
 
 // A server's only check keeps no history of its own (the server's is
-// its), so its record is 56 bytes (144 with a history inline); a listener
-// points to its server and check (16 bytes, was 64 with an ID and a name).
-func TestServerCheckAndListenerSizes(t *testing.T) {
-	if n := unsafe.Sizeof(serverCheck{}); n > 64 {
-		t.Errorf("serverCheck is %d bytes, want at most 64", n)
-	}
-	if n := unsafe.Sizeof(listener{}); n != 16 {
-		t.Errorf("listener is %d bytes, want 16", n)
+// its), so its record is 56 bytes (144 with a history inline), its
+// runner, server and the next check its runner feeds included (they
+// replaced a listener, 16 bytes, and its slot in a map of keys; its key
+// and spec are its runner's).
+func TestServerCheckSize(t *testing.T) {
+	if n := unsafe.Sizeof(serverCheck{}); n != 56 {
+		t.Errorf("serverCheck is %d bytes, want 56", n)
 	}
 	e := adoptedEngine(t, memoryConfig(t, 8, 2), false)
-	for key := range e.listeners {
+	for key := range e.probes {
 		e.observe(probeResult{key: key, result: checks.Result{Reason: "refused", Start: time.Now()}})
 	}
-	for id, s := range e.servers {
+	for id, s := range e.servers.all() {
 		if s.history.len() != 1 {
 			t.Errorf("%v: %d results in its history, want 1", id, s.history.len())
 		}

@@ -48,7 +48,7 @@ func (r *inboxReader) mustNext(t *testing.T) probeResult {
 // were put, with one wake-up for all of them; each runner's results keep
 // their order across batches.
 func TestInboxBatchesInOrder(t *testing.T) {
-	in := newInbox(inboxLimit)
+	in := newInbox(inboxLimit, nil)
 	const runners, each = 8, 500
 	var wg sync.WaitGroup
 	for i := range runners {
@@ -90,7 +90,7 @@ func TestInboxBatchesInOrder(t *testing.T) {
 // wait until the loop takes a batch, and lets put go when its context
 // ends.
 func TestInboxFullWaits(t *testing.T) {
-	in := newInbox(2)
+	in := newInbox(2, nil)
 	for range 2 {
 		if !in.tryPut(probeResult{key: "a"}) {
 			t.Fatal("tryPut refused with room left")

@@ -93,7 +93,7 @@ func heapPerServer(t testing.TB, n int, fast, read bool) float64 {
 	e := adoptedEngine(t, memoryConfig(t, n, 20), fast)
 	start := time.Now()
 	for i := range e.opts.HistoryLength {
-		for key := range e.listeners {
+		for key := range e.probes {
 			r := checks.Result{OK: i%4 != 3, Start: start.Add(time.Duration(i) * time.Second), Duration: time.Millisecond}
 			if !r.OK {
 				r.Reason = "timeout"
@@ -118,10 +118,11 @@ func heapPerServer(t testing.TB, n int, fast, read bool) float64 {
 // removed (a histogram or metric vector per server, a context per
 // runner, a request built per target, a status history kept twice, a
 // status snapshot kept unread) fails here rather than in a capacity run.
-// The figure is the same run after run (2.1-2.2 KB on both paths with Go
-// 1.26; 4.8-4.9 KB before the two "Memory, second pass" subsections and
-// 6.2 KB before "Memory per real server" in docs/performance.md); the
-// bound leaves a tenth for what other work adds, and
+// The figure is the same run after run (1,835 / 1,684 B on the usual /
+// fast path with Go 1.26; 2,193 / 2,045 B before "Memory, third pass",
+// 4.8-4.9 KB before the two "Memory, second pass" subsections and 6.2 KB
+// before "Memory per real server" in docs/performance.md); the bound
+// leaves 5 % above the usual path for what other work adds, and
 // TestServersShareSpecsAndKeepHistoryRings, TestHistoryRecordIs24Bytes,
 // TestRunnersShareTheirSpecWithTheirProbers, TestRunnerIs352Bytes, the
 // other size tests and checks' memory tests hold the smaller items exactly.
@@ -142,7 +143,7 @@ func TestMemoryPerRealServer(t *testing.T) {
 }
 
 // maxHeapPerServer bounds TestMemoryPerRealServer.
-const maxHeapPerServer = 2432
+const maxHeapPerServer = 1920
 
 // BenchmarkMemoryPerRealServer reports the live heap per real server of
 // TestMemoryPerRealServer's engine at 20,000 real servers
@@ -170,13 +171,13 @@ func TestServersShareSpecsAndKeepHistoryRings(t *testing.T) {
 	e := adoptedEngine(t, memoryConfig(t, 40, 4), false)
 	keep := e.opts.HistoryLength
 	for i := range 3 * keep {
-		for key := range e.listeners {
+		for key := range e.probes {
 			e.observe(probeResult{key: key, result: checks.Result{OK: i%2 == 0, Reason: "refused", Start: time.Now()}})
 		}
 	}
-	for id, s := range e.servers {
+	for id, s := range e.servers.all() {
 		c := s.checks[0]
-		if p := e.probes[c.key]; p == nil || c.spec != &p.spec {
+		if p := e.probes[c.key()]; p == nil || c.spec() != &p.spec {
 			t.Errorf("%v: its check holds a spec of its own, not its runner's", id)
 		}
 		if n, capacity := len(s.history.ring), cap(s.history.ring); n != keep || capacity != keep {
@@ -205,14 +206,15 @@ func TestRunnersShareTheirSpecWithTheirProbers(t *testing.T) {
 
 // A runner is held per distinct check, so its size is held exactly: 352
 // bytes, the 352 size class, a class below the 384 it was (its spec 208
-// of them; its timer on the loop inside it, 32: 344 bytes until the
-// loop's timers became a wheel, whose lists need a second pointer in
-// place of the heap's index, filling the class the runner was already
-// in); what only runs on goroutines use is out of line, 32 bytes, made on
-// the usual path only (TestFastRunnerMakesNoSlowPart).
+// of them; its timer on the loop inside it, 32, since the loop's timers
+// became a wheel whose lists need two pointers; the first check it
+// feeds, 8, which replaced a map of keys to servers' checks: "Memory,
+// third pass"; its schedule metrics reached through its inbox, which
+// made room for both); what only runs on goroutines use is out of line,
+// 32 bytes, made on the usual path only (TestFastRunnerMakesNoSlowPart).
 func TestRunnerIs352Bytes(t *testing.T) {
 	if got := unsafe.Sizeof(probeRunner{}); got != 352 {
-		t.Errorf("probeRunner is %d bytes, want 352 (docs/performance.md, \"Memory, second pass\" and \"The loop's timers: a wheel\")", got)
+		t.Errorf("probeRunner is %d bytes, want 352 (docs/performance.md, \"Memory, third pass\")", got)
 	}
 	if got := unsafe.Sizeof(runnerSlow{}); got != 32 {
 		t.Errorf("runnerSlow is %d bytes, want 32", got)

@@ -33,7 +33,7 @@ func (e *Engine) runners(t *testing.T) (map[string]*probeRunner, map[string]int)
 		b := both{probes: map[string]*probeRunner{}, fed: map[string]int{}}
 		for k, p := range e.probes {
 			b.probes[k] = p
-			b.fed[k] = len(e.listeners[k])
+			b.fed[k] = p.fed()
 		}
 		return b, false, nil
 	})

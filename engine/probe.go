@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/lvsdirector/director/checks"
-	"github.com/lvsdirector/director/metrics"
 )
 
 // probeResult is one completed check, tagged with the check's identity.
@@ -36,8 +35,7 @@ type probeRunner struct {
 	// runner on the usual path (docs/performance.md, "Memory per real
 	// server").
 	parent context.Context
-	out    *inbox
-	sched  *metrics.Schedule
+	out    *inbox // results go there, schedule counts to its sched
 	key    string
 	// due is the planned start of the next run, as nanoseconds since
 	// runnerEpoch (monotonic): 16 bytes less than a time.Time. Touched
@@ -61,6 +59,20 @@ type probeRunner struct {
 	loop     *checks.FastLoop
 	fastNext checks.FastTimer // the next run, armed again for each; the loop's goroutine only
 	fastRun  *checks.FastRun  // the run in flight; the loop's goroutine only
+
+	// feeds is the first of the servers' checks its results go to, in
+	// config order, chained by serverCheck.next (adoptConfig). The
+	// engine loop's only.
+	feeds *serverCheck
+}
+
+// fed is how many servers' checks the runner feeds.
+func (p *probeRunner) fed() int {
+	n := 0
+	for c := p.feeds; c != nil; c = c.next {
+		n++
+	}
+	return n
 }
 
 // runnerSlow is the part of a runner that only its runs on goroutines
@@ -91,9 +103,9 @@ func (p *probeRunner) setDue(t time.Time) { p.due = int64(t.Sub(runnerEpoch)) }
 // slot after it ended, and the slots passed are counted as dropped. The
 // step is the retry interval after a failure, until fall failures in a row
 // (runStep).
-func (p *probeRunner) start(parent context.Context, out *inbox, sched *metrics.Schedule) {
+func (p *probeRunner) start(parent context.Context, out *inbox) {
 	p.parent = parent
-	p.out, p.sched = out, sched
+	p.out = out
 	if p.key == "" { // buildProbers sets it
 		p.key = p.spec.Key()
 	}
@@ -185,12 +197,12 @@ func (p *probeRunner) enter() bool {
 func (p *probeRunner) starting(now time.Time) {
 	due := p.dueAt()
 	if behind := now.Sub(due); behind >= p.spec.Interval {
-		p.sched.Skipped(int(behind / p.spec.Interval))
+		p.out.sched.Skipped(int(behind / p.spec.Interval))
 		step := p.step()
 		due = due.Add(behind / step * step)
 		p.setDue(due)
 	}
-	p.sched.Started(now.Sub(due))
+	p.out.sched.Started(now.Sub(due))
 }
 
 // planNext sets due to the next run's slot after a run that ended now
@@ -206,7 +218,7 @@ func (p *probeRunner) planNext(res checks.Result) {
 	end, due := time.Now(), p.dueAt()
 	next, _ := nextSlot(due, end, p.step())
 	_, dropped := nextSlot(due, end, p.spec.Interval)
-	p.sched.Skipped(dropped)
+	p.out.sched.Skipped(dropped)
 	p.setDue(next)
 }
 

@@ -62,9 +62,9 @@ func TestFastRunnerScheduleAndStop(t *testing.T) {
 	m := metrics.New(metrics.Build{})
 	goroutines := runtime.NumGoroutine()
 	p := &probeRunner{spec: spec, prober: prober, loop: loop}
-	out := newInbox(1) // room for one: the engine is "slow"
+	out := newInbox(1, m.Schedule) // room for one: the engine is "slow"
 	results := &inboxReader{in: out}
-	p.start(context.Background(), out, m.Schedule)
+	p.start(context.Background(), out)
 	for i := range 5 {
 		r, ok := results.next(5 * time.Second)
 		if !ok {
@@ -111,8 +111,8 @@ func TestFastRunnerMakesNoSlowPart(t *testing.T) {
 	}
 	m := metrics.New(metrics.Build{})
 	p := &probeRunner{spec: spec, prober: prober, loop: loop}
-	results := &inboxReader{in: newInbox(inboxLimit)}
-	p.start(context.Background(), results.in, m.Schedule)
+	results := &inboxReader{in: newInbox(inboxLimit, m.Schedule)}
+	p.start(context.Background(), results.in)
 	for i := range 3 {
 		if r, ok := results.next(5 * time.Second); !ok || !r.result.OK {
 			t.Fatalf("result %d: %+v (%v)", i, r.result, ok)
@@ -124,7 +124,7 @@ func TestFastRunnerMakesNoSlowPart(t *testing.T) {
 	}
 	// The usual path makes it at start.
 	g := &probeRunner{spec: spec, prober: prober}
-	g.start(context.Background(), newInbox(inboxLimit), m.Schedule)
+	g.start(context.Background(), newInbox(inboxLimit, m.Schedule))
 	g.stop()
 	if g.slow == nil || g.slow.timer == nil {
 		t.Error("a runner on a goroutine has no timer")

@@ -41,8 +41,8 @@ func TestRunnerDropsRunsItCannotMake(t *testing.T) {
 		spec:   checks.Spec{Type: "tcp", Target: netip.MustParseAddrPort("127.0.0.1:1"), Interval: 20 * time.Millisecond, Timeout: time.Second},
 		prober: prober,
 	}
-	out := &inboxReader{in: newInbox(inboxLimit)}
-	p.start(context.Background(), out.in, m.Schedule)
+	out := &inboxReader{in: newInbox(inboxLimit, m.Schedule)}
+	p.start(context.Background(), out.in)
 	results := 0
 	for results < 4 {
 		out.mustNext(t)
@@ -67,7 +67,7 @@ func TestRunnerStopEndsGoroutine(t *testing.T) {
 		spec:   checks.Spec{Type: "tcp", Target: netip.MustParseAddrPort("127.0.0.1:1"), Interval: time.Millisecond, Timeout: time.Hour},
 		prober: prober,
 	}
-	p.start(context.Background(), newInbox(inboxLimit), m.Schedule)
+	p.start(context.Background(), newInbox(inboxLimit, m.Schedule))
 	for prober.runs.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}

@@ -189,7 +189,7 @@ func (e *Engine) recordApplied(ops []ipvs.Op) {
 		if !ok {
 			continue // a fallback or a draining server: no real server of the config
 		}
-		if s := e.servers[config.ServerID{VirtualServer: d.vs.Name, RealServer: d.rs.Address}]; s != nil {
+		if s := e.servers.get(config.ServerID{VirtualServer: d.vs.Name, RealServer: d.rs.Address}); s != nil {
 			e.setProgrammed(d.vs, d.rs, s, programmed)
 		}
 	}
@@ -335,7 +335,7 @@ func (e *Engine) build(now time.Time, reuse *builtTable) builtTable {
 
 // stateOf is id's health; unknown for a server the engine does not know.
 func (e *Engine) stateOf(id config.ServerID) health.State {
-	if s := e.servers[id]; s != nil {
+	if s := e.servers.get(id); s != nil {
 		return s.health.State()
 	}
 	return health.Unknown
@@ -345,7 +345,7 @@ func (e *Engine) stateOf(id config.ServerID) health.State {
 // what the policies hold it out with or keep it in by.
 func (e *Engine) view(id config.ServerID, state health.State) desired.View {
 	v := desired.View{State: state, Suppressed: e.dampers.Suppressed(id), Kept: e.guard.Kept(id, state)}
-	if s := e.servers[id]; s != nil {
+	if s := e.servers.get(id); s != nil {
 		v.Weight, v.HasWeight = s.checkWeight()
 	}
 	if o, ok := e.overrides.Effective(id); ok {
@@ -409,7 +409,7 @@ func (e *Engine) recordProgrammed(only map[ipvs.ServiceKey]bool) {
 		}
 		for j := range vs.RealServers {
 			rs := &vs.RealServers[j]
-			s := e.servers[config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}]
+			s := e.servers.get(config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address})
 			if s == nil {
 				continue
 			}
@@ -427,7 +427,7 @@ func (e *Engine) recordProgrammed(only map[ipvs.ServiceKey]bool) {
 // reconcile is most of a transition's cost.
 func (e *Engine) setProgrammed(vs *config.VirtualServer, rs *config.RealServer, s *server, programmed int64) {
 	s.programmed = programmed
-	now := reported{s.health.State(), s.programmed, rs.Weight}
+	now := reported{state: s.health.State(), programmed: s.programmed, configured: rs.Weight}
 	if s.reported != now {
 		s.reported = now
 		e.opts.Metrics.SetState(s.series, now.state, now.programmed, now.configured)

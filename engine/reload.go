@@ -46,7 +46,7 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 	oldDesired, oldRetired := e.desired()
 	drains, restored := drain.Next(old, cfg, e.drains, e.healthOf, kernel, now)
 	known := map[config.ServerID]health.State{}
-	for id, s := range e.servers {
+	for id, s := range e.servers.all() {
 		known[id] = s.health.State()
 	}
 	for _, d := range restored {
@@ -61,7 +61,7 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 	// serves, and draining ones it restores, ramp from this table on.
 	ramps := e.ramps.Clone()
 	ramps.Keep(func(id config.ServerID) bool { _, ok := states[id]; return ok })
-	seedRamps(ramps, cfg, kernel, func(id config.ServerID) bool { return e.servers[id] == nil }, now)
+	seedRamps(ramps, cfg, kernel, func(id config.ServerID) bool { return e.servers.get(id) == nil }, now)
 	rampsStarted := e.observeRamps(ramps, cfg, func(id config.ServerID) health.State { return states[id] }, now)
 	table := drain.With(desired.Build(cfg, desired.Input{
 		View: func(id config.ServerID) desired.View { return e.viewAt(id, states[id], ramps, now) }, // overrides survive reloads
@@ -91,7 +91,7 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 		return e.rollback(ctx, cfg, ops, errs, oldDesired, oldRetired)
 	}
 
-	before := len(e.servers)
+	before := e.servers.len()
 	e.actual = actual
 	e.planned = nil
 	e.adoptConfig(cfg, fresh, probeCtx)
@@ -118,7 +118,7 @@ func (e *Engine) applyReload(ctx context.Context, cfg *config.Config, probeCtx c
 
 // healthOf is a server's health and checks, for drain.Next.
 func (e *Engine) healthOf(id config.ServerID) (*health.Group, string) {
-	if s := e.servers[id]; s != nil {
+	if s := e.servers.get(id); s != nil {
 		return s.health, s.checksKey()
 	}
 	return nil, ""
@@ -173,24 +173,34 @@ func (e *Engine) rollback(ctx context.Context, cfg *config.Config, ops []ipvs.Op
 // running.
 func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, probeCtx context.Context) {
 	kernel := desired.Index(e.actual)
-	keep := map[config.ServerID]bool{}
-	listeners := map[string][]listener{}
-	runnerOf := func(key string) *probeRunner {
+	var next serverSet
+	for _, p := range e.probes {
+		p.feeds = nil // adoptChecks chains the checks each feeds anew
+	}
+	runnerOf := func(key string, spec checks.Spec) *probeRunner {
 		if p := fresh[key]; p != nil {
 			return p
 		}
-		return e.probes[key]
+		if p := e.probes[key]; p != nil {
+			return p
+		}
+		// No runner was built for it: tests that drive the loop
+		// themselves adopt a config so. It stands in, never started, to
+		// hold the spec and the checks its results would feed.
+		p := &probeRunner{spec: spec, key: key}
+		e.probes[key] = p
+		return p
 	}
 	for i := range cfg.VirtualServers {
 		vs := &cfg.VirtualServers[i]
 		key := desired.ServiceKey(vs)
 		e.managed[key] = true
 		delete(e.retired, key)
+		list := make([]*server, 0, len(vs.RealServers))
 		for j := range vs.RealServers {
 			rs := &vs.RealServers[j]
 			id := config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}
-			keep[id] = true
-			s := e.servers[id]
+			s := e.servers.get(id)
 			if s == nil {
 				// A new server starts from what the kernel shows, so a
 				// destination that is serving keeps serving.
@@ -203,22 +213,23 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 					}
 				}
 				s = &server{
-					id: id, health: health.NewGroup(initial), lastAt: time.Now(),
-					programmed: programmed, reported: reported{initial, programmed, rs.Weight},
+					id: id, health: health.NewGroup(initial), lastAt: time.Now().UnixNano(),
+					programmed: programmed, reported: reported{state: initial, programmed: programmed, configured: rs.Weight},
 				}
-				e.servers[id] = s
 				s.series = e.opts.Metrics.RealServerSeries(vs.Name, rs.Address.String())
 				e.opts.Metrics.SetState(s.series, initial, programmed, rs.Weight)
 			}
-			adoptChecks(s, vs, rs, listeners, runnerOf)
+			list = append(list, s)
+			adoptChecks(s, vs, rs, runnerOf)
 		}
+		next.add(vs.Name, list)
 	}
-	for id := range e.servers {
-		if !keep[id] {
-			delete(e.servers, id)
+	for id, s := range e.servers.all() {
+		if next.get(id) != s {
 			e.opts.Metrics.ForgetRealServer(id.VirtualServer, id.RealServer.String())
 		}
 	}
+	e.servers = next
 	for key := range e.managed {
 		if !slices.ContainsFunc(cfg.VirtualServers, func(vs config.VirtualServer) bool { return desired.ServiceKey(&vs) == key }) {
 			delete(e.managed, key)
@@ -226,76 +237,76 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 		}
 	}
 	for key, p := range e.probes {
-		if _, used := listeners[key]; !used {
+		if p.feeds == nil {
 			p.stop()
 			delete(e.probes, key)
+		} else {
+			p.feeds = inOrder(p.feeds)
 		}
 	}
 	for key, p := range fresh {
+		p.feeds = inOrder(p.feeds)
 		e.probes[key] = p
 		if len(e.fast) > 0 {
 			p.loop = e.fast[e.nextLoop%len(e.fast)]
 			e.nextLoop++
 		}
-		p.start(probeCtx, e.results, e.opts.Metrics.Schedule)
+		p.start(probeCtx, e.results)
 	}
-	e.listeners = listeners
 	e.cfg = cfg
 	e.setConfig(cfg)
 	e.followConfig(cfg) // overrides, damping, panics of servers that left (admin.go)
 	e.changed(true)
 }
 
-// adoptChecks gives s the checks the config gives rs, feeding them from
-// the runners by key (listeners). A check whose spec is unchanged keeps
-// its health and history; a changed one restarts from the verdict it
-// had; an added one starts from the server's (health.Group).
+// adoptChecks gives s the checks the config gives rs, each chained to
+// the runner of its key (runnerOf), which feeds it its results: the
+// chain is built last first (inOrder puts it in config order). A check
+// whose spec is unchanged keeps its health and history; a changed one
+// restarts from the verdict it had; an added one starts from the
+// server's (health.Group).
 //
-// A check's spec and key are its runner's (runnerOf, by key): at 20,000
-// real servers a copy of the spec each was 4.6 MB. Equal keys describe
-// equal checks.
-func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer, listeners map[string][]listener,
-	runnerOf func(key string) *probeRunner) {
+// A check's spec and key are its runner's: at 20,000 real servers a copy
+// of the spec each was 4.6 MB. Equal keys describe equal checks.
+func adoptChecks(s *server, vs *config.VirtualServer, rs *config.RealServer,
+	runnerOf func(key string, spec checks.Spec) *probeRunner) {
 	cs := vs.ChecksOf(rs)
 	next := make([]*serverCheck, 0, len(cs))
 	names := make([]string, 0, len(cs))
 	for _, c := range cs {
 		spec := vs.CheckSpec(rs, &c)
 		key := spec.Key()
-		p := runnerOf(key)
-		if p != nil && p.key == key {
-			// The runner's string (the probes map's, buildProbers),
-			// not this copy: one key a check, not one more for each
-			// server's check and the listeners' map.
-			key = p.key
-		}
+		p := runnerOf(key, spec)
 		names = append(names, c.Name)
-		old := s.check(c.Name)
+		sc := s.check(c.Name)
 		switch {
-		case old != nil && old.key == key:
+		case sc != nil && sc.key() == key:
 			s.health.Set(c.Name, c.Rise, c.Fall)
-			next = append(next, old)
-			listeners[key] = append(listeners[key], listener{s, old})
-			continue
-		case old != nil:
+		case sc != nil:
 			s.health.Restart(c.Name, c.Rise, c.Fall)
+			sc = nil
 		default:
 			s.health.Set(c.Name, c.Rise, c.Fall)
 		}
-		var shared *checks.Spec
-		if p != nil {
-			shared = &p.spec
-		} else { // no runner (tests that adopt a config without one)
-			own := spec
-			shared = &own
+		if sc == nil {
+			sc = &serverCheck{name: c.Name, s: s}
 		}
-		sc := &serverCheck{name: c.Name, key: key, spec: shared}
+		sc.runner = p
+		sc.next, p.feeds = p.feeds, sc
 		next = append(next, sc)
-		listeners[key] = append(listeners[key], listener{s, sc})
 	}
 	s.health.Keep(names)
 	s.checks = next
 	s.label = s.typesLabel()
+}
+
+// inOrder reverses a chain of checks built last first.
+func inOrder(c *serverCheck) *serverCheck {
+	var out *serverCheck
+	for c != nil {
+		c.next, out, c = out, c, c.next
+	}
+	return out
 }
 
 // beginDrains adds drains that start now, logging and showing each.
@@ -323,7 +334,7 @@ func (e *Engine) beginDrains(drains drain.Set, kernel map[desired.DestKey]ipvs.D
 // Called after adoptConfig.
 func (e *Engine) switchDrains(drains, restored drain.Set, kernel map[desired.DestKey]ipvs.DestinationState) {
 	for _, d := range restored {
-		s := e.servers[d.ID]
+		s := e.servers.get(d.ID)
 		if s != nil && d.Health != nil && s.checksKey() == d.CheckKey {
 			// Same server, same checks: it keeps the verdict it had.
 			for _, name := range s.health.Names() {
@@ -391,7 +402,7 @@ func (e *Engine) pollDrains(ctx context.Context) bool {
 			e.log.Info("real server drained; deleting it", args...)
 		}
 		e.tableMetrics.DrainEnded(end.Result)
-		if e.servers[d.ID] == nil {
+		if e.servers.get(d.ID) == nil {
 			e.opts.Metrics.ForgetRealServer(d.ID.VirtualServer, d.ID.RealServer.String())
 		}
 	}

@@ -26,9 +26,13 @@ func (e *Engine) observe(r probeResult) bool {
 		e.inconclusive(r)
 		return false
 	}
+	p := e.probes[r.key]
+	if p == nil {
+		return false // its runner stopped meanwhile (a reload)
+	}
 	changed := false
-	for _, l := range e.listeners[r.key] {
-		s, c := l.s, l.c
+	for c := p.feeds; c != nil; c = c.next {
+		s := c.s
 		id := &s.id
 		t, moved := s.health.Observe(c.name, r.result.OK, r.result.Reason)
 		e.noteResult(s, c, r.result)
@@ -39,7 +43,7 @@ func (e *Engine) observe(r probeResult) bool {
 			e.built.staleVS(id.VirtualServer)
 			e.changed(true)
 			e.log.Info("real server weight reported by its check", "virtual_server", id.VirtualServer, "real_server", id.RealServer.String(),
-				"weight", r.result.Weight, "reported", r.result.HasWeight, "check", c.spec.String())
+				"weight", r.result.Weight, "reported", r.result.HasWeight, "check", c.spec().String())
 		}
 		if !moved {
 			continue
@@ -47,7 +51,7 @@ func (e *Engine) observe(r probeResult) bool {
 		changed = true
 		e.built.staleVS(id.VirtualServer) // its health, and the policies' hold on it (flapped, guard)
 		now := time.Now()
-		s.lastAt = now
+		s.lastAt = now.UnixNano()
 		e.opts.Metrics.CountTransition(s.series, t.To)
 		// The state series change with the state, not a reconcile later
 		// (the weight series follow when the table has changed).
@@ -64,7 +68,7 @@ func (e *Engine) observe(r probeResult) bool {
 		}
 		e.log.Log(context.Background(), level, "real server "+t.To.String(),
 			"virtual_server", id.VirtualServer, "real_server", id.RealServer.String(), "from", t.From.String(),
-			"reason", t.Reason, "check", c.spec.String(), "latency", r.result.Duration.Round(time.Microsecond),
+			"reason", t.Reason, "check", c.spec().String(), "latency", r.result.Duration.Round(time.Microsecond),
 			"recent", s.history.summary())
 	}
 	if changed {
@@ -90,7 +94,7 @@ func (e *Engine) noteResult(s *server, c *serverCheck, res checks.Result) {
 		cr.Check = c.name
 	}
 	s.history.add(cr, e.opts.HistoryLength)
-	e.opts.Metrics.Result(s.series, s.id.VirtualServer, s.checkLabel(), res.OK, res.Duration, res.Reason, at, s.history.failures)
+	e.opts.Metrics.Result(s.series, s.id.VirtualServer, s.checkLabel(), res.OK, res.Duration, res.Reason, at, int(s.history.failures))
 	e.changed(false)
 }
 
@@ -104,11 +108,19 @@ func (e *Engine) inconclusive(r probeResult) {
 	if !log {
 		return
 	}
-	args := []any{"reason", r.result.Reason, "servers", len(e.listeners[r.key]), "hint", inconclusiveHint(r.result.Reason)}
+	args := []any{"reason", r.result.Reason, "servers", e.fed(r.key), "hint", inconclusiveHint(r.result.Reason)}
 	if suppressed > 0 {
 		args = append(args, "repeats_not_logged", suppressed)
 	}
 	e.log.Error("health check could not be made; its result is ignored", args...)
+}
+
+// fed is how many servers' checks the runner of key feeds.
+func (e *Engine) fed(key string) int {
+	if p := e.probes[key]; p != nil {
+		return p.fed()
+	}
+	return 0
 }
 
 // inconclusiveHint says what to do about an inconclusive check's cause.

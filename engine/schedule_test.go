@@ -81,8 +81,8 @@ func TestRunnerRetriesSooner(t *testing.T) {
 			RetryInterval: retry, Fall: fall},
 		prober: prober,
 	}
-	out := &inboxReader{in: newInbox(inboxLimit)}
-	p.start(context.Background(), out.in, m.Schedule)
+	out := &inboxReader{in: newInbox(inboxLimit, m.Schedule)}
+	p.start(context.Background(), out.in)
 	for range fall + 1 {
 		out.mustNext(t)
 	}
@@ -111,8 +111,8 @@ func TestRunnerLongRunsKeepTheGrid(t *testing.T) {
 		spec:   checks.Spec{Type: "tcp", Target: netip.MustParseAddrPort("127.0.0.1:1"), Interval: 20 * time.Millisecond, Timeout: time.Second},
 		prober: prober,
 	}
-	out := &inboxReader{in: newInbox(inboxLimit)}
-	p.start(context.Background(), out.in, m.Schedule)
+	out := &inboxReader{in: newInbox(inboxLimit, m.Schedule)}
+	p.start(context.Background(), out.in)
 	const runs = 4
 	for range runs {
 		out.mustNext(t)
@@ -148,8 +148,8 @@ func TestRetryAfterLongFailureSkipsNothing(t *testing.T) {
 			RetryInterval: 5 * time.Millisecond, Fall: 3},
 		prober: slowFailingProber{took: 30 * time.Millisecond},
 	}
-	out := &inboxReader{in: newInbox(inboxLimit)}
-	p.start(context.Background(), out.in, m.Schedule)
+	out := &inboxReader{in: newInbox(inboxLimit, m.Schedule)}
+	p.start(context.Background(), out.in)
 	for range 3 {
 		out.mustNext(t)
 	}

@@ -90,8 +90,8 @@ func TestServerBackInConfigRecordsIntoItsSeries(t *testing.T) {
 	}
 }
 
-// A check's key is held once: the probes map, its runner, the listeners'
-// map and every server's check share the runner's string, after a reload
+// A check's key is held once: the probes map, its runner and every
+// server's check (through its runner, which feeds it) share the runner's string, after a reload
 // that adds servers as after the first config (16 bytes a check, and an
 // allocation, more for each copy).
 func TestServersShareCheckKeys(t *testing.T) {
@@ -107,19 +107,19 @@ func TestServersShareCheckKeys(t *testing.T) {
 		for key, p := range e.probes {
 			same("probes map", key, p.key)
 		}
-		for key := range e.listeners {
-			if p := e.probes[key]; p == nil {
-				t.Errorf("listeners of key %x: no runner", key)
-			} else {
-				same("listeners map", key, p.key)
+		for key, p := range e.probes {
+			for c := p.feeds; c != nil; c = c.next {
+				if c.runner != p {
+					t.Errorf("runner of key %x feeds a check of another runner's", key)
+				}
 			}
 		}
-		for id, s := range e.servers {
+		for id, s := range e.servers.all() {
 			for _, c := range s.checks {
-				if p := e.probes[c.key]; p == nil {
+				if p := e.probes[c.key()]; p == nil {
 					t.Errorf("%v: check %q has no runner", id, c.name)
 				} else {
-					same(id.String()+" check "+c.name, c.key, p.key)
+					same(id.String()+" check "+c.name, c.key(), p.key)
 				}
 			}
 		}
@@ -136,8 +136,8 @@ func TestServersShareCheckKeys(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	e.adoptConfig(more, fresh, ctx)
-	if len(e.servers) != 48 {
-		t.Fatalf("%d servers, want 48", len(e.servers))
+	if e.servers.len() != 48 {
+		t.Fatalf("%d servers, want 48", e.servers.len())
 	}
 	check()
 }
@@ -150,7 +150,7 @@ func TestProgrammedWeightAllocatesNothing(t *testing.T) {
 	e := scaleUnit(t, cfg, ipvs.NewMemory())
 	vs := &cfg.VirtualServers[0]
 	rs := &vs.RealServers[1]
-	s := e.servers[config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address}]
+	s := e.servers.get(config.ServerID{VirtualServer: vs.Name, RealServer: rs.Address})
 	weight := int64(0)
 	if n := testing.AllocsPerRun(100, func() {
 		weight = 100 - weight

@@ -184,9 +184,11 @@ type DrainingServer struct {
 // pass: records").
 type history struct {
 	ring                     []record // oldest at next once full; len grows to keep, then stays
-	next                     int      // where the next record goes once the ring is full
 	lastSuccess, lastFailure int64    // Unix nanoseconds; 0: never (unixTime)
-	failures, successes      int
+	// The counts saturate (68 years of a result a second); int32 with
+	// next, the history is 56 bytes, and a server 192 (the 192 class).
+	failures, successes int32
+	next                int32 // where the next record goes once the ring is full
 }
 
 // record is one CheckResult as a history keeps it, in 24 bytes: its
@@ -246,16 +248,16 @@ func (h *history) add(r CheckResult, keep int) {
 		h.ring = append(h.ring, rec)
 	default:
 		h.ring[h.next] = rec
-		h.next = (h.next + 1) % len(h.ring)
+		h.next = int32((int(h.next) + 1) % len(h.ring))
 	}
 	if r.OK {
 		h.lastSuccess = r.Time.UnixNano()
 		h.failures = 0
-		h.successes++
+		h.successes = min(h.successes, math.MaxInt32-1) + 1
 	} else {
 		h.lastFailure = r.Time.UnixNano()
 		h.successes = 0
-		h.failures++
+		h.failures = min(h.failures, math.MaxInt32-1) + 1
 	}
 }
 
@@ -272,7 +274,7 @@ func (h *history) len() int { return len(h.ring) }
 
 // at is the i-th result held, oldest first.
 func (h *history) at(i int) CheckResult {
-	return h.ring[(h.next+i)%len(h.ring)].result()
+	return h.ring[(int(h.next)+i)%len(h.ring)].result()
 }
 
 // results are the results held, oldest first, in a new slice (nil when
@@ -303,7 +305,7 @@ func (h *history) summary() string {
 	from := max(0, h.len()-n)
 	parts := make([]string, 0, h.len()-from)
 	for i := from; i < h.len(); i++ {
-		r := &h.ring[(h.next+i)%len(h.ring)]
+		r := &h.ring[(int(h.next)+i)%len(h.ring)]
 		if r.ok() {
 			parts = append(parts, "ok")
 		} else {
@@ -317,7 +319,7 @@ func (h *history) summary() string {
 // tells Options.OnTransition.
 func (e *Engine) noteTransition(s *server, t health.Transition) {
 	ev := Event{
-		Time: s.lastAt, VirtualServer: s.id.VirtualServer, RealServer: s.id.RealServer,
+		Time: unixTime(s.lastAt), VirtualServer: s.id.VirtualServer, RealServer: s.id.RealServer,
 		From: t.From, To: t.To, Reason: t.Reason, Check: s.describe(),
 		Recent: s.history.results(),
 	}
@@ -547,9 +549,9 @@ func (e *Engine) publishSnapshot(now time.Time) {
 			if d, ok := dests[rs.Address]; ok {
 				r.Counters = d.Counters
 			}
-			if s := e.servers[id]; s != nil {
+			if s := e.servers.get(id); s != nil {
 				r.State = s.health.State()
-				r.Since = s.lastAt
+				r.Since = unixTime(s.lastAt)
 				r.ProgrammedWeight = s.programmed
 				if w, ok := s.checkWeight(); ok {
 					r.CheckWeight = int64(w)
@@ -558,8 +560,8 @@ func (e *Engine) publishSnapshot(now time.Time) {
 				r.Checks = make([]CheckStatus, len(s.checks))
 				for k, c := range s.checks {
 					ch := s.historyOf(c)
-					cs := CheckStatus{Name: c.name, Check: c.spec.String(),
-						ConsecutiveFailures: ch.failures, ConsecutiveSuccesses: ch.successes}
+					cs := CheckStatus{Name: c.name, Check: c.spec().String(),
+						ConsecutiveFailures: int(ch.failures), ConsecutiveSuccesses: int(ch.successes)}
 					if m := s.health.Check(c.name); m != nil {
 						cs.State = m.State()
 					}
@@ -569,7 +571,7 @@ func (e *Engine) publishSnapshot(now time.Time) {
 					r.Checks[k] = cs
 				}
 				h := &s.history
-				r.ConsecutiveFailures, r.ConsecutiveSuccesses = h.failures, h.successes
+				r.ConsecutiveFailures, r.ConsecutiveSuccesses = int(h.failures), int(h.successes)
 				r.LastSuccess, r.LastFailure = unixTime(h.lastSuccess), unixTime(h.lastFailure)
 				r.History = h.results()
 				if n := len(r.History); n > 0 {

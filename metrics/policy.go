@@ -61,7 +61,17 @@ func newPolicy(m *Metrics) *Policy {
 
 // Override sets the override kind of a real server ("" for none).
 func (a *Policy) Override(vs, rs, kind string) {
-	a.servers.with(vs, rs, func(ss *serverSeries) { ss.hasOverride, ss.override = true, kind })
+	a.servers.with(vs, rs, func(ss *serverSeries) { ss.hasOverride, ss.override = true, overrideIndex(kind) })
+}
+
+// overrideIndex is kind as serverSeries.override holds it.
+func overrideIndex(kind string) uint8 {
+	for i, k := range OverrideKinds {
+		if k == kind {
+			return uint8(i + 1)
+		}
+	}
+	return 0
 }
 
 // Damping sets a real server's flap penalty and whether it is suppressed;
