@@ -6,18 +6,23 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lvsdirector/director/ipvs"
+	"github.com/lvsdirector/director/metrics"
 )
 
 // TestHarnessSmoke runs the whole harness small and short, so that it
@@ -409,4 +414,51 @@ func (c childBackends) kill(k int) {
 	if s, err := c.c.ask(fmt.Sprintf("kill %d", k)); err != nil || s == "" || strings.HasPrefix(s, "error") {
 		c.t.Fatalf("kill: %q %v", s, err)
 	}
+}
+
+// TestScheduleScrapeIsSmall: the scrapes at the window's edges ask the
+// director's /metrics for the schedule's families only, so that serving
+// and parsing them does not load the machine at the moment the window's
+// punctuality is read; the page of every series is three orders larger.
+func TestScheduleScrapeIsSmall(t *testing.T) {
+	m := metrics.New(metrics.Build{Version: "test"})
+	for i := range 2000 {
+		rs := fmt.Sprintf("10.0.%d.%d:80", i/250, i%250)
+		m.RealServer("web", rs, "up", 1, 1)
+		m.Check("web", rs, "http", true, time.Millisecond)
+	}
+	m.Schedule.Started(time.Millisecond)
+	var served atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := &countingWriter{ResponseWriter: w}
+		m.Handler().ServeHTTP(cw, r)
+		served.Store(cw.n)
+	}))
+	defer srv.Close()
+
+	got, err := scrape(t.Context(), srv.URL+"/metrics", scheduleFamilies...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := slices.Sorted(maps.Keys(got)); !slices.Equal(names, slices.Sorted(slices.Values(scheduleFamilies))) {
+		t.Errorf("scraped %v, want %v", names, scheduleFamilies)
+	}
+	small := served.Load()
+	if _, err := scrape(t.Context(), srv.URL+"/metrics"); err != nil {
+		t.Fatal(err)
+	}
+	if all := served.Load(); small*100 > all {
+		t.Errorf("schedule scrape %d bytes, whole page %d: want under a hundredth", small, all)
+	}
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n += int64(n)
+	return n, err
 }

@@ -45,6 +45,11 @@ type FastLoop struct {
 	epoll    *os.File
 	epollRaw syscall.RawConn
 	waitTill time.Time // epoll's read deadline as last set
+	// wait's state for lookNow, through look (lookNow, made once)
+	look        func(uintptr) bool
+	ready       int
+	waitPending bool
+	waitNext    time.Time
 
 	mu      sync.Mutex
 	queue   []func() // for the loop, from other goroutines
@@ -55,14 +60,16 @@ type FastLoop struct {
 	epoch   time.Time          // what the timers' times count from (FastTimer.at)
 	runs    map[int32]*FastRun // in flight, by socket
 	events  []unix.EpollEvent
-	scratch []byte        // what a read lands in before it is kept
-	wbuf    []byte        // an HTTP request as it is written (FastRun.ready)
-	br      *bufio.Reader // parses heads, reset for each
+	pollFds [1]unix.PollFd // expire's look at a socket, kept to spare an allocation
+	scratch []byte         // what a read lands in before it is kept
+	wbuf    []byte         // an HTTP request as it is written (FastRun.ready)
+	br      *bufio.Reader  // parses heads, reset for each
 	// reads are the requests heads are parsed for, one per method:
 	// ReadResponse reads only a request's method (HEAD has no body), and
 	// a whole request kept per HTTP check was 550 bytes a real server
 	// (docs/performance.md, "Memory per real server").
 	reads map[string]*http.Request
+	free  *FastRun // runs done, for the next checks
 
 	readCalls int // read calls made, for tests
 }
@@ -109,6 +116,7 @@ func NewFastLoop() (*FastLoop, error) {
 	l := &FastLoop{epfd: epfd, wakefd: wakefd, epoll: epoll, epollRaw: epollRaw, stopped: make(chan struct{}), epoch: timerEpoch(time.Now()),
 		runs: map[int32]*FastRun{}, events: make([]unix.EpollEvent, 256), reads: map[string]*http.Request{},
 		scratch: make([]byte, 16<<10), br: bufio.NewReaderSize(nil, 4096)}
+	l.look = l.lookNow
 	go l.run()
 	return l, nil
 }
@@ -175,17 +183,25 @@ func (l *FastLoop) run() {
 	}()
 	for {
 		n := l.wait()
-		for i := range n {
-			ev := l.events[i]
-			if ev.Fd == -1 {
-				if !l.drainQueue() {
-					return
+		// Every answer waiting, before any timer: a run whose answer is
+		// read ends here, its deadline unfired (fireTimers).
+		for {
+			for i := range n {
+				ev := l.events[i]
+				if ev.Fd == -1 {
+					if !l.drainQueue() {
+						return
+					}
+					continue
 				}
-				continue
+				if r := l.runs[ev.Fd]; r != nil {
+					r.ready(ev.Events)
+				}
 			}
-			if r := l.runs[ev.Fd]; r != nil {
-				r.ready(ev.Events)
+			if n < len(l.events) {
+				break
 			}
+			n = rawEpollNow(l.epfd, l.events)
 		}
 		l.fireTimers(time.Now())
 	}
@@ -200,19 +216,21 @@ func (l *FastLoop) wait() int {
 		l.epoll.SetReadDeadline(next)
 		l.waitTill = next
 	}
-	n := 0
-	err := l.epollRaw.Read(func(uintptr) bool {
-		// Polled here, after the runtime armed its wait: readiness that
-		// comes between this look and the park still wakes it.
-		n = rawEpollNow(l.epfd, l.events)
-		return n > 0 || (pending && !time.Now().Before(next))
-	})
-	if err != nil {
+	l.ready, l.waitPending, l.waitNext = 0, pending, next
+	if err := l.epollRaw.Read(l.look); err != nil {
 		// The deadline (the next timer) passed, maybe before the first
 		// look: look once more.
-		n = rawEpollNow(l.epfd, l.events)
+		l.ready = rawEpollNow(l.epfd, l.events)
 	}
-	return n
+	return l.ready
+}
+
+// lookNow is wait's look at the set, polled after the runtime armed its
+// wait, so that readiness between this look and the park still wakes it.
+// A method value made once (look): a closure per wait was two allocations.
+func (l *FastLoop) lookNow(uintptr) bool {
+	l.ready = rawEpollNow(l.epfd, l.events)
+	return l.ready > 0 || (l.waitPending && !time.Now().Before(l.waitNext))
 }
 
 // timerGrain is how finely the loop's timers are kept when it parks: it
@@ -318,25 +336,74 @@ type FastRun struct {
 	fd       int
 	start    time.Time
 	deadline time.Time
-	timer    *FastTimer
-	done     func(Result)
+	timer    FastTimer // the deadline; runs expire, set once for the run's lifetime
+	done     FastDone
 	written  int    // bytes of the request written
 	sentLate bool   // the request's first bytes went out at or after the deadline
 	buf      []byte // the response so far
 	scanned  int    // how much of buf was searched for the head's end
 	finished bool
+	// reuse: the loop takes the run back once done has been called. Not
+	// for a run that ended inside Start, whose caller still gets it.
+	reuse    bool
+	starting bool
+	nextFree *FastRun // the loop's free runs
+}
+
+// FastDone is what a run on the loop hands its result to, in the loop. An
+// interface rather than a func, so that a runner passes itself: a method
+// value would be a closure allocated per run.
+type FastDone interface{ FastDone(Result) }
+
+// DoneFunc is a func as a FastDone.
+type DoneFunc func(Result)
+
+// FastDone calls f.
+func (f DoneFunc) FastDone(r Result) { f(r) }
+
+// maxKeptBuf is the most response buffer a free run keeps for its next
+// check: a usual head fits; a rare large one is left to the collector.
+const maxKeptBuf = 4 << 10
+
+// newRun is a run from the loop's free list, or a new one.
+func (l *FastLoop) newRun() *FastRun {
+	r := l.free
+	if r == nil {
+		r = &FastRun{loop: l}
+		r.timer.Init(r.expire)
+		return r
+	}
+	l.free, r.nextFree = r.nextFree, nil
+	return r
 }
 
 // Start runs p's check, bounded by deadline (and by the spec's timeout
 // from now, when shorter), and calls done in the loop with its result.
 // It returns nil, and calls nothing, when the loop cannot run p. Loop
 // goroutine only.
-func (l *FastLoop) Start(p Prober, deadline time.Time, done func(Result)) *FastRun {
+//
+// The run is the loop's again once done has been called, to serve another
+// check (a check allocates no run of its own): the caller must not use it
+// after that, not even to Abort it. StartKept is for a caller that may.
+func (l *FastLoop) Start(p Prober, deadline time.Time, done FastDone) *FastRun {
+	return l.start(p, deadline, done, true)
+}
+
+// StartKept is Start whose run stays the caller's after done.
+func (l *FastLoop) StartKept(p Prober, deadline time.Time, done FastDone) *FastRun {
+	return l.start(p, deadline, done, false)
+}
+
+func (l *FastLoop) start(p Prober, deadline time.Time, done FastDone, reuse bool) *FastRun {
 	f := fastOf(p)
 	if f == nil {
 		return nil
 	}
-	r := &FastRun{loop: l, f: f, fd: -1, start: time.Now(), deadline: deadline, done: done}
+	r := l.newRun()
+	r.f, r.fd, r.start, r.deadline, r.done = f, -1, time.Now(), deadline, done
+	r.written, r.sentLate, r.buf, r.scanned, r.finished = 0, false, r.buf[:0], 0, false
+	r.reuse, r.starting = reuse, true
+	defer func() { r.starting = false }()
 	if !r.start.Before(deadline) {
 		// As run does: a late start is the director's delay.
 		r.finish(reasonLate)
@@ -369,7 +436,7 @@ func (l *FastLoop) Start(p Prober, deadline time.Time, done func(Result)) *FastR
 		return r
 	}
 	l.runs[int32(fd)] = r
-	r.timer = l.At(r.deadline, r.expire)
+	l.Arm(&r.timer, r.deadline)
 	return r
 }
 
@@ -388,8 +455,8 @@ func (r *FastRun) Abort() {
 // without waiting, so that a server that did answer in time is not failed
 // for the director's own delay.
 func (r *FastRun) expire() {
-	r.timer = nil
-	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN | unix.POLLOUT}}
+	fds := r.loop.pollFds[:]
+	fds[0] = unix.PollFd{Fd: int32(r.fd), Events: unix.POLLIN | unix.POLLOUT}
 	if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
 		var events uint32
 		if fds[0].Revents&unix.POLLOUT != 0 {
@@ -399,6 +466,9 @@ func (r *FastRun) expire() {
 			events |= unix.EPOLLIN | unix.EPOLLERR
 		}
 		r.ready(events)
+		if r.finished {
+			return // ready judged it (and the run may be free again)
+		}
 	}
 	if r.sentLate {
 		// Connected, but the loop wrote the request only once the
@@ -428,17 +498,26 @@ func (r *FastRun) finish(reason string) {
 		return
 	}
 	r.finished = true
-	if r.timer != nil {
-		r.loop.Stop(r.timer)
-		r.timer = nil
-	}
+	r.loop.Stop(&r.timer)
 	if r.fd >= 0 {
 		delete(r.loop.runs, int32(r.fd))
 		rawClose(r.fd) // also leaves the epoll set
 		r.fd = -1
 	}
-	if r.done != nil {
-		r.done(Result{OK: reason == "", Reason: reason, Inconclusive: strings.HasPrefix(reason, localPrefix),
+	done := r.done
+	r.done = nil
+	if r.reuse && !r.starting {
+		// Back to the free list before done, which may start another
+		// check on it: nothing below touches the run.
+		l := r.loop
+		if cap(r.buf) > maxKeptBuf {
+			r.buf = nil
+		}
+		r.f = nil
+		r.nextFree, l.free = l.free, r
+	}
+	if done != nil {
+		done.FastDone(Result{OK: reason == "", Reason: reason, Inconclusive: strings.HasPrefix(reason, localPrefix),
 			Start: r.start, Duration: time.Since(r.start)})
 	}
 }
@@ -622,7 +701,7 @@ func (lp *loopProber) Probe(ctx context.Context) Result {
 	}
 	ch := make(chan Result, 1)
 	var run *FastRun
-	lp.loop.Do(func() { run = lp.loop.Start(lp.p, deadline, func(r Result) { ch <- r }) })
+	lp.loop.Do(func() { run = lp.loop.StartKept(lp.p, deadline, DoneFunc(func(r Result) { ch <- r })) })
 	select {
 	case res := <-ch:
 		return res

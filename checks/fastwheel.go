@@ -85,8 +85,20 @@ func (l *FastLoop) Stop(tm *FastTimer) {
 	}
 }
 
-// fireTimers runs every timer due by now.
-func (l *FastLoop) fireTimers(now time.Time) { l.timers.turn(l.since(now)) }
+// fireTimers runs the timers due by now, up to about turnBudget of them,
+// and says whether some due by now are left for the next turn.
+func (l *FastLoop) fireTimers(now time.Time) bool {
+	return l.timers.turnSome(l.since(now), turnBudget)
+}
+
+// turnBudget is about how many timers a turn of the loop fires before it
+// looks at its sockets again. A loop that fell behind (a collection, a
+// busy machine) has seconds of starts and deadlines due at once: fired in
+// one go, its runs' answers would wait unread in the epoll set until their
+// deadlines fired too, each then finished by a poll of its own (a third
+// of the director's CPU at 40,000 real servers, docs/performance.md), and
+// the loop would fall further behind. Answers first, then the next batch.
+const turnBudget = 256
 
 // nextTimer is when the loop must next turn for its timers (a time passed
 // when some are due already); false when none is pending.
@@ -157,17 +169,26 @@ func (w *timerWheel) place(tm *FastTimer) {
 // turn fires the timers due by now (as a timer's at): first those that
 // were due before, then the wheel's grains in order. A timer armed meanwhile
 // for a time already passed fires at the next turn.
-func (w *timerWheel) turn(now int64) {
+func (w *timerWheel) turn(now int64) { w.turnSome(now, math.MaxInt) }
+
+// turnSome is turn, stopping after the first grain that brings the timers
+// fired to budget or more; true when it stopped with grains due by now
+// left, which the next turn fires first, in order.
+func (w *timerWheel) turnSome(now int64, budget int) bool {
 	w.now = max(w.now, now)
+	fired := 0
 	if w.due != nil {
 		moveList(&w.due, &w.firing)
-		w.fire()
+		fired += w.fire()
 	}
 	to := w.now / int64(timerGrain) // the grain that ended last; now ≥ 0
 	for w.pending > 0 {
 		k, farBlock, ok := w.nextSlot()
 		if !ok || k > to {
 			break
+		}
+		if fired >= budget {
+			return true // cur stays at the last grain fired
 		}
 		if farBlock {
 			// The wheel enters the block: its timers go to the near slots
@@ -184,19 +205,23 @@ func (w *timerWheel) turn(now int64) {
 		}
 		w.cur = k
 		w.near.take(int(k&wheelMask), &w.firing)
-		w.fire()
+		fired += w.fire()
 	}
 	w.cur = max(w.cur, to)
+	return false
 }
 
-// fire runs the timers of the firing list.
-func (w *timerWheel) fire() {
+// fire runs the timers of the firing list and returns how many it ran.
+func (w *timerWheel) fire() int {
+	n := 0
 	for w.firing != nil {
 		tm := w.firing
 		tm.unlink()
 		w.pending--
 		tm.fn()
+		n++
 	}
+	return n
 }
 
 // next is the grain the loop must next turn for: cur when some timer is

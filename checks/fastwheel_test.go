@@ -84,6 +84,12 @@ type wheelStep struct {
 	want     []string      // turn: what fired, in order
 	anyOrder bool          // turn: want in any order (one grain, or overdue)
 	count    int           // turn: how many fired, want unset
+	budget   int           // turn: fire about this many (turnSome); 0: all due
+	more     bool          // turn with a budget: due timers left
+}
+
+func turnSome(at time.Duration, budget int, more bool, want ...string) wheelStep {
+	return wheelStep{op: "turn", at: at, want: want, budget: budget, more: more}
 }
 
 func arm(name string, at time.Duration) wheelStep { return wheelStep{op: "arm", name: name, at: at} }
@@ -154,6 +160,16 @@ func TestTimerWheel(t *testing.T) {
 			arm("d", 40*time.Hour), arm("c", 2*time.Hour), arm("b", span+4*ms), arm("a", span),
 			turn(span - 4*ms), turn(span, "a"), turn(span+4*ms, "b"),
 			turn(2*time.Hour - 4*ms), turn(2*time.Hour, "c"), turn(40*time.Hour - 4*ms), turn(40*time.Hour, "d")}},
+		{name: "a budget stops after the grain that reaches it, the rest in order at the next turns", steps: []wheelStep{
+			arm("a", 4*ms), arm("b", 8*ms), arm("c", 12*ms), arm("d", 60*ms),
+			turnSome(40*ms, 1, true, "a"), turnSome(40*ms, 1, true, "b"), turnSome(40*ms, 1, false, "c"),
+			turnSome(40*ms, 1, false), turn(60*ms, "d")}},
+		{name: "overdue timers fire before a budget's grains", steps: []wheelStep{
+			arm("a", 4*ms), arm("b", 8*ms), turn(1 * ms), arm("z", 0),
+			turnSome(20*ms, 1, true, "z"), turnSome(20*ms, 1, true, "a"), turnSome(20*ms, 5, false, "b")}},
+		{name: "a whole grain fires however far past the budget", steps: []wheelStep{
+			arm("a", 4*ms), arm("b", 4*ms), arm("c", 8*ms),
+			{op: "turn", at: 20 * ms, count: 2, budget: 1, more: true}, turnSome(20*ms, 1, false, "c")}},
 		{name: "far, found after a long park", steps: []wheelStep{
 			arm("a", 3*time.Hour), arm("b", 3*time.Hour+1), arm("c", 50*time.Hour), turn(100*time.Hour, "a", "b", "c")}},
 	} {
@@ -192,7 +208,13 @@ func TestTimerWheel(t *testing.T) {
 					continue
 				}
 				fired = nil
-				l.fireTimers(l.epoch.Add(st.at))
+				if st.budget > 0 {
+					if more := l.timers.turnSome(l.since(l.epoch.Add(st.at)), st.budget); more != st.more {
+						t.Errorf("step %d, turn at %v with budget %d: more %v, want %v", i, st.at, st.budget, more, st.more)
+					}
+				} else {
+					l.fireTimers(l.epoch.Add(st.at))
+				}
 				got, want := slices.Clone(fired), slices.Clone(st.want)
 				if st.anyOrder {
 					slices.Sort(got)

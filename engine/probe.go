@@ -50,7 +50,7 @@ type probeRunner struct {
 	mu       sync.Mutex // guards stopped, slow and its timer and runCancel against stop
 	// slow holds what only a run on a goroutine needs: made by start on
 	// the usual path, and on the loop only when a result waits for room
-	// in a full inbox (doneFast). Out of line, the runner on the loop
+	// in a full inbox (FastDone). Out of line, the runner on the loop
 	// (the default) is 352 bytes, not 384 (docs/performance.md).
 	slow *runnerSlow
 

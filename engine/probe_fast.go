@@ -39,15 +39,15 @@ func (p *probeRunner) fireFast() {
 	if timeout <= 0 {
 		timeout = checks.DefaultTimeout
 	}
-	p.fastRun = p.loop.Start(p.prober, now.Add(timeout), p.doneFast)
+	p.fastRun = p.loop.Start(p.prober, now.Add(timeout), p) // FastDone
 }
 
-// doneFast hands the result to the engine and plans the next run. In
+// FastDone hands the result to the engine and plans the next run. In
 // the loop, so it must not wait: when the engine's inbox is full (the
 // engine stuck), a goroutine waits for room and only then plans the next
 // run, so a runner never has more than one result waiting beyond the
 // inbox's limit (as with fire).
-func (p *probeRunner) doneFast(res checks.Result) {
+func (p *probeRunner) FastDone(res checks.Result) {
 	p.fastRun = nil
 	r := probeResult{key: p.key, result: res}
 	if p.out.tryPut(r) {

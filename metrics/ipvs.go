@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -116,10 +117,16 @@ func (c *IPVSCollector) Collect(ch chan<- prometheus.Metric) {
 
 // writeText reads the table and writes its families in the text format,
 // sample by sample, without building them in memory first.
-func (c *IPVSCollector) writeText(w io.Writer) error {
+func (c *IPVSCollector) writeText(w io.Writer, want func(family string) bool) error {
 	t := newTextWriter(w)
+	if !slices.ContainsFunc(c.families[:], func(f family) bool { return want(f.name) }) {
+		return t.flush() // none asked for: the table is not read
+	}
 	var last *family
 	c.each(func(f *family, values []string, v float64) {
+		if !want(f.name) {
+			return
+		}
 		if f != last {
 			t.begin()
 			last = f

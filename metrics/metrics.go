@@ -152,9 +152,15 @@ func (m *Metrics) Gather() ([]*dto.MetricFamily, error) {
 // registry's metrics are gathered and encoded as usual; the per-server
 // series are then written straight from their store (servers.writeText),
 // never all held in memory at once. Gzip when the scraper asks for it.
+//
+// name[] parameters (?name[]=director_checks_started_total&name[]=...)
+// keep only the families named: at 40,000 real servers the whole page is
+// ~135 MB, one family of the engine a few hundred bytes, for a dashboard,
+// a curl, or a benchmark that must not load the machine it measures.
 func (m *Metrics) Handler() http.Handler {
 	var mu sync.Mutex // one scrape at a time: a second one would double the work, not the information
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := wantFamilies(r.URL.Query()["name[]"])
 		mu.Lock()
 		defer mu.Unlock()
 		families, err := m.Registry.Gather()
@@ -173,18 +179,33 @@ func (m *Metrics) Handler() http.Handler {
 		}
 		enc := expfmt.NewEncoder(out, format)
 		for _, f := range families {
+			if !want(f.GetName()) {
+				continue
+			}
 			if err := enc.Encode(f); err != nil {
 				return // the client went away; nothing to tell it
 			}
 		}
-		if m.servers.writeText(out) != nil {
+		if m.servers.writeText(out, want) != nil {
 			return
 		}
 		if m.kernel != nil {
-			m.kernel.writeText(out)
+			m.kernel.writeText(out, want)
 		}
 	})
 	return promhttp.InstrumentMetricHandler(m.Registry, h)
+}
+
+// wantFamilies says which families a scrape asked for: all without names.
+func wantFamilies(names []string) func(string) bool {
+	if len(names) == 0 {
+		return func(string) bool { return true }
+	}
+	set := make(map[string]bool, len(names))
+	for _, n := range names {
+		set[n] = true
+	}
+	return func(name string) bool { return set[name] }
 }
 
 // Check records one check result for one real server.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -276,4 +277,68 @@ func textOf(t *testing.T, f *dto.MetricFamily) string {
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
+}
+
+// countingTable counts reads of the table's services.
+type countingTable struct {
+	ipvs.Table
+	reads int
+}
+
+func (c *countingTable) Services(ctx context.Context) ([]ipvs.ServiceState, error) {
+	c.reads++
+	return c.Table.Services(ctx)
+}
+
+// TestHandlerKeepsNamedFamilies: name[] keeps exactly the families named,
+// from the registry, the per-server store and the kernel's statistics
+// alike; a scrape that names no kernel family does not read the table.
+func TestHandlerKeepsNamedFamilies(t *testing.T) {
+	m := New(Build{Version: "v1"})
+	m.Check("web", "10.0.0.1:80", "http", true, time.Millisecond)
+	m.RealServer("web", "10.0.0.1:80", "up", 1, 1)
+	m.Schedule.Started(time.Millisecond)
+	mem := ipvs.NewMemory()
+	web := ipvs.AddressKey(ipvs.TCP, netip.MustParseAddrPort("192.0.2.10:80"))
+	mem.CreateService(context.Background(), ipvs.Service{Key: web, Scheduler: "wrr"})
+	table := &countingTable{Table: mem}
+	m.SetKernelStats(NewIPVSCollector(table, func() map[ipvs.ServiceKey]string { return map[ipvs.ServiceKey]string{web: "web"} }, time.Second, nil))
+
+	families := func(query string) []string {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics"+query, nil))
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		scraped, err := parser.TextToMetricFamilies(rec.Body)
+		if err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		return slices.Sorted(maps.Keys(scraped))
+	}
+	cases := []struct {
+		query     string
+		want      []string
+		tableRead bool
+	}{
+		{"?name[]=director_checks_started_total&name[]=director_checks_total",
+			[]string{"director_checks_started_total", "director_checks_total"}, false},
+		{"?name[]=director_ipvs_up", []string{"director_ipvs_up"}, true},
+		{"?name[]=no_such_family", nil, false},
+	}
+	for _, c := range cases {
+		before := table.reads
+		if got := families(c.query); !slices.Equal(got, c.want) {
+			t.Errorf("%s: families %v, want %v", c.query, got, c.want)
+		}
+		if read := table.reads > before; read != c.tableRead {
+			t.Errorf("%s: table read %v, want %v", c.query, read, c.tableRead)
+		}
+	}
+	// Without names, everything: the three kinds of family at least.
+	all := families("")
+	for _, name := range []string{"director_checks_started_total", "director_checks_total", "director_ipvs_up", "go_goroutines"} {
+		if !slices.Contains(all, name) {
+			t.Errorf("whole page lacks %s", name)
+		}
+	}
 }

@@ -405,12 +405,18 @@ func (s *servers) Collect(ch chan<- prometheus.Metric) {
 
 // writeText writes every per-server family, family by family, without
 // building them in memory.
-func (s *servers) writeText(w io.Writer) error {
-	snap := s.snapshot()
+func (s *servers) writeText(w io.Writer, want func(family string) bool) error {
 	t := newTextWriter(w)
+	if !slices.ContainsFunc(s.families[:], func(f family) bool { return want(f.name) }) {
+		return t.flush() // none asked for: no snapshot of every server
+	}
+	snap := s.snapshot()
 	values := make([]string, 0, 4)
 	for i := range s.families {
 		f := &s.families[i]
+		if !want(f.name) {
+			continue
+		}
 		t.begin()
 		for _, e := range snap {
 			e.ss.series(i, func(extra []string, v float64) {
