@@ -76,6 +76,12 @@ type Options struct {
 	// (datapath.go); the engine syncs it at start and after each reload
 	// and closes it when Run returns. Without it they are inconclusive.
 	DataPath DataPath
+	// SetProcs, when set, sets how many Ps the Go runtime uses: the
+	// engine doubles BaseProcs when its event loops have many checks a
+	// second to run (loops.go). Left nil when the operator set GOMAXPROCS.
+	SetProcs func(n int)
+	// BaseProcs is the runtime's own GOMAXPROCS, what SetProcs starts from.
+	BaseProcs int
 }
 
 // server is one real server of one virtual server, with its health.
@@ -249,6 +255,7 @@ type Engine struct {
 	probes       map[string]*probeRunner
 	fast         []*checks.FastLoop // run the checks they can (fast_checks); none when off
 	nextLoop     int                // the loop the next runner goes to
+	procs        int                // the Ps last set through SetProcs (BaseProcs until then)
 	managed      map[ipvs.ServiceKey]bool
 	retired      map[ipvs.ServiceKey]bool
 	reconciled   bool                // the last reconcile succeeded
@@ -325,6 +332,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		opts:          opts,
 		proberFor:     proberFor,
 		log:           opts.Logger,
+		procs:         opts.BaseProcs,
 		tableMetrics:  metrics.NewTable(opts.Metrics),
 		policyMetrics: metrics.NewPolicy(opts.Metrics),
 		reloads:       make(chan reloadRequest),

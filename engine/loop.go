@@ -35,13 +35,23 @@ func (e *Engine) Run(ctx context.Context) error {
 		// Plain TCP and HTTP checks run on event loops (probe_fast.go),
 		// one per CPU the runtime uses: one loop is one thread, and on a
 		// busy machine one thread gets one thread's share of the CPU.
-		// Closed after every runner has stopped (deferred before them).
-		for range runtime.GOMAXPROCS(0) {
+		// More when the config has many checks a second for them
+		// (sizeLoops, at each adoption). Closed after every runner has
+		// stopped (deferred before them).
+		defer func() {
+			for _, l := range e.fast {
+				l.Close()
+			}
+		}()
+		loops := e.opts.BaseProcs
+		if loops < 1 {
+			loops = runtime.GOMAXPROCS(0)
+		}
+		for range loops {
 			l, err := checks.NewFastLoop()
 			if err != nil {
 				return err
 			}
-			defer l.Close()
 			e.fast = append(e.fast, l)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -281,7 +282,8 @@ func runCmd(args []string, stderr io.Writer) int {
 		return 1
 	}
 	eng, err = engine.New(cfg, engine.Options{Table: table, Metrics: m, Logger: log, DryRun: *dryRun, OnTransition: onTransition,
-		OnVirtualServerEvent: onVSEvent, StateFile: stateFile(cfg, *dryRun), Announcer: ann.engineAnnouncer(), DataPath: dp})
+		OnVirtualServerEvent: onVSEvent, StateFile: stateFile(cfg, *dryRun), Announcer: ann.engineAnnouncer(), DataPath: dp,
+		SetProcs: setProcs(os.Getenv("GOMAXPROCS")), BaseProcs: runtime.GOMAXPROCS(0)})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -441,6 +443,16 @@ const (
 	fastGCPercent  = 25
 	usualGCPercent = 50
 )
+
+// setProcs is how the engine sets the Ps the runtime uses for its event
+// loops (engine/loops.go): nil when GOMAXPROCS in the environment (env)
+// says, which wins, as operators expect of a Go program.
+func setProcs(env string) func(int) {
+	if env != "" {
+		return nil
+	}
+	return func(n int) { runtime.GOMAXPROCS(n) }
+}
 
 // gcPercent is the GC percent `director run` sets, and whether to set one:
 // GOGC in the environment (env) wins, as operators expect of a Go program.

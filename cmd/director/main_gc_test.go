@@ -21,3 +21,14 @@ func TestGCPercent(t *testing.T) {
 		}
 	}
 }
+
+// GOMAXPROCS in the environment is the operator's: the engine is given no
+// way to change the Ps then.
+func TestSetProcsLeavesGOMAXPROCSAlone(t *testing.T) {
+	if setProcs("4") != nil {
+		t.Error("GOMAXPROCS=4 set, yet the engine may change the Ps")
+	}
+	if setProcs("") == nil {
+		t.Error("no GOMAXPROCS, yet the engine may not size the Ps to its loops")
+	}
+}
