@@ -291,7 +291,10 @@ func fastOf(p Prober) *fastSpec {
 }
 
 // Supports says whether the loop can run p's checks.
-func (l *FastLoop) Supports(p Prober) bool { return fastOf(p) != nil }
+func (l *FastLoop) Supports(p Prober) bool { return RunsOnLoop(p) }
+
+// RunsOnLoop says whether a FastLoop can run p's checks.
+func RunsOnLoop(p Prober) bool { return fastOf(p) != nil }
 
 // init prepares the loop's form of a check of spec; false, leaving f
 // unset, when the loop cannot run it.

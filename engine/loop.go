@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"runtime"
 	"slices"
 	"time"
 
@@ -33,27 +32,21 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.actual = actual
 	if e.cfg.Director.FastChecks {
 		// Plain TCP and HTTP checks run on event loops (probe_fast.go),
-		// one per CPU the runtime uses: one loop is one thread, and on a
+		// as many as the config's checks a second want (sizeLoops, at
+		// each adoption, loops.go): one loop is one thread, and on a
 		// busy machine one thread gets one thread's share of the CPU.
-		// More when the config has many checks a second for them
-		// (sizeLoops, at each adoption). Closed after every runner has
-		// stopped (deferred before them).
+		// Closed after every runner has stopped (deferred before them).
 		defer func() {
 			for _, l := range e.fast {
 				l.Close()
 			}
 		}()
-		loops := e.opts.BaseProcs
-		if loops < 1 {
-			loops = runtime.GOMAXPROCS(0)
+		// One to start with; sizeLoops adds what the config's rate wants.
+		l, err := checks.NewFastLoop()
+		if err != nil {
+			return err
 		}
-		for range loops {
-			l, err := checks.NewFastLoop()
-			if err != nil {
-				return err
-			}
-			e.fast = append(e.fast, l)
-		}
+		e.fast = append(e.fast, l)
 	}
 	fresh, err := e.buildProbers(e.cfg)
 	if err != nil {

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"math"
+	"runtime"
 	"time"
 
 	"github.com/lvsdirector/director/checks"
@@ -20,28 +22,34 @@ import (
 // against 1.5-1.6x with 2).
 const busyLoopChecksPerProc = 4000
 
-// loopProcs is how many Ps (and loops) the director wants for perSec
-// checks a second on its loops, base being the runtime's own choice
+// checksPerLoop is the rate below which one more loop is not worth its
+// wake-ups: a loop wakes once a timer grain (4 ms) with work due, and at
+// 1,000 checks a second one loop wakes half as often as two, each wake-up
+// starting twice the checks (a wake-up costs more than the connect it
+// starts; docs/performance.md). A loop at 2,000 a second uses a fifth of
+// a core.
+const checksPerLoop = 2000
+
+// loopProcs is how many Ps the director wants for perSec checks a second
+// on its loops, and how many loops: base being the runtime's own choice
 // (the CPUs it may use).
-func loopProcs(base int, perSec float64) int {
+func loopProcs(base int, perSec float64) (procs, loops int) {
 	if base < 1 {
 		base = 1
 	}
 	if perSec >= float64(busyLoopChecksPerProc*base) {
-		return 2 * base
+		return 2 * base, 2 * base
 	}
-	return base
+	loops = int(math.Ceil(perSec / checksPerLoop))
+	return base, min(max(loops, 1), base)
 }
 
 // loopRate is how many checks a second runners on the loops start, fresh
 // ones included: the planned rate, one run an interval each.
 func (e *Engine) loopRate(fresh map[string]*probeRunner) float64 {
-	if len(e.fast) == 0 {
-		return 0
-	}
 	rate := 0.0
 	add := func(p *probeRunner) {
-		if p.spec.Interval > 0 && e.fast[0].Supports(p.prober) {
+		if p.spec.Interval > 0 && checks.RunsOnLoop(p.prober) {
 			rate += float64(time.Second) / float64(p.spec.Interval)
 		}
 	}
@@ -63,17 +71,19 @@ func (e *Engine) loopRate(fresh map[string]*probeRunner) float64 {
 // It never closes a loop: one without runners waits without cost, and
 // runners stay on the loop they were bound to. Run closes them all.
 func (e *Engine) sizeLoops(rate float64) {
-	if len(e.fast) == 0 || e.opts.SetProcs == nil {
-		return
+	if len(e.fast) == 0 {
+		return // fast_checks off
 	}
-	want := loopProcs(e.opts.BaseProcs, rate)
-	if want != e.procs {
-		e.opts.SetProcs(want)
-		e.log.Info("fast checks: threads for the event loops", "checks_per_second", int(rate), "procs", want,
+	procs, loops := loopProcs(e.opts.BaseProcs, rate)
+	if e.opts.SetProcs == nil {
+		loops = max(loops, runtime.GOMAXPROCS(0)) // the operator's GOMAXPROCS: a loop each
+	} else if procs != e.procs {
+		e.opts.SetProcs(procs)
+		e.log.Info("fast checks: threads for the event loops", "checks_per_second", int(rate), "procs", procs, "loops", loops,
 			"why", "twice the CPUs from 4,000 loop checks a second per CPU; GOMAXPROCS in the environment overrides")
-		e.procs = want
+		e.procs = procs
 	}
-	for len(e.fast) < want {
+	for len(e.fast) < loops {
 		l, err := checks.NewFastLoop()
 		if err != nil {
 			e.log.Warn("fast checks: could not add an event loop; the checks stay on the loops there are", "loops", len(e.fast), "err", err)

@@ -15,24 +15,27 @@ func TestLoopProcs(t *testing.T) {
 	for _, tc := range []struct {
 		base   int
 		perSec float64
-		want   int
+		procs  int
+		loops  int
 	}{
-		{2, 0, 2},
-		{2, 1000, 2},
-		{2, 7000, 2},     // the capacity command: two loops keep up
-		{2, 7999, 2},     // just under 4,000 a CPU
-		{2, 8000, 4},     // from 4,000 a CPU: twice the Ps
-		{2, 14000, 4},    // 40,000 real servers, HTTP every 5 s and TCP every 2 s
-		{8, 14000, 8},    // eight CPUs have time to spare at that rate
-		{8, 40000, 16},   // not at five times it
-		{0, 1000, 1},     // a runtime that said nothing: one
-		{1, 3999.9, 1},   //
-		{1, 4000, 2},     //
-		{4, 1e9, 8},      // never more than twice
-		{3, 11999.99, 3}, //
+		{2, 0, 2, 1},
+		{2, 1000, 2, 1},     // N = 1,000 at 1 s: one loop, half the wake-ups
+		{2, 2000, 2, 1},     //
+		{2, 2001, 2, 2},     //
+		{2, 7000, 2, 2},     // the capacity command: two loops keep up
+		{2, 7999, 2, 2},     // just under 4,000 a CPU
+		{2, 8000, 4, 4},     // from 4,000 a CPU: twice the Ps
+		{2, 14000, 4, 4},    // 40,000 real servers, HTTP every 5 s and TCP every 2 s
+		{8, 14000, 8, 7},    // eight CPUs have time to spare at that rate
+		{8, 40000, 16, 16},  // not at five times it
+		{0, 1000, 1, 1},     // a runtime that said nothing: one
+		{1, 3999.9, 1, 1},   //
+		{1, 4000, 2, 2},     //
+		{4, 1e9, 8, 8},      // never more than twice
+		{3, 11999.99, 3, 3}, //
 	} {
-		if got := loopProcs(tc.base, tc.perSec); got != tc.want {
-			t.Errorf("loopProcs(%d, %v) = %d, want %d", tc.base, tc.perSec, got, tc.want)
+		if procs, loops := loopProcs(tc.base, tc.perSec); procs != tc.procs || loops != tc.loops {
+			t.Errorf("loopProcs(%d, %v) = %d Ps, %d loops; want %d, %d", tc.base, tc.perSec, procs, loops, tc.procs, tc.loops)
 		}
 	}
 }
