@@ -369,20 +369,7 @@ func (c *chainedChecks) FastDone(r Result) {
 // server is a socket that never accepts, so the count is the loop's own:
 // the kernel completes the handshakes from its listen queue.
 func TestFastCheckAllocatesNothing(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	l, err := NewFastLoop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	p, err := New(Spec{Type: "tcp", Target: netip.MustParseAddrPort(ln.Addr().String())})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, p := loopAndSilentListener(t)
 	run := func(n int) *chainedChecks {
 		c := &chainedChecks{l: l, p: p, left: n, end: make(chan struct{})}
 		l.Do(func() { l.Start(p, time.Now().Add(5*time.Second), c) })
@@ -404,6 +391,29 @@ func TestFastCheckAllocatesNothing(t *testing.T) {
 	}
 }
 
+// loopAndSilentListener is a loop and a TCP check of a loopback socket
+// that listens and never accepts: the kernel completes the handshakes
+// from its listen queue, so the server costs the test nothing. Both end
+// with the test.
+func loopAndSilentListener(t *testing.T) (*FastLoop, Prober) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	l, err := NewFastLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	p, err := New(Spec{Type: "tcp", Target: netip.MustParseAddrPort(ln.Addr().String())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, p
+}
+
 // countDone counts the results of the checks a test started.
 type countDone struct{ ok, failed int }
 
@@ -417,38 +427,25 @@ func (c *countDone) FastDone(r Result) {
 
 // TestFastLoopReadsAnswersBeforeTimers: a loop that was held up (here a
 // timer that starts more checks than one wait returns events for, then
-// takes 50 ms) reads every answer waiting before it fires the timers that
-// fell due meanwhile. Firing them after one wait's worth of events left
+// takes 50 ms) reads every answer waiting before it fires a timer that
+// fell due meanwhile. Firing it after one wait's worth of events left
 // the other answers unread until their deadlines, each then looked at by
 // a poll of its own, and a loop behind fell further behind (it saw 256 of
-// 300 here).
+// 300 here). The second timer is armed, already due, by the first, so a
+// loop that wakes late fires them in two turns all the same.
 func TestFastLoopReadsAnswersBeforeTimers(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // never accepts: the kernel completes the handshakes
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	l, err := NewFastLoop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	p, err := New(Spec{Type: "tcp", Target: netip.MustParseAddrPort(ln.Addr().String())})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, p := loopAndSilentListener(t)
 	n := len(l.events) + 44
 	var done countDone
 	seen := make(chan int, 1)
 	l.Do(func() {
-		now := time.Now()
-		l.At(now.Add(10*time.Millisecond), func() {
+		l.At(time.Now().Add(10*time.Millisecond), func() {
 			for range n {
 				l.Start(p, time.Now().Add(5*time.Second), &done)
 			}
-			time.Sleep(50 * time.Millisecond) // held up: the next timer falls due
+			time.Sleep(50 * time.Millisecond) // held up; the handshakes are all done meanwhile
+			l.At(time.Now(), func() { seen <- done.ok + done.failed })
 		})
-		l.At(now.Add(20*time.Millisecond), func() { seen <- done.ok + done.failed })
 	})
 	if got := <-seen; got != n {
 		t.Errorf("the timer due after the checks saw %d of their %d results", got, n)

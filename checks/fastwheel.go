@@ -85,11 +85,9 @@ func (l *FastLoop) Stop(tm *FastTimer) {
 	}
 }
 
-// fireTimers runs the timers due by now, up to about turnBudget of them,
-// and says whether some due by now are left for the next turn.
-func (l *FastLoop) fireTimers(now time.Time) bool {
-	return l.timers.turnSome(l.since(now), turnBudget)
-}
+// fireTimers runs the timers due by now, up to about turnBudget of them.
+// Those left are due already: the loop's next wait does not park.
+func (l *FastLoop) fireTimers(now time.Time) { l.timers.turnSome(l.since(now), turnBudget) }
 
 // turnBudget is about how many timers a turn of the loop fires before it
 // looks at its sockets again. A loop that fell behind (a collection, a
