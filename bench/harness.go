@@ -575,7 +575,8 @@ func runDirector(ctx context.Context, o Options, backends *child) (*CheckerStats
 	s.Goroutines = sumOf(after["go_goroutines"])
 	s.GCPauseP50 = summaryQuantile(after["go_gc_duration_seconds"], 0.5)
 	s.GCPauseMax = summaryQuantile(after["go_gc_duration_seconds"], 1)
-	s.PeakRSSBytes, _ = procPeakRSS(cmd.Process.Pid)
+	hwm, _ := procPeakRSS(cmd.Process.Pid)
+	s.PeakRSSBytes = peakRSS(hwm, steadyRSS)
 	s.SteadyRSSBytes, s.LiveHeapBytes = steadyRSS, liveHeap
 
 	if o.Storm <= 0 {
