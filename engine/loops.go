@@ -30,57 +30,83 @@ const busyLoopChecksPerProc = 4000
 // a core.
 const checksPerLoop = 2000
 
-// loopProcs is how many Ps the director wants for perSec checks a second
-// on its loops, and how many loops: base being the runtime's own choice
-// (the CPUs it may use).
-func loopProcs(base int, perSec float64) (procs, loops int) {
+// quietChecksPerSec is the load below which the director runs on one P
+// and one loop: loop checks a second, plus usualCheckCost times those on
+// the usual path. With a second P idle, every result the loop hands to
+// the engine (and every wake-up of the loop) makes the runtime wake a
+// thread to look for work there, which then sleeps again: at 1,000 HTTP
+// checks a second 0.15-0.20 CPU s per 1,000 checks with two Ps, against
+// 0.13-0.16 with one, 1.1-1.2x the C floor against 1.4-2.0x
+// (docs/performance.md). One P at that load is a fifth of a core busy; a
+// burst of other work (a reload, a scrape) shares it in the runtime's
+// 10 ms slices, well inside the 100 ms a start may lag.
+const quietChecksPerSec = 2000
+
+// usualCheckCost is what a check on the usual path (a goroutine, Go's
+// dialer, a context and runtime timer per run) costs against one on a
+// loop: about three times (docs/performance.md).
+const usualCheckCost = 3
+
+// loopProcs is how many Ps the director wants for onLoops checks a second
+// on its loops and usual ones on the usual path, and how many loops: base
+// being the runtime's own choice (the CPUs it may use).
+func loopProcs(base int, onLoops, usual float64) (procs, loops int) {
 	if base < 1 {
 		base = 1
 	}
-	if perSec >= float64(busyLoopChecksPerProc*base) {
+	if onLoops+usualCheckCost*usual < quietChecksPerSec {
+		return 1, 1
+	}
+	if onLoops >= float64(busyLoopChecksPerProc*base) {
 		return 2 * base, 2 * base
 	}
-	loops = int(math.Ceil(perSec / checksPerLoop))
+	loops = int(math.Ceil(onLoops / checksPerLoop))
 	return base, min(max(loops, 1), base)
 }
 
-// loopRate is how many checks a second runners on the loops start, fresh
-// ones included: the planned rate, one run an interval each.
-func (e *Engine) loopRate(fresh map[string]*probeRunner) float64 {
-	rate := 0.0
+// checkRates is how many checks a second runners start on the loops and
+// on the usual path, fresh ones included: the planned rate, one run an
+// interval each.
+func (e *Engine) checkRates(fresh map[string]*probeRunner) (onLoops, usual float64) {
 	add := func(p *probeRunner) {
-		if p.spec.Interval > 0 && checks.RunsOnLoop(p.prober) {
-			rate += float64(time.Second) / float64(p.spec.Interval)
+		if p.prober == nil || p.spec.Interval <= 0 {
+			return
+		}
+		perSec := float64(time.Second) / float64(p.spec.Interval)
+		if checks.RunsOnLoop(p.prober) {
+			onLoops += perSec
+		} else {
+			usual += perSec
 		}
 	}
 	for key, p := range e.probes {
-		if p.feeds != nil && fresh[key] == nil && p.prober != nil {
+		if p.feeds != nil && fresh[key] == nil {
 			add(p)
 		}
 	}
 	for _, p := range fresh {
-		if p.prober != nil {
-			add(p)
-		}
+		add(p)
 	}
-	return rate
+	return onLoops, usual
 }
 
 // sizeLoops sets the Ps (Options.SetProcs) and grows the loops to what
-// rate checks a second on them want, before runners are bound to loops.
+// onLoops checks a second on them and usual ones on the usual path want,
+// before runners are bound to loops.
 // It never closes a loop: one without runners waits without cost, and
 // runners stay on the loop they were bound to. Run closes them all.
-func (e *Engine) sizeLoops(rate float64) {
+func (e *Engine) sizeLoops(onLoops, usual float64) {
 	if len(e.fast) == 0 {
 		return // fast_checks off
 	}
-	procs, loops := loopProcs(e.opts.BaseProcs, rate)
+	procs, loops := loopProcs(e.opts.BaseProcs, onLoops, usual)
 	if e.opts.SetProcs == nil {
 		loops = max(loops, runtime.GOMAXPROCS(0)) // the operator's GOMAXPROCS: a loop each
 	} else if procs != e.procs {
 		e.opts.SetProcs(procs)
-		e.log.Info("fast checks: threads for the event loops", "checks_per_second", int(rate), "procs", procs, "loops", loops,
-			"why", "twice the CPUs from 4,000 loop checks a second per CPU; GOMAXPROCS in the environment overrides")
+		e.log.Info("fast checks: threads for the event loops", "loop_checks_per_second", int(onLoops), "usual_checks_per_second", int(usual),
+			"procs", procs, "loops", loops,
+			"why", "one below 2,000 checks a second, twice the CPUs from 4,000 loop checks a second per CPU; GOMAXPROCS in the environment overrides")
 		e.procs = procs
 	}
 	for len(e.fast) < loops {

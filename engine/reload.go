@@ -244,7 +244,7 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 			p.feeds = inOrder(p.feeds)
 		}
 	}
-	e.sizeLoops(e.loopRate(fresh))
+	e.sizeLoops(e.checkRates(fresh))
 	for key, p := range fresh {
 		p.feeds = inOrder(p.feeds)
 		e.probes[key] = p
