@@ -36,7 +36,7 @@ const checksPerLoop = 2000
 // the engine (and every wake-up of the loop) makes the runtime wake a
 // thread to look for work there, which then sleeps again: at 1,000 HTTP
 // checks a second 0.15-0.20 CPU s per 1,000 checks with two Ps, against
-// 0.13-0.16 with one, 1.1-1.2x the C floor against 1.4-2.0x
+// 0.12-0.16 with one, 0.9-1.4x the C floor against 1.3-2.0x
 // (docs/performance.md). One P at that load is a fifth of a core busy; a
 // burst of other work (a reload, a scrape) shares it in the runtime's
 // 10 ms slices, well inside the 100 ms a start may lag.
