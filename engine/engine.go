@@ -77,8 +77,9 @@ type Options struct {
 	// and closes it when Run returns. Without it they are inconclusive.
 	DataPath DataPath
 	// SetProcs, when set, sets how many Ps the Go runtime uses: the
-	// engine doubles BaseProcs when its event loops have many checks a
-	// second to run (loops.go). Left nil when the operator set GOMAXPROCS.
+	// engine sets one when the config has few checks a second, and
+	// doubles BaseProcs when its event loops have many (loops.go). Left
+	// nil when the operator set GOMAXPROCS.
 	SetProcs func(n int)
 	// BaseProcs is the runtime's own GOMAXPROCS, what SetProcs starts from.
 	BaseProcs int
@@ -255,6 +256,7 @@ type Engine struct {
 	probes       map[string]*probeRunner
 	fast         []*checks.FastLoop // run the checks they can (fast_checks); none when off
 	nextLoop     int                // the loop the next runner goes to
+	loopsInUse   int                // the first loops of fast that fresh runners go to (sizeLoops)
 	procs        int                // the Ps last set through SetProcs (BaseProcs until then)
 	managed      map[ipvs.ServiceKey]bool
 	retired      map[ipvs.ServiceKey]bool

@@ -90,9 +90,9 @@ func (e *Engine) checkRates(fresh map[string]*probeRunner) (onLoops, usual float
 	return onLoops, usual
 }
 
-// sizeLoops sets the Ps (Options.SetProcs) and grows the loops to what
-// onLoops checks a second on them and usual ones on the usual path want,
-// before runners are bound to loops.
+// sizeLoops sets the Ps (Options.SetProcs) and the loops fresh runners
+// are bound to (loopsInUse) to what onLoops checks a second on them and
+// usual ones on the usual path want, before runners are bound to loops.
 // It never closes a loop: one without runners waits without cost, and
 // runners stay on the loop they were bound to. Run closes them all.
 func (e *Engine) sizeLoops(onLoops, usual float64) {
@@ -113,8 +113,12 @@ func (e *Engine) sizeLoops(onLoops, usual float64) {
 		l, err := checks.NewFastLoop()
 		if err != nil {
 			e.log.Warn("fast checks: could not add an event loop; the checks stay on the loops there are", "loops", len(e.fast), "err", err)
-			return
+			break
 		}
 		e.fast = append(e.fast, l)
 	}
+	// Fewer loops than there are (a quiet config after a busy one): the
+	// fresh runners go to the first ones, so that the loops' wake-ups
+	// follow the rate down too.
+	e.loopsInUse = min(loops, len(e.fast))
 }

@@ -74,6 +74,21 @@ func TestLoopsFollowTheCheckRate(t *testing.T) {
 	if err := h.engine.Reload(ctx, quiet); err != nil {
 		t.Fatal(err)
 	}
+	// The quiet config's runner (a check of its own: another interval)
+	// goes to the first loop, not to the next of the four.
+	v, err := h.engine.submit(ctx, func(context.Context, time.Time) (any, bool, error) {
+		var on []int
+		for _, p := range h.engine.probes {
+			on = append(on, slices.Index(h.engine.fast, p.loop))
+		}
+		return on, false, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if on := v.([]int); !slices.Equal(on, []int{0}) {
+		t.Errorf("after the quiet reload, runners on loops %v; want [0]: one, on the first loop", on)
+	}
 	// The HTTP check with a body to match runs on the usual path: 1,000
 	// a second there weigh as 3,000 on a loop.
 	usual := testConfig("quiesce", b)

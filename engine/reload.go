@@ -249,7 +249,7 @@ func (e *Engine) adoptConfig(cfg *config.Config, fresh map[string]*probeRunner, 
 		p.feeds = inOrder(p.feeds)
 		e.probes[key] = p
 		if len(e.fast) > 0 {
-			p.loop = e.fast[e.nextLoop%len(e.fast)]
+			p.loop = e.fast[e.nextLoop%e.loopsInUse]
 			e.nextLoop++
 		}
 		p.start(probeCtx, e.results)
